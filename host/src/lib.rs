@@ -1,0 +1,2 @@
+//! lightsnn host library: data loaders, the Candle supernet, the SAHD search, training and export.
+#![deny(missing_docs)]

@@ -1,0 +1,553 @@
+//! Operations, cell edges, cell types and genotypes (SPEC §2, §3).
+//!
+//! A cell has four nodes `x0..x3`. Edge `i<-j` carries node `j` into node `i`; it is a forward
+//! edge when `j < i` and a backward edge (carrying the value of timestep `t-1`) when `j > i`.
+//! Every file format and printout lists edges in the canonical order of [`EDGES`].
+
+use core::fmt;
+use core::str::FromStr;
+use serde::{Deserialize, Serialize};
+
+/// One candidate operation of an edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Op {
+    /// Output zero (the edge is absent).
+    Zero = 0,
+    /// Identity.
+    Skip = 1,
+    /// LIF -> Conv1x1 (no bias) -> BatchNorm.
+    Conv1 = 2,
+    /// LIF -> Conv3x3 (stride 1, pad 1, no bias) -> BatchNorm.
+    Conv3 = 3,
+    /// AvgPool 3x3, stride 1, pad 1 (no LIF).
+    AvgPool = 4,
+    /// MaxPool 3x3, stride 1, pad 1 (no LIF).
+    MaxPool = 5,
+}
+
+impl Op {
+    /// Every operation, in id order.
+    pub const ALL: [Op; 6] = [
+        Op::Zero,
+        Op::Skip,
+        Op::Conv1,
+        Op::Conv3,
+        Op::AvgPool,
+        Op::MaxPool,
+    ];
+
+    /// The op's stable numeric id (used in files and on the device).
+    pub const fn id(self) -> u8 {
+        self as u8
+    }
+
+    /// The op with this id, if any.
+    pub fn from_id(id: u8) -> Option<Op> {
+        Op::ALL.get(id as usize).copied()
+    }
+
+    /// The op's name as printed in genotypes: `zero`, `skip`, `conv1`, `conv3`, `avgpool`,
+    /// `maxpool`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Op::Zero => "zero",
+            Op::Skip => "skip",
+            Op::Conv1 => "conv1",
+            Op::Conv3 => "conv3",
+            Op::AvgPool => "avgpool",
+            Op::MaxPool => "maxpool",
+        }
+    }
+
+    /// Whether the op starts with a LIF neuron (and so produces spike codes).
+    pub const fn has_lif(self) -> bool {
+        matches!(self, Op::Conv1 | Op::Conv3)
+    }
+
+    /// Whether the op has learnable weights (a convolution and its BatchNorm).
+    pub const fn has_weights(self) -> bool {
+        self.has_lif()
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Op {
+    type Err = ParseError;
+
+    /// Parses an op name (case-insensitive, a few common aliases accepted) or a numeric id.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if let Ok(id) = t.parse::<u8>() {
+            return Op::from_id(id).ok_or(ParseError::UnknownOp);
+        }
+        let matches = |a: &str| t.eq_ignore_ascii_case(a);
+        let op = if matches("zero") || matches("none") || matches("zeroize") {
+            Op::Zero
+        } else if matches("skip") || matches("skip_connect") || matches("identity") {
+            Op::Skip
+        } else if matches("conv1") || matches("conv_1x1") || matches("conv1x1") {
+            Op::Conv1
+        } else if matches("conv3") || matches("conv_3x3") || matches("conv3x3") {
+            Op::Conv3
+        } else if matches("avgpool") || matches("avg_pool_3x3") {
+            Op::AvgPool
+        } else if matches("maxpool") || matches("max_pool_3x3") {
+            Op::MaxPool
+        } else {
+            return Err(ParseError::UnknownOp);
+        };
+        Ok(op)
+    }
+}
+
+/// Maximum number of ops in an op set.
+pub const MAX_OPS: usize = 6;
+
+/// An ordered set of candidate operations (the search space). Order matters: it is the order in
+/// which scores are listed, and ties in pruning go to the op listed first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpSet {
+    ops: heapless::Vec<Op, MAX_OPS>,
+}
+
+impl OpSet {
+    /// The LightSNN space: {zero, conv3, skip} (SPEC §2).
+    pub fn lightsnn() -> OpSet {
+        OpSet::new(&[Op::Zero, Op::Conv3, Op::Skip]).expect("valid op set")
+    }
+
+    /// The SNASNet space: {zero, skip, conv1, conv3, avgpool} (SPEC §2).
+    pub fn snasnet() -> OpSet {
+        OpSet::new(&[Op::Zero, Op::Skip, Op::Conv1, Op::Conv3, Op::AvgPool]).expect("valid op set")
+    }
+
+    /// An op set from a list; fails on an empty list or a repeated op.
+    pub fn new(ops: &[Op]) -> Result<OpSet, ParseError> {
+        if ops.is_empty() {
+            return Err(ParseError::EmptyOpSet);
+        }
+        let mut v = heapless::Vec::new();
+        for &op in ops {
+            if v.contains(&op) {
+                return Err(ParseError::DuplicateOp);
+            }
+            v.push(op).map_err(|_| ParseError::DuplicateOp)?;
+        }
+        Ok(OpSet { ops: v })
+    }
+
+    /// The ops, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Number of ops.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Always false: an op set holds at least one op.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Whether `op` is in the set.
+    pub fn contains(&self, op: Op) -> bool {
+        self.ops.contains(&op)
+    }
+
+    /// Position of `op` in the set.
+    pub fn index_of(&self, op: Op) -> Option<usize> {
+        self.ops.iter().position(|&o| o == op)
+    }
+}
+
+impl fmt::Display for OpSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, op) in self.ops.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(op.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for OpSet {
+    type Err = ParseError;
+
+    /// `lightsnn`, `snasnet`, or a comma-separated list of op names.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("lightsnn") {
+            return Ok(OpSet::lightsnn());
+        }
+        if t.eq_ignore_ascii_case("snasnet") {
+            return Ok(OpSet::snasnet());
+        }
+        let mut ops: heapless::Vec<Op, MAX_OPS> = heapless::Vec::new();
+        for part in t.split(',') {
+            let op: Op = part.parse()?;
+            if ops.contains(&op) {
+                return Err(ParseError::DuplicateOp);
+            }
+            ops.push(op).map_err(|_| ParseError::DuplicateOp)?;
+        }
+        OpSet::new(&ops)
+    }
+}
+
+/// A cell edge `to <- from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Edge {
+    /// Destination node (0..=3).
+    pub to: u8,
+    /// Source node (0..=3).
+    pub from: u8,
+}
+
+impl Edge {
+    /// Whether the edge carries the source's value from timestep `t-1` (source after
+    /// destination).
+    pub const fn is_backward(self) -> bool {
+        self.from > self.to
+    }
+}
+
+impl fmt::Display for Edge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}<-{}", self.to, self.from)
+    }
+}
+
+const fn e(to: u8, from: u8) -> Edge {
+    Edge { to, from }
+}
+
+/// Number of edges in a backward cell.
+pub const NUM_EDGES: usize = 12;
+
+/// Number of nodes in a cell.
+pub const NUM_NODES: usize = 4;
+
+/// The 12 edges in canonical order: `0<-1, 0<-2, 0<-3, 1<-0, 1<-2, 1<-3, 2<-0, 2<-1, 2<-3,
+/// 3<-0, 3<-1, 3<-2`.
+pub const EDGES: [Edge; NUM_EDGES] = [
+    e(0, 1),
+    e(0, 2),
+    e(0, 3),
+    e(1, 0),
+    e(1, 2),
+    e(1, 3),
+    e(2, 0),
+    e(2, 1),
+    e(2, 3),
+    e(3, 0),
+    e(3, 1),
+    e(3, 2),
+];
+
+/// The 6 forward edges, in canonical order.
+pub const FORWARD_EDGES: [Edge; 6] = [e(1, 0), e(2, 0), e(2, 1), e(3, 0), e(3, 1), e(3, 2)];
+
+/// Whether the cell has backward edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CellType {
+    /// 12 edges: 6 forward and 6 backward (SNASNet's backward cell).
+    Backward,
+    /// 6 forward edges only.
+    Forward,
+}
+
+impl CellType {
+    /// The cell's edges in canonical order.
+    pub fn edges(self) -> &'static [Edge] {
+        match self {
+            CellType::Backward => &EDGES,
+            CellType::Forward => &FORWARD_EDGES,
+        }
+    }
+
+    /// Number of edges.
+    pub fn num_edges(self) -> usize {
+        self.edges().len()
+    }
+
+    /// The name used in files: `backward` or `forward`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CellType::Backward => "backward",
+            CellType::Forward => "forward",
+        }
+    }
+}
+
+impl fmt::Display for CellType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for CellType {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            t if t.eq_ignore_ascii_case("backward") => Ok(CellType::Backward),
+            t if t.eq_ignore_ascii_case("forward") => Ok(CellType::Forward),
+            _ => Err(ParseError::UnknownCellType),
+        }
+    }
+}
+
+/// One op per edge of a cell: the searched architecture. Both cells of a network share it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Genotype {
+    cell: CellType,
+    ops: heapless::Vec<Op, NUM_EDGES>,
+}
+
+impl Genotype {
+    /// A genotype from one op per edge of `cell`, in canonical edge order.
+    pub fn new(cell: CellType, ops: &[Op]) -> Result<Genotype, ParseError> {
+        if ops.len() != cell.num_edges() {
+            return Err(ParseError::WrongEdgeCount { found: ops.len() });
+        }
+        let mut v = heapless::Vec::new();
+        for &op in ops {
+            v.push(op)
+                .map_err(|_| ParseError::WrongEdgeCount { found: ops.len() })?;
+        }
+        Ok(Genotype { cell, ops: v })
+    }
+
+    /// The cell type.
+    pub fn cell(&self) -> CellType {
+        self.cell
+    }
+
+    /// The ops, one per edge in canonical order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The op on edge `to <- from`, or `None` if the cell type has no such edge.
+    pub fn op_on(&self, edge: Edge) -> Option<Op> {
+        self.cell
+            .edges()
+            .iter()
+            .position(|&x| x == edge)
+            .map(|i| self.ops[i])
+    }
+
+    /// Pairs of (edge, op) in canonical order.
+    pub fn edges(&self) -> impl Iterator<Item = (Edge, Op)> + '_ {
+        self.cell
+            .edges()
+            .iter()
+            .copied()
+            .zip(self.ops.iter().copied())
+    }
+
+    /// Checks that every op of the genotype is in `ops`.
+    pub fn check_op_set(&self, ops: &OpSet) -> Result<(), ParseError> {
+        match self.ops.iter().find(|&&o| !ops.contains(o)) {
+            Some(&op) => Err(ParseError::OpNotInSet { op }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Genotype {
+    /// Comma-separated op names in canonical edge order, e.g.
+    /// `zero,conv3,skip,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, op) in self.ops.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(op.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Genotype {
+    type Err = ParseError;
+
+    /// Parses 12 (backward cell) or 6 (forward cell) op names or ids in canonical edge order,
+    /// separated by commas and/or whitespace.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut ops: heapless::Vec<Op, NUM_EDGES> = heapless::Vec::new();
+        let mut count = 0usize;
+        for part in s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+        {
+            count += 1;
+            let op: Op = part
+                .parse()
+                .map_err(|_| ParseError::BadOpAt { index: count - 1 })?;
+            // Keep counting past 12 so the error reports how many were given.
+            let _ = ops.push(op);
+        }
+        let cell = match count {
+            12 => CellType::Backward,
+            6 => CellType::Forward,
+            found => return Err(ParseError::WrongEdgeCount { found }),
+        };
+        Genotype::new(cell, &ops)
+    }
+}
+
+/// Why a genotype, op or op set could not be parsed or built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ParseError {
+    /// Not an op name or id.
+    UnknownOp,
+    /// Token `index` (0-based) of a genotype is not an op name or id.
+    BadOpAt {
+        /// Position of the bad token.
+        index: usize,
+    },
+    /// A genotype needs 12 ops (backward cell) or 6 (forward cell).
+    WrongEdgeCount {
+        /// How many were given.
+        found: usize,
+    },
+    /// Neither `backward` nor `forward`.
+    UnknownCellType,
+    /// An op set lists an op twice.
+    DuplicateOp,
+    /// An op set is empty.
+    EmptyOpSet,
+    /// The genotype uses an op outside the op set.
+    OpNotInSet {
+        /// The offending op.
+        op: Op,
+    },
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::UnknownOp => f.write_str(
+                "unknown op: expected one of zero, skip, conv1, conv3, avgpool, maxpool or an id 0-5",
+            ),
+            ParseError::BadOpAt { index } => write!(
+                f,
+                "op {index} of the genotype is not one of zero, skip, conv1, conv3, avgpool, maxpool (or an id 0-5)"
+            ),
+            ParseError::WrongEdgeCount { found } => write!(
+                f,
+                "a genotype lists 12 ops (backward cell) or 6 (forward cell) in canonical edge order, found {found}"
+            ),
+            ParseError::UnknownCellType => f.write_str("unknown cell type: expected backward or forward"),
+            ParseError::DuplicateOp => f.write_str("an op set lists the same op twice"),
+            ParseError::EmptyOpSet => f.write_str("an op set needs at least one op"),
+            ParseError::OpNotInSet { op } => write!(f, "the genotype uses {op}, which is not in the op set"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_order_and_directions() {
+        let names: heapless::Vec<heapless::String<8>, 12> = EDGES
+            .iter()
+            .map(|e| {
+                let mut s = heapless::String::new();
+                core::fmt::write(&mut s, format_args!("{e}")).unwrap();
+                s
+            })
+            .collect();
+        let expected = [
+            "0<-1", "0<-2", "0<-3", "1<-0", "1<-2", "1<-3", "2<-0", "2<-1", "2<-3", "3<-0", "3<-1",
+            "3<-2",
+        ];
+        for (n, e) in names.iter().zip(expected) {
+            assert_eq!(n.as_str(), e);
+        }
+        assert_eq!(EDGES.iter().filter(|e| e.is_backward()).count(), 6);
+        for f in FORWARD_EDGES {
+            assert!(!f.is_backward());
+            assert!(EDGES.contains(&f));
+        }
+    }
+
+    #[test]
+    fn genotype_round_trip() {
+        let s = "zero,conv3,skip,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3";
+        let g: Genotype = s.parse().unwrap();
+        assert_eq!(g.cell(), CellType::Backward);
+        let mut out: heapless::String<128> = heapless::String::new();
+        core::fmt::write(&mut out, format_args!("{g}")).unwrap();
+        assert_eq!(out.as_str(), s);
+        assert_eq!(g.op_on(Edge { to: 0, from: 2 }), Some(Op::Conv3));
+        assert_eq!(g.op_on(Edge { to: 3, from: 2 }), Some(Op::Conv3));
+        // ids and whitespace work too
+        let g2: Genotype = "0 3 1 3 0 0 1 3 0 3 1 3".parse().unwrap();
+        assert_eq!(g, g2);
+        let f: Genotype = "conv3 skip zero conv3 conv3 skip".parse().unwrap();
+        assert_eq!(f.cell(), CellType::Forward);
+        assert_eq!(f.op_on(Edge { to: 0, from: 1 }), None);
+    }
+
+    #[test]
+    fn genotype_errors() {
+        assert_eq!(
+            "conv3,skip".parse::<Genotype>(),
+            Err(ParseError::WrongEdgeCount { found: 2 })
+        );
+        assert_eq!(
+            "zero,conv3,skip,conv3,zero,bogus,skip,conv3,zero,conv3,skip,conv3".parse::<Genotype>(),
+            Err(ParseError::BadOpAt { index: 5 })
+        );
+        assert_eq!(
+            "zero,zero,zero,zero,zero,zero,zero,zero,zero,zero,zero,zero,zero".parse::<Genotype>(),
+            Err(ParseError::WrongEdgeCount { found: 13 })
+        );
+        assert_eq!(
+            "".parse::<Genotype>(),
+            Err(ParseError::WrongEdgeCount { found: 0 })
+        );
+        let g: Genotype = "conv1 skip zero conv3 conv3 skip".parse().unwrap();
+        assert_eq!(
+            g.check_op_set(&OpSet::lightsnn()),
+            Err(ParseError::OpNotInSet { op: Op::Conv1 })
+        );
+        assert!(g.check_op_set(&OpSet::snasnet()).is_ok());
+    }
+
+    #[test]
+    fn op_sets() {
+        assert_eq!(OpSet::lightsnn().ops(), &[Op::Zero, Op::Conv3, Op::Skip]);
+        assert_eq!("snasnet".parse::<OpSet>().unwrap(), OpSet::snasnet());
+        assert_eq!(
+            "zero,conv3,maxpool".parse::<OpSet>().unwrap().ops(),
+            &[Op::Zero, Op::Conv3, Op::MaxPool]
+        );
+        assert_eq!("zero,zero".parse::<OpSet>(), Err(ParseError::DuplicateOp));
+        for op in Op::ALL {
+            assert_eq!(op.name().parse::<Op>(), Ok(op));
+            assert_eq!(Op::from_id(op.id()), Some(op));
+        }
+        assert_eq!(Op::from_id(6), None);
+    }
+}

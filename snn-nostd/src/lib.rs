@@ -1,0 +1,17 @@
+//! `snn-nostd`: the allocation-free core of lightsnn.
+//!
+//! Everything that both the host (search, training, export) and the microcontroller need lives
+//! here, written once:
+//! - [`genotype`]: the operation set, the 12 cell edges in canonical order, cell types and
+//!   genotypes, with parsing and printing.
+//! - [`bits`]: bit-packed spike codes and popcount Hamming distance.
+//! - [`sahd`]: the sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score.
+//!
+//! The crate is `#![no_std]` and never allocates: callers provide every buffer.
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod genotype;
