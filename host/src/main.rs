@@ -1,1 +1,8 @@
-fn main() {}
+//! The `lightsnn` command-line tool.
+
+fn main() {
+    if let Err(e) = lightsnn::cli::run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,118 @@
+//! Options shared by several subcommands.
+
+use crate::config::{BnMode, DatasetKind, NetConfig, Overrides};
+use crate::data::{Dataset, Split};
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::{Args, ValueEnum};
+use snn_nostd::genotype::{CellType, OpSet};
+use std::path::PathBuf;
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU (needs a build with `--features cuda`).
+    Cuda,
+}
+
+impl DeviceArg {
+    /// Opens the device.
+    pub fn open(self) -> Result<Device> {
+        match self {
+            DeviceArg::Cpu => Ok(Device::Cpu),
+            DeviceArg::Cuda => {
+                if !cfg!(feature = "cuda") {
+                    bail!("this lightsnn was built without CUDA support; rebuild with `cargo build --release --features cuda`");
+                }
+                Device::new_cuda(0).context("cannot open CUDA device 0")
+            }
+        }
+    }
+}
+
+/// Dataset and network shape options.
+#[derive(Args, Debug, Clone)]
+pub struct NetArgs {
+    /// Dataset.
+    #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
+    pub dataset: DatasetKind,
+    /// Dataset folder in the official layout. Without it, the built-in CIFAR-10 sample is used
+    /// (CIFAR-10 only).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Search space: `lightsnn` (zero, conv3, skip), `snasnet` (zero, skip, conv1, conv3,
+    /// avgpool), or a comma-separated op list.
+    #[arg(long, default_value = "lightsnn", value_parser = parse_ops)]
+    pub space: OpSet,
+    /// Cell type.
+    #[arg(long, default_value = "backward", value_parser = parse_cell)]
+    pub cell: CellType,
+    /// Width multiplier for C1/C2 (1 = the paper's widths). Default: 1, or 1/32 on the
+    /// built-in sample.
+    #[arg(long)]
+    pub width: Option<f64>,
+    /// Timesteps T (default per dataset).
+    #[arg(long)]
+    pub timesteps: Option<usize>,
+    /// Hidden units H of the classifier (default per dataset).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Votes per class V (default per dataset).
+    #[arg(long)]
+    pub votes: Option<usize>,
+    /// BatchNorm statistics while scoring: batch (default) or running (the reference's).
+    #[arg(long, value_enum, default_value = "batch")]
+    pub bn_mode: BnMode,
+    /// Device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+}
+
+/// Width of the demo configuration on the built-in sample.
+pub const DEMO_WIDTH: f64 = 1.0 / 32.0;
+
+fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
+    s.parse::<DatasetKind>().map_err(|e| e.to_string())
+}
+fn parse_ops(s: &str) -> Result<OpSet, String> {
+    s.parse::<OpSet>().map_err(|e| e.to_string())
+}
+fn parse_cell(s: &str) -> Result<CellType, String> {
+    s.parse::<CellType>().map_err(|e| e.to_string())
+}
+
+impl NetArgs {
+    /// The network configuration these options describe.
+    pub fn net_config(&self) -> Result<NetConfig> {
+        let default_width = if self.data.is_none() { DEMO_WIDTH } else { 1.0 };
+        let o = Overrides {
+            width: Some(self.width.unwrap_or(default_width)),
+            timesteps: self.timesteps,
+            hidden: self.hidden,
+            votes: self.votes,
+        };
+        let mut cfg = NetConfig::for_dataset(self.dataset, &o)?;
+        cfg.ops = self.space.clone();
+        cfg.cell = self.cell;
+        cfg.bn_mode = self.bn_mode;
+        Ok(cfg)
+    }
+
+    /// Loads a split, and a label describing where it came from.
+    pub fn load(&self, split: Split, timesteps: usize) -> Result<(Dataset, String)> {
+        match &self.data {
+            Some(dir) => {
+                let d = Dataset::load(self.dataset, dir, split, timesteps)?;
+                Ok((d, dir.display().to_string()))
+            }
+            None => {
+                if self.dataset != DatasetKind::Cifar10 {
+                    bail!("--data DIR is required for {}: only a CIFAR-10 sample is built in", self.dataset);
+                }
+                Ok((crate::sample::cifar10_sample(split)?, crate::sample::SAMPLE_LABEL.to_string()))
+            }
+        }
+    }
+}

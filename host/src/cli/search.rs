@@ -1,0 +1,164 @@
+//! `lightsnn search` and `lightsnn score`.
+
+use super::common::NetArgs;
+use crate::data::Split;
+use crate::fsutil::write_atomic;
+use crate::model::Mixing;
+use crate::search::prune::{draw_batches, round_batch_seed};
+use crate::search::{run_search, sahd_score, KernelPath, Method, SearchReport, SearchSetup};
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use snn_nostd::genotype::Genotype;
+use std::path::PathBuf;
+
+/// Options of `lightsnn search`.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// Search algorithm.
+    #[arg(long, value_enum, default_value = "prune")]
+    method: Method,
+    /// Genotypes sampled by `--method random`.
+    #[arg(long, default_value_t = 5000)]
+    samples: usize,
+    /// Search batch size N.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Batches averaged per score (R).
+    #[arg(long, default_value_t = 2)]
+    repeats: usize,
+    /// Seed for weights and batch draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the full result (genotype, every round's scores, config, timing) here as JSON.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Options of `lightsnn score`.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// The genotype: 12 (backward cell) or 6 (forward cell) op names in canonical edge order.
+    #[arg(long)]
+    genotype: String,
+    #[command(flatten)]
+    net: NetArgs,
+    /// Batch size N.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Batches averaged (R).
+    #[arg(long, default_value_t = 2)]
+    repeats: usize,
+    /// Seed for weights and batches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub(super) fn progress_bar() -> ProgressBar {
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})")
+            .expect("valid template"),
+    );
+    pb
+}
+
+/// Runs `lightsnn search`.
+pub fn search(a: SearchArgs) -> Result<()> {
+    let cfg = a.net.net_config()?;
+    let device = a.net.device.open()?;
+    let (data, label) = a.net.load(Split::Train, cfg.timesteps)?;
+    let setup = SearchSetup {
+        net: cfg,
+        batch: a.batch,
+        repeats: a.repeats,
+        seed: a.seed,
+        method: a.method,
+        random_samples: a.samples,
+        kernel_path: KernelPath::for_device(&device),
+        data_label: label,
+    };
+    let pb = progress_bar();
+    let report = run_search(&setup, &data, &device, &pb)?;
+    print_summary(&report);
+    if let Some(out) = &a.out {
+        let json = serde_json::to_vec_pretty(&report)?;
+        write_atomic(out, &json)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn print_summary(r: &SearchReport) {
+    let c = &r.config.net;
+    println!(
+        "lightsnn search: {} on {} | {} cell, ops {{{}}} | C1/C2 {}/{}, T {}, batch {}, repeats {}, seed {}, device {}",
+        r.config.method,
+        r.config.data,
+        r.cell,
+        r.ops.join(", "),
+        c.c1,
+        c.c2,
+        c.timesteps,
+        r.config.batch,
+        r.config.repeats,
+        r.seed,
+        r.device
+    );
+    for round in &r.rounds {
+        println!("round {} ({:.2} s, {} scorings):", round.round, round.wall_s, round.scores.len());
+        if r.config.method == "random" {
+            let best = round
+                .scores
+                .iter()
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+                .map(|s| s.score);
+            println!("  best of {} samples: {:?}", round.scores.len(), best);
+            continue;
+        }
+        let mut edge = String::new();
+        for s in &round.scores {
+            if s.edge != edge {
+                if !edge.is_empty() {
+                    println!();
+                }
+                edge = s.edge.clone();
+                print!("  {:>5}:", edge);
+            }
+            print!("  -{} {:.4}", s.candidate, s.score);
+        }
+        println!();
+        let pruned: Vec<String> = round.pruned.iter().map(|p| format!("{}:{}", p.edge, p.op)).collect();
+        println!("  pruned: {}", pruned.join(" "));
+    }
+    println!("genotype: {}", r.genotype);
+    println!("edges:    {}", r.edges.join(","));
+    println!("wall time: {:.2} s", r.wall_s);
+}
+
+/// Runs `lightsnn score`.
+pub fn score(a: ScoreArgs) -> Result<()> {
+    let g: Genotype = a
+        .genotype
+        .parse()
+        .with_context(|| format!("bad --genotype {:?}", a.genotype))?;
+    let mut cfg = a.net.net_config()?;
+    cfg.cell = g.cell();
+    g.check_op_set(&cfg.ops)
+        .with_context(|| format!("genotype {g} does not fit --space {}", cfg.ops))?;
+    let device = a.net.device.open()?;
+    let (data, _) = a.net.load(Split::Train, cfg.timesteps)?;
+    let alive: Vec<Vec<_>> = g.ops().iter().map(|&o| vec![o]).collect();
+    let net = crate::model::Network::new(&cfg, &alive, a.seed, &device)?;
+    let batches = draw_batches(&data, a.batch, a.repeats, round_batch_seed(a.seed, 1), &device)?;
+    let mode = match cfg.bn_mode {
+        crate::config::BnMode::Batch => crate::model::Mode::ScoreBatchStats,
+        crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
+    };
+    let s = sahd_score(&net, &Mixing::single_path(&g), &batches, mode, KernelPath::for_device(&device))?;
+    println!("genotype: {g}");
+    println!("SAHD ln|det K|: {s:.6}");
+    Ok(())
+}

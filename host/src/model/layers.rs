@@ -1,0 +1,140 @@
+//! Building blocks: conv + BatchNorm, pooling with SPEC §2 padding, voting.
+
+use super::params::{BnParams, ParamStore};
+use anyhow::Result;
+use candle_core::{Tensor, Var, D};
+
+/// How a forward pass uses BatchNorm and dropout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Scoring an untrained network: batch statistics, no running-stat update, no dropout.
+    ScoreBatchStats,
+    /// Scoring with running statistics (the reference's eval-mode BN).
+    ScoreRunningStats,
+    /// Training: batch statistics, running statistics updated, dropout, surrogate gradients.
+    Train,
+    /// Evaluation of a trained network: running statistics, no dropout.
+    Eval,
+}
+
+impl Mode {
+    /// Whether spikes carry surrogate gradients.
+    pub fn surrogate(self) -> bool {
+        self == Mode::Train
+    }
+}
+
+/// BatchNorm momentum for running statistics (PyTorch convention).
+pub const BN_MOMENTUM: f64 = 0.1;
+/// BatchNorm epsilon.
+pub const BN_EPS: f64 = 1e-5;
+
+/// Applies BatchNorm to `x` of shape `[N, C, H, W]` or `[N, C]`.
+pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {
+    let c = x.dim(1)?;
+    let shape: Vec<usize> = (0..x.rank()).map(|d| if d == 1 { c } else { 1 }).collect();
+    let red: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
+    let (mean, var) = match mode {
+        Mode::ScoreRunningStats | Mode::Eval => (
+            bn.running_mean.as_tensor().reshape(shape.as_slice())?,
+            bn.running_var.as_tensor().reshape(shape.as_slice())?,
+        ),
+        Mode::ScoreBatchStats | Mode::Train => {
+            let mean = x.mean_keepdim(red.as_slice())?;
+            let centered = x.broadcast_sub(&mean)?;
+            let var = centered.sqr()?.mean_keepdim(red.as_slice())?;
+            if mode == Mode::Train {
+                let n = (x.elem_count() / c) as f64;
+                update_running(&bn.running_mean, &mean.detach().flatten_all()?)?;
+                let unbiased = var.detach().flatten_all()?.affine(n / (n - 1.0).max(1.0), 0.0)?;
+                update_running(&bn.running_var, &unbiased)?;
+            }
+            (mean, var)
+        }
+    };
+    let inv = (var + BN_EPS)?.sqrt()?.recip()?;
+    let w = bn.weight.as_tensor().reshape(shape.as_slice())?;
+    let b = bn.bias.as_tensor().reshape(shape.as_slice())?;
+    Ok(x.broadcast_sub(&mean)?
+        .broadcast_mul(&inv.broadcast_mul(&w)?)?
+        .broadcast_add(&b)?)
+}
+
+fn update_running(run: &Var, batch: &Tensor) -> Result<()> {
+    let new = ((run.as_tensor() * (1.0 - BN_MOMENTUM))? + (batch * BN_MOMENTUM)?)?;
+    run.set(&new)?;
+    Ok(())
+}
+
+/// A convolution (no bias) followed by BatchNorm.
+#[derive(Clone, Debug)]
+pub struct ConvBn {
+    /// Kernel `[out, in, k, k]`.
+    pub weight: Var,
+    /// The BatchNorm after it.
+    pub bn: BnParams,
+    /// Kernel size (1 or 3); padding is `k / 2`.
+    pub k: usize,
+}
+
+impl ConvBn {
+    /// Creates the parameters `{name}.conv.weight` and `{name}.bn.*`.
+    pub fn new(ps: &mut ParamStore, name: &str, inp: usize, out: usize, k: usize) -> Result<ConvBn> {
+        Ok(ConvBn {
+            weight: ps.conv(&format!("{name}.conv.weight"), out, inp, k)?,
+            bn: ps.bn(&format!("{name}.bn"), out)?,
+            k,
+        })
+    }
+
+    /// The convolution alone (stride 1, same padding).
+    pub fn conv(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.conv2d(self.weight.as_tensor(), self.k / 2, 1, 1, 1)?)
+    }
+
+    /// Convolution then BatchNorm.
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        batch_norm(&self.conv(x)?, &self.bn, mode)
+    }
+}
+
+/// 3x3 average pool, stride 1, zero padding 1, dividing by 9 everywhere (count_include_pad).
+pub fn avg_pool3(x: &Tensor) -> Result<Tensor> {
+    let p = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
+    Ok(p.avg_pool2d_with_stride(3, 1)?)
+}
+
+/// 3x3 max pool, stride 1, padding 1 that never wins (edge replication is equivalent to -inf
+/// padding for a 3x3 window with stride 1: the replicated value is already in the window).
+pub fn max_pool3(x: &Tensor) -> Result<Tensor> {
+    let p = x.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
+    Ok(p.max_pool2d_with_stride(3, 1)?)
+}
+
+/// Averages each consecutive group of `votes` outputs: `[N, classes * V] -> [N, classes]`.
+pub fn vote(x: &Tensor, classes: usize, votes: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    Ok(x.reshape((n, classes, votes))?.mean(D::Minus1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn pools_match_definitions() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 9.0, &dev)?.reshape((1, 1, 3, 3))?;
+        let a: Vec<f32> = avg_pool3(&x)?.flatten_all()?.to_vec1()?;
+        // corner (0,0): (0+1+3+4)/9
+        assert!((a[0] - 8.0 / 9.0).abs() < 1e-6);
+        assert!((a[4] - 4.0).abs() < 1e-6);
+        let neg = x.affine(-1.0, 0.0)?;
+        let m: Vec<f32> = max_pool3(&neg)?.flatten_all()?.to_vec1()?;
+        // corner: max(-0,-1,-3,-4) = 0 ; centre: 0 ; bottom-right: max(-4,-5,-7,-8) = -4
+        assert_eq!(m[0], 0.0);
+        assert_eq!(m[8], -4.0);
+        Ok(())
+    }
+}

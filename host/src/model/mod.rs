@@ -1,0 +1,14 @@
+//! The spiking network in Candle: LIF neurons, layers, the cell and the macro skeleton.
+
+pub mod layers;
+pub mod lif;
+pub mod mixing;
+pub mod network;
+pub mod params;
+
+pub use layers::Mode;
+pub use mixing::{EdgeMix, Mixing};
+pub use network::{Forward, LayerId, Network, NoSink, Output, SpikeSink};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,403 @@
+//! The LightSNN network (SPEC §3, §4): stem, two searched cells with forward and backward edges,
+//! the downsampling block and the voting classifier, unrolled over T timesteps.
+//!
+//! One type serves the supernet (several weighted ops per edge, for the search) and the
+//! single-path network (one op per edge, for training and export): what differs is the
+//! [`Mixing`] passed to [`Network::forward`].
+
+use super::layers::{avg_pool3, batch_norm, max_pool3, vote, ConvBn, Mode};
+use super::lif::LifState;
+use super::mixing::Mixing;
+use super::params::{BnParams, ParamStore};
+use crate::config::NetConfig;
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::Rng;
+use snn_nostd::genotype::{Op, NUM_NODES};
+use std::collections::BTreeMap;
+
+/// Identifies a LIF layer for spike recording and statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LayerId {
+    /// The LIFs at the input of conv ops reading node `node` of cell `cell` (0 or 1). All of
+    /// them see the same input, so they fire identically: they are computed once and counted
+    /// with a multiplicity.
+    CellNode {
+        /// Cell index (0 = cell 1, 1 = cell 2).
+        cell: u8,
+        /// Source node (0..=3).
+        node: u8,
+    },
+    /// The LIF after a cell's BatchNorm.
+    CellOut {
+        /// Cell index (0 or 1).
+        cell: u8,
+    },
+    /// The LIF of the classifier's hidden layer.
+    Hidden,
+}
+
+impl std::fmt::Display for LayerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerId::CellNode { cell, node } => write!(f, "cell{}.node{}", cell + 1, node),
+            LayerId::CellOut { cell } => write!(f, "cell{}.out", cell + 1),
+            LayerId::Hidden => f.write_str("hidden"),
+        }
+    }
+}
+
+/// Receives the spikes of every LIF layer at every timestep.
+pub trait SpikeSink {
+    /// `spikes` has shape `[N, ...]` with 0/1 values; `multiplicity` is how many LIF modules of
+    /// the reference network this layer stands for (identical inputs give identical spikes).
+    fn record(&mut self, layer: LayerId, t: usize, spikes: &Tensor, multiplicity: u32) -> Result<()>;
+}
+
+/// A sink that drops everything.
+pub struct NoSink;
+
+impl SpikeSink for NoSink {
+    fn record(&mut self, _: LayerId, _: usize, _: &Tensor, _: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Parameters of one cell: for each edge, the conv ops that exist on it.
+#[derive(Debug)]
+pub struct CellParams {
+    /// Per edge (canonical order): the weighted ops present, by op.
+    pub edges: Vec<BTreeMap<Op, ConvBn>>,
+}
+
+/// The network's parameters and configuration.
+#[derive(Debug)]
+pub struct Network {
+    /// Shape and constants.
+    pub cfg: NetConfig,
+    /// Every tensor, named.
+    pub params: ParamStore,
+    /// Stem conv + BN.
+    pub stem: ConvBn,
+    /// The two cells.
+    pub cells: [CellParams; 2],
+    /// BatchNorm after each cell.
+    pub cell_bn: [BnParams; 2],
+    /// Conv3x3 C1 -> C2 + BN between the cells.
+    pub down: ConvBn,
+    /// Hidden linear layer `[H, features]`, no bias.
+    pub fc1: Var,
+    /// Output linear layer `[classes * V, H]`.
+    pub fc2: Var,
+    /// Output bias.
+    pub fc2_bias: Var,
+}
+
+/// What a forward pass returns.
+#[derive(Debug)]
+pub struct Output {
+    /// Mean over timesteps of the voted outputs, `[N, classes]`.
+    pub logits: Tensor,
+}
+
+/// Options of one forward pass.
+pub struct Forward<'a> {
+    /// Which ops each edge runs, with weights.
+    pub mixing: &'a Mixing,
+    /// BatchNorm / dropout / surrogate behaviour.
+    pub mode: Mode,
+    /// Where spikes go.
+    pub sink: &'a mut dyn SpikeSink,
+    /// Dropout masks are drawn from this (training only; `None` disables dropout).
+    pub dropout_rng: Option<&'a mut dyn rand::RngCore>,
+}
+
+impl Network {
+    /// Builds the network with parameters for every op in `alive` (per edge), drawn from
+    /// `seed`. For the supernet pass `Mixing::supernet(..).alive()`; for a single path the
+    /// genotype's ops.
+    pub fn new(cfg: &NetConfig, alive: &[Vec<Op>], seed: u64, device: &Device) -> Result<Network> {
+        cfg.validate()?;
+        if alive.len() != cfg.cell.num_edges() {
+            bail!(
+                "{} edges given for a {} cell with {} edges",
+                alive.len(),
+                cfg.cell,
+                cfg.cell.num_edges()
+            );
+        }
+        let mut ps = ParamStore::new(seed, device);
+        let stem = ConvBn::new(&mut ps, "stem", cfg.input[0], cfg.c1, 3)?;
+        let make_cell = |ps: &mut ParamStore, name: &str, c: usize| -> Result<CellParams> {
+            let mut edges = Vec::new();
+            for (ei, ops) in alive.iter().enumerate() {
+                let mut m = BTreeMap::new();
+                for &op in ops {
+                    let k = match op {
+                        Op::Conv3 => 3,
+                        Op::Conv1 => 1,
+                        _ => continue,
+                    };
+                    m.insert(op, ConvBn::new(ps, &format!("{name}.e{ei}.{op}"), c, c, k)?);
+                }
+                edges.push(m);
+            }
+            Ok(CellParams { edges })
+        };
+        let cell1 = make_cell(&mut ps, "cell1", cfg.c1)?;
+        let bn1 = ps.bn("cell1_bn", cfg.c1)?;
+        let down = ConvBn::new(&mut ps, "down", cfg.c1, cfg.c2, 3)?;
+        let cell2 = make_cell(&mut ps, "cell2", cfg.c2)?;
+        let bn2 = ps.bn("cell2_bn", cfg.c2)?;
+        let fc1 = ps.linear("fc1.weight", cfg.hidden, cfg.features())?;
+        let fc2 = ps.linear("fc2.weight", cfg.classes * cfg.votes, cfg.hidden)?;
+        let fc2_bias = ps.bias("fc2.bias", cfg.classes * cfg.votes)?;
+        Ok(Network {
+            cfg: cfg.clone(),
+            params: ps,
+            stem,
+            cells: [cell1, cell2],
+            cell_bn: [bn1, bn2],
+            down,
+            fc1,
+            fc2,
+            fc2_bias,
+        })
+    }
+
+    /// The stem: conv + BN (+ MaxPool2 for DVS) of one frame `[N, C, H, W]`.
+    pub fn stem(&self, frame: &Tensor, mode: Mode) -> Result<Tensor> {
+        let s = self.stem.forward(frame, mode)?;
+        if self.cfg.stem_pool {
+            Ok(s.max_pool2d(2)?)
+        } else {
+            Ok(s)
+        }
+    }
+
+    /// Runs `input` of shape `[N, F, C, H, W]` (F = 1 for static data, repeated over the T
+    /// timesteps; F = T for event data) and returns the mean voted output.
+    pub fn forward(&self, input: &Tensor, opts: Forward<'_>) -> Result<Output> {
+        let Forward {
+            mixing,
+            mode,
+            sink,
+            mut dropout_rng,
+        } = opts;
+        let cfg = &self.cfg;
+        let (n, frames, c, h, w) = input.dims5()?;
+        if [c, h, w] != cfg.input {
+            bail!(
+                "input frames are {c}x{h}x{w}, the network expects {}x{}x{}",
+                cfg.input[0],
+                cfg.input[1],
+                cfg.input[2]
+            );
+        }
+        if frames != 1 && frames != cfg.timesteps {
+            bail!(
+                "input has {frames} frames per sample; expected 1 (static) or T = {}",
+                cfg.timesteps
+            );
+        }
+        if mixing.edges.len() != cfg.cell.num_edges() {
+            bail!("mixing has {} edges, the cell has {}", mixing.edges.len(), cfg.cell.num_edges());
+        }
+        let static_stem = if frames == 1 {
+            Some(self.stem(&input.squeeze(1)?, mode)?)
+        } else {
+            None
+        };
+        let mut cell_states = [CellState::default(), CellState::default()];
+        let mut out_lif = [LifState::new(), LifState::new()];
+        let mut hidden_lif = LifState::new();
+        let dropout_mask = match dropout_rng.as_deref_mut() {
+            Some(rng) if mode == Mode::Train => Some(dropout_mask(rng, n, cfg.features(), input.device())?),
+            _ => None,
+        };
+        let surrogate = mode.surrogate();
+        let mut acc: Option<Tensor> = None;
+        for t in 0..cfg.timesteps {
+            let x0 = match &static_stem {
+                Some(s) => s.clone(),
+                None => self.stem(&input.narrow(1, t, 1)?.squeeze(1)?, mode)?,
+            };
+            let y1 = self.cell_step(0, &x0, &mut cell_states[0], mixing, mode, sink, t)?;
+            let y1 = batch_norm(&y1, &self.cell_bn[0], mode)?;
+            let s1 = out_lif[0].step(&y1, &cfg.lif, surrogate)?;
+            sink.record(LayerId::CellOut { cell: 0 }, t, &s1, 1)?;
+            let x2 = self.down.forward(&s1, mode)?.max_pool2d(2)?;
+            let y2 = self.cell_step(1, &x2, &mut cell_states[1], mixing, mode, sink, t)?;
+            let y2 = batch_norm(&y2, &self.cell_bn[1], mode)?;
+            let s2 = out_lif[1].step(&y2, &cfg.lif, surrogate)?;
+            sink.record(LayerId::CellOut { cell: 1 }, t, &s2, 1)?;
+            let mut f = s2.max_pool2d(cfg.pool)?.flatten_from(1)?;
+            if let Some(m) = &dropout_mask {
+                f = (f * m)?;
+            }
+            let hdn = f.matmul(&self.fc1.as_tensor().t()?)?;
+            let sh = hidden_lif.step(&hdn, &cfg.lif, surrogate)?;
+            sink.record(LayerId::Hidden, t, &sh, 1)?;
+            let o = sh
+                .matmul(&self.fc2.as_tensor().t()?)?
+                .broadcast_add(self.fc2_bias.as_tensor())?;
+            let v = vote(&o, cfg.classes, cfg.votes)?;
+            acc = Some(match acc {
+                None => v,
+                Some(a) => (a + v)?,
+            });
+        }
+        let logits = match acc {
+            Some(a) => (a / cfg.timesteps as f64)?,
+            None => bail!("T must be at least 1"),
+        };
+        Ok(Output { logits })
+    }
+
+    /// One timestep of cell `ci` (SPEC §3) with input `x0`; returns the output node x3.
+    #[allow(clippy::too_many_arguments)]
+    fn cell_step(
+        &self,
+        ci: usize,
+        x0: &Tensor,
+        st: &mut CellState,
+        mixing: &Mixing,
+        mode: Mode,
+        sink: &mut dyn SpikeSink,
+        t: usize,
+    ) -> Result<Tensor> {
+        let cell = &self.cells[ci];
+        let edges = self.cfg.cell.edges();
+        let lif = self.cfg.lif;
+        let surrogate = mode.surrogate();
+        // How many LIF-headed ops read each node (over forward and backward edges).
+        let mut mult = [0u32; NUM_NODES];
+        for (e, mix) in edges.iter().zip(&mixing.edges) {
+            mult[e.from as usize] += mix.ops.iter().filter(|(o, _)| o.has_lif()).count() as u32;
+        }
+        // u_j = x_j + B_j for j < 3 (forward sources) ; u_3 = x_3.
+        let mut u: [Option<Tensor>; NUM_NODES] = Default::default();
+        let mut spikes: [Option<Tensor>; NUM_NODES] = Default::default();
+        let add_back = |x: Tensor, b: &Option<Tensor>| -> Result<Tensor> {
+            Ok(match b {
+                Some(b) => (x + b)?,
+                None => x,
+            })
+        };
+        u[0] = Some(add_back(x0.clone(), &st.back[0])?);
+        // Node j's spikes (computed once per node per timestep).
+        let node_spikes = |j: usize,
+                               u: &[Option<Tensor>; NUM_NODES],
+                               spikes: &mut [Option<Tensor>; NUM_NODES],
+                               st: &mut CellState,
+                               sink: &mut dyn SpikeSink|
+         -> Result<()> {
+            if mult[j] > 0 && spikes[j].is_none() {
+                let uj = u[j].as_ref().expect("node computed before use");
+                let s = st.lif[j].step(uj, &lif, surrogate)?;
+                sink.record(
+                    LayerId::CellNode {
+                        cell: ci as u8,
+                        node: j as u8,
+                    },
+                    t,
+                    &s,
+                    mult[j],
+                )?;
+                spikes[j] = Some(s);
+            }
+            Ok(())
+        };
+        // Forward edges, node by node.
+        let mut x: [Option<Tensor>; NUM_NODES] = Default::default();
+        x[0] = Some(x0.clone());
+        for i in 1..NUM_NODES {
+            let mut sum: Option<Tensor> = None;
+            for (ei, e) in edges.iter().enumerate() {
+                if e.to as usize != i || e.is_backward() {
+                    continue;
+                }
+                let j = e.from as usize;
+                node_spikes(j, &u, &mut spikes, st, sink)?;
+                let out = self.edge(cell, ei, mixing, u[j].as_ref().unwrap(), spikes[j].as_ref(), mode)?;
+                sum = add_opt(sum, out)?;
+            }
+            let xi = match sum {
+                Some(s) => s,
+                None => x0.zeros_like()?,
+            };
+            u[i] = Some(if i < 3 { add_back(xi.clone(), &st.back[i])? } else { xi.clone() });
+            x[i] = Some(xi);
+        }
+        // Backward edges: new back states from this timestep's values.
+        let mut new_back: [Option<Tensor>; 3] = Default::default();
+        for (ei, e) in edges.iter().enumerate() {
+            if !e.is_backward() {
+                continue;
+            }
+            let j = e.from as usize;
+            node_spikes(j, &u, &mut spikes, st, sink)?;
+            let out = self.edge(cell, ei, mixing, u[j].as_ref().unwrap(), spikes[j].as_ref(), mode)?;
+            let i = e.to as usize;
+            new_back[i] = add_opt(new_back[i].take(), out)?;
+        }
+        st.back = new_back;
+        Ok(x[3].take().expect("x3 computed"))
+    }
+
+    /// Output of edge `ei` given its source value `u` and that value's spikes.
+    fn edge(
+        &self,
+        cell: &CellParams,
+        ei: usize,
+        mixing: &Mixing,
+        u: &Tensor,
+        spikes: Option<&Tensor>,
+        mode: Mode,
+    ) -> Result<Option<Tensor>> {
+        let mut sum: Option<Tensor> = None;
+        for &(op, w) in &mixing.edges[ei].ops {
+            let y = match op {
+                Op::Zero => continue,
+                Op::Skip => u.clone(),
+                Op::AvgPool => avg_pool3(u)?,
+                Op::MaxPool => max_pool3(u)?,
+                Op::Conv1 | Op::Conv3 => {
+                    let conv = match cell.edges[ei].get(&op) {
+                        Some(c) => c,
+                        None => bail!("edge {ei} has no parameters for {op} (network built for other ops)"),
+                    };
+                    conv.forward(spikes.expect("spikes exist for conv ops"), mode)?
+                }
+            };
+            let y = if w == 1.0 { y } else { (y * w as f64)? };
+            sum = add_opt(sum, Some(y))?;
+        }
+        Ok(sum)
+    }
+}
+
+/// Per-cell recurrent state over one sequence.
+#[derive(Default)]
+struct CellState {
+    /// Back states B0, B1, B2 (None = 0).
+    back: [Option<Tensor>; 3],
+    /// LIF membranes of the conv inputs, per source node.
+    lif: [LifState; NUM_NODES],
+}
+
+fn add_opt(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
+    Ok(match (a, b) {
+        (Some(a), Some(b)) => Some((a + b)?),
+        (a, None) => a,
+        (None, b) => b,
+    })
+}
+
+/// Dropout(0.5) mask, one per sequence: 0 or 2 per feature.
+fn dropout_mask(rng: &mut dyn rand::RngCore, n: usize, features: usize, dev: &Device) -> Result<Tensor> {
+    let data: Vec<f32> = (0..n * features)
+        .map(|_| if rng.gen_bool(0.5) { 2.0 } else { 0.0 })
+        .collect();
+    Ok(Tensor::from_vec(data, (n, features), dev)?.to_dtype(DType::F32)?)
+}

@@ -1,0 +1,228 @@
+//! Pruning by importance (SPEC §6, paper Algorithm 1), and the search driver.
+
+use super::report::{CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
+use super::score::{sahd_score, KernelPath};
+use crate::config::{BnMode, NetConfig};
+use crate::data::Dataset;
+use crate::model::{Mixing, Mode, Network};
+use anyhow::{bail, Result};
+use candle_core::{Device, Tensor};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use snn_nostd::genotype::{Genotype, Op};
+use std::time::Instant;
+
+/// The search algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Pruning by importance (LightSNN).
+    Prune,
+    /// Random sampling of whole genotypes (SNASNet baseline).
+    Random,
+}
+
+/// Everything a search needs besides data.
+#[derive(Clone, Debug)]
+pub struct SearchSetup {
+    /// The network (op set and cell type included).
+    pub net: NetConfig,
+    /// Search batch size N.
+    pub batch: usize,
+    /// Batches averaged per score (R).
+    pub repeats: usize,
+    /// Master seed: weights and batch draws derive from it.
+    pub seed: u64,
+    /// Algorithm.
+    pub method: Method,
+    /// Genotypes sampled by the random method.
+    pub random_samples: usize,
+    /// How spike codes reach the kernel.
+    pub kernel_path: KernelPath,
+    /// Description of the data source, recorded in the report.
+    pub data_label: String,
+}
+
+impl SearchSetup {
+    /// The BatchNorm mode used for scoring.
+    pub fn mode(&self) -> Mode {
+        match self.net.bn_mode {
+            BnMode::Batch => Mode::ScoreBatchStats,
+            BnMode::Running => Mode::ScoreRunningStats,
+        }
+    }
+
+    /// Number of scorings the search will run (for progress bars).
+    pub fn total_scorings(&self) -> u64 {
+        match self.method {
+            Method::Random => self.random_samples as u64,
+            Method::Prune => {
+                let k = self.net.ops.len() as u64;
+                let e = self.net.cell.num_edges() as u64;
+                // rounds remove one op per edge: k + (k-1) + ... + 2 candidates per edge
+                e * (2..=k).sum::<u64>()
+            }
+        }
+    }
+}
+
+/// Seed of the batch draw of round `round` (1-based).
+pub fn round_batch_seed(seed: u64, round: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(round as u64)
+}
+
+/// Draws `repeats` batches of `n` distinct samples, seeded, as device tensors `[N, F, C, H, W]`.
+pub fn draw_batches(data: &Dataset, n: usize, repeats: usize, seed: u64, device: &Device) -> Result<Vec<Tensor>> {
+    if data.len() < n {
+        bail!(
+            "the dataset has {} samples; a search batch needs {n}",
+            data.len()
+        );
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let [c, h, w] = data.frame_shape();
+    let f = data.frames();
+    let mut out = Vec::with_capacity(repeats);
+    let mut buf = Vec::new();
+    for _ in 0..repeats {
+        let idx = rand::seq::index::sample(&mut rng, data.len(), n).into_vec();
+        data.fill_batch(&idx, None, &mut buf);
+        out.push(Tensor::from_slice(&buf, (n, f, c, h, w), device)?);
+    }
+    Ok(out)
+}
+
+/// Index of the largest score; NaN counts as -inf, ties go to the first (op-set order).
+pub fn argmax_first(scores: &[f64]) -> Option<usize> {
+    let key = |s: f64| if s.is_nan() { f64::NEG_INFINITY } else { s };
+    let mut best: Option<usize> = None;
+    for (i, &s) in scores.iter().enumerate() {
+        match best {
+            Some(b) if key(s) <= key(scores[b]) => {}
+            _ => best = Some(i),
+        }
+    }
+    best
+}
+
+/// Runs the configured search on `data` and returns the full report.
+pub fn run_search(setup: &SearchSetup, data: &Dataset, device: &Device, pb: &ProgressBar) -> Result<SearchReport> {
+    setup.net.validate()?;
+    if setup.batch < 1 || setup.repeats < 1 {
+        bail!("search batch and repeats must be at least 1");
+    }
+    let start = Instant::now();
+    let cfg = &setup.net;
+    let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
+    pb.set_length(setup.total_scorings());
+    let (genotype, rounds, best_score) = match setup.method {
+        Method::Prune => prune(setup, &net, data, device, pb)?,
+        Method::Random => super::random::random_search(setup, &net, data, device, pb)?,
+    };
+    pb.finish_and_clear();
+    Ok(SearchReport {
+        format: SEARCH_FORMAT.to_string(),
+        genotype: genotype.to_string(),
+        cell: cfg.cell.to_string(),
+        ops: cfg.ops.ops().iter().map(|o| o.to_string()).collect(),
+        edges: cfg.cell.edges().iter().map(|e| e.to_string()).collect(),
+        best_score,
+        seed: setup.seed,
+        device: device_name(device),
+        config: SearchConfigRecord {
+            net: cfg.clone(),
+            batch: setup.batch,
+            repeats: setup.repeats,
+            method: format!("{:?}", setup.method).to_lowercase(),
+            random_samples: (setup.method == Method::Random).then_some(setup.random_samples),
+            data: setup.data_label.clone(),
+        },
+        rounds,
+        wall_s: start.elapsed().as_secs_f64(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// A short device name for reports.
+pub fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(_) => "cuda".to_string(),
+        Device::Metal(_) => "metal".to_string(),
+    }
+}
+
+type SearchOutcome = (Genotype, Vec<RoundReport>, Option<f64>);
+
+fn prune(setup: &SearchSetup, net: &Network, data: &Dataset, device: &Device, pb: &ProgressBar) -> Result<SearchOutcome> {
+    let cfg = &setup.net;
+    let edges = cfg.cell.edges();
+    let mut alive: Vec<Vec<Op>> = vec![cfg.ops.ops().to_vec(); edges.len()];
+    let mut rounds = Vec::new();
+    let mut round = 0;
+    while alive.iter().any(|a| a.len() > 1) {
+        round += 1;
+        let t0 = Instant::now();
+        let batch_seed = round_batch_seed(setup.seed, round);
+        let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
+        let mut scores = Vec::new();
+        let mut per_edge: Vec<Vec<f64>> = vec![Vec::new(); edges.len()];
+        for (ei, ops) in alive.iter().enumerate() {
+            if ops.len() < 2 {
+                continue;
+            }
+            for (k, &op) in ops.iter().enumerate() {
+                let mut cand = alive.clone();
+                cand[ei].remove(k);
+                let s = sahd_score(net, &Mixing::uniform(&cand), &batches, setup.mode(), setup.kernel_path)?;
+                per_edge[ei].push(s);
+                scores.push(CandidateScore {
+                    edge: edges[ei].to_string(),
+                    candidate: op.to_string(),
+                    score: s,
+                });
+                pb.inc(1);
+                pb.set_message(format!("round {round}, edge {}", edges[ei]));
+            }
+        }
+        let mut pruned = Vec::new();
+        for (ei, s) in per_edge.iter().enumerate() {
+            if let Some(k) = argmax_first(s) {
+                let op = alive[ei].remove(k);
+                pruned.push(Pruned {
+                    edge: edges[ei].to_string(),
+                    op: op.to_string(),
+                });
+            }
+        }
+        rounds.push(RoundReport {
+            round,
+            scores,
+            pruned,
+            alive_after: alive
+                .iter()
+                .map(|a| a.iter().map(|o| o.to_string()).collect())
+                .collect(),
+            batch_seed,
+            device: device_name(device),
+            wall_s: t0.elapsed().as_secs_f64(),
+        });
+    }
+    let ops: Vec<Op> = alive.iter().map(|a| a[0]).collect();
+    Ok((Genotype::new(cfg.cell, &ops)?, rounds, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_ties_and_nan() {
+        assert_eq!(argmax_first(&[1.0, 3.0, 3.0]), Some(1));
+        assert_eq!(argmax_first(&[f64::NAN, -5.0]), Some(1));
+        assert_eq!(argmax_first(&[f64::NAN, f64::NAN]), Some(0));
+        assert_eq!(argmax_first(&[]), None);
+        assert_eq!(argmax_first(&[f64::NEG_INFINITY, 2.0, 1.0]), Some(1));
+    }
+}
