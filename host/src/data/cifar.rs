@@ -58,8 +58,12 @@ pub(crate) fn parse_into(
                 bytes.len()
             ),
             format!(
-                "records of {record} bytes ({} label bytes + {IMAGE_BYTES} pixel bytes)",
-                layout.len()
+                "records of {record} bytes ({} + {IMAGE_BYTES} pixel bytes)",
+                if layout.len() == 1 {
+                    "1 label byte"
+                } else {
+                    "2 label bytes"
+                }
             ),
         ));
     }
