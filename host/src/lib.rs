@@ -1,10 +1,10 @@
 //! lightsnn host library: data loaders, the Candle supernet, the SAHD search, training and export.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod data;
-pub mod model;
-pub mod cli;
 pub mod fsutil;
+pub mod model;
 pub mod sample;
 pub mod search;
