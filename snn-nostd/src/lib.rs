@@ -14,4 +14,6 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bits;
 pub mod genotype;
+pub mod sahd;
