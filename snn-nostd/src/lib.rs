@@ -6,14 +6,18 @@
 //!   genotypes, with parsing and printing.
 //! - [`bits`]: bit-packed spike codes and popcount Hamming distance.
 //! - [`sahd`]: the sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score.
+//! - [`logdet`]: f64 natural log and log-determinants (LU, rank-one split) without `std`.
 //!
 //! The crate is `#![no_std]` and never allocates: callers provide every buffer.
 #![no_std]
 #![deny(missing_docs)]
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod bits;
 pub mod genotype;
+pub mod logdet;
 pub mod sahd;
+
+pub use sahd::{SahdError, SahdKernel};
