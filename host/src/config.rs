@@ -97,7 +97,9 @@ pub enum ConfigError {
     #[error("{0} must be at least 1")]
     Zero(&'static str),
     /// The feature map vanishes before the classifier.
-    #[error("input {h}x{w} is too small for the skeleton (feature map before the classifier is empty)")]
+    #[error(
+        "input {h}x{w} is too small for the skeleton (feature map before the classifier is empty)"
+    )]
     TooSmall {
         /// Input height.
         h: usize,
@@ -201,7 +203,10 @@ mod tests {
     #[test]
     fn paper_sizes() {
         let c = NetConfig::for_dataset(DatasetKind::Cifar10, &Overrides::default()).unwrap();
-        assert_eq!((c.c1, c.c2, c.hidden, c.votes, c.timesteps), (256, 512, 1024, 10, 5));
+        assert_eq!(
+            (c.c1, c.c2, c.hidden, c.votes, c.timesteps),
+            (256, 512, 1024, 10, 5)
+        );
         assert_eq!(c.features(), 512 * 8 * 8);
         let d = NetConfig::for_dataset(DatasetKind::Dvs128, &Overrides::default()).unwrap();
         assert_eq!(d.cell1_hw(), (64, 64));
@@ -219,7 +224,10 @@ mod tests {
             votes: Some(2),
         };
         let c = NetConfig::for_dataset(DatasetKind::Cifar10, &o).unwrap();
-        assert_eq!((c.c1, c.c2, c.hidden, c.votes, c.timesteps), (16, 32, 64, 2, 3));
+        assert_eq!(
+            (c.c1, c.c2, c.hidden, c.votes, c.timesteps),
+            (16, 32, 64, 2, 3)
+        );
         let bad = Overrides {
             width: Some(-1.0),
             ..Default::default()

@@ -18,5 +18,8 @@ pub fn cifar10_sample(split: Split) -> Result<Dataset> {
         Split::Train => ("builtin:data_batch_1.bin", TRAIN),
         Split::Test => ("builtin:test_batch.bin", TEST),
     };
-    Ok(Dataset::from_cifar_bytes(DatasetKind::Cifar10, &[(name, bytes)])?)
+    Ok(Dataset::from_cifar_bytes(
+        DatasetKind::Cifar10,
+        &[(name, bytes)],
+    )?)
 }

@@ -109,9 +109,15 @@ impl NetArgs {
             }
             None => {
                 if self.dataset != DatasetKind::Cifar10 {
-                    bail!("--data DIR is required for {}: only a CIFAR-10 sample is built in", self.dataset);
+                    bail!(
+                        "--data DIR is required for {}: only a CIFAR-10 sample is built in",
+                        self.dataset
+                    );
                 }
-                Ok((crate::sample::cifar10_sample(split)?, crate::sample::SAMPLE_LABEL.to_string()))
+                Ok((
+                    crate::sample::cifar10_sample(split)?,
+                    crate::sample::SAMPLE_LABEL.to_string(),
+                ))
             }
         }
     }

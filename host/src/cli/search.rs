@@ -59,8 +59,10 @@ pub struct ScoreArgs {
 pub(super) fn progress_bar() -> ProgressBar {
     let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})",
+        )
+        .expect("valid template"),
     );
     pb
 }
@@ -108,7 +110,12 @@ fn print_summary(r: &SearchReport) {
         r.device
     );
     for round in &r.rounds {
-        println!("round {} ({:.2} s, {} scorings):", round.round, round.wall_s, round.scores.len());
+        println!(
+            "round {} ({:.2} s, {} scorings):",
+            round.round,
+            round.wall_s,
+            round.scores.len()
+        );
         if r.config.method == "random" {
             let best = round
                 .scores
@@ -130,7 +137,11 @@ fn print_summary(r: &SearchReport) {
             print!("  -{} {:.4}", s.candidate, s.score);
         }
         println!();
-        let pruned: Vec<String> = round.pruned.iter().map(|p| format!("{}:{}", p.edge, p.op)).collect();
+        let pruned: Vec<String> = round
+            .pruned
+            .iter()
+            .map(|p| format!("{}:{}", p.edge, p.op))
+            .collect();
         println!("  pruned: {}", pruned.join(" "));
     }
     println!("genotype: {}", r.genotype);
@@ -152,12 +163,24 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     let (data, _) = a.net.load(Split::Train, cfg.timesteps)?;
     let alive: Vec<Vec<_>> = g.ops().iter().map(|&o| vec![o]).collect();
     let net = crate::model::Network::new(&cfg, &alive, a.seed, &device)?;
-    let batches = draw_batches(&data, a.batch, a.repeats, round_batch_seed(a.seed, 1), &device)?;
+    let batches = draw_batches(
+        &data,
+        a.batch,
+        a.repeats,
+        round_batch_seed(a.seed, 1),
+        &device,
+    )?;
     let mode = match cfg.bn_mode {
         crate::config::BnMode::Batch => crate::model::Mode::ScoreBatchStats,
         crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
     };
-    let s = sahd_score(&net, &Mixing::single_path(&g), &batches, mode, KernelPath::for_device(&device))?;
+    let s = sahd_score(
+        &net,
+        &Mixing::single_path(&g),
+        &batches,
+        mode,
+        KernelPath::for_device(&device),
+    )?;
     println!("genotype: {g}");
     println!("SAHD ln|det K|: {s:.6}");
     Ok(())

@@ -9,7 +9,9 @@ use super::DataError;
 ///
 /// Parses from and displays as `cifar10`, `cifar100`, `dvs128`, `nmnist` (parsing ignores case,
 /// `-` and `_`, so `CIFAR-10` and `n_mnist` work too); also a [`clap::ValueEnum`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetKind {
     /// CIFAR-10: 32x32 RGB images, 10 classes (binary version).

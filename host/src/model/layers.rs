@@ -46,7 +46,10 @@ pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {
             if mode == Mode::Train {
                 let n = (x.elem_count() / c) as f64;
                 update_running(&bn.running_mean, &mean.detach().flatten_all()?)?;
-                let unbiased = var.detach().flatten_all()?.affine(n / (n - 1.0).max(1.0), 0.0)?;
+                let unbiased = var
+                    .detach()
+                    .flatten_all()?
+                    .affine(n / (n - 1.0).max(1.0), 0.0)?;
                 update_running(&bn.running_var, &unbiased)?;
             }
             (mean, var)
@@ -79,7 +82,13 @@ pub struct ConvBn {
 
 impl ConvBn {
     /// Creates the parameters `{name}.conv.weight` and `{name}.bn.*`.
-    pub fn new(ps: &mut ParamStore, name: &str, inp: usize, out: usize, k: usize) -> Result<ConvBn> {
+    pub fn new(
+        ps: &mut ParamStore,
+        name: &str,
+        inp: usize,
+        out: usize,
+        k: usize,
+    ) -> Result<ConvBn> {
         Ok(ConvBn {
             weight: ps.conv(&format!("{name}.conv.weight"), out, inp, k)?,
             bn: ps.bn(&format!("{name}.bn"), out)?,

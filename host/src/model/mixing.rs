@@ -67,7 +67,10 @@ mod tests {
     fn uniform_weights() {
         let m = Mixing::supernet(CellType::Backward, &OpSet::lightsnn());
         assert_eq!(m.edges.len(), 12);
-        assert!(m.edges.iter().all(|e| e.ops.len() == 3 && e.ops[0].1 == 1.0 / 3.0));
+        assert!(m
+            .edges
+            .iter()
+            .all(|e| e.ops.len() == 3 && e.ops[0].1 == 1.0 / 3.0));
         let g: Genotype = "conv3 skip zero conv3 conv3 skip".parse().unwrap();
         let s = Mixing::single_path(&g);
         assert_eq!(s.edges[2].ops, vec![(Op::Zero, 1.0)]);

@@ -51,7 +51,13 @@ impl std::fmt::Display for LayerId {
 pub trait SpikeSink {
     /// `spikes` has shape `[N, ...]` with 0/1 values; `multiplicity` is how many LIF modules of
     /// the reference network this layer stands for (identical inputs give identical spikes).
-    fn record(&mut self, layer: LayerId, t: usize, spikes: &Tensor, multiplicity: u32) -> Result<()>;
+    fn record(
+        &mut self,
+        layer: LayerId,
+        t: usize,
+        spikes: &Tensor,
+        multiplicity: u32,
+    ) -> Result<()>;
 }
 
 /// A sink that drops everything.
@@ -201,7 +207,11 @@ impl Network {
             );
         }
         if mixing.edges.len() != cfg.cell.num_edges() {
-            bail!("mixing has {} edges, the cell has {}", mixing.edges.len(), cfg.cell.num_edges());
+            bail!(
+                "mixing has {} edges, the cell has {}",
+                mixing.edges.len(),
+                cfg.cell.num_edges()
+            );
         }
         let static_stem = if frames == 1 {
             Some(self.stem(&input.squeeze(1)?, mode)?)
@@ -212,7 +222,9 @@ impl Network {
         let mut out_lif = [LifState::new(), LifState::new()];
         let mut hidden_lif = LifState::new();
         let dropout_mask = match dropout_rng.as_deref_mut() {
-            Some(rng) if mode == Mode::Train => Some(dropout_mask(rng, n, cfg.features(), input.device())?),
+            Some(rng) if mode == Mode::Train => {
+                Some(dropout_mask(rng, n, cfg.features(), input.device())?)
+            }
             _ => None,
         };
         let surrogate = mode.surrogate();
@@ -287,10 +299,10 @@ impl Network {
         u[0] = Some(add_back(x0.clone(), &st.back[0])?);
         // Node j's spikes (computed once per node per timestep).
         let node_spikes = |j: usize,
-                               u: &[Option<Tensor>; NUM_NODES],
-                               spikes: &mut [Option<Tensor>; NUM_NODES],
-                               st: &mut CellState,
-                               sink: &mut dyn SpikeSink|
+                           u: &[Option<Tensor>; NUM_NODES],
+                           spikes: &mut [Option<Tensor>; NUM_NODES],
+                           st: &mut CellState,
+                           sink: &mut dyn SpikeSink|
          -> Result<()> {
             if mult[j] > 0 && spikes[j].is_none() {
                 let uj = u[j].as_ref().expect("node computed before use");
@@ -319,14 +331,25 @@ impl Network {
                 }
                 let j = e.from as usize;
                 node_spikes(j, &u, &mut spikes, st, sink)?;
-                let out = self.edge(cell, ei, mixing, u[j].as_ref().unwrap(), spikes[j].as_ref(), mode)?;
+                let out = self.edge(
+                    cell,
+                    ei,
+                    mixing,
+                    u[j].as_ref().unwrap(),
+                    spikes[j].as_ref(),
+                    mode,
+                )?;
                 sum = add_opt(sum, out)?;
             }
             let xi = match sum {
                 Some(s) => s,
                 None => x0.zeros_like()?,
             };
-            u[i] = Some(if i < 3 { add_back(xi.clone(), &st.back[i])? } else { xi.clone() });
+            u[i] = Some(if i < 3 {
+                add_back(xi.clone(), &st.back[i])?
+            } else {
+                xi.clone()
+            });
             x[i] = Some(xi);
         }
         // Backward edges: new back states from this timestep's values.
@@ -337,7 +360,14 @@ impl Network {
             }
             let j = e.from as usize;
             node_spikes(j, &u, &mut spikes, st, sink)?;
-            let out = self.edge(cell, ei, mixing, u[j].as_ref().unwrap(), spikes[j].as_ref(), mode)?;
+            let out = self.edge(
+                cell,
+                ei,
+                mixing,
+                u[j].as_ref().unwrap(),
+                spikes[j].as_ref(),
+                mode,
+            )?;
             let i = e.to as usize;
             new_back[i] = add_opt(new_back[i].take(), out)?;
         }
@@ -365,7 +395,9 @@ impl Network {
                 Op::Conv1 | Op::Conv3 => {
                     let conv = match cell.edges[ei].get(&op) {
                         Some(c) => c,
-                        None => bail!("edge {ei} has no parameters for {op} (network built for other ops)"),
+                        None => bail!(
+                            "edge {ei} has no parameters for {op} (network built for other ops)"
+                        ),
                     };
                     conv.forward(spikes.expect("spikes exist for conv ops"), mode)?
                 }
@@ -395,7 +427,12 @@ fn add_opt(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
 }
 
 /// Dropout(0.5) mask, one per sequence: 0 or 2 per feature.
-fn dropout_mask(rng: &mut dyn rand::RngCore, n: usize, features: usize, dev: &Device) -> Result<Tensor> {
+fn dropout_mask(
+    rng: &mut dyn rand::RngCore,
+    n: usize,
+    features: usize,
+    dev: &Device,
+) -> Result<Tensor> {
     let data: Vec<f32> = (0..n * features)
         .map(|_| if rng.gen_bool(0.5) { 2.0 } else { 0.0 })
         .collect();

@@ -50,7 +50,13 @@ impl ParamStore {
         &self.device
     }
 
-    fn insert(&mut self, name: &str, data: Vec<f32>, shape: &[usize], trainable: bool) -> Result<Var> {
+    fn insert(
+        &mut self,
+        name: &str,
+        data: Vec<f32>,
+        shape: &[usize],
+        trainable: bool,
+    ) -> Result<Var> {
         let var = Var::from_vec(data, shape, &self.device)?;
         let map = if trainable {
             &mut self.trainable
@@ -92,7 +98,12 @@ impl ParamStore {
         Ok(BnParams {
             weight: self.insert(&format!("{name}.weight"), vec![1.0; c], &[c], true)?,
             bias: self.insert(&format!("{name}.bias"), vec![0.0; c], &[c], true)?,
-            running_mean: self.insert(&format!("{name}.running_mean"), vec![0.0; c], &[c], false)?,
+            running_mean: self.insert(
+                &format!("{name}.running_mean"),
+                vec![0.0; c],
+                &[c],
+                false,
+            )?,
             running_var: self.insert(&format!("{name}.running_var"), vec![1.0; c], &[c], false)?,
         })
     }
@@ -123,11 +134,17 @@ impl ParamStore {
 
     /// Overwrites every tensor from `tensors`; fails, naming the tensor, on a missing name or a
     /// shape mismatch, and on extra names.
-    pub fn load_from(&self, tensors: &std::collections::HashMap<String, Tensor>, origin: &str) -> Result<()> {
+    pub fn load_from(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        origin: &str,
+    ) -> Result<()> {
         for (name, var) in self.trainable.iter().chain(self.state.iter()) {
-            let t = tensors
-                .get(name)
-                .with_context(|| format!("{origin}: tensor {name} is missing (the checkpoint is for another network)"))?;
+            let t = tensors.get(name).with_context(|| {
+                format!(
+                    "{origin}: tensor {name} is missing (the checkpoint is for another network)"
+                )
+            })?;
             if t.dims() != var.dims() {
                 bail!(
                     "{origin}: tensor {name} has shape {:?}, the network expects {:?} (another width, genotype or dataset?)",

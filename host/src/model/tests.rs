@@ -19,7 +19,9 @@ fn tiny_cfg() -> NetConfig {
 
 fn random_input(n: usize, seed: u64) -> Tensor {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let data: Vec<f32> = (0..n * 3 * 32 * 32).map(|_| rng.gen_range(-2.0..2.0)).collect();
+    let data: Vec<f32> = (0..n * 3 * 32 * 32)
+        .map(|_| rng.gen_range(-2.0..2.0))
+        .collect();
     Tensor::from_vec(data, (n, 1, 3, 32, 32), &Device::Cpu).unwrap()
 }
 
@@ -49,15 +51,21 @@ fn backward_edge_changes_output() -> Result<()> {
     net.fc1.set(&(net.fc1.as_tensor() * 30.0)?)?;
     net.fc2.set(&(net.fc2.as_tensor() * 30.0)?)?;
     let x = random_input(4, 1);
-    let base: Genotype = "zero,zero,zero,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3".parse()?;
-    let with_back: Genotype = "zero,zero,conv3,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3".parse()?;
-    let with_skip_back: Genotype = "zero,zero,zero,conv3,skip,zero,skip,conv3,zero,conv3,skip,conv3".parse()?;
+    let base: Genotype =
+        "zero,zero,zero,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3".parse()?;
+    let with_back: Genotype =
+        "zero,zero,conv3,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3".parse()?;
+    let with_skip_back: Genotype =
+        "zero,zero,zero,conv3,skip,zero,skip,conv3,zero,conv3,skip,conv3".parse()?;
     let a = run(&net, &base, &x)?;
     let b = run(&net, &with_back, &x)?;
     let c = run(&net, &with_skip_back, &x)?;
     assert_ne!(a, b, "backward conv edge 0<-3 must change the output");
     assert_ne!(a, c, "backward skip edge 1<-2 must change the output");
-    assert!(a.iter().any(|&v| v != a[0]), "the logits must not be constant");
+    assert!(
+        a.iter().any(|&v| v != a[0]),
+        "the logits must not be constant"
+    );
     // and the same genotype twice gives the same bits
     assert_eq!(a, run(&net, &base, &x)?);
     Ok(())

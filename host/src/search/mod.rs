@@ -9,3 +9,6 @@ pub mod score;
 pub use prune::{run_search, Method, SearchSetup};
 pub use report::{CandidateScore, RoundReport, SearchReport};
 pub use score::{sahd_score, KernelPath};
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,8 @@
 //! Pruning by importance (SPEC §6, paper Algorithm 1), and the search driver.
 
-use super::report::{CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
+use super::report::{
+    CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT,
+};
 use super::score::{sahd_score, KernelPath};
 use crate::config::{BnMode, NetConfig};
 use crate::data::Dataset;
@@ -68,11 +70,18 @@ impl SearchSetup {
 
 /// Seed of the batch draw of round `round` (1-based).
 pub fn round_batch_seed(seed: u64, round: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(round as u64)
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(round as u64)
 }
 
 /// Draws `repeats` batches of `n` distinct samples, seeded, as device tensors `[N, F, C, H, W]`.
-pub fn draw_batches(data: &Dataset, n: usize, repeats: usize, seed: u64, device: &Device) -> Result<Vec<Tensor>> {
+pub fn draw_batches(
+    data: &Dataset,
+    n: usize,
+    repeats: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<Tensor>> {
     if data.len() < n {
         bail!(
             "the dataset has {} samples; a search batch needs {n}",
@@ -106,7 +115,12 @@ pub fn argmax_first(scores: &[f64]) -> Option<usize> {
 }
 
 /// Runs the configured search on `data` and returns the full report.
-pub fn run_search(setup: &SearchSetup, data: &Dataset, device: &Device, pb: &ProgressBar) -> Result<SearchReport> {
+pub fn run_search(
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchReport> {
     setup.net.validate()?;
     if setup.batch < 1 || setup.repeats < 1 {
         bail!("search batch and repeats must be at least 1");
@@ -155,7 +169,13 @@ pub fn device_name(d: &Device) -> String {
 
 type SearchOutcome = (Genotype, Vec<RoundReport>, Option<f64>);
 
-fn prune(setup: &SearchSetup, net: &Network, data: &Dataset, device: &Device, pb: &ProgressBar) -> Result<SearchOutcome> {
+fn prune(
+    setup: &SearchSetup,
+    net: &Network,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchOutcome> {
     let cfg = &setup.net;
     let edges = cfg.cell.edges();
     let mut alive: Vec<Vec<Op>> = vec![cfg.ops.ops().to_vec(); edges.len()];
@@ -175,7 +195,13 @@ fn prune(setup: &SearchSetup, net: &Network, data: &Dataset, device: &Device, pb
             for (k, &op) in ops.iter().enumerate() {
                 let mut cand = alive.clone();
                 cand[ei].remove(k);
-                let s = sahd_score(net, &Mixing::uniform(&cand), &batches, setup.mode(), setup.kernel_path)?;
+                let s = sahd_score(
+                    net,
+                    &Mixing::uniform(&cand),
+                    &batches,
+                    setup.mode(),
+                    setup.kernel_path,
+                )?;
                 per_edge[ei].push(s);
                 scores.push(CandidateScore {
                     edge: edges[ei].to_string(),

@@ -39,7 +39,13 @@ pub fn random_search(
             .map(|_| ops[rng.gen_range(0..ops.len())])
             .collect();
         let g = Genotype::new(cfg.cell, &pick)?;
-        let s = sahd_score(net, &Mixing::single_path(&g), &batches, setup.mode(), setup.kernel_path)?;
+        let s = sahd_score(
+            net,
+            &Mixing::single_path(&g),
+            &batches,
+            setup.mode(),
+            setup.kernel_path,
+        )?;
         report.push(CandidateScore {
             edge: "*".to_string(),
             candidate: g.to_string(),
@@ -54,7 +60,11 @@ pub fn random_search(
         round: 1,
         scores: report,
         pruned: Vec::new(),
-        alive_after: genotypes[best].ops().iter().map(|o| vec![o.to_string()]).collect(),
+        alive_after: genotypes[best]
+            .ops()
+            .iter()
+            .map(|o| vec![o.to_string()])
+            .collect(),
         batch_seed,
         device: device_name(device),
         wall_s: t0.elapsed().as_secs_f64(),

@@ -35,13 +35,13 @@ impl KernelPath {
 }
 
 /// Packs each recorded layer and accumulates it into the kernel straight away.
-struct PackingSink<'a> {
-    kernel: SahdKernel<'a>,
+struct PackingSink<'a, 'k> {
+    kernel: &'a mut SahdKernel<'k>,
     floats: Vec<f32>,
     words: Vec<u64>,
 }
 
-impl SpikeSink for PackingSink<'_> {
+impl SpikeSink for PackingSink<'_, '_> {
     fn record(&mut self, _l: LayerId, _t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
         let n = spikes.dim(0)?;
         let flat = spikes.flatten_from(1)?;
@@ -51,7 +51,8 @@ impl SpikeSink for PackingSink<'_> {
         let wpc = bits::words_for(n_bits);
         self.words.clear();
         self.words.resize(n * wpc, 0);
-        bits::pack_rows_f32(&self.floats, n, &mut self.words);
+        bits::pack_rows_f32(&self.floats, n, &mut self.words)
+            .map_err(|e| anyhow!("packing spikes: {e}"))?;
         self.kernel
             .accumulate(&self.words, wpc, n_bits, mult)
             .map_err(|e| anyhow!("SAHD kernel: {e}"))
@@ -74,11 +75,16 @@ impl SpikeSink for GramSink {
     }
 }
 
-/// ln|det K| of `net` under `mixing` on one batch `[N, F, C, H, W]`.
-pub fn sahd_one(net: &Network, mixing: &Mixing, batch: &Tensor, mode: Mode, path: KernelPath) -> Result<f64> {
+/// Runs `net` on `batch` and adds every (LIF layer, timestep) code set to `kernel`.
+pub fn accumulate_batch(
+    net: &Network,
+    mixing: &Mixing,
+    batch: &Tensor,
+    mode: Mode,
+    path: KernelPath,
+    kernel: &mut SahdKernel<'_>,
+) -> Result<()> {
     let n = batch.dim(0)?;
-    let mut buf = vec![0f64; n * n];
-    let mut kernel = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("SAHD kernel: {e}"))?;
     match path {
         KernelPath::BitPacked => {
             let mut sink = PackingSink {
@@ -87,7 +93,6 @@ pub fn sahd_one(net: &Network, mixing: &Mixing, batch: &Tensor, mode: Mode, path
                 words: Vec::new(),
             };
             net.forward(batch, fwd(mixing, mode, &mut sink))?;
-            kernel = sink.kernel;
         }
         KernelPath::DeviceGram => {
             let mut sink = GramSink {
@@ -116,8 +121,44 @@ pub fn sahd_one(net: &Network, mixing: &Mixing, batch: &Tensor, mode: Mode, path
             }
         }
     }
-    let mut scratch = vec![0f64; 2 * n * n + 4 * n];
-    kernel.score(&mut scratch).map_err(|e| anyhow!("SAHD log-det: {e}"))
+    Ok(())
+}
+
+/// ln|det K| of `net` under `mixing` on one batch `[N, F, C, H, W]`.
+pub fn sahd_one(
+    net: &Network,
+    mixing: &Mixing,
+    batch: &Tensor,
+    mode: Mode,
+    path: KernelPath,
+) -> Result<f64> {
+    let n = batch.dim(0)?;
+    let mut buf = vec![0f64; n * n];
+    let mut kernel = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+    accumulate_batch(net, mixing, batch, mode, path, &mut kernel)?;
+    let mut scratch = vec![0f64; n * n + n];
+    kernel
+        .score(&mut scratch)
+        .map_err(|e| anyhow!("SAHD log-det: {e}"))
+}
+
+/// The full kernel matrix K (`N x N`, row-major) of one batch, for inspection and tests.
+pub fn kernel_matrix(
+    net: &Network,
+    mixing: &Mixing,
+    batch: &Tensor,
+    mode: Mode,
+    path: KernelPath,
+) -> Result<Vec<f64>> {
+    let n = batch.dim(0)?;
+    let mut buf = vec![0f64; n * n];
+    let mut kernel = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+    accumulate_batch(net, mixing, batch, mode, path, &mut kernel)?;
+    let mut k = vec![0f64; n * n];
+    kernel
+        .kernel(&mut k)
+        .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+    Ok(k)
 }
 
 fn fwd<'a>(mixing: &'a Mixing, mode: Mode, sink: &'a mut dyn SpikeSink) -> Forward<'a> {
@@ -130,9 +171,17 @@ fn fwd<'a>(mixing: &'a Mixing, mode: Mode, sink: &'a mut dyn SpikeSink) -> Forwa
 }
 
 /// The SAHD score averaged over the repeat batches (SPEC §5).
-pub fn sahd_score(net: &Network, mixing: &Mixing, batches: &[Tensor], mode: Mode, path: KernelPath) -> Result<f64> {
+pub fn sahd_score(
+    net: &Network,
+    mixing: &Mixing,
+    batches: &[Tensor],
+    mode: Mode,
+    path: KernelPath,
+) -> Result<f64> {
     if batches.is_empty() {
-        return Err(anyhow!("no batches to score on (repeats must be at least 1)"));
+        return Err(anyhow!(
+            "no batches to score on (repeats must be at least 1)"
+        ));
     }
     let mut total = 0.0;
     for b in batches {
