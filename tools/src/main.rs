@@ -1,1 +1,180 @@
-fn main() {}
+//! `lightsnn-tools`: command-line front end of the firmware helpers (see `--help`).
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use lightsnn_tools::{defmt_log, elf, icount, qemu::Qemu, report, CIFAR_RECORD};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Host-side tools for the lightsnn firmware")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the firmware ELF under QEMU (or read a captured stream) and decode its defmt output.
+    /// Exits with the firmware's exit status.
+    Defmt {
+        /// The firmware ELF (holds the defmt table).
+        #[arg(long)]
+        elf: PathBuf,
+        /// Decode these captured bytes (`-` for stdin) instead of running QEMU.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Print JSON lines: one object per image result and one for the summary.
+        #[arg(long)]
+        json: bool,
+        /// QEMU board.
+        #[arg(long, default_value = "mps2-an386")]
+        machine: String,
+        /// QEMU CPU.
+        #[arg(long, default_value = "cortex-m4")]
+        cpu: String,
+    },
+    /// Count executed instructions with the qemu-icount plugin: all, those inside FUNCTION, and
+    /// those between the firmware's inference markers (one window per inference).
+    Icount {
+        /// The firmware ELF.
+        #[arg(long)]
+        elf: PathBuf,
+        /// Function whose own instructions are counted (symbol or `::`-separated name parts).
+        #[arg(long, default_value = "lightsnn_infer")]
+        function: String,
+        /// Window start symbol.
+        #[arg(long, default_value = "lightsnn_infer_begin")]
+        begin: String,
+        /// Window end symbol.
+        #[arg(long, default_value = "lightsnn_infer_end")]
+        end: String,
+        /// Prebuilt plugin (default: built with gcc into a temporary file).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
+    /// Print a function's address range `lo hi` (hex) from the ELF symbol table.
+    Symbol {
+        /// The ELF.
+        #[arg(long)]
+        elf: PathBuf,
+        /// Symbol name or `::`-separated name parts.
+        name: String,
+    },
+    /// Copy CIFAR-10 binary records (label + 3072 bytes) from a batch file.
+    Images {
+        /// Source batch file, e.g. `../shared/data/cifar10-lossless-subset/test_batch.bin`.
+        #[arg(long)]
+        from: PathBuf,
+        /// First record.
+        #[arg(long, default_value_t = 0)]
+        skip: usize,
+        /// Number of records.
+        #[arg(long, default_value_t = 4)]
+        count: usize,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Defmt {
+            elf,
+            input,
+            json,
+            machine,
+            cpu,
+        } => {
+            let elf_bytes =
+                std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+            let (bytes, status) = match input {
+                Some(p) if p.as_os_str() == "-" => {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                    (v, 0)
+                }
+                Some(p) => (
+                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+                    0,
+                ),
+                None => {
+                    let run = Qemu {
+                        machine,
+                        cpu,
+                        ..Qemu::default()
+                    }
+                    .run(&elf)?;
+                    eprint!("{}", run.stderr);
+                    (run.stdout, run.status)
+                }
+            };
+            for line in defmt_log::decode(&elf_bytes, &bytes)? {
+                if !json {
+                    println!("{line}");
+                } else if let Some(r) = report::parse_image(&line.text)? {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else if let Some(s) = report::parse_summary(&line.text)? {
+                    println!("{}", serde_json::json!({ "summary": s }));
+                } else if line.level.as_deref() == Some("error") {
+                    println!("{}", serde_json::json!({ "error": line.text }));
+                }
+            }
+            std::process::exit(status);
+        }
+        Cmd::Icount {
+            elf,
+            function,
+            begin,
+            end,
+            plugin,
+        } => {
+            let bytes = std::fs::read(&elf)?;
+            let f = elf::function_range(&bytes, &function)?;
+            let b = elf::function_range(&bytes, &begin)?;
+            let e = elf::function_range(&bytes, &end)?;
+            let tmp = lightsnn_tools::qemu::Qemu::default();
+            let plugin = match plugin {
+                Some(p) => p,
+                None => icount::build_plugin(&std::env::temp_dir().join("lightsnn-libicount.so"))?,
+            };
+            let run = Qemu {
+                plugin: Some(icount::plugin_arg(
+                    &plugin,
+                    Some((f.lo, f.hi)),
+                    Some((b.lo, e.lo)),
+                )),
+                ..tmp
+            }
+            .run(&elf)?;
+            if run.status != 0 {
+                bail!("firmware exited with status {}", run.status);
+            }
+            let c = icount::parse(&run.plugin_log)?;
+            println!("{}", serde_json::to_string(&c)?);
+        }
+        Cmd::Symbol { elf, name } => {
+            let r = elf::function_range(&std::fs::read(&elf)?, &name)?;
+            println!("{:#x} {:#x}", r.lo, r.hi);
+        }
+        Cmd::Images {
+            from,
+            skip,
+            count,
+            out,
+        } => {
+            let data =
+                std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+            let range = skip * CIFAR_RECORD..(skip + count) * CIFAR_RECORD;
+            let Some(records) = data.get(range) else {
+                bail!(
+                    "{} holds only {} records",
+                    from.display(),
+                    data.len() / CIFAR_RECORD
+                );
+            };
+            std::fs::write(&out, records)?;
+        }
+    }
+    Ok(())
+}

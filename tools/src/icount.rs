@@ -1,0 +1,69 @@
+//! Exact instruction counts with the `tools/qemu-icount` TCG plugin.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Source of the plugin, relative to this crate.
+pub const PLUGIN_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/qemu-icount/icount.c");
+
+/// Builds the plugin with `gcc -O2 -shared -fPIC` (or `$CC`) into `out`.
+pub fn build_plugin(out: &Path) -> Result<PathBuf> {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
+    let status = Command::new(&cc)
+        .args(["-O2", "-Wall", "-shared", "-fPIC", "-o"])
+        .arg(out)
+        .arg(PLUGIN_SOURCE)
+        .status()
+        .with_context(|| format!("running {cc} to build the QEMU plugin"))?;
+    if !status.success() {
+        bail!("{cc} failed to build {PLUGIN_SOURCE}");
+    }
+    Ok(out.to_path_buf())
+}
+
+/// The plugin's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Counts {
+    /// All executed instructions.
+    pub total: u64,
+    /// Instructions executed with the PC in `[lo, hi)`.
+    pub range: u64,
+    /// Instructions executed inside closed `begin`..`end` windows (callees included).
+    pub window: u64,
+    /// Number of closed windows.
+    pub windows: u64,
+}
+
+/// Parses the plugin's `icount total=.. range=.. window=.. windows=..` line from QEMU's log.
+pub fn parse(log: &str) -> Result<Counts> {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("icount "))
+        .with_context(|| format!("no icount line in the plugin log {log:?}"))?;
+    let mut c = Counts::default();
+    for word in line.split_whitespace().skip(1) {
+        let (k, v) = word.split_once('=').context("malformed icount line")?;
+        let v: u64 = v.parse()?;
+        match k {
+            "total" => c.total = v,
+            "range" => c.range = v,
+            "window" => c.window = v,
+            "windows" => c.windows = v,
+            _ => bail!("unknown icount field {k}"),
+        }
+    }
+    Ok(c)
+}
+
+/// Plugin argument string `path,lo=..,hi=..,begin=..,end=..` for [`crate::qemu::Qemu::plugin`].
+pub fn plugin_arg(plugin: &Path, range: Option<(u64, u64)>, window: Option<(u64, u64)>) -> String {
+    let mut s = plugin.display().to_string();
+    if let Some((lo, hi)) = range {
+        s += &format!(",lo={lo:#x},hi={hi:#x}");
+    }
+    if let Some((begin, end)) = window {
+        s += &format!(",begin={begin:#x},end={end:#x}");
+    }
+    s
+}

@@ -1,0 +1,19 @@
+//! `lightsnn-tools`: host-side helpers for the lightsnn firmware.
+//!
+//! - [`qemu`]: run the firmware ELF under `qemu-system-arm` (semihosting, `-icount shift=0`);
+//! - [`defmt_log`]: decode its defmt stream with the ELF's defmt table (`defmt-decoder`);
+//! - [`report`]: parse the per-image result lines into structured records;
+//! - [`elf`], [`icount`]: function address ranges and exact instruction counts with the
+//!   `qemu-icount` TCG plugin;
+//! - [`firmware`]: build the firmware with a given model blob and image set.
+#![deny(missing_docs)]
+
+pub mod defmt_log;
+pub mod elf;
+pub mod firmware;
+pub mod icount;
+pub mod qemu;
+pub mod report;
+
+/// Size of one CIFAR-10 binary record (label byte + 3 x 32 x 32 pixels).
+pub const CIFAR_RECORD: usize = 1 + 3072;

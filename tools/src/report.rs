@@ -1,0 +1,97 @@
+//! The firmware's per-image result lines, parsed from decoded defmt text.
+//!
+//! Contract with `firmware/src/device.rs` (one `defmt::println!` per image):
+//! `image <i> label <l> pred <p> sar_ppm <s> spikes [<c0>, <c1>, ...]`
+//! and a closing `summary images <n> correct <k>`.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Result of one inference, as logged by the firmware or computed by the host reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageResult {
+    /// Index of the image in the embedded image set.
+    pub image: usize,
+    /// True label (from the CIFAR record).
+    pub label: u8,
+    /// Predicted class.
+    pub pred: u8,
+    /// Spike-activity rate over all LIF layers, in parts per million.
+    pub sar_ppm: u32,
+    /// Spikes per LIF layer over all timesteps.
+    pub spikes: Vec<u64>,
+}
+
+/// The closing summary line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Images run.
+    pub images: usize,
+    /// Correct predictions.
+    pub correct: usize,
+}
+
+/// Key/value words `k1 v1 k2 v2 ...`; a value may be a bracketed list.
+fn fields(text: &str) -> Option<Vec<(&str, &str)>> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let (key, tail) = rest.split_once(' ')?;
+        let tail = tail.trim_start();
+        let (value, tail) = if tail.starts_with('[') {
+            let end = tail.find(']')? + 1;
+            (&tail[..end], &tail[end..])
+        } else {
+            tail.split_once(' ').unwrap_or((tail, ""))
+        };
+        out.push((key, value));
+        rest = tail.trim_start();
+    }
+    Some(out)
+}
+
+fn get<'a>(fields: &[(&str, &'a str)], key: &str) -> Result<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .with_context(|| format!("missing field {key:?}"))
+}
+
+/// Parses an `image ...` line; `Ok(None)` for any other line.
+pub fn parse_image(text: &str) -> Result<Option<ImageResult>> {
+    let Some(rest) = text.strip_prefix("image ") else {
+        return Ok(None);
+    };
+    let (index, rest) = rest.split_once(' ').context("truncated image line")?;
+    let f = fields(rest).context("malformed image line")?;
+    let list = get(&f, "spikes")?;
+    let Some(inner) = list.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
+        bail!("spikes is not a list: {list:?}");
+    };
+    let spikes = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().with_context(|| format!("bad spike count {s:?}")))
+        .collect::<Result<_>>()?;
+    Ok(Some(ImageResult {
+        image: index.parse()?,
+        label: get(&f, "label")?.parse()?,
+        pred: get(&f, "pred")?.parse()?,
+        sar_ppm: get(&f, "sar_ppm")?.parse()?,
+        spikes,
+    }))
+}
+
+/// Parses a `summary ...` line; `Ok(None)` for any other line.
+pub fn parse_summary(text: &str) -> Result<Option<Summary>> {
+    let Some(rest) = text.strip_prefix("summary ") else {
+        return Ok(None);
+    };
+    let f = fields(rest).context("malformed summary line")?;
+    Ok(Some(Summary {
+        images: get(&f, "images")?.parse()?,
+        correct: get(&f, "correct")?.parse()?,
+    }))
+}
