@@ -120,17 +120,73 @@ fn read_asset(path: &Path, var: &str) -> Vec<u8> {
     })
 }
 
-/// Static buffer sizes (in elements) emitted as constants.
-#[derive(Default)]
+/// Static buffer sizes, in elements of each arena (see `snn_nostd::engine::BufferSizes`).
 struct Sizes {
-    // Filled from `snn_nostd::engine::buffer_sizes`.
+    act: usize,
+    acc: usize,
+    bits: usize,
+    input: usize,
+}
+
+impl Default for Sizes {
+    /// Placeholder sizes for a blob that does not decode (the firmware stops before using them).
+    fn default() -> Self {
+        Sizes {
+            act: 1,
+            acc: 1,
+            bits: 1,
+            input: 1,
+        }
+    }
 }
 
 impl Sizes {
-    fn write(&self, _src: &mut String) {}
+    fn write(&self, src: &mut String) {
+        for (name, ty, n, what) in [
+            ("ACT_LEN", "i16", self.act, "`i16` activation arena"),
+            ("ACC_LEN", "i32", self.acc, "`i32` accumulator arena"),
+            ("BITS_LEN", "u64", self.bits, "`u64` spike-map arena"),
+            (
+                "INPUT_LEN",
+                "i16",
+                self.input,
+                "`i16` quantised input sample",
+            ),
+        ] {
+            writeln!(src, "/// Elements ({ty}) of the {what}.").unwrap();
+            writeln!(src, "pub const {name}: usize = {};", n.max(1)).unwrap();
+        }
+    }
 }
 
-/// Decodes the blob with the host build of `snn-nostd` and returns the engine's buffer sizes.
-fn buffer_sizes(_blob: &[u8]) -> Result<Sizes, String> {
-    Ok(Sizes::default())
+/// Decodes the blob with the host build of `snn-nostd` and returns the engine's buffer sizes,
+/// unless `LIGHTSNN_ARENA=act,acc,bits,input` (element counts) overrides them: for fixed-size
+/// builds, and for testing the firmware's start-up check of undersized buffers.
+fn buffer_sizes(blob: &[u8]) -> Result<Sizes, String> {
+    println!("cargo:rerun-if-env-changed=LIGHTSNN_ARENA");
+    if let Ok(spec) = env::var("LIGHTSNN_ARENA") {
+        let v: Vec<usize> = spec
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("LIGHTSNN_ARENA={spec:?}: {e}"));
+        let [act, acc, bits, input] = v[..] else {
+            panic!("LIGHTSNN_ARENA={spec:?}: expected act,acc,bits,input");
+        };
+        println!("cargo:warning=LIGHTSNN_ARENA overrides the engine buffer sizes: {spec}");
+        return Ok(Sizes {
+            act,
+            acc,
+            bits,
+            input,
+        });
+    }
+    let model = snn_nostd::model::decode(blob).map_err(|e| e.to_string())?;
+    let s = snn_nostd::engine::buffer_sizes(&model);
+    Ok(Sizes {
+        act: s.act,
+        acc: s.acc,
+        bits: s.bits,
+        input: s.input,
+    })
 }

@@ -2,7 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use lightsnn_tools::{defmt_log, elf, icount, qemu::Qemu, report, CIFAR_RECORD};
+use lightsnn_tools::testblob::{self, TestModelSpec};
+use lightsnn_tools::{
+    defmt_log, e2e, elf, firmware, icount, qemu::Qemu, reference, report, CIFAR_RECORD,
+};
+use snn_nostd::model::Bits;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -40,7 +44,7 @@ enum Cmd {
         #[arg(long)]
         elf: PathBuf,
         /// Function whose own instructions are counted (symbol or `::`-separated name parts).
-        #[arg(long, default_value = "lightsnn_infer")]
+        #[arg(long, default_value = "device::infer_one")]
         function: String,
         /// Window start symbol.
         #[arg(long, default_value = "lightsnn_infer_begin")]
@@ -59,6 +63,59 @@ enum Cmd {
         elf: PathBuf,
         /// Symbol name or `::`-separated name parts.
         name: String,
+    },
+    /// Write a random test model blob (the firmware's default is `firmware/assets/model.bin`).
+    GenBlob {
+        /// Output file.
+        #[arg(long, default_value = "firmware/assets/model.bin")]
+        out: PathBuf,
+        /// Seed of the weights.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Channels of cell 1 (cell 2 has twice as many).
+        #[arg(long, default_value_t = 8)]
+        c1: u16,
+        /// Hidden units.
+        #[arg(long, default_value_t = 64)]
+        hidden: u16,
+        /// Timesteps.
+        #[arg(long, default_value_t = 5)]
+        t: u16,
+        /// Weight bits (8 or 16).
+        #[arg(long, default_value_t = 8)]
+        bits: u32,
+        /// Genotype: 12 ops in canonical edge order.
+        #[arg(long, default_value = testblob::LIGHTSNN_GENOTYPE)]
+        genotype: String,
+    },
+    /// Run the host integer reference (snn-nostd on the host) and print JSON lines like
+    /// `defmt --json`.
+    Reference {
+        /// Model blob.
+        #[arg(long, default_value = "firmware/assets/model.bin")]
+        model: PathBuf,
+        /// CIFAR-10 records.
+        #[arg(long, default_value = "firmware/assets/images.bin")]
+        images: PathBuf,
+    },
+    /// The end-to-end check: build the firmware, run it under QEMU, compare with the host
+    /// reference bit for bit, count instructions. Exits non-zero on any difference.
+    E2e {
+        /// Model blob.
+        #[arg(long, default_value = "firmware/assets/model.bin")]
+        model: PathBuf,
+        /// CIFAR-10 records.
+        #[arg(long, default_value = "firmware/assets/images.bin")]
+        images: PathBuf,
+        /// Firmware build directory.
+        #[arg(long, default_value = "target/firmware-e2e")]
+        target_dir: PathBuf,
+        /// Skip the instruction count.
+        #[arg(long)]
+        no_count: bool,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Copy CIFAR-10 binary records (label + 3072 bytes) from a batch file.
     Images {
@@ -152,6 +209,60 @@ fn main() -> Result<()> {
             }
             let c = icount::parse(&run.plugin_log)?;
             println!("{}", serde_json::to_string(&c)?);
+        }
+        Cmd::GenBlob {
+            out,
+            seed,
+            c1,
+            hidden,
+            t,
+            bits,
+            genotype,
+        } => {
+            let bits = Bits::from_bits(bits).context("--bits must be 8 or 16")?;
+            let spec = TestModelSpec::cifar(c1, hidden, t, &genotype, bits, seed)?;
+            let blob = testblob::random_blob(&spec)?;
+            std::fs::write(&out, &blob).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} ({} bytes)", out.display(), blob.len());
+        }
+        Cmd::Reference { model, images } => {
+            let r = reference::run(&std::fs::read(&model)?, &std::fs::read(&images)?)?;
+            for i in &r.images {
+                println!("{}", serde_json::to_string(i)?);
+            }
+            println!("{}", serde_json::json!({ "summary": r.summary }));
+        }
+        Cmd::E2e {
+            model,
+            images,
+            target_dir,
+            no_count,
+            json,
+        } => {
+            let root = firmware::workspace_root();
+            let cfg = e2e::Config {
+                model: root.join(model),
+                images: root.join(images),
+                work_dir: root.join(&target_dir).join("work"),
+                target_dir: root.join(target_dir),
+                qemu: Qemu::default(),
+                count_instructions: !no_count,
+            };
+            let o = e2e::run(&cfg)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "images": o.device.images,
+                        "summary": o.reference.summary,
+                        "layers": o.reference.layers,
+                        "footprint": o.footprint,
+                        "cost": o.cost,
+                    })
+                );
+            } else {
+                print!("{}", e2e::describe(&o));
+            }
         }
         Cmd::Symbol { elf, name } => {
             let r = elf::function_range(&std::fs::read(&elf)?, &name)?;

@@ -1,7 +1,7 @@
 //! The firmware's per-image result lines, parsed from decoded defmt text.
 //!
 //! Contract with `firmware/src/device.rs` (one `defmt::println!` per image):
-//! `image <i> label <l> pred <p> sar_ppm <s> spikes [<c0>, <c1>, ...]`
+//! `image <i> label <l> pred <p> sar_ppm <s> synops <n> spikes [<c0>, ...] scores [<s0>, ...]`
 //! and a closing `summary images <n> correct <k>`.
 
 use anyhow::{bail, Context, Result};
@@ -15,11 +15,15 @@ pub struct ImageResult {
     /// True label (from the CIFAR record).
     pub label: u8,
     /// Predicted class.
-    pub pred: u8,
+    pub pred: u16,
     /// Spike-activity rate over all LIF layers, in parts per million.
     pub sar_ppm: u32,
+    /// Synaptic operations (weight additions) of the inference.
+    pub synops: u64,
     /// Spikes per LIF layer over all timesteps.
     pub spikes: Vec<u64>,
+    /// Class scores (fc2 outputs summed over votes and timesteps).
+    pub scores: Vec<i32>,
 }
 
 /// The closing summary line.
@@ -58,6 +62,22 @@ fn get<'a>(fields: &[(&str, &'a str)], key: &str) -> Result<&'a str> {
         .with_context(|| format!("missing field {key:?}"))
 }
 
+/// Parses a bracketed, comma-separated list of numbers.
+fn list<T: std::str::FromStr>(text: &str) -> Result<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let Some(inner) = text.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
+        bail!("not a list: {text:?}");
+    };
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().with_context(|| format!("bad number {s:?}")))
+        .collect()
+}
+
 /// Parses an `image ...` line; `Ok(None)` for any other line.
 pub fn parse_image(text: &str) -> Result<Option<ImageResult>> {
     let Some(rest) = text.strip_prefix("image ") else {
@@ -65,22 +85,14 @@ pub fn parse_image(text: &str) -> Result<Option<ImageResult>> {
     };
     let (index, rest) = rest.split_once(' ').context("truncated image line")?;
     let f = fields(rest).context("malformed image line")?;
-    let list = get(&f, "spikes")?;
-    let Some(inner) = list.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
-        bail!("spikes is not a list: {list:?}");
-    };
-    let spikes = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().with_context(|| format!("bad spike count {s:?}")))
-        .collect::<Result<_>>()?;
     Ok(Some(ImageResult {
         image: index.parse()?,
         label: get(&f, "label")?.parse()?,
         pred: get(&f, "pred")?.parse()?,
         sar_ppm: get(&f, "sar_ppm")?.parse()?,
-        spikes,
+        synops: get(&f, "synops")?.parse()?,
+        spikes: list(get(&f, "spikes")?)?,
+        scores: list(get(&f, "scores")?)?,
     }))
 }
 
