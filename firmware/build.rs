@@ -46,7 +46,7 @@ fn main() {
     let images_path = asset_path(&root, "LIGHTSNN_IMAGES", "firmware/assets/images.bin");
     let model = read_asset(&model_path, "LIGHTSNN_MODEL");
     let images = read_asset(&images_path, "LIGHTSNN_IMAGES");
-    if images.is_empty() || images.len() % RECORD != 0 {
+    if images.is_empty() || !images.len().is_multiple_of(RECORD) {
         panic!(
             "{}: {} bytes is not a whole number (>= 1) of CIFAR-10 records of {RECORD} bytes",
             images_path.display(),

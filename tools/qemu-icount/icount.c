@@ -6,9 +6,13 @@
  *   range    instructions whose address lies in [lo, hi)  (e.g. one function, from `nm -S`);
  *   window   instructions executed between reaching address `begin` and reaching address `end`
  *            (callees included), summed over all windows; `windows` = number of closed windows.
- * Arguments (all optional, hex with 0x or decimal): lo=, hi=, begin=, end=.
- * Prints one line at exit through qemu_plugin_outs (shown with `-d plugin`, `-D file` to redirect):
+ *   profile  with profile=1: per translation block, its address, instruction count and
+ *            executions (a block left early by an exception still counts whole), to map onto
+ *            functions (`lightsnn-tools icount --profile`).
+ * Arguments (all optional, hex with 0x or decimal): lo=, hi=, begin=, end=, profile=.
+ * Prints at exit through qemu_plugin_outs (shown with `-d plugin`, `-D file` to redirect):
  *   icount total=N range=N window=N windows=N
+ *   tb 0xADDR NINSNS EXECS        (one per translated block, with profile=1)
  * Build: gcc -O2 -shared -fPIC -o libicount.so icount.c   (no QEMU headers needed)
  * Use:   qemu-system-arm ... -plugin ./libicount.so,lo=0x..,hi=0x..,begin=0x..,end=0x.. -d plugin
  * Single vCPU guests only (the counters are not per-vCPU).
@@ -36,7 +40,10 @@ void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn,
                                             enum qemu_plugin_cb_flags flags, void *userdata);
 void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn,
                                                 enum qemu_plugin_op op, void *ptr, uint64_t imm);
+void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum qemu_plugin_op op,
+                                              void *ptr, uint64_t imm);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
@@ -46,7 +53,10 @@ __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
 static uint64_t lo, hi, begin_pc = UINT64_MAX, end_pc = UINT64_MAX;
 static uint64_t total, in_range, window, windows, window_start;
-static bool open_window;
+static bool open_window, profile;
+/* One record per translation (a block translated twice has two records; the reader sums). */
+struct tb_rec { uint64_t vaddr, n, execs; struct tb_rec *next; };
+static struct tb_rec *tbs;
 
 /* Marker callbacks run before the marker instruction's inline count is added; both snapshots
  * are taken at the same point of an instruction, so the window is exact. */
@@ -61,6 +71,16 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     (void)id;
     size_t n = qemu_plugin_tb_n_insns(tb);
+    if (profile) {
+        struct tb_rec *r = calloc(1, sizeof *r);
+        if (r) {
+            r->vaddr = qemu_plugin_tb_vaddr(tb);
+            r->n = n;
+            r->next = tbs;
+            tbs = r;
+            qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &r->execs, 1);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint64_t pc = qemu_plugin_insn_vaddr(insn);
@@ -80,6 +100,12 @@ static void at_exit(qemu_plugin_id_t id, void *u)
              (unsigned long long)total, (unsigned long long)in_range,
              (unsigned long long)window, (unsigned long long)windows);
     qemu_plugin_outs(line);
+    for (struct tb_rec *r = tbs; r; r = r->next) {
+        if (!r->execs) continue;
+        snprintf(line, sizeof line, "tb 0x%llx %llu %llu\n", (unsigned long long)r->vaddr,
+                 (unsigned long long)r->n, (unsigned long long)r->execs);
+        qemu_plugin_outs(line);
+    }
 }
 
 __attribute__((visibility("default")))
@@ -95,6 +121,7 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
         else if (k == 2 && !strncmp(argv[i], "hi", k)) hi = v;
         else if (k == 5 && !strncmp(argv[i], "begin", k)) begin_pc = v;
         else if (k == 3 && !strncmp(argv[i], "end", k)) end_pc = v;
+        else if (k == 7 && !strncmp(argv[i], "profile", k)) profile = v != 0;
         else return -1;
     }
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);

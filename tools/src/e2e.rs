@@ -66,6 +66,8 @@ pub struct Cost {
     pub per_neuron_update: f64,
     /// Instructions per synaptic event (all inference instructions / synaptic operations).
     pub per_synaptic_event: f64,
+    /// Instructions per function over the whole run (all images), largest first.
+    pub profile: Vec<(String, u64)>,
 }
 
 /// Everything the check measured.
@@ -181,6 +183,7 @@ pub fn count(
             &plugin,
             Some((f.lo, f.hi)),
             Some((begin.lo, end.lo)),
+            true,
         )),
         ..cfg.qemu.clone()
     };
@@ -191,6 +194,7 @@ pub fn count(
         run.status
     );
     let counts = icount::parse(&run.plugin_log)?;
+    let profile = icount::profile(&run.plugin_log, &elf::Symbols::new(elf_bytes)?)?;
     let n = reference.images.len() as u64;
     ensure!(
         counts.windows == n,
@@ -204,6 +208,7 @@ pub fn count(
         per_inference: counts.window as f64 / n as f64,
         per_neuron_update: counts.window as f64 / updates.max(1) as f64,
         per_synaptic_event: counts.window as f64 / synops.max(1) as f64,
+        profile,
     })
 }
 
@@ -251,6 +256,16 @@ pub fn describe(o: &Outcome) -> String {
         let synops: u64 = r.images.iter().map(|i| i.synops).sum::<u64>() / r.images.len() as u64;
         writeln!(s, "instructions: {:.0} per inference (mean of {}; total run {}), {:.2} per neuron update ({} updates/inference), {:.2} per synaptic event ({} synops/inference); infer_one's own body {}",
             c.per_inference, c.counts.windows, c.counts.total, c.per_neuron_update, updates, c.per_synaptic_event, synops, c.counts.range).unwrap();
+        writeln!(s, "profile (instructions per function, whole run):").unwrap();
+        for (name, n) in c.profile.iter().take(12) {
+            writeln!(
+                s,
+                "  {:>6.2}% {:>12} {name}",
+                100.0 * *n as f64 / c.counts.total as f64,
+                n
+            )
+            .unwrap();
+        }
     }
     s
 }

@@ -53,3 +53,35 @@ pub fn function_range(elf: &[u8], name: &str) -> Result<Range> {
         ),
     }
 }
+
+/// Function symbols of an ELF, for mapping addresses to (demangled) function names.
+#[derive(Debug, Clone)]
+pub struct Symbols {
+    /// `(lo, hi, name)`, sorted by `lo`.
+    funcs: Vec<(u64, u64, String)>,
+}
+
+impl Symbols {
+    /// Reads the function symbols of `elf` (Thumb bit cleared, names demangled without hashes).
+    pub fn new(elf: &[u8]) -> Result<Symbols> {
+        let file = object::File::parse(elf).context("parsing the ELF")?;
+        let mut funcs: Vec<_> = file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+            .filter_map(|s| {
+                let lo = s.address() & !1;
+                let name = format!("{:#}", rustc_demangle::demangle(s.name().ok()?));
+                Some((lo, lo + s.size(), name))
+            })
+            .collect();
+        funcs.sort();
+        Ok(Symbols { funcs })
+    }
+
+    /// The function containing `addr`.
+    pub fn lookup(&self, addr: u64) -> Option<&str> {
+        let i = self.funcs.partition_point(|f| f.0 <= addr);
+        let (lo, hi, name) = self.funcs.get(i.checked_sub(1)?)?;
+        (*lo <= addr && addr < *hi).then_some(name.as_str())
+    }
+}

@@ -1,6 +1,8 @@
 //! Exact instruction counts with the `tools/qemu-icount` TCG plugin.
 
+use crate::elf::Symbols;
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -56,9 +58,36 @@ pub fn parse(log: &str) -> Result<Counts> {
     Ok(c)
 }
 
-/// Plugin argument string `path,lo=..,hi=..,begin=..,end=..` for [`crate::qemu::Qemu::plugin`].
-pub fn plugin_arg(plugin: &Path, range: Option<(u64, u64)>, window: Option<(u64, u64)>) -> String {
+/// Instructions executed per function over a whole run, largest first, from the plugin's
+/// `tb` lines (run with `profile=1`). Addresses outside every function symbol count as `?`.
+pub fn profile(log: &str, symbols: &Symbols) -> Result<Vec<(String, u64)>> {
+    let mut per: HashMap<&str, u64> = HashMap::new();
+    for line in log.lines().filter(|l| l.starts_with("tb ")) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [_, addr, n, execs] = w[..] else {
+            bail!("malformed plugin line {line:?}")
+        };
+        let addr = u64::from_str_radix(addr.trim_start_matches("0x"), 16)?;
+        let insns = n.parse::<u64>()? * execs.parse::<u64>()?;
+        *per.entry(symbols.lookup(addr).unwrap_or("?")).or_default() += insns;
+    }
+    let mut v: Vec<_> = per.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(v)
+}
+
+/// Plugin argument string `path,lo=..,hi=..,begin=..,end=..[,profile=1]` for
+/// [`crate::qemu::Qemu::plugin`].
+pub fn plugin_arg(
+    plugin: &Path,
+    range: Option<(u64, u64)>,
+    window: Option<(u64, u64)>,
+    profile: bool,
+) -> String {
     let mut s = plugin.display().to_string();
+    if profile {
+        s += ",profile=1";
+    }
     if let Some((lo, hi)) = range {
         s += &format!(",lo={lo:#x},hi={hi:#x}");
     }

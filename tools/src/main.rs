@@ -55,6 +55,9 @@ enum Cmd {
         /// Prebuilt plugin (default: built with gcc into a temporary file).
         #[arg(long)]
         plugin: Option<PathBuf>,
+        /// Also print the N functions that executed the most instructions.
+        #[arg(long, value_name = "N")]
+        profile: Option<usize>,
     },
     /// Print a function's address range `lo hi` (hex) from the ELF symbol table.
     Symbol {
@@ -185,12 +188,12 @@ fn main() -> Result<()> {
             begin,
             end,
             plugin,
+            profile,
         } => {
             let bytes = std::fs::read(&elf)?;
             let f = elf::function_range(&bytes, &function)?;
             let b = elf::function_range(&bytes, &begin)?;
             let e = elf::function_range(&bytes, &end)?;
-            let tmp = lightsnn_tools::qemu::Qemu::default();
             let plugin = match plugin {
                 Some(p) => p,
                 None => icount::build_plugin(&std::env::temp_dir().join("lightsnn-libicount.so"))?,
@@ -200,8 +203,9 @@ fn main() -> Result<()> {
                     &plugin,
                     Some((f.lo, f.hi)),
                     Some((b.lo, e.lo)),
+                    profile.is_some(),
                 )),
-                ..tmp
+                ..Qemu::default()
             }
             .run(&elf)?;
             if run.status != 0 {
@@ -209,6 +213,15 @@ fn main() -> Result<()> {
             }
             let c = icount::parse(&run.plugin_log)?;
             println!("{}", serde_json::to_string(&c)?);
+            if let Some(top) = profile {
+                let symbols = elf::Symbols::new(&bytes)?;
+                for (name, n) in icount::profile(&run.plugin_log, &symbols)?.iter().take(top) {
+                    println!(
+                        "{:>6.2}% {n:>12} {name}",
+                        100.0 * *n as f64 / c.total as f64
+                    );
+                }
+            }
         }
         Cmd::GenBlob {
             out,

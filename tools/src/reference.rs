@@ -33,7 +33,7 @@ pub struct Reference {
 
 /// Runs every record of `images` (CIFAR-10 binary records) through the model in `blob`.
 pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
-    if images.is_empty() || images.len() % CIFAR_RECORD != 0 {
+    if images.is_empty() || !images.len().is_multiple_of(CIFAR_RECORD) {
         bail!(
             "{} bytes is not a whole number of CIFAR-10 records",
             images.len()
