@@ -57,8 +57,8 @@ fn for_each_set_bit(words: &[u64], start: usize, end: usize, mut f: impl FnMut(u
     }
     let first = start / 64;
     let last = (end - 1) / 64;
-    for wi in first..=last {
-        let mut w = words[wi];
+    for (wi, &word) in words.iter().enumerate().take(last + 1).skip(first) {
+        let mut w = word;
         if wi == first {
             w &= !0u64 << (start % 64);
         }
@@ -84,7 +84,8 @@ fn for_each_set_bit(words: &[u64], start: usize, end: usize, mut f: impl FnMut(u
 pub fn round_shift(x: i64, s: i32) -> i64 {
     let s = s.clamp(-62, 62);
     if s > 0 {
-        x.saturating_add(1i64 << (s - 1)) >> s
+        // floor((x + 2^(s-1)) / 2^s) without overflow: floor(x / 2^s) + bit s-1 of x.
+        (x >> s) + ((x >> (s - 1)) & 1)
     } else if s < 0 {
         let l = (-s) as u32;
         if x.unsigned_abs() > (i64::MAX >> l) as u64 {
@@ -196,8 +197,8 @@ impl Geom {
 
 /// Fills `row` (`w * c_out`) with the per-channel biases.
 fn fill_bias(row: &mut [i32], layer: &LayerParts<'_>, c_out: usize) {
-    for co in 0..c_out {
-        row[co] = layer.bias_at(co);
+    for (co, r) in row[..c_out].iter_mut().enumerate() {
+        *r = layer.bias_at(co);
     }
     let mut filled = c_out;
     while filled < row.len() {
@@ -332,13 +333,13 @@ fn stem<W: Wt>(
         for ci in 0..in_c {
             for ky in 0..3 {
                 let iy = y + ky;
-                if iy < 1 || iy - 1 >= in_h {
+                if iy < 1 || iy > in_h {
                     continue;
                 }
                 let plane = &input[(ci * in_h + iy - 1) * in_w..(ci * in_h + iy) * in_w];
                 for kx in 0..3 {
                     let ix = x + kx;
-                    if ix < 1 || ix - 1 >= in_w {
+                    if ix < 1 || ix > in_w {
                         continue;
                     }
                     let v = plane[ix - 1];
@@ -723,7 +724,7 @@ pub fn quantize_input_f32(
 
 fn check_input_len(d: &Dims, n: usize, out: usize) -> Result<(), EngineError> {
     let frame = d.frame_len();
-    if n == 0 || n % frame != 0 || n != out {
+    if n == 0 || !n.is_multiple_of(frame) || n != out {
         return Err(EngineError::InputLength {
             expected: if n != out { out } else { frame },
             got: n,
