@@ -96,3 +96,27 @@ pub fn plugin_arg(
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plugin_output() {
+        let log = "icount total=10 range=2 window=7 windows=1\ntb 0x100 3 2\ntb 0x200 4 1\n";
+        assert_eq!(
+            parse(log).unwrap(),
+            Counts {
+                total: 10,
+                range: 2,
+                window: 7,
+                windows: 1
+            }
+        );
+        assert!(parse("nothing").is_err());
+        assert_eq!(
+            plugin_arg(Path::new("/p.so"), Some((1, 2)), Some((16, 32)), true),
+            "/p.so,profile=1,lo=0x1,hi=0x2,begin=0x10,end=0x20"
+        );
+    }
+}

@@ -107,3 +107,42 @@ pub fn parse_summary(text: &str) -> Result<Option<Summary>> {
         correct: get(&f, "correct")?.parse()?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_image_and_summary_lines() {
+        let r = parse_image(
+            "image 3 label 8 pred 7 sar_ppm 123456 synops 99 spikes [1, 22, 333] scores [-5, 0, 7]",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r,
+            ImageResult {
+                image: 3,
+                label: 8,
+                pred: 7,
+                sar_ppm: 123456,
+                synops: 99,
+                spikes: vec![1, 22, 333],
+                scores: vec![-5, 0, 7],
+            }
+        );
+        assert_eq!(
+            parse_summary("summary images 4 correct 1").unwrap(),
+            Some(Summary {
+                images: 4,
+                correct: 1
+            })
+        );
+        assert_eq!(parse_image("layer 0 cell1.lif0 neurons 8").unwrap(), None);
+        assert_eq!(parse_summary("image 0 label 1").unwrap(), None);
+        assert!(parse_image("image 0 label 1 pred 2").is_err());
+        assert!(
+            parse_image("image 0 label 1 pred 2 sar_ppm 3 synops 4 spikes [x] scores []").is_err()
+        );
+    }
+}

@@ -259,3 +259,42 @@ pub fn random_blob(spec: &TestModelSpec) -> Result<Vec<u8>> {
         .encode()
         .map_err(|e| anyhow!("encoding the test model: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recipe of the shipped `firmware/assets/model.bin` (`lightsnn-tools gen-blob` defaults).
+    fn default_spec() -> TestModelSpec {
+        TestModelSpec::cifar(8, 64, 5, LIGHTSNN_GENOTYPE, Bits::B8, 1).unwrap()
+    }
+
+    #[test]
+    fn random_blob_decodes_and_is_deterministic() {
+        let spec = TestModelSpec::cifar(4, 16, 2, ALL_OPS_GENOTYPE, Bits::B16, 9).unwrap();
+        let a = random_blob(&spec).unwrap();
+        assert_eq!(a, random_blob(&spec).unwrap());
+        snn_nostd::model::decode(&a).unwrap();
+    }
+
+    /// The shipped blob is what `gen-blob` writes today: a blob-format change must come with
+    /// `cargo run -p lightsnn-tools -- gen-blob` (else the firmware would fail to decode it).
+    #[test]
+    fn shipped_blob_is_current() {
+        let path = crate::firmware::workspace_root().join("firmware/assets/model.bin");
+        let shipped = std::fs::read(&path).unwrap();
+        assert!(
+            shipped == random_blob(&default_spec()).unwrap(),
+            "{} is stale: regenerate it with `cargo run -p lightsnn-tools -- gen-blob`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn shipped_images_are_cifar_records() {
+        let path = crate::firmware::workspace_root().join("firmware/assets/images.bin");
+        let images = std::fs::read(path).unwrap();
+        assert!(!images.is_empty() && images.len().is_multiple_of(crate::CIFAR_RECORD));
+        assert!(images.chunks(crate::CIFAR_RECORD).all(|r| r[0] < 10));
+    }
+}
