@@ -7,17 +7,25 @@
 //! - [`bits`]: bit-packed spike codes and popcount Hamming distance.
 //! - [`sahd`]: the sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score.
 //! - [`logdet`]: f64 natural log and log-determinants (LU, rank-one split) without `std`.
+//! - [`model`]: the quantised model blob (postcard, magic, version, CRC-32), zero-copy decoding.
+//! - [`engine`]: event-driven fixed-point inference of a decoded model.
 //!
-//! The crate is `#![no_std]` and never allocates: callers provide every buffer.
+//! The crate is `#![no_std]` and never allocates: callers provide every buffer (the `alloc`
+//! feature adds blob encoding for the host).
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(any(test, feature = "alloc"))]
+extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod bits;
+pub mod crc32;
+pub mod engine;
 pub mod genotype;
 pub mod logdet;
+pub mod model;
 pub mod sahd;
 
 pub use sahd::{SahdError, SahdKernel};

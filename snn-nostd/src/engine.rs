@@ -1,0 +1,1312 @@
+//! Allocation-free, event-driven integer inference of a decoded [`Model`].
+//!
+//! # Arithmetic
+//! - Activations (stem output, node sums `x_i`, node inputs `x_i + B_i`, back states `B_i`,
+//!   membranes) are `i16` in the format of their layer (value = `int / 2^exp`, see
+//!   [`crate::model`]); every add into an `i16` saturates. Accumulators of weighted layers are
+//!   `i32` with saturating adds (`i64` in the dense stem, whose inputs are `i16`).
+//! - [`round_shift`]`(x, s)`: `s > 0` is a right shift with round half up,
+//!   `(x + 2^(s-1)) >> s` (arithmetic shift = floor); `s < 0` is a saturating left shift.
+//! - LIF charge, tau = 4/3, `V <- V + (X - V) * 3/4 = (V + 3X) / 4`: computed exactly in `i32` as
+//!   `(V + 3X + 2) >> 2`, i.e. `(V + 3X) / 4` rounded half up; the result always fits an `i16`
+//!   (it lies between `V` and `X`), so no saturation is needed. Fire if `V >= 2^exp` (threshold
+//!   1.0), then hard reset to 0. Membranes start at 0 on [`Engine::reset`].
+//! - AvgPool 3x3: the sum of the 9 neighbours (zero padding) divided by 9, rounded half up
+//!   (`floor((2 sum + 9) / 18)`). MaxPool 3x3 ignores padding.
+//! - Node sums add their incoming edges in canonical edge order, saturating after each edge.
+//!
+//! # Event-driven layers and spike maps
+//! Spike maps are bit-packed, LSB-first in `u64` words (bit `i` is `word[i / 64] >> (i % 64)`),
+//! in HWC order: neuron `(c, y, x)` of a `C x H x W` map is bit `(y * W + x) * C + c`. Padding bits
+//! of the last word are 0. Every layer fed by spikes (cell convs, the down conv, fc1, fc2) walks
+//! the set bits only and adds, per spike, a contiguous weight column of `C_out` values (weights
+//! are stored `[ci][ky][kx][co]`): its cost follows the spike count. Convolutions run one output
+//! row at a time into an `i32` row accumulator (`W * C_out`; two rows for the down conv, whose
+//! MaxPool2 is fused), so no full-size `i32` tensor is ever needed. Only the stem is dense (its
+//! input is real-valued): static input runs it once per sample, event input once per frame
+//! (with the DVS MaxPool2 fused).
+//!
+//! # Buffers
+//! The caller provides three arenas sized by [`buffer_sizes`] (or the `const`
+//! [`buffer_sizes_for`]): `act` (`i16`), `acc` (`i32`), `bits` (`u64`). The four node tensors are
+//! transient and shared by both cells; back states and membranes persist across timesteps.
+
+use crate::genotype::{CellType, Genotype, Op, NUM_NODES};
+use crate::model::{Bits, CellParts, CellPlan, Dims, InputKind, LayerParts, Model, PostParts};
+use core::fmt;
+
+// ---------------------------------------------------------------------------------------------
+// Bit helpers. TODO(merge): `crate::bits` (other branch) provides `words_for` and packing; these
+// private helpers use the same LSB-first u64 layout and can be replaced by it.
+
+/// `u64` words holding `n` bits.
+const fn words_for(n: usize) -> usize {
+    n.div_ceil(64)
+}
+
+#[inline]
+fn set_bit(words: &mut [u64], i: usize) {
+    words[i / 64] |= 1u64 << (i % 64);
+}
+
+/// Calls `f(i)` for every set bit `i` in `start..end`, in increasing order.
+#[inline]
+fn for_each_set_bit(words: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
+    if start >= end {
+        return;
+    }
+    let first = start / 64;
+    let last = (end - 1) / 64;
+    for (wi, &word) in words.iter().enumerate().take(last + 1).skip(first) {
+        let mut w = word;
+        if wi == first {
+            w &= !0u64 << (start % 64);
+        }
+        if wi == last {
+            let e = end - wi * 64;
+            if e < 64 {
+                w &= (1u64 << e) - 1;
+            }
+        }
+        while w != 0 {
+            f(wi * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arithmetic.
+
+/// Shifts `x` right by `s` with round half up (`s > 0`), or left by `-s` with saturation
+/// (`s < 0`). `s` is clamped to `-62..=62`.
+#[inline]
+pub fn round_shift(x: i64, s: i32) -> i64 {
+    let s = s.clamp(-62, 62);
+    if s > 0 {
+        // floor((x + 2^(s-1)) / 2^s) without overflow: floor(x / 2^s) + bit s-1 of x.
+        (x >> s) + ((x >> (s - 1)) & 1)
+    } else if s < 0 {
+        let l = (-s) as u32;
+        if x.unsigned_abs() > (i64::MAX >> l) as u64 {
+            if x < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }
+        } else {
+            x << l
+        }
+    } else {
+        x
+    }
+}
+
+/// Saturates to `i16`.
+#[inline]
+pub fn sat_i16(x: i64) -> i16 {
+    x.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+
+/// Saturates to `i32`.
+#[inline]
+pub fn sat_i32(x: i64) -> i32 {
+    x.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// LIF charge with tau = 4/3: `(v + 3x) / 4` rounded half up, exactly (`(v + 3x + 2) >> 2`).
+#[inline]
+pub fn lif_charge(v: i16, x: i16) -> i16 {
+    // |v + 3x + 2| <= 4 * 32768, and the quotient lies between v and x: no overflow.
+    ((v as i32 + 3 * x as i32 + 2) >> 2) as i16
+}
+
+/// One LIF step: charge, fire if `v >= threshold`, hard reset to 0. Returns the spike.
+#[inline]
+pub fn lif_update(v: &mut i16, x: i16, threshold: i16) -> bool {
+    let nv = lif_charge(*v, x);
+    if nv >= threshold {
+        *v = 0;
+        true
+    } else {
+        *v = nv;
+        false
+    }
+}
+
+/// The threshold 1.0 in format `exp` (`exp <= 14`).
+#[inline]
+fn threshold(exp: u8) -> i16 {
+    1i16 << exp.min(14)
+}
+
+/// Weight element access, monomorphised for `i8` and little-endian `i16`.
+trait Wt {
+    const BYTES: usize;
+    fn at(w: &[u8], i: usize) -> i32;
+    fn add_col(acc: &mut [i32], col: &[u8]);
+}
+
+struct W8;
+struct W16;
+
+impl Wt for W8 {
+    const BYTES: usize = 1;
+    #[inline]
+    fn at(w: &[u8], i: usize) -> i32 {
+        w[i] as i8 as i32
+    }
+    #[inline]
+    fn add_col(acc: &mut [i32], col: &[u8]) {
+        for (a, &b) in acc.iter_mut().zip(col) {
+            *a = a.saturating_add(b as i8 as i32);
+        }
+    }
+}
+
+impl Wt for W16 {
+    const BYTES: usize = 2;
+    #[inline]
+    fn at(w: &[u8], i: usize) -> i32 {
+        i16::from_le_bytes([w[2 * i], w[2 * i + 1]]) as i32
+    }
+    #[inline]
+    fn add_col(acc: &mut [i32], col: &[u8]) {
+        for (a, b) in acc.iter_mut().zip(col.chunks_exact(2)) {
+            *a = a.saturating_add(i16::from_le_bytes([b[0], b[1]]) as i32);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels.
+
+/// A `c x h x w` map (stored HWC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geom {
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Geom {
+    fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+/// Fills `row` (`w * c_out`) with the per-channel biases.
+fn fill_bias(row: &mut [i32], layer: &LayerParts<'_>, c_out: usize) {
+    for (co, r) in row[..c_out].iter_mut().enumerate() {
+        *r = layer.bias_at(co);
+    }
+    let mut filled = c_out;
+    while filled < row.len() {
+        let n = filled.min(row.len() - filled);
+        row.copy_within(0..n, filled);
+        filled += n;
+    }
+}
+
+/// Adds, for output row `oy` of a stride-1 `k x k` conv (pad `k / 2`), the weight columns of
+/// every spike of `spk` (HWC, geometry `g`) into `row` (`g.w * c_out`). Returns the number of
+/// weight adds.
+fn conv_row_event<W: Wt>(
+    spk: &[u64],
+    g: Geom,
+    k: usize,
+    weights: &[u8],
+    c_out: usize,
+    oy: usize,
+    row: &mut [i32],
+) -> u64 {
+    let pad = k / 2;
+    let row_bits = g.w * g.c;
+    let col = c_out * W::BYTES;
+    let mut ops = 0u64;
+    for ky in 0..k {
+        let y = oy + ky;
+        if y < pad || y - pad >= g.h {
+            continue;
+        }
+        let start = (y - pad) * row_bits;
+        for_each_set_bit(spk, start, start + row_bits, |idx| {
+            let rel = idx - start;
+            let x = rel / g.c;
+            let ci = rel - x * g.c;
+            for kx in 0..k {
+                let ox = x + pad;
+                if ox < kx || ox - kx >= g.w {
+                    continue;
+                }
+                let ox = ox - kx;
+                let wb = ((ci * k + ky) * k + kx) * col;
+                W::add_col(
+                    &mut row[ox * c_out..(ox + 1) * c_out],
+                    &weights[wb..wb + col],
+                );
+                ops += c_out as u64;
+            }
+        });
+    }
+    ops
+}
+
+/// Event-driven `k x k` conv (`g.c -> c_out`, same size) of the spikes `spk`, requantised and
+/// added (saturating) into `dst` (HWC, `g.h x g.w x c_out`). `row` holds `g.w * c_out`.
+fn conv_event_add<W: Wt>(
+    spk: &[u64],
+    g: Geom,
+    k: usize,
+    layer: &LayerParts<'_>,
+    c_out: usize,
+    dst: &mut [i16],
+    row: &mut [i32],
+) -> u64 {
+    let rl = g.w * c_out;
+    let row = &mut row[..rl];
+    let mut ops = 0;
+    for oy in 0..g.h {
+        fill_bias(row, layer, c_out);
+        ops += conv_row_event::<W>(spk, g, k, layer.weights, c_out, oy, row);
+        let d = &mut dst[oy * rl..(oy + 1) * rl];
+        for (drow, arow) in d.chunks_exact_mut(c_out).zip(row.chunks_exact(c_out)) {
+            for (co, (dv, &a)) in drow.iter_mut().zip(arow).enumerate() {
+                let v = round_shift(a as i64, layer.shift_at(co) as i32);
+                *dv = sat_i16(*dv as i64 + v);
+            }
+        }
+    }
+    ops
+}
+
+/// The down conv: event-driven 3x3 conv `g.c -> c_out` + folded BN, then MaxPool2, written
+/// (not added) into `dst` (HWC, `g.h/2 x g.w/2 x c_out`). `row` holds `2 * g.w * c_out`.
+fn down_conv<W: Wt>(
+    spk: &[u64],
+    g: Geom,
+    layer: &LayerParts<'_>,
+    c_out: usize,
+    dst: &mut [i16],
+    row: &mut [i32],
+) -> u64 {
+    let rl = g.w * c_out;
+    let (h2, w2) = (g.h / 2, g.w / 2);
+    let mut ops = 0;
+    for oy2 in 0..h2 {
+        let (r0, r1) = row[..2 * rl].split_at_mut(rl);
+        fill_bias(r0, layer, c_out);
+        fill_bias(r1, layer, c_out);
+        ops += conv_row_event::<W>(spk, g, 3, layer.weights, c_out, 2 * oy2, r0);
+        ops += conv_row_event::<W>(spk, g, 3, layer.weights, c_out, 2 * oy2 + 1, r1);
+        for ox2 in 0..w2 {
+            let b = 2 * ox2 * c_out;
+            for co in 0..c_out {
+                let m = r0[b + co]
+                    .max(r0[b + c_out + co])
+                    .max(r1[b + co])
+                    .max(r1[b + c_out + co]);
+                // round_shift is monotone, so max-then-requantise equals requantise-then-max.
+                dst[(oy2 * w2 + ox2) * c_out + co] =
+                    sat_i16(round_shift(m as i64, layer.shift_at(co) as i32));
+            }
+        }
+    }
+    ops
+}
+
+/// The dense stem: 3x3 conv (pad 1) of the CHW `input` + folded BN (optionally MaxPool2),
+/// written into `dst` (HWC).
+#[allow(clippy::too_many_arguments)]
+fn stem<W: Wt>(
+    input: &[i16],
+    in_c: usize,
+    in_h: usize,
+    in_w: usize,
+    pool: bool,
+    layer: &LayerParts<'_>,
+    c_out: usize,
+    dst: &mut [i16],
+) {
+    let at = |y: usize, x: usize, co: usize| -> i64 {
+        let mut acc = layer.bias_at(co) as i64;
+        for ci in 0..in_c {
+            for ky in 0..3 {
+                let iy = y + ky;
+                if iy < 1 || iy > in_h {
+                    continue;
+                }
+                let plane = &input[(ci * in_h + iy - 1) * in_w..(ci * in_h + iy) * in_w];
+                for kx in 0..3 {
+                    let ix = x + kx;
+                    if ix < 1 || ix > in_w {
+                        continue;
+                    }
+                    let v = plane[ix - 1];
+                    if v != 0 {
+                        let w = W::at(layer.weights, ((co * in_c + ci) * 3 + ky) * 3 + kx);
+                        acc += v as i64 * w as i64;
+                    }
+                }
+            }
+        }
+        acc
+    };
+    let (oh, ow) = if pool {
+        (in_h / 2, in_w / 2)
+    } else {
+        (in_h, in_w)
+    };
+    for y in 0..oh {
+        for x in 0..ow {
+            for co in 0..c_out {
+                let v = if pool {
+                    at(2 * y, 2 * x, co)
+                        .max(at(2 * y, 2 * x + 1, co))
+                        .max(at(2 * y + 1, 2 * x, co))
+                        .max(at(2 * y + 1, 2 * x + 1, co))
+                } else {
+                    at(y, x, co)
+                };
+                dst[(y * ow + x) * c_out + co] = sat_i16(round_shift(v, layer.shift_at(co) as i32));
+            }
+        }
+    }
+}
+
+/// `dst += pool3x3(src)` (stride 1, pad 1), HWC, saturating. `avg`: AvgPool (divide by 9, round
+/// half up); else MaxPool (padding ignored).
+fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16]) {
+    let c = g.c;
+    for y in 0..g.h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
+        for x in 0..g.w {
+            let (x0, x1) = (x.saturating_sub(1), (x + 1).min(g.w - 1));
+            let o = (y * g.w + x) * c;
+            for ch in 0..c {
+                let mut sum = 0i32;
+                let mut max = i16::MIN;
+                for yy in y0..=y1 {
+                    for xx in x0..=x1 {
+                        let v = src[(yy * g.w + xx) * c + ch];
+                        sum += v as i32;
+                        max = max.max(v);
+                    }
+                }
+                let v = if avg {
+                    (2 * sum + 9).div_euclid(18)
+                } else {
+                    max as i32
+                };
+                dst[o + ch] = sat_i16(dst[o + ch] as i64 + v as i64);
+            }
+        }
+    }
+}
+
+/// `dst += src`, saturating.
+fn add_sat(dst: &mut [i16], src: &[i16]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = d.saturating_add(s);
+    }
+}
+
+/// A LIF layer over `mem.len()` neurons whose input `i` is `input(i)`; writes the packed spikes
+/// into `bits` and returns the spike count.
+#[inline]
+fn lif_layer(
+    mem: &mut [i16],
+    th: i16,
+    bits: &mut [u64],
+    mut input: impl FnMut(usize) -> i16,
+) -> u64 {
+    let mut count = 0u64;
+    for (wi, (chunk, out)) in mem.chunks_mut(64).zip(bits.iter_mut()).enumerate() {
+        let mut word = 0u64;
+        for (b, v) in chunk.iter_mut().enumerate() {
+            if lif_update(v, input(wi * 64 + b), th) {
+                word |= 1u64 << b;
+            }
+        }
+        *out = word;
+        count += word.count_ones() as u64;
+    }
+    count
+}
+
+/// Event-driven linear layer: `acc = bias + sum of the weight rows of the set bits of
+/// spk[..n_in]` (weights `[in][out]`). Returns the number of weight adds.
+fn fc_event<W: Wt>(spk: &[u64], n_in: usize, layer: &LayerParts<'_>, acc: &mut [i32]) -> u64 {
+    let n_out = acc.len();
+    for (o, a) in acc.iter_mut().enumerate() {
+        *a = layer.bias_at(o);
+    }
+    let col = n_out * W::BYTES;
+    let mut ops = 0;
+    for_each_set_bit(spk, 0, n_in, |j| {
+        W::add_col(acc, &layer.weights[j * col..(j + 1) * col]);
+        ops += n_out as u64;
+    });
+    ops
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public engine types.
+
+/// A LIF layer of the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LayerId {
+    /// The LIF of cell `cell` (1 or 2) on node input `node`: `x_node + B_node` for node 0..2,
+    /// `x3` for node 3 (shared by every conv edge leaving that node).
+    Cell {
+        /// 1 or 2.
+        cell: u8,
+        /// 0..=3.
+        node: u8,
+    },
+    /// The LIF after cell `cell` (1 or 2) and its BatchNorm.
+    Post {
+        /// 1 or 2.
+        cell: u8,
+    },
+    /// The LIF after fc1.
+    Hidden,
+}
+
+impl fmt::Display for LayerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerId::Cell { cell, node } => write!(f, "cell{cell}.lif{node}"),
+            LayerId::Post { cell } => write!(f, "post{cell}.lif"),
+            LayerId::Hidden => f.write_str("hidden.lif"),
+        }
+    }
+}
+
+/// Maximum number of LIF layers: 4 per cell, 2 post-cell, 1 hidden.
+pub const MAX_LAYERS: usize = 11;
+
+/// Spike counts of one LIF layer since the last [`Engine::reset_stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LayerStats {
+    /// Which layer.
+    pub layer: LayerId,
+    /// Neurons in the layer.
+    pub neurons: u32,
+    /// Spikes counted.
+    pub spikes: u64,
+    /// Timesteps evaluated.
+    pub steps: u64,
+}
+
+impl LayerStats {
+    /// Spike activity rate: `spikes / (neurons * steps)` (0 before any step).
+    pub fn sar(&self) -> f32 {
+        let d = self.neurons as f64 * self.steps as f64;
+        if d == 0.0 {
+            0.0
+        } else {
+            (self.spikes as f64 / d) as f32
+        }
+    }
+}
+
+/// Receives every LIF layer's spike code as it is produced (e.g. for the SAHD kernel).
+pub trait SpikeObserver {
+    /// Layer `layer` fired `code` (bit-packed, HWC, `neurons` valid bits) at timestep `t`.
+    fn on_spikes(&mut self, t: usize, layer: LayerId, code: &[u64], neurons: usize);
+}
+
+/// An observer that ignores everything.
+impl SpikeObserver for () {
+    fn on_spikes(&mut self, _: usize, _: LayerId, _: &[u64], _: usize) {}
+}
+
+/// Scratch sizes, in elements of each arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferSizes {
+    /// `i16` activations: nodes, back states, membranes, cached stem output.
+    pub act: usize,
+    /// `i32` accumulators: conv row, fc outputs, class scores.
+    pub acc: usize,
+    /// `u64` words of bit-packed spike maps.
+    pub bits: usize,
+    /// `i16` elements of one quantised input sample (the caller's input buffer; not part of
+    /// [`BufferSizes::bytes`]).
+    pub input: usize,
+}
+
+impl BufferSizes {
+    /// Bytes of the three arenas (`act * 2 + acc * 4 + bits * 8`).
+    pub const fn bytes(&self) -> usize {
+        self.act
+            .saturating_mul(2)
+            .saturating_add(self.acc.saturating_mul(4))
+            .saturating_add(self.bits.saturating_mul(8))
+    }
+
+    /// Bytes of the arenas plus the input buffer.
+    pub const fn bytes_with_input(&self) -> usize {
+        self.bytes().saturating_add(self.input.saturating_mul(2))
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Arena layout, shared by [`buffer_sizes_for`] and [`Engine::new`].
+#[derive(Clone, Copy)]
+struct Layout {
+    n1: usize,
+    n2: usize,
+    nmax: usize,
+    stem: usize,
+    row: usize,
+}
+
+const fn layout(d: &Dims) -> Layout {
+    let n1 = d.n1();
+    let n2 = d.n2();
+    let (_, w1) = d.cell1_hw();
+    let (_, w2) = d.cell2_hw();
+    let c1 = d.c1 as usize;
+    let c2 = d.c2 as usize;
+    let row = max(
+        max(
+            w1.saturating_mul(c1),
+            w1.saturating_mul(c2).saturating_mul(2),
+        ),
+        max(w2.saturating_mul(c2), d.hidden as usize),
+    );
+    Layout {
+        n1,
+        n2,
+        nmax: max(n1, n2),
+        stem: match d.input {
+            InputKind::Static => n1,
+            InputKind::Events => 0,
+        },
+        row,
+    }
+}
+
+/// Scratch sizes for a network of shape `dims` whose cells have genotype `ops` (one op per edge
+/// of `cell`). `const`, so firmware can size static buffers at build time; [`Engine::new`]
+/// checks them at start-up.
+pub const fn buffer_sizes_for(dims: &Dims, cell: CellType, ops: &[Op]) -> BufferSizes {
+    let plan = CellPlan::new(cell, ops);
+    let l = layout(dims);
+    let per_cell = plan.backs() + plan.lifs();
+    let hidden = dims.hidden as usize;
+    let act = l
+        .stem
+        .saturating_add(l.nmax.saturating_mul(4))
+        .saturating_add(per_cell.saturating_mul(l.n1.saturating_add(l.n2)))
+        .saturating_add(l.n1)
+        .saturating_add(l.n2)
+        .saturating_add(hidden);
+    let bits = (plan.lifs() + 1)
+        .saturating_mul(words_for(l.n1).saturating_add(words_for(l.n2)))
+        .saturating_add(words_for(dims.fc1_in()))
+        .saturating_add(words_for(hidden));
+    let acc = l
+        .row
+        .saturating_add(dims.outputs())
+        .saturating_add(dims.classes as usize);
+    BufferSizes {
+        act,
+        acc,
+        bits,
+        input: dims.input_len(),
+    }
+}
+
+/// Scratch sizes for `model`.
+pub fn buffer_sizes(model: &Model<'_>) -> BufferSizes {
+    let g = model.genotype();
+    buffer_sizes_for(model.dims(), g.cell(), g.ops())
+}
+
+/// Why the engine refused to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum EngineError {
+    /// A scratch arena is smaller than [`buffer_sizes`] requires.
+    BufferTooSmall {
+        /// `act`, `acc` or `bits`.
+        buffer: &'static str,
+        /// Elements required.
+        needed: usize,
+        /// Elements given.
+        got: usize,
+    },
+    /// An input slice has the wrong length.
+    InputLength {
+        /// Elements expected.
+        expected: usize,
+        /// Elements given.
+        got: usize,
+    },
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::BufferTooSmall {
+                buffer,
+                needed,
+                got,
+            } => write!(
+                f,
+                "engine buffer `{buffer}` too small: needs {needed} elements, got {got}"
+            ),
+            EngineError::InputLength { expected, got } => {
+                write!(f, "input has {got} elements, expected {expected}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for EngineError {}
+
+/// Quantises raw `u8` input (whole CHW frames: CIFAR RGB planes, or event counts) into the
+/// model's `i16` input format, using the blob's integer normalisation if it has one (else
+/// `q = raw << exp`). The host and the device share this code, so they feed identical inputs.
+pub fn quantize_input_u8(
+    model: &Model<'_>,
+    raw: &[u8],
+    out: &mut [i16],
+) -> Result<(), EngineError> {
+    let d = model.dims();
+    check_input_len(d, raw.len(), out.len())?;
+    let plane = d.in_h as usize * d.in_w as usize;
+    let frame = d.frame_len();
+    let inp = &model.parts().input;
+    for (i, (&r, o)) in raw.iter().zip(out.iter_mut()).enumerate() {
+        let c = (i % frame) / plane;
+        *o = match &inp.norm {
+            Some(n) => {
+                let v = r as i64 * n.mul[c] as i64 + n.add[c] as i64;
+                sat_i16(round_shift(v, n.shift as i32))
+            }
+            None => sat_i16(round_shift(r as i64, -(inp.exp as i32))),
+        };
+    }
+    Ok(())
+}
+
+/// Quantises real-valued input (already normalised, whole CHW frames) into the model's input
+/// format: `round(x * 2^exp)` (half away from zero), saturated; NaN gives 0.
+pub fn quantize_input_f32(
+    model: &Model<'_>,
+    x: &[f32],
+    out: &mut [i16],
+) -> Result<(), EngineError> {
+    let d = model.dims();
+    check_input_len(d, x.len(), out.len())?;
+    let scale = (1u32 << model.parts().input.exp) as f32;
+    for (&v, o) in x.iter().zip(out.iter_mut()) {
+        let s = v * scale;
+        let r = if s >= 0.0 { s + 0.5 } else { s - 0.5 };
+        *o = r as i16; // `as` saturates and maps NaN to 0
+    }
+    Ok(())
+}
+
+fn check_input_len(d: &Dims, n: usize, out: usize) -> Result<(), EngineError> {
+    let frame = d.frame_len();
+    if n == 0 || !n.is_multiple_of(frame) || n != out {
+        return Err(EngineError::InputLength {
+            expected: if n != out { out } else { frame },
+            got: n,
+        });
+    }
+    Ok(())
+}
+
+/// Per-cell persistent state.
+struct CellState<'b> {
+    back: [&'b mut [i16]; 3],
+    mem: [&'b mut [i16]; NUM_NODES],
+    spk: [&'b mut [u64]; NUM_NODES],
+}
+
+/// Takes the next `n` elements of `rest`.
+fn carve<'x, T>(rest: &mut &'x mut [T], n: usize) -> &'x mut [T] {
+    let r = core::mem::take(rest);
+    let (a, b) = r.split_at_mut(n);
+    *rest = b;
+    a
+}
+
+/// Counters and the observer, threaded through a timestep.
+struct Ctx<'o, O: SpikeObserver> {
+    obs: &'o mut O,
+    t: usize,
+    stats: &'o mut [LayerStats],
+}
+
+impl<O: SpikeObserver> Ctx<'_, O> {
+    fn report(&mut self, layer: LayerId, code: &[u64], neurons: usize, spikes: u64) {
+        if let Some(s) = self.stats.iter_mut().find(|s| s.layer == layer) {
+            s.spikes += spikes;
+            s.steps += 1;
+        }
+        self.obs.on_spikes(self.t, layer, code, neurons);
+    }
+}
+
+/// The integer inference engine: a model plus caller-provided scratch.
+pub struct Engine<'m, 'b> {
+    model: &'m Model<'m>,
+    stem_out: &'b mut [i16],
+    stem_valid: bool,
+    nodes: [&'b mut [i16]; NUM_NODES],
+    cells: [CellState<'b>; 2],
+    post_mem: [&'b mut [i16]; 2],
+    post_spk: [&'b mut [u64]; 2],
+    pooled: &'b mut [u64],
+    hid_mem: &'b mut [i16],
+    hid_spk: &'b mut [u64],
+    row: &'b mut [i32],
+    out: &'b mut [i32],
+    scores: &'b mut [i32],
+    t: usize,
+    stats: [LayerStats; MAX_LAYERS],
+    n_stats: usize,
+    synops: u64,
+}
+
+impl<'m, 'b> Engine<'m, 'b> {
+    /// An engine over `model` using the arenas `act`, `acc`, `bits` (at least
+    /// [`buffer_sizes`]; extra space is unused). The state starts reset.
+    pub fn new(
+        model: &'m Model<'m>,
+        act: &'b mut [i16],
+        acc: &'b mut [i32],
+        bits: &'b mut [u64],
+    ) -> Result<Engine<'m, 'b>, EngineError> {
+        let need = buffer_sizes(model);
+        for (buffer, needed, got) in [
+            ("act", need.act, act.len()),
+            ("acc", need.acc, acc.len()),
+            ("bits", need.bits, bits.len()),
+        ] {
+            if got < needed {
+                return Err(EngineError::BufferTooSmall {
+                    buffer,
+                    needed,
+                    got,
+                });
+            }
+        }
+        let d = *model.dims();
+        let plan = *model.plan();
+        let l = layout(&d);
+        let hidden = d.hidden as usize;
+        let mut act = act;
+        let mut acc = acc;
+        let mut bits = bits;
+        let stem_out = carve(&mut act, l.stem);
+        let nodes = [
+            carve(&mut act, l.nmax),
+            carve(&mut act, l.nmax),
+            carve(&mut act, l.nmax),
+            carve(&mut act, l.nmax),
+        ];
+        let cell = |n: usize, act: &mut &'b mut [i16], bits: &mut &'b mut [u64]| {
+            let back: [&'b mut [i16]; 3] =
+                core::array::from_fn(|i| carve(act, if plan.need_back[i] { n } else { 0 }));
+            let mem: [&'b mut [i16]; 4] =
+                core::array::from_fn(|i| carve(act, if plan.need_lif[i] { n } else { 0 }));
+            let spk: [&'b mut [u64]; 4] = core::array::from_fn(|i| {
+                carve(bits, if plan.need_lif[i] { words_for(n) } else { 0 })
+            });
+            CellState { back, mem, spk }
+        };
+        let c1 = cell(l.n1, &mut act, &mut bits);
+        let c2 = cell(l.n2, &mut act, &mut bits);
+        let post_mem = [carve(&mut act, l.n1), carve(&mut act, l.n2)];
+        let post_spk = [
+            carve(&mut bits, words_for(l.n1)),
+            carve(&mut bits, words_for(l.n2)),
+        ];
+        let hid_mem = carve(&mut act, hidden);
+        let pooled = carve(&mut bits, words_for(d.fc1_in()));
+        let hid_spk = carve(&mut bits, words_for(hidden));
+        let row = carve(&mut acc, l.row);
+        let out = carve(&mut acc, d.outputs());
+        let scores = carve(&mut acc, d.classes as usize);
+
+        let mut stats = [LayerStats {
+            layer: LayerId::Hidden,
+            neurons: 0,
+            spikes: 0,
+            steps: 0,
+        }; MAX_LAYERS];
+        let mut n_stats = 0;
+        let mut push = |layer: LayerId, neurons: usize| {
+            stats[n_stats] = LayerStats {
+                layer,
+                neurons: neurons as u32,
+                spikes: 0,
+                steps: 0,
+            };
+            n_stats += 1;
+        };
+        for (cell, n) in [(1u8, l.n1), (2u8, l.n2)] {
+            for node in 0..NUM_NODES {
+                if plan.need_lif[node] {
+                    push(
+                        LayerId::Cell {
+                            cell,
+                            node: node as u8,
+                        },
+                        n,
+                    );
+                }
+            }
+            push(LayerId::Post { cell }, n);
+        }
+        push(LayerId::Hidden, hidden);
+
+        let mut e = Engine {
+            model,
+            stem_out,
+            stem_valid: false,
+            nodes,
+            cells: [c1, c2],
+            post_mem,
+            post_spk,
+            pooled,
+            hid_mem,
+            hid_spk,
+            row,
+            out,
+            scores,
+            t: 0,
+            stats,
+            n_stats,
+            synops: 0,
+        };
+        e.reset();
+        Ok(e)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    /// Starts a new sample: zeroes membranes, back states and class scores, timestep 0.
+    /// Statistics are kept (see [`Engine::reset_stats`]).
+    pub fn reset(&mut self) {
+        for c in self.cells.iter_mut() {
+            for b in c.back.iter_mut() {
+                b.fill(0);
+            }
+            for m in c.mem.iter_mut() {
+                m.fill(0);
+            }
+        }
+        for m in self.post_mem.iter_mut() {
+            m.fill(0);
+        }
+        self.hid_mem.fill(0);
+        self.scores.fill(0);
+        self.t = 0;
+        self.stem_valid = false;
+    }
+
+    /// Zeroes the spike and synaptic-operation counters.
+    pub fn reset_stats(&mut self) {
+        for s in self.stats.iter_mut() {
+            s.spikes = 0;
+            s.steps = 0;
+        }
+        self.synops = 0;
+    }
+
+    /// Per-layer spike statistics, in network order (cell-1 LIFs by node, post 1, cell-2 LIFs,
+    /// post 2, hidden).
+    pub fn stats(&self) -> &[LayerStats] {
+        &self.stats[..self.n_stats]
+    }
+
+    /// Synaptic operations (weight additions) since [`Engine::reset_stats`]; the dense stem's
+    /// multiply-accumulates are not counted.
+    pub fn synops(&self) -> u64 {
+        self.synops
+    }
+
+    /// Timesteps run since [`Engine::reset`].
+    pub fn timestep(&self) -> usize {
+        self.t
+    }
+
+    /// Class scores: the fc2 outputs summed over each voting group and over the timesteps run,
+    /// in format `out_exp` (real mean output = `score / (votes * T * 2^out_exp)`).
+    pub fn scores(&self) -> &[i32] {
+        self.scores
+    }
+
+    /// The predicted class: the first index of the largest score.
+    pub fn prediction(&self) -> usize {
+        let mut best = 0;
+        for (i, &s) in self.scores.iter().enumerate() {
+            if s > self.scores[best] {
+                best = i;
+            }
+        }
+        best
+    }
+
+    /// The bit-packed spike code (HWC) that `layer` produced at the latest timestep, with its
+    /// neuron count; `None` if the network has no such layer.
+    pub fn spikes(&self, layer: LayerId) -> Option<(&[u64], usize)> {
+        let d = self.model.dims();
+        let (n1, n2) = (d.n1(), d.n2());
+        match layer {
+            LayerId::Cell { cell, node } => {
+                let node = node as usize;
+                let n = match cell {
+                    1 => n1,
+                    2 => n2,
+                    _ => return None,
+                };
+                if node >= NUM_NODES || !self.model.plan().need_lif[node] {
+                    return None;
+                }
+                Some((&*self.cells[cell as usize - 1].spk[node], n))
+            }
+            LayerId::Post { cell: 1 } => Some((&*self.post_spk[0], n1)),
+            LayerId::Post { cell: 2 } => Some((&*self.post_spk[1], n2)),
+            LayerId::Post { .. } => None,
+            LayerId::Hidden => Some((&*self.hid_spk, d.hidden as usize)),
+        }
+    }
+
+    /// Runs a whole sample from [`Engine::reset`]: `input` is one quantised frame (static input,
+    /// repeated for `T` timesteps) or `T` frames back to back (events). Returns the prediction;
+    /// see also [`Engine::scores`].
+    pub fn infer<O: SpikeObserver>(
+        &mut self,
+        input: &[i16],
+        obs: &mut O,
+    ) -> Result<usize, EngineError> {
+        let d = *self.model.dims();
+        if input.len() != d.input_len() {
+            return Err(EngineError::InputLength {
+                expected: d.input_len(),
+                got: input.len(),
+            });
+        }
+        self.reset();
+        let frame = d.frame_len();
+        for t in 0..d.t as usize {
+            let f = match d.input {
+                InputKind::Static => input,
+                InputKind::Events => &input[t * frame..(t + 1) * frame],
+            };
+            self.step(f, obs)?;
+        }
+        Ok(self.prediction())
+    }
+
+    /// Runs one timestep on `frame` (one quantised CHW frame). For static input the frame is
+    /// read only at the first step after [`Engine::reset`] (the stem output is cached).
+    pub fn step<O: SpikeObserver>(
+        &mut self,
+        frame: &[i16],
+        obs: &mut O,
+    ) -> Result<(), EngineError> {
+        let d = *self.model.dims();
+        if frame.len() != d.frame_len() {
+            return Err(EngineError::InputLength {
+                expected: d.frame_len(),
+                got: frame.len(),
+            });
+        }
+        match self.model.bits() {
+            Bits::B8 => self.step_w::<W8, O>(frame, obs),
+            Bits::B16 => self.step_w::<W16, O>(frame, obs),
+        }
+        self.t += 1;
+        Ok(())
+    }
+
+    fn step_w<W: Wt, O: SpikeObserver>(&mut self, frame: &[i16], obs: &mut O) {
+        let model = self.model;
+        let p = model.parts();
+        let d = *model.dims();
+        let plan = *model.plan();
+        let g = &p.genotype;
+        let (h1, w1) = d.cell1_hw();
+        let (h2, w2) = d.cell2_hw();
+        let (ph, pw) = d.pooled_hw();
+        let (c1, c2) = (d.c1 as usize, d.c2 as usize);
+        let g1 = Geom {
+            c: c1,
+            h: h1,
+            w: w1,
+        };
+        let g2 = Geom {
+            c: c2,
+            h: h2,
+            w: w2,
+        };
+        let (n1, n2) = (g1.len(), g2.len());
+        let mut ctx = Ctx {
+            obs,
+            t: self.t,
+            stats: &mut self.stats[..self.n_stats],
+        };
+        let mut synops = 0u64;
+
+        // Stem -> cell-1 input x0 (nodes[0]).
+        let (in_c, in_h, in_w) = (d.in_c as usize, d.in_h as usize, d.in_w as usize);
+        match d.input {
+            InputKind::Static => {
+                if !self.stem_valid {
+                    stem::<W>(
+                        frame,
+                        in_c,
+                        in_h,
+                        in_w,
+                        d.stem_pool,
+                        &p.stem,
+                        c1,
+                        self.stem_out,
+                    );
+                    self.stem_valid = true;
+                }
+                self.nodes[0][..n1].copy_from_slice(self.stem_out);
+            }
+            InputKind::Events => {
+                stem::<W>(
+                    frame,
+                    in_c,
+                    in_h,
+                    in_w,
+                    d.stem_pool,
+                    &p.stem,
+                    c1,
+                    &mut self.nodes[0][..n1],
+                );
+            }
+        }
+
+        // Cell 1.
+        synops += cell_step::<W, O>(
+            &mut self.nodes,
+            &mut self.cells[0],
+            &p.cell1,
+            g,
+            &plan,
+            g1,
+            self.row,
+            &mut ctx,
+            1,
+        );
+
+        // BN -> LIF after cell 1.
+        let n = post_lif(
+            &self.nodes[3][..n1],
+            c1,
+            &p.post1,
+            self.post_mem[0],
+            self.post_spk[0],
+        );
+        ctx.report(LayerId::Post { cell: 1 }, self.post_spk[0], n1, n);
+
+        // Down conv + BN + MaxPool2 -> cell-2 input x0.
+        synops += down_conv::<W>(
+            self.post_spk[0],
+            g1,
+            &p.down,
+            c2,
+            &mut self.nodes[0][..n2],
+            self.row,
+        );
+
+        // Cell 2.
+        synops += cell_step::<W, O>(
+            &mut self.nodes,
+            &mut self.cells[1],
+            &p.cell2,
+            g,
+            &plan,
+            g2,
+            self.row,
+            &mut ctx,
+            2,
+        );
+
+        // BN -> LIF after cell 2, MaxPool(p) on spikes (OR).
+        let n = post_lif(
+            &self.nodes[3][..n2],
+            c2,
+            &p.post2,
+            self.post_mem[1],
+            self.post_spk[1],
+        );
+        ctx.report(LayerId::Post { cell: 2 }, self.post_spk[1], n2, n);
+        let pp = d.p as usize;
+        self.pooled.fill(0);
+        for_each_set_bit(self.post_spk[1], 0, n2, |idx| {
+            let pix = idx / c2;
+            let c = idx - pix * c2;
+            let (y, x) = (pix / w2, pix % w2);
+            let (py, px) = (y / pp, x / pp);
+            if py < ph && px < pw {
+                set_bit(self.pooled, (py * pw + px) * c2 + c);
+            }
+        });
+
+        // fc1 -> hidden LIF.
+        let hidden = d.hidden as usize;
+        let acc = &mut self.row[..hidden];
+        synops += fc_event::<W>(self.pooled, d.fc1_in(), &p.fc1, acc);
+        let th = threshold(p.hidden_exp);
+        let n = lif_layer(self.hid_mem, th, self.hid_spk, |i| {
+            sat_i16(round_shift(acc[i] as i64, p.fc1.shift_at(i) as i32))
+        });
+        ctx.report(LayerId::Hidden, self.hid_spk, hidden, n);
+
+        // fc2 -> voting -> scores.
+        synops += fc_event::<W>(self.hid_spk, hidden, &p.fc2, self.out);
+        let v = d.votes as usize;
+        for (c, s) in self.scores.iter_mut().enumerate() {
+            let mut sum = *s as i64;
+            for (k, &a) in self.out[c * v..(c + 1) * v].iter().enumerate() {
+                sum += sat_i32(round_shift(a as i64, p.fc2.shift_at(c * v + k) as i32)) as i64;
+            }
+            *s = sat_i32(sum);
+        }
+        self.synops += synops;
+    }
+}
+
+/// Affine (folded BN) -> LIF over a cell output `x` (HWC, `c` channels).
+fn post_lif(x: &[i16], c: usize, post: &PostParts<'_>, mem: &mut [i16], bits: &mut [u64]) -> u64 {
+    let th = threshold(post.exp);
+    let s = post.shift as i32;
+    lif_layer(mem, th, bits, |i| {
+        let ch = i % c;
+        let mul = crate::model::read_i32(post.mul, ch) as i64;
+        let add = crate::model::read_i32(post.add, ch) as i64;
+        sat_i16(round_shift(x[i] as i64 * mul + add, s))
+    })
+}
+
+/// Applies edge op `op` from node input `src` (spikes `spk` for convs) into `dst`.
+#[allow(clippy::too_many_arguments)]
+fn apply_edge<W: Wt>(
+    op: Op,
+    src: &[i16],
+    spk: &[u64],
+    conv: Option<&LayerParts<'_>>,
+    g: Geom,
+    dst: &mut [i16],
+    row: &mut [i32],
+) -> u64 {
+    match (op, conv) {
+        (Op::Zero, _) => 0,
+        (Op::Skip, _) => {
+            add_sat(dst, src);
+            0
+        }
+        (Op::AvgPool, _) => {
+            pool3_add(src, g, true, dst);
+            0
+        }
+        (Op::MaxPool, _) => {
+            pool3_add(src, g, false, dst);
+            0
+        }
+        (Op::Conv3, Some(l)) => conv_event_add::<W>(spk, g, 3, l, g.c, dst, row),
+        (Op::Conv1, Some(l)) => conv_event_add::<W>(spk, g, 1, l, g.c, dst, row),
+        // Validation guarantees a conv on every conv edge.
+        (Op::Conv3 | Op::Conv1, None) => 0,
+    }
+}
+
+/// One timestep of a cell. On entry `nodes[0]` holds the cell input `x0`; on exit `nodes[3]`
+/// holds the output `x3` and `nodes[0..3]` hold `x_i + B_i`. Returns the weight adds.
+#[allow(clippy::too_many_arguments)]
+fn cell_step<W: Wt, O: SpikeObserver>(
+    nodes: &mut [&mut [i16]; NUM_NODES],
+    st: &mut CellState<'_>,
+    cp: &CellParts<'_>,
+    g: &Genotype,
+    plan: &CellPlan,
+    geom: Geom,
+    row: &mut [i32],
+    ctx: &mut Ctx<'_, O>,
+    cell_no: u8,
+) -> u64 {
+    let n = geom.len();
+    let th = threshold(cp.exp);
+    let mut ops = 0;
+    let [a, b, c, e] = nodes;
+    let mut x: [&mut [i16]; NUM_NODES] = [&mut a[..n], &mut b[..n], &mut c[..n], &mut e[..n]];
+    let edges = g.cell().edges();
+    for i in 0..NUM_NODES {
+        if i > 0 {
+            let (lo, hi) = x.split_at_mut(i);
+            let dst = &mut *hi[0];
+            dst.fill(0);
+            for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
+                if edge.to as usize != i || edge.is_backward() || op == Op::Zero {
+                    continue;
+                }
+                let j = edge.from as usize;
+                ops += apply_edge::<W>(op, lo[j], st.spk[j], cp.convs[k].as_ref(), geom, dst, row);
+            }
+        }
+        if i < 3 && plan.need_back[i] {
+            add_sat(x[i], st.back[i]);
+        }
+        if plan.need_lif[i] {
+            let src = &*x[i];
+            let cnt = lif_layer(st.mem[i], th, st.spk[i], |k| src[k]);
+            ctx.report(
+                LayerId::Cell {
+                    cell: cell_no,
+                    node: i as u8,
+                },
+                st.spk[i],
+                n,
+                cnt,
+            );
+        }
+    }
+    // Back states for the next timestep, from x_j + B_j (j < 3, old B) and x3.
+    for i in 0..3 {
+        if !plan.need_back[i] {
+            continue;
+        }
+        let dst = &mut *st.back[i];
+        dst.fill(0);
+        for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
+            if edge.to as usize != i || !edge.is_backward() || op == Op::Zero {
+                continue;
+            }
+            let j = edge.from as usize;
+            ops += apply_edge::<W>(op, x[j], st.spk[j], cp.convs[k].as_ref(), geom, dst, row);
+        }
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1370 @@
+//! Engine tests: kernels against naive versions, the whole engine against a straightforward f32
+//! reference forward of the dequantised model, and the blob format.
+
+use super::*;
+use crate::genotype::{CellType, Genotype, Op};
+use crate::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
+use crate::model::{
+    decode, encode, Bits, DecodeError, Dims, InputKind, InputNorm, InputParts, LayerParts,
+    ModelParts, FORMAT_VERSION, HEADER_LEN,
+};
+use alloc::vec;
+use alloc::vec::Vec;
+use proptest::prelude::*;
+
+/// SplitMix64: a tiny deterministic generator for test data.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub(crate) fn f(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi).
+    pub(crate) fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.f()
+    }
+    /// Uniform integer in [lo, hi].
+    pub(crate) fn int(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i64
+    }
+}
+
+/// The genotype of the tests: every op, forward and backward edges.
+/// Edges: 0<-1 0<-2 0<-3 1<-0 1<-2 1<-3 2<-0 2<-1 2<-3 3<-0 3<-1 3<-2
+pub(crate) const ALL_OPS: &str =
+    "conv3 avgpool conv1 conv3 zero skip conv1 maxpool conv3 skip avgpool conv3";
+
+/// A random quantised layer: `n_out` outputs, fan-in `fan_in`, real weights of magnitude about
+/// `gain / sqrt(fan_in)`, output format `a_out`, accumulator offset `acc_off` (input exponent
+/// of the stem, 0 for spike-fed layers).
+#[allow(clippy::too_many_arguments)]
+fn rand_layer(
+    rng: &mut Rng,
+    bits: Bits,
+    n_weights: usize,
+    n_out: usize,
+    fan_in: usize,
+    gain: f64,
+    bias: (f64, f64),
+    a_out: i32,
+    acc_off: i32,
+    out_index: impl Fn(usize) -> usize,
+) -> OwnedLayer {
+    let qmax = bits.qmax() as f64;
+    let r = gain / (fan_in as f64).sqrt();
+    let e: Vec<i32> = (0..n_out)
+        .map(|_| {
+            let rr = r * rng.range(0.6, 1.0);
+            (qmax / rr).log2().floor() as i32
+        })
+        .collect();
+    let w: Vec<i32> = (0..n_weights)
+        .map(|i| {
+            let o = out_index(i);
+            let _ = o;
+            rng.int(-(qmax as i64), qmax as i64) as i32
+        })
+        .collect();
+    let b: Vec<i32> = e
+        .iter()
+        .map(|&eo| (rng.range(bias.0, bias.1) * 2f64.powi(eo + acc_off)).round() as i32)
+        .collect();
+    let s: Vec<i8> = e.iter().map(|&eo| (eo + acc_off - a_out) as i8).collect();
+    OwnedLayer::new(bits, &w, &b, &s)
+}
+
+pub(crate) struct Spec {
+    pub dims: Dims,
+    pub genotype: Genotype,
+    pub bits: Bits,
+}
+
+pub(crate) fn small_dims(input: InputKind) -> Dims {
+    match input {
+        InputKind::Static => Dims {
+            input,
+            in_c: 3,
+            in_h: 8,
+            in_w: 8,
+            stem_pool: false,
+            t: 4,
+            c1: 4,
+            c2: 8,
+            p: 2,
+            hidden: 16,
+            classes: 5,
+            votes: 2,
+        },
+        InputKind::Events => Dims {
+            input,
+            in_c: 2,
+            in_h: 12,
+            in_w: 12,
+            stem_pool: true,
+            t: 4,
+            c1: 4,
+            c2: 8,
+            p: 1,
+            hidden: 16,
+            classes: 4,
+            votes: 3,
+        },
+    }
+}
+
+/// A random model. Cell formats 2^10, post 2^12, hidden 2^11, input 2^12 (static) or 2^6.
+pub(crate) fn random_model(spec: &Spec, seed: u64) -> OwnedModel {
+    let mut rng = Rng::new(seed);
+    let d = spec.dims;
+    let bits = spec.bits;
+    let (a_in, a1, a2, ap, ah, ao) = (
+        if d.input == InputKind::Static { 12 } else { 6 },
+        10,
+        10,
+        12,
+        11,
+        16,
+    );
+    let (c_in, c1, c2) = (d.in_c as usize, d.c1 as usize, d.c2 as usize);
+    let stem = rand_layer(
+        &mut rng,
+        bits,
+        c1 * c_in * 9,
+        c1,
+        c_in * 9,
+        if d.input == InputKind::Static {
+            2.0
+        } else {
+            0.5
+        },
+        (-0.3, 0.6),
+        a1,
+        a_in,
+        |i| i / (c_in * 9),
+    );
+    let cell = |rng: &mut Rng, c: usize, a: i32| -> OwnedCell {
+        let convs = spec
+            .genotype
+            .ops()
+            .iter()
+            .map(|&op| {
+                let k = match op {
+                    Op::Conv3 => 3,
+                    Op::Conv1 => 1,
+                    _ => return None,
+                };
+                Some(rand_layer(
+                    rng,
+                    bits,
+                    c * c * k * k,
+                    c,
+                    c * k * k,
+                    if k == 3 { 3.0 } else { 1.5 },
+                    (-0.4, 0.1),
+                    a,
+                    0,
+                    |i| i % c,
+                ))
+            })
+            .collect();
+        OwnedCell {
+            exp: a as u8,
+            convs,
+        }
+    };
+    let cell1 = cell(&mut rng, c1, a1);
+    let post = |rng: &mut Rng, c: usize, a_cell: i32| -> OwnedPost {
+        let s = 16;
+        let mul: Vec<i32> = (0..c)
+            .map(|_| (rng.range(0.4, 1.6) * 2f64.powi(ap - a_cell + s)).round() as i32)
+            .collect();
+        let add: Vec<i32> = (0..c)
+            .map(|_| (rng.range(-0.5, 0.2) * 2f64.powi(ap + s)).round() as i32)
+            .collect();
+        OwnedPost::new(ap as u8, &mul, &add, s as u8)
+    };
+    let post1 = post(&mut rng, c1, a1);
+    let down = rand_layer(
+        &mut rng,
+        bits,
+        c2 * c1 * 9,
+        c2,
+        c1 * 9,
+        4.0,
+        (-0.3, 0.2),
+        a2,
+        0,
+        |i| i % c2,
+    );
+    let cell2 = cell(&mut rng, c2, a2);
+    let post2 = post(&mut rng, c2, a2);
+    let h = d.hidden as usize;
+    let fc1 = rand_layer(
+        &mut rng,
+        bits,
+        d.fc1_in() * h,
+        h,
+        d.fc1_in(),
+        6.0,
+        (0.0, 0.0),
+        ah,
+        0,
+        |i| i % h,
+    );
+    let o = d.outputs();
+    let fc2 = rand_layer(&mut rng, bits, h * o, o, h, 3.0, (-0.2, 0.2), ao, 0, |i| {
+        i % o
+    });
+    let norm = if d.input == InputKind::Static {
+        // CIFAR-10 normalisation as an integer affine with shift 16.
+        let mean = [0.4913, 0.4821, 0.4465];
+        let std = [0.2470, 0.2434, 0.2615];
+        let s = 16;
+        let mut mul = heapless::Vec::new();
+        let mut add = heapless::Vec::new();
+        for c in 0..3 {
+            let sc = 2f64.powi(a_in + s);
+            let _ = mul.push((sc / (255.0 * std[c])).round() as i32);
+            let _ = add.push((-mean[c] / std[c] * sc).round() as i32);
+        }
+        Some(InputNorm {
+            mul,
+            add,
+            shift: s as u8,
+        })
+    } else {
+        None
+    };
+    OwnedModel {
+        dims: d,
+        genotype: spec.genotype.clone(),
+        bits,
+        input: InputParts {
+            exp: a_in as u8,
+            norm,
+        },
+        stem,
+        cell1,
+        post1,
+        down,
+        cell2,
+        post2,
+        fc1,
+        hidden_exp: ah as u8,
+        fc2,
+        out_exp: ao as u8,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// f32 reference forward of the dequantised model (CHW layout, independent of the engine).
+
+fn p2(e: i32) -> f32 {
+    2f32.powi(-e)
+}
+
+/// Dequantised weight of a spike-fed layer: weight index `i`, output `o`, output format `a`.
+fn wq(l: &LayerParts<'_>, bits: Bits, i: usize, o: usize, a: i32) -> f32 {
+    l.weight_at(bits, i) as f32 * p2(l.shift_at(o) as i32 + a)
+}
+
+fn bq(l: &LayerParts<'_>, o: usize, a: i32) -> f32 {
+    l.bias_at(o) as f32 * p2(l.shift_at(o) as i32 + a)
+}
+
+/// Reference spike record: per (t, layer) the spikes in HWC order.
+pub(crate) type Record = Vec<(usize, LayerId, Vec<bool>)>;
+
+struct RefLif {
+    v: Vec<f32>,
+}
+
+impl RefLif {
+    fn new(n: usize) -> RefLif {
+        RefLif { v: vec![0.0; n] }
+    }
+    fn step(&mut self, x: &[f32]) -> Vec<f32> {
+        self.v
+            .iter_mut()
+            .zip(x)
+            .map(|(v, &x)| {
+                *v = 0.25 * *v + 0.75 * x;
+                if *v >= 1.0 {
+                    *v = 0.0;
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
+
+/// CHW -> HWC spikes.
+fn to_hwc(s: &[f32], c: usize, h: usize, w: usize) -> Vec<bool> {
+    let mut out = vec![false; c * h * w];
+    for ch in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                out[(y * w + x) * c + ch] = s[(ch * h + y) * w + x] > 0.5;
+            }
+        }
+    }
+    out
+}
+
+/// Conv (stride 1, pad k/2) of CHW `x` with weights `[ci][ky][kx][co]`.
+#[allow(clippy::too_many_arguments)]
+fn ref_conv(
+    x: &[f32],
+    c_in: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    l: &LayerParts<'_>,
+    bits: Bits,
+    c_out: usize,
+    a: i32,
+) -> Vec<f32> {
+    let pad = k as isize / 2;
+    let mut out = vec![0f32; c_out * h * w];
+    for co in 0..c_out {
+        for y in 0..h {
+            for xx in 0..w {
+                let mut s = bq(l, co, a);
+                for ci in 0..c_in {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = y as isize + ky as isize - pad;
+                            let ix = xx as isize + kx as isize - pad;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let v = x[(ci * h + iy as usize) * w + ix as usize];
+                            s += v * wq(l, bits, ((ci * k + ky) * k + kx) * c_out + co, co, a);
+                        }
+                    }
+                }
+                out[(co * h + y) * w + xx] = s;
+            }
+        }
+    }
+    out
+}
+
+fn ref_pool3(x: &[f32], c: usize, h: usize, w: usize, avg: bool) -> Vec<f32> {
+    let mut out = vec![0f32; c * h * w];
+    for ch in 0..c {
+        for y in 0..h {
+            for xx in 0..w {
+                let mut s = 0f32;
+                let mut m = f32::NEG_INFINITY;
+                for dy in -1isize..=1 {
+                    for dx in -1isize..=1 {
+                        let (iy, ix) = (y as isize + dy, xx as isize + dx);
+                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                            continue;
+                        }
+                        let v = x[(ch * h + iy as usize) * w + ix as usize];
+                        s += v;
+                        m = m.max(v);
+                    }
+                }
+                out[(ch * h + y) * w + xx] = if avg { s / 9.0 } else { m };
+            }
+        }
+    }
+    out
+}
+
+fn maxpool2(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let (h2, w2) = (h / 2, w / 2);
+    let mut out = vec![0f32; c * h2 * w2];
+    for ch in 0..c {
+        for y in 0..h2 {
+            for xx in 0..w2 {
+                let at = |yy: usize, xq: usize| x[(ch * h + yy) * w + xq];
+                out[(ch * h2 + y) * w2 + xx] = at(2 * y, 2 * xx)
+                    .max(at(2 * y, 2 * xx + 1))
+                    .max(at(2 * y + 1, 2 * xx))
+                    .max(at(2 * y + 1, 2 * xx + 1));
+            }
+        }
+    }
+    out
+}
+
+struct RefCell {
+    back: [Vec<f32>; 3],
+    lif: [RefLif; 4],
+}
+
+impl RefCell {
+    fn new(n: usize) -> RefCell {
+        RefCell {
+            back: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
+            lif: [
+                RefLif::new(n),
+                RefLif::new(n),
+                RefLif::new(n),
+                RefLif::new(n),
+            ],
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ref_cell(
+    st: &mut RefCell,
+    x0: &[f32],
+    cp: &crate::model::CellParts<'_>,
+    g: &Genotype,
+    bits: Bits,
+    c: usize,
+    h: usize,
+    w: usize,
+    t: usize,
+    cell_no: u8,
+    rec: &mut Record,
+) -> Vec<f32> {
+    let n = c * h * w;
+    let a = cp.exp as i32;
+    let add = |a: &mut Vec<f32>, b: &[f32]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+    let mut u: Vec<Vec<f32>> = Vec::new();
+    let mut spk: Vec<Option<Vec<f32>>> = Vec::new();
+    let edge_op = |from: usize, to: usize| -> Option<(usize, Op)> {
+        g.cell()
+            .edges()
+            .iter()
+            .position(|e| e.from as usize == from && e.to as usize == to)
+            .map(|k| (k, g.ops()[k]))
+    };
+    let apply = |op: Op, k: usize, src: &[f32], s: &Option<Vec<f32>>| -> Vec<f32> {
+        match op {
+            Op::Zero => vec![0.0; n],
+            Op::Skip => src.to_vec(),
+            Op::AvgPool => ref_pool3(src, c, h, w, true),
+            Op::MaxPool => ref_pool3(src, c, h, w, false),
+            Op::Conv3 | Op::Conv1 => {
+                let kk = if op == Op::Conv3 { 3 } else { 1 };
+                ref_conv(
+                    s.as_ref().unwrap(),
+                    c,
+                    h,
+                    w,
+                    kk,
+                    cp.convs[k].as_ref().unwrap(),
+                    bits,
+                    c,
+                    a,
+                )
+            }
+        }
+    };
+    let uses_lif = |j: usize| {
+        g.cell()
+            .edges()
+            .iter()
+            .zip(g.ops())
+            .any(|(e, op)| e.from as usize == j && op.has_lif())
+    };
+    for i in 0..4 {
+        let mut xi = if i == 0 { x0.to_vec() } else { vec![0.0; n] };
+        for j in 0..i {
+            if let Some((k, op)) = edge_op(j, i) {
+                let o = apply(op, k, &u[j], &spk[j]);
+                add(&mut xi, &o);
+            }
+        }
+        if i < 3 {
+            add(&mut xi, &st.back[i]);
+        }
+        let s = if uses_lif(i) {
+            let s = st.lif[i].step(&xi);
+            rec.push((
+                t,
+                LayerId::Cell {
+                    cell: cell_no,
+                    node: i as u8,
+                },
+                to_hwc(&s, c, h, w),
+            ));
+            Some(s)
+        } else {
+            None
+        };
+        u.push(xi);
+        spk.push(s);
+    }
+    for i in 0..3 {
+        let mut b = vec![0f32; n];
+        for j in i + 1..4 {
+            if let Some((k, op)) = edge_op(j, i) {
+                let o = apply(op, k, &u[j], &spk[j]);
+                add(&mut b, &o);
+            }
+        }
+        st.back[i] = b;
+    }
+    u.pop().unwrap()
+}
+
+fn ref_post(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    post: &crate::model::PostParts<'_>,
+    a_cell: i32,
+) -> Vec<f32> {
+    let (ap, s) = (post.exp as i32, post.shift as i32);
+    let mut y = vec![0f32; x.len()];
+    for ch in 0..c {
+        let g = crate::model::read_i32(post.mul, ch) as f32 * p2(ap - a_cell + s);
+        let b = crate::model::read_i32(post.add, ch) as f32 * p2(ap + s);
+        for i in 0..hw {
+            y[ch * hw + i] = g * x[ch * hw + i] + b;
+        }
+    }
+    y
+}
+
+/// Runs the f32 reference on a quantised input (whole sample). Returns the class scores (mean
+/// over timesteps of the voted outputs) and the spike record.
+pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record) {
+    let d = p.dims;
+    let bits = p.bits;
+    let g = &p.genotype;
+    let (c_in, ih, iw) = (d.in_c as usize, d.in_h as usize, d.in_w as usize);
+    let (h1, w1) = d.cell1_hw();
+    let (h2, w2) = d.cell2_hw();
+    let (ph, pw) = d.pooled_hw();
+    let (c1, c2) = (d.c1 as usize, d.c2 as usize);
+    let (n1, n2) = (c1 * h1 * w1, c2 * h2 * w2);
+    let a_in = p.input.exp as i32;
+    let a1 = p.cell1.exp as i32;
+    let mut rec = Record::new();
+    let mut cell1 = RefCell::new(n1);
+    let mut cell2 = RefCell::new(n2);
+    let mut post1 = RefLif::new(n1);
+    let mut post2 = RefLif::new(n2);
+    let hidden = d.hidden as usize;
+    let mut hid = RefLif::new(hidden);
+    let mut scores = vec![0f32; d.classes as usize];
+    let frame = d.frame_len();
+    for t in 0..d.t as usize {
+        let f = match d.input {
+            InputKind::Static => &input[..frame],
+            InputKind::Events => &input[t * frame..(t + 1) * frame],
+        };
+        let x: Vec<f32> = f.iter().map(|&q| q as f32 * p2(a_in)).collect();
+        // Stem: dense conv, weights [co][ci][ky][kx], weight = q * 2^(a_in - E).
+        let mut s = vec![0f32; c1 * ih * iw];
+        for co in 0..c1 {
+            let e = p.stem.shift_at(co) as i32 + a1;
+            for y in 0..ih {
+                for xx in 0..iw {
+                    let mut acc = p.stem.bias_at(co) as f32 * p2(e);
+                    for ci in 0..c_in {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let iy = y as isize + ky as isize - 1;
+                                let ix = xx as isize + kx as isize - 1;
+                                if iy < 0 || ix < 0 || iy >= ih as isize || ix >= iw as isize {
+                                    continue;
+                                }
+                                let wv =
+                                    p.stem.weight_at(bits, ((co * c_in + ci) * 3 + ky) * 3 + kx)
+                                        as f32
+                                        * p2(e - a_in);
+                                acc += x[(ci * ih + iy as usize) * iw + ix as usize] * wv;
+                            }
+                        }
+                    }
+                    s[(co * ih + y) * iw + xx] = acc;
+                }
+            }
+        }
+        let x0 = if d.stem_pool {
+            maxpool2(&s, c1, ih, iw)
+        } else {
+            s
+        };
+        let y1 = ref_cell(
+            &mut cell1, &x0, &p.cell1, g, bits, c1, h1, w1, t, 1, &mut rec,
+        );
+        let z1 = ref_post(&y1, c1, h1 * w1, &p.post1, a1);
+        let s1 = post1.step(&z1);
+        rec.push((t, LayerId::Post { cell: 1 }, to_hwc(&s1, c1, h1, w1)));
+        let a2 = p.cell2.exp as i32;
+        let dconv = ref_conv(&s1, c1, h1, w1, 3, &p.down, bits, c2, a2);
+        let x0b = maxpool2(&dconv, c2, h1, w1);
+        let y2 = ref_cell(
+            &mut cell2, &x0b, &p.cell2, g, bits, c2, h2, w2, t, 2, &mut rec,
+        );
+        let z2 = ref_post(&y2, c2, h2 * w2, &p.post2, a2);
+        let s2 = post2.step(&z2);
+        rec.push((t, LayerId::Post { cell: 2 }, to_hwc(&s2, c2, h2, w2)));
+        // MaxPool(p) on spikes, flattened in the blob's HWC order.
+        let pp = d.p as usize;
+        let mut pooled = vec![0f32; c2 * ph * pw];
+        for ch in 0..c2 {
+            for py in 0..ph {
+                for px in 0..pw {
+                    let mut m = 0f32;
+                    for dy in 0..pp {
+                        for dx in 0..pp {
+                            m = m.max(s2[(ch * h2 + py * pp + dy) * w2 + px * pp + dx]);
+                        }
+                    }
+                    pooled[(py * pw + px) * c2 + ch] = m;
+                }
+            }
+        }
+        let ah = p.hidden_exp as i32;
+        let hin: Vec<f32> = (0..hidden)
+            .map(|hh| {
+                let mut acc = bq(&p.fc1, hh, ah);
+                for (j, &v) in pooled.iter().enumerate() {
+                    if v > 0.0 {
+                        acc += wq(&p.fc1, bits, j * hidden + hh, hh, ah);
+                    }
+                }
+                acc
+            })
+            .collect();
+        let hs = hid.step(&hin);
+        rec.push((t, LayerId::Hidden, hs.iter().map(|&v| v > 0.5).collect()));
+        let ao = p.out_exp as i32;
+        let no = d.outputs();
+        let v = d.votes as usize;
+        for (c, sc) in scores.iter_mut().enumerate() {
+            let mut sum = 0f32;
+            for k in 0..v {
+                let o = c * v + k;
+                let mut acc = bq(&p.fc2, o, ao);
+                for (hh, &sv) in hs.iter().enumerate() {
+                    if sv > 0.0 {
+                        acc += wq(&p.fc2, bits, hh * no + o, o, ao);
+                    }
+                }
+                sum += acc;
+            }
+            *sc += sum / v as f32 / d.t as f32;
+        }
+    }
+    (scores, rec)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut b = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[b] {
+            b = i;
+        }
+    }
+    b
+}
+
+/// Records every code the engine emits.
+#[derive(Default)]
+pub(crate) struct Recorder(pub Record);
+
+impl SpikeObserver for Recorder {
+    fn on_spikes(&mut self, t: usize, layer: LayerId, code: &[u64], neurons: usize) {
+        let bits = (0..neurons)
+            .map(|i| code[i / 64] >> (i % 64) & 1 == 1)
+            .collect();
+        // Padding bits are zero.
+        if !neurons.is_multiple_of(64) {
+            assert_eq!(
+                code[neurons / 64] >> (neurons % 64),
+                0,
+                "{layer}: padding bits set"
+            );
+        }
+        self.0.push((t, layer, bits));
+    }
+}
+
+/// Owned engine arenas.
+pub(crate) struct Arenas {
+    pub act: Vec<i16>,
+    pub acc: Vec<i32>,
+    pub bits: Vec<u64>,
+}
+
+impl Arenas {
+    pub(crate) fn for_model(m: &Model<'_>) -> Arenas {
+        let s = buffer_sizes(m);
+        Arenas {
+            act: vec![0; s.act],
+            acc: vec![0; s.acc],
+            bits: vec![0; s.bits],
+        }
+    }
+    pub(crate) fn engine<'m, 'b>(&'b mut self, m: &'m Model<'m>) -> Engine<'m, 'b> {
+        Engine::new(m, &mut self.act, &mut self.acc, &mut self.bits).unwrap()
+    }
+}
+
+fn random_input(rng: &mut Rng, d: &Dims, m: &Model<'_>) -> Vec<i16> {
+    let mut q = vec![0i16; d.input_len()];
+    match d.input {
+        InputKind::Static => {
+            let raw: Vec<u8> = (0..d.input_len()).map(|_| rng.next() as u8).collect();
+            quantize_input_u8(m, &raw, &mut q).unwrap();
+        }
+        InputKind::Events => {
+            let raw: Vec<u8> = (0..d.input_len())
+                .map(|_| {
+                    if rng.f() < 0.3 {
+                        rng.int(1, 4) as u8
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            quantize_input_u8(m, &raw, &mut q).unwrap();
+        }
+    }
+    q
+}
+
+/// Runs engine and reference on `samples` random inputs; returns (spike agreement, prediction
+/// agreement, mean SAR of the engine, per-layer SAR).
+fn compare(spec: &Spec, seed: u64, samples: usize) -> (f64, f64, Vec<(LayerId, f32)>) {
+    let owned = random_model(spec, seed);
+    let blob = owned.encode().unwrap();
+    let model = decode(&blob).unwrap();
+    let mut ar = Arenas::for_model(&model);
+    let mut eng = ar.engine(&model);
+    let mut rng = Rng::new(seed + 1000);
+    let (mut same, mut total, mut pred_same) = (0usize, 0usize, 0usize);
+    for _ in 0..samples {
+        let q = random_input(&mut rng, &spec.dims, &model);
+        let mut rec = Recorder::default();
+        let pred = eng.infer(&q, &mut rec).unwrap();
+        let (ref_scores, ref_rec) = reference(model.parts(), &q);
+        assert_eq!(rec.0.len(), ref_rec.len());
+        for ((t, l, s), (rt, rl, rs)) in rec.0.iter().zip(&ref_rec) {
+            assert_eq!((t, l), (rt, rl));
+            assert_eq!(s.len(), rs.len());
+            same += s.iter().zip(rs).filter(|(a, b)| a == b).count();
+            total += s.len();
+        }
+        // Integer scores ~ reference scores.
+        let scale =
+            (spec.dims.votes as f32) * spec.dims.t as f32 * 2f32.powi(model.parts().out_exp as i32);
+        let _ = eng.scores().iter().map(|&s| s as f32 / scale);
+        if pred == argmax(&ref_scores) {
+            pred_same += 1;
+        }
+    }
+    let sar = eng.stats().iter().map(|s| (s.layer, s.sar())).collect();
+    (
+        same as f64 / total as f64,
+        pred_same as f64 / samples as f64,
+        sar,
+    )
+}
+
+fn check_engine_vs_reference(
+    input: InputKind,
+    bits: Bits,
+    geno: &str,
+    min_spk: f64,
+    min_pred: f64,
+) {
+    let spec = Spec {
+        dims: small_dims(input),
+        genotype: geno.parse().unwrap(),
+        bits,
+    };
+    let (mut spk, mut pred) = (0.0, 0.0);
+    let seeds = 4;
+    for seed in 0..seeds {
+        let (s, p, sar) = compare(&spec, seed, 8);
+        std::println!("{input:?} {bits:?} seed {seed}: spike agreement {s:.4}, prediction {p:.2}");
+        for (l, r) in &sar {
+            std::println!("    {l}: SAR {r:.3}");
+            assert!(*r < 0.95, "{l} saturated");
+        }
+        assert!(
+            sar.iter().any(|(l, r)| *l == LayerId::Hidden && *r > 0.0),
+            "hidden layer silent"
+        );
+        spk += s;
+        pred += p;
+    }
+    spk /= seeds as f64;
+    pred /= seeds as f64;
+    assert!(spk >= min_spk, "spike agreement {spk}");
+    assert!(pred >= min_pred, "prediction agreement {pred}");
+}
+
+#[test]
+fn engine_matches_reference_static_i16() {
+    check_engine_vs_reference(InputKind::Static, Bits::B16, ALL_OPS, 0.98, 0.8);
+}
+
+#[test]
+fn engine_matches_reference_static_i8() {
+    check_engine_vs_reference(InputKind::Static, Bits::B8, ALL_OPS, 0.98, 0.8);
+}
+
+#[test]
+fn engine_matches_reference_events_i8() {
+    check_engine_vs_reference(InputKind::Events, Bits::B8, ALL_OPS, 0.98, 0.8);
+}
+
+#[test]
+fn engine_matches_reference_forward_cell() {
+    check_engine_vs_reference(
+        InputKind::Static,
+        Bits::B16,
+        "conv3 conv1 avgpool skip conv3 maxpool",
+        0.98,
+        0.8,
+    );
+}
+
+#[test]
+fn engine_matches_reference_lightsnn_space() {
+    check_engine_vs_reference(
+        InputKind::Static,
+        Bits::B8,
+        "zero conv3 skip conv3 zero zero skip conv3 zero conv3 skip conv3",
+        0.98,
+        0.8,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels.
+
+#[test]
+fn lif_charge_is_exact() {
+    let check = |v: i16, x: i16| {
+        let exact = (v as i64 + 3 * x as i64 + 2).div_euclid(4);
+        assert_eq!(lif_charge(v, x) as i64, exact, "v={v} x={x}");
+        // Within half an LSB of the real (v + 3x) / 4, ties rounded up.
+        let real = (v as f64 + 3.0 * x as f64) / 4.0;
+        let d = lif_charge(v, x) as f64 - real;
+        assert!(d > -0.5 - 1e-9 && d <= 0.5, "v={v} x={x}");
+    };
+    for v in (i16::MIN..=i16::MAX).step_by(97) {
+        for x in (i16::MIN..=i16::MAX).step_by(89) {
+            check(v, x);
+        }
+    }
+    for v in [i16::MIN, -1, 0, 1, i16::MAX] {
+        for x in [i16::MIN, -1, 0, 1, i16::MAX] {
+            check(v, x);
+        }
+    }
+    // Rounding: (0 + 3*1)/4 = 0.75 -> 1; (1 + 0)/4 = 0.25 -> 0; (2 + 0)/4 = 0.5 -> 1;
+    // (-2)/4 = -0.5 -> 0 (half up).
+    assert_eq!(lif_charge(0, 1), 1);
+    assert_eq!(lif_charge(1, 0), 0);
+    assert_eq!(lif_charge(2, 0), 1);
+    assert_eq!(lif_charge(-2, 0), 0);
+    assert_eq!(lif_charge(i16::MAX, i16::MAX), i16::MAX);
+    assert_eq!(lif_charge(i16::MIN, i16::MIN), i16::MIN);
+}
+
+proptest! {
+    #[test]
+    fn lif_charge_exact_prop(v in any::<i16>(), x in any::<i16>()) {
+        let exact = (v as i64 + 3 * x as i64 + 2).div_euclid(4);
+        prop_assert_eq!(lif_charge(v, x) as i64, exact);
+    }
+
+    #[test]
+    fn round_shift_matches_float(x in -(1i64 << 40)..(1i64 << 40), s in -20i32..40) {
+        let r = round_shift(x, s);
+        if s >= 0 {
+            let exact = ((x as f64) / 2f64.powi(s) + 0.5).floor();
+            prop_assert_eq!(r as f64, exact);
+        } else {
+            prop_assert_eq!(r, x << (-s));
+        }
+    }
+}
+
+#[test]
+fn lif_update_fires_and_resets() {
+    let th = 1 << 10;
+    let mut v = 0i16;
+    // Constant input 2.0: V = 1.5 -> fire.
+    assert!(lif_update(&mut v, 2 * th, th));
+    assert_eq!(v, 0);
+    // Input 1.0 never reaches 1.0 exactly from 0 in one step: 0.75.
+    assert!(!lif_update(&mut v, th, th));
+    assert_eq!(v, 768);
+    // 0.25*0.75 + 0.75 = 0.9375
+    assert!(!lif_update(&mut v, th, th));
+    assert_eq!(v, 960);
+    assert!(!lif_update(&mut v, th, th)); // 0.984375 = 1008
+    assert_eq!(v, 1008);
+    // Exactly at threshold fires: V = (V + 3X)/4 = th with X = (4 th - V) / 3.
+    let mut v = 1024 - 3 * 100; // 724
+    assert!(lif_update(&mut v, 1124, th));
+}
+
+#[test]
+fn round_shift_cases() {
+    assert_eq!(round_shift(5, 1), 3); // 2.5 -> 3
+    assert_eq!(round_shift(-5, 1), -2); // -2.5 -> -2 (half up)
+    assert_eq!(round_shift(-6, 1), -3);
+    assert_eq!(round_shift(7, 0), 7);
+    assert_eq!(round_shift(3, -2), 12);
+    assert_eq!(round_shift(i64::MAX / 2, -4), i64::MAX);
+    assert_eq!(round_shift(i64::MIN / 2, -4), i64::MIN);
+    assert_eq!(round_shift(i64::MAX, 62), 2);
+    assert_eq!(round_shift(i64::MIN, 62), -2);
+    assert_eq!(round_shift(-1, 62), 0);
+}
+
+#[test]
+fn set_bits_in_range() {
+    let mut rng = Rng::new(3);
+    let words: Vec<u64> = (0..5).map(|_| rng.next() & rng.next()).collect();
+    for start in 0..320 {
+        for end in [start, start + 1, start + 63, start + 64, start + 65, 320] {
+            let end = end.min(320);
+            let mut got = Vec::new();
+            for_each_set_bit(&words, start, end, |i| got.push(i));
+            let want: Vec<usize> = (start..end)
+                .filter(|&i| words[i / 64] >> (i % 64) & 1 == 1)
+                .collect();
+            assert_eq!(got, want, "{start}..{end}");
+        }
+    }
+}
+
+fn rand_spikes(rng: &mut Rng, n: usize, p: f64) -> (Vec<u64>, Vec<bool>) {
+    let b: Vec<bool> = (0..n).map(|_| rng.f() < p).collect();
+    let mut w = vec![0u64; words_for(n)];
+    for (i, &x) in b.iter().enumerate() {
+        if x {
+            set_bit(&mut w, i);
+        }
+    }
+    (w, b)
+}
+
+fn event_conv_equals_dense<W: Wt>(bits: Bits) {
+    let mut rng = Rng::new(11);
+    for &(c_in, c_out, h, w, k) in &[
+        (3, 5, 6, 7, 3),
+        (4, 4, 5, 5, 1),
+        (1, 2, 1, 1, 3),
+        (8, 3, 9, 4, 3),
+    ] {
+        let g = Geom { c: c_in, h, w };
+        let (spk, b) = rand_spikes(&mut rng, g.len(), 0.3);
+        let nw = c_in * k * k * c_out;
+        let wi: Vec<i32> = (0..nw)
+            .map(|_| rng.int(-(bits.qmax() as i64), bits.qmax() as i64) as i32)
+            .collect();
+        let bias: Vec<i32> = (0..c_out).map(|_| rng.int(-1000, 1000) as i32).collect();
+        let layer = OwnedLayer::new(bits, &wi, &bias, &vec![3i8; c_out]);
+        let l = layer.view();
+        let mut row = vec![0i32; w * c_out];
+        for oy in 0..h {
+            fill_bias(&mut row, &l, c_out);
+            let ops = conv_row_event::<W>(&spk, g, k, l.weights, c_out, oy, &mut row);
+            let mut dense_ops = 0u64;
+            for ox in 0..w {
+                for co in 0..c_out {
+                    let mut s = bias[co];
+                    for ci in 0..c_in {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = oy as isize + ky as isize - (k / 2) as isize;
+                                let ix = ox as isize + kx as isize - (k / 2) as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                if b[(iy as usize * w + ix as usize) * c_in + ci] {
+                                    s += wi[((ci * k + ky) * k + kx) * c_out + co];
+                                    dense_ops += 1;
+                                }
+                            }
+                        }
+                    }
+                    assert_eq!(row[ox * c_out + co], s);
+                }
+            }
+            assert_eq!(ops, dense_ops, "cost = active inputs x kernel taps x c_out");
+        }
+        // The whole conv with requantisation equals the requantised dense sums.
+        let mut dst = vec![100i16; h * w * c_out];
+        conv_event_add::<W>(&spk, g, k, &l, c_out, &mut dst, &mut row);
+        for oy in 0..h {
+            fill_bias(&mut row, &l, c_out);
+            conv_row_event::<W>(&spk, g, k, l.weights, c_out, oy, &mut row);
+            for i in 0..w * c_out {
+                let want = sat_i16(100 + round_shift(row[i] as i64, 3));
+                assert_eq!(dst[oy * w * c_out + i], want);
+            }
+        }
+    }
+}
+
+#[test]
+fn event_conv_equals_dense_conv_i8() {
+    event_conv_equals_dense::<W8>(Bits::B8);
+}
+
+#[test]
+fn event_conv_equals_dense_conv_i16() {
+    event_conv_equals_dense::<W16>(Bits::B16);
+}
+
+#[test]
+fn fc_event_equals_dense() {
+    let mut rng = Rng::new(5);
+    let (n_in, n_out) = (130, 7);
+    let (spk, b) = rand_spikes(&mut rng, n_in, 0.2);
+    let wi: Vec<i32> = (0..n_in * n_out)
+        .map(|_| rng.int(-32767, 32767) as i32)
+        .collect();
+    let bias: Vec<i32> = (0..n_out).map(|_| rng.int(-5, 5) as i32).collect();
+    let layer = OwnedLayer::new(Bits::B16, &wi, &bias, &vec![0; n_out]);
+    let mut acc = vec![0i32; n_out];
+    fc_event::<W16>(&spk, n_in, &layer.view(), &mut acc);
+    for o in 0..n_out {
+        let want: i32 = bias[o]
+            + (0..n_in)
+                .filter(|&j| b[j])
+                .map(|j| wi[j * n_out + o])
+                .sum::<i32>();
+        assert_eq!(acc[o], want);
+    }
+}
+
+#[test]
+fn pools_round_and_ignore_padding() {
+    let g = Geom { c: 1, h: 2, w: 2 };
+    // Corner: sum of 4 valid values / 9, rounded half up.
+    let src = [9i16, 9, 9, 0];
+    let mut dst = [0i16; 4];
+    pool3_add(&src, g, true, &mut dst);
+    assert_eq!(dst, [3, 3, 3, 3]); // 27 / 9
+    let src = [-5i16, -5, -5, -5];
+    let mut dst = [0i16; 4];
+    pool3_add(&src, g, false, &mut dst);
+    assert_eq!(dst, [-5; 4]); // padding is not 0 for max
+    let src = [1i16, 1, 1, 1]; // 4/9 = 0.44 -> 0;
+    let mut dst = [0i16; 4];
+    pool3_add(&src, g, true, &mut dst);
+    assert_eq!(dst, [0; 4]);
+    let src = [2i16, 1, 1, 0]; // 4.5/9 = 0.5 -> 1 (half up), -0.5 -> 0
+    let mut dst = [0i16; 4];
+    pool3_add(&src, g, true, &mut dst);
+    assert_eq!(dst, [0; 4]); // 4/9 < 0.5
+    let src = [-2i16, -2, -1, 0]; // -5/9 -> -1
+    let mut dst = [0i16; 4];
+    pool3_add(&src, g, true, &mut dst);
+    assert_eq!(dst, [-1; 4]);
+}
+
+#[test]
+fn static_stem_runs_once_and_state_resets() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Static),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let owned = random_model(&spec, 9);
+    let blob = owned.encode().unwrap();
+    let model = decode(&blob).unwrap();
+    let mut ar = Arenas::for_model(&model);
+    let mut eng = ar.engine(&model);
+    let mut rng = Rng::new(1);
+    let q = random_input(&mut rng, &spec.dims, &model);
+    eng.infer(&q, &mut ()).unwrap();
+    let s1: Vec<i32> = eng.scores().to_vec();
+    let stats1: Vec<LayerStats> = eng.stats().to_vec();
+    // Same sample again gives the same scores (state reset), stats accumulate.
+    eng.infer(&q, &mut ()).unwrap();
+    assert_eq!(eng.scores(), &s1[..]);
+    for (a, b) in eng.stats().iter().zip(&stats1) {
+        assert_eq!(a.spikes, 2 * b.spikes);
+        assert_eq!(a.steps, 2 * b.steps);
+    }
+    // Streaming with step(): frames after the first are ignored for static input.
+    eng.reset();
+    let zeros = vec![0i16; q.len()];
+    eng.step(&q, &mut ()).unwrap();
+    for _ in 1..spec.dims.t {
+        eng.step(&zeros, &mut ()).unwrap();
+    }
+    assert_eq!(eng.scores(), &s1[..]);
+    assert!(eng.synops() > 0);
+    // Spike accessor.
+    let (code, n) = eng.spikes(LayerId::Hidden).unwrap();
+    assert_eq!(n, 16);
+    assert_eq!(code.len(), 1);
+    assert!(eng.spikes(LayerId::Cell { cell: 1, node: 3 }).is_some());
+    assert!(eng.spikes(LayerId::Cell { cell: 3, node: 0 }).is_none());
+}
+
+#[test]
+fn engine_checks_buffers_and_inputs() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Events),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B16,
+    };
+    let owned = random_model(&spec, 2);
+    let blob = owned.encode().unwrap();
+    let model = decode(&blob).unwrap();
+    let s = buffer_sizes(&model);
+    let c = buffer_sizes_for(
+        &spec.dims,
+        CellType::Backward,
+        ALL_OPS.parse::<Genotype>().unwrap().ops(),
+    );
+    assert_eq!(s, c);
+    let mut act = vec![0i16; s.act - 1];
+    let mut acc = vec![0i32; s.acc];
+    let mut bits = vec![0u64; s.bits];
+    assert!(matches!(
+        Engine::new(&model, &mut act, &mut acc, &mut bits),
+        Err(EngineError::BufferTooSmall { buffer: "act", .. })
+    ));
+    let mut act = vec![0i16; s.act];
+    let mut eng = Engine::new(&model, &mut act, &mut acc, &mut bits).unwrap();
+    assert!(matches!(
+        eng.infer(&[0; 5], &mut ()),
+        Err(EngineError::InputLength { .. })
+    ));
+    assert!(eng.step(&[0; 5], &mut ()).is_err());
+    let mut out = vec![0i16; 5];
+    assert!(quantize_input_u8(&model, &[0; 5], &mut out).is_err());
+}
+
+#[test]
+fn input_quantisation() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Static),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let owned = random_model(&spec, 1);
+    let blob = owned.encode().unwrap();
+    let model = decode(&blob).unwrap();
+    let d = spec.dims;
+    let plane = 64;
+    let raw: Vec<u8> = (0..d.frame_len()).map(|i| (i * 37 % 256) as u8).collect();
+    let mut q = vec![0i16; raw.len()];
+    quantize_input_u8(&model, &raw, &mut q).unwrap();
+    let mean = [0.4913f64, 0.4821, 0.4465];
+    let std = [0.2470f64, 0.2434, 0.2615];
+    for (i, (&r, &qq)) in raw.iter().zip(&q).enumerate() {
+        let c = i / plane;
+        let x = (r as f64 / 255.0 - mean[c]) / std[c] * 4096.0;
+        assert!((qq as f64 - x).abs() <= 1.0, "{i}: {qq} vs {x}");
+    }
+    let xf: Vec<f32> = (0..d.frame_len()).map(|i| i as f32 * 0.01 - 1.0).collect();
+    quantize_input_f32(&model, &xf, &mut q).unwrap();
+    assert_eq!(q[0], -4096);
+    assert_eq!(q[100], 0);
+    quantize_input_f32(&model, &[f32::NAN; 192], &mut q).unwrap();
+    assert_eq!(q[0], 0);
+    quantize_input_f32(&model, &[1e9; 192], &mut q).unwrap();
+    assert_eq!(q[0], i16::MAX);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blob format.
+
+fn test_blob() -> Vec<u8> {
+    let spec = Spec {
+        dims: small_dims(InputKind::Static),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    random_model(&spec, 4).encode().unwrap()
+}
+
+#[test]
+fn blob_round_trip() {
+    for input in [InputKind::Static, InputKind::Events] {
+        for bits in [Bits::B8, Bits::B16] {
+            let spec = Spec {
+                dims: small_dims(input),
+                genotype: ALL_OPS.parse().unwrap(),
+                bits,
+            };
+            let owned = random_model(&spec, 7);
+            let parts = owned.parts();
+            let blob = encode(&parts).unwrap();
+            let model = decode(&blob).unwrap();
+            assert_eq!(model.parts(), &parts);
+            // Zero-copy: weights point into the blob.
+            let w = model.parts().stem.weights;
+            let r = blob.as_ptr_range();
+            assert!(r.contains(&w.as_ptr()));
+            assert_eq!(encode(model.parts()).unwrap(), blob);
+            assert!(model.weight_bytes() > 0 && model.weight_bytes() < blob.len());
+        }
+    }
+}
+
+#[test]
+fn blob_errors_are_distinct() {
+    let blob = test_blob();
+    assert!(decode(&blob).is_ok());
+    let mut b = blob.clone();
+    b[0] = b'X';
+    assert_eq!(decode(&b), Err(DecodeError::BadMagic));
+    let mut b = blob.clone();
+    b[4..6].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    assert_eq!(
+        decode(&b),
+        Err(DecodeError::UnsupportedVersion(FORMAT_VERSION + 1))
+    );
+    let mut b = blob.clone();
+    let last = b.len() - 1;
+    b[last] ^= 0x40;
+    assert!(matches!(
+        decode(&b),
+        Err(DecodeError::ChecksumMismatch { .. })
+    ));
+    assert_eq!(decode(&blob[..blob.len() - 1]), Err(DecodeError::Truncated));
+    assert_eq!(decode(&blob[..5]), Err(DecodeError::Truncated));
+    assert_eq!(decode(&[]), Err(DecodeError::Truncated));
+    let mut b = blob.clone();
+    b.push(0);
+    assert_eq!(decode(&b), Err(DecodeError::TrailingBytes));
+    // A payload with a valid checksum but garbage content.
+    let mut b = blob[..HEADER_LEN].to_vec();
+    b.extend_from_slice(&[0xFF; 8]);
+    fix_header(&mut b);
+    assert_eq!(decode(&b), Err(DecodeError::Malformed));
+}
+
+#[test]
+fn inconsistent_parts_are_rejected() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Static),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let owned = random_model(&spec, 4);
+    let mut bad = owned.clone();
+    bad.fc1.weights.pop();
+    assert!(matches!(
+        bad.encode(),
+        Err(crate::model::EncodeError::Invalid(_))
+    ));
+    let mut bad = owned.clone();
+    bad.cell1.convs[0] = None;
+    assert!(bad.encode().is_err());
+    let mut bad = owned.clone();
+    bad.cell2.convs[1] = bad.cell2.convs[0].clone();
+    assert!(bad.encode().is_err());
+    let mut bad = owned.clone();
+    bad.dims.c1 = 60000;
+    assert!(bad.encode().is_err());
+    let mut bad = owned.clone();
+    bad.dims.p = 9;
+    assert!(bad.encode().is_err());
+    let mut bad = owned.clone();
+    bad.cell1.exp = 15;
+    assert!(bad.encode().is_err());
+    let mut bad = owned.clone();
+    bad.stem.shift[0] = 100;
+    assert!(bad.encode().is_err());
+    // Bypass encode's validation: the decoder must still reject it.
+    let mut bad = owned.clone();
+    bad.dims.hidden = 17;
+    let parts = bad.parts();
+    let mut b = vec![0u8; HEADER_LEN];
+    b.extend_from_slice(&postcard_bytes(&parts));
+    fix_header(&mut b);
+    assert!(matches!(decode(&b), Err(DecodeError::Invalid(_))));
+}
+
+fn postcard_bytes(p: &ModelParts<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 1 << 20];
+    let n = postcard::to_slice(p, &mut buf).unwrap().len();
+    buf.truncate(n);
+    buf
+}
+
+/// Rewrites the header (magic, version, length, CRC) for the payload after it.
+fn fix_header(b: &mut [u8]) {
+    let n = (b.len() - HEADER_LEN) as u32;
+    let crc = crate::crc32::crc32(&b[HEADER_LEN..]);
+    b[..4].copy_from_slice(b"LSNN");
+    b[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[6..10].copy_from_slice(&n.to_le_bytes());
+    b[10..14].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes `b`; if it is a model whose buffers are modest, runs one inference on zeros.
+fn decode_and_run(b: &[u8]) {
+    if let Ok(m) = decode(b) {
+        let s = buffer_sizes(&m);
+        if s.bytes() < (64 << 20) && s.input < (16 << 20) {
+            let mut ar = Arenas::for_model(&m);
+            let mut e = ar.engine(&m);
+            let input = vec![0i16; s.input];
+            e.infer(&input, &mut ()).unwrap();
+            for l in e.stats() {
+                assert!(l.sar() <= 1.0);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn decode_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        decode_and_run(&bytes);
+        // With a valid header too, so the payload parser and validator see it.
+        let mut b = vec![0u8; HEADER_LEN];
+        b.extend_from_slice(&bytes);
+        fix_header(&mut b);
+        decode_and_run(&b);
+    }
+
+    #[test]
+    fn decode_never_panics_on_mutations(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+        refix in any::<bool>(),
+    ) {
+        let blob = test_blob();
+        let mut b = blob.clone();
+        for (i, v) in &flips {
+            let i = HEADER_LEN + i.index(b.len() - HEADER_LEN);
+            b[i] = *v;
+        }
+        if truncate {
+            b.truncate(cut.index(b.len()));
+        }
+        if refix && b.len() >= HEADER_LEN {
+            fix_header(&mut b);
+        }
+        decode_and_run(&b);
+    }
+}

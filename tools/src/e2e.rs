@@ -1,0 +1,271 @@
+//! The end-to-end check of the firmware: build it with a blob and images, run it under QEMU,
+//! decode its defmt output, compare every result bit for bit with the host integer reference, and
+//! count the instructions of the inferences with the `qemu-icount` plugin.
+
+use crate::defmt_log::{self, LogLine};
+use crate::elf;
+use crate::firmware::{self, Footprint};
+use crate::icount::{self, Counts};
+use crate::qemu::Qemu;
+use crate::reference::{self, Reference};
+use crate::report::{self, ImageResult, Summary};
+use anyhow::{bail, ensure, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Model blob.
+    pub model: PathBuf,
+    /// CIFAR-10 records.
+    pub images: PathBuf,
+    /// `CARGO_TARGET_DIR` of the firmware build (reused between runs).
+    pub target_dir: PathBuf,
+    /// Scratch directory for the ELF and the plugin.
+    pub work_dir: PathBuf,
+    /// The emulator.
+    pub qemu: Qemu,
+    /// Also count instructions with the plugin (needs gcc).
+    pub count_instructions: bool,
+}
+
+/// The decoded output of one firmware run.
+#[derive(Debug, Clone)]
+pub struct DeviceRun {
+    /// The firmware ELF that ran.
+    pub elf: PathBuf,
+    /// QEMU's exit status.
+    pub status: i32,
+    /// Every decoded line.
+    pub lines: Vec<LogLine>,
+    /// The per-image results.
+    pub images: Vec<ImageResult>,
+    /// The summary line, if any.
+    pub summary: Option<Summary>,
+}
+
+impl DeviceRun {
+    /// The text of the error-level lines.
+    pub fn errors(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|l| l.level.as_deref() == Some("error"))
+            .map(|l| l.text.as_str())
+            .collect()
+    }
+}
+
+/// Instruction counts of the inferences (window between the firmware's inference markers).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Cost {
+    /// Raw plugin counts (`range`: instructions inside `infer_one` itself, callees excluded).
+    pub counts: Counts,
+    /// Mean instructions per inference (input quantisation + T timesteps).
+    pub per_inference: f64,
+    /// Instructions per neuron update (all inference instructions / LIF neuron-timesteps).
+    pub per_neuron_update: f64,
+    /// Instructions per synaptic event (all inference instructions / synaptic operations).
+    pub per_synaptic_event: f64,
+    /// Instructions per function over the whole run (all images), largest first.
+    pub profile: Vec<(String, u64)>,
+}
+
+/// Everything the check measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The device run.
+    pub device: DeviceRun,
+    /// The host reference.
+    pub reference: Reference,
+    /// Flash / RAM footprint of the ELF.
+    pub footprint: Footprint,
+    /// Instruction counts, when asked for.
+    pub cost: Option<Cost>,
+}
+
+/// Builds the firmware (`arena`: optional `LIGHTSNN_ARENA`), runs it under QEMU and decodes it.
+pub fn build_and_run(
+    cfg: &Config,
+    model: &Path,
+    arena: Option<&str>,
+    name: &str,
+) -> Result<DeviceRun> {
+    std::fs::create_dir_all(&cfg.work_dir)?;
+    let elf = cfg.work_dir.join(name);
+    firmware::build(model, &cfg.images, arena, &cfg.target_dir, &elf)?;
+    let run = cfg.qemu.run(&elf)?;
+    let lines = defmt_log::decode(&std::fs::read(&elf)?, &run.stdout)?;
+    let mut images = Vec::new();
+    let mut summary = None;
+    for l in &lines {
+        if let Some(r) = report::parse_image(&l.text)? {
+            images.push(r);
+        } else if let Some(s) = report::parse_summary(&l.text)? {
+            summary = Some(s);
+        }
+    }
+    Ok(DeviceRun {
+        elf,
+        status: run.status,
+        lines,
+        images,
+        summary,
+    })
+}
+
+/// Runs the whole check; an error describes the first difference found.
+pub fn run(cfg: &Config) -> Result<Outcome> {
+    let blob =
+        std::fs::read(&cfg.model).with_context(|| format!("reading {}", cfg.model.display()))?;
+    let images =
+        std::fs::read(&cfg.images).with_context(|| format!("reading {}", cfg.images.display()))?;
+    let reference = reference::run(&blob, &images)?;
+    let device = build_and_run(cfg, &cfg.model, None, "firmware.elf")?;
+    let log = || {
+        device
+            .lines
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    ensure!(
+        device.status == 0,
+        "firmware exited with status {}:\n{}",
+        device.status,
+        log()
+    );
+    ensure!(
+        device.images.len() == reference.images.len(),
+        "firmware reported {} images, the reference ran {}:\n{}",
+        device.images.len(),
+        reference.images.len(),
+        log()
+    );
+    for (d, r) in device.images.iter().zip(&reference.images) {
+        if d != r {
+            bail!("image {}: firmware and host reference differ\n  firmware:  {d:?}\n  reference: {r:?}", r.image);
+        }
+    }
+    ensure!(
+        device.summary.as_ref() == Some(&reference.summary),
+        "summary differs: firmware {:?}, reference {:?}",
+        device.summary,
+        reference.summary
+    );
+    let elf_bytes = std::fs::read(&device.elf)?;
+    let footprint = firmware::footprint(&elf_bytes)?;
+    let cost = if cfg.count_instructions {
+        Some(count(cfg, &device.elf, &elf_bytes, &reference)?)
+    } else {
+        None
+    };
+    Ok(Outcome {
+        device,
+        reference,
+        footprint,
+        cost,
+    })
+}
+
+/// Counts the instructions of every inference of `elf` (one plugin run).
+pub fn count(
+    cfg: &Config,
+    elf_path: &Path,
+    elf_bytes: &[u8],
+    reference: &Reference,
+) -> Result<Cost> {
+    let plugin = icount::build_plugin(&cfg.work_dir.join("libicount.so"))?;
+    let f = elf::function_range(elf_bytes, "device::infer_one")?;
+    let begin = elf::function_range(elf_bytes, "lightsnn_infer_begin")?;
+    let end = elf::function_range(elf_bytes, "lightsnn_infer_end")?;
+    let qemu = Qemu {
+        plugin: Some(icount::plugin_arg(
+            &plugin,
+            Some((f.lo, f.hi)),
+            Some((begin.lo, end.lo)),
+            true,
+        )),
+        ..cfg.qemu.clone()
+    };
+    let run = qemu.run(elf_path)?;
+    ensure!(
+        run.status == 0,
+        "firmware exited with status {} under the plugin",
+        run.status
+    );
+    let counts = icount::parse(&run.plugin_log)?;
+    let profile = icount::profile(&run.plugin_log, &elf::Symbols::new(elf_bytes)?)?;
+    let n = reference.images.len() as u64;
+    ensure!(
+        counts.windows == n,
+        "{} inference windows counted, expected {n}",
+        counts.windows
+    );
+    let updates: u64 = reference.neuron_updates.iter().sum();
+    let synops: u64 = reference.images.iter().map(|r| r.synops).sum();
+    Ok(Cost {
+        counts,
+        per_inference: counts.window as f64 / n as f64,
+        per_neuron_update: counts.window as f64 / updates.max(1) as f64,
+        per_synaptic_event: counts.window as f64 / synops.max(1) as f64,
+        profile,
+    })
+}
+
+/// A human-readable report of an [`Outcome`].
+pub fn describe(o: &Outcome) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let r = &o.reference;
+    writeln!(s, "firmware matches the host integer reference on {} images (bit for bit: predictions, per-layer spikes, SAR, synops, scores)", r.images.len()).unwrap();
+    writeln!(
+        s,
+        "layers: {}",
+        r.layers
+            .iter()
+            .map(|l| format!("{} ({})", l.name, l.neurons))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+    .unwrap();
+    for i in &r.images {
+        writeln!(
+            s,
+            "  image {} label {} pred {} sar {:.2}% synops {} spikes {:?}",
+            i.image,
+            i.label,
+            i.pred,
+            i.sar_ppm as f64 / 1e4,
+            i.synops,
+            i.spikes
+        )
+        .unwrap();
+    }
+    writeln!(s, "correct {}/{}", r.summary.correct, r.summary.images).unwrap();
+    writeln!(
+        s,
+        "footprint: flash {} B ({:.1} KiB), static RAM {} B ({:.1} KiB) + stack",
+        o.footprint.flash,
+        o.footprint.flash as f64 / 1024.0,
+        o.footprint.ram,
+        o.footprint.ram as f64 / 1024.0
+    )
+    .unwrap();
+    if let Some(c) = &o.cost {
+        let updates: u64 = r.neuron_updates.iter().sum::<u64>() / r.images.len() as u64;
+        let synops: u64 = r.images.iter().map(|i| i.synops).sum::<u64>() / r.images.len() as u64;
+        writeln!(s, "instructions: {:.0} per inference (mean of {}; total run {}), {:.2} per neuron update ({} updates/inference), {:.2} per synaptic event ({} synops/inference); infer_one's own body {}",
+            c.per_inference, c.counts.windows, c.counts.total, c.per_neuron_update, updates, c.per_synaptic_event, synops, c.counts.range).unwrap();
+        writeln!(s, "profile (instructions per function, whole run):").unwrap();
+        for (name, n) in c.profile.iter().take(12) {
+            writeln!(
+                s,
+                "  {:>6.2}% {:>12} {name}",
+                100.0 * *n as f64 / c.counts.total as f64,
+                n
+            )
+            .unwrap();
+        }
+    }
+    s
+}

@@ -1,0 +1,93 @@
+//! The host integer reference: the same `snn-nostd` engine, compiled for the host, run on the
+//! same blob and images as the firmware, giving the same [`ImageResult`] records.
+
+use crate::report::{ImageResult, Summary};
+use crate::CIFAR_RECORD;
+use anyhow::{anyhow, bail, Result};
+use snn_nostd::engine::{self, Engine};
+use snn_nostd::model;
+
+/// Per-layer facts of a model, for the cost report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LayerInfo {
+    /// Layer name (`cell1.lif0`, `post1.lif`, `hidden.lif`, ...).
+    pub name: String,
+    /// Neurons.
+    pub neurons: u32,
+}
+
+/// Everything the host reference computes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reference {
+    /// LIF layers in network order (the order of [`ImageResult::spikes`]).
+    pub layers: Vec<LayerInfo>,
+    /// Timesteps per sample.
+    pub timesteps: u32,
+    /// Per image.
+    pub images: Vec<ImageResult>,
+    /// Totals.
+    pub summary: Summary,
+    /// Per image: neuron updates (sum over LIF layers of neurons x timesteps).
+    pub neuron_updates: Vec<u64>,
+}
+
+/// Runs every record of `images` (CIFAR-10 binary records) through the model in `blob`.
+pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
+    if images.is_empty() || !images.len().is_multiple_of(CIFAR_RECORD) {
+        bail!(
+            "{} bytes is not a whole number of CIFAR-10 records",
+            images.len()
+        );
+    }
+    let model = model::decode(blob).map_err(|e| anyhow!("model blob does not decode: {e}"))?;
+    let need = engine::buffer_sizes(&model);
+    let (mut act, mut acc, mut bits) = (
+        vec![0i16; need.act],
+        vec![0i32; need.acc],
+        vec![0u64; need.bits],
+    );
+    let mut input = vec![0i16; need.input];
+    let mut eng = Engine::new(&model, &mut act, &mut acc, &mut bits).map_err(|e| anyhow!("{e}"))?;
+    let layers = eng
+        .stats()
+        .iter()
+        .map(|s| LayerInfo {
+            name: s.layer.to_string(),
+            neurons: s.neurons,
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut neuron_updates = Vec::new();
+    let mut correct = 0;
+    for (i, rec) in images.chunks_exact(CIFAR_RECORD).enumerate() {
+        eng.reset_stats();
+        engine::quantize_input_u8(&model, &rec[1..], &mut input).map_err(|e| anyhow!("{e}"))?;
+        let pred = eng.infer(&input, &mut ()).map_err(|e| anyhow!("{e}"))?;
+        let stats = eng.stats();
+        let total: u64 = stats.iter().map(|s| s.spikes).sum();
+        let updates: u64 = stats.iter().map(|s| u64::from(s.neurons) * s.steps).sum();
+        // Same integer formula as the firmware.
+        let sar_ppm = (total * 1_000_000).checked_div(updates).unwrap_or(0) as u32;
+        correct += usize::from(pred == usize::from(rec[0]));
+        out.push(ImageResult {
+            image: i,
+            label: rec[0],
+            pred: pred as u16,
+            sar_ppm,
+            synops: eng.synops(),
+            spikes: stats.iter().map(|s| s.spikes).collect(),
+            scores: eng.scores().to_vec(),
+        });
+        neuron_updates.push(updates);
+    }
+    Ok(Reference {
+        layers,
+        timesteps: u32::from(model.dims().t),
+        summary: Summary {
+            images: out.len(),
+            correct,
+        },
+        images: out,
+        neuron_updates,
+    })
+}

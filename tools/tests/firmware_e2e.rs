@@ -1,0 +1,159 @@
+//! End-to-end tests of the firmware under QEMU.
+//!
+//! They build `firmware` for `thumbv7em-none-eabihf` with test blobs, run it with
+//! `qemu-system-arm` (board mps2-an386) and decode its defmt output. They need
+//! `qemu-system-arm`, `gcc` (for the instruction-count plugin) and the Rust target. Where
+//! `qemu-system-arm` is missing they are skipped with a message, except under CI (`CI` set) or
+//! with `LIGHTSNN_REQUIRE_QEMU=1`, where that is a failure.
+
+use lightsnn_tools::e2e::{self, Config};
+use lightsnn_tools::firmware;
+use lightsnn_tools::qemu::Qemu;
+use lightsnn_tools::testblob::{self, TestModelSpec};
+use snn_nostd::model::Bits;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether QEMU is usable; panics if it is required but missing.
+fn have_qemu() -> bool {
+    let ok = Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+        || std::env::var("LIGHTSNN_REQUIRE_QEMU").is_ok_and(|v| v == "1");
+    if !ok && required {
+        panic!("qemu-system-arm is required (CI / LIGHTSNN_REQUIRE_QEMU=1): apt-get install -y qemu-system-arm");
+    }
+    if !ok {
+        eprintln!("SKIPPED: qemu-system-arm not found (apt-get install -y qemu-system-arm)");
+    }
+    ok
+}
+
+/// Shared firmware build directory (deps built once), under the workspace target directory.
+fn target_dir() -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| firmware::workspace_root().join("target"));
+    base.join("firmware-e2e")
+}
+
+fn images() -> PathBuf {
+    firmware::workspace_root().join("firmware/assets/images.bin")
+}
+
+fn config(work: &Path, model: PathBuf, count: bool) -> Config {
+    Config {
+        model,
+        images: images(),
+        target_dir: target_dir(),
+        work_dir: work.to_path_buf(),
+        qemu: Qemu::default(),
+        count_instructions: count,
+    }
+}
+
+fn write_blob(dir: &Path, name: &str, spec: &TestModelSpec) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, testblob::random_blob(spec).unwrap()).unwrap();
+    p
+}
+
+/// Device and host agree bit for bit on a LightSNN-space genotype with 8-bit weights (the
+/// shipped default blob's recipe), and the instruction counts are reported.
+#[test]
+fn firmware_matches_host_reference_lightsnn_i8() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestModelSpec::cifar(8, 64, 5, testblob::LIGHTSNN_GENOTYPE, Bits::B8, 1).unwrap();
+    let blob = write_blob(dir.path(), "model.bin", &spec);
+    let o = e2e::run(&config(dir.path(), blob, true)).unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", e2e::describe(&o));
+    let cost = o.cost.unwrap();
+    assert_eq!(cost.counts.windows, 4);
+    assert!(cost.per_inference > 0.0);
+    // Every LIF layer fired on every image (the comparison is not vacuous).
+    assert!(o
+        .device
+        .images
+        .iter()
+        .all(|i| i.spikes.iter().all(|&s| s > 0)));
+}
+
+/// Same with every op (conv1, avgpool, maxpool, skip, zero, conv3) and 16-bit weights.
+#[test]
+fn firmware_matches_host_reference_all_ops_i16() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestModelSpec::cifar(4, 32, 3, testblob::ALL_OPS_GENOTYPE, Bits::B16, 7).unwrap();
+    let blob = write_blob(dir.path(), "model.bin", &spec);
+    let o = e2e::run(&config(dir.path(), blob, false)).unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", e2e::describe(&o));
+}
+
+/// A corrupted blob: the firmware logs the decode error and exits with status 1 (no hang, no
+/// HardFault).
+#[test]
+fn corrupt_blob_logs_error_and_fails() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestModelSpec::cifar(4, 32, 2, testblob::LIGHTSNN_GENOTYPE, Bits::B8, 3).unwrap();
+    let mut blob = testblob::random_blob(&spec).unwrap();
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x5A; // payload byte: the CRC-32 no longer matches
+    let path = dir.path().join("corrupt.bin");
+    std::fs::write(&path, &blob).unwrap();
+    let cfg = config(dir.path(), path.clone(), false);
+    let run = e2e::build_and_run(&cfg, &path, None, "corrupt.elf").unwrap();
+    let log: String = run.lines.iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(run.status, 1, "expected a failure exit:\n{log}");
+    let errors = run.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("model blob does not decode") && e.contains("Checksum")),
+        "expected the decode error in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("HardFault") && !log.contains("panic"),
+        "{log}"
+    );
+    assert!(run.images.is_empty());
+
+    // Garbage that is not a blob at all.
+    std::fs::write(&path, b"not a model").unwrap();
+    let run = e2e::build_and_run(&cfg, &path, None, "garbage.elf").unwrap();
+    assert_eq!(run.status, 1);
+    assert!(run
+        .errors()
+        .iter()
+        .any(|e| e.contains("model blob does not decode")));
+}
+
+/// Static buffers smaller than the model needs: logged and a failure exit.
+#[test]
+fn undersized_buffers_log_error_and_fail() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestModelSpec::cifar(4, 32, 2, testblob::LIGHTSNN_GENOTYPE, Bits::B8, 5).unwrap();
+    let blob = write_blob(dir.path(), "model.bin", &spec);
+    let cfg = config(dir.path(), blob.clone(), false);
+    let run = e2e::build_and_run(&cfg, &blob, Some("100,100,10,3072"), "small.elf").unwrap();
+    let log: String = run.lines.iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(run.status, 1, "{log}");
+    assert!(
+        run.errors()
+            .iter()
+            .any(|e| e.contains("static buffer `act` too small")),
+        "{log}"
+    );
+}
