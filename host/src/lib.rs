@@ -1,2 +1,4 @@
 //! lightsnn host library: data loaders, the Candle supernet, the SAHD search, training and export.
 #![deny(missing_docs)]
+
+pub mod export;
