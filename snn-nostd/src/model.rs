@@ -499,7 +499,7 @@ impl From<Invalid> for DecodeError {
     }
 }
 
-/// Why [`encode_into`] or [`encode`] failed.
+/// Why [`encode_into`] or `encode` (feature `alloc`) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EncodeError {

@@ -5,6 +5,8 @@
 //! - [`quantize`]: folds BatchNorm, calibrates fixed-point formats on sample inputs and writes a
 //!   blob that `snn_nostd::model::decode` reads and `snn_nostd::engine::Engine` runs.
 //! - [`Board`], [`BOARDS`], [`footprint`], [`check_fit`]: flash and RAM budgets of real parts.
+//! - [`run_integer`], [`run_integer_u8`]: run a blob with the device's integer engine on the
+//!   host (bit-identical to the firmware).
 //! - [`write_atomic`]: writes a file through a temporary file and a rename.
 
 mod float;
@@ -17,7 +19,10 @@ pub use float::{
 pub use quant::{quantize, quantize_with_report, QuantReport};
 pub use snn_nostd::model::{Bits, InputKind};
 
-use snn_nostd::engine::{buffer_sizes, BufferSizes};
+use snn_nostd::engine::{
+    buffer_sizes, quantize_input_f32, quantize_input_u8, BufferSizes, Engine, EngineError,
+    LayerStats,
+};
 use snn_nostd::model::{decode, DecodeError, EncodeError};
 use std::io::Write;
 use std::path::Path;
@@ -48,6 +53,9 @@ pub enum ExportError {
     /// A blob could not be decoded.
     #[error("{0}")]
     Decode(#[from] DecodeError),
+    /// The integer engine refused to run.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
     /// The model does not fit the board.
     #[error(
         "model does not fit {board}: needs {need} bytes of {resource} ({need_kib:.1} KiB, \
@@ -193,6 +201,64 @@ pub fn check_fit(fp: &Footprint, board: &Board) -> Result<(), ExportError> {
         });
     }
     Ok(())
+}
+
+/// The integer engine's results over a set of samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntegerRun {
+    /// Predicted class per sample.
+    pub predictions: Vec<usize>,
+    /// Class scores per sample (format `out_exp`, summed over votes and timesteps).
+    pub scores: Vec<Vec<i32>>,
+    /// Spike statistics per LIF layer over all samples.
+    pub stats: Vec<LayerStats>,
+    /// Synaptic operations over all samples.
+    pub synops: u64,
+}
+
+fn run_with(
+    blob: &[u8],
+    n: usize,
+    mut quantise: impl FnMut(&snn_nostd::model::Model<'_>, usize, &mut [i16]) -> Result<(), EngineError>,
+) -> Result<IntegerRun, ExportError> {
+    let model = decode(blob)?;
+    let s = buffer_sizes(&model);
+    let (mut act, mut acc, mut bits) = (vec![0i16; s.act], vec![0i32; s.acc], vec![0u64; s.bits]);
+    let mut engine = Engine::new(&model, &mut act, &mut acc, &mut bits)?;
+    let mut input = vec![0i16; s.input];
+    let mut run = IntegerRun {
+        predictions: Vec::with_capacity(n),
+        scores: Vec::with_capacity(n),
+        stats: Vec::new(),
+        synops: 0,
+    };
+    for i in 0..n {
+        quantise(&model, i, &mut input)?;
+        run.predictions.push(engine.infer(&input, &mut ())?);
+        run.scores.push(engine.scores().to_vec());
+    }
+    run.stats = engine.stats().to_vec();
+    run.synops = engine.synops();
+    Ok(run)
+}
+
+/// Runs `blob` with the integer engine on real-valued samples (normalised CHW, one frame for
+/// static input or `t` frames for events), quantised with `quantize_input_f32`.
+pub fn run_integer<S: AsRef<[f32]>>(blob: &[u8], inputs: &[S]) -> Result<IntegerRun, ExportError> {
+    run_with(blob, inputs.len(), |m, i, q| {
+        quantize_input_f32(m, inputs[i].as_ref(), q)
+    })
+}
+
+/// Runs `blob` with the integer engine on raw `u8` samples (CIFAR RGB planes, or event counts),
+/// quantised with `quantize_input_u8` exactly as on the device.
+pub fn run_integer_u8<S: AsRef<[u8]>>(
+    blob: &[u8],
+    inputs: &[S],
+) -> Result<IntegerRun, ExportError> {
+    run_with(blob, inputs.len(), |m, i, q| {
+        quantize_input_u8(m, inputs[i].as_ref(), q)
+    })
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to

@@ -110,6 +110,14 @@ fn run(net: &FloatNetwork, bits: Bits, seed: u64, use_u8: bool) -> Agreement {
     }
     let stats = eng.stats();
     assert_eq!(stats.len(), fspk.len());
+    // The convenience runner gives the same results.
+    let ir = if use_u8 {
+        run_integer_u8(&blob, &test.iter().map(|s| s.0.clone()).collect::<Vec<_>>()).unwrap()
+    } else {
+        run_integer(&blob, &test.iter().map(|s| s.1.clone()).collect::<Vec<_>>()).unwrap()
+    };
+    assert_eq!(ir.stats, stats);
+    assert_eq!(ir.synops, eng.synops());
     let mut sar_diff = 0f64;
     for (st, &(k, n)) in stats.iter().zip(&fspk) {
         let fs = k as f64 / (n * net.t * test.len()) as f64;
