@@ -30,6 +30,24 @@
 //! The caller provides three arenas sized by [`buffer_sizes`] (or the `const`
 //! [`buffer_sizes_for`]): `act` (`i16`), `acc` (`i32`), `bits` (`u64`). The four node tensors are
 //! transient and shared by both cells; back states and membranes persist across timesteps.
+//!
+//! # Use
+//! ```ignore
+//! use snn_nostd::engine::{buffer_sizes, buffer_sizes_for, quantize_input_u8, Engine};
+//! use snn_nostd::model::decode;
+//!
+//! static BLOB: &[u8] = include_bytes!("model.lsnn");
+//! // Sizes known at build time (same dims and genotype as the blob), checked by Engine::new:
+//! // const SIZES: BufferSizes = buffer_sizes_for(&DIMS, CellType::Backward, &OPS);
+//! let model = decode(BLOB)?;
+//! let s = buffer_sizes(&model);
+//! let (mut act, mut acc, mut bits) = ([0i16; N_ACT], [0i32; N_ACC], [0u64; N_BITS]);
+//! let mut engine = Engine::new(&model, &mut act, &mut acc, &mut bits)?;
+//! let mut input = [0i16; N_INPUT]; // s.input elements
+//! quantize_input_u8(&model, &raw_rgb_planes, &mut input)?;
+//! let class = engine.infer(&input, &mut ())?; // or a SpikeObserver for SAHD codes
+//! for layer in engine.stats() { /* layer.spikes, layer.sar() */ }
+//! ```
 
 use crate::genotype::{CellType, Genotype, Op, NUM_NODES};
 use crate::model::{Bits, CellParts, CellPlan, Dims, InputKind, LayerParts, Model, PostParts};

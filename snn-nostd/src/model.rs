@@ -366,6 +366,21 @@ pub struct InputNorm {
     pub shift: u8,
 }
 
+impl InputNorm {
+    /// A normalisation from per-channel multipliers and offsets (`None` if the lengths differ
+    /// or exceed 8 channels).
+    pub fn new(mul: &[i32], add: &[i32], shift: u8) -> Option<InputNorm> {
+        if mul.len() != add.len() {
+            return None;
+        }
+        Some(InputNorm {
+            mul: heapless::Vec::from_slice(mul).ok()?,
+            add: heapless::Vec::from_slice(add).ok()?,
+            shift,
+        })
+    }
+}
+
 /// Input quantisation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputParts {
@@ -484,7 +499,7 @@ impl From<Invalid> for DecodeError {
     }
 }
 
-/// Why [`encode_into`] or [`encode`] failed.
+/// Why [`encode_into`] or `encode` (feature `alloc`) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EncodeError {

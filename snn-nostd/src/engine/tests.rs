@@ -1368,3 +1368,38 @@ proptest! {
         decode_and_run(&b);
     }
 }
+
+/// Writes fuzz seeds (`fuzz/fuzz_targets/decode.rs` format) into `$LSNN_FUZZ_SEEDS`:
+/// `cargo test -p snn-nostd --lib write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("LSNN_FUZZ_SEEDS") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut k = 0;
+    for input in [InputKind::Static, InputKind::Events] {
+        for bits in [Bits::B8, Bits::B16] {
+            for geno in [ALL_OPS, "conv3 conv1 avgpool skip conv3 maxpool"] {
+                let mut dims = small_dims(input);
+                dims.in_h = 6;
+                dims.in_w = 6;
+                dims.t = 2;
+                dims.p = 1;
+                let spec = Spec {
+                    dims,
+                    genotype: geno.parse().unwrap(),
+                    bits,
+                };
+                let blob = random_model(&spec, k).encode().unwrap();
+                for (mode, body) in [(0u8, &blob[..]), (1u8, &blob[HEADER_LEN..])] {
+                    let mut seed = vec![mode];
+                    seed.extend_from_slice(body);
+                    std::fs::write(std::format!("{dir}/seed{k}_{mode}"), seed).unwrap();
+                }
+                k += 1;
+            }
+        }
+    }
+}

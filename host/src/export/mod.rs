@@ -1,0 +1,292 @@
+//! Export of a trained single-path network to a microcontroller model blob.
+//!
+//! - [`FloatNetwork`]: the plain-Rust float description of a trained network (the lead's
+//!   Candle checkpoint converter fills it), with its f32 [`forward`] pass.
+//! - [`quantize`]: folds BatchNorm, calibrates fixed-point formats on sample inputs and writes a
+//!   blob that `snn_nostd::model::decode` reads and `snn_nostd::engine::Engine` runs.
+//! - [`Board`], [`BOARDS`], [`footprint`], [`check_fit`]: flash and RAM budgets of real parts.
+//! - [`run_integer`], [`run_integer_u8`]: run a blob with the device's integer engine on the
+//!   host (bit-identical to the firmware).
+//! - [`write_atomic`]: writes a file through a temporary file and a rename.
+
+mod float;
+mod quant;
+
+pub use float::{
+    forward, Bn, CellWeights, ConvBn, FloatNetwork, FloatOutput, Normalization, RandomSpec, Ranges,
+    BN_EPS,
+};
+pub use quant::{quantize, quantize_with_report, QuantReport};
+pub use snn_nostd::model::{Bits, InputKind};
+
+use snn_nostd::engine::{
+    buffer_sizes, quantize_input_f32, quantize_input_u8, BufferSizes, Engine, EngineError,
+    LayerStats,
+};
+use snn_nostd::model::{decode, DecodeError, EncodeError};
+use std::io::Write;
+use std::path::Path;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The float network's shapes are inconsistent.
+    #[error("float network shape error: {0}")]
+    Shape(String),
+    /// A value cannot be represented in the fixed-point formats.
+    #[error("quantisation range error: {0}")]
+    Range(String),
+    /// No calibration inputs were given.
+    #[error("quantisation needs at least one calibration input")]
+    NoCalibration,
+    /// A calibration (or forward) input has the wrong length.
+    #[error("input has {got} values, expected {expected}")]
+    InputLength {
+        /// Expected values.
+        expected: usize,
+        /// Given values.
+        got: usize,
+    },
+    /// The quantised model could not be encoded.
+    #[error("{0}")]
+    Encode(#[from] EncodeError),
+    /// A blob could not be decoded.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// The integer engine refused to run.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// The model does not fit the board.
+    #[error(
+        "model does not fit {board}: needs {need} bytes of {resource} ({need_kib:.1} KiB, \
+         including {reserve} bytes reserved for the firmware), the board has {have} \
+         ({have_kib:.1} KiB)",
+        need_kib = *need as f64 / 1024.0,
+        have_kib = *have as f64 / 1024.0
+    )]
+    DoesNotFit {
+        /// Board name.
+        board: &'static str,
+        /// `flash` or `RAM`.
+        resource: &'static str,
+        /// Bytes needed.
+        need: usize,
+        /// Bytes reserved for code / stack within `need`.
+        reserve: usize,
+        /// Bytes the board has.
+        have: usize,
+    },
+    /// An unknown board name.
+    #[error("unknown board `{0}` (known: stm32f411, stm32f746, nrf52840, stm32h743)")]
+    UnknownBoard(String),
+    /// File I/O failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A microcontroller part and its memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Board {
+    /// Part name, lower case (`stm32f411`).
+    pub name: &'static str,
+    /// CPU core.
+    pub core: &'static str,
+    /// Internal flash bytes.
+    pub flash_bytes: usize,
+    /// Internal SRAM bytes (all banks).
+    pub ram_bytes: usize,
+}
+
+/// The boards a blob can be checked against.
+pub const BOARDS: [Board; 4] = [
+    Board {
+        name: "stm32f411",
+        core: "Cortex-M4F",
+        flash_bytes: 512 * 1024,
+        ram_bytes: 128 * 1024,
+    },
+    Board {
+        name: "stm32f746",
+        core: "Cortex-M7F",
+        flash_bytes: 1024 * 1024,
+        ram_bytes: 320 * 1024,
+    },
+    Board {
+        name: "nrf52840",
+        core: "Cortex-M4F",
+        flash_bytes: 1024 * 1024,
+        ram_bytes: 256 * 1024,
+    },
+    Board {
+        name: "stm32h743",
+        core: "Cortex-M7F",
+        flash_bytes: 2048 * 1024,
+        ram_bytes: 1024 * 1024,
+    },
+];
+
+/// Flash kept for the firmware's code (engine, runtime, logging): measured firmware is far
+/// smaller (FIRMWARE.md: about 6 KiB for a LIF demo), this leaves room.
+pub const FIRMWARE_FLASH_RESERVE: usize = 64 * 1024;
+/// RAM kept for the stack, statics and the logging buffer.
+pub const FIRMWARE_RAM_RESERVE: usize = 16 * 1024;
+
+/// The board named `name` (case-insensitive; `stm32` prefix optional).
+pub fn board(name: &str) -> Result<&'static Board, ExportError> {
+    let n = name.trim().to_ascii_lowercase();
+    BOARDS
+        .iter()
+        .find(|b| b.name == n || b.name.strip_prefix("stm32") == Some(n.as_str()))
+        .ok_or_else(|| ExportError::UnknownBoard(name.to_string()))
+}
+
+/// What a blob costs on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// The whole blob (stored in flash).
+    pub blob_bytes: usize,
+    /// Weights, biases, shifts and BN parameters within the blob.
+    pub weight_bytes: usize,
+    /// Engine scratch (activations, accumulators, spike maps): [`BufferSizes::bytes`].
+    pub activation_ram: usize,
+    /// One quantised input sample (`i16`).
+    pub input_ram: usize,
+    /// The scratch sizes per arena.
+    pub buffers: BufferSizes,
+}
+
+impl Footprint {
+    /// Flash needed with the firmware reserve.
+    pub fn flash_needed(&self) -> usize {
+        self.blob_bytes + FIRMWARE_FLASH_RESERVE
+    }
+
+    /// RAM needed with the firmware reserve.
+    pub fn ram_needed(&self) -> usize {
+        self.activation_ram + self.input_ram + FIRMWARE_RAM_RESERVE
+    }
+}
+
+/// Decodes `blob` and measures its flash and RAM cost.
+pub fn footprint(blob: &[u8]) -> Result<Footprint, ExportError> {
+    let model = decode(blob)?;
+    let buffers = buffer_sizes(&model);
+    Ok(Footprint {
+        blob_bytes: blob.len(),
+        weight_bytes: model.weight_bytes(),
+        activation_ram: buffers.bytes(),
+        input_ram: buffers.input * 2,
+        buffers,
+    })
+}
+
+/// Checks that a footprint fits `board` (with the firmware reserves).
+pub fn check_fit(fp: &Footprint, board: &Board) -> Result<(), ExportError> {
+    if fp.flash_needed() > board.flash_bytes {
+        return Err(ExportError::DoesNotFit {
+            board: board.name,
+            resource: "flash",
+            need: fp.flash_needed(),
+            reserve: FIRMWARE_FLASH_RESERVE,
+            have: board.flash_bytes,
+        });
+    }
+    if fp.ram_needed() > board.ram_bytes {
+        return Err(ExportError::DoesNotFit {
+            board: board.name,
+            resource: "RAM",
+            need: fp.ram_needed(),
+            reserve: FIRMWARE_RAM_RESERVE,
+            have: board.ram_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The integer engine's results over a set of samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntegerRun {
+    /// Predicted class per sample.
+    pub predictions: Vec<usize>,
+    /// Class scores per sample (format `out_exp`, summed over votes and timesteps).
+    pub scores: Vec<Vec<i32>>,
+    /// Spike statistics per LIF layer over all samples.
+    pub stats: Vec<LayerStats>,
+    /// Synaptic operations over all samples.
+    pub synops: u64,
+}
+
+fn run_with(
+    blob: &[u8],
+    n: usize,
+    mut quantise: impl FnMut(&snn_nostd::model::Model<'_>, usize, &mut [i16]) -> Result<(), EngineError>,
+) -> Result<IntegerRun, ExportError> {
+    let model = decode(blob)?;
+    let s = buffer_sizes(&model);
+    let (mut act, mut acc, mut bits) = (vec![0i16; s.act], vec![0i32; s.acc], vec![0u64; s.bits]);
+    let mut engine = Engine::new(&model, &mut act, &mut acc, &mut bits)?;
+    let mut input = vec![0i16; s.input];
+    let mut run = IntegerRun {
+        predictions: Vec::with_capacity(n),
+        scores: Vec::with_capacity(n),
+        stats: Vec::new(),
+        synops: 0,
+    };
+    for i in 0..n {
+        quantise(&model, i, &mut input)?;
+        run.predictions.push(engine.infer(&input, &mut ())?);
+        run.scores.push(engine.scores().to_vec());
+    }
+    run.stats = engine.stats().to_vec();
+    run.synops = engine.synops();
+    Ok(run)
+}
+
+/// Runs `blob` with the integer engine on real-valued samples (normalised CHW, one frame for
+/// static input or `t` frames for events), quantised with `quantize_input_f32`.
+pub fn run_integer<S: AsRef<[f32]>>(blob: &[u8], inputs: &[S]) -> Result<IntegerRun, ExportError> {
+    run_with(blob, inputs.len(), |m, i, q| {
+        quantize_input_f32(m, inputs[i].as_ref(), q)
+    })
+}
+
+/// Runs `blob` with the integer engine on raw `u8` samples (CIFAR RGB planes, or event counts),
+/// quantised with `quantize_input_u8` exactly as on the device.
+pub fn run_integer_u8<S: AsRef<[u8]>>(
+    blob: &[u8],
+    inputs: &[S],
+) -> Result<IntegerRun, ExportError> {
+    run_with(blob, inputs.len(), |m, i, q| {
+        quantize_input_u8(m, inputs[i].as_ref(), q)
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to
+/// disk, then renamed over `path` (readers see the old or the new file, never a partial one).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| ExportError::Io(std::io::Error::other("path has no file name")))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests;
