@@ -300,6 +300,39 @@ pub fn set(code: &mut [u64], k: usize, value: bool) -> Result<(), SahdError> {
     Ok(())
 }
 
+/// Sets bit `i` (LSB-first layout). The caller guarantees `i < 64 * words.len()`; the
+/// engine only calls it with validated sizes.
+#[inline]
+pub fn set_bit(words: &mut [u64], i: usize) {
+    words[i / 64] |= 1u64 << (i % 64);
+}
+
+/// Calls `f(i)` for every set bit `i` in `start..end`, in increasing order.
+#[inline]
+pub fn for_each_set_bit(words: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
+    if start >= end {
+        return;
+    }
+    let first = start / 64;
+    let last = (end - 1) / 64;
+    for (wi, &word) in words.iter().enumerate().take(last + 1).skip(first) {
+        let mut w = word;
+        if wi == first {
+            w &= !0u64 << (start % 64);
+        }
+        if wi == last {
+            let e = end - wi * 64;
+            if e < 64 {
+                w &= (1u64 << e) - 1;
+            }
+        }
+        while w != 0 {
+            f(wi * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

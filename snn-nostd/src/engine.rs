@@ -49,49 +49,13 @@
 //! for layer in engine.stats() { /* layer.spikes, layer.sar() */ }
 //! ```
 
+use crate::bits::{for_each_set_bit, set_bit, words_for};
 use crate::genotype::{CellType, Genotype, Op, NUM_NODES};
 use crate::model::{Bits, CellParts, CellPlan, Dims, InputKind, LayerParts, Model, PostParts};
 use core::fmt;
 
 // ---------------------------------------------------------------------------------------------
-// Bit helpers. TODO(merge): `crate::bits` (other branch) provides `words_for` and packing; these
-// private helpers use the same LSB-first u64 layout and can be replaced by it.
-
-/// `u64` words holding `n` bits.
-const fn words_for(n: usize) -> usize {
-    n.div_ceil(64)
-}
-
-#[inline]
-fn set_bit(words: &mut [u64], i: usize) {
-    words[i / 64] |= 1u64 << (i % 64);
-}
-
-/// Calls `f(i)` for every set bit `i` in `start..end`, in increasing order.
-#[inline]
-fn for_each_set_bit(words: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
-    if start >= end {
-        return;
-    }
-    let first = start / 64;
-    let last = (end - 1) / 64;
-    for (wi, &word) in words.iter().enumerate().take(last + 1).skip(first) {
-        let mut w = word;
-        if wi == first {
-            w &= !0u64 << (start % 64);
-        }
-        if wi == last {
-            let e = end - wi * 64;
-            if e < 64 {
-                w &= (1u64 << e) - 1;
-            }
-        }
-        while w != 0 {
-            f(wi * 64 + w.trailing_zeros() as usize);
-            w &= w - 1;
-        }
-    }
-}
+// Bit helpers live in `crate::bits` (same LSB-first u64 layout as the SAHD kernel).
 
 // ---------------------------------------------------------------------------------------------
 // Arithmetic.

@@ -24,7 +24,6 @@ use snn_nostd::engine::{
     LayerStats,
 };
 use snn_nostd::model::{decode, DecodeError, EncodeError};
-use std::io::Write;
 use std::path::Path;
 
 /// Why an export failed.
@@ -261,31 +260,10 @@ pub fn run_integer_u8<S: AsRef<[u8]>>(
     })
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to
-/// disk, then renamed over `path` (readers see the old or the new file, never a partial one).
+/// Writes `bytes` to `path` atomically (see [`crate::fsutil::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| ExportError::Io(std::io::Error::other("path has no file name")))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    Ok(result?)
+    crate::fsutil::write_atomic(path, bytes)
+        .map_err(|e| ExportError::Io(std::io::Error::other(format!("{e:#}"))))
 }
 
 #[cfg(test)]
