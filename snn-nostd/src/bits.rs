@@ -13,8 +13,8 @@
 //! branches; [`hamming`] and [`popcount`] use Harley-Seal carry-save adders on four lanes, which
 //! LLVM maps onto SSE2 on the baseline x86_64 target (no `popcnt` needed). On the build machine
 //! (x86_64, no `-C target-cpu`): Hamming distance of two 131,072-bit codes about 1.7-2.4 us;
-//! packing 32 x 262,144 floats about 3.6 ms (bytes: 1.6 ms); see the ignored `bench_hot_paths`
-//! test.
+//! packing 32 x 262,144 floats about 3.6 ms (bytes: 1.6 ms); measured by
+//! `lightsnn bench search`.
 
 use crate::sahd::SahdError;
 
@@ -445,57 +445,6 @@ mod tests {
         assert_eq!(hamming(&[1, 3], &[0]), 3);
         assert_eq!(hamming(&[], &[u64::MAX; 5]), 320);
         assert_eq!(hamming(&[], &[]), 0);
-    }
-
-    /// Timings of the hot paths: `cargo test -p snn-nostd --release -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn bench_hot_paths() {
-        use std::time::Instant;
-        let n_bits = 131_072;
-        let words = words_for(n_bits);
-        let a: Vec<u64> = (0..words as u64)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-            .collect();
-        let b: Vec<u64> = a.iter().map(|x| x.rotate_left(17) ^ 0x5555).collect();
-        let reps = 20_000;
-        let t = Instant::now();
-        let mut acc = 0u64;
-        for r in 0..reps {
-            acc += u64::from(hamming(std::hint::black_box(&a), std::hint::black_box(&b))) + r;
-        }
-        let per = t.elapsed().as_secs_f64() / reps as f64;
-        std::println!(
-            "hamming of two {n_bits}-bit codes: {:.2} us ({:.2} GB/s of input) [{acc}]",
-            per * 1e6,
-            2.0 * words as f64 * 8.0 / per / 1e9
-        );
-        let spikes: Vec<f32> = (0..32 * 262_144)
-            .map(|i| ((i * 7919) % 5 == 0) as u8 as f32)
-            .collect();
-        let bytes: Vec<u8> = spikes.iter().map(|&x| x as u8).collect();
-        let mut out = vec![0u64; 32 * words_for(262_144)];
-        let reps = 20;
-        let t = Instant::now();
-        for _ in 0..reps {
-            pack_rows_f32(std::hint::black_box(&spikes), 32, &mut out).unwrap();
-        }
-        let per = t.elapsed().as_secs_f64() / reps as f64;
-        std::println!(
-            "pack_rows_f32 32 x 262,144: {:.2} ms ({:.2} Gvalues/s)",
-            per * 1e3,
-            spikes.len() as f64 / per / 1e9
-        );
-        let t = Instant::now();
-        for _ in 0..reps {
-            pack_rows_u8(std::hint::black_box(&bytes), 32, &mut out).unwrap();
-        }
-        let per = t.elapsed().as_secs_f64() / reps as f64;
-        std::println!(
-            "pack_rows_u8 32 x 262,144: {:.2} ms ({:.2} Gvalues/s)",
-            per * 1e3,
-            bytes.len() as f64 / per / 1e9
-        );
     }
 
     proptest! {
