@@ -9,9 +9,11 @@
 //!   host (bit-identical to the firmware).
 //! - [`write_atomic`]: writes a file through a temporary file and a rename.
 
+mod convert;
 mod float;
 mod quant;
 
+pub use convert::from_network;
 pub use float::{
     forward, Bn, CellWeights, ConvBn, FloatNetwork, FloatOutput, Normalization, RandomSpec, Ranges,
     BN_EPS,

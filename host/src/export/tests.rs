@@ -256,15 +256,60 @@ fn footprint_and_board_fit() {
     assert!(footprint(&blob[..10]).is_err());
 }
 
+/// The converter keeps every weight in place: the export's f32 forward of the converted network
+/// matches the Candle network in eval mode (running-stat BN) on random inputs.
 #[test]
-fn write_atomic_replaces_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("model.lsnn");
-    write_atomic(&p, b"first").unwrap();
-    assert_eq!(std::fs::read(&p).unwrap(), b"first");
-    write_atomic(&p, b"second version").unwrap();
-    assert_eq!(std::fs::read(&p).unwrap(), b"second version");
-    // No temporary files left behind.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    assert!(write_atomic(&dir.path().join("missing/dir/x"), b"x").is_err());
+fn converted_network_matches_candle() {
+    use crate::config::{DatasetKind, NetConfig, Overrides};
+    use crate::model::{Forward, Mixing, Mode, Network, NoSink};
+    use candle_core::{Device, Tensor};
+    use rand::{Rng, SeedableRng};
+    let o = Overrides {
+        width: Some(6.0 / 256.0),
+        timesteps: Some(3),
+        hidden: Some(32),
+        votes: Some(2),
+    };
+    let cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o).unwrap();
+    let g: snn_nostd::genotype::Genotype =
+        "zero,skip,conv3,conv3,zero,skip,conv3,conv3,zero,skip,conv3,conv3"
+            .parse()
+            .unwrap();
+    let alive: Vec<Vec<_>> = g.ops().iter().map(|&op| vec![op]).collect();
+    let net = Network::new(&cfg, &alive, 5, &Device::Cpu).unwrap();
+    // make the classifier and running stats non-trivial
+    net.fc1.set(&(net.fc1.as_tensor() * 40.0).unwrap()).unwrap();
+    net.fc2.set(&(net.fc2.as_tensor() * 40.0).unwrap()).unwrap();
+    let n = 4;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let data: Vec<f32> = (0..n * 3 * 32 * 32)
+        .map(|_| rng.gen_range(-2.0..2.0))
+        .collect();
+    let x = Tensor::from_vec(data.clone(), (n, 1, 3, 32, 32), &Device::Cpu).unwrap();
+    let mix = Mixing::single_path(&g);
+    let out = net
+        .forward(
+            &x,
+            Forward {
+                mixing: &mix,
+                mode: Mode::Eval,
+                sink: &mut NoSink,
+                dropout_rng: None,
+            },
+        )
+        .unwrap();
+    let want: Vec<Vec<f32>> = out.logits.to_vec2().unwrap();
+    let fnet = super::from_network(&net, &g).unwrap();
+    let mut agree = 0;
+    for i in 0..n {
+        let mut ranges = super::Ranges::default();
+        let got = super::forward(&fnet, &data[i * 3072..(i + 1) * 3072], &mut ranges).unwrap();
+        let close = got
+            .scores
+            .iter()
+            .zip(&want[i])
+            .all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1.0));
+        agree += close as usize;
+    }
+    assert_eq!(agree, n, "export float forward and Candle disagree");
 }

@@ -1,0 +1,100 @@
+//! Converts a trained Candle [`Network`] into the plain-Rust [`FloatNetwork`] that the quantiser
+//! takes.
+
+use super::float::{Bn, CellWeights, ConvBn, FloatNetwork, Normalization};
+use crate::model::layers::ConvBn as CandleConvBn;
+use crate::model::params::BnParams;
+use crate::model::Network;
+use anyhow::{bail, Context, Result};
+use candle_core::Var;
+use snn_nostd::genotype::{Genotype, Op};
+use snn_nostd::model::InputKind;
+
+fn values(v: &Var, what: &str) -> Result<Vec<f32>> {
+    v.as_tensor()
+        .flatten_all()
+        .and_then(|t| t.to_dtype(candle_core::DType::F32))
+        .and_then(|t| t.to_vec1::<f32>())
+        .with_context(|| format!("reading tensor {what}"))
+}
+
+fn bn(b: &BnParams, what: &str) -> Result<Bn> {
+    Ok(Bn {
+        gamma: values(&b.weight, what)?,
+        beta: values(&b.bias, what)?,
+        mean: values(&b.running_mean, what)?,
+        var: values(&b.running_var, what)?,
+    })
+}
+
+fn conv_bn(c: &CandleConvBn, what: &str) -> Result<ConvBn> {
+    Ok(ConvBn {
+        weight: values(&c.weight, what)?,
+        bn: bn(&c.bn, what)?,
+    })
+}
+
+/// The float description of `net` running `genotype` (one op per edge; the network must hold
+/// parameters for every conv op of the genotype).
+pub fn from_network(net: &Network, genotype: &Genotype) -> Result<FloatNetwork> {
+    let cfg = &net.cfg;
+    if genotype.cell() != cfg.cell {
+        bail!(
+            "genotype is a {} cell, the network a {} cell",
+            genotype.cell(),
+            cfg.cell
+        );
+    }
+    let mut cells = Vec::new();
+    for (ci, cell) in net.cells.iter().enumerate() {
+        let mut convs = Vec::new();
+        for (ei, &op) in genotype.ops().iter().enumerate() {
+            convs.push(match op {
+                Op::Conv1 | Op::Conv3 => {
+                    let c = cell.edges[ei].get(&op).with_context(|| {
+                        format!("cell {} edge {ei} has no {op} weights", ci + 1)
+                    })?;
+                    Some(conv_bn(c, &format!("cell{}.e{ei}.{op}", ci + 1))?)
+                }
+                _ => None,
+            });
+        }
+        cells.push(CellWeights { convs });
+    }
+    let cell2 = cells.pop().expect("two cells");
+    let cell1 = cells.pop().expect("two cells");
+    let (mean, std) = cfg.dataset.mean_std();
+    let is_event = cfg.dataset.is_event();
+    Ok(FloatNetwork {
+        input: if is_event {
+            InputKind::Events
+        } else {
+            InputKind::Static
+        },
+        in_c: cfg.input[0],
+        in_h: cfg.input[1],
+        in_w: cfg.input[2],
+        stem_pool: cfg.stem_pool,
+        t: cfg.timesteps,
+        c1: cfg.c1,
+        c2: cfg.c2,
+        p: cfg.pool,
+        h: cfg.hidden,
+        classes: cfg.classes,
+        v: cfg.votes,
+        genotype: genotype.clone(),
+        stem: conv_bn(&net.stem, "stem")?,
+        cell1,
+        bn_cell1: bn(&net.cell_bn[0], "cell1_bn")?,
+        down: conv_bn(&net.down, "down")?,
+        cell2,
+        bn_cell2: bn(&net.cell_bn[1], "cell2_bn")?,
+        fc1: values(&net.fc1, "fc1.weight")?,
+        fc2_weight: values(&net.fc2, "fc2.weight")?,
+        fc2_bias: values(&net.fc2_bias, "fc2.bias")?,
+        normalization: (!is_event).then(|| Normalization {
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+        }),
+    })
+}
