@@ -9,7 +9,11 @@ use snn_nostd::genotype::Genotype;
 
 fn setup(kind: DatasetKind, t: usize, method: Method) -> SearchSetup {
     let o = Overrides {
-        width: Some(if kind == DatasetKind::Cifar10 { 4.0 / 256.0 } else { 4.0 / 64.0 }),
+        width: Some(if kind == DatasetKind::Cifar10 {
+            4.0 / 256.0
+        } else {
+            4.0 / 64.0
+        }),
         timesteps: Some(t),
         hidden: Some(32),
         votes: Some(2),
@@ -27,7 +31,13 @@ fn setup(kind: DatasetKind, t: usize, method: Method) -> SearchSetup {
 }
 
 fn search(s: &SearchSetup, data: &Dataset) -> SearchReport {
-    run_search(s, data, &candle_core::Device::Cpu, &indicatif::ProgressBar::hidden()).unwrap()
+    run_search(
+        s,
+        data,
+        &candle_core::Device::Cpu,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap()
 }
 
 fn check_structure(r: &SearchReport, s: &SearchSetup) {
@@ -40,7 +50,10 @@ fn check_structure(r: &SearchReport, s: &SearchSetup) {
     assert_eq!(r.rounds[1].scores.len(), 24);
     for round in &r.rounds {
         assert_eq!(round.pruned.len(), 12);
-        assert!(round.scores.iter().all(|c| c.score.is_finite()), "finite scores");
+        assert!(
+            round.scores.iter().all(|c| c.score.is_finite()),
+            "finite scores"
+        );
     }
     assert!(r.rounds[1].alive_after.iter().all(|a| a.len() == 1));
     // the JSON round-trips and carries config, seed and device
@@ -48,7 +61,9 @@ fn check_structure(r: &SearchReport, s: &SearchSetup) {
     let back: SearchReport = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, r);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for key in ["genotype", "cell", "ops", "rounds", "seed", "config", "device", "wall_s"] {
+    for key in [
+        "genotype", "cell", "ops", "rounds", "seed", "config", "device", "wall_s",
+    ] {
         assert!(v.get(key).is_some(), "JSON lacks {key}");
     }
     assert!(v["rounds"][0].get("wall_s").is_some() && v["rounds"][0].get("device").is_some());
@@ -62,7 +77,11 @@ fn cifar10_search_is_complete_and_deterministic() {
     let a = search(&s, &data);
     check_structure(&a, &s);
     let b = search(&s, &data);
-    assert_eq!(a.without_timing(), b.without_timing(), "same seed, same result, bit for bit");
+    assert_eq!(
+        a.without_timing(),
+        b.without_timing(),
+        "same seed, same result, bit for bit"
+    );
     // another seed draws other batches and weights: scores differ
     let mut s2 = s.clone();
     s2.seed = 4;
@@ -89,7 +108,10 @@ fn random_search_keeps_the_best_sample() {
     let r = search(&s, &data);
     let scores = &r.rounds[0].scores;
     assert_eq!(scores.len(), 6);
-    let best = scores.iter().max_by(|a, b| a.score.total_cmp(&b.score)).unwrap();
+    let best = scores
+        .iter()
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .unwrap();
     assert_eq!(best.candidate, r.genotype);
     assert_eq!(r.best_score, Some(best.score));
 }

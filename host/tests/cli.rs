@@ -1,0 +1,141 @@
+//! The `lightsnn` binary on good and bad input: clear errors, exit codes, no half-written files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lightsnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lightsnn"))
+        .args(args)
+        .output()
+        .expect("run lightsnn")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn shared(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(name);
+    assert!(p.is_dir(), "shared data folder {} is missing", p.display());
+    p
+}
+
+const TINY: &[&str] = &[
+    "--width",
+    "0.015625",
+    "--batch",
+    "8",
+    "--timesteps",
+    "2",
+    "--repeats",
+    "1",
+    "--hidden",
+    "32",
+    "--votes",
+    "2",
+];
+
+#[test]
+fn bad_flag_is_a_usage_error() {
+    let o = lightsnn(&["search", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--no-such-flag"), "{}", stderr(&o));
+    let o = lightsnn(&["search", "--method", "genetic"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("genetic"));
+}
+
+#[test]
+fn bad_genotype_names_the_problem() {
+    let o = lightsnn(&["score", "--genotype", "conv3,conv3,bogus,zero,zero,zero"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("bogus") || e.contains("op 2"), "{e}");
+    let o = lightsnn(&["score", "--genotype", "conv1,conv1,conv1,conv1,conv1,conv1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not in the op set"), "{}", stderr(&o));
+}
+
+#[test]
+fn impossible_configuration_is_refused() {
+    let o = lightsnn(&["search", "--width=-1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("width"), "{}", stderr(&o));
+    let o = lightsnn(&["search", "--timesteps", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("timesteps"), "{}", stderr(&o));
+    let o = lightsnn(&["search", "--dataset", "nmnist"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--data"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_and_truncated_data_name_the_file() {
+    let o = lightsnn(&["search", "--data", "/no/such/folder"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/no/such/folder"), "{}", stderr(&o));
+    let d = tempfile::tempdir().unwrap();
+    let src = std::fs::read(shared("cifar10-lossless-subset").join("data_batch_1.bin")).unwrap();
+    let f = d.path().join("data_batch_1.bin");
+    std::fs::write(&f, &src[..3073 * 10 + 100]).unwrap();
+    let out = d.path().join("out.json");
+    let mut args = vec![
+        "search",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(TINY);
+    let o = lightsnn(&args);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("data_batch_1.bin") && e.contains("30730"), "{e}");
+    assert!(!out.exists(), "no output on failure");
+}
+
+#[test]
+fn cuda_without_the_feature_is_explained() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let o = lightsnn(&["search", "--device", "cuda"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--features cuda"), "{}", stderr(&o));
+}
+
+#[test]
+fn search_writes_complete_json() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("sub/arch.json");
+    let data = shared("cifar10-lossless-subset");
+    let mut args = vec![
+        "search",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(TINY);
+    let o = lightsnn(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("genotype:") && stdout.contains("round 2") && stdout.contains("wall time")
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["format"], "lightsnn-search/1");
+    assert_eq!(v["rounds"].as_array().unwrap().len(), 2);
+    let g = v["genotype"].as_str().unwrap();
+    let o = lightsnn(
+        &[
+            &["score", "--genotype", g, "--data", data.to_str().unwrap()][..],
+            TINY,
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("SAHD ln|det K|"));
+}
