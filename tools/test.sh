@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs (the thumbv7em target, QEMU, gcc) and runs all of it:
+# formatting, clippy (host and firmware), the no_std and firmware builds, and every test.
+# The tests read the real data in ../shared/data in place and fail (never skip) without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+missing=()
+command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+rustup target add thumbv7em-none-eabihf
+rustup component add rustfmt clippy
+
+set -x
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --release -- -D warnings
+cargo clippy -p firmware --release --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy -p firmware --release --target thumbv7em-none-eabihf --no-default-features --features rtt -- -D warnings
+cargo build -p snn-nostd --target thumbv7em-none-eabihf
+cargo build -p firmware --release --target thumbv7em-none-eabihf
+cargo test --workspace --release
