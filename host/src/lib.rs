@@ -1,6 +1,7 @@
 //! lightsnn host library: data loaders, the Candle supernet, the SAHD search, training and export.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -1,5 +1,6 @@
 //! The `lightsnn` command line.
 
+mod bench;
 mod common;
 mod search;
 
@@ -20,6 +21,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Print the SAHD score of one fixed genotype.
     Score(search::ScoreArgs),
+    /// Benchmarks (ratios against baselines run in the same process).
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -28,5 +31,6 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Search(a) => search::search(a),
         Command::Score(a) => search::score(a),
+        Command::Bench(a) => bench::bench(a),
     }
 }

@@ -1,0 +1,185 @@
+//! `lightsnn bench`: benchmarks that print ratios against baselines run in the same process.
+//!
+//! Nothing here asserts a time: machines are noisy. Each figure is a median of repeated runs.
+
+use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::data::{Dataset, Split};
+use crate::search::{run_search, KernelPath, Method, SearchReport, SearchSetup};
+use anyhow::{anyhow, Result};
+use candle_core::{Device, Tensor};
+use indicatif::ProgressBar;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use snn_nostd::{bits, SahdKernel};
+use std::time::Instant;
+
+/// Median wall time in seconds of `reps` calls of `f` (after one warm-up call).
+pub fn median_secs(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+/// The SAHD kernel benchmark (N codes of n bits at a given spike rate).
+#[derive(Debug, Serialize)]
+pub struct KernelBench {
+    /// Batch size N.
+    pub n: usize,
+    /// Bits per code.
+    pub bits: usize,
+    /// Bit-packed popcount kernel (`SahdKernel::accumulate` on packed codes), seconds.
+    pub packed_s: f64,
+    /// Dense f32 formulation: Gram matrix `X X^T` of the 0/1 codes with a GEMM, then the same
+    /// accumulation from Hamming counts, seconds.
+    pub dense_s: f64,
+    /// `dense_s / packed_s`.
+    pub speedup: f64,
+    /// Lower bound from bandwidth: streaming the pairwise code reads (`N(N-1)/2` pairs x 2 codes)
+    /// at the XOR-reduce bandwidth measured on the same cache-resident buffer, seconds.
+    pub bandwidth_bound_s: f64,
+    /// `packed_s / bandwidth_bound_s` (1 = at the bound).
+    pub vs_bound: f64,
+}
+
+/// Runs the kernel benchmark with random codes at spike rate 0.15.
+pub fn kernel_bench(n: usize, n_bits: usize, reps: usize) -> Result<KernelBench> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let spikes: Vec<u8> = (0..n * n_bits).map(|_| rng.gen_bool(0.15) as u8).collect();
+    let wpc = bits::words_for(n_bits);
+    let mut codes = vec![0u64; n * wpc];
+    bits::pack_rows_u8(&spikes, n, &mut codes).map_err(|e| anyhow!("{e}"))?;
+    let mut buf = vec![0f64; n * n];
+    let packed_s = median_secs(reps, || {
+        let mut k = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("{e}"))?;
+        k.accumulate(&codes, wpc, n_bits, 1)
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })?;
+    let floats: Vec<f32> = spikes.iter().map(|&s| s as f32).collect();
+    let x = Tensor::from_vec(floats, (n, n_bits), &Device::Cpu)?;
+    let mut pop = vec![0u32; n];
+    let mut ham = vec![0u32; n * n];
+    let dense_s = median_secs(reps, || {
+        let g: Vec<f32> = x.matmul(&x.t()?)?.flatten_all()?.to_vec1()?;
+        for i in 0..n {
+            pop[i] = g[i * n + i] as u32;
+        }
+        for i in 0..n {
+            for j in 0..n {
+                ham[i * n + j] =
+                    (pop[i] as i64 + pop[j] as i64 - 2 * g[i * n + j] as i64).max(0) as u32;
+            }
+        }
+        let mut k = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("{e}"))?;
+        k.accumulate_hamming(&pop, &ham, n_bits, 1)
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })?;
+    // Bandwidth: XOR-reduce every pair of codes without counting bits.
+    let mut sink = 0u64;
+    let stream_s = median_secs(reps, || {
+        let mut acc = 0u64;
+        for i in 0..n {
+            let a = &codes[i * wpc..(i + 1) * wpc];
+            for j in i + 1..n {
+                let b = &codes[j * wpc..(j + 1) * wpc];
+                acc ^= a.iter().zip(b).fold(0u64, |s, (x, y)| s ^ (x ^ y));
+            }
+        }
+        sink ^= std::hint::black_box(acc);
+        Ok(())
+    })?;
+    std::hint::black_box(sink);
+    Ok(KernelBench {
+        n,
+        bits: n_bits,
+        packed_s,
+        dense_s,
+        speedup: dense_s / packed_s,
+        bandwidth_bound_s: stream_s,
+        vs_bound: packed_s / stream_s,
+    })
+}
+
+/// One search configuration's timing.
+#[derive(Debug, Serialize)]
+pub struct SearchBench {
+    /// Name of the configuration.
+    pub name: String,
+    /// Path used.
+    pub engine: String,
+    /// Total wall time, seconds.
+    pub wall_s: f64,
+    /// Wall time per round, seconds.
+    pub rounds_s: Vec<f64>,
+    /// Scorings per second.
+    pub scorings_per_s: f64,
+    /// The genotype found (to compare engines).
+    pub genotype: String,
+}
+
+/// Times one search.
+pub fn search_bench(
+    name: &str,
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+) -> Result<(SearchBench, SearchReport)> {
+    let r = run_search(setup, data, device, &ProgressBar::hidden())?;
+    let scorings: usize = r.rounds.iter().map(|x| x.scores.len()).sum();
+    Ok((
+        SearchBench {
+            name: name.to_string(),
+            engine: format!("{:?}", setup.kernel_path),
+            wall_s: r.wall_s,
+            rounds_s: r.rounds.iter().map(|x| x.wall_s).collect(),
+            scorings_per_s: scorings as f64 / r.wall_s,
+            genotype: r.genotype.clone(),
+        },
+        r,
+    ))
+}
+
+/// The search setups of the benchmark: the demo (built-in sample, width 1/32) and the CIFAR-10
+/// width-1/16 config (16/32 channels, batch 32, T = 5, 2 repeats).
+pub fn bench_setups(path: KernelPath) -> Result<Vec<(String, SearchSetup)>> {
+    let mk = |width: f64| -> Result<SearchSetup> {
+        Ok(SearchSetup {
+            net: NetConfig::for_dataset(
+                DatasetKind::Cifar10,
+                &Overrides {
+                    width: Some(width),
+                    ..Default::default()
+                },
+            )?,
+            batch: 32,
+            repeats: 2,
+            seed: 0,
+            method: Method::Prune,
+            random_samples: 0,
+            kernel_path: path,
+            data_label: "bench".into(),
+        })
+    };
+    Ok(vec![
+        ("demo (width 1/32, C1/C2 8/16)".to_string(), mk(1.0 / 32.0)?),
+        (
+            "cifar10 width 1/16 (C1/C2 16/32)".to_string(),
+            mk(1.0 / 16.0)?,
+        ),
+    ])
+}
+
+/// Loads the bench data: `dir` (CIFAR-10 layout) or the built-in sample.
+pub fn bench_data(dir: Option<&std::path::Path>) -> Result<Dataset> {
+    match dir {
+        Some(d) => Ok(Dataset::load(DatasetKind::Cifar10, d, Split::Train, 1)?),
+        None => crate::sample::cifar10_sample(Split::Train),
+    }
+}

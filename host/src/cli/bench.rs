@@ -1,0 +1,88 @@
+//! `lightsnn bench`.
+
+use super::common::DeviceArg;
+use crate::bench::{bench_data, bench_setups, kernel_bench, search_bench};
+use crate::fsutil::write_atomic;
+use crate::search::KernelPath;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Options of `lightsnn bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchWhat {
+    /// Search wall times (demo and width-1/16 CIFAR-10 configs), scorings/s, and the SAHD kernel
+    /// bit-packed against a dense f32 GEMM formulation.
+    Search(SearchBenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct SearchBenchArgs {
+    /// CIFAR-10 folder for the search configs (default: the built-in sample).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Only the SAHD kernel benchmark (seconds instead of minutes).
+    #[arg(long)]
+    kernel_only: bool,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Runs `lightsnn bench`.
+pub fn bench(a: BenchArgs) -> Result<()> {
+    match a.what {
+        BenchWhat::Search(s) => bench_search(s),
+    }
+}
+
+fn bench_search(a: SearchBenchArgs) -> Result<()> {
+    let kb = kernel_bench(32, 131_072, 15)?;
+    println!(
+        "SAHD kernel (N={}, n={} bits, spike rate 0.15): bit-packed {:.3} ms, dense f32 GEMM {:.3} ms: {:.1}x",
+        kb.n,
+        kb.bits,
+        kb.packed_s * 1e3,
+        kb.dense_s * 1e3,
+        kb.speedup
+    );
+    println!(
+        "  bandwidth bound (XOR-stream of all pairs, same buffer): {:.3} ms; bit-packed is {:.2}x the bound",
+        kb.bandwidth_bound_s * 1e3,
+        kb.vs_bound
+    );
+    let mut searches = Vec::new();
+    if !a.kernel_only {
+        let device = a.device.open()?;
+        let data = bench_data(a.data.as_deref())?;
+        for (name, setup) in bench_setups(KernelPath::for_device(&device))? {
+            let (b, _) = search_bench(&name, &setup, &data, &device)?;
+            let rounds: Vec<String> = b.rounds_s.iter().map(|r| format!("{r:.2} s")).collect();
+            println!(
+                "search {} [{}]: {:.2} s (rounds: {}), {:.2} scorings/s, genotype {}",
+                b.name,
+                b.engine,
+                b.wall_s,
+                rounds.join(", "),
+                b.scorings_per_s,
+                b.genotype
+            );
+            searches.push(b);
+        }
+    }
+    if let Some(p) = &a.json {
+        let v = json!({ "kernel": kb, "searches": searches });
+        write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
