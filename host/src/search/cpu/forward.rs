@@ -8,7 +8,7 @@
 
 use super::bn::{batch_stats, BnAffine};
 use super::buffers::{give, take, take_copy};
-use super::conv::{conv_gather, linear_gather, ActiveLists, ConvGeom};
+use super::conv::{conv_gather, linear_gather, Active, ConvGeom};
 use super::lif::{lif_step, LifK};
 use super::maps::{for_each_set_bit, Codes, Maps};
 use super::ops::{add_assign, avg_pool3, edge_sums, max_pool};
@@ -111,7 +111,7 @@ impl<'a, 'k> Pass<'a, 'k> {
             give(z1);
             self.record(&s1, 1)?;
             let d = self
-                .conv_group(&self.w.down, &s1, &self.actives(&s1), cfg.c2)
+                .conv_group(&self.w.down, &s1, &self.active(&s1), cfg.c2)
                 .pop()
                 .expect("one slot");
             let x2 = self.max_pool_maps(&d, (s1_shape.0, s1_shape.1, cfg.c2), 2);
@@ -165,11 +165,11 @@ impl<'a, 'k> Pass<'a, 'k> {
         codes
     }
 
-    /// The active-channel lists of every sample of `codes`.
-    fn actives(&self, codes: &Codes) -> Vec<ActiveLists> {
+    /// The active inputs of every sample of `codes`.
+    fn active(&self, codes: &Codes) -> Vec<Active> {
         (0..self.n)
             .into_par_iter()
-            .map(|i| ActiveLists::new(codes.row(i), codes.h * codes.w, codes.c))
+            .map(|i| Active::new(codes.row(i), codes.h, codes.w, codes.c))
             .collect()
     }
 
@@ -213,15 +213,9 @@ impl<'a, 'k> Pass<'a, 'k> {
         out
     }
 
-    /// Runs a (merged) convolution on `codes` (active lists `act`) and its BN; returns its
+    /// Runs a (merged) convolution on `codes` (active inputs `act`) and its BN; returns its
     /// output split into slots of `width` channels (one per merged op), channels-last.
-    fn conv_group(
-        &self,
-        g: &ConvW,
-        codes: &Codes,
-        act: &[ActiveLists],
-        width: usize,
-    ) -> Vec<Vec<f32>> {
+    fn conv_group(&self, g: &ConvW, codes: &Codes, act: &[Active], width: usize) -> Vec<Vec<f32>> {
         let (n, h, w) = (self.n, codes.h, codes.w);
         let geom = ConvGeom {
             h,
@@ -307,7 +301,7 @@ impl<'a, 'k> Pass<'a, 'k> {
         let uj = u[j].as_ref().expect("node computed before use");
         let codes = self.lif_codes(uj, shape, &mut st.lif[j]);
         self.record(&codes, mult)?;
-        let act = self.actives(&codes);
+        let act = self.active(&codes);
         let mut out = NodeConvs::default();
         for (g, slot) in self.plans[ci].groups[j].iter().zip(out.groups.iter_mut()) {
             if let Some(g) = g {

@@ -8,7 +8,8 @@
 //! FMAs), so every variant gives the same bits.
 
 /// Defines `fn name(args) -> ret` calling the `#[inline(always)]` function `imp` with the same
-/// arguments, compiled for the best of AVX-512F, AVX2 or baseline that the CPU supports.
+/// arguments, compiled for the best of AVX-512F, AVX2 (each with POPCNT) or baseline that the
+/// CPU supports.
 macro_rules! simd_kernel {
     (
         $(#[$meta:meta])*
@@ -19,22 +20,23 @@ macro_rules! simd_kernel {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f")]
+                #[target_feature(enable = "avx512f,popcnt")]
                 #[allow(clippy::too_many_arguments)]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $imp($($arg),*)
                 }
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,popcnt")]
                 #[allow(clippy::too_many_arguments)]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $imp($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the running CPU supports AVX-512F (checked just above).
+                let popcnt = std::arch::is_x86_feature_detected!("popcnt");
+                if popcnt && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the running CPU supports AVX-512F and POPCNT (checked just above).
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the running CPU supports AVX2 (checked just above).
+                if popcnt && std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the running CPU supports AVX2 and POPCNT (checked just above).
                     return unsafe { avx2($($arg),*) };
                 }
             }

@@ -3,7 +3,7 @@
 //! counts.
 
 use super::bn::{batch_stats, BnAffine};
-use super::conv::{conv_gather, padded, ActiveLists, ConvGeom};
+use super::conv::{conv_gather, padded, Active, ConvGeom};
 use super::maps::{Codes, Maps};
 use super::CpuEngine;
 use crate::config::{DatasetKind, NetConfig, Overrides};
@@ -65,7 +65,7 @@ fn conv_gather_matches_candle_bitwise() -> Result<()> {
         let wtt = Tensor::from_vec(wt.clone(), (cout, cin, k, k), &dev)?;
         let want: Vec<f32> = xt.conv2d(&wtt, k / 2, 1, 1, 1)?.flatten_all()?.to_vec1()?;
         let stride = padded(cout);
-        let mut taps = vec![0f32; k * k * cin * stride];
+        let mut taps = vec![0f32; (k * k * cin + 1) * stride];
         for co in 0..cout {
             for ci in 0..cin {
                 for t in 0..k * k {
@@ -84,7 +84,7 @@ fn conv_gather_matches_candle_bitwise() -> Result<()> {
         let (mut diff, mut worst) = (0, 0f32);
         for i in 0..n {
             let mut out = vec![0f32; h * h * stride];
-            let act = ActiveLists::new(codes.row(i), h * h, cin);
+            let act = Active::new(codes.row(i), h, h, cin);
             conv_gather(&act, &g, &taps, &mut out);
             for co in 0..cout {
                 for p in 0..h * h {
@@ -220,7 +220,7 @@ struct Tally {
     max_score_rel: f64,
 }
 
-/// Runs both paths on one (mixing, batch, mode), checks the record sequence, counts differing
+/// Active both paths on one (mixing, batch, mode), checks the record sequence, counts differing
 /// spikes and compares K and the score.
 fn compare(
     net: &Network,
@@ -521,4 +521,67 @@ fn engine_rejects_bad_input() -> Result<()> {
         .sahd_one(&Mixing::single_path(&g), &x, Mode::ScoreBatchStats)
         .is_err());
     Ok(())
+}
+
+/// Times the convolution kernel on layer shapes of the width-1/16 search (`cargo test
+/// --release bench_conv -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_conv() {
+    let mut r = rng(7);
+    for &(cin, cout, h, rate) in &[
+        (16usize, 48usize, 32usize, 0.15f64),
+        (32, 96, 16, 0.15),
+        (16, 32, 32, 0.15),
+        (8, 24, 32, 0.15),
+    ] {
+        let stride = padded(cout);
+        let mut taps: Vec<f32> = (0..9 * cin * stride)
+            .map(|_| r.gen_range(-0.3f32..0.3))
+            .collect();
+        taps.resize((9 * cin + 1) * stride, 0.0);
+        let x: Vec<f32> = (0..cin * h * h)
+            .map(|_| if r.gen_bool(rate) { 1.0 } else { 0.0 })
+            .collect();
+        let codes = codes_from_nchw(&x, 1, cin, h, h);
+        let mut best = f64::MAX;
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            let r = Active::new(codes.row(0), h, h, cin);
+            best = best.min(t.elapsed().as_secs_f64());
+            assert!(r.pixels() > 0);
+        }
+        println!("runs built in {:.1} us", best * 1e6);
+        let act = Active::new(codes.row(0), h, h, cin);
+        let g = ConvGeom {
+            h,
+            w: h,
+            cin,
+            k: 3,
+            cout: stride,
+        };
+        let mut out = vec![0f32; h * h * stride];
+        let mut out2 = vec![0f32; h * h * stride];
+        let variants: [(&str, fn(&Active, &ConvGeom, &[f32], &mut [f32])); 1] =
+            [("active", conv_gather)];
+        for (name, f) in variants {
+            let reps = 100;
+            let mut best = f64::MAX;
+            for _ in 0..20 {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    f(&act, &g, &taps, &mut out2);
+                }
+                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            conv_gather(&act, &g, &taps, &mut out);
+            assert_eq!(out, out2, "{name}");
+            let rows = (rate * 9.0 * cin as f64 * (h * h) as f64) as usize;
+            println!(
+                "conv {name} cin {cin} cout {cout} {h}x{h}: {:.1} us per sample, {:.2} ns per row of {stride}",
+                best * 1e6,
+                best * 1e9 / rows as f64
+            );
+        }
+    }
 }
