@@ -2,6 +2,7 @@
 
 use crate::config::{BnMode, DatasetKind, NetConfig, Overrides};
 use crate::data::{Dataset, Split};
+use crate::search::KernelPath;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
@@ -28,6 +29,28 @@ impl DeviceArg {
                 }
                 Device::new_cuda(0).context("cannot open CUDA device 0")
             }
+        }
+    }
+}
+
+/// Which implementation scores candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The CPU engine on the CPU, Candle on a GPU.
+    Auto,
+    /// The Candle forward pass (the reference).
+    Candle,
+    /// The plain-Rust, event-driven CPU engine (weights copied to the host).
+    Cpu,
+}
+
+impl EngineArg {
+    /// The kernel path this choice means on `device`.
+    pub fn kernel_path(self, device: &Device) -> KernelPath {
+        match self {
+            EngineArg::Auto => KernelPath::for_device(device),
+            EngineArg::Candle => KernelPath::candle_for_device(device),
+            EngineArg::Cpu => KernelPath::CpuEvent,
         }
     }
 }

@@ -1,11 +1,11 @@
 //! `lightsnn search` and `lightsnn score`.
 
-use super::common::NetArgs;
+use super::common::{EngineArg, NetArgs};
 use crate::data::Split;
 use crate::fsutil::write_atomic;
 use crate::model::Mixing;
 use crate::search::prune::{draw_batches, round_batch_seed};
-use crate::search::{run_search, sahd_score, KernelPath, Method, SearchReport, SearchSetup};
+use crate::search::{run_search, Method, Scorer, SearchReport, SearchSetup};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,6 +35,10 @@ pub struct SearchArgs {
     /// Write the full result (genotype, every round's scores, config, timing) here as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Scoring engine: auto (the CPU engine on the CPU, Candle on a GPU), candle (the
+    /// reference) or cpu.
+    #[arg(long, value_enum, default_value = "auto")]
+    engine: EngineArg,
 }
 
 /// Options of `lightsnn score`.
@@ -54,6 +58,10 @@ pub struct ScoreArgs {
     /// Seed for weights and batches.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Scoring engine: auto (the CPU engine on the CPU, Candle on a GPU), candle (the
+    /// reference) or cpu.
+    #[arg(long, value_enum, default_value = "auto")]
+    engine: EngineArg,
 }
 
 pub(super) fn progress_bar() -> ProgressBar {
@@ -79,7 +87,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         seed: a.seed,
         method: a.method,
         random_samples: a.samples,
-        kernel_path: KernelPath::for_device(&device),
+        kernel_path: a.engine.kernel_path(&device),
         data_label: label,
     };
     let pb = progress_bar();
@@ -96,7 +104,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
 fn print_summary(r: &SearchReport) {
     let c = &r.config.net;
     println!(
-        "lightsnn search: {} on {} | {} cell, ops {{{}}} | C1/C2 {}/{}, T {}, batch {}, repeats {}, seed {}, device {}",
+        "lightsnn search: {} on {} | {} cell, ops {{{}}} | C1/C2 {}/{}, T {}, batch {}, repeats {}, seed {}, device {}, engine {}",
         r.config.method,
         r.config.data,
         r.cell,
@@ -107,7 +115,8 @@ fn print_summary(r: &SearchReport) {
         r.config.batch,
         r.config.repeats,
         r.seed,
-        r.device
+        r.device,
+        r.config.engine
     );
     for round in &r.rounds {
         println!(
@@ -174,13 +183,8 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         crate::config::BnMode::Batch => crate::model::Mode::ScoreBatchStats,
         crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
     };
-    let s = sahd_score(
-        &net,
-        &Mixing::single_path(&g),
-        &batches,
-        mode,
-        KernelPath::for_device(&device),
-    )?;
+    let scorer = Scorer::new(&net, a.engine.kernel_path(&device))?;
+    let s = scorer.sahd_score(&Mixing::single_path(&g), &batches, mode)?;
     println!("genotype: {g}");
     println!("SAHD ln|det K|: {s:.6}");
     Ok(())

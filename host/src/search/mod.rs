@@ -1,6 +1,7 @@
 //! The training-free architecture search: SAHD scoring, pruning by importance and the random
 //! baseline (SPEC §5, §6).
 
+pub mod cpu;
 pub mod prune;
 pub mod random;
 pub mod report;
@@ -8,7 +9,7 @@ pub mod score;
 
 pub use prune::{run_search, Method, SearchSetup};
 pub use report::{CandidateScore, RoundReport, SearchReport};
-pub use score::{sahd_score, KernelPath};
+pub use score::{sahd_score, KernelPath, Scorer};
 
 #[cfg(test)]
 mod tests;

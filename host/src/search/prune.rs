@@ -3,7 +3,7 @@
 use super::report::{
     CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT,
 };
-use super::score::{sahd_score, KernelPath};
+use super::score::{KernelPath, Scorer};
 use crate::config::{BnMode, NetConfig};
 use crate::data::Dataset;
 use crate::model::{Mixing, Mode, Network};
@@ -130,9 +130,10 @@ pub fn run_search(
     let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
     let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
     pb.set_length(setup.total_scorings());
+    let scorer = Scorer::new(&net, setup.kernel_path)?;
     let (genotype, rounds, best_score) = match setup.method {
-        Method::Prune => prune(setup, &net, data, device, pb)?,
-        Method::Random => super::random::random_search(setup, &net, data, device, pb)?,
+        Method::Prune => prune(setup, &scorer, data, device, pb)?,
+        Method::Random => super::random::random_search(setup, &scorer, data, device, pb)?,
     };
     pb.finish_and_clear();
     Ok(SearchReport {
@@ -149,6 +150,7 @@ pub fn run_search(
             batch: setup.batch,
             repeats: setup.repeats,
             method: format!("{:?}", setup.method).to_lowercase(),
+            engine: setup.kernel_path.name().to_string(),
             random_samples: (setup.method == Method::Random).then_some(setup.random_samples),
             data: setup.data_label.clone(),
         },
@@ -171,7 +173,7 @@ type SearchOutcome = (Genotype, Vec<RoundReport>, Option<f64>);
 
 fn prune(
     setup: &SearchSetup,
-    net: &Network,
+    scorer: &Scorer<'_>,
     data: &Dataset,
     device: &Device,
     pb: &ProgressBar,
@@ -186,8 +188,8 @@ fn prune(
         let t0 = Instant::now();
         let batch_seed = round_batch_seed(setup.seed, round);
         let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
-        let mut scores = Vec::new();
-        let mut per_edge: Vec<Vec<f64>> = vec![Vec::new(); edges.len()];
+        // Every candidate of the round: (edge, op removed, mixing), in edge then op-set order.
+        let mut cands = Vec::new();
         for (ei, ops) in alive.iter().enumerate() {
             if ops.len() < 2 {
                 continue;
@@ -195,22 +197,25 @@ fn prune(
             for (k, &op) in ops.iter().enumerate() {
                 let mut cand = alive.clone();
                 cand[ei].remove(k);
-                let s = sahd_score(
-                    net,
-                    &Mixing::uniform(&cand),
-                    &batches,
-                    setup.mode(),
-                    setup.kernel_path,
-                )?;
-                per_edge[ei].push(s);
-                scores.push(CandidateScore {
-                    edge: edges[ei].to_string(),
-                    candidate: op.to_string(),
-                    score: s,
-                });
-                pb.inc(1);
-                pb.set_message(format!("round {round}, edge {}", edges[ei]));
+                cands.push((ei, op, Mixing::uniform(&cand)));
             }
+        }
+        scorer.prepare(&batches, setup.mode())?;
+        let values = scorer.map_candidates(&cands, |(ei, _, mix)| {
+            let s = scorer.sahd_score(mix, &batches, setup.mode());
+            pb.inc(1);
+            pb.set_message(format!("round {round}, edge {}", edges[*ei]));
+            s
+        })?;
+        let mut scores = Vec::new();
+        let mut per_edge: Vec<Vec<f64>> = vec![Vec::new(); edges.len()];
+        for (&(ei, op, _), s) in cands.iter().zip(values) {
+            per_edge[ei].push(s);
+            scores.push(CandidateScore {
+                edge: edges[ei].to_string(),
+                candidate: op.to_string(),
+                score: s,
+            });
         }
         let mut pruned = Vec::new();
         for (ei, s) in per_edge.iter().enumerate() {

@@ -2,9 +2,9 @@
 
 use super::prune::{argmax_first, device_name, draw_batches, round_batch_seed, SearchSetup};
 use super::report::{CandidateScore, RoundReport};
-use super::score::sahd_score;
+use super::score::Scorer;
 use crate::data::Dataset;
-use crate::model::{Mixing, Network};
+use crate::model::Mixing;
 use anyhow::{bail, Result};
 use candle_core::Device;
 use indicatif::ProgressBar;
@@ -17,7 +17,7 @@ use std::time::Instant;
 /// and the same weights, and returns the best (ties: the first sampled).
 pub fn random_search(
     setup: &SearchSetup,
-    net: &Network,
+    scorer: &Scorer<'_>,
     data: &Dataset,
     device: &Device,
     pb: &ProgressBar,
@@ -32,29 +32,27 @@ pub fn random_search(
     let mut rng = ChaCha8Rng::seed_from_u64(setup.seed ^ 0x005E_ED0F_4A4D);
     let ops = cfg.ops.ops();
     let mut genotypes = Vec::new();
-    let mut scores = Vec::new();
-    let mut report = Vec::new();
     for _ in 0..setup.random_samples {
         let pick: Vec<Op> = (0..cfg.cell.num_edges())
             .map(|_| ops[rng.gen_range(0..ops.len())])
             .collect();
-        let g = Genotype::new(cfg.cell, &pick)?;
-        let s = sahd_score(
-            net,
-            &Mixing::single_path(&g),
-            &batches,
-            setup.mode(),
-            setup.kernel_path,
-        )?;
-        report.push(CandidateScore {
+        genotypes.push(Genotype::new(cfg.cell, &pick)?);
+    }
+    scorer.prepare(&batches, setup.mode())?;
+    let scores = scorer.map_candidates(&genotypes, |g| {
+        let s = scorer.sahd_score(&Mixing::single_path(g), &batches, setup.mode());
+        pb.inc(1);
+        s
+    })?;
+    let report = genotypes
+        .iter()
+        .zip(&scores)
+        .map(|(g, &s)| CandidateScore {
             edge: "*".to_string(),
             candidate: g.to_string(),
             score: s,
-        });
-        scores.push(s);
-        genotypes.push(g);
-        pb.inc(1);
-    }
+        })
+        .collect();
     let best = argmax_first(&scores).expect("at least one sample");
     let round = RoundReport {
         round: 1,

@@ -56,6 +56,10 @@ pub struct SearchConfigRecord {
     pub repeats: usize,
     /// `prune` or `random`.
     pub method: String,
+    /// How candidates were scored: `cpu-event`, `candle-bitpacked` or `candle-gram` (empty in
+    /// files written before the CPU engine existed).
+    #[serde(default)]
+    pub engine: String,
     /// Random-search sample count (random method only).
     pub random_samples: Option<usize>,
     /// Where the data came from.

@@ -1,0 +1,467 @@
+//! One forward pass over T timesteps on the CPU: the same computation as `Network::forward` in
+//! the scoring modes (from the stem output on), feeding every (LIF layer, timestep) code set to
+//! the SAHD kernel in the order the Candle path records them.
+//!
+//! Work is split over samples with rayon wherever samples are independent; batch statistics
+//! are reduced in a fixed order (per channel block, rows in order), so results never depend on
+//! the number of threads.
+
+use super::bn::{batch_stats, BnAffine};
+use super::buffers::{give, take, take_copy};
+use super::conv::{conv_gather, linear_gather, Active, ConvGeom};
+use super::lif::{lif_step, LifK};
+use super::maps::{for_each_set_bit, Codes, Maps};
+use super::ops::{add_assign, avg_pool3, edge_sums, max_pool};
+use super::plan::{CellPlan, Src};
+use super::weights::{BnW, ConvW, Weights};
+use crate::config::NetConfig;
+use crate::model::Mixing;
+use anyhow::{anyhow, Result};
+use rayon::prelude::*;
+use snn_nostd::genotype::NUM_NODES;
+use snn_nostd::sahd::SahdKernel;
+
+/// Which statistics the BatchNorms use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stats {
+    /// Batch statistics (train-mode BN without running-stat updates).
+    Batch,
+    /// Running statistics.
+    Running,
+}
+
+/// Per-cell recurrent state over one sequence.
+#[derive(Default)]
+struct CellState {
+    /// Back states B0, B1, B2 (`None` = 0).
+    back: [Option<Vec<f32>>; 3],
+    /// Membranes of the node LIFs (empty = not started, i.e. 0).
+    lif: [Vec<f32>; NUM_NODES],
+}
+
+/// A node's conv outputs (after BN), per group (`[k3, k1]`) and slot.
+#[derive(Default)]
+struct NodeConvs {
+    groups: [Vec<Vec<f32>>; 2],
+}
+
+/// Shape of one sample's map: (height, width, channels).
+type Shape = (usize, usize, usize);
+
+/// One forward pass.
+pub struct Pass<'a, 'k> {
+    w: &'a Weights,
+    cfg: &'a NetConfig,
+    plans: [CellPlan; 2],
+    stats: Stats,
+    lif: LifK,
+    n: usize,
+    kernel: &'a mut SahdKernel<'k>,
+    /// When set, every recorded code set is also kept here (for tests and audits).
+    pub trace: Option<Vec<(Codes, u32)>>,
+}
+
+/// Channel block of the parallel batch statistics.
+const STATS_BLOCK: usize = 32;
+
+impl<'a, 'k> Pass<'a, 'k> {
+    /// Prepares a pass of `n` samples under `mixing`.
+    pub fn new(
+        w: &'a Weights,
+        cfg: &'a NetConfig,
+        mixing: &Mixing,
+        stats: Stats,
+        n: usize,
+        kernel: &'a mut SahdKernel<'k>,
+    ) -> Result<Pass<'a, 'k>> {
+        Ok(Pass {
+            w,
+            cfg,
+            plans: [
+                CellPlan::new(w, 0, cfg.cell, mixing)?,
+                CellPlan::new(w, 1, cfg.cell, mixing)?,
+            ],
+            stats,
+            lif: LifK::new(&cfg.lif),
+            n,
+            kernel,
+            trace: None,
+        })
+    }
+
+    /// Runs all timesteps; `stems` holds the stem output of every frame (one frame for static
+    /// input, repeated over the timesteps).
+    pub fn run(&mut self, stems: &[Maps]) -> Result<()> {
+        let cfg = self.cfg;
+        let s1_shape = (cfg.cell1_hw().0, cfg.cell1_hw().1, cfg.c1);
+        let s2_shape = (cfg.cell2_hw().0, cfg.cell2_hw().1, cfg.c2);
+        let mut cells = [CellState::default(), CellState::default()];
+        let mut out_v = [Vec::new(), Vec::new()];
+        let mut hidden_v = Vec::new();
+        for t in 0..cfg.timesteps {
+            let x0 = &stems[if stems.len() == 1 { 0 } else { t }];
+            debug_assert_eq!(
+                (x0.n, x0.h, x0.w, x0.c),
+                (self.n, s1_shape.0, s1_shape.1, s1_shape.2)
+            );
+            let y1 = self.cell_step(0, &x0.data, s1_shape, &mut cells[0])?;
+            let z1 = self.batch_norm(&y1, cfg.c1, &self.w.cell_bn[0]);
+            give(y1);
+            let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0]);
+            give(z1);
+            self.record(&s1, 1)?;
+            let d = self
+                .conv_group(&self.w.down, &s1, &self.active(&s1), cfg.c2)
+                .pop()
+                .expect("one slot");
+            let x2 = self.max_pool_maps(&d, (s1_shape.0, s1_shape.1, cfg.c2), 2);
+            give(d);
+            let y2 = self.cell_step(1, &x2, s2_shape, &mut cells[1])?;
+            give(x2);
+            let z2 = self.batch_norm(&y2, cfg.c2, &self.w.cell_bn[1]);
+            give(y2);
+            let s2 = self.lif_codes(&z2, s2_shape, &mut out_v[1]);
+            give(z2);
+            self.record(&s2, 1)?;
+            let hdn = self.hidden(&s2);
+            let sh = self.lif_codes(&hdn, (1, 1, self.w.hidden), &mut hidden_v);
+            give(hdn);
+            self.record(&sh, 1)?;
+        }
+        for st in cells {
+            st.back.into_iter().flatten().for_each(give);
+            st.lif.into_iter().for_each(give);
+        }
+        out_v.into_iter().for_each(give);
+        give(hidden_v);
+        Ok(())
+    }
+
+    /// Adds one layer's codes to the kernel.
+    fn record(&mut self, codes: &Codes, mult: u32) -> Result<()> {
+        if let Some(t) = &mut self.trace {
+            t.push((codes.clone(), mult));
+        }
+        self.kernel
+            .accumulate(&codes.words, codes.wpc, codes.n_bits(), mult)
+            .map_err(|e| anyhow!("SAHD kernel: {e}"))
+    }
+
+    /// One LIF step of the whole batch (`x` of `shape` per sample) with membranes `v`.
+    fn lif_codes(&self, x: &[f32], (h, w, c): Shape, v: &mut Vec<f32>) -> Codes {
+        if v.is_empty() {
+            *v = take(x.len());
+            v.fill(0.0);
+        }
+        let mut codes = Codes::zeros(self.n, h, w, c);
+        let per = h * w * c;
+        let lif = self.lif;
+        codes
+            .words
+            .par_chunks_mut(codes.wpc)
+            .zip(x.par_chunks(per))
+            .zip(v.par_chunks_mut(per))
+            .for_each(|((code, x), v)| lif_step(x, v, &lif, code));
+        codes
+    }
+
+    /// The active inputs of every sample of `codes`.
+    fn active(&self, codes: &Codes) -> Vec<Active> {
+        (0..self.n)
+            .into_par_iter()
+            .map(|i| Active::new(codes.row(i), codes.h, codes.w, codes.c))
+            .collect()
+    }
+
+    /// The BN affine form of `bn` for channels `0..c` of `x` (rows of `stride` values).
+    fn bn_affine(&self, x: &[f32], stride: usize, c: usize, bn: &BnW) -> BnAffine {
+        match self.stats {
+            Stats::Running => BnAffine::new(
+                bn.running_mean.clone(),
+                &bn.running_var,
+                &bn.weight,
+                &bn.bias,
+            ),
+            Stats::Batch => {
+                let blocks: Vec<(usize, usize)> = (0..c)
+                    .step_by(STATS_BLOCK)
+                    .map(|c0| (c0, (c0 + STATS_BLOCK).min(c)))
+                    .collect();
+                let parts: Vec<(Vec<f32>, Vec<f32>)> = blocks
+                    .par_iter()
+                    .map(|&(c0, c1)| batch_stats(x, stride, c0, c1))
+                    .collect();
+                let mut mean = Vec::with_capacity(c);
+                let mut var = Vec::with_capacity(c);
+                for (m, v) in parts {
+                    mean.extend(m);
+                    var.extend(v);
+                }
+                BnAffine::new(mean, &var, &bn.weight, &bn.bias)
+            }
+        }
+    }
+
+    /// BatchNorm of a whole batch with `c` channels.
+    fn batch_norm(&self, x: &[f32], c: usize, bn: &BnW) -> Vec<f32> {
+        let aff = self.bn_affine(x, c, c, bn);
+        let mut out = take(x.len());
+        let per = x.len() / self.n;
+        out.par_chunks_mut(per)
+            .zip(x.par_chunks(per))
+            .for_each(|(o, x)| aff.apply(x, c, 0, o, c));
+        out
+    }
+
+    /// Runs a (merged) convolution on `codes` (active inputs `act`) and its BN; returns its
+    /// output split into slots of `width` channels (one per merged op), channels-last.
+    fn conv_group(&self, g: &ConvW, codes: &Codes, act: &[Active], width: usize) -> Vec<Vec<f32>> {
+        let (n, h, w) = (self.n, codes.h, codes.w);
+        let geom = ConvGeom {
+            h,
+            w,
+            cin: codes.c,
+            k: g.k,
+            cout: g.stride,
+        };
+        let per = h * w * g.stride;
+        let mut raw = take(n * per);
+        raw.par_chunks_mut(per)
+            .zip(act.par_iter())
+            .for_each(|(o, a)| conv_gather(a, &geom, &g.taps, o));
+        let aff = self.bn_affine(&raw, g.stride, g.cout, &g.bn);
+        let slots = g.cout / width;
+        let mut outs: Vec<Vec<f32>> = (0..slots).map(|_| take(n * h * w * width)).collect();
+        let mut per_sample: Vec<Vec<&mut [f32]>> = (0..n).map(|_| Vec::new()).collect();
+        for o in outs.iter_mut() {
+            for (i, chunk) in o.chunks_mut(h * w * width).enumerate() {
+                per_sample[i].push(chunk);
+            }
+        }
+        per_sample
+            .into_par_iter()
+            .zip(raw.par_chunks(per))
+            .for_each(|(dsts, r)| {
+                for (s, d) in dsts.into_iter().enumerate() {
+                    aff.apply(r, g.stride, s * width, d, width);
+                }
+            });
+        give(raw);
+        outs
+    }
+
+    /// `k x k` max pool with stride `k` of a whole batch of maps of `shape`.
+    fn max_pool_maps(&self, x: &[f32], (h, w, c): Shape, k: usize) -> Vec<f32> {
+        let (oh, ow) = (h / k, w / k);
+        let mut out = take(self.n * oh * ow * c);
+        out.par_chunks_mut(oh * ow * c)
+            .zip(x.par_chunks(h * w * c))
+            .for_each(|(o, x)| max_pool(x, h, w, c, k, k, 0, o));
+        out
+    }
+
+    /// The hidden layer's input currents: max pool of the cell-2 spikes, flattened in Candle's
+    /// `[C, H, W]` order, times `fc1^T`.
+    fn hidden(&self, s2: &Codes) -> Vec<f32> {
+        let p = self.cfg.pool;
+        let (h, w, c) = (s2.h, s2.w, s2.c);
+        let (fh, fw) = (h / p, w / p);
+        let m = self.w.hidden;
+        let mut out = take(self.n * m);
+        out.par_chunks_mut(m).enumerate().for_each(|(i, o)| {
+            // Pooled spike = any spike in the window: mark the features hit, then list them.
+            let mut hit = vec![false; c * fh * fw];
+            for_each_set_bit(s2.row(i), 0, h * w * c, |b| {
+                let (pix, ch) = (b / c, b % c);
+                let (y, x) = (pix / w / p, pix % w / p);
+                if y < fh && x < fw {
+                    hit[(ch * fh + y) * fw + x] = true;
+                }
+            });
+            let active: Vec<u32> = (0..hit.len() as u32).filter(|&f| hit[f as usize]).collect();
+            linear_gather(&active, &self.w.fc1_t, o);
+        });
+        out
+    }
+
+    /// Records node `j`'s spikes and runs the convs reading it, once per timestep.
+    fn ensure_node(
+        &mut self,
+        ci: usize,
+        j: usize,
+        u: &[Option<Vec<f32>>; NUM_NODES],
+        shape: Shape,
+        st: &mut CellState,
+        convs: &mut [Option<NodeConvs>; NUM_NODES],
+    ) -> Result<()> {
+        let mult = self.plans[ci].mult[j];
+        if mult == 0 || convs[j].is_some() {
+            return Ok(());
+        }
+        let uj = u[j].as_ref().expect("node computed before use");
+        let codes = self.lif_codes(uj, shape, &mut st.lif[j]);
+        self.record(&codes, mult)?;
+        let act = self.active(&codes);
+        let mut out = NodeConvs::default();
+        for (g, slot) in self.plans[ci].groups[j].iter().zip(out.groups.iter_mut()) {
+            if let Some(g) = g {
+                *slot = self.conv_group(g, &codes, &act, shape.2);
+            }
+        }
+        convs[j] = Some(out);
+        Ok(())
+    }
+
+    /// One timestep of cell `ci` with input `x0` (`shape` per sample); returns x3.
+    fn cell_step(
+        &mut self,
+        ci: usize,
+        x0: &[f32],
+        shape: Shape,
+        st: &mut CellState,
+    ) -> Result<Vec<f32>> {
+        let per = shape.0 * shape.1 * shape.2;
+        let mut u: [Option<Vec<f32>>; NUM_NODES] = Default::default();
+        let mut convs: [Option<NodeConvs>; NUM_NODES] = Default::default();
+        let mut pooled: [[Option<Vec<f32>>; 2]; NUM_NODES] = Default::default();
+        u[0] = Some(add_back(take_copy(x0), &st.back[0]));
+        let n_edges = self.plans[ci].edges.len();
+        for i in 1..NUM_NODES {
+            let into: Vec<usize> = (0..n_edges)
+                .filter(|&ei| {
+                    let e = &self.plans[ci].edges[ei];
+                    e.to == i && !e.backward
+                })
+                .collect();
+            for &ei in &into {
+                let j = self.plans[ci].edges[ei].from;
+                self.ensure_node(ci, j, &u, shape, st, &mut convs)?;
+                self.ensure_pools(ci, ei, &u, shape, &mut pooled);
+            }
+            let xi = match self.combine(ci, &into, &u, &convs, &pooled, per) {
+                Some(x) => x,
+                None => {
+                    let mut z = take(self.n * per);
+                    z.fill(0.0);
+                    z
+                }
+            };
+            u[i] = Some(if i < 3 { add_back(xi, &st.back[i]) } else { xi });
+        }
+        let back: Vec<usize> = (0..n_edges)
+            .filter(|&ei| self.plans[ci].edges[ei].backward)
+            .collect();
+        for &ei in &back {
+            let j = self.plans[ci].edges[ei].from;
+            self.ensure_node(ci, j, &u, shape, st, &mut convs)?;
+            self.ensure_pools(ci, ei, &u, shape, &mut pooled);
+        }
+        let mut new_back: [Option<Vec<f32>>; 3] = Default::default();
+        for (i, nb) in new_back.iter_mut().enumerate() {
+            let into: Vec<usize> = back
+                .iter()
+                .copied()
+                .filter(|&ei| self.plans[ci].edges[ei].to == i)
+                .collect();
+            *nb = self.combine(ci, &into, &u, &convs, &pooled, per);
+        }
+        for old in std::mem::replace(&mut st.back, new_back) {
+            old.into_iter().for_each(give);
+        }
+        let x3 = u[3].take().expect("x3 computed");
+        u.into_iter().flatten().for_each(give);
+        for c in convs.into_iter().flatten() {
+            c.groups.into_iter().flatten().for_each(give);
+        }
+        pooled.into_iter().flatten().flatten().for_each(give);
+        Ok(x3)
+    }
+
+    /// Computes the pools edge `ei` needs of its source value.
+    fn ensure_pools(
+        &self,
+        ci: usize,
+        ei: usize,
+        u: &[Option<Vec<f32>>; NUM_NODES],
+        (h, w, c): Shape,
+        pooled: &mut [[Option<Vec<f32>>; 2]; NUM_NODES],
+    ) {
+        let e = &self.plans[ci].edges[ei];
+        let j = e.from;
+        let uj = u[j].as_ref().expect("node computed before use");
+        let per = h * w * c;
+        for (kind, slot) in pooled[j].iter_mut().enumerate() {
+            let want = if kind == 0 {
+                Src::AvgPool
+            } else {
+                Src::MaxPool
+            };
+            if slot.is_some() || !e.terms.iter().any(|&(s, _)| s == want) {
+                continue;
+            }
+            let mut out = take(uj.len());
+            out.par_chunks_mut(per)
+                .zip(uj.par_chunks(per))
+                .for_each(|(o, x)| {
+                    if kind == 0 {
+                        avg_pool3(x, h, w, c, o)
+                    } else {
+                        max_pool(x, h, w, c, 3, 1, 1, o)
+                    }
+                });
+            *slot = Some(out);
+        }
+    }
+
+    /// The sum of edges `into` (each the weighted sum of its terms), element by element in the
+    /// Candle order (see [`edge_sums`]). `None` when no edge has a non-zero op.
+    fn combine(
+        &self,
+        ci: usize,
+        into: &[usize],
+        u: &[Option<Vec<f32>>; NUM_NODES],
+        convs: &[Option<NodeConvs>; NUM_NODES],
+        pooled: &[[Option<Vec<f32>>; 2]; NUM_NODES],
+        per: usize,
+    ) -> Option<Vec<f32>> {
+        let mut edges: Vec<Vec<(&[f32], f32)>> = Vec::new();
+        for &ei in into {
+            let e = &self.plans[ci].edges[ei];
+            let j = e.from;
+            let terms: Vec<(&[f32], f32)> = e
+                .terms
+                .iter()
+                .map(|&(src, wt)| {
+                    let s: &[f32] = match src {
+                        Src::Skip => u[j].as_deref().expect("node computed"),
+                        Src::AvgPool => pooled[j][0].as_deref().expect("pool computed"),
+                        Src::MaxPool => pooled[j][1].as_deref().expect("pool computed"),
+                        Src::Conv { k1, slot } => {
+                            &convs[j].as_ref().expect("convs computed").groups[k1 as usize][slot]
+                        }
+                    };
+                    (s, wt)
+                })
+                .collect();
+            if !terms.is_empty() {
+                edges.push(terms);
+            }
+        }
+        if edges.is_empty() {
+            return None;
+        }
+        let mut out = take(self.n * per);
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(i, o)| edge_sums(&edges, i * per, o));
+        Some(out)
+    }
+}
+
+/// `x + b` (element-wise), or `x` when there is no back state.
+fn add_back(mut x: Vec<f32>, b: &Option<Vec<f32>>) -> Vec<f32> {
+    if let Some(b) = b {
+        add_assign(&mut x, b);
+    }
+    x
+}

@@ -1,0 +1,587 @@
+//! The CPU engine against the Candle path (the reference): kernels bit for bit, every recorded
+//! spike, the K matrices and scores, a whole pruning search; and determinism across thread
+//! counts.
+
+use super::bn::{batch_stats, BnAffine};
+use super::conv::{conv_gather, padded, Active, ConvGeom};
+use super::maps::{Codes, Maps};
+use super::CpuEngine;
+use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::model::layers::{batch_norm, Mode};
+use crate::model::params::ParamStore;
+use crate::model::{Forward, LayerId, Mixing, Network, SpikeSink};
+use crate::search::prune::{run_search, Method, SearchSetup};
+use crate::search::score::{KernelPath, Scorer};
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use snn_nostd::bits;
+use snn_nostd::genotype::{CellType, Genotype, OpSet};
+use snn_nostd::sahd::SahdKernel;
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Packs `[N, C, H, W]` 0/1 values into channels-last codes.
+fn codes_from_nchw(v: &[f32], n: usize, c: usize, h: usize, w: usize) -> Codes {
+    let mut codes = Codes::zeros(n, h, w, c);
+    let hw = h * w;
+    for i in 0..n {
+        let row = &mut codes.words[i * codes.wpc..(i + 1) * codes.wpc];
+        for ch in 0..c {
+            for p in 0..hw {
+                if v[(i * c + ch) * hw + p] > 0.5 {
+                    bits::set(row, p * c + ch, true).unwrap();
+                }
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn conv_gather_matches_candle_bitwise() -> Result<()> {
+    let dev = Device::Cpu;
+    let mut r = rng(1);
+    for &(cin, cout, k, h) in &[
+        (6, 18, 3, 8),
+        (12, 12, 3, 8),
+        (16, 48, 3, 32),
+        (32, 96, 3, 16),
+        (12, 24, 1, 8),
+        (64, 32, 3, 8),
+        (8, 100, 3, 8),
+    ] {
+        let n = 3;
+        let wt: Vec<f32> = (0..cout * cin * k * k)
+            .map(|_| r.gen_range(-0.3f32..0.3))
+            .collect();
+        let x: Vec<f32> = (0..n * cin * h * h)
+            .map(|_| if r.gen_bool(0.2) { 1.0 } else { 0.0 })
+            .collect();
+        let xt = Tensor::from_vec(x.clone(), (n, cin, h, h), &dev)?;
+        let wtt = Tensor::from_vec(wt.clone(), (cout, cin, k, k), &dev)?;
+        let want: Vec<f32> = xt.conv2d(&wtt, k / 2, 1, 1, 1)?.flatten_all()?.to_vec1()?;
+        let stride = padded(cout);
+        let mut taps = vec![0f32; (k * k * cin + 1) * stride];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for t in 0..k * k {
+                    taps[(t * cin + ci) * stride + co] = wt[(co * cin + ci) * k * k + t];
+                }
+            }
+        }
+        let codes = codes_from_nchw(&x, n, cin, h, h);
+        let g = ConvGeom {
+            h,
+            w: h,
+            cin,
+            k,
+            cout: stride,
+        };
+        let (mut diff, mut worst) = (0, 0f32);
+        for i in 0..n {
+            let mut out = vec![0f32; h * h * stride];
+            let act = Active::new(codes.row(i), h, h, cin);
+            conv_gather(&act, &g, &taps, &mut out);
+            for co in 0..cout {
+                for p in 0..h * h {
+                    let (a, b) = (out[p * stride + co], want[(i * cout + co) * h * h + p]);
+                    if a.to_bits() != b.to_bits() {
+                        diff += 1;
+                        worst = worst.max((a - b).abs());
+                    }
+                }
+            }
+        }
+        if k * k * cin <= 512 {
+            // One gemm depth block: Candle sums each output in (ky, kx, ci) order from 0.
+            assert_eq!(
+                diff, 0,
+                "cin {cin} cout {cout} k {k}: {diff} outputs differ"
+            );
+        } else {
+            // gemm splits depths above 512 into cache-dependent blocks summed separately, so
+            // the last bits may differ (wider networks than the CPU search uses: C > 56).
+            assert!(
+                worst < 1e-5,
+                "cin {cin} cout {cout} k {k}: differs by {worst}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn batch_norm_matches_candle_bitwise() -> Result<()> {
+    let dev = Device::Cpu;
+    let mut r = rng(2);
+    let (n, c, h, w) = (5, 7, 9, 6);
+    let mut ps = ParamStore::new(0, &dev);
+    let bn = ps.bn("bn", c)?;
+    let rand_vec = |r: &mut ChaCha8Rng, lo: f32, hi: f32| -> Vec<f32> {
+        (0..c).map(|_| r.gen_range(lo..hi)).collect()
+    };
+    let (wv, bv, mv, vv) = (
+        rand_vec(&mut r, 0.5, 1.5),
+        rand_vec(&mut r, -0.5, 0.5),
+        rand_vec(&mut r, -0.5, 0.5),
+        rand_vec(&mut r, 0.5, 2.0),
+    );
+    bn.weight.set(&Tensor::new(wv.as_slice(), &dev)?)?;
+    bn.bias.set(&Tensor::new(bv.as_slice(), &dev)?)?;
+    bn.running_mean.set(&Tensor::new(mv.as_slice(), &dev)?)?;
+    bn.running_var.set(&Tensor::new(vv.as_slice(), &dev)?)?;
+    let x: Vec<f32> = (0..n * c * h * w)
+        .map(|_| r.gen_range(-3.0f32..5.0))
+        .collect();
+    let xt = Tensor::from_vec(x.clone(), (n, c, h, w), &dev)?;
+    let m = Maps::from_nchw(&x, n, c, h, w);
+    for mode in [Mode::ScoreBatchStats, Mode::ScoreRunningStats] {
+        let want: Vec<f32> = batch_norm(&xt, &bn, mode)?.flatten_all()?.to_vec1()?;
+        let want = Maps::from_nchw(&want, n, c, h, w);
+        let aff = if mode == Mode::ScoreBatchStats {
+            let (mean, var) = batch_stats(&m.data, c, 0, c);
+            BnAffine::new(mean, &var, &wv, &bv)
+        } else {
+            BnAffine::new(mv.clone(), &vv, &wv, &bv)
+        };
+        let mut got = vec![0f32; m.data.len()];
+        aff.apply(&m.data, c, 0, &mut got, c);
+        assert_eq!(got, want.data, "{mode:?}");
+    }
+    Ok(())
+}
+
+/// Keeps every spike record of the Candle path, as channels-last codes.
+struct CodeSink {
+    layers: Vec<(LayerId, usize, Codes, u32)>,
+}
+
+impl SpikeSink for CodeSink {
+    fn record(&mut self, l: LayerId, t: usize, spikes: &Tensor, m: u32) -> Result<()> {
+        let dims = spikes.dims().to_vec();
+        let v: Vec<f32> = spikes.flatten_all()?.to_vec1()?;
+        let codes = match dims.as_slice() {
+            &[n, c, h, w] => codes_from_nchw(&v, n, c, h, w),
+            &[n, c] => codes_from_nchw(&v, n, c, 1, 1),
+            d => anyhow::bail!("unexpected spike shape {d:?}"),
+        };
+        self.layers.push((l, t, codes, m));
+        Ok(())
+    }
+}
+
+fn tiny_cfg(cell: CellType, ops: &OpSet) -> Result<NetConfig> {
+    let o = Overrides {
+        width: Some(6.0 / 256.0),
+        timesteps: Some(3),
+        hidden: Some(24),
+        votes: Some(2),
+    };
+    let mut cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o)?;
+    cfg.cell = cell;
+    cfg.ops = ops.clone();
+    Ok(cfg)
+}
+
+fn static_batch(cfg: &NetConfig, n: usize, seed: u64) -> Result<Tensor> {
+    let [c, h, w] = cfg.input;
+    let mut r = rng(seed);
+    let v: Vec<f32> = (0..n * c * h * w).map(|_| r.gen_range(-2.0..2.0)).collect();
+    Ok(Tensor::from_vec(v, (n, 1, c, h, w), &Device::Cpu)?)
+}
+
+fn event_batch(cfg: &NetConfig, n: usize, seed: u64) -> Result<Tensor> {
+    let [c, h, w] = cfg.input;
+    let t = cfg.timesteps;
+    let mut r = rng(seed);
+    let v: Vec<f32> = (0..n * t * c * h * w)
+        .map(|_| {
+            if r.gen_bool(0.3) {
+                r.gen_range(1..4) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(Tensor::from_vec(v, (n, t, c, h, w), &Device::Cpu)?)
+}
+
+/// What one comparison found.
+#[derive(Default, Debug)]
+struct Tally {
+    runs: usize,
+    spikes: u64,
+    differing: u64,
+    max_k_rel: f64,
+    max_score_rel: f64,
+}
+
+/// Active both paths on one (mixing, batch, mode), checks the record sequence, counts differing
+/// spikes and compares K and the score.
+fn compare(
+    net: &Network,
+    engine: &CpuEngine<'_>,
+    mixing: &Mixing,
+    x: &Tensor,
+    mode: Mode,
+    tally: &mut Tally,
+    what: &str,
+) -> Result<()> {
+    let n = x.dim(0)?;
+    let mut sink = CodeSink { layers: Vec::new() };
+    net.forward(
+        x,
+        Forward {
+            mixing,
+            mode,
+            sink: &mut sink,
+            dropout_rng: None,
+        },
+    )?;
+    let mut buf = vec![0f64; n * n];
+    let mut kern = SahdKernel::new(n, &mut buf).unwrap();
+    let trace = engine.trace_batch(mixing, x, mode, &mut kern)?;
+    assert_eq!(trace.len(), sink.layers.len(), "{what}: record count");
+    for ((l, t, want, wm), (got, gm)) in sink.layers.iter().zip(&trace) {
+        assert_eq!(wm, gm, "{what}: multiplicity of {l} at t={t}");
+        assert_eq!(
+            (want.n, want.n_bits()),
+            (got.n, got.n_bits()),
+            "{what}: shape of {l} at t={t}"
+        );
+        tally.spikes += (want.n * want.n_bits()) as u64;
+        tally.differing += want
+            .words
+            .iter()
+            .zip(&got.words)
+            .map(|(a, b)| (a ^ b).count_ones() as u64)
+            .sum::<u64>();
+    }
+    let mut k_fast = vec![0f64; n * n];
+    kern.kernel(&mut k_fast).unwrap();
+    let reference = Scorer::new(net, KernelPath::BitPacked)?;
+    let k_ref = reference.kernel_matrix(mixing, x, mode)?;
+    for (a, b) in k_fast.iter().zip(&k_ref) {
+        tally.max_k_rel = tally.max_k_rel.max(((a - b) / b).abs());
+    }
+    let s_ref = reference.sahd_one(mixing, x, mode)?;
+    let mut scratch = vec![0f64; n * n + n];
+    let s_fast = kern.score(&mut scratch).unwrap();
+    assert!(s_ref.is_finite() && s_fast.is_finite(), "{what}: scores");
+    tally.max_score_rel = tally
+        .max_score_rel
+        .max(((s_fast - s_ref) / s_ref.abs().max(1e-12)).abs());
+    tally.runs += 1;
+    Ok(())
+}
+
+/// Mixings to test on a supernet of `ops`: the supernet, one op removed from two edges
+/// (uneven weights), and single-path genotypes.
+fn mixings(cell: CellType, ops: &OpSet, genotypes: &[&str]) -> Vec<(String, Mixing)> {
+    let mut out = vec![("supernet".to_string(), Mixing::supernet(cell, ops))];
+    let mut alive = vec![ops.ops().to_vec(); cell.num_edges()];
+    alive[0].remove(1);
+    alive[cell.num_edges() - 1].remove(0);
+    out.push(("pruned".to_string(), Mixing::uniform(&alive)));
+    for g in genotypes {
+        let g: Genotype = g.parse().unwrap();
+        assert_eq!(g.cell(), cell);
+        out.push((g.to_string(), Mixing::single_path(&g)));
+    }
+    out
+}
+
+fn equivalence(cfg: &NetConfig, genotypes: &[&str], event: bool, tally: &mut Tally) -> Result<()> {
+    let dev = Device::Cpu;
+    let sup = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(cfg, &sup.alive(), 11, &dev)?;
+    let engine = CpuEngine::new(&net)?;
+    let n = 6;
+    let x = if event {
+        event_batch(cfg, n, 5)?
+    } else {
+        static_batch(cfg, n, 5)?
+    };
+    for (name, mix) in mixings(cfg.cell, &cfg.ops, genotypes) {
+        for mode in [Mode::ScoreBatchStats, Mode::ScoreRunningStats] {
+            let what = format!(
+                "{} cell, ops {}, {name}, {mode:?}, {}",
+                cfg.cell,
+                cfg.ops,
+                if event { "event" } else { "static" }
+            );
+            compare(&net, &engine, &mix, &x, mode, tally, &what)?;
+        }
+    }
+    Ok(())
+}
+
+/// Differing spikes allowed, as a fraction of all recorded spikes. The engine repeats Candle's
+/// f32 operations in Candle's order, so this is 0 in practice; the only sum whose order it
+/// cannot guarantee is the hidden layer's matmul (gemm blocks long sums), where a last-bit
+/// difference could flip a spike sitting exactly at the threshold.
+const MAX_DIFF_FRACTION: f64 = 1e-4;
+
+fn check(tally: &Tally, label: &str) {
+    println!(
+        "{label}: {} runs, {} of {} spikes differ, max |dK|/K {:.2e}, max |dscore|/score {:.2e}",
+        tally.runs, tally.differing, tally.spikes, tally.max_k_rel, tally.max_score_rel
+    );
+    assert!(
+        (tally.differing as f64) <= MAX_DIFF_FRACTION * tally.spikes as f64,
+        "{label}: {} of {} spikes differ",
+        tally.differing,
+        tally.spikes
+    );
+    assert!(
+        tally.max_k_rel <= 1e-6,
+        "{label}: K differs by {:e}",
+        tally.max_k_rel
+    );
+    assert!(
+        tally.max_score_rel <= 1e-6,
+        "{label}: score differs by {:e}",
+        tally.max_score_rel
+    );
+}
+
+const BACKWARD_GENOTYPES: &[&str] = &[
+    "conv3 avgpool maxpool conv1 skip zero conv1 conv3 maxpool avgpool skip conv3",
+    "zero zero zero conv3 conv1 maxpool avgpool conv3 zero skip conv1 conv3",
+];
+const FORWARD_GENOTYPES: &[&str] = &[
+    "conv3 avgpool conv1 maxpool skip conv3",
+    "conv1 zero maxpool conv3 avgpool skip",
+];
+
+#[test]
+fn engine_matches_candle_static_input() -> Result<()> {
+    let mut tally = Tally::default();
+    let all: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
+    for ops in [OpSet::lightsnn(), all] {
+        let g = |gs: &'static [&'static str]| -> Vec<&'static str> {
+            if ops.len() > 3 {
+                gs.to_vec()
+            } else {
+                vec![]
+            }
+        };
+        equivalence(
+            &tiny_cfg(CellType::Backward, &ops)?,
+            &g(BACKWARD_GENOTYPES),
+            false,
+            &mut tally,
+        )?;
+        equivalence(
+            &tiny_cfg(CellType::Forward, &ops)?,
+            &g(FORWARD_GENOTYPES),
+            false,
+            &mut tally,
+        )?;
+    }
+    check(&tally, "static input");
+    Ok(())
+}
+
+#[test]
+fn engine_matches_candle_event_input() -> Result<()> {
+    let mut tally = Tally::default();
+    let all: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
+    equivalence(
+        &tiny_cfg(CellType::Backward, &all)?,
+        BACKWARD_GENOTYPES,
+        true,
+        &mut tally,
+    )?;
+    equivalence(
+        &tiny_cfg(CellType::Forward, &OpSet::lightsnn())?,
+        &[],
+        true,
+        &mut tally,
+    )?;
+    // The DVS skeleton in small: 2 polarities, MaxPool2 after the stem.
+    let mut dvs = tiny_cfg(CellType::Backward, &OpSet::lightsnn())?;
+    dvs.dataset = DatasetKind::Dvs128;
+    dvs.input = [2, 32, 32];
+    dvs.stem_pool = true;
+    dvs.classes = 11;
+    dvs.validate()?;
+    equivalence(&dvs, &[], true, &mut tally)?;
+    check(&tally, "event input");
+    Ok(())
+}
+
+fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
+    SearchSetup {
+        net: cfg,
+        batch: 6,
+        repeats: 2,
+        seed: 3,
+        method: Method::Prune,
+        random_samples: 0,
+        kernel_path: path,
+        data_label: "builtin".to_string(),
+    }
+}
+
+#[test]
+fn pruning_search_matches_candle() -> Result<()> {
+    let data = crate::sample::cifar10_sample(crate::data::Split::Train)?;
+    let cfg = tiny_cfg(CellType::Backward, &OpSet::lightsnn())?;
+    let pb = indicatif::ProgressBar::hidden();
+    let a = run_search(
+        &tiny_setup(cfg.clone(), KernelPath::BitPacked),
+        &data,
+        &Device::Cpu,
+        &pb,
+    )?;
+    let b = run_search(
+        &tiny_setup(cfg, KernelPath::CpuEvent),
+        &data,
+        &Device::Cpu,
+        &pb,
+    )?;
+    assert_eq!(a.genotype, b.genotype);
+    assert_eq!(a.rounds.len(), b.rounds.len());
+    let mut worst = 0f64;
+    for (ra, rb) in a.rounds.iter().zip(&b.rounds) {
+        assert_eq!(ra.pruned, rb.pruned);
+        assert_eq!(ra.alive_after, rb.alive_after);
+        for (sa, sb) in ra.scores.iter().zip(&rb.scores) {
+            assert_eq!((&sa.edge, &sa.candidate), (&sb.edge, &sb.candidate));
+            worst = worst.max(((sa.score - sb.score) / sa.score.abs().max(1e-12)).abs());
+        }
+    }
+    println!(
+        "pruning search: genotype {} on both paths; max relative score difference {worst:.2e}; \
+         Candle {:.2} s, CPU engine {:.2} s",
+        a.genotype, a.wall_s, b.wall_s
+    );
+    assert!(worst <= 1e-6, "scores differ by {worst:e}");
+    assert_eq!(b.config.engine, "cpu-event");
+    Ok(())
+}
+
+#[test]
+fn engine_is_deterministic_across_thread_counts() -> Result<()> {
+    let all: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
+    let cfg = tiny_cfg(CellType::Backward, &all)?;
+    let sup = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(&cfg, &sup.alive(), 4, &Device::Cpu)?;
+    let scorer = Scorer::new(&net, KernelPath::CpuEvent)?;
+    let x = static_batch(&cfg, 16, 9)?;
+    let run = || -> Result<Vec<u64>> {
+        let k = scorer.kernel_matrix(&sup, &x, Mode::ScoreBatchStats)?;
+        let s = scorer.sahd_one(&sup, &x, Mode::ScoreBatchStats)?;
+        Ok(k.iter().chain([&s]).map(|v| v.to_bits()).collect())
+    };
+    let first = run()?;
+    assert_eq!(first, run()?, "two runs in the global pool");
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        assert_eq!(first, pool.install(run)?, "{threads}-thread pool");
+    }
+    // A fresh engine (no cached stem) gives the same bits too.
+    let fresh = Scorer::new(&net, KernelPath::CpuEvent)?;
+    let k = fresh.kernel_matrix(&sup, &x, Mode::ScoreBatchStats)?;
+    assert_eq!(
+        k.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        first[..first.len() - 1]
+    );
+    Ok(())
+}
+
+#[test]
+fn engine_rejects_bad_input() -> Result<()> {
+    let cfg = tiny_cfg(CellType::Backward, &OpSet::lightsnn())?;
+    let sup = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(&cfg, &sup.alive(), 4, &Device::Cpu)?;
+    let scorer = Scorer::new(&net, KernelPath::CpuEvent)?;
+    let x = static_batch(&cfg, 4, 1)?;
+    assert!(scorer.sahd_one(&sup, &x, Mode::Train).is_err());
+    let wrong = Tensor::zeros((4, 2, 3, 32, 32), candle_core::DType::F32, &Device::Cpu)?;
+    assert!(scorer
+        .sahd_one(&sup, &wrong, Mode::ScoreBatchStats)
+        .is_err());
+    let forward = Mixing::supernet(CellType::Forward, &cfg.ops);
+    assert!(scorer
+        .sahd_one(&forward, &x, Mode::ScoreBatchStats)
+        .is_err());
+    // A conv op the network has no weights for.
+    let g: Genotype = "conv1 zero zero zero zero zero zero zero zero zero zero zero"
+        .parse()
+        .unwrap();
+    assert!(scorer
+        .sahd_one(&Mixing::single_path(&g), &x, Mode::ScoreBatchStats)
+        .is_err());
+    Ok(())
+}
+
+/// Times the convolution kernel on layer shapes of the width-1/16 search (`cargo test
+/// --release bench_conv -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_conv() {
+    let mut r = rng(7);
+    for &(cin, cout, h, rate) in &[
+        (16usize, 48usize, 32usize, 0.15f64),
+        (32, 96, 16, 0.15),
+        (16, 32, 32, 0.15),
+        (8, 24, 32, 0.15),
+    ] {
+        let stride = padded(cout);
+        let mut taps: Vec<f32> = (0..9 * cin * stride)
+            .map(|_| r.gen_range(-0.3f32..0.3))
+            .collect();
+        taps.resize((9 * cin + 1) * stride, 0.0);
+        let x: Vec<f32> = (0..cin * h * h)
+            .map(|_| if r.gen_bool(rate) { 1.0 } else { 0.0 })
+            .collect();
+        let codes = codes_from_nchw(&x, 1, cin, h, h);
+        let mut best = f64::MAX;
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            let r = Active::new(codes.row(0), h, h, cin);
+            best = best.min(t.elapsed().as_secs_f64());
+            assert!(r.pixels() > 0);
+        }
+        println!("runs built in {:.1} us", best * 1e6);
+        let act = Active::new(codes.row(0), h, h, cin);
+        let g = ConvGeom {
+            h,
+            w: h,
+            cin,
+            k: 3,
+            cout: stride,
+        };
+        let mut out = vec![0f32; h * h * stride];
+        let mut out2 = vec![0f32; h * h * stride];
+        let variants: [(&str, fn(&Active, &ConvGeom, &[f32], &mut [f32])); 1] =
+            [("active", conv_gather)];
+        for (name, f) in variants {
+            let reps = 100;
+            let mut best = f64::MAX;
+            for _ in 0..20 {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    f(&act, &g, &taps, &mut out2);
+                }
+                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            conv_gather(&act, &g, &taps, &mut out);
+            assert_eq!(out, out2, "{name}");
+            let rows = (rate * 9.0 * cin as f64 * (h * h) as f64) as usize;
+            println!(
+                "conv {name} cin {cin} cout {cout} {h}x{h}: {:.1} us per sample, {:.2} ns per row of {stride}",
+                best * 1e6,
+                best * 1e9 / rows as f64
+            );
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The network's tensors copied once into plain `Vec<f32>`s, in the layouts the kernels read.
+
+use super::conv::padded;
+use crate::model::layers::ConvBn;
+use crate::model::params::BnParams;
+use crate::model::Network;
+use anyhow::{bail, Result};
+use candle_core::Var;
+use snn_nostd::genotype::Op;
+use std::collections::BTreeMap;
+
+fn vec_of(v: &Var) -> Result<Vec<f32>> {
+    Ok(v.as_tensor().flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// A BatchNorm's parameters and running statistics.
+#[derive(Clone, Debug)]
+pub struct BnW {
+    /// Scale (gamma).
+    pub weight: Vec<f32>,
+    /// Shift (beta).
+    pub bias: Vec<f32>,
+    /// Running mean.
+    pub running_mean: Vec<f32>,
+    /// Running variance.
+    pub running_var: Vec<f32>,
+}
+
+impl BnW {
+    fn from_params(bn: &BnParams) -> Result<BnW> {
+        Ok(BnW {
+            weight: vec_of(&bn.weight)?,
+            bias: vec_of(&bn.bias)?,
+            running_mean: vec_of(&bn.running_mean)?,
+            running_var: vec_of(&bn.running_var)?,
+        })
+    }
+
+    /// Several BNs side by side (channels concatenated).
+    pub fn concat<'a>(parts: impl IntoIterator<Item = &'a BnW>) -> BnW {
+        let mut out = BnW {
+            weight: Vec::new(),
+            bias: Vec::new(),
+            running_mean: Vec::new(),
+            running_var: Vec::new(),
+        };
+        for p in parts {
+            out.weight.extend_from_slice(&p.weight);
+            out.bias.extend_from_slice(&p.bias);
+            out.running_mean.extend_from_slice(&p.running_mean);
+            out.running_var.extend_from_slice(&p.running_var);
+        }
+        out
+    }
+}
+
+/// A convolution with its BatchNorm; the kernel laid out `[ky][kx][ci][co]` (tap-major, one
+/// contiguous row of output channels per input channel and tap).
+#[derive(Clone, Debug)]
+pub struct ConvW {
+    /// Kernel size.
+    pub k: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Length of a row of output channels in `taps` (and in the outputs): `cout`, or `cout`
+    /// rounded up to a multiple of [`LANES`](super::conv::LANES) for the kernels, the extra weights 0.
+    pub stride: usize,
+    /// `taps[((ky * k + kx) * cin + ci) * stride + co] = weight[co][ci][ky][kx]` (grouped
+    /// convolutions: followed by a row of `stride` zeros).
+    pub taps: Vec<f32>,
+    /// The BatchNorm after it.
+    pub bn: BnW,
+}
+
+impl ConvW {
+    fn from_conv_bn(c: &ConvBn) -> Result<ConvW> {
+        let (cout, cin, k, k2) = c.weight.as_tensor().dims4()?;
+        if k != k2 || k != c.k {
+            bail!("conv kernel {k}x{k2} does not match k = {}", c.k);
+        }
+        let w = vec_of(&c.weight)?;
+        let mut taps = vec![0f32; w.len()];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for t in 0..k * k {
+                    taps[(t * cin + ci) * cout + co] = w[(co * cin + ci) * k * k + t];
+                }
+            }
+        }
+        Ok(ConvW {
+            k,
+            cin,
+            cout,
+            stride: cout,
+            taps,
+            bn: BnW::from_params(&c.bn)?,
+        })
+    }
+
+    /// Several convolutions with the same input and kernel size as one, in the layout of
+    /// [`conv_gather`](super::conv::conv_gather): output channels concatenated in the order
+    /// given, rows padded to a multiple of [`LANES`](super::conv::LANES), one zero row
+    /// appended.
+    pub fn group(parts: &[&ConvW]) -> ConvW {
+        let (k, cin) = (parts[0].k, parts[0].cin);
+        let cout: usize = parts.iter().map(|p| p.cout).sum();
+        let stride = padded(cout);
+        let mut taps = Vec::with_capacity(k * k * cin * stride);
+        for row in 0..k * k * cin {
+            for p in parts {
+                debug_assert!(p.k == k && p.cin == cin);
+                taps.extend_from_slice(&p.taps[row * p.stride..row * p.stride + p.cout]);
+            }
+            taps.resize(taps.len() + stride - cout, 0.0);
+        }
+        // The zero row the convolution pads its row lists with.
+        taps.resize(taps.len() + stride, 0.0);
+        ConvW {
+            k,
+            cin,
+            cout,
+            stride,
+            taps,
+            bn: BnW::concat(parts.iter().map(|p| &p.bn)),
+        }
+    }
+}
+
+/// Every tensor the spiking part of the network needs (the stem stays in Candle, the output
+/// layer does not affect spikes).
+#[derive(Debug)]
+pub struct Weights {
+    /// Per cell, per edge (canonical order): the conv ops present.
+    pub cells: [Vec<BTreeMap<Op, ConvW>>; 2],
+    /// BatchNorm after each cell.
+    pub cell_bn: [BnW; 2],
+    /// The C1 -> C2 convolution between the cells (padded for the kernels).
+    pub down: ConvW,
+    /// Hidden layer transposed, `[features][hidden]`.
+    pub fc1_t: Vec<f32>,
+    /// Hidden units.
+    pub hidden: usize,
+}
+
+impl Weights {
+    /// Copies the tensors of `net` (on any device) to the host.
+    pub fn from_network(net: &Network) -> Result<Weights> {
+        let cell = |ci: usize| -> Result<Vec<BTreeMap<Op, ConvW>>> {
+            net.cells[ci]
+                .edges
+                .iter()
+                .map(|e| {
+                    e.iter()
+                        .map(|(&op, c)| Ok((op, ConvW::from_conv_bn(c)?)))
+                        .collect()
+                })
+                .collect()
+        };
+        let (hidden, features) = net.fc1.as_tensor().dims2()?;
+        let fc1 = vec_of(&net.fc1)?;
+        let mut fc1_t = vec![0f32; fc1.len()];
+        for h in 0..hidden {
+            for f in 0..features {
+                fc1_t[f * hidden + h] = fc1[h * features + f];
+            }
+        }
+        Ok(Weights {
+            cells: [cell(0)?, cell(1)?],
+            cell_bn: [
+                BnW::from_params(&net.cell_bn[0])?,
+                BnW::from_params(&net.cell_bn[1])?,
+            ],
+            down: ConvW::group(&[&ConvW::from_conv_bn(&net.down)?]),
+            fc1_t,
+            hidden,
+        })
+    }
+}
