@@ -183,3 +183,57 @@ pub fn bench_data(dir: Option<&std::path::Path>) -> Result<Dataset> {
         None => crate::sample::cifar10_sample(Split::Train),
     }
 }
+
+/// One supernet scoring timed with the Candle path and with the event-driven CPU engine, on the
+/// same network and batches (a before/after ratio measured in one process).
+#[derive(Debug, Serialize)]
+pub struct EngineBench {
+    /// Configuration name.
+    pub name: String,
+    /// Seconds per scoring, Candle forward + bit packing.
+    pub candle_s: f64,
+    /// Seconds per scoring, event-driven CPU engine.
+    pub cpu_event_s: f64,
+    /// `candle_s / cpu_event_s`.
+    pub speedup: f64,
+    /// Relative difference of the two scores.
+    pub score_rel_diff: f64,
+}
+
+/// Times one full-supernet scoring (R batches) with both CPU paths.
+pub fn engine_bench(name: &str, setup: &SearchSetup, data: &Dataset) -> Result<EngineBench> {
+    use crate::model::{Mixing, Network};
+    use crate::search::prune::{draw_batches, round_batch_seed};
+    use crate::search::score::Scorer;
+    let dev = Device::Cpu;
+    let cfg = &setup.net;
+    let mix = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(cfg, &mix.alive(), setup.seed, &dev)?;
+    let batches = draw_batches(
+        data,
+        setup.batch,
+        setup.repeats,
+        round_batch_seed(setup.seed, 1),
+        &dev,
+    )?;
+    let mut scores = [0.0f64; 2];
+    let mut times = [0.0f64; 2];
+    for (k, path) in [KernelPath::BitPacked, KernelPath::CpuEvent]
+        .into_iter()
+        .enumerate()
+    {
+        let scorer = Scorer::new(&net, path)?;
+        let reps = if path == KernelPath::BitPacked { 1 } else { 3 };
+        times[k] = median_secs(reps, || {
+            scores[k] = scorer.sahd_score(&mix, &batches, setup.mode())?;
+            Ok(())
+        })?;
+    }
+    Ok(EngineBench {
+        name: name.to_string(),
+        candle_s: times[0],
+        cpu_event_s: times[1],
+        speedup: times[0] / times[1],
+        score_rel_diff: ((scores[0] - scores[1]) / scores[0]).abs(),
+    })
+}

@@ -1,7 +1,7 @@
 //! `lightsnn bench`.
 
 use super::common::DeviceArg;
-use crate::bench::{bench_data, bench_setups, kernel_bench, search_bench};
+use crate::bench::{bench_data, bench_setups, engine_bench, kernel_bench, search_bench};
 use crate::fsutil::write_atomic;
 use crate::search::KernelPath;
 use anyhow::Result;
@@ -62,9 +62,20 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
         kb.vs_bound
     );
     let mut searches = Vec::new();
+    let mut engines = Vec::new();
     if !a.kernel_only {
         let device = a.device.open()?;
         let data = bench_data(a.data.as_deref())?;
+        if device.is_cpu() {
+            for (name, setup) in bench_setups(KernelPath::CpuEvent)? {
+                let e = engine_bench(&name, &setup, &data)?;
+                println!(
+                    "one supernet scoring, {}: Candle {:.3} s, event-driven CPU engine {:.3} s: {:.1}x (scores differ by {:.1e} relative)",
+                    e.name, e.candle_s, e.cpu_event_s, e.speedup, e.score_rel_diff
+                );
+                engines.push(e);
+            }
+        }
         for (name, setup) in bench_setups(KernelPath::for_device(&device))? {
             let (b, _) = search_bench(&name, &setup, &data, &device)?;
             let rounds: Vec<String> = b.rounds_s.iter().map(|r| format!("{r:.2} s")).collect();
@@ -81,7 +92,7 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
         }
     }
     if let Some(p) = &a.json {
-        let v = json!({ "kernel": kb, "searches": searches });
+        let v = json!({ "kernel": kb, "engines": engines, "searches": searches });
         write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
