@@ -10,3 +10,4 @@ pub mod fsutil;
 pub mod model;
 pub mod sample;
 pub mod search;
+pub mod train;

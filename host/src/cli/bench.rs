@@ -21,6 +21,25 @@ enum BenchWhat {
     /// Search wall times (demo and width-1/16 CIFAR-10 configs), scorings/s, and the SAHD kernel
     /// bit-packed against a dense f32 GEMM formulation.
     Search(SearchBenchArgs),
+    /// Training images/s on the CPU demo configuration (built-in CIFAR-10 sample, width 1/32,
+    /// T = 5, batch 64): batch filling with augmentation, forward, backward, SGD update.
+    Train(TrainBenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct TrainBenchArgs {
+    /// Genotype to train.
+    #[arg(long, default_value = crate::train::bench::DEMO_GENOTYPE)]
+    genotype: String,
+    /// Timed training steps (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
 }
 
 #[derive(Args, Debug)]
@@ -43,7 +62,28 @@ struct SearchBenchArgs {
 pub fn bench(a: BenchArgs) -> Result<()> {
     match a.what {
         BenchWhat::Search(s) => bench_search(s),
+        BenchWhat::Train(t) => bench_train(t),
     }
+}
+
+fn bench_train(a: TrainBenchArgs) -> Result<()> {
+    crate::train::prefer_serial_elementwise();
+    let dev = a.device.open()?;
+    let r = crate::train::bench::bench_train(&a.genotype, a.steps, a.batch, &dev)?;
+    println!(
+        "train: {:.1} images/s ({} steps of batch {} in {:.2} s; C1/C2 {}/{}, H {}, T {}, genotype {}, device {:?})",
+        r.images_per_s,
+        r.steps,
+        r.batch,
+        r.seconds,
+        r.net.c1,
+        r.net.c2,
+        r.net.hidden,
+        r.net.timesteps,
+        a.genotype,
+        a.device
+    );
+    Ok(())
 }
 
 fn bench_search(a: SearchBenchArgs) -> Result<()> {

@@ -10,9 +10,10 @@ use snn_nostd::genotype::{CellType, OpSet};
 use std::path::PathBuf;
 
 /// Where tensors live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum DeviceArg {
     /// The CPU.
+    #[default]
     Cpu,
     /// The first CUDA GPU (needs a build with `--features cuda`).
     Cuda,

@@ -2,7 +2,9 @@
 
 mod bench;
 mod common;
+mod eval;
 mod search;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,6 +23,11 @@ enum Command {
     Search(search::SearchArgs),
     /// Print the SAHD score of one fixed genotype.
     Score(search::ScoreArgs),
+    /// Train a single-path network (surrogate gradients, BPTT) from a genotype or search file.
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a checkpoint on the test split: top-1, per-class accuracy, confusion matrix,
+    /// SAR per layer, synaptic operations and energy estimate.
+    Eval(eval::EvalArgs),
     /// Benchmarks (ratios against baselines run in the same process).
     Bench(bench::BenchArgs),
 }
@@ -31,6 +38,8 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Search(a) => search::search(a),
         Command::Score(a) => search::score(a),
+        Command::Train(a) => train::run(*a),
+        Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::bench(a),
     }
 }

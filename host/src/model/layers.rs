@@ -31,6 +31,9 @@ pub const BN_EPS: f64 = 1e-5;
 
 /// Applies BatchNorm to `x` of shape `[N, C, H, W]` or `[N, C]`.
 pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {
+    if mode == Mode::Train && x.rank() == 4 {
+        return batch_norm_train_nchw(x, bn);
+    }
     let c = x.dim(1)?;
     let shape: Vec<usize> = (0..x.rank()).map(|d| if d == 1 { c } else { 1 }).collect();
     let red: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
@@ -61,6 +64,32 @@ pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {
     Ok(x.broadcast_sub(&mean)?
         .broadcast_mul(&inv.broadcast_mul(&w)?)?
         .broadcast_add(&b)?)
+}
+
+/// Training-mode BatchNorm of `[N, C, H, W]`, computed in the channel-major layout `[C, N*H*W]`.
+///
+/// Same mathematics as the generic path; the layout makes every reduction (forward, and the
+/// gradient reductions of the broadcasts in backward) run over the contiguous last dimension,
+/// which Candle's CPU backend does several times faster than reductions over dims 0, 2, 3.
+fn batch_norm_train_nchw(x: &Tensor, bn: &BnParams) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let m = n * h * w;
+    let xt = x.transpose(0, 1)?.contiguous()?.reshape((c, m))?;
+    let mean = xt.mean_keepdim(1)?;
+    let centered = xt.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(1)?;
+    update_running(&bn.running_mean, &mean.detach().flatten_all()?)?;
+    let unbiased = var
+        .detach()
+        .flatten_all()?
+        .affine(m as f64 / (m as f64 - 1.0).max(1.0), 0.0)?;
+    update_running(&bn.running_var, &unbiased)?;
+    let inv = (var + BN_EPS)?.sqrt()?.recip()?;
+    let scale = inv.broadcast_mul(&bn.weight.as_tensor().reshape((c, 1))?)?;
+    let y = centered
+        .broadcast_mul(&scale)?
+        .broadcast_add(&bn.bias.as_tensor().reshape((c, 1))?)?;
+    Ok(y.reshape((c, n, h, w))?.transpose(0, 1)?.contiguous()?)
 }
 
 fn update_running(run: &Var, batch: &Tensor) -> Result<()> {
@@ -103,7 +132,12 @@ impl ConvBn {
 
     /// Convolution then BatchNorm.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        batch_norm(&self.conv(x)?, &self.bn, mode)
+        let y = if mode == Mode::Train {
+            super::conv::conv2d_same_train(x, self.weight.as_tensor(), self.k / 2)?
+        } else {
+            self.conv(x)?
+        };
+        batch_norm(&y, &self.bn, mode)
     }
 }
 
@@ -130,6 +164,32 @@ pub fn vote(x: &Tensor, classes: usize, votes: usize) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn train_batch_norm_matches_generic_path() -> Result<()> {
+        use crate::model::params::ParamStore;
+        use rand::{Rng, SeedableRng};
+        let dev = Device::Cpu;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let data: Vec<f32> = (0..2 * 3 * 5 * 6)
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let x = Tensor::from_vec(data, (2, 3, 5, 6), &dev)?;
+        let mut ps = ParamStore::new(1, &dev);
+        for k in [1, 3] {
+            let cb = ConvBn::new(&mut ps, &format!("c{k}"), 3, 4, k)?;
+            let b = cb.conv(&x)?;
+            // BatchNorm: training layout vs the generic formula (ScoreBatchStats normalises
+            // identically but leaves the running statistics alone).
+            let generic = batch_norm(&b, &cb.bn, Mode::ScoreBatchStats)?;
+            let fast = batch_norm(&b, &cb.bn, Mode::Train)?;
+            let d = (generic - fast)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-5, "bn k={k}: {d}");
+            let rm: Vec<f32> = cb.bn.running_mean.as_tensor().to_vec1()?;
+            assert!(rm.iter().any(|&v| v != 0.0), "running mean updated");
+        }
+        Ok(())
+    }
 
     #[test]
     fn pools_match_definitions() -> Result<()> {

@@ -1,5 +1,6 @@
 //! The spiking network in Candle: LIF neurons, layers, the cell and the macro skeleton.
 
+pub mod conv;
 pub mod layers;
 pub mod lif;
 pub mod mixing;

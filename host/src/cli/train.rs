@@ -1,0 +1,578 @@
+//! `lightsnn train`.
+
+use super::common::{DeviceArg, DEMO_WIDTH};
+use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::data::{Dataset, Split};
+use crate::search::report::SEARCH_FORMAT;
+use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig, TrainState};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+use snn_nostd::genotype::{CellType, Genotype, OpSet};
+use std::path::{Path, PathBuf};
+
+/// Options of `lightsnn train`. Options without a default here take the per-dataset or
+/// documented default; with `--resume` every option is taken from the run and any option given
+/// must agree with it (except `--data`, `--device`, `--stop-after`).
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// Architecture: a `lightsnn search --out` JSON file (its genotype, cell type and op set).
+    #[arg(long, conflicts_with = "genotype")]
+    pub arch: Option<PathBuf>,
+    /// Architecture: 12 (backward cell) or 6 (forward cell) op names in canonical edge order.
+    #[arg(long)]
+    pub genotype: Option<String>,
+    /// Op set: `lightsnn` (zero, conv3, skip), `snasnet`, or a comma-separated list. Default:
+    /// the arch file's, else lightsnn. An arch file from another op set is an error.
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Cell type (backward or forward). Default: the arch file's or the genotype's. An arch
+    /// file of another cell type is an error.
+    #[arg(long)]
+    pub cell: Option<String>,
+    /// Dataset: cifar10, cifar100, dvs128, nmnist [default: cifar10].
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Dataset folder in the official layout (training split; the validation split is carved
+    /// from it). Without it, the built-in CIFAR-10 sample.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Epochs E (the cosine schedule spans them). Required for a new run.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Mini-batch size [default: 64].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Initial learning rate; SGD with momentum 0.9 and weight decay 5e-4, cosine per epoch to
+    /// 0.01 x lr [default: 0.1].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Width multiplier for C1/C2 [default: 1, or 1/32 on the built-in sample].
+    #[arg(long)]
+    pub width: Option<f64>,
+    /// Timesteps T [default: per dataset].
+    #[arg(long)]
+    pub timesteps: Option<usize>,
+    /// Hidden units H [default: per dataset].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Votes per class V [default: per dataset].
+    #[arg(long)]
+    pub votes: Option<usize>,
+    /// Master seed: initial weights, validation split, shuffling, augmentation, dropout
+    /// [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fraction of the training split held out for model selection [default: 0.1].
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    /// Loss: `ce` = cross-entropy on the output (default); `mse` = mean squared error against
+    /// the one-hot label, the reference's option for event data (DVS128 Gesture, N-MNIST).
+    #[arg(long, value_enum)]
+    pub loss: Option<LossKind>,
+    /// Initialisation of the linear layers: `reference` = N(0, 0.01^2) (SPEC §4); `kaiming` =
+    /// N(0, 2/fan_in), which keeps the hidden LIF layer active in small networks (at the
+    /// reference init it stays silent there and training stalls at chance) [default: kaiming].
+    #[arg(long, value_enum)]
+    pub linear_init: Option<LinearInit>,
+    /// Device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Run folder: metrics.csv, curves.svg, last/best.safetensors, last.optim.safetensors,
+    /// state.json.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder (all configuration from its state.json).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Stop after N epochs in this invocation (a time-boxed job); continue with --resume.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+}
+
+/// The parts of a `lightsnn search --out` file that `train` reads.
+#[derive(Deserialize)]
+struct ArchFile {
+    format: String,
+    genotype: String,
+    cell: String,
+    ops: Vec<String>,
+}
+
+/// Reads an architecture file: (genotype, cell, op set), each error naming the file.
+pub fn read_arch(path: &Path) -> Result<(String, CellType, OpSet)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    match v.get("format").and_then(|f| f.as_str()) {
+        Some(SEARCH_FORMAT) => {}
+        other => bail!(
+            "{}: not a lightsnn search result (format {:?}, expected {SEARCH_FORMAT:?}; write one with `lightsnn search --out FILE.json`)",
+            path.display(),
+            other.unwrap_or("missing")
+        ),
+    }
+    let a: ArchFile = serde_json::from_value(v)
+        .with_context(|| format!("{}: malformed search result", path.display()))?;
+    debug_assert_eq!(a.format, SEARCH_FORMAT);
+    let cell: CellType = a
+        .cell
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: cell {:?}: {e}", path.display(), a.cell))?;
+    let ops: OpSet = a
+        .ops
+        .join(",")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: ops {:?}: {e}", path.display(), a.ops))?;
+    Ok((a.genotype, cell, ops))
+}
+
+fn parse_space(s: &str) -> Result<OpSet> {
+    s.parse()
+        .map_err(|e| anyhow::anyhow!("bad --space {s:?}: {e}"))
+}
+
+fn parse_cell(s: &str) -> Result<CellType> {
+    s.parse()
+        .map_err(|e| anyhow::anyhow!("bad --cell {s:?}: {e}"))
+}
+
+fn parse_dataset(s: &str) -> Result<DatasetKind> {
+    s.parse()
+        .map_err(|e| anyhow::anyhow!("bad --dataset {s:?}: {e}"))
+}
+
+/// The genotype, cell type and op set given by `--arch`/`--genotype`/`--space`/`--cell`.
+fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet)> {
+    let space = a.space.as_deref().map(parse_space).transpose()?;
+    let cell = a.cell.as_deref().map(parse_cell).transpose()?;
+    let (text, file_cell, file_ops, origin) = match (&a.arch, &a.genotype) {
+        (Some(path), _) => {
+            let (g, c, o) = read_arch(path)?;
+            if let Some(s) = &space {
+                if s != &o {
+                    bail!(
+                        "{}: the architecture was searched over ops {{{o}}}, not --space {{{s}}}",
+                        path.display()
+                    );
+                }
+            }
+            if let Some(c2) = cell {
+                if c2 != c {
+                    bail!(
+                        "{}: the architecture is a {c} cell, not --cell {c2}",
+                        path.display()
+                    );
+                }
+            }
+            (g, Some(c), Some(o), path.display().to_string())
+        }
+        (None, Some(g)) => (g.clone(), None, None, "--genotype".to_string()),
+        (None, None) => bail!("give the architecture with --arch FILE.json or --genotype \"...\""),
+    };
+    let g: Genotype = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{origin}: genotype {text:?}: {e}"))?;
+    let ops = file_ops.or(space).unwrap_or_else(OpSet::lightsnn);
+    let cell = file_cell.or(cell).unwrap_or(g.cell());
+    if g.cell() != cell {
+        bail!(
+            "{origin}: genotype {g} has {} ops, a {cell} cell has {} edges",
+            g.ops().len(),
+            cell.num_edges()
+        );
+    }
+    g.check_op_set(&ops)
+        .map_err(|e| anyhow::anyhow!("{origin}: genotype {g}: {e} ({{{ops}}})"))?;
+    Ok((g, cell, ops))
+}
+
+/// The run configuration of a new run.
+pub fn new_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let (g, cell, ops) = architecture(a)?;
+    let dataset = match &a.dataset {
+        Some(s) => parse_dataset(s)?,
+        None => DatasetKind::Cifar10,
+    };
+    if a.data.is_none() && dataset != DatasetKind::Cifar10 {
+        bail!("--data DIR is required for {dataset}: only a CIFAR-10 sample is built in");
+    }
+    let default_width = if a.data.is_none() { DEMO_WIDTH } else { 1.0 };
+    let o = Overrides {
+        width: Some(a.width.unwrap_or(default_width)),
+        timesteps: a.timesteps,
+        hidden: a.hidden,
+        votes: a.votes,
+    };
+    let mut net = NetConfig::for_dataset(dataset, &o)?;
+    net.cell = cell;
+    net.ops = ops;
+    let Some(epochs) = a.epochs else {
+        bail!("--epochs E is required for a new run");
+    };
+    let cfg = TrainConfig {
+        genotype: g.to_string(),
+        net,
+        epochs,
+        batch: a.batch.unwrap_or(64),
+        optim: SgdConfig::paper(a.lr.unwrap_or(0.1)),
+        loss: a.loss.unwrap_or(LossKind::Ce),
+        seed: a.seed.unwrap_or(0),
+        val_fraction: a.val_fraction.unwrap_or(0.1),
+        data: a.data.clone(),
+        linear_init: a.linear_init.unwrap_or(LinearInit::Kaiming),
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The configuration of the run in `dir`, refusing options that contradict it. `--data` may
+/// point elsewhere (a moved dataset).
+pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
+    let st = TrainState::read(dir)?;
+    let mut cfg = st.config.clone();
+    let state = dir.join(train::files::STATE);
+    let mut conflicts = Vec::new();
+    let mut check = |flag: &str, same: bool, recorded: String| {
+        if !same {
+            conflicts.push(format!("{flag} (the run has {recorded})"));
+        }
+    };
+    if let Some(out) = &a.out {
+        check("--out", out == dir, dir.display().to_string());
+    }
+    if a.arch.is_some() || a.genotype.is_some() {
+        let (g, _, _) = architecture(a)?;
+        check(
+            "--arch/--genotype",
+            g.to_string() == cfg.genotype,
+            cfg.genotype.clone(),
+        );
+    }
+    if let Some(s) = &a.space {
+        check(
+            "--space",
+            parse_space(s)? == cfg.net.ops,
+            cfg.net.ops.to_string(),
+        );
+    }
+    if let Some(c) = &a.cell {
+        check(
+            "--cell",
+            parse_cell(c)? == cfg.net.cell,
+            cfg.net.cell.to_string(),
+        );
+    }
+    if let Some(d) = &a.dataset {
+        check(
+            "--dataset",
+            parse_dataset(d)? == cfg.net.dataset,
+            cfg.net.dataset.to_string(),
+        );
+    }
+    if let Some(w) = a.width {
+        let o = Overrides {
+            width: Some(w),
+            ..Default::default()
+        };
+        let n = NetConfig::for_dataset(cfg.net.dataset, &o)?;
+        check(
+            "--width",
+            (n.c1, n.c2) == (cfg.net.c1, cfg.net.c2),
+            format!("C1/C2 {}/{}", cfg.net.c1, cfg.net.c2),
+        );
+    }
+    if let Some(t) = a.timesteps {
+        check(
+            "--timesteps",
+            t == cfg.net.timesteps,
+            cfg.net.timesteps.to_string(),
+        );
+    }
+    if let Some(h) = a.hidden {
+        check("--hidden", h == cfg.net.hidden, cfg.net.hidden.to_string());
+    }
+    if let Some(v) = a.votes {
+        check("--votes", v == cfg.net.votes, cfg.net.votes.to_string());
+    }
+    if let Some(e) = a.epochs {
+        check("--epochs", e == cfg.epochs, cfg.epochs.to_string());
+    }
+    if let Some(b) = a.batch {
+        check("--batch", b == cfg.batch, cfg.batch.to_string());
+    }
+    if let Some(lr) = a.lr {
+        check("--lr", lr == cfg.optim.lr, cfg.optim.lr.to_string());
+    }
+    if let Some(s) = a.seed {
+        check("--seed", s == cfg.seed, cfg.seed.to_string());
+    }
+    if let Some(f) = a.val_fraction {
+        check(
+            "--val-fraction",
+            f == cfg.val_fraction,
+            cfg.val_fraction.to_string(),
+        );
+    }
+    if let Some(l) = a.loss {
+        check("--loss", l == cfg.loss, cfg.loss.to_string());
+    }
+    if let Some(i) = a.linear_init {
+        check(
+            "--linear-init",
+            i == cfg.linear_init,
+            cfg.linear_init.to_string(),
+        );
+    }
+    if !conflicts.is_empty() {
+        bail!(
+            "--resume {}: these options contradict the run recorded in {}: {}. Leave them out to continue the run as it was started",
+            dir.display(),
+            state.display(),
+            conflicts.join(", ")
+        );
+    }
+    if let Some(d) = &a.data {
+        if cfg.data.as_ref() != Some(d) {
+            println!(
+                "note: reading the data from {} (the run was started on {})",
+                d.display(),
+                cfg.data_label()
+            );
+            cfg.data = Some(d.clone());
+        }
+    }
+    Ok(cfg)
+}
+
+/// Loads the training split a configuration names.
+pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
+    Ok(match &cfg.data {
+        Some(dir) => Dataset::load(cfg.net.dataset, dir, Split::Train, cfg.net.timesteps)?,
+        None => crate::sample::cifar10_sample(Split::Train)?,
+    })
+}
+
+/// Runs `lightsnn train`.
+pub fn run(a: TrainArgs) -> Result<()> {
+    train::prefer_serial_elementwise();
+    let (cfg, dir, resume) = match &a.resume {
+        Some(dir) => (resume_config(&a, dir)?, dir.clone(), true),
+        None => {
+            let out = a.out.clone().context("--out RUN_DIR is required")?;
+            (new_config(&a)?, out, false)
+        }
+    };
+    let device = a.device.open()?;
+    let data = load_train_data(&cfg)?;
+    let ctl = RunControl {
+        resume,
+        stop_after: a.stop_after,
+        quiet: false,
+    };
+    let out = train::train(&dir, &cfg, &data, &device, &ctl)?;
+    if out.complete {
+        println!(
+            "done: {} epochs. Evaluate on the test split with: lightsnn eval --checkpoint {}{}",
+            out.epochs_done,
+            dir.join(train::files::BEST).display(),
+            cfg.data
+                .as_ref()
+                .map(|d| format!(" --data {}", d.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arch_file(dir: &Path, name: &str, json: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, json).unwrap();
+        p
+    }
+
+    fn args() -> TrainArgs {
+        TrainArgs {
+            epochs: Some(1),
+            out: Some(PathBuf::from("unused")),
+            ..Default::default()
+        }
+    }
+
+    fn err(r: Result<TrainConfig>) -> String {
+        format!("{:#}", r.unwrap_err())
+    }
+
+    const SNASNET_ARCH: &str = r#"{"format":"lightsnn-search/1","genotype":"conv1,skip,zero,conv3,avgpool,zero,skip,conv3,zero,conv3,skip,conv1","cell":"backward","ops":["zero","skip","conv1","conv3","avgpool"]}"#;
+
+    #[test]
+    fn train_arch_file_sets_and_checks_the_space() -> Result<()> {
+        let d = tempfile::tempdir()?;
+        let f = arch_file(d.path(), "snas.json", SNASNET_ARCH);
+        // Taken from the file.
+        let cfg = new_config(&TrainArgs {
+            arch: Some(f.clone()),
+            ..args()
+        })?;
+        assert_eq!(cfg.net.ops, OpSet::snasnet());
+        assert_eq!(cfg.genotype.split(',').next(), Some("conv1"));
+        // Another op set or cell type than requested.
+        let e = err(new_config(&TrainArgs {
+            arch: Some(f.clone()),
+            space: Some("lightsnn".into()),
+            ..args()
+        }));
+        assert!(e.contains("snas.json") && e.contains("--space"), "{e}");
+        let e = err(new_config(&TrainArgs {
+            arch: Some(f.clone()),
+            cell: Some("forward".into()),
+            ..args()
+        }));
+        assert!(e.contains("snas.json") && e.contains("--cell"), "{e}");
+        // A forward-cell file with a backward genotype length.
+        let bad_cell = arch_file(
+            d.path(),
+            "fwd.json",
+            &SNASNET_ARCH.replace("\"backward\"", "\"forward\""),
+        );
+        let e = err(new_config(&TrainArgs {
+            arch: Some(bad_cell),
+            ..args()
+        }));
+        assert!(e.contains("fwd.json"), "{e}");
+        // A genotype op outside the file's own op set.
+        let outside = arch_file(
+            d.path(),
+            "outside.json",
+            &SNASNET_ARCH.replace("avgpool,zero", "maxpool,zero"),
+        );
+        let e = err(new_config(&TrainArgs {
+            arch: Some(outside),
+            ..args()
+        }));
+        assert!(e.contains("outside.json") && e.contains("maxpool"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn train_rejects_non_search_json_and_bad_genotypes() -> Result<()> {
+        let d = tempfile::tempdir()?;
+        for (name, text) in [
+            (
+                "state.json",
+                r#"{"format":"lightsnn-train-state/1","epoch":1}"#,
+            ),
+            ("plain.json", r#"{"genotype":"conv3"}"#),
+            ("text.json", "genotype: conv3"),
+        ] {
+            let f = arch_file(d.path(), name, text);
+            let e = err(new_config(&TrainArgs {
+                arch: Some(f),
+                ..args()
+            }));
+            assert!(e.contains(name), "{e}");
+        }
+        let e = err(new_config(&TrainArgs {
+            arch: Some(d.path().join("missing.json")),
+            ..args()
+        }));
+        assert!(e.contains("missing.json"), "{e}");
+        // conv1 is not in the default (lightsnn) op set.
+        let e = err(new_config(&TrainArgs {
+            genotype: Some(
+                "conv1,skip,zero,conv3,conv3,zero,skip,conv3,zero,conv3,skip,conv3".into(),
+            ),
+            ..args()
+        }));
+        assert!(e.contains("conv1"), "{e}");
+        let e = err(new_config(&TrainArgs {
+            genotype: Some("conv3,skip".into()),
+            ..args()
+        }));
+        assert!(e.contains("12 ops"), "{e}");
+        // Event data needs a folder.
+        let e = err(new_config(&TrainArgs {
+            genotype: Some("conv3,skip,zero,conv3,conv3,zero".into()),
+            dataset: Some("nmnist".into()),
+            ..args()
+        }));
+        assert!(e.contains("--data"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn train_dataset_folder_without_files_is_named() -> Result<()> {
+        let d = tempfile::tempdir()?;
+        let cfg = new_config(&TrainArgs {
+            genotype: Some("conv3,skip,zero,conv3,conv3,zero".into()),
+            data: Some(d.path().to_path_buf()),
+            ..args()
+        })?;
+        assert_eq!(cfg.net.cell, CellType::Forward);
+        let e = format!("{:#}", load_train_data(&cfg).unwrap_err());
+        assert!(e.contains(&d.path().display().to_string()), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn train_resume_refuses_contradicting_flags() -> Result<()> {
+        let d = tempfile::tempdir()?;
+        let cfg = new_config(&TrainArgs {
+            genotype: Some("conv3,skip,zero,conv3,conv3,zero".into()),
+            epochs: Some(4),
+            ..args()
+        })?;
+        let st = TrainState {
+            format: train::STATE_FORMAT.into(),
+            epoch: 1,
+            config: cfg.clone(),
+            optimizer: train::OptimState {
+                kind: "sgd".into(),
+                config: cfg.optim.clone(),
+                schedule: String::new(),
+                steps: 0,
+                buffers: String::new(),
+            },
+            rng: train::RngState {
+                generator: String::new(),
+                seed: 0,
+                derivation: String::new(),
+                next_epoch: 1,
+            },
+            best: None,
+            history: Vec::new(),
+            version: String::new(),
+        };
+        std::fs::write(d.path().join(train::files::STATE), serde_json::to_vec(&st)?)?;
+        let resume = |a: TrainArgs| resume_config(&a, d.path());
+        assert_eq!(resume(TrainArgs::default())?, cfg);
+        // Same values are fine; other values are refused, all named.
+        assert_eq!(
+            resume(TrainArgs {
+                epochs: Some(4),
+                seed: Some(0),
+                ..Default::default()
+            })?,
+            cfg
+        );
+        let e = err(resume(TrainArgs {
+            epochs: Some(5),
+            lr: Some(0.2),
+            genotype: Some("conv3,conv3,zero,conv3,conv3,zero".into()),
+            ..Default::default()
+        }));
+        assert!(
+            e.contains("--epochs") && e.contains("--lr") && e.contains("--arch/--genotype"),
+            "{e}"
+        );
+        // Not a run folder.
+        let e = err(resume_config(&TrainArgs::default(), &d.path().join("nope")));
+        assert!(e.contains("nope"), "{e}");
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Training throughput benchmark on the demo configuration: the built-in CIFAR-10 sample,
+//! width 1/32 (C1/C2 = 8/16), H = 1024, V = 10, T = 5, batch 64.
+
+use super::metrics::LossKind;
+use super::optim::{Sgd, SgdConfig};
+use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::data::Split;
+use crate::model::{Forward, Mixing, Mode, Network, NoSink};
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use snn_nostd::genotype::Genotype;
+use std::time::Instant;
+
+/// Width multiplier of the demo configuration (as `lightsnn search` on the built-in sample).
+pub const DEMO_WIDTH: f64 = 1.0 / 32.0;
+
+/// The genotype benchmarked by default: a mix of conv3, skip and zero on forward and backward
+/// edges (8 conv3 edges: a busy LightSNN cell).
+pub const DEMO_GENOTYPE: &str =
+    "conv3,skip,zero,conv3,conv3,skip,conv3,conv3,zero,conv3,conv3,conv3";
+
+/// Result of [`bench_train`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    /// The configuration measured.
+    pub net: NetConfig,
+    /// Batch size.
+    pub batch: usize,
+    /// Timed training steps (after one warm-up step).
+    pub steps: usize,
+    /// Wall time of the timed steps in seconds.
+    pub seconds: f64,
+    /// Training images per second (batch filling with augmentation, forward, backward and
+    /// SGD update).
+    pub images_per_s: f64,
+}
+
+/// Times `steps` training steps (after one warm-up step) of `genotype` on the demo
+/// configuration with batches of `batch` on `device`.
+pub fn bench_train(
+    genotype: &str,
+    steps: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<BenchResult> {
+    let o = Overrides {
+        width: Some(DEMO_WIDTH),
+        ..Default::default()
+    };
+    let net_cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o)?;
+    let g: Genotype = super::checkpoint::parse_genotype(genotype, &net_cfg)?;
+    let data = crate::sample::cifar10_sample(Split::Train)?;
+    let mixing = Mixing::single_path(&g);
+    let net = Network::new(&net_cfg, &mixing.alive(), 0, device)?;
+    let sgd = SgdConfig::paper(0.1);
+    let mut opt = Sgd::new(sgd.momentum, sgd.weight_decay);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut buf = Vec::new();
+    let [c, h, w] = data.frame_shape();
+    let mut step = |i: usize, rng: &mut ChaCha8Rng| -> Result<()> {
+        let idx: Vec<usize> = (0..batch).map(|k| (i * batch + k) % data.len()).collect();
+        data.fill_batch(&idx, Some(rng), &mut buf);
+        let x = Tensor::from_slice(&buf, (batch, 1, c, h, w), device)?;
+        let labels: Vec<u32> = idx.iter().map(|&k| data.label(k) as u32).collect();
+        let out = net.forward(
+            &x,
+            Forward {
+                mixing: &mixing,
+                mode: Mode::Train,
+                sink: &mut NoSink,
+                dropout_rng: Some(rng),
+            },
+        )?;
+        let loss = LossKind::Ce.loss(&out.logits, &labels)?;
+        let grads = loss.backward()?;
+        opt.step(net.params.trainable(), &grads, sgd.lr)?;
+        let _: f32 = loss.to_scalar()?;
+        Ok(())
+    };
+    step(0, &mut rng)?;
+    let start = Instant::now();
+    for i in 0..steps {
+        step(i + 1, &mut rng)?;
+    }
+    device.synchronize()?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(BenchResult {
+        net: net_cfg,
+        batch,
+        steps,
+        seconds,
+        images_per_s: (steps * batch) as f64 / seconds,
+    })
+}

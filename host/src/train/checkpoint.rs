@@ -1,0 +1,172 @@
+//! Checkpoints: safetensors files holding every tensor of a network's
+//! [`ParamStore`](crate::model::params::ParamStore) (trainable tensors and BatchNorm running
+//! statistics, by name), with the network description in the file's metadata so that `eval`
+//! and `export` rebuild the network from the checkpoint alone.
+//!
+//! Metadata key [`METADATA_KEY`] = JSON [`CheckpointMeta`]:
+//! `{"format":"lightsnn-checkpoint/1","net":<NetConfig>,"genotype":"<op names>","epoch":k,
+//! "dataset":"cifar10",...}`.
+
+use crate::config::NetConfig;
+use crate::fsutil::write_atomic;
+use crate::model::{Mixing, Network};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use snn_nostd::genotype::Genotype;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Format tag of checkpoint metadata.
+pub const CHECKPOINT_FORMAT: &str = "lightsnn-checkpoint/1";
+/// The safetensors metadata key holding the [`CheckpointMeta`] JSON.
+pub const METADATA_KEY: &str = "lightsnn";
+
+/// What a checkpoint says about the network it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Always [`CHECKPOINT_FORMAT`].
+    pub format: String,
+    /// The network shape (dataset, widths, T, cell type, op set, LIF constants).
+    pub net: NetConfig,
+    /// The genotype: op names in canonical edge order, comma-separated.
+    pub genotype: String,
+    /// Training epochs completed when the weights were saved.
+    pub epoch: usize,
+    /// Dataset name (`cifar10`, `nmnist`, ...).
+    pub dataset: String,
+    /// Where the training data came from (a folder or the built-in sample).
+    #[serde(default)]
+    pub data: String,
+    /// Validation top-1 accuracy (0..1) of these weights, when known.
+    #[serde(default)]
+    pub val_top1: Option<f64>,
+    /// lightsnn version that wrote the file.
+    #[serde(default)]
+    pub version: String,
+}
+
+impl CheckpointMeta {
+    /// Metadata for `net` running `genotype` after `epoch` epochs.
+    pub fn new(net: &NetConfig, genotype: &Genotype, epoch: usize, data: &str) -> CheckpointMeta {
+        CheckpointMeta {
+            format: CHECKPOINT_FORMAT.into(),
+            net: net.clone(),
+            genotype: genotype.to_string(),
+            epoch,
+            dataset: net.dataset.to_string(),
+            data: data.to_string(),
+            val_top1: None,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    /// The parsed genotype, checked against the network's cell type and op set.
+    pub fn genotype(&self) -> Result<Genotype> {
+        parse_genotype(&self.genotype, &self.net)
+    }
+}
+
+/// Parses `s` as a genotype for `net`: the op count must match the cell type and every op must
+/// be in the op set.
+pub fn parse_genotype(s: &str, net: &NetConfig) -> Result<Genotype> {
+    let g: Genotype = s
+        .parse()
+        .map_err(|e| anyhow::anyhow!("genotype {s:?}: {e}"))?;
+    if g.cell() != net.cell {
+        bail!(
+            "genotype {s:?} has {} ops, a {} cell needs {}",
+            g.ops().len(),
+            net.cell,
+            net.cell.num_edges()
+        );
+    }
+    g.check_op_set(&net.ops)
+        .map_err(|e| anyhow::anyhow!("genotype {g}: {e} ({{{}}})", net.ops))?;
+    Ok(g)
+}
+
+/// Serialises `tensors` (converted to f32) with `metadata` into safetensors bytes.
+pub fn tensors_to_bytes(
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let mut raw: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let v: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        raw.push((name.clone(), t.dims().to_vec(), bytes));
+    }
+    let views = raw
+        .iter()
+        .map(|(n, shape, b)| Ok((n.as_str(), TensorView::new(Dtype::F32, shape.clone(), b)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(safetensors::serialize(views, Some(metadata))?)
+}
+
+/// Reads a safetensors file: its tensors on `device` and its metadata. Errors name the file.
+pub fn read_tensors(
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        .with_context(|| format!("{}: cannot read the tensors", path.display()))?;
+    Ok((tensors, meta))
+}
+
+/// Writes `net`'s tensors and `meta` to `path` atomically.
+pub fn save_checkpoint(path: &Path, net: &Network, meta: &CheckpointMeta) -> Result<()> {
+    let mut md = HashMap::new();
+    md.insert(METADATA_KEY.to_string(), serde_json::to_string(meta)?);
+    let bytes = tensors_to_bytes(&net.params.all_tensors(), md)?;
+    write_atomic(path, &bytes)
+}
+
+/// Parses the [`CheckpointMeta`] of a checkpoint's metadata map; `origin` names the file.
+pub fn parse_meta(md: &HashMap<String, String>, origin: &str) -> Result<CheckpointMeta> {
+    let Some(json) = md.get(METADATA_KEY) else {
+        bail!(
+            "{origin}: not a lightsnn checkpoint (no `{METADATA_KEY}` metadata; keys: {:?})",
+            md.keys().collect::<Vec<_>>()
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(json)
+        .with_context(|| format!("{origin}: the `{METADATA_KEY}` metadata is not JSON"))?;
+    let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if format != CHECKPOINT_FORMAT {
+        bail!("{origin}: checkpoint format {format:?}, this lightsnn reads {CHECKPOINT_FORMAT:?}");
+    }
+    serde_json::from_value(v)
+        .with_context(|| format!("{origin}: malformed `{METADATA_KEY}` metadata"))
+}
+
+/// Reads only a checkpoint's metadata.
+pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    parse_meta(
+        &header.metadata().clone().unwrap_or_default(),
+        &path.display().to_string(),
+    )
+}
+
+/// Rebuilds the single-path network saved in `path` on `device`, with its weights and BatchNorm
+/// statistics. Errors name the file: not a checkpoint, another format, a genotype that does not
+/// fit the op set, tensors whose names or shapes do not match the described network.
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Network, CheckpointMeta)> {
+    let origin = path.display().to_string();
+    let (tensors, md) = read_tensors(path, device)?;
+    let meta = parse_meta(&md, &origin)?;
+    let g = meta.genotype().with_context(|| origin.clone())?;
+    let alive: Vec<Vec<_>> = Mixing::single_path(&g).alive();
+    let net = Network::new(&meta.net, &alive, 0, device)
+        .with_context(|| format!("{origin}: cannot build the network it describes"))?;
+    net.params.load_from(&tensors, &origin)?;
+    Ok((net, meta))
+}

@@ -1,0 +1,653 @@
+//! Surrogate-gradient training of a single-path network (SPEC §7) and its evaluation.
+//!
+//! A run lives in a folder `RUN_DIR`:
+//! - `metrics.csv`: one row per epoch (see [`metrics::CSV_HEADER`]);
+//! - `curves.svg`: loss, top-1, validation SAR and learning rate per epoch;
+//! - `last.safetensors`, `best.safetensors`: checkpoints (see [`checkpoint`]) after the last
+//!   epoch and at the best validation top-1;
+//! - `last.optim.safetensors`: the SGD momentum buffers after the last epoch;
+//! - `state.json`: [`TrainState`]: the run's configuration, completed epochs, optimiser
+//!   hyper-parameters, RNG derivation, best epoch and the metrics history.
+//!
+//! Every file is written atomically. `state.json` is written last in each epoch and every file
+//! records its epoch, so a run killed at any point resumes from a consistent state.
+//!
+//! # Exact resume
+//! Each epoch's randomness (shuffling, augmentation, dropout masks) comes from one
+//! `ChaCha8Rng` seeded from `(seed, epoch)` only ([`epoch_rng`]), and the learning rate is a
+//! function of the epoch. Resuming therefore needs only the epoch counter, the weights, the
+//! BatchNorm statistics and the momentum buffers; on the CPU a resumed run ends with weights
+//! bit-identical to an uninterrupted one.
+
+pub mod bench;
+pub mod checkpoint;
+pub mod curves;
+pub mod eval;
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
+
+#[cfg(test)]
+mod tests;
+
+pub use checkpoint::{load_checkpoint, CheckpointMeta};
+pub use eval::{evaluate, EvalReport};
+pub use metrics::{EpochMetrics, LossKind};
+pub use optim::{Sgd, SgdConfig};
+
+use crate::config::NetConfig;
+use crate::data::{train_val_split, Dataset};
+use crate::fsutil::write_atomic;
+use crate::model::{Forward, Mixing, Mode, Network, NoSink};
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use snn_nostd::genotype::Genotype;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Makes Candle run element-wise CPU ops on the calling thread (`CANDLE_NUM_THREADS=1`) unless
+/// the variable is already set; matrix products and convolutions still use every core.
+///
+/// Candle hands element-wise ops to a spinning barrier pool; on a loaded machine the spinning
+/// threads steal the cores the work needs (measured here: one training epoch 97 s with the
+/// pool, 51 s without). Call it before the first tensor operation of the process: the pool size
+/// is read once.
+pub fn prefer_serial_elementwise() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
+/// Format tag of `state.json`.
+pub const STATE_FORMAT: &str = "lightsnn-train-state/1";
+/// Metadata key of `last.optim.safetensors` (JSON `{"epoch": k}`).
+pub const OPTIM_METADATA_KEY: &str = "lightsnn-optim";
+/// The multiplier of [`epoch_rng`]'s seed derivation (2^64 / golden ratio).
+pub const EPOCH_SEED_MULT: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// File names inside a run folder.
+pub mod files {
+    /// Per-epoch metrics.
+    pub const METRICS: &str = "metrics.csv";
+    /// Training curves.
+    pub const CURVES: &str = "curves.svg";
+    /// Weights after the last completed epoch.
+    pub const LAST: &str = "last.safetensors";
+    /// Weights of the best validation epoch.
+    pub const BEST: &str = "best.safetensors";
+    /// Momentum buffers after the last completed epoch.
+    pub const OPTIM: &str = "last.optim.safetensors";
+    /// Run state.
+    pub const STATE: &str = "state.json";
+}
+
+/// Everything that defines a training run (recorded in `state.json`; a resume takes it from
+/// there).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The genotype (op names in canonical edge order).
+    pub genotype: String,
+    /// The network shape.
+    pub net: NetConfig,
+    /// Total epochs E (the cosine schedule spans them).
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Optimiser and schedule.
+    pub optim: SgdConfig,
+    /// Loss function.
+    pub loss: LossKind,
+    /// Master seed: initial weights, validation split and every epoch's RNG.
+    pub seed: u64,
+    /// Fraction of the training split held out for validation (model selection).
+    pub val_fraction: f64,
+    /// Dataset folder; `None` = the built-in CIFAR-10 sample.
+    pub data: Option<PathBuf>,
+    /// Initialisation of the two linear layers.
+    #[serde(default)]
+    pub linear_init: LinearInit,
+}
+
+/// How the classifier's linear layers are initialised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinearInit {
+    /// N(0, 0.01^2), as the reference (SPEC §4). At the paper's widths fc1 sums ~10^4 active
+    /// spikes and the hidden LIFs reach threshold; in small networks (fan-in ~10^3) they stay
+    /// silent, no gradient reaches fc2, and training stalls at chance.
+    #[default]
+    Reference,
+    /// N(0, 2 / fan_in) (Kaiming normal): the hidden potential has the same spread at every
+    /// width. At the paper's CIFAR-10 widths fc1 gets std 0.0078, close to the reference's 0.01.
+    Kaiming,
+}
+
+impl std::fmt::Display for LinearInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinearInit::Reference => "reference",
+            LinearInit::Kaiming => "kaiming",
+        })
+    }
+}
+
+/// Re-draws `fc1` and `fc2` of `net` from N(0, 2 / fan_in) with a ChaCha8 stream seeded from
+/// `seed` (biases stay 0).
+pub fn kaiming_linear_init(net: &Network, seed: u64) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4c49_4e45_4152_0001);
+    for var in [&net.fc1, &net.fc2] {
+        let (out, fan_in) = var.dims2()?;
+        let std = (2.0 / fan_in as f64).sqrt();
+        let data: Vec<f32> = (0..out * fan_in)
+            .map(|_| (std * standard_normal(&mut rng)) as f32)
+            .collect();
+        var.set(&Tensor::from_vec(data, (out, fan_in), var.device())?)?;
+    }
+    Ok(())
+}
+
+/// One N(0, 1) draw (Box-Muller).
+fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
+    let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+impl TrainConfig {
+    /// The parsed genotype, checked against the network's cell type and op set.
+    pub fn genotype(&self) -> Result<Genotype> {
+        checkpoint::parse_genotype(&self.genotype, &self.net)
+    }
+
+    /// Checks the numbers.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if self.batch == 0 {
+            bail!("--batch must be at least 1");
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            bail!(
+                "--val-fraction must be between 0 and 1 (exclusive), got {}",
+                self.val_fraction
+            );
+        }
+        if !(self.optim.lr.is_finite() && self.optim.lr > 0.0) {
+            bail!("--lr must be a positive number, got {}", self.optim.lr);
+        }
+        self.net.validate()?;
+        self.genotype()?;
+        Ok(())
+    }
+
+    /// A label for where the data came from.
+    pub fn data_label(&self) -> String {
+        match &self.data {
+            Some(d) => d.display().to_string(),
+            None => crate::sample::SAMPLE_LABEL.to_string(),
+        }
+    }
+}
+
+/// How the per-epoch RNG is derived (recorded in `state.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RngState {
+    /// The generator.
+    pub generator: String,
+    /// The master seed.
+    pub seed: u64,
+    /// The derivation of epoch `e`'s (0-based) seed.
+    pub derivation: String,
+    /// The next epoch to run (0-based): the only state a resume needs.
+    pub next_epoch: usize,
+}
+
+/// The optimiser's state as recorded in `state.json`; the momentum buffers themselves are in
+/// `last.optim.safetensors`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimState {
+    /// `sgd`.
+    pub kind: String,
+    /// Hyper-parameters.
+    pub config: SgdConfig,
+    /// The schedule.
+    pub schedule: String,
+    /// Update steps taken so far.
+    pub steps: u64,
+    /// File of the momentum buffers.
+    pub buffers: String,
+}
+
+/// The best validation epoch so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Its validation top-1.
+    pub val_top1: f64,
+}
+
+/// `state.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Always [`STATE_FORMAT`].
+    pub format: String,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// Optimiser.
+    pub optimizer: OptimState,
+    /// RNG.
+    pub rng: RngState,
+    /// Best validation epoch.
+    pub best: Option<Best>,
+    /// Every completed epoch's metrics.
+    pub history: Vec<EpochMetrics>,
+    /// lightsnn version.
+    pub version: String,
+}
+
+impl TrainState {
+    /// Reads `RUN_DIR/state.json`.
+    pub fn read(run_dir: &Path) -> Result<TrainState> {
+        let path = run_dir.join(files::STATE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (is {} a training run folder?)",
+                path.display(),
+                run_dir.display()
+            )
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
+        if format != STATE_FORMAT {
+            bail!(
+                "{}: format {format:?}, expected {STATE_FORMAT:?}",
+                path.display()
+            );
+        }
+        serde_json::from_value(v).with_context(|| format!("{}: malformed", path.display()))
+    }
+}
+
+/// The RNG of epoch `epoch` (0-based): `ChaCha8Rng::seed_from_u64(seed ^ (epoch + 1) *
+/// EPOCH_SEED_MULT)` (wrapping multiplication). It shuffles, then draws each batch's
+/// augmentation and dropout masks, in batch order.
+pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(EPOCH_SEED_MULT))
+}
+
+/// Options of one invocation (not part of the run's definition).
+#[derive(Clone, Debug, Default)]
+pub struct RunControl {
+    /// Continue the run in the folder instead of starting a new one.
+    pub resume: bool,
+    /// Stop after this many epochs in this invocation (a time-boxed job).
+    pub stop_after: Option<usize>,
+    /// No table, no progress bars.
+    pub quiet: bool,
+}
+
+/// What [`train`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOutcome {
+    /// Epochs completed in total.
+    pub epochs_done: usize,
+    /// Whether all epochs are done.
+    pub complete: bool,
+    /// Best validation epoch.
+    pub best: Option<Best>,
+    /// Metrics of every completed epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+fn progress(len: usize, quiet: bool, what: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} batches {{msg}} (eta {{eta}})"
+        ))
+        .expect("valid template"),
+    );
+    pb
+}
+
+/// Trains (or, with `ctl.resume`, continues) the run `cfg` in `run_dir` on `train_data`, the
+/// whole training split (the validation split is carved from it with `cfg.seed`).
+pub fn train(
+    run_dir: &Path,
+    cfg: &TrainConfig,
+    train_data: &Dataset,
+    device: &Device,
+    ctl: &RunControl,
+) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    if train_data.kind() != cfg.net.dataset {
+        bail!(
+            "the data is {}, the network is configured for {}",
+            train_data.kind(),
+            cfg.net.dataset
+        );
+    }
+    let g = cfg.genotype()?;
+    let mixing = Mixing::single_path(&g);
+    let net = Network::new(&cfg.net, &mixing.alive(), cfg.seed, device)?;
+    if cfg.linear_init == LinearInit::Kaiming {
+        kaiming_linear_init(&net, cfg.seed)?;
+    }
+    let mut opt = Sgd::new(cfg.optim.momentum, cfg.optim.weight_decay);
+    let mut state = if ctl.resume {
+        let st = TrainState::read(run_dir)?;
+        if &st.config != cfg {
+            bail!(
+                "{}: the run's configuration differs from the one given",
+                run_dir.join(files::STATE).display()
+            );
+        }
+        restore(run_dir, &st, &net, &mut opt, device)?;
+        st
+    } else {
+        let sp = run_dir.join(files::STATE);
+        if sp.exists() {
+            bail!(
+                "{} already holds a training run ({}); continue it with --resume {} or choose another --out",
+                run_dir.display(),
+                sp.display(),
+                run_dir.display()
+            );
+        }
+        std::fs::create_dir_all(run_dir)
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        TrainState {
+            format: STATE_FORMAT.into(),
+            epoch: 0,
+            config: cfg.clone(),
+            optimizer: OptimState {
+                kind: "sgd".into(),
+                config: cfg.optim.clone(),
+                schedule: format!(
+                    "cosine per epoch: lr_e = eta_min + 0.5 (lr - eta_min)(1 + cos(pi e / {}))",
+                    cfg.epochs
+                ),
+                steps: 0,
+                buffers: files::OPTIM.into(),
+            },
+            rng: RngState {
+                generator: "ChaCha8Rng".into(),
+                seed: cfg.seed,
+                derivation: format!(
+                    "seed_from_u64(seed ^ (epoch + 1) * {EPOCH_SEED_MULT:#x}), epoch 0-based; shuffle, then per batch augmentation and dropout"
+                ),
+                next_epoch: 0,
+            },
+            best: None,
+            history: Vec::new(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    };
+    let (train_idx, val_idx) = train_val_split(train_data.len(), cfg.val_fraction, cfg.seed);
+    if train_idx.is_empty() || val_idx.is_empty() {
+        bail!(
+            "{} training samples cannot be split into training and validation with --val-fraction {}",
+            train_data.len(),
+            cfg.val_fraction
+        );
+    }
+    let val_data = train_data.subset(&val_idx);
+    let data_label = cfg.data_label();
+    if !ctl.quiet {
+        println!(
+            "lightsnn train: {} on {} ({} train / {} validation) | genotype {} | C1/C2 {}/{}, H {}, V {}, T {} | batch {}, lr {}, {} epochs, loss {}, linear init {}, seed {}",
+            cfg.net.dataset,
+            data_label,
+            train_idx.len(),
+            val_idx.len(),
+            g,
+            cfg.net.c1,
+            cfg.net.c2,
+            cfg.net.hidden,
+            cfg.net.votes,
+            cfg.net.timesteps,
+            cfg.batch,
+            cfg.optim.lr,
+            cfg.epochs,
+            cfg.loss,
+            cfg.linear_init,
+            cfg.seed
+        );
+        println!(
+            "{} trainable parameters; run folder {}",
+            net.params.num_trainable(),
+            run_dir.display()
+        );
+        if state.epoch > 0 {
+            println!("resuming after epoch {}", state.epoch);
+        }
+        println!("{}", metrics::table_header());
+        for m in &state.history {
+            let best = state.best.as_ref().is_some_and(|b| b.epoch == m.epoch);
+            println!("{}", m.table_row(cfg.epochs, best));
+        }
+    }
+    let augment = !cfg.net.dataset.is_event();
+    let [c, h, w] = train_data.frame_shape();
+    let frames = train_data.frames();
+    let mut buf = Vec::new();
+    let mut ran = 0usize;
+    while state.epoch < cfg.epochs {
+        if ctl.stop_after.is_some_and(|n| ran >= n) {
+            break;
+        }
+        let e = state.epoch;
+        let start = Instant::now();
+        let lr = schedule::cosine_lr(cfg.optim.lr, cfg.optim.eta_min, e, cfg.epochs);
+        let mut rng = epoch_rng(cfg.seed, e);
+        let mut order = train_idx.clone();
+        order.shuffle(&mut rng);
+        let n_batches = order.len().div_ceil(cfg.batch);
+        let pb = progress(n_batches, ctl.quiet, &format!("epoch {}", e + 1));
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for (bi, chunk) in order.chunks(cfg.batch).enumerate() {
+            let aug: Option<&mut dyn RngCore> = if augment { Some(&mut rng) } else { None };
+            train_data.fill_batch(chunk, aug, &mut buf);
+            let x = Tensor::from_slice(&buf, (chunk.len(), frames, c, h, w), device)?;
+            let labels: Vec<u32> = chunk.iter().map(|&i| train_data.label(i) as u32).collect();
+            let out = net.forward(
+                &x,
+                Forward {
+                    mixing: &mixing,
+                    mode: Mode::Train,
+                    sink: &mut NoSink,
+                    dropout_rng: Some(&mut rng),
+                },
+            )?;
+            let loss = cfg.loss.loss(&out.logits, &labels)?;
+            let grads = loss.backward()?;
+            opt.step(net.params.trainable(), &grads, lr)?;
+            state.optimizer.steps += 1;
+            let l: f32 = loss.to_scalar()?;
+            if !l.is_finite() {
+                bail!(
+                    "the training loss became {l} in epoch {} batch {}",
+                    e + 1,
+                    bi + 1
+                );
+            }
+            loss_sum += l as f64 * chunk.len() as f64;
+            correct += metrics::predictions(&out.logits)?
+                .iter()
+                .zip(&labels)
+                .filter(|(p, &t)| **p == t as usize)
+                .count();
+            pb.inc(1);
+            let seen = (bi * cfg.batch + chunk.len()) as f64;
+            pb.set_message(format!(
+                "loss {:.4} top-1 {:.1}%",
+                loss_sum / seen,
+                100.0 * correct as f64 / seen
+            ));
+        }
+        pb.finish_and_clear();
+        let vpb = progress(val_data.len().div_ceil(cfg.batch), ctl.quiet, "validation");
+        let val = evaluate(&net, &g, &val_data, cfg.batch, cfg.loss, false, Some(&vpb))?;
+        vpb.finish_and_clear();
+        let n = train_idx.len() as f64;
+        let m = EpochMetrics {
+            epoch: e + 1,
+            lr,
+            train_loss: loss_sum / n,
+            train_top1: correct as f64 / n,
+            val_loss: val.loss,
+            val_top1: val.top1,
+            val_sar: val.sar,
+            epoch_s: start.elapsed().as_secs_f64(),
+        };
+        let is_best = state.best.as_ref().is_none_or(|b| m.val_top1 > b.val_top1);
+        state.epoch = e + 1;
+        state.rng.next_epoch = e + 1;
+        state.history.push(m.clone());
+        if is_best {
+            state.best = Some(Best {
+                epoch: e + 1,
+                val_top1: m.val_top1,
+            });
+        }
+        save_epoch(
+            run_dir,
+            &state,
+            &net,
+            &g,
+            &opt,
+            &data_label,
+            is_best,
+            m.val_top1,
+        )?;
+        if !ctl.quiet {
+            println!("{}", m.table_row(cfg.epochs, is_best));
+        }
+        ran += 1;
+    }
+    let complete = state.epoch >= cfg.epochs;
+    if !ctl.quiet {
+        if let Some(b) = &state.best {
+            println!(
+                "best validation top-1 {:.2}% at epoch {} -> {}",
+                100.0 * b.val_top1,
+                b.epoch,
+                run_dir.join(files::BEST).display()
+            );
+        }
+        if !complete {
+            println!(
+                "stopped after epoch {} of {}; continue with: lightsnn train --resume {}",
+                state.epoch,
+                cfg.epochs,
+                run_dir.display()
+            );
+        }
+    }
+    Ok(TrainOutcome {
+        epochs_done: state.epoch,
+        complete,
+        best: state.best,
+        history: state.history,
+    })
+}
+
+/// Writes every file of a completed epoch; `state.json` last.
+#[allow(clippy::too_many_arguments)]
+fn save_epoch(
+    run_dir: &Path,
+    state: &TrainState,
+    net: &Network,
+    g: &Genotype,
+    opt: &Sgd,
+    data_label: &str,
+    is_best: bool,
+    val_top1: f64,
+) -> Result<()> {
+    let mut meta = CheckpointMeta::new(&state.config.net, g, state.epoch, data_label);
+    meta.val_top1 = Some(val_top1);
+    checkpoint::save_checkpoint(&run_dir.join(files::LAST), net, &meta)?;
+    let mut md = HashMap::new();
+    md.insert(
+        OPTIM_METADATA_KEY.to_string(),
+        serde_json::json!({ "epoch": state.epoch }).to_string(),
+    );
+    write_atomic(
+        &run_dir.join(files::OPTIM),
+        &checkpoint::tensors_to_bytes(opt.buffers(), md)?,
+    )?;
+    if is_best {
+        checkpoint::save_checkpoint(&run_dir.join(files::BEST), net, &meta)?;
+    }
+    write_atomic(
+        &run_dir.join(files::METRICS),
+        metrics::csv(&state.history).as_bytes(),
+    )?;
+    write_atomic(
+        &run_dir.join(files::CURVES),
+        curves::curves_svg(&state.history)?.as_bytes(),
+    )?;
+    write_atomic(
+        &run_dir.join(files::STATE),
+        &serde_json::to_vec_pretty(state)?,
+    )
+}
+
+/// Loads the weights, BatchNorm statistics and momentum buffers of a run into `net` and `opt`,
+/// checking that every file belongs to the epoch `state.json` records.
+fn restore(
+    run_dir: &Path,
+    st: &TrainState,
+    net: &Network,
+    opt: &mut Sgd,
+    device: &Device,
+) -> Result<()> {
+    let last = run_dir.join(files::LAST);
+    let origin = last.display().to_string();
+    let (tensors, md) = checkpoint::read_tensors(&last, device)?;
+    let meta = checkpoint::parse_meta(&md, &origin)?;
+    if meta.epoch != st.epoch {
+        bail!(
+            "{origin} holds epoch {}, {} says {}: the run folder is inconsistent",
+            meta.epoch,
+            files::STATE,
+            st.epoch
+        );
+    }
+    if meta.net != st.config.net || meta.genotype()? != st.config.genotype()? {
+        bail!(
+            "{origin} holds another network than {} describes",
+            files::STATE
+        );
+    }
+    net.params.load_from(&tensors, &origin)?;
+    let op = run_dir.join(files::OPTIM);
+    let oorigin = op.display().to_string();
+    let (bufs, omd) = checkpoint::read_tensors(&op, device)?;
+    let oepoch = omd
+        .get(OPTIM_METADATA_KEY)
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| v.get("epoch").and_then(|e| e.as_u64()));
+    if oepoch != Some(st.epoch as u64) {
+        bail!(
+            "{oorigin} holds epoch {oepoch:?}, {} says {}: the run folder is inconsistent",
+            files::STATE,
+            st.epoch
+        );
+    }
+    opt.load_buffers(bufs, net.params.trainable(), &oorigin)
+}
