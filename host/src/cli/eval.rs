@@ -14,8 +14,13 @@ use std::path::PathBuf;
 pub struct EvalArgs {
     /// A checkpoint written by `lightsnn train` (RUN_DIR/best.safetensors or last.safetensors);
     /// the network is rebuilt from it alone.
+    #[arg(long, required_unless_present = "model")]
+    pub checkpoint: Option<PathBuf>,
+    /// A model blob written by `lightsnn export`: run it with the integer engine of snn-nostd
+    /// (the same code as the firmware) and report top-1, per-layer SAR and, with
+    /// `--checkpoint`, the agreement with the float network.
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub model: Option<PathBuf>,
     /// Dataset folder in the official layout (its test split is evaluated). Without it, the
     /// built-in CIFAR-10 sample.
     #[arg(long)]
@@ -45,8 +50,15 @@ struct EvalFile<'a> {
 /// Runs `lightsnn eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
     train::prefer_serial_elementwise();
+    if let Some(model) = &a.model {
+        return super::eval_int::run(model, &a);
+    }
+    let checkpoint = a
+        .checkpoint
+        .clone()
+        .expect("clap requires --checkpoint or --model");
     let device = a.device.open()?;
-    let (net, meta) = train::load_checkpoint(&a.checkpoint, &device)?;
+    let (net, meta) = train::load_checkpoint(&checkpoint, &device)?;
     let g = meta.genotype()?;
     let kind = meta.net.dataset;
     let (data, label) = match &a.data {
@@ -58,7 +70,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             if kind != crate::data::DatasetKind::Cifar10 {
                 anyhow::bail!(
                     "{}: the checkpoint is for {kind}; give its dataset folder with --data DIR",
-                    a.checkpoint.display()
+                    checkpoint.display()
                 );
             }
             (
@@ -69,7 +81,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     println!(
         "lightsnn eval: {} (epoch {}, genotype {}, C1/C2 {}/{}, H {}, T {}) on the {kind} test split of {label}",
-        a.checkpoint.display(),
+        checkpoint.display(),
         meta.epoch,
         g,
         meta.net.c1,
@@ -84,7 +96,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if let Some(path) = &a.json {
         let f = EvalFile {
             format: "lightsnn-eval/1",
-            checkpoint: a.checkpoint.display().to_string(),
+            checkpoint: checkpoint.display().to_string(),
             data: label,
             meta: &meta,
             report: &report,

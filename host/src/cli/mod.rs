@@ -3,6 +3,8 @@
 mod bench;
 mod common;
 mod eval;
+mod eval_int;
+mod export;
 mod search;
 mod train;
 
@@ -30,6 +32,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Benchmarks (ratios against baselines run in the same process).
     Bench(bench::BenchArgs),
+    /// Fold BN, quantise to int8/int16 and write the model blob for the device.
+    Export(export::ExportArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -41,5 +45,6 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train::run(*a),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Export(a) => export::export(a),
     }
 }

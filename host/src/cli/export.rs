@@ -1,0 +1,122 @@
+//! `lightsnn export`: a trained checkpoint to a quantised model blob for the device.
+
+use crate::data::Split;
+use crate::export::{
+    board, check_fit, footprint, from_network, quantize_with_report, Bits, BOARDS,
+};
+use crate::train::load_checkpoint;
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::Args;
+use rand::SeedableRng;
+use snn_nostd::genotype::Genotype;
+use std::path::PathBuf;
+
+/// Options of `lightsnn export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A checkpoint written by `lightsnn train` (e.g. RUN_DIR/best.safetensors).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Where to write the model blob.
+    #[arg(long)]
+    out: PathBuf,
+    /// Weight precision.
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::ValueParser::new(parse_bits))]
+    bits: u8,
+    /// Check the footprint against this part (stm32f411, stm32f746, nrf52840, stm32h743) and
+    /// fail if the network does not fit.
+    #[arg(long)]
+    board: Option<String>,
+    /// Training data for calibrating the activation scales (default for CIFAR-10: the
+    /// built-in sample).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Number of calibration samples.
+    #[arg(long, default_value_t = 64)]
+    calib: usize,
+}
+
+/// Runs `lightsnn export`.
+pub fn export(a: ExportArgs) -> Result<()> {
+    let (net, meta) = load_checkpoint(&a.checkpoint, &Device::Cpu)?;
+    let g: Genotype = meta
+        .genotype
+        .parse()
+        .with_context(|| format!("{}: bad genotype in metadata", a.checkpoint.display()))?;
+    let fnet = from_network(&net, &g)?;
+    let cfg = &net.cfg;
+    let data = match &a.data {
+        Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Train, cfg.timesteps)?,
+        None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
+            crate::sample::cifar10_sample(Split::Train)?
+        }
+        None => bail!(
+            "--data DIR is needed to calibrate a {} network",
+            cfg.dataset
+        ),
+    };
+    if a.calib == 0 {
+        bail!("--calib must be at least 1");
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let k = a.calib.min(data.len());
+    let idx = rand::seq::index::sample(&mut rng, data.len(), k).into_vec();
+    let mut buf = Vec::new();
+    data.fill_batch(&idx, None, &mut buf);
+    let per = buf.len() / k;
+    let calib: Vec<&[f32]> = buf.chunks(per).collect();
+    let bits = if a.bits == 16 { Bits::B16 } else { Bits::B8 };
+    let (blob, _report) = quantize_with_report(&fnet, bits, &calib)?;
+    let fp = footprint(&blob)?;
+    println!("model: {} {} cell, genotype {}", cfg.dataset, cfg.cell, g);
+    println!(
+        "  C1/C2 {}/{}, H {}, T {}, {}-bit weights, calibrated on {k} samples",
+        cfg.c1, cfg.c2, cfg.hidden, cfg.timesteps, a.bits
+    );
+    println!("footprint:");
+    println!(
+        "  blob (flash)      {:>9} B ({:.1} KiB)",
+        fp.blob_bytes,
+        fp.blob_bytes as f64 / 1024.0
+    );
+    println!("  weights           {:>9} B", fp.weight_bytes);
+    println!(
+        "  activation RAM    {:>9} B ({:.1} KiB: act {} x i16, acc {} x i32, spike bits {} x u64)",
+        fp.activation_ram,
+        fp.activation_ram as f64 / 1024.0,
+        fp.buffers.act,
+        fp.buffers.acc,
+        fp.buffers.bits
+    );
+    println!("  input buffer      {:>9} B", fp.input_ram);
+    for b in BOARDS.iter() {
+        let fit = match check_fit(&fp, b) {
+            Ok(()) => "fits".to_string(),
+            Err(e) => format!("does not fit: {e}"),
+        };
+        println!(
+            "  {:<10} ({}, {} KiB flash / {} KiB RAM): {fit}",
+            b.name,
+            b.core,
+            b.flash_bytes / 1024,
+            b.ram_bytes / 1024
+        );
+    }
+    if let Some(name) = &a.board {
+        let b = board(name)?;
+        check_fit(&fp, b)
+            .with_context(|| format!("the network does not fit {}; nothing written", b.name))?;
+    }
+    crate::fsutil::write_atomic(&a.out, &blob)?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn parse_bits(s: &str) -> Result<u8, String> {
+    match s {
+        "8" => Ok(8),
+        "16" => Ok(16),
+        _ => Err(format!("--bits must be 8 or 16, got {s}")),
+    }
+}
