@@ -152,3 +152,22 @@ fn undersized_buffers_log_error_and_fail() {
         "{log}"
     );
 }
+
+/// A real trained network: `firmware/assets/trained.bin` was produced by `lightsnn train` on the
+/// CIFAR-10 lossless subset and `lightsnn export` (recipe in `firmware/assets/README.md`). The
+/// device's predictions and every per-layer spike count equal the host integer reference on the
+/// embedded test images, and the instruction counts of a trained (sparser) network are reported.
+#[test]
+fn firmware_matches_host_reference_trained_blob() {
+    if !have_qemu() {
+        return;
+    }
+    let blob = firmware::workspace_root().join("firmware/assets/trained.bin");
+    assert!(blob.is_file(), "{} is missing", blob.display());
+    let dir = tempfile::tempdir().unwrap();
+    let o = e2e::run(&config(dir.path(), blob, true)).unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", e2e::describe(&o));
+    assert_eq!(o.device.images.len(), 4);
+    let cost = o.cost.unwrap();
+    assert!(cost.per_inference > 0.0);
+}

@@ -2,11 +2,9 @@
 
 use super::eval::EvalArgs;
 use crate::data::{Dataset, DatasetKind, Split};
-use crate::export::run_integer;
-use crate::model::{Forward, Mixing, Mode, NoSink};
+use crate::export::pipeline::compare;
 use crate::train;
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor, D};
 use snn_nostd::model::decode;
 use std::path::Path;
 
@@ -40,68 +38,29 @@ pub fn run(model_path: &Path, a: &EvalArgs) -> Result<()> {
         None if kind == DatasetKind::Cifar10 => crate::sample::cifar10_sample(Split::Test)?,
         None => bail!("--data DIR is needed for a {kind} model"),
     };
-    let idx: Vec<usize> = (0..data.len()).collect();
-    let mut buf = Vec::new();
-    data.fill_batch(&idx, None, &mut buf);
-    let per = buf.len() / data.len().max(1);
-    let inputs: Vec<&[f32]> = buf.chunks(per).collect();
-    let run = run_integer(&blob, &inputs)?;
-    let correct = run
-        .predictions
-        .iter()
-        .zip(data.labels())
-        .filter(|(p, l)| **p == **l as usize)
-        .count();
-    println!(
-        "integer model {} ({} bytes) on {} test samples",
-        model_path.display(),
-        blob.len(),
-        data.len()
-    );
-    println!(
-        "  top-1: {:.2}%",
-        100.0 * correct as f64 / data.len() as f64
-    );
+    let float = match &a.checkpoint {
+        Some(ck) => {
+            let (net, meta) = train::load_checkpoint(ck, &candle_core::Device::Cpu)?;
+            let g = meta.genotype()?;
+            Some((net, g))
+        }
+        None => None,
+    };
+    let c = compare(&blob, float.as_ref().map(|(n, g)| (n, g)), &data, a.batch)?;
+    println!("integer model {} ({} bytes) on {} test samples", model_path.display(), blob.len(), data.len());
+    println!("  top-1: {:.2}%", 100.0 * c.integer_top1);
     let (mut spikes, mut slots) = (0u64, 0u64);
-    for s in &run.stats {
+    for s in &c.integer.stats {
         println!("  SAR {:?}: {:.4}", s.layer, s.sar());
         spikes += s.spikes;
         slots += s.neurons as u64 * s.steps;
     }
     println!("  SAR total: {:.4}", spikes as f64 / slots.max(1) as f64);
-    if let Some(ck) = &a.checkpoint {
-        let (net, meta) = train::load_checkpoint(ck, &Device::Cpu)?;
-        let g = meta.genotype()?;
-        let mix = Mixing::single_path(&g);
-        let [c, h, w] = data.frame_shape();
-        let f = data.frames();
-        let mut same = 0usize;
-        let mut float_correct = 0usize;
-        for (bi, chunk) in idx.chunks(a.batch.max(1)).enumerate() {
-            let x = Tensor::from_slice(
-                &buf[bi * a.batch.max(1) * per..][..chunk.len() * per],
-                (chunk.len(), f, c, h, w),
-                &Device::Cpu,
-            )?;
-            let out = net.forward(
-                &x,
-                Forward {
-                    mixing: &mix,
-                    mode: Mode::Eval,
-                    sink: &mut NoSink,
-                    dropout_rng: None,
-                },
-            )?;
-            let pred: Vec<u32> = out.logits.argmax(D::Minus1)?.to_vec1()?;
-            for (k, &i) in chunk.iter().enumerate() {
-                same += (pred[k] as usize == run.predictions[i]) as usize;
-                float_correct += (pred[k] as usize == data.label(i)) as usize;
-            }
-        }
+    if let (Some(f), Some(ag)) = (c.float_top1, c.agreement) {
         println!(
             "  float checkpoint top-1: {:.2}%; agreement integer vs float (same top-1): {:.2}%",
-            100.0 * float_correct as f64 / data.len() as f64,
-            100.0 * same as f64 / data.len() as f64
+            100.0 * f,
+            100.0 * ag
         );
     }
     Ok(())

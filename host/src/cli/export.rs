@@ -1,15 +1,11 @@
 //! `lightsnn export`: a trained checkpoint to a quantised model blob for the device.
 
 use crate::data::Split;
-use crate::export::{
-    board, check_fit, footprint, from_network, quantize_with_report, Bits, BOARDS,
-};
-use crate::train::load_checkpoint;
+use crate::export::pipeline::export_checkpoint;
+use crate::export::{board, check_fit, Bits, BOARDS};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
-use rand::SeedableRng;
-use snn_nostd::genotype::Genotype;
 use std::path::PathBuf;
 
 /// Options of `lightsnn export`.
@@ -39,47 +35,23 @@ pub struct ExportArgs {
 
 /// Runs `lightsnn export`.
 pub fn export(a: ExportArgs) -> Result<()> {
-    let (net, meta) = load_checkpoint(&a.checkpoint, &Device::Cpu)?;
-    let g: Genotype = meta
-        .genotype
-        .parse()
-        .with_context(|| format!("{}: bad genotype in metadata", a.checkpoint.display()))?;
-    let fnet = from_network(&net, &g)?;
-    let cfg = &net.cfg;
+    let (_, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
+    let cfg = meta.net.clone();
     let data = match &a.data {
         Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Train, cfg.timesteps)?,
-        None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
-            crate::sample::cifar10_sample(Split::Train)?
-        }
-        None => bail!(
-            "--data DIR is needed to calibrate a {} network",
-            cfg.dataset
-        ),
+        None if cfg.dataset == crate::data::DatasetKind::Cifar10 => crate::sample::cifar10_sample(Split::Train)?,
+        None => bail!("--data DIR is needed to calibrate a {} network", cfg.dataset),
     };
-    if a.calib == 0 {
-        bail!("--calib must be at least 1");
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let k = a.calib.min(data.len());
-    let idx = rand::seq::index::sample(&mut rng, data.len(), k).into_vec();
-    let mut buf = Vec::new();
-    data.fill_batch(&idx, None, &mut buf);
-    let per = buf.len() / k;
-    let calib: Vec<&[f32]> = buf.chunks(per).collect();
     let bits = if a.bits == 16 { Bits::B16 } else { Bits::B8 };
-    let (blob, _report) = quantize_with_report(&fnet, bits, &calib)?;
-    let fp = footprint(&blob)?;
-    println!("model: {} {} cell, genotype {}", cfg.dataset, cfg.cell, g);
+    let e = export_checkpoint(&a.checkpoint, &data, bits, a.calib)?;
+    let fp = e.footprint;
+    println!("model: {} {} cell, genotype {}", cfg.dataset, cfg.cell, e.genotype);
     println!(
-        "  C1/C2 {}/{}, H {}, T {}, {}-bit weights, calibrated on {k} samples",
-        cfg.c1, cfg.c2, cfg.hidden, cfg.timesteps, a.bits
+        "  C1/C2 {}/{}, H {}, T {}, {}-bit weights, calibrated on {} samples",
+        cfg.c1, cfg.c2, cfg.hidden, cfg.timesteps, a.bits, e.calib
     );
     println!("footprint:");
-    println!(
-        "  blob (flash)      {:>9} B ({:.1} KiB)",
-        fp.blob_bytes,
-        fp.blob_bytes as f64 / 1024.0
-    );
+    println!("  blob (flash)      {:>9} B ({:.1} KiB)", fp.blob_bytes, fp.blob_bytes as f64 / 1024.0);
     println!("  weights           {:>9} B", fp.weight_bytes);
     println!(
         "  activation RAM    {:>9} B ({:.1} KiB: act {} x i16, acc {} x i32, spike bits {} x u64)",
@@ -105,10 +77,9 @@ pub fn export(a: ExportArgs) -> Result<()> {
     }
     if let Some(name) = &a.board {
         let b = board(name)?;
-        check_fit(&fp, b)
-            .with_context(|| format!("the network does not fit {}; nothing written", b.name))?;
+        check_fit(&fp, b).with_context(|| format!("the network does not fit {}; nothing written", b.name))?;
     }
-    crate::fsutil::write_atomic(&a.out, &blob)?;
+    crate::fsutil::write_atomic(&a.out, &e.blob)?;
     println!("wrote {}", a.out.display());
     Ok(())
 }

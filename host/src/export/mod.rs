@@ -11,6 +11,7 @@
 
 mod convert;
 mod float;
+pub mod pipeline;
 mod quant;
 
 pub use convert::from_network;
