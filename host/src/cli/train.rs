@@ -221,7 +221,7 @@ pub fn new_config(a: &TrainArgs) -> Result<TrainConfig> {
         seed: a.seed.unwrap_or(0),
         val_fraction: a.val_fraction.unwrap_or(0.1),
         data: a.data.clone(),
-        linear_init: a.linear_init.unwrap_or(LinearInit::Kaiming),
+        linear_init: a.linear_init.unwrap_or_default(),
     };
     cfg.validate()?;
     Ok(cfg)

@@ -73,6 +73,7 @@ pub fn curves_svg(history: &[EpochMetrics]) -> Result<String> {
             chart
                 .configure_mesh()
                 .x_desc("epoch")
+                .max_light_lines(2)
                 .draw()
                 .map_err(|e| anyhow!("{e:?}"))?;
             for (name, color, s) in &panel.series {

@@ -9,8 +9,10 @@
 //! - `state.json`: [`TrainState`]: the run's configuration, completed epochs, optimiser
 //!   hyper-parameters, RNG derivation, best epoch and the metrics history.
 //!
-//! Every file is written atomically. `state.json` is written last in each epoch and every file
-//! records its epoch, so a run killed at any point resumes from a consistent state.
+//! Every file is written atomically and records its epoch. Checkpoints of a new epoch are first
+//! written under `*.pending` names, then `state.json` commits the epoch, then the pending files
+//! are renamed into place: a run killed at any point resumes from a consistent state (the last
+//! committed epoch).
 //!
 //! # Exact resume
 //! Each epoch's randomness (shuffling, augmentation, dropout masks) comes from one
@@ -121,10 +123,11 @@ pub enum LinearInit {
     /// N(0, 0.01^2), as the reference (SPEC §4). At the paper's widths fc1 sums ~10^4 active
     /// spikes and the hidden LIFs reach threshold; in small networks (fan-in ~10^3) they stay
     /// silent, no gradient reaches fc2, and training stalls at chance.
-    #[default]
     Reference,
     /// N(0, 2 / fan_in) (Kaiming normal): the hidden potential has the same spread at every
     /// width. At the paper's CIFAR-10 widths fc1 gets std 0.0078, close to the reference's 0.01.
+    /// The default.
+    #[default]
     Kaiming,
 }
 
@@ -566,7 +569,33 @@ pub fn train(
     })
 }
 
-/// Writes every file of a completed epoch; `state.json` last.
+/// The pending name of a checkpoint file: written before `state.json` commits an epoch and
+/// renamed over the real name after.
+fn pending(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("{name}.pending"))
+}
+
+/// The epoch recorded in a checkpoint or momentum file (`None` if unreadable).
+fn file_epoch(path: &Path) -> Option<usize> {
+    let bytes = std::fs::read(path).ok()?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
+    let md = header.metadata().clone()?;
+    if let Some(j) = md.get(checkpoint::METADATA_KEY) {
+        let m: CheckpointMeta = serde_json::from_str(j).ok()?;
+        return Some(m.epoch);
+    }
+    let v: serde_json::Value = serde_json::from_str(md.get(OPTIM_METADATA_KEY)?).ok()?;
+    v.get("epoch")?.as_u64().map(|e| e as usize)
+}
+
+/// Writes every file of a completed epoch, crash-safely:
+/// 1. the new `last`, `last.optim` (and `best`) files under `*.pending` names;
+/// 2. `state.json`: the commit point;
+/// 3. renames of the pending files over the real ones; then `metrics.csv` and `curves.svg`.
+///
+/// A run killed anywhere is settled on resume by [`settle_pending`]: pending files of the
+/// committed epoch are renamed into place (the kill came after step 2), others are deleted (it
+/// came before).
 #[allow(clippy::too_many_arguments)]
 fn save_epoch(
     run_dir: &Path,
@@ -580,19 +609,29 @@ fn save_epoch(
 ) -> Result<()> {
     let mut meta = CheckpointMeta::new(&state.config.net, g, state.epoch, data_label);
     meta.val_top1 = Some(val_top1);
-    checkpoint::save_checkpoint(&run_dir.join(files::LAST), net, &meta)?;
+    checkpoint::save_checkpoint(&pending(run_dir, files::LAST), net, &meta)?;
     let mut md = HashMap::new();
     md.insert(
         OPTIM_METADATA_KEY.to_string(),
         serde_json::json!({ "epoch": state.epoch }).to_string(),
     );
     write_atomic(
-        &run_dir.join(files::OPTIM),
+        &pending(run_dir, files::OPTIM),
         &checkpoint::tensors_to_bytes(opt.buffers(), md)?,
     )?;
     if is_best {
-        checkpoint::save_checkpoint(&run_dir.join(files::BEST), net, &meta)?;
+        checkpoint::save_checkpoint(&pending(run_dir, files::BEST), net, &meta)?;
     }
+    write_atomic(
+        &run_dir.join(files::STATE),
+        &serde_json::to_vec_pretty(state)?,
+    )?;
+    settle_pending(run_dir, state)?;
+    write_derived(run_dir, state)
+}
+
+/// Rewrites `metrics.csv` and `curves.svg` from the history in `state`.
+fn write_derived(run_dir: &Path, state: &TrainState) -> Result<()> {
     write_atomic(
         &run_dir.join(files::METRICS),
         metrics::csv(&state.history).as_bytes(),
@@ -600,11 +639,26 @@ fn save_epoch(
     write_atomic(
         &run_dir.join(files::CURVES),
         curves::curves_svg(&state.history)?.as_bytes(),
-    )?;
-    write_atomic(
-        &run_dir.join(files::STATE),
-        &serde_json::to_vec_pretty(state)?,
     )
+}
+
+/// Renames pending files of the epoch `state` commits into place; deletes other pending files.
+fn settle_pending(run_dir: &Path, state: &TrainState) -> Result<()> {
+    for name in [files::LAST, files::OPTIM, files::BEST] {
+        let p = pending(run_dir, name);
+        if !p.exists() {
+            continue;
+        }
+        let committed = file_epoch(&p) == Some(state.epoch)
+            && (name != files::BEST || state.best.as_ref().map(|b| b.epoch) == Some(state.epoch));
+        if committed {
+            std::fs::rename(&p, run_dir.join(name))
+                .with_context(|| format!("cannot rename {} into place", p.display()))?;
+        } else {
+            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Loads the weights, BatchNorm statistics and momentum buffers of a run into `net` and `opt`,
@@ -616,6 +670,8 @@ fn restore(
     opt: &mut Sgd,
     device: &Device,
 ) -> Result<()> {
+    settle_pending(run_dir, st)?;
+    write_derived(run_dir, st)?;
     let last = run_dir.join(files::LAST);
     let origin = last.display().to_string();
     let (tensors, md) = checkpoint::read_tensors(&last, device)?;

@@ -210,6 +210,50 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
         assert!(ta == tensor_bits(&b.join(f))?, "{f}: two runs differ");
         assert!(ta == tensor_bits(&c.join(f))?, "{f}: resumed run differs");
     }
+    // A kill after the pending files of epoch 2 were written but before state.json committed
+    // it: the resume discards them. A kill after the commit but before the renames: the
+    // resume renames them into place. Both end bit-identical to the uninterrupted run.
+    for committed in [false, true] {
+        let d = root.path().join(format!("kill-{committed}"));
+        train(&d, cfg, data, &dev, &step(false))?;
+        let two = root.path().join(format!("two-{committed}"));
+        train(
+            &two,
+            cfg,
+            data,
+            &dev,
+            &RunControl {
+                stop_after: Some(2),
+                ..quiet()
+            },
+        )?;
+        for f in [files::LAST, files::OPTIM, files::BEST] {
+            std::fs::copy(two.join(f), d.join(format!("{f}.pending")))?;
+        }
+        if committed {
+            std::fs::copy(two.join(files::STATE), d.join(files::STATE))?;
+        }
+        let o = train(&d, cfg, data, &dev, &step(true))?;
+        assert_eq!(
+            o.epochs_done,
+            (if committed { 3 } else { 2 }).min(cfg.epochs)
+        );
+        train(
+            &d,
+            cfg,
+            data,
+            &dev,
+            &RunControl {
+                resume: true,
+                ..quiet()
+            },
+        )?;
+        assert!(
+            tensor_bits(&a.join(files::LAST))? == tensor_bits(&d.join(files::LAST))?,
+            "killed run (committed: {committed}) differs"
+        );
+        assert!(!d.join(format!("{}.pending", files::LAST)).exists());
+    }
     let h = history_without_time(&a)?;
     assert_eq!(h.len(), cfg.epochs);
     assert_eq!(h, history_without_time(&b)?);
