@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// file of another cell type is an error.
     #[arg(long)]
     pub cell: Option<String>,
-    /// Dataset: cifar10, cifar100, dvs128, nmnist [default: cifar10].
+    /// Dataset: cifar10, cifar100, dvs128, nmnist [default: the arch file's, else cifar10].
     #[arg(long)]
     pub dataset: Option<String>,
     /// Dataset folder in the official layout (training split; the validation split is carved
@@ -97,10 +97,24 @@ struct ArchFile {
     genotype: String,
     cell: String,
     ops: Vec<String>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
 }
 
-/// Reads an architecture file: (genotype, cell, op set), each error naming the file.
-pub fn read_arch(path: &Path) -> Result<(String, CellType, OpSet)> {
+/// What an architecture file says.
+pub struct Arch {
+    /// The genotype text.
+    pub genotype: String,
+    /// Its cell type.
+    pub cell: CellType,
+    /// The op set it was searched over.
+    pub ops: OpSet,
+    /// The dataset it was searched on, when recorded.
+    pub dataset: Option<DatasetKind>,
+}
+
+/// Reads an architecture file, each error naming the file.
+pub fn read_arch(path: &Path) -> Result<Arch> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: serde_json::Value =
@@ -125,7 +139,18 @@ pub fn read_arch(path: &Path) -> Result<(String, CellType, OpSet)> {
         .join(",")
         .parse()
         .map_err(|e| anyhow::anyhow!("{}: ops {:?}: {e}", path.display(), a.ops))?;
-    Ok((a.genotype, cell, ops))
+    let dataset = a
+        .config
+        .as_ref()
+        .and_then(|c| c.pointer("/net/dataset"))
+        .and_then(|d| d.as_str())
+        .and_then(|d| d.parse().ok());
+    Ok(Arch {
+        genotype: a.genotype,
+        cell,
+        ops,
+        dataset,
+    })
 }
 
 fn parse_space(s: &str) -> Result<OpSet> {
@@ -143,13 +168,17 @@ fn parse_dataset(s: &str) -> Result<DatasetKind> {
         .map_err(|e| anyhow::anyhow!("bad --dataset {s:?}: {e}"))
 }
 
-/// The genotype, cell type and op set given by `--arch`/`--genotype`/`--space`/`--cell`.
-fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet)> {
+/// The genotype, cell type, op set (and the arch file's dataset) given by
+/// `--arch`/`--genotype`/`--space`/`--cell`.
+fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet, Option<DatasetKind>)> {
     let space = a.space.as_deref().map(parse_space).transpose()?;
     let cell = a.cell.as_deref().map(parse_cell).transpose()?;
+    let mut file_dataset = None;
     let (text, file_cell, file_ops, origin) = match (&a.arch, &a.genotype) {
         (Some(path), _) => {
-            let (g, c, o) = read_arch(path)?;
+            let arch = read_arch(path)?;
+            file_dataset = arch.dataset;
+            let (g, c, o) = (arch.genotype, arch.cell, arch.ops);
             if let Some(s) = &space {
                 if s != &o {
                     bail!(
@@ -185,15 +214,15 @@ fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet)> {
     }
     g.check_op_set(&ops)
         .map_err(|e| anyhow::anyhow!("{origin}: genotype {g}: {e} ({{{ops}}})"))?;
-    Ok((g, cell, ops))
+    Ok((g, cell, ops, file_dataset))
 }
 
 /// The run configuration of a new run.
 pub fn new_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let (g, cell, ops) = architecture(a)?;
+    let (g, cell, ops, file_dataset) = architecture(a)?;
     let dataset = match &a.dataset {
         Some(s) => parse_dataset(s)?,
-        None => DatasetKind::Cifar10,
+        None => file_dataset.unwrap_or(DatasetKind::Cifar10),
     };
     if a.data.is_none() && dataset != DatasetKind::Cifar10 {
         bail!("--data DIR is required for {dataset}: only a CIFAR-10 sample is built in");
@@ -243,7 +272,7 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
         check("--out", out == dir, dir.display().to_string());
     }
     if a.arch.is_some() || a.genotype.is_some() {
-        let (g, _, _) = architecture(a)?;
+        let (g, _, _, _) = architecture(a)?;
         check(
             "--arch/--genotype",
             g.to_string() == cfg.genotype,
@@ -420,6 +449,20 @@ mod tests {
             ..args()
         })?;
         assert_eq!(cfg.net.ops, OpSet::snasnet());
+        assert_eq!(cfg.net.dataset, DatasetKind::Cifar10);
+        let nm = arch_file(
+            d.path(),
+            "nm.json",
+            &SNASNET_ARCH.replace(
+                "\"cell\"",
+                "\"config\":{\"net\":{\"dataset\":\"nmnist\"}},\"cell\"",
+            ),
+        );
+        let e = err(new_config(&TrainArgs {
+            arch: Some(nm),
+            ..args()
+        }));
+        assert!(e.contains("--data") && e.contains("nmnist"), "{e}");
         assert_eq!(cfg.genotype.split(',').next(), Some("conv1"));
         // Another op set or cell type than requested.
         let e = err(new_config(&TrainArgs {

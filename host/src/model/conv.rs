@@ -269,7 +269,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     #[test]
-    fn values_and_gradients_match_conv2d() -> Result<()> {
+    fn train_conv_values_and_gradients_match_conv2d() -> Result<()> {
         let dev = Device::Cpu;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         for k in [1usize, 3] {
