@@ -8,7 +8,8 @@ use lightsnn_tests::shared_data;
 use std::path::PathBuf;
 
 fn checkpoint() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets/trained.safetensors");
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets/trained.safetensors");
     assert!(p.is_file(), "{} is missing", p.display());
     p
 }
@@ -39,8 +40,17 @@ fn int8_export_tracks_the_float_network() {
         (100.0 * (f - c.integer_top1)).abs() <= MAX_GAP_INT8,
         "top-1 gap above {MAX_GAP_INT8} points"
     );
-    assert!(ag >= MIN_AGREEMENT_INT8, "agreement {ag} below {MIN_AGREEMENT_INT8}");
+    assert!(
+        ag >= MIN_AGREEMENT_INT8,
+        "agreement {ag} below {MIN_AGREEMENT_INT8}"
+    );
     // the shipped firmware blob is exactly this export
-    let shipped = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets/trained.bin")).unwrap();
-    assert_eq!(shipped, e.blob, "firmware/assets/trained.bin is stale: re-export it (see firmware/assets/README.md)");
+    let shipped = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets/trained.bin"),
+    )
+    .unwrap();
+    assert_eq!(
+        shipped, e.blob,
+        "firmware/assets/trained.bin is stale: re-export it (see firmware/assets/README.md)"
+    );
 }

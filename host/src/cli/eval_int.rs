@@ -47,7 +47,12 @@ pub fn run(model_path: &Path, a: &EvalArgs) -> Result<()> {
         None => None,
     };
     let c = compare(&blob, float.as_ref().map(|(n, g)| (n, g)), &data, a.batch)?;
-    println!("integer model {} ({} bytes) on {} test samples", model_path.display(), blob.len(), data.len());
+    println!(
+        "integer model {} ({} bytes) on {} test samples",
+        model_path.display(),
+        blob.len(),
+        data.len()
+    );
     println!("  top-1: {:.2}%", 100.0 * c.integer_top1);
     let (mut spikes, mut slots) = (0u64, 0u64);
     for s in &c.integer.stats {

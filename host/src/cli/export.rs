@@ -39,19 +39,31 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let cfg = meta.net.clone();
     let data = match &a.data {
         Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Train, cfg.timesteps)?,
-        None if cfg.dataset == crate::data::DatasetKind::Cifar10 => crate::sample::cifar10_sample(Split::Train)?,
-        None => bail!("--data DIR is needed to calibrate a {} network", cfg.dataset),
+        None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
+            crate::sample::cifar10_sample(Split::Train)?
+        }
+        None => bail!(
+            "--data DIR is needed to calibrate a {} network",
+            cfg.dataset
+        ),
     };
     let bits = if a.bits == 16 { Bits::B16 } else { Bits::B8 };
     let e = export_checkpoint(&a.checkpoint, &data, bits, a.calib)?;
     let fp = e.footprint;
-    println!("model: {} {} cell, genotype {}", cfg.dataset, cfg.cell, e.genotype);
+    println!(
+        "model: {} {} cell, genotype {}",
+        cfg.dataset, cfg.cell, e.genotype
+    );
     println!(
         "  C1/C2 {}/{}, H {}, T {}, {}-bit weights, calibrated on {} samples",
         cfg.c1, cfg.c2, cfg.hidden, cfg.timesteps, a.bits, e.calib
     );
     println!("footprint:");
-    println!("  blob (flash)      {:>9} B ({:.1} KiB)", fp.blob_bytes, fp.blob_bytes as f64 / 1024.0);
+    println!(
+        "  blob (flash)      {:>9} B ({:.1} KiB)",
+        fp.blob_bytes,
+        fp.blob_bytes as f64 / 1024.0
+    );
     println!("  weights           {:>9} B", fp.weight_bytes);
     println!(
         "  activation RAM    {:>9} B ({:.1} KiB: act {} x i16, acc {} x i32, spike bits {} x u64)",
@@ -77,7 +89,8 @@ pub fn export(a: ExportArgs) -> Result<()> {
     }
     if let Some(name) = &a.board {
         let b = board(name)?;
-        check_fit(&fp, b).with_context(|| format!("the network does not fit {}; nothing written", b.name))?;
+        check_fit(&fp, b)
+            .with_context(|| format!("the network does not fit {}; nothing written", b.name))?;
     }
     crate::fsutil::write_atomic(&a.out, &e.blob)?;
     println!("wrote {}", a.out.display());

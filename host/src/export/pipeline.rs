@@ -1,7 +1,9 @@
 //! The export and integer-evaluation pipelines behind `lightsnn export` and
 //! `lightsnn eval --model`, as library functions (tests call them too).
 
-use super::{footprint, from_network, quantize_with_report, run_integer, Bits, Footprint, IntegerRun};
+use super::{
+    footprint, from_network, quantize_with_report, run_integer, Bits, Footprint, IntegerRun,
+};
 use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};
 use crate::train::load_checkpoint;
@@ -27,7 +29,12 @@ pub struct Exported {
 
 /// Loads `checkpoint`, folds and quantises it, calibrating on `calib` samples of `train`
 /// drawn with a fixed seed (so the blob is reproducible).
-pub fn export_checkpoint(checkpoint: &Path, train: &Dataset, bits: Bits, calib: usize) -> Result<Exported> {
+pub fn export_checkpoint(
+    checkpoint: &Path,
+    train: &Dataset,
+    bits: Bits,
+    calib: usize,
+) -> Result<Exported> {
     if calib == 0 {
         bail!("at least one calibration sample is needed");
     }
@@ -68,7 +75,12 @@ pub struct Comparison {
 
 /// Runs `blob` with snn-nostd's integer engine on every sample of `data`, and `float` (a
 /// trained network and its genotype) in eval mode on the same samples.
-pub fn compare(blob: &[u8], float: Option<(&Network, &Genotype)>, data: &Dataset, batch: usize) -> Result<Comparison> {
+pub fn compare(
+    blob: &[u8],
+    float: Option<(&Network, &Genotype)>,
+    data: &Dataset,
+    batch: usize,
+) -> Result<Comparison> {
     let n = data.len();
     if n == 0 {
         bail!("the dataset is empty");
@@ -79,7 +91,13 @@ pub fn compare(blob: &[u8], float: Option<(&Network, &Genotype)>, data: &Dataset
     let per = buf.len() / n;
     let inputs: Vec<&[f32]> = buf.chunks(per).collect();
     let integer = run_integer(blob, &inputs)?;
-    let acc = |p: &[usize]| p.iter().enumerate().filter(|(i, &c)| data.label(*i) == c).count() as f64 / n as f64;
+    let acc = |p: &[usize]| {
+        p.iter()
+            .enumerate()
+            .filter(|(i, &c)| data.label(*i) == c)
+            .count() as f64
+            / n as f64
+    };
     let integer_top1 = acc(&integer.predictions);
     let (mut float_predictions, mut float_top1, mut agreement) = (None, None, None);
     if let Some((net, g)) = float {
@@ -88,7 +106,11 @@ pub fn compare(blob: &[u8], float: Option<(&Network, &Genotype)>, data: &Dataset
         let f = data.frames();
         let mut preds = Vec::with_capacity(n);
         for chunk in idx.chunks(batch.max(1)) {
-            let x = Tensor::from_slice(&buf[chunk[0] * per..(chunk[0] + chunk.len()) * per], (chunk.len(), f, c, h, w), &Device::Cpu)?;
+            let x = Tensor::from_slice(
+                &buf[chunk[0] * per..(chunk[0] + chunk.len()) * per],
+                (chunk.len(), f, c, h, w),
+                &Device::Cpu,
+            )?;
             let out = net.forward(
                 &x,
                 Forward {
@@ -102,7 +124,14 @@ pub fn compare(blob: &[u8], float: Option<(&Network, &Genotype)>, data: &Dataset
             preds.extend(p.into_iter().map(|v| v as usize));
         }
         float_top1 = Some(acc(&preds));
-        agreement = Some(preds.iter().zip(&integer.predictions).filter(|(a, b)| a == b).count() as f64 / n as f64);
+        agreement = Some(
+            preds
+                .iter()
+                .zip(&integer.predictions)
+                .filter(|(a, b)| a == b)
+                .count() as f64
+                / n as f64,
+        );
         float_predictions = Some(preds);
     }
     Ok(Comparison {
