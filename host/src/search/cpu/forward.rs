@@ -8,12 +8,12 @@
 
 use super::bn::{batch_stats, BnAffine};
 use super::buffers::{give, take, take_copy};
-use super::conv::{conv_gather, linear_gather, Active, ConvGeom};
+use super::conv::{conv_gather, linear_masked, Active, ConvGeom};
 use super::lif::{lif_step, LifK};
 use super::maps::{for_each_set_bit, Codes, Maps};
 use super::ops::{add_assign, avg_pool3, edge_sums, max_pool};
 use super::plan::{CellPlan, Src};
-use super::weights::{BnW, ConvW, Weights};
+use super::weights::{BnW, ConvW, Weights, HIDDEN_BLOCK};
 use crate::config::NetConfig;
 use crate::model::Mixing;
 use anyhow::{anyhow, Result};
@@ -261,26 +261,43 @@ impl<'a, 'k> Pass<'a, 'k> {
     }
 
     /// The hidden layer's input currents: max pool of the cell-2 spikes, flattened in Candle's
-    /// `[C, H, W]` order, times `fc1^T`.
+    /// `[C, H, W]` order, times `fc1^T` (`[N][hidden]`).
     fn hidden(&self, s2: &Codes) -> Vec<f32> {
         let p = self.cfg.pool;
         let (h, w, c) = (s2.h, s2.w, s2.c);
         let (fh, fw) = (h / p, w / p);
-        let m = self.w.hidden;
-        let mut out = take(self.n * m);
-        out.par_chunks_mut(m).enumerate().for_each(|(i, o)| {
-            // Pooled spike = any spike in the window: mark the features hit, then list them.
-            let mut hit = vec![false; c * fh * fw];
+        let feats = c * fh * fw;
+        let (n, m) = (self.n, self.w.hidden);
+        // Pooled spike = any spike in the window: all-ones mask per active feature.
+        let mut masks = vec![0u32; n * feats];
+        masks.par_chunks_mut(feats).enumerate().for_each(|(i, mk)| {
             for_each_set_bit(s2.row(i), 0, h * w * c, |b| {
                 let (pix, ch) = (b / c, b % c);
                 let (y, x) = (pix / w / p, pix % w / p);
                 if y < fh && x < fw {
-                    hit[(ch * fh + y) * fw + x] = true;
+                    mk[(ch * fh + y) * fw + x] = !0;
                 }
             });
-            let active: Vec<u32> = (0..hit.len() as u32).filter(|&f| hit[f as usize]).collect();
-            linear_gather(&active, &self.w.fc1_t, o);
         });
+        let blocks: Vec<Vec<f32>> = self
+            .w
+            .fc1_blocks
+            .par_iter()
+            .map(|wb| {
+                let width = wb.len() / feats;
+                let mut o = vec![0f32; n * width];
+                linear_masked(&masks, n, feats, wb, &mut o);
+                o
+            })
+            .collect();
+        let mut out = take(n * m);
+        for (b, blk) in blocks.iter().enumerate() {
+            let (h0, width) = (b * HIDDEN_BLOCK, blk.len() / n);
+            for i in 0..n {
+                out[i * m + h0..i * m + h0 + width]
+                    .copy_from_slice(&blk[i * width..(i + 1) * width]);
+            }
+        }
         out
     }
 

@@ -415,6 +415,18 @@ fn engine_matches_candle_event_input() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn engine_matches_candle_wide_hidden() -> Result<()> {
+    // 100 hidden units: one full block of 64 columns and a narrow one; batch 6: one block of
+    // 4 samples and two single ones.
+    let mut tally = Tally::default();
+    let mut cfg = tiny_cfg(CellType::Forward, &OpSet::lightsnn())?;
+    cfg.hidden = 100;
+    equivalence(&cfg, &[], false, &mut tally)?;
+    check(&tally, "100 hidden units");
+    Ok(())
+}
+
 fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
     SearchSetup {
         net: cfg,

@@ -128,6 +128,9 @@ impl ConvW {
     }
 }
 
+/// Hidden units per column block of the hidden layer's weights.
+pub const HIDDEN_BLOCK: usize = 64;
+
 /// Every tensor the spiking part of the network needs (the stem stays in Candle, the output
 /// layer does not affect spikes).
 #[derive(Debug)]
@@ -138,8 +141,9 @@ pub struct Weights {
     pub cell_bn: [BnW; 2],
     /// The C1 -> C2 convolution between the cells (padded for the kernels).
     pub down: ConvW,
-    /// Hidden layer transposed, `[features][hidden]`.
-    pub fc1_t: Vec<f32>,
+    /// Hidden layer transposed, in column blocks: block `b` (hidden units
+    /// `b * HIDDEN_BLOCK..`, `width` of them) is a contiguous `[features][width]` matrix.
+    pub fc1_blocks: Vec<Vec<f32>>,
     /// Hidden units.
     pub hidden: usize,
 }
@@ -160,12 +164,19 @@ impl Weights {
         };
         let (hidden, features) = net.fc1.as_tensor().dims2()?;
         let fc1 = vec_of(&net.fc1)?;
-        let mut fc1_t = vec![0f32; fc1.len()];
-        for h in 0..hidden {
-            for f in 0..features {
-                fc1_t[f * hidden + h] = fc1[h * features + f];
-            }
-        }
+        let fc1_blocks = (0..hidden.div_ceil(HIDDEN_BLOCK))
+            .map(|b| {
+                let h0 = b * HIDDEN_BLOCK;
+                let width = HIDDEN_BLOCK.min(hidden - h0);
+                let mut blk = vec![0f32; features * width];
+                for f in 0..features {
+                    for j in 0..width {
+                        blk[f * width + j] = fc1[(h0 + j) * features + f];
+                    }
+                }
+                blk
+            })
+            .collect();
         Ok(Weights {
             cells: [cell(0)?, cell(1)?],
             cell_bn: [
@@ -173,7 +184,7 @@ impl Weights {
                 BnW::from_params(&net.cell_bn[1])?,
             ],
             down: ConvW::group(&[&ConvW::from_conv_bn(&net.down)?]),
-            fc1_t,
+            fc1_blocks,
             hidden,
         })
     }
