@@ -188,7 +188,7 @@ impl Network {
             mixing,
             mode,
             sink,
-            mut dropout_rng,
+            dropout_rng,
         } = opts;
         let cfg = &self.cfg;
         let (n, frames, c, h, w) = input.dims5()?;
@@ -221,7 +221,7 @@ impl Network {
         let mut cell_states = [CellState::default(), CellState::default()];
         let mut out_lif = [LifState::new(), LifState::new()];
         let mut hidden_lif = LifState::new();
-        let dropout_mask = match dropout_rng.as_deref_mut() {
+        let dropout_mask = match dropout_rng {
             Some(rng) if mode == Mode::Train => {
                 Some(dropout_mask(rng, n, cfg.features(), input.device())?)
             }

@@ -29,7 +29,7 @@ pub fn random_search(
     let t0 = Instant::now();
     let batch_seed = round_batch_seed(setup.seed, 1);
     let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(setup.seed ^ 0x5EED_0F_4A4D);
+    let mut rng = ChaCha8Rng::seed_from_u64(setup.seed ^ 0x005E_ED0F_4A4D);
     let ops = cfg.ops.ops();
     let mut genotypes = Vec::new();
     for _ in 0..setup.random_samples {

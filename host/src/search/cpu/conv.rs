@@ -68,14 +68,6 @@ impl Active {
         &self.entries[self.start[q + x0] as usize..self.start[q + x1 + 1] as usize]
     }
 
-    /// The active channels of pixel `q`, increasing.
-    pub fn of(&self, q: usize) -> impl Iterator<Item = u32> + '_ {
-        let x = (q % self.w * self.c) as u32;
-        self.entries[self.start[q] as usize..self.start[q + 1] as usize]
-            .iter()
-            .map(move |&e| e - x)
-    }
-
     /// Number of pixels.
     pub fn pixels(&self) -> usize {
         self.h * self.w
@@ -190,7 +182,7 @@ fn conv_gather_impl(act: &Active, g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
     let ConvGeom { h, w, cin, k, cout } = *g;
     assert_eq!(cout % LANES, 0);
     assert_eq!((act.h, act.w, act.c), (h, w, cin));
-    assert!(taps.len() >= k * k * cin * cout);
+    assert_eq!(taps.len(), k * k * cin * cout);
     assert_eq!(out.len(), h * w * cout);
     let mut p = 0;
     while p < h * w {

@@ -104,7 +104,8 @@ impl<'a, 'k> Pass<'a, 'k> {
                 (x0.n, x0.h, x0.w, x0.c),
                 (self.n, s1_shape.0, s1_shape.1, s1_shape.2)
             );
-            let y1 = self.cell_step(0, &x0.data, s1_shape, &mut cells[0])?;
+            let last = t + 1 == cfg.timesteps;
+            let y1 = self.cell_step(0, &x0.data, s1_shape, &mut cells[0], last)?;
             let z1 = self.batch_norm(&y1, cfg.c1, &self.w.cell_bn[0]);
             give(y1);
             let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0]);
@@ -116,7 +117,7 @@ impl<'a, 'k> Pass<'a, 'k> {
                 .expect("one slot");
             let x2 = self.max_pool_maps(&d, (s1_shape.0, s1_shape.1, cfg.c2), 2);
             give(d);
-            let y2 = self.cell_step(1, &x2, s2_shape, &mut cells[1])?;
+            let y2 = self.cell_step(1, &x2, s2_shape, &mut cells[1], last)?;
             give(x2);
             let z2 = self.batch_norm(&y2, cfg.c2, &self.w.cell_bn[1]);
             give(y2);
@@ -301,7 +302,9 @@ impl<'a, 'k> Pass<'a, 'k> {
         out
     }
 
-    /// Records node `j`'s spikes and runs the convs reading it, once per timestep.
+    /// Records node `j`'s spikes and, unless `spikes_only`, runs the convs reading it; once
+    /// per timestep.
+    #[allow(clippy::too_many_arguments)]
     fn ensure_node(
         &mut self,
         ci: usize,
@@ -310,6 +313,7 @@ impl<'a, 'k> Pass<'a, 'k> {
         shape: Shape,
         st: &mut CellState,
         convs: &mut [Option<NodeConvs>; NUM_NODES],
+        spikes_only: bool,
     ) -> Result<()> {
         let mult = self.plans[ci].mult[j];
         if mult == 0 || convs[j].is_some() {
@@ -318,11 +322,13 @@ impl<'a, 'k> Pass<'a, 'k> {
         let uj = u[j].as_ref().expect("node computed before use");
         let codes = self.lif_codes(uj, shape, &mut st.lif[j]);
         self.record(&codes, mult)?;
-        let act = self.active(&codes);
         let mut out = NodeConvs::default();
-        for (g, slot) in self.plans[ci].groups[j].iter().zip(out.groups.iter_mut()) {
-            if let Some(g) = g {
-                *slot = self.conv_group(g, &codes, &act, shape.2);
+        if !spikes_only {
+            let act = self.active(&codes);
+            for (g, slot) in self.plans[ci].groups[j].iter().zip(out.groups.iter_mut()) {
+                if let Some(g) = g {
+                    *slot = self.conv_group(g, &codes, &act, shape.2);
+                }
             }
         }
         convs[j] = Some(out);
@@ -330,12 +336,17 @@ impl<'a, 'k> Pass<'a, 'k> {
     }
 
     /// One timestep of cell `ci` with input `x0` (`shape` per sample); returns x3.
+    ///
+    /// At the `last` timestep the backward edges' outputs are never used: their sources'
+    /// spikes are still recorded (the Candle path records them), but the convs and pools
+    /// feeding only them and the new back states are skipped.
     fn cell_step(
         &mut self,
         ci: usize,
         x0: &[f32],
         shape: Shape,
         st: &mut CellState,
+        last: bool,
     ) -> Result<Vec<f32>> {
         let per = shape.0 * shape.1 * shape.2;
         let mut u: [Option<Vec<f32>>; NUM_NODES] = Default::default();
@@ -352,7 +363,7 @@ impl<'a, 'k> Pass<'a, 'k> {
                 .collect();
             for &ei in &into {
                 let j = self.plans[ci].edges[ei].from;
-                self.ensure_node(ci, j, &u, shape, st, &mut convs)?;
+                self.ensure_node(ci, j, &u, shape, st, &mut convs, false)?;
                 self.ensure_pools(ci, ei, &u, shape, &mut pooled);
             }
             let xi = match self.combine(ci, &into, &u, &convs, &pooled, per) {
@@ -370,11 +381,16 @@ impl<'a, 'k> Pass<'a, 'k> {
             .collect();
         for &ei in &back {
             let j = self.plans[ci].edges[ei].from;
-            self.ensure_node(ci, j, &u, shape, st, &mut convs)?;
-            self.ensure_pools(ci, ei, &u, shape, &mut pooled);
+            self.ensure_node(ci, j, &u, shape, st, &mut convs, last)?;
+            if !last {
+                self.ensure_pools(ci, ei, &u, shape, &mut pooled);
+            }
         }
         let mut new_back: [Option<Vec<f32>>; 3] = Default::default();
         for (i, nb) in new_back.iter_mut().enumerate() {
+            if last {
+                break;
+            }
             let into: Vec<usize> = back
                 .iter()
                 .copied()

@@ -67,8 +67,7 @@ pub struct ConvW {
     /// Length of a row of output channels in `taps` (and in the outputs): `cout`, or `cout`
     /// rounded up to a multiple of [`LANES`](super::conv::LANES) for the kernels, the extra weights 0.
     pub stride: usize,
-    /// `taps[((ky * k + kx) * cin + ci) * stride + co] = weight[co][ci][ky][kx]` (grouped
-    /// convolutions: followed by a row of `stride` zeros).
+    /// `taps[((ky * k + kx) * cin + ci) * stride + co] = weight[co][ci][ky][kx]`.
     pub taps: Vec<f32>,
     /// The BatchNorm after it.
     pub bn: BnW,
@@ -101,8 +100,7 @@ impl ConvW {
 
     /// Several convolutions with the same input and kernel size as one, in the layout of
     /// [`conv_gather`](super::conv::conv_gather): output channels concatenated in the order
-    /// given, rows padded to a multiple of [`LANES`](super::conv::LANES), one zero row
-    /// appended.
+    /// given, rows padded to a multiple of [`LANES`](super::conv::LANES).
     pub fn group(parts: &[&ConvW]) -> ConvW {
         let (k, cin) = (parts[0].k, parts[0].cin);
         let cout: usize = parts.iter().map(|p| p.cout).sum();
@@ -115,8 +113,6 @@ impl ConvW {
             }
             taps.resize(taps.len() + stride - cout, 0.0);
         }
-        // The zero row the convolution pads its row lists with.
-        taps.resize(taps.len() + stride, 0.0);
         ConvW {
             k,
             cin,
