@@ -129,15 +129,46 @@ fn apply_impl(a: &BnAffine, src: &[f32], src_c: usize, c0: usize, dst: &mut [f32
         &a.scale[c0..c0 + width],
         &a.bias[c0..c0 + width],
     );
-    for (srow, drow) in src.chunks_exact(src_c).zip(dst.chunks_exact_mut(width)) {
-        for ((((d, &x), &m), &s), &b) in drow
-            .iter_mut()
-            .zip(&srow[c0..c0 + width])
-            .zip(m)
-            .zip(s)
-            .zip(b)
-        {
-            *d = (x - m) * s + b;
+    match width {
+        8 => apply_rows::<8>(m, s, b, src, src_c, c0, dst),
+        16 => apply_rows::<16>(m, s, b, src, src_c, c0, dst),
+        32 => apply_rows::<32>(m, s, b, src, src_c, c0, dst),
+        64 => apply_rows::<64>(m, s, b, src, src_c, c0, dst),
+        _ => {
+            for (srow, drow) in src.chunks_exact(src_c).zip(dst.chunks_exact_mut(width)) {
+                for ((((d, &x), &m), &s), &b) in drow
+                    .iter_mut()
+                    .zip(&srow[c0..c0 + width])
+                    .zip(m)
+                    .zip(s)
+                    .zip(b)
+                {
+                    *d = (x - m) * s + b;
+                }
+            }
+        }
+    }
+}
+
+/// [`apply_impl`] for rows of `W` channels, the parameters in registers.
+#[inline(always)]
+fn apply_rows<const W: usize>(
+    m: &[f32],
+    s: &[f32],
+    b: &[f32],
+    src: &[f32],
+    src_c: usize,
+    c0: usize,
+    dst: &mut [f32],
+) {
+    let m: &[f32; W] = m.try_into().expect("width");
+    let s: &[f32; W] = s.try_into().expect("width");
+    let b: &[f32; W] = b.try_into().expect("width");
+    for (srow, drow) in src.chunks_exact(src_c).zip(dst.chunks_exact_mut(W)) {
+        let x: &[f32; W] = srow[c0..c0 + W].try_into().expect("width");
+        let d: &mut [f32; W] = drow.try_into().expect("width");
+        for i in 0..W {
+            d[i] = (x[i] - m[i]) * s[i] + b[i];
         }
     }
 }

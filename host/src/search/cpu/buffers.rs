@@ -19,11 +19,19 @@ thread_local! {
 pub fn take(len: usize) -> Vec<f32> {
     let found = FREE.with(|f| {
         let mut f = f.borrow_mut();
+        // Prefer a buffer that needs no zero-filling (length already >= len), the smallest.
+        let fits = |v: &Vec<f32>| v.len() >= len;
         let best = f
             .iter()
             .enumerate()
-            .filter(|(_, v)| v.capacity() >= len)
-            .min_by_key(|(_, v)| v.capacity())
+            .filter(|(_, v)| fits(v))
+            .min_by_key(|(_, v)| v.len())
+            .or_else(|| {
+                f.iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.capacity() >= len)
+                    .min_by_key(|(_, v)| v.capacity())
+            })
             .map(|(i, _)| i);
         best.map(|i| f.swap_remove(i))
     });
@@ -47,7 +55,7 @@ pub fn take_copy(src: &[f32]) -> Vec<f32> {
     v
 }
 
-/// Returns a buffer for reuse by this thread.
+/// Returns a buffer for reuse by this thread (its contents are kept, as garbage).
 pub fn give(v: Vec<f32>) {
     if v.capacity() == 0 {
         return;

@@ -68,14 +68,6 @@ impl Active {
         &self.entries[self.start[q + x0] as usize..self.start[q + x1 + 1] as usize]
     }
 
-    /// The active channels of pixel `q`, increasing.
-    pub fn of(&self, q: usize) -> impl Iterator<Item = u32> + '_ {
-        let x = (q % self.w * self.c) as u32;
-        self.entries[self.start[q] as usize..self.start[q + 1] as usize]
-            .iter()
-            .map(move |&e| e - x)
-    }
-
     /// Number of pixels.
     pub fn pixels(&self) -> usize {
         self.h * self.w
@@ -190,7 +182,7 @@ fn conv_gather_impl(act: &Active, g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
     let ConvGeom { h, w, cin, k, cout } = *g;
     assert_eq!(cout % LANES, 0);
     assert_eq!((act.h, act.w, act.c), (h, w, cin));
-    assert!(taps.len() >= k * k * cin * cout);
+    assert_eq!(taps.len(), k * k * cin * cout);
     assert_eq!(out.len(), h * w * cout);
     let mut p = 0;
     while p < h * w {
@@ -338,36 +330,85 @@ fn gather_pair<const B: usize>(
 }
 
 simd_kernel! {
-    /// `out[h] = sum over active inputs f (increasing) of weights[f * out.len() + h]`, from 0:
-    /// a linear layer on 0/1 inputs given as the sorted list of active indices, `weights` laid
-    /// out `[in][out]`.
-    pub fn linear_gather(active: &[u32], weights: &[f32], out: &mut [f32]) => linear_gather_impl
+    /// A block of `width` columns of a linear layer on 0/1 inputs for a whole batch:
+    /// `out[s * width + j] = sum over active inputs f (increasing) of weights[f * width + j]`,
+    /// from 0, where input `f` of sample `s` is active when `masks[s * feats + f]` is all ones
+    /// (0 when inactive), `weights` is the block `[feats][width]` and `out.len() = n * width`.
+    ///
+    /// Runs over every input for blocks of 4 samples and 64 columns held in registers: each
+    /// weight row is read once per block and added to each sample masked (an inactive input
+    /// adds +0, which changes no sum that starts at +0), so the per-sample sums are exactly
+    /// the sparse ones, without data-dependent branches. The (contiguous) weight block stays in
+    /// cache across the sample blocks.
+    pub fn linear_masked(
+        masks: &[u32],
+        n: usize,
+        feats: usize,
+        weights: &[f32],
+        out: &mut [f32],
+    ) => linear_masked_impl
 }
 
+/// Samples per register block of [`linear_masked`].
+const LIN_SAMPLES: usize = 4;
+
 #[inline(always)]
-fn linear_gather_impl(active: &[u32], weights: &[f32], out: &mut [f32]) {
-    let m = out.len();
-    for (b0, chunk) in (0..m).step_by(MAX_BLOCK).zip(out.chunks_mut(MAX_BLOCK)) {
-        if chunk.len() == MAX_BLOCK {
-            let mut acc = [0f32; MAX_BLOCK];
-            for &f in active {
-                let o = f as usize * m + b0;
-                let row: &[f32; MAX_BLOCK] =
-                    weights[o..o + MAX_BLOCK].try_into().expect("in range");
-                for i in 0..MAX_BLOCK {
-                    acc[i] += row[i];
-                }
-            }
-            chunk.copy_from_slice(&acc);
+fn linear_masked_impl(masks: &[u32], n: usize, feats: usize, weights: &[f32], out: &mut [f32]) {
+    assert_eq!(masks.len(), n * feats);
+    let width = out.len() / n;
+    assert_eq!(weights.len(), feats * width);
+    let mut s0 = 0;
+    while s0 < n {
+        let group = if n - s0 >= LIN_SAMPLES {
+            LIN_SAMPLES
         } else {
-            chunk.fill(0.0);
-            let len = chunk.len();
-            for &f in active {
-                let o = f as usize * m + b0;
-                for (a, &r) in chunk.iter_mut().zip(&weights[o..o + len]) {
-                    *a += r;
+            1
+        };
+        let dst = &mut out[s0 * width..(s0 + group) * width];
+        let masks = &masks[s0 * feats..(s0 + group) * feats];
+        match (width, group) {
+            (MAX_BLOCK, LIN_SAMPLES) => {
+                linear_block::<MAX_BLOCK, LIN_SAMPLES>(masks, feats, weights, dst)
+            }
+            (MAX_BLOCK, _) => linear_block::<MAX_BLOCK, 1>(masks, feats, weights, dst),
+            _ => {
+                // A narrow last block: one sample at a time, over its active inputs.
+                for (d, mk) in dst.chunks_exact_mut(width).zip(masks.chunks_exact(feats)) {
+                    d.fill(0.0);
+                    for (f, &mk) in mk.iter().enumerate() {
+                        if mk != 0 {
+                            let row = &weights[f * width..(f + 1) * width];
+                            for (a, &r) in d.iter_mut().zip(row) {
+                                *a += r;
+                            }
+                        }
+                    }
                 }
             }
         }
+        s0 += group;
+    }
+}
+
+/// [`linear_masked`] for `S` samples and `B` columns.
+#[inline(always)]
+fn linear_block<const B: usize, const S: usize>(
+    masks: &[u32],
+    feats: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let mut acc = [[0f32; B]; S];
+    for (f, row) in weights.chunks_exact(B).enumerate() {
+        let row: &[f32; B] = row.try_into().expect("block");
+        for (s, a) in acc.iter_mut().enumerate() {
+            let mk = masks[s * feats + f];
+            for i in 0..B {
+                a[i] += f32::from_bits(row[i].to_bits() & mk);
+            }
+        }
+    }
+    for (s, a) in acc.iter().enumerate() {
+        out[s * B..(s + 1) * B].copy_from_slice(a);
     }
 }

@@ -8,12 +8,12 @@
 
 use super::bn::{batch_stats, BnAffine};
 use super::buffers::{give, take, take_copy};
-use super::conv::{conv_gather, linear_gather, Active, ConvGeom};
+use super::conv::{conv_gather, linear_masked, Active, ConvGeom};
 use super::lif::{lif_step, LifK};
 use super::maps::{for_each_set_bit, Codes, Maps};
 use super::ops::{add_assign, avg_pool3, edge_sums, max_pool};
 use super::plan::{CellPlan, Src};
-use super::weights::{BnW, ConvW, Weights};
+use super::weights::{BnW, ConvW, Weights, HIDDEN_BLOCK};
 use crate::config::NetConfig;
 use crate::model::Mixing;
 use anyhow::{anyhow, Result};
@@ -104,7 +104,8 @@ impl<'a, 'k> Pass<'a, 'k> {
                 (x0.n, x0.h, x0.w, x0.c),
                 (self.n, s1_shape.0, s1_shape.1, s1_shape.2)
             );
-            let y1 = self.cell_step(0, &x0.data, s1_shape, &mut cells[0])?;
+            let last = t + 1 == cfg.timesteps;
+            let y1 = self.cell_step(0, &x0.data, s1_shape, &mut cells[0], last)?;
             let z1 = self.batch_norm(&y1, cfg.c1, &self.w.cell_bn[0]);
             give(y1);
             let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0]);
@@ -116,7 +117,7 @@ impl<'a, 'k> Pass<'a, 'k> {
                 .expect("one slot");
             let x2 = self.max_pool_maps(&d, (s1_shape.0, s1_shape.1, cfg.c2), 2);
             give(d);
-            let y2 = self.cell_step(1, &x2, s2_shape, &mut cells[1])?;
+            let y2 = self.cell_step(1, &x2, s2_shape, &mut cells[1], last)?;
             give(x2);
             let z2 = self.batch_norm(&y2, cfg.c2, &self.w.cell_bn[1]);
             give(y2);
@@ -261,30 +262,49 @@ impl<'a, 'k> Pass<'a, 'k> {
     }
 
     /// The hidden layer's input currents: max pool of the cell-2 spikes, flattened in Candle's
-    /// `[C, H, W]` order, times `fc1^T`.
+    /// `[C, H, W]` order, times `fc1^T` (`[N][hidden]`).
     fn hidden(&self, s2: &Codes) -> Vec<f32> {
         let p = self.cfg.pool;
         let (h, w, c) = (s2.h, s2.w, s2.c);
         let (fh, fw) = (h / p, w / p);
-        let m = self.w.hidden;
-        let mut out = take(self.n * m);
-        out.par_chunks_mut(m).enumerate().for_each(|(i, o)| {
-            // Pooled spike = any spike in the window: mark the features hit, then list them.
-            let mut hit = vec![false; c * fh * fw];
+        let feats = c * fh * fw;
+        let (n, m) = (self.n, self.w.hidden);
+        // Pooled spike = any spike in the window: all-ones mask per active feature.
+        let mut masks = vec![0u32; n * feats];
+        masks.par_chunks_mut(feats).enumerate().for_each(|(i, mk)| {
             for_each_set_bit(s2.row(i), 0, h * w * c, |b| {
                 let (pix, ch) = (b / c, b % c);
                 let (y, x) = (pix / w / p, pix % w / p);
                 if y < fh && x < fw {
-                    hit[(ch * fh + y) * fw + x] = true;
+                    mk[(ch * fh + y) * fw + x] = !0;
                 }
             });
-            let active: Vec<u32> = (0..hit.len() as u32).filter(|&f| hit[f as usize]).collect();
-            linear_gather(&active, &self.w.fc1_t, o);
         });
+        let blocks: Vec<Vec<f32>> = self
+            .w
+            .fc1_blocks
+            .par_iter()
+            .map(|wb| {
+                let width = wb.len() / feats;
+                let mut o = vec![0f32; n * width];
+                linear_masked(&masks, n, feats, wb, &mut o);
+                o
+            })
+            .collect();
+        let mut out = take(n * m);
+        for (b, blk) in blocks.iter().enumerate() {
+            let (h0, width) = (b * HIDDEN_BLOCK, blk.len() / n);
+            for i in 0..n {
+                out[i * m + h0..i * m + h0 + width]
+                    .copy_from_slice(&blk[i * width..(i + 1) * width]);
+            }
+        }
         out
     }
 
-    /// Records node `j`'s spikes and runs the convs reading it, once per timestep.
+    /// Records node `j`'s spikes and, unless `spikes_only`, runs the convs reading it; once
+    /// per timestep.
+    #[allow(clippy::too_many_arguments)]
     fn ensure_node(
         &mut self,
         ci: usize,
@@ -293,6 +313,7 @@ impl<'a, 'k> Pass<'a, 'k> {
         shape: Shape,
         st: &mut CellState,
         convs: &mut [Option<NodeConvs>; NUM_NODES],
+        spikes_only: bool,
     ) -> Result<()> {
         let mult = self.plans[ci].mult[j];
         if mult == 0 || convs[j].is_some() {
@@ -301,11 +322,13 @@ impl<'a, 'k> Pass<'a, 'k> {
         let uj = u[j].as_ref().expect("node computed before use");
         let codes = self.lif_codes(uj, shape, &mut st.lif[j]);
         self.record(&codes, mult)?;
-        let act = self.active(&codes);
         let mut out = NodeConvs::default();
-        for (g, slot) in self.plans[ci].groups[j].iter().zip(out.groups.iter_mut()) {
-            if let Some(g) = g {
-                *slot = self.conv_group(g, &codes, &act, shape.2);
+        if !spikes_only {
+            let act = self.active(&codes);
+            for (g, slot) in self.plans[ci].groups[j].iter().zip(out.groups.iter_mut()) {
+                if let Some(g) = g {
+                    *slot = self.conv_group(g, &codes, &act, shape.2);
+                }
             }
         }
         convs[j] = Some(out);
@@ -313,12 +336,17 @@ impl<'a, 'k> Pass<'a, 'k> {
     }
 
     /// One timestep of cell `ci` with input `x0` (`shape` per sample); returns x3.
+    ///
+    /// At the `last` timestep the backward edges' outputs are never used: their sources'
+    /// spikes are still recorded (the Candle path records them), but the convs and pools
+    /// feeding only them and the new back states are skipped.
     fn cell_step(
         &mut self,
         ci: usize,
         x0: &[f32],
         shape: Shape,
         st: &mut CellState,
+        last: bool,
     ) -> Result<Vec<f32>> {
         let per = shape.0 * shape.1 * shape.2;
         let mut u: [Option<Vec<f32>>; NUM_NODES] = Default::default();
@@ -335,7 +363,7 @@ impl<'a, 'k> Pass<'a, 'k> {
                 .collect();
             for &ei in &into {
                 let j = self.plans[ci].edges[ei].from;
-                self.ensure_node(ci, j, &u, shape, st, &mut convs)?;
+                self.ensure_node(ci, j, &u, shape, st, &mut convs, false)?;
                 self.ensure_pools(ci, ei, &u, shape, &mut pooled);
             }
             let xi = match self.combine(ci, &into, &u, &convs, &pooled, per) {
@@ -353,11 +381,16 @@ impl<'a, 'k> Pass<'a, 'k> {
             .collect();
         for &ei in &back {
             let j = self.plans[ci].edges[ei].from;
-            self.ensure_node(ci, j, &u, shape, st, &mut convs)?;
-            self.ensure_pools(ci, ei, &u, shape, &mut pooled);
+            self.ensure_node(ci, j, &u, shape, st, &mut convs, last)?;
+            if !last {
+                self.ensure_pools(ci, ei, &u, shape, &mut pooled);
+            }
         }
         let mut new_back: [Option<Vec<f32>>; 3] = Default::default();
         for (i, nb) in new_back.iter_mut().enumerate() {
+            if last {
+                break;
+            }
             let into: Vec<usize> = back
                 .iter()
                 .copied()

@@ -50,7 +50,8 @@ fn lif_step_impl(x: &[f32], v: &mut [f32], p: &LifK, code: &mut [u64]) {
             let charged = (*vi * p.decay + 0.0) + (xi * p.k + 0.0);
             let fire = charged * 1.0 + p.neg_th >= 0.0;
             let spike = if fire { 1.0f32 } else { 0.0 };
-            let keep = spike * -1.0 + 1.0;
+            // Candle's affine(-1, 1): spike * -1 is exactly -spike.
+            let keep = -spike + 1.0;
             let mut nv = charged * keep;
             if p.v_reset != 0.0 {
                 nv += spike * p.v_reset + 0.0;

@@ -5,23 +5,32 @@
 //! Why: Candle's CPU ops are general (dense float convolutions, strided reductions) and slow
 //! for this workload, whose convolutions all read 0/1 spikes at 10-20 % activity. Here:
 //! - a convolution visits only the active inputs of each output's window and adds their weight
-//!   rows (`[ky][kx][ci][co]` layout, output channels contiguous); all conv ops reading the same
-//!   node share its spikes, so they run as one convolution with their output channels
-//!   concatenated;
-//! - maps are channels-last (`[N][H][W][C]`) and spikes are bits (a node's code doubles as the
-//!   convolution input);
+//!   rows (`[ky][kx][ci][co]` layout, output channels contiguous, accumulated in registers);
+//!   all conv ops reading the same node share its spikes, so they run as one convolution with
+//!   their output channels concatenated ([`conv`]);
+//! - maps are channels-last (`[N][H][W][C]`); spikes are written by the LIF straight into
+//!   bit-packed codes, which are both the SAHD input and, turned into per-pixel lists of
+//!   active channels once per layer, the convolution input;
+//! - the hidden layer runs over 64-unit column blocks of its weights for 4 samples at a time,
+//!   masked by the pooled spikes (no data-dependent branches);
 //! - node LIFs are deduplicated and recorded with their multiplicity, exactly as `network.rs`
 //!   does, and the codes reach [`SahdKernel::accumulate`] per (layer, timestep) in the same
 //!   order as on the Candle path;
-//! - the stem (the only layer with real-valued input) is computed by Candle itself (it is the
-//!   same for every candidate: once per batch and BN mode, cached by batch tensor).
+//! - the stem (the only layer with real-valued input) is computed by Candle itself: it is the
+//!   same for every candidate, so it is computed once per batch and BN mode and cached by batch
+//!   tensor;
+//! - hot loops are compiled for AVX-512 and AVX2 besides the baseline and picked at run time
+//!   (module `simd`); large buffers are recycled per thread (module `buffers`).
 //!
 //! Every arithmetic step reproduces Candle's f32 operations in Candle's order (element-wise
 //! ops written out literally, sums in Candle's order: see [`conv`] and [`bn`]), so spikes and
 //! kernels match the Candle path bit for bit (the module tests count the differing spikes; the
-//! known exceptions, very wide convolutions and the hidden layer's gemm, are in [`conv`]). Work is split over samples (and channel blocks for batch statistics) with
-//! rayon; no reduction depends on scheduling, so results are bit-identical for any number of
-//! threads.
+//! known exceptions, very wide convolutions and the hidden layer's gemm, are in [`conv`]).
+//!
+//! Parallelism (rayon): within a pass over samples (and channel blocks for batch statistics),
+//! and across the candidates of a search round ([`Scorer::map_candidates`](
+//! super::Scorer::map_candidates)). No reduction depends on scheduling, so results are
+//! bit-identical for any number of threads.
 
 pub mod bn;
 mod buffers;

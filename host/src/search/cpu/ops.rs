@@ -18,44 +18,62 @@ simd_kernel! {
 
 #[inline(always)]
 fn edge_sums_impl(edges: &[Vec<(&[f32], f32)>], offset: usize, out: &mut [f32]) {
-    for (k, oc) in out.chunks_mut(CHUNK).enumerate() {
+    let whole = out.len() / CHUNK * CHUNK;
+    let mut chunks = out.chunks_exact_mut(CHUNK);
+    for (k, oc) in chunks.by_ref().enumerate() {
+        let oc: &mut [f32; CHUNK] = oc.try_into().expect("whole chunk");
         let base = offset + k * CHUNK;
-        let len = oc.len();
-        let mut acc = [0f32; CHUNK];
-        let mut e = [0f32; CHUNK];
-        for (ek, terms) in edges.iter().enumerate() {
-            for (tk, &(src, wt)) in terms.iter().enumerate() {
-                let s = &src[base..base + len];
-                let e = &mut e[..len];
-                match (tk == 0, wt == 1.0) {
-                    (true, true) => e.copy_from_slice(s),
-                    (true, false) => {
-                        for (d, &v) in e.iter_mut().zip(s) {
-                            *d = v * wt + 0.0;
-                        }
-                    }
-                    (false, true) => {
-                        for (d, &v) in e.iter_mut().zip(s) {
-                            *d += v;
-                        }
-                    }
-                    (false, false) => {
-                        for (d, &v) in e.iter_mut().zip(s) {
-                            *d += v * wt + 0.0;
-                        }
+        edge_chunk::<CHUNK>(edges, base, oc);
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let base = offset + whole;
+        for (i, o) in rest.iter_mut().enumerate() {
+            edge_chunk::<1>(
+                edges,
+                base + i,
+                std::slice::from_mut(o).try_into().expect("one"),
+            );
+        }
+    }
+}
+
+/// [`edge_sums`] for `L` elements at `base`, in registers.
+#[inline(always)]
+fn edge_chunk<const L: usize>(edges: &[Vec<(&[f32], f32)>], base: usize, out: &mut [f32; L]) {
+    let mut acc = [0f32; L];
+    for (ek, terms) in edges.iter().enumerate() {
+        let mut e = [0f32; L];
+        for (tk, &(src, wt)) in terms.iter().enumerate() {
+            let s: &[f32; L] = src[base..base + L].try_into().expect("in range");
+            match (tk == 0, wt == 1.0) {
+                (true, true) => e = *s,
+                (true, false) => {
+                    for i in 0..L {
+                        e[i] = s[i] * wt + 0.0;
                     }
                 }
-            }
-            if ek == 0 {
-                acc[..len].copy_from_slice(&e[..len]);
-            } else {
-                for (a, &v) in acc[..len].iter_mut().zip(&e[..len]) {
-                    *a += v;
+                (false, true) => {
+                    for i in 0..L {
+                        e[i] += s[i];
+                    }
+                }
+                (false, false) => {
+                    for i in 0..L {
+                        e[i] += s[i] * wt + 0.0;
+                    }
                 }
             }
         }
-        oc.copy_from_slice(&acc[..len]);
+        if ek == 0 {
+            acc = e;
+        } else {
+            for i in 0..L {
+                acc[i] += e[i];
+            }
+        }
     }
+    *out = acc;
 }
 
 simd_kernel! {

@@ -65,7 +65,7 @@ fn conv_gather_matches_candle_bitwise() -> Result<()> {
         let wtt = Tensor::from_vec(wt.clone(), (cout, cin, k, k), &dev)?;
         let want: Vec<f32> = xt.conv2d(&wtt, k / 2, 1, 1, 1)?.flatten_all()?.to_vec1()?;
         let stride = padded(cout);
-        let mut taps = vec![0f32; (k * k * cin + 1) * stride];
+        let mut taps = vec![0f32; k * k * cin * stride];
         for co in 0..cout {
             for ci in 0..cin {
                 for t in 0..k * k {
@@ -415,6 +415,18 @@ fn engine_matches_candle_event_input() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn engine_matches_candle_wide_hidden() -> Result<()> {
+    // 100 hidden units: one full block of 64 columns and a narrow one; batch 6: one block of
+    // 4 samples and two single ones.
+    let mut tally = Tally::default();
+    let mut cfg = tiny_cfg(CellType::Forward, &OpSet::lightsnn())?;
+    cfg.hidden = 100;
+    equivalence(&cfg, &[], false, &mut tally)?;
+    check(&tally, "100 hidden units");
+    Ok(())
+}
+
 fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
     SearchSetup {
         net: cfg,
@@ -463,6 +475,28 @@ fn pruning_search_matches_candle() -> Result<()> {
     );
     assert!(worst <= 1e-6, "scores differ by {worst:e}");
     assert_eq!(b.config.engine, "cpu-event");
+    Ok(())
+}
+
+#[test]
+fn random_search_matches_candle() -> Result<()> {
+    let data = crate::sample::cifar10_sample(crate::data::Split::Train)?;
+    let ops: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
+    let cfg = tiny_cfg(CellType::Backward, &ops)?;
+    let pb = indicatif::ProgressBar::hidden();
+    let setup = |path| SearchSetup {
+        method: Method::Random,
+        random_samples: 6,
+        ..tiny_setup(cfg.clone(), path)
+    };
+    let a = run_search(&setup(KernelPath::BitPacked), &data, &Device::Cpu, &pb)?;
+    let b = run_search(&setup(KernelPath::CpuEvent), &data, &Device::Cpu, &pb)?;
+    assert_eq!(a.genotype, b.genotype);
+    assert_eq!(
+        a.rounds[0].scores, b.rounds[0].scores,
+        "same genotypes, same scores"
+    );
+    assert_eq!(a.best_score, b.best_score);
     Ok(())
 }
 
@@ -536,10 +570,9 @@ fn bench_conv() {
         (8, 24, 32, 0.15),
     ] {
         let stride = padded(cout);
-        let mut taps: Vec<f32> = (0..9 * cin * stride)
+        let taps: Vec<f32> = (0..9 * cin * stride)
             .map(|_| r.gen_range(-0.3f32..0.3))
             .collect();
-        taps.resize((9 * cin + 1) * stride, 0.0);
         let x: Vec<f32> = (0..cin * h * h)
             .map(|_| if r.gen_bool(rate) { 1.0 } else { 0.0 })
             .collect();
@@ -562,8 +595,8 @@ fn bench_conv() {
         };
         let mut out = vec![0f32; h * h * stride];
         let mut out2 = vec![0f32; h * h * stride];
-        let variants: [(&str, fn(&Active, &ConvGeom, &[f32], &mut [f32])); 1] =
-            [("active", conv_gather)];
+        type Conv = fn(&Active, &ConvGeom, &[f32], &mut [f32]);
+        let variants: [(&str, Conv); 1] = [("active", conv_gather)];
         for (name, f) in variants {
             let reps = 100;
             let mut best = f64::MAX;
@@ -584,4 +617,45 @@ fn bench_conv() {
             );
         }
     }
+}
+
+/// Times one scoring (R = 2 batches of 32) of the width-1/16 CIFAR-10 supernet on both paths,
+/// for extrapolating a whole search (`LIGHTSNN_CIFAR=<dir> cargo test --release
+/// bench_one_scoring -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_one_scoring() -> Result<()> {
+    let Ok(dir) = std::env::var("LIGHTSNN_CIFAR") else {
+        println!("set LIGHTSNN_CIFAR to a CIFAR-10 folder");
+        return Ok(());
+    };
+    let o = Overrides {
+        width: Some(1.0 / 16.0),
+        timesteps: Some(5),
+        ..Default::default()
+    };
+    let cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o)?;
+    let data = crate::data::Dataset::load(
+        DatasetKind::Cifar10,
+        std::path::Path::new(&dir),
+        crate::data::Split::Train,
+        cfg.timesteps,
+    )?;
+    let dev = Device::Cpu;
+    let sup = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(&cfg, &sup.alive(), 0, &dev)?;
+    let batches = crate::search::prune::draw_batches(&data, 32, 2, 1, &dev)?;
+    for path in [KernelPath::CpuEvent, KernelPath::BitPacked] {
+        let scorer = Scorer::new(&net, path)?;
+        scorer.prepare(&batches, Mode::ScoreBatchStats)?;
+        let t = std::time::Instant::now();
+        let s = scorer.sahd_score(&sup, &batches, Mode::ScoreBatchStats)?;
+        let dt = t.elapsed().as_secs_f64();
+        println!(
+            "{}: one scoring {dt:.3} s (score {s:.6}); x60 = {:.1} s",
+            path.name(),
+            60.0 * dt
+        );
+    }
+    Ok(())
 }

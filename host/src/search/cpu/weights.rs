@@ -67,8 +67,7 @@ pub struct ConvW {
     /// Length of a row of output channels in `taps` (and in the outputs): `cout`, or `cout`
     /// rounded up to a multiple of [`LANES`](super::conv::LANES) for the kernels, the extra weights 0.
     pub stride: usize,
-    /// `taps[((ky * k + kx) * cin + ci) * stride + co] = weight[co][ci][ky][kx]` (grouped
-    /// convolutions: followed by a row of `stride` zeros).
+    /// `taps[((ky * k + kx) * cin + ci) * stride + co] = weight[co][ci][ky][kx]`.
     pub taps: Vec<f32>,
     /// The BatchNorm after it.
     pub bn: BnW,
@@ -101,8 +100,7 @@ impl ConvW {
 
     /// Several convolutions with the same input and kernel size as one, in the layout of
     /// [`conv_gather`](super::conv::conv_gather): output channels concatenated in the order
-    /// given, rows padded to a multiple of [`LANES`](super::conv::LANES), one zero row
-    /// appended.
+    /// given, rows padded to a multiple of [`LANES`](super::conv::LANES).
     pub fn group(parts: &[&ConvW]) -> ConvW {
         let (k, cin) = (parts[0].k, parts[0].cin);
         let cout: usize = parts.iter().map(|p| p.cout).sum();
@@ -115,8 +113,6 @@ impl ConvW {
             }
             taps.resize(taps.len() + stride - cout, 0.0);
         }
-        // The zero row the convolution pads its row lists with.
-        taps.resize(taps.len() + stride, 0.0);
         ConvW {
             k,
             cin,
@@ -128,6 +124,9 @@ impl ConvW {
     }
 }
 
+/// Hidden units per column block of the hidden layer's weights.
+pub const HIDDEN_BLOCK: usize = 64;
+
 /// Every tensor the spiking part of the network needs (the stem stays in Candle, the output
 /// layer does not affect spikes).
 #[derive(Debug)]
@@ -138,8 +137,9 @@ pub struct Weights {
     pub cell_bn: [BnW; 2],
     /// The C1 -> C2 convolution between the cells (padded for the kernels).
     pub down: ConvW,
-    /// Hidden layer transposed, `[features][hidden]`.
-    pub fc1_t: Vec<f32>,
+    /// Hidden layer transposed, in column blocks: block `b` (hidden units
+    /// `b * HIDDEN_BLOCK..`, `width` of them) is a contiguous `[features][width]` matrix.
+    pub fc1_blocks: Vec<Vec<f32>>,
     /// Hidden units.
     pub hidden: usize,
 }
@@ -160,12 +160,19 @@ impl Weights {
         };
         let (hidden, features) = net.fc1.as_tensor().dims2()?;
         let fc1 = vec_of(&net.fc1)?;
-        let mut fc1_t = vec![0f32; fc1.len()];
-        for h in 0..hidden {
-            for f in 0..features {
-                fc1_t[f * hidden + h] = fc1[h * features + f];
-            }
-        }
+        let fc1_blocks = (0..hidden.div_ceil(HIDDEN_BLOCK))
+            .map(|b| {
+                let h0 = b * HIDDEN_BLOCK;
+                let width = HIDDEN_BLOCK.min(hidden - h0);
+                let mut blk = vec![0f32; features * width];
+                for f in 0..features {
+                    for j in 0..width {
+                        blk[f * width + j] = fc1[(h0 + j) * features + f];
+                    }
+                }
+                blk
+            })
+            .collect();
         Ok(Weights {
             cells: [cell(0)?, cell(1)?],
             cell_bn: [
@@ -173,7 +180,7 @@ impl Weights {
                 BnW::from_params(&net.cell_bn[1])?,
             ],
             down: ConvW::group(&[&ConvW::from_conv_bn(&net.down)?]),
-            fc1_t,
+            fc1_blocks,
             hidden,
         })
     }
