@@ -18,8 +18,8 @@ pub struct BenchArgs {
 
 #[derive(Subcommand, Debug)]
 enum BenchWhat {
-    /// Search wall times (demo and width-1/16 CIFAR-10 configs), scorings/s, and the SAHD kernel
-    /// bit-packed against a dense f32 GEMM formulation.
+    /// Search wall times (demo and width-1/16 CIFAR-10 configs), scorings/s, the SAHD kernel
+    /// bit-packed against a dense f32 GEMM formulation, and training-step images/s.
     Search(SearchBenchArgs),
     /// Training images/s on the CPU demo configuration (built-in CIFAR-10 sample, width 1/32,
     /// T = 5, batch 64): batch filling with augmentation, forward, backward, SGD update.
@@ -131,8 +131,19 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
             searches.push(b);
         }
     }
+    let mut train_images_per_s = None;
+    if !a.kernel_only {
+        let device = a.device.open()?;
+        let r =
+            crate::train::bench::bench_train(crate::train::bench::DEMO_GENOTYPE, 5, 64, &device)?;
+        println!(
+            "training step (demo config: width 1/32, H {}, T {}, batch {}): {:.1} images/s",
+            r.net.hidden, r.net.timesteps, r.batch, r.images_per_s
+        );
+        train_images_per_s = Some(r.images_per_s);
+    }
     if let Some(p) = &a.json {
-        let v = json!({ "kernel": kb, "engines": engines, "searches": searches });
+        let v = json!({ "kernel": kb, "engines": engines, "searches": searches, "train_images_per_s": train_images_per_s });
         write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
