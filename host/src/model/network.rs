@@ -171,25 +171,9 @@ impl Network {
         })
     }
 
-    /// The stem: conv + BN (+ MaxPool2 for DVS) of one frame `[N, C, H, W]`.
-    pub fn stem(&self, frame: &Tensor, mode: Mode) -> Result<Tensor> {
-        let s = self.stem.forward(frame, mode)?;
-        if self.cfg.stem_pool {
-            Ok(s.max_pool2d(2)?)
-        } else {
-            Ok(s)
-        }
-    }
-
-    /// Runs `input` of shape `[N, F, C, H, W]` (F = 1 for static data, repeated over the T
-    /// timesteps; F = T for event data) and returns the mean voted output.
-    pub fn forward(&self, input: &Tensor, opts: Forward<'_>) -> Result<Output> {
-        let Forward {
-            mixing,
-            mode,
-            sink,
-            dropout_rng,
-        } = opts;
+    /// Checks a batch `[N, F, C, H, W]` and a mixing against the network (frame shape, F = 1 or
+    /// T, one mixing entry per edge) and returns `(N, F)`. Every forward implementation calls it.
+    pub fn check_input(&self, input: &Tensor, mixing: &Mixing) -> Result<(usize, usize)> {
         let cfg = &self.cfg;
         let (n, frames, c, h, w) = input.dims5()?;
         if [c, h, w] != cfg.input {
@@ -213,6 +197,30 @@ impl Network {
                 cfg.cell.num_edges()
             );
         }
+        Ok((n, frames))
+    }
+
+    /// The stem: conv + BN (+ MaxPool2 for DVS) of one frame `[N, C, H, W]`.
+    pub fn stem(&self, frame: &Tensor, mode: Mode) -> Result<Tensor> {
+        let s = self.stem.forward(frame, mode)?;
+        if self.cfg.stem_pool {
+            Ok(s.max_pool2d(2)?)
+        } else {
+            Ok(s)
+        }
+    }
+
+    /// Runs `input` of shape `[N, F, C, H, W]` (F = 1 for static data, repeated over the T
+    /// timesteps; F = T for event data) and returns the mean voted output.
+    pub fn forward(&self, input: &Tensor, opts: Forward<'_>) -> Result<Output> {
+        let Forward {
+            mixing,
+            mode,
+            sink,
+            dropout_rng,
+        } = opts;
+        let cfg = &self.cfg;
+        let (n, frames) = self.check_input(input, mixing)?;
         let static_stem = if frames == 1 {
             Some(self.stem(&input.squeeze(1)?, mode)?)
         } else {

@@ -172,28 +172,7 @@ impl<'n> CpuEngine<'n> {
     ) -> Result<()> {
         let cfg = &self.net.cfg;
         let stats = stats_of(mode)?;
-        let (n, frames, c, h, w) = batch.dims5()?;
-        if [c, h, w] != cfg.input {
-            bail!(
-                "input frames are {c}x{h}x{w}, the network expects {}x{}x{}",
-                cfg.input[0],
-                cfg.input[1],
-                cfg.input[2]
-            );
-        }
-        if frames != 1 && frames != cfg.timesteps {
-            bail!(
-                "input has {frames} frames per sample; expected 1 (static) or T = {}",
-                cfg.timesteps
-            );
-        }
-        if mixing.edges.len() != cfg.cell.num_edges() {
-            bail!(
-                "mixing has {} edges, the cell has {}",
-                mixing.edges.len(),
-                cfg.cell.num_edges()
-            );
-        }
+        let (n, _) = self.net.check_input(batch, mixing)?;
         if kernel.n() != n {
             bail!(
                 "the SAHD kernel is for {} samples, the batch has {n}",
