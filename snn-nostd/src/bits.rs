@@ -14,7 +14,8 @@
 //! LLVM maps onto SSE2 on the baseline x86_64 target (no `popcnt` needed). On the build machine
 //! (x86_64, no `-C target-cpu`): Hamming distance of two 131,072-bit codes about 1.7-2.4 us;
 //! packing 32 x 262,144 floats about 3.6 ms (bytes: 1.6 ms); measured by
-//! `lightsnn bench search`.
+//! `lightsnn bench search`. The SAHD kernel's all-pairs loop does not call [`hamming`] pair by
+//! pair: [`crate::pairwise`] tiles it and dispatches to AVX2 or AVX-512 where the CPU has them.
 
 use crate::sahd::SahdError;
 
@@ -258,10 +259,23 @@ fn count_words(a: &[u64], b: &[u64], op: impl Fn(u64, u64) -> u64) -> u64 {
     total + acc.iter().sum::<u64>() + rest
 }
 
+/// Population count of `a[i] ^ b[i]` over `i < min(a.len(), b.len())`, inlined into the caller
+/// (so that a caller compiled with target features gets them; see `crate::pairwise`).
+#[inline(always)]
+pub(crate) fn xor_count(a: &[u64], b: &[u64]) -> u64 {
+    count_words(a, b, |x, y| x ^ y)
+}
+
+/// Population count of `a`, inlined into the caller (see [`xor_count`]).
+#[inline(always)]
+pub(crate) fn ones_count(a: &[u64]) -> u64 {
+    count_words(a, a, |x, _| x)
+}
+
 /// Number of set bits of a code (truncated to `u32`; codes of 2^32 bits or more are not
 /// supported).
 pub fn popcount(code: &[u64]) -> u32 {
-    count_words(code, code, |x, _| x) as u32
+    ones_count(code) as u32
 }
 
 /// Hamming distance of two codes: the population count of `a ^ b`.
@@ -272,7 +286,7 @@ pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
     let common = a.len().min(b.len());
     let (a0, a1) = a.split_at(common);
     let (b0, b1) = b.split_at(common);
-    let d = count_words(a0, b0, |x, y| x ^ y);
+    let d = xor_count(a0, b0);
     (d + u64::from(popcount(a1)) + u64::from(popcount(b1))) as u32
 }
 

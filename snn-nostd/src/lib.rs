@@ -5,6 +5,7 @@
 //! - [`genotype`]: the operation set, the 12 cell edges in canonical order, cell types and
 //!   genotypes, with parsing and printing.
 //! - [`bits`]: bit-packed spike codes and popcount Hamming distance.
+//! - [`pairwise`]: all-pairs Hamming distances, cache-tiled, with AVX2 / AVX-512 dispatch.
 //! - [`sahd`]: the sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score.
 //! - [`logdet`]: f64 natural log and log-determinants (LU, rank-one split) without `std`.
 //! - [`model`]: the quantised model blob (postcard, magic, version, CRC-32), zero-copy decoding.
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod genotype;
 pub mod logdet;
 pub mod model;
+pub mod pairwise;
 pub mod sahd;
 
 pub use sahd::{SahdError, SahdKernel};

@@ -17,8 +17,9 @@
 
 use core::fmt;
 
-use crate::bits::{hamming, popcount, words_for};
+use crate::bits::words_for;
 use crate::logdet::{rank_one_core, square};
+use crate::pairwise::for_each_pair;
 
 /// Why a SAHD, bit-packing or log-determinant call was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +122,8 @@ impl std::error::Error for SahdError {}
 /// caller buffer of `N * N` f64.
 ///
 /// The buffer holds, in its strict upper triangle, `S_ij = sum over pairs of
-/// m H_ij / (E_ij + 1e-3)` (`m` the pair's multiplicity); its diagonal is scratch for the
-/// popcounts during a call and 0 otherwise; the lower triangle is unused.
+/// m H_ij / (E_ij + 1e-3)` (`m` the pair's multiplicity); its diagonal (popcounts) and lower
+/// triangle (Hamming counts) are scratch during a call and 0 otherwise.
 #[derive(Debug)]
 pub struct SahdKernel<'a> {
     n: usize,
@@ -187,9 +188,9 @@ impl<'a> SahdKernel<'a> {
         Ok((pairs, bits))
     }
 
-    /// Adds one pair from the popcounts on the diagonal and Hamming distances `h(i, j)`, then
-    /// zeroes the diagonal.
-    fn add_pair(&mut self, n_bits: usize, multiplicity: u32, h: impl Fn(usize, usize) -> u32) {
+    /// Adds one pair from the popcounts on the diagonal and the Hamming distances in the lower
+    /// triangle (`H_ij` at `[j * n + i]`, `i < j`), then zeroes the diagonal and lower triangle.
+    fn add_pair(&mut self, n_bits: usize, multiplicity: u32) {
         let n = self.n;
         let nb = n_bits as f64;
         let m = f64::from(multiplicity);
@@ -198,12 +199,18 @@ impl<'a> SahdKernel<'a> {
             for j in i + 1..n {
                 let pj = self.sum[j * n + j];
                 let e = (pi + pj) - 2.0 * (pi * pj / nb);
-                let term = f64::from(h(i, j)) / (e + 1e-3);
+                let term = self.sum[j * n + i] / (e + 1e-3);
                 self.sum[i * n + j] += m * term;
             }
         }
+        self.clear_scratch();
+    }
+
+    /// Zeroes the diagonal and the lower triangle (the scratch of one call).
+    fn clear_scratch(&mut self) {
+        let n = self.n;
         for i in 0..n {
-            self.sum[i * n + i] = 0.0;
+            self.sum[i * n..i * n + i + 1].fill(0.0);
         }
     }
 
@@ -258,7 +265,7 @@ impl<'a> SahdKernel<'a> {
                 }
                 return Err(SahdError::NonZeroPadding { row });
             }
-            self.sum[row * n + row] = f64::from(popcount(&code[..w]));
+            self.sum[row * n + row] = crate::pairwise::popcount(&code[..w]) as f64;
         }
         if multiplicity == 0 {
             for i in 0..n {
@@ -266,8 +273,15 @@ impl<'a> SahdKernel<'a> {
             }
             return Ok(());
         }
-        let row = |i: usize| &codes[i * words_per_code..i * words_per_code + w];
-        self.add_pair(n_bits, multiplicity, |i, j| hamming(row(i), row(j)));
+        let sum = &mut *self.sum;
+        let counted = for_each_pair(codes, n, words_per_code, w, |i, j, d| {
+            sum[j * n + i] += f64::from(d);
+        });
+        if let Err(e) = counted {
+            self.clear_scratch();
+            return Err(e);
+        }
+        self.add_pair(n_bits, multiplicity);
         self.pairs = pairs;
         self.bits_sum = bits_sum;
         Ok(())
@@ -333,7 +347,12 @@ impl<'a> SahdKernel<'a> {
         for (i, &p) in popcounts.iter().enumerate() {
             self.sum[i * n + i] = f64::from(p);
         }
-        self.add_pair(n_bits, multiplicity, |i, j| hamming_upper[i * n + j]);
+        for i in 0..n {
+            for j in i + 1..n {
+                self.sum[j * n + i] = f64::from(hamming_upper[i * n + j]);
+            }
+        }
+        self.add_pair(n_bits, multiplicity);
         self.pairs = pairs;
         self.bits_sum = bits_sum;
         Ok(())
@@ -411,7 +430,7 @@ impl<'a> SahdKernel<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bits::{pack_rows_u8, words_for};
+    use crate::bits::{hamming, pack_rows_u8, popcount, words_for};
     use proptest::prelude::*;
     use std::vec;
     use std::vec::Vec;
