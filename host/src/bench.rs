@@ -209,6 +209,7 @@ pub fn bench_setups(path: KernelPath) -> Result<Vec<(String, SearchSetup)>> {
             method: Method::Prune,
             random_samples: 0,
             kernel_path: path,
+            candidates_per_pass: 0,
             data_label: "bench".into(),
         })
     };

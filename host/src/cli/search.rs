@@ -39,6 +39,11 @@ pub struct SearchArgs {
     /// reference) or cpu.
     #[arg(long, value_enum, default_value = "auto")]
     engine: EngineArg,
+    /// Candle engine: candidates of a round stacked on the batch axis per forward pass (0 =
+    /// as many as fit 2 GiB of activations on the CPU, 32 GiB on a GPU). Scores do not depend
+    /// on it.
+    #[arg(long, default_value_t = 0)]
+    candidates_per_pass: usize,
 }
 
 /// Options of `lightsnn score`.
@@ -88,6 +93,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         method: a.method,
         random_samples: a.samples,
         kernel_path: a.engine.kernel_path(&device),
+        candidates_per_pass: a.candidates_per_pass,
         data_label: label,
     };
     let pb = progress_bar();

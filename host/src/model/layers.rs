@@ -31,6 +31,28 @@ pub const BN_EPS: f64 = 1e-5;
 
 /// Applies BatchNorm to `x` of shape `[N, C, H, W]` or `[N, C]`.
 pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {
+    batch_norm_groups(x, bn, mode, 1)
+}
+
+/// BatchNorm of `groups` stacked batches: `x` is `[G*N, ...]` and, with batch statistics, each
+/// block of `N` samples is normalised with its own statistics (exactly as if it ran alone).
+/// Running statistics are only updated for `groups == 1`.
+pub fn batch_norm_groups(x: &Tensor, bn: &BnParams, mode: Mode, groups: usize) -> Result<Tensor> {
+    let uses_batch_stats = matches!(mode, Mode::ScoreBatchStats | Mode::Train);
+    if groups > 1 && uses_batch_stats {
+        if mode == Mode::Train {
+            anyhow::bail!("training runs one network per batch; stacked candidates only score");
+        }
+        let dims = x.dims();
+        let n = dims[0] / groups;
+        if n * groups != dims[0] {
+            anyhow::bail!("{} samples do not split into {groups} groups", dims[0]);
+        }
+        let mut split = vec![groups, n];
+        split.extend_from_slice(&dims[1..]);
+        let y = batch_norm_batch_stats(&x.reshape(split)?, bn, 2)?;
+        return Ok(y.reshape(dims)?);
+    }
     if mode == Mode::Train && x.rank() == 4 {
         return batch_norm_train_nchw(x, bn);
     }
@@ -58,6 +80,25 @@ pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {
             (mean, var)
         }
     };
+    let inv = (var + BN_EPS)?.sqrt()?.recip()?;
+    let w = bn.weight.as_tensor().reshape(shape.as_slice())?;
+    let b = bn.bias.as_tensor().reshape(shape.as_slice())?;
+    Ok(x.broadcast_sub(&mean)?
+        .broadcast_mul(&inv.broadcast_mul(&w)?)?
+        .broadcast_add(&b)?)
+}
+
+/// Batch-statistics BatchNorm (no running-stat update) over every dim but the channel dim
+/// `cdim` and the dims before it (the group dims), with the same operations as the plain path.
+fn batch_norm_batch_stats(x: &Tensor, bn: &BnParams, cdim: usize) -> Result<Tensor> {
+    let c = x.dim(cdim)?;
+    let shape: Vec<usize> = (0..x.rank())
+        .map(|d| if d == cdim { c } else { 1 })
+        .collect();
+    let red: Vec<usize> = (cdim - 1..x.rank()).filter(|&d| d != cdim).collect();
+    let mean = x.mean_keepdim(red.as_slice())?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(red.as_slice())?;
     let inv = (var + BN_EPS)?.sqrt()?.recip()?;
     let w = bn.weight.as_tensor().reshape(shape.as_slice())?;
     let b = bn.bias.as_tensor().reshape(shape.as_slice())?;
@@ -132,12 +173,17 @@ impl ConvBn {
 
     /// Convolution then BatchNorm.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_groups(x, mode, 1)
+    }
+
+    /// Convolution then BatchNorm of `groups` stacked batches ([`batch_norm_groups`]).
+    pub fn forward_groups(&self, x: &Tensor, mode: Mode, groups: usize) -> Result<Tensor> {
         let y = if mode == Mode::Train {
             super::conv::conv2d_same_train(x, self.weight.as_tensor(), self.k / 2)?
         } else {
             self.conv(x)?
         };
-        batch_norm(&y, &self.bn, mode)
+        batch_norm_groups(&y, &self.bn, mode, groups)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The spiking network in Candle: LIF neurons, layers, the cell and the macro skeleton.
 
 pub mod conv;
+mod edge_weights;
 pub mod layers;
 pub mod lif;
 pub mod mixing;

@@ -5,7 +5,8 @@
 //! single-path network (one op per edge, for training and export): what differs is the
 //! [`Mixing`] passed to [`Network::forward`].
 
-use super::layers::{avg_pool3, batch_norm, max_pool3, vote, ConvBn, Mode};
+use super::edge_weights::{EdgeWeights, OpWeight};
+use super::layers::{avg_pool3, batch_norm_groups, max_pool3, vote, ConvBn, Mode};
 use super::lif::LifState;
 use super::mixing::Mixing;
 use super::params::{BnParams, ParamStore};
@@ -58,6 +59,27 @@ pub trait SpikeSink {
         spikes: &Tensor,
         multiplicity: u32,
     ) -> Result<()>;
+
+    /// The spikes of a pass over stacked candidates ([`Network::forward_candidates`]):
+    /// `spikes` is `[G*N, ...]` and `multiplicity[g]` belongs to candidate `g` (0: the layer
+    /// does not exist in that candidate). The provided method takes one group only and
+    /// forwards it to [`record`](Self::record); sinks that score candidates override it.
+    fn record_groups(
+        &mut self,
+        layer: LayerId,
+        t: usize,
+        spikes: &Tensor,
+        multiplicity: &[u32],
+    ) -> Result<()> {
+        match multiplicity {
+            [0] => Ok(()),
+            [m] => self.record(layer, t, spikes, *m),
+            _ => bail!(
+                "this spike sink takes one network at a time, not {} stacked candidates",
+                multiplicity.len()
+            ),
+        }
+    }
 }
 
 /// A sink that drops everything.
@@ -219,10 +241,59 @@ impl Network {
             sink,
             dropout_rng,
         } = opts;
+        self.check_input(input, mixing)?;
+        let weights = EdgeWeights::single(mixing, self.cfg.cell);
+        self.run(input, &weights, mode, sink, dropout_rng)
+    }
+
+    /// Runs `input` `[N, F, C, H, W]` once for every candidate mixing, all candidates stacked
+    /// on the batch axis in one pass (candidate `g` owns samples `g*N..(g+1)*N` of the spikes
+    /// `sink` receives through [`SpikeSink::record_groups`]). Every candidate sees exactly
+    /// the arithmetic of its own [`forward`](Self::forward) pass; BatchNorm batch statistics
+    /// are per candidate. The stem runs once on the `N` samples. Scoring modes only.
+    ///
+    /// Returns the logits `[G*N, classes]`.
+    pub fn forward_candidates(
+        &self,
+        input: &Tensor,
+        candidates: &[Mixing],
+        mode: Mode,
+        sink: &mut dyn SpikeSink,
+    ) -> Result<Output> {
+        if matches!(mode, Mode::Train) {
+            bail!("stacked candidates are for scoring; training runs one mixing");
+        }
+        for c in candidates {
+            self.check_input(input, c)?;
+        }
+        let n = input.dim(0)?;
+        let weights = EdgeWeights::stacked(candidates, self.cfg.cell, n, input.device())?;
+        self.run(input, &weights, mode, sink, None)
+    }
+
+    /// The forward pass over resolved weights (one mixing or stacked candidates).
+    fn run(
+        &self,
+        input: &Tensor,
+        weights: &EdgeWeights,
+        mode: Mode,
+        sink: &mut dyn SpikeSink,
+        dropout_rng: Option<&mut dyn rand::RngCore>,
+    ) -> Result<Output> {
         let cfg = &self.cfg;
-        let (n, frames) = self.check_input(input, mixing)?;
+        let (n, frames, ..) = input.dims5()?;
+        let groups = weights.groups;
+        // The stem sees the same N samples for every candidate: run it once, then repeat.
+        let stem = |frame: &Tensor| -> Result<Tensor> {
+            let s = self.stem(frame, mode)?;
+            if groups == 1 {
+                Ok(s)
+            } else {
+                Ok(Tensor::cat(&vec![&s; groups], 0)?)
+            }
+        };
         let static_stem = if frames == 1 {
-            Some(self.stem(&input.squeeze(1)?, mode)?)
+            Some(stem(&input.squeeze(1)?)?)
         } else {
             None
         };
@@ -236,28 +307,29 @@ impl Network {
             _ => None,
         };
         let surrogate = mode.surrogate();
+        let ones = vec![1u32; groups];
         let mut acc: Option<Tensor> = None;
         for t in 0..cfg.timesteps {
             let x0 = match &static_stem {
                 Some(s) => s.clone(),
-                None => self.stem(&input.narrow(1, t, 1)?.squeeze(1)?, mode)?,
+                None => stem(&input.narrow(1, t, 1)?.squeeze(1)?)?,
             };
-            let y1 = self.cell_step(0, &x0, &mut cell_states[0], mixing, mode, sink, t)?;
-            let y1 = batch_norm(&y1, &self.cell_bn[0], mode)?;
+            let y1 = self.cell_step(0, &x0, &mut cell_states[0], weights, mode, sink, t)?;
+            let y1 = batch_norm_groups(&y1, &self.cell_bn[0], mode, groups)?;
             let s1 = out_lif[0].step(&y1, &cfg.lif, surrogate)?;
-            sink.record(LayerId::CellOut { cell: 0 }, t, &s1, 1)?;
-            let x2 = self.down.forward(&s1, mode)?.max_pool2d(2)?;
-            let y2 = self.cell_step(1, &x2, &mut cell_states[1], mixing, mode, sink, t)?;
-            let y2 = batch_norm(&y2, &self.cell_bn[1], mode)?;
+            sink.record_groups(LayerId::CellOut { cell: 0 }, t, &s1, &ones)?;
+            let x2 = self.down.forward_groups(&s1, mode, groups)?.max_pool2d(2)?;
+            let y2 = self.cell_step(1, &x2, &mut cell_states[1], weights, mode, sink, t)?;
+            let y2 = batch_norm_groups(&y2, &self.cell_bn[1], mode, groups)?;
             let s2 = out_lif[1].step(&y2, &cfg.lif, surrogate)?;
-            sink.record(LayerId::CellOut { cell: 1 }, t, &s2, 1)?;
+            sink.record_groups(LayerId::CellOut { cell: 1 }, t, &s2, &ones)?;
             let mut f = s2.max_pool2d(cfg.pool)?.flatten_from(1)?;
             if let Some(m) = &dropout_mask {
                 f = (f * m)?;
             }
             let hdn = f.matmul(&self.fc1.as_tensor().t()?)?;
             let sh = hidden_lif.step(&hdn, &cfg.lif, surrogate)?;
-            sink.record(LayerId::Hidden, t, &sh, 1)?;
+            sink.record_groups(LayerId::Hidden, t, &sh, &ones)?;
             let o = sh
                 .matmul(&self.fc2.as_tensor().t()?)?
                 .broadcast_add(self.fc2_bias.as_tensor())?;
@@ -281,7 +353,7 @@ impl Network {
         ci: usize,
         x0: &Tensor,
         st: &mut CellState,
-        mixing: &Mixing,
+        weights: &EdgeWeights,
         mode: Mode,
         sink: &mut dyn SpikeSink,
         t: usize,
@@ -290,11 +362,6 @@ impl Network {
         let edges = self.cfg.cell.edges();
         let lif = self.cfg.lif;
         let surrogate = mode.surrogate();
-        // How many LIF-headed ops read each node (over forward and backward edges).
-        let mut mult = [0u32; NUM_NODES];
-        for (e, mix) in edges.iter().zip(&mixing.edges) {
-            mult[e.from as usize] += mix.ops.iter().filter(|(o, _)| o.has_lif()).count() as u32;
-        }
         // u_j = x_j + B_j for j < 3 (forward sources) ; u_3 = x_3.
         let mut u: [Option<Tensor>; NUM_NODES] = Default::default();
         let mut spikes: [Option<Tensor>; NUM_NODES] = Default::default();
@@ -305,82 +372,56 @@ impl Network {
             })
         };
         u[0] = Some(add_back(x0.clone(), &st.back[0])?);
-        // Node j's spikes (computed once per node per timestep).
-        let node_spikes = |j: usize,
-                           u: &[Option<Tensor>; NUM_NODES],
-                           spikes: &mut [Option<Tensor>; NUM_NODES],
-                           st: &mut CellState,
-                           sink: &mut dyn SpikeSink|
-         -> Result<()> {
-            if mult[j] > 0 && spikes[j].is_none() {
-                let uj = u[j].as_ref().expect("node computed before use");
+        // Edge `ei`'s output from its source node's value and spikes; a node's spikes are
+        // computed (and recorded) once per timestep, when the first LIF-headed op needs them.
+        let mut edge_out = |ei: usize,
+                            u: &[Option<Tensor>; NUM_NODES],
+                            spikes: &mut [Option<Tensor>; NUM_NODES],
+                            st: &mut CellState|
+         -> Result<Option<Tensor>> {
+            let j = edges[ei].from as usize;
+            let uj = u[j].as_ref().expect("node computed before use");
+            if weights.node_spikes_needed(j) && spikes[j].is_none() {
                 let s = st.lif[j].step(uj, &lif, surrogate)?;
-                sink.record(
-                    LayerId::CellNode {
-                        cell: ci as u8,
-                        node: j as u8,
-                    },
-                    t,
-                    &s,
-                    mult[j],
-                )?;
+                let node = LayerId::CellNode {
+                    cell: ci as u8,
+                    node: j as u8,
+                };
+                sink.record_groups(node, t, &s, &weights.mults(j))?;
                 spikes[j] = Some(s);
             }
-            Ok(())
+            self.edge(cell, ei, weights, uj, spikes[j].as_ref(), mode)
         };
         // Forward edges, node by node.
-        let mut x: [Option<Tensor>; NUM_NODES] = Default::default();
-        x[0] = Some(x0.clone());
+        let mut x3 = None;
         for i in 1..NUM_NODES {
             let mut sum: Option<Tensor> = None;
             for (ei, e) in edges.iter().enumerate() {
-                if e.to as usize != i || e.is_backward() {
-                    continue;
+                if e.to as usize == i && !e.is_backward() {
+                    sum = add_opt(sum, edge_out(ei, &u, &mut spikes, st)?)?;
                 }
-                let j = e.from as usize;
-                node_spikes(j, &u, &mut spikes, st, sink)?;
-                let out = self.edge(
-                    cell,
-                    ei,
-                    mixing,
-                    u[j].as_ref().unwrap(),
-                    spikes[j].as_ref(),
-                    mode,
-                )?;
-                sum = add_opt(sum, out)?;
             }
             let xi = match sum {
                 Some(s) => s,
                 None => x0.zeros_like()?,
             };
-            u[i] = Some(if i < 3 {
-                add_back(xi.clone(), &st.back[i])?
+            if i < 3 {
+                u[i] = Some(add_back(xi, &st.back[i])?);
             } else {
-                xi.clone()
-            });
-            x[i] = Some(xi);
+                u[i] = Some(xi.clone());
+                x3 = Some(xi);
+            }
         }
         // Backward edges: new back states from this timestep's values.
         let mut new_back: [Option<Tensor>; 3] = Default::default();
         for (ei, e) in edges.iter().enumerate() {
-            if !e.is_backward() {
-                continue;
+            if e.is_backward() {
+                let i = e.to as usize;
+                new_back[i] = add_opt(new_back[i].take(), edge_out(ei, &u, &mut spikes, st)?)?;
             }
-            let j = e.from as usize;
-            node_spikes(j, &u, &mut spikes, st, sink)?;
-            let out = self.edge(
-                cell,
-                ei,
-                mixing,
-                u[j].as_ref().unwrap(),
-                spikes[j].as_ref(),
-                mode,
-            )?;
-            let i = e.to as usize;
-            new_back[i] = add_opt(new_back[i].take(), out)?;
         }
         st.back = new_back;
-        Ok(x[3].take().expect("x3 computed"))
+        Ok(x3.expect("x3 computed"))
     }
 
     /// Output of edge `ei` given its source value `u` and that value's spikes.
@@ -388,13 +429,14 @@ impl Network {
         &self,
         cell: &CellParams,
         ei: usize,
-        mixing: &Mixing,
+        weights: &EdgeWeights,
         u: &Tensor,
         spikes: Option<&Tensor>,
         mode: Mode,
     ) -> Result<Option<Tensor>> {
         let mut sum: Option<Tensor> = None;
-        for &(op, w) in &mixing.edges[ei].ops {
+        for (op, w) in &weights.edges[ei] {
+            let op = *op;
             let y = match op {
                 Op::Zero => continue,
                 Op::Skip => u.clone(),
@@ -407,10 +449,15 @@ impl Network {
                             "edge {ei} has no parameters for {op} (network built for other ops)"
                         ),
                     };
-                    conv.forward(spikes.expect("spikes exist for conv ops"), mode)?
+                    let s = spikes.expect("spikes exist for conv ops");
+                    conv.forward_groups(s, mode, weights.groups)?
                 }
             };
-            let y = if w == 1.0 { y } else { (y * w as f64)? };
+            let y = match w {
+                OpWeight::One => y,
+                OpWeight::Scalar(w) => (y * *w)?,
+                OpWeight::PerSample(w) => y.broadcast_mul(w)?,
+            };
             sum = add_opt(sum, Some(y))?;
         }
         Ok(sum)

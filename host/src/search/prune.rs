@@ -41,6 +41,9 @@ pub struct SearchSetup {
     pub random_samples: usize,
     /// How spike codes reach the kernel.
     pub kernel_path: KernelPath,
+    /// Candidates stacked per Candle forward pass (0 = as many as fit, see
+    /// [`auto_stack`](super::score::auto_stack)); the CPU engine ignores it.
+    pub candidates_per_pass: usize,
     /// Description of the data source, recorded in the report.
     pub data_label: String,
 }
@@ -51,6 +54,14 @@ impl SearchSetup {
         match self.net.bn_mode {
             BnMode::Batch => Mode::ScoreBatchStats,
             BnMode::Running => Mode::ScoreRunningStats,
+        }
+    }
+
+    /// Candidates per Candle pass: `candidates_per_pass`, or the memory-based default for 0.
+    pub fn stack(&self, device: &Device) -> usize {
+        match self.candidates_per_pass {
+            0 => super::score::auto_stack(&self.net, self.batch, device),
+            k => k,
         }
     }
 
@@ -130,7 +141,7 @@ pub fn run_search(
     let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
     let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
     pb.set_length(setup.total_scorings());
-    let scorer = Scorer::new(&net, setup.kernel_path)?;
+    let scorer = Scorer::new(&net, setup.kernel_path)?.with_stack(setup.stack(device));
     let (genotype, rounds, best_score) = match setup.method {
         Method::Prune => prune(setup, &scorer, data, device, pb)?,
         Method::Random => super::random::random_search(setup, &scorer, data, device, pb)?,
@@ -201,12 +212,10 @@ fn prune(
             }
         }
         scorer.prepare(&batches, setup.mode())?;
-        let values = scorer.map_candidates(&cands, |(ei, _, mix)| {
-            let s = scorer.sahd_score(mix, &batches, setup.mode());
-            pb.inc(1);
-            pb.set_message(format!("round {round}, edge {}", edges[*ei]));
-            s
-        })?;
+        pb.set_message(format!("round {round}"));
+        let mixes: Vec<Mixing> = cands.iter().map(|(_, _, m)| m.clone()).collect();
+        let values =
+            scorer.score_candidates(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;
         let mut scores = Vec::new();
         let mut per_edge: Vec<Vec<f64>> = vec![Vec::new(); edges.len()];
         for (&(ei, op, _), s) in cands.iter().zip(values) {

@@ -39,11 +39,8 @@ pub fn random_search(
         genotypes.push(Genotype::new(cfg.cell, &pick)?);
     }
     scorer.prepare(&batches, setup.mode())?;
-    let scores = scorer.map_candidates(&genotypes, |g| {
-        let s = scorer.sahd_score(&Mixing::single_path(g), &batches, setup.mode());
-        pb.inc(1);
-        s
-    })?;
+    let mixes: Vec<Mixing> = genotypes.iter().map(Mixing::single_path).collect();
+    let scores = scorer.score_candidates(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;
     let report = genotypes
         .iter()
         .zip(&scores)

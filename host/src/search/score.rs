@@ -61,45 +61,99 @@ impl KernelPath {
     }
 }
 
-/// Packs each recorded layer and accumulates it into the kernel straight away.
+/// Packs each recorded layer and accumulates it into the kernels straight away: one kernel per
+/// stacked candidate (one for a plain pass).
 struct PackingSink<'a, 'k> {
-    kernel: &'a mut SahdKernel<'k>,
+    kernels: &'a mut [SahdKernel<'k>],
     floats: Vec<f32>,
     words: Vec<u64>,
 }
 
 impl SpikeSink for PackingSink<'_, '_> {
-    fn record(&mut self, _l: LayerId, _t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
-        let n = spikes.dim(0)?;
+    fn record(&mut self, l: LayerId, t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
+        self.record_groups(l, t, spikes, &[mult])
+    }
+
+    fn record_groups(
+        &mut self,
+        _l: LayerId,
+        _t: usize,
+        spikes: &Tensor,
+        mult: &[u32],
+    ) -> Result<()> {
+        let rows = spikes.dim(0)?;
         let flat = spikes.flatten_from(1)?;
         let n_bits = flat.dim(1)?;
         self.floats.clear();
         self.floats.extend(flat.flatten_all()?.to_vec1::<f32>()?);
         let wpc = bits::words_for(n_bits);
         self.words.clear();
-        self.words.resize(n * wpc, 0);
-        bits::pack_rows_f32(&self.floats, n, &mut self.words)
+        self.words.resize(rows * wpc, 0);
+        bits::pack_rows_f32(&self.floats, rows, &mut self.words)
             .map_err(|e| anyhow!("packing spikes: {e}"))?;
-        self.kernel
-            .accumulate(&self.words, wpc, n_bits, mult)
-            .map_err(|e| anyhow!("SAHD kernel: {e}"))
+        let per_group = self.words.len() / mult.len().max(1);
+        for ((kernel, &m), codes) in self
+            .kernels
+            .iter_mut()
+            .zip(mult)
+            .zip(self.words.chunks(per_group))
+        {
+            kernel
+                .accumulate(codes, wpc, n_bits, m)
+                .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        }
+        Ok(())
     }
 }
 
-/// Keeps per-layer Gram matrices on the device until the pass ends.
+/// Keeps per-layer Gram matrices (`[G, N, N]`, one per stacked candidate) on the device until
+/// the pass ends.
 struct GramSink {
+    groups: usize,
     grams: Vec<Tensor>,
-    meta: Vec<(usize, u32)>,
+    meta: Vec<(usize, Vec<u32>)>,
 }
 
 impl SpikeSink for GramSink {
-    fn record(&mut self, _l: LayerId, _t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
+    fn record(&mut self, l: LayerId, t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
+        self.record_groups(l, t, spikes, &[mult])
+    }
+
+    fn record_groups(
+        &mut self,
+        _l: LayerId,
+        _t: usize,
+        spikes: &Tensor,
+        mult: &[u32],
+    ) -> Result<()> {
+        let rows = spikes.dim(0)?;
         let x = spikes.flatten_from(1)?.to_dtype(DType::F32)?;
-        let g = x.matmul(&x.t()?)?;
-        self.meta.push((x.dim(1)?, mult));
+        let n_bits = x.dim(1)?;
+        let x = x.reshape((self.groups, rows / self.groups, n_bits))?;
+        let g = x.matmul(&x.transpose(1, 2)?.contiguous()?)?;
+        self.meta.push((n_bits, mult.to_vec()));
         self.grams.push(g);
         Ok(())
     }
+}
+
+/// Candidates per Candle pass when the setup says "auto" (0): as many as fit a memory budget
+/// (2 GiB of activations on the CPU, 32 GiB on a GPU), estimated as 48 live tensors of the
+/// first cell's size per candidate; at least 1.
+pub fn auto_stack(
+    net: &crate::config::NetConfig,
+    batch: usize,
+    device: &candle_core::Device,
+) -> usize {
+    let budget: f64 = if device.is_cpu() { 2.0 } else { 32.0 } * (1u64 << 30) as f64;
+    let [_, h, w] = net.input;
+    let (h, w) = if net.stem_pool {
+        (h / 2, w / 2)
+    } else {
+        (h, w)
+    };
+    let per_candidate = 48.0 * 4.0 * (batch * net.c1 * h * w) as f64;
+    ((budget / per_candidate) as usize).max(1)
 }
 
 /// Scores mixings of one network along one [`KernelPath`], keeping what can be reused between
@@ -110,6 +164,7 @@ pub struct Scorer<'n> {
     net: &'n Network,
     path: KernelPath,
     engine: Option<CpuEngine<'n>>,
+    stack: usize,
 }
 
 impl<'n> Scorer<'n> {
@@ -119,7 +174,19 @@ impl<'n> Scorer<'n> {
             KernelPath::CpuEvent => Some(CpuEngine::new(net)?),
             KernelPath::BitPacked | KernelPath::DeviceGram => None,
         };
-        Ok(Scorer { net, path, engine })
+        Ok(Scorer {
+            net,
+            path,
+            engine,
+            stack: 1,
+        })
+    }
+
+    /// Scores up to `stack` candidates per Candle pass ([`Scorer::score_candidates`]; the CPU
+    /// engine runs candidates in parallel threads instead). 0 counts as 1.
+    pub fn with_stack(mut self, stack: usize) -> Scorer<'n> {
+        self.stack = stack.max(1);
+        self
     }
 
     /// The path this scorer runs.
@@ -156,6 +223,74 @@ impl<'n> Scorer<'n> {
         }
     }
 
+    /// SAHD scores of `candidates` (each averaged over `batches`, SPEC §5), in candidate order.
+    /// `done(k)` is called as `k` more candidates finish (for progress bars).
+    ///
+    /// The CPU engine scores candidates in parallel threads. The Candle paths stack up to
+    /// [`with_stack`](Self::with_stack) candidates on the batch axis and score them in one
+    /// forward pass per batch ([`Network::forward_candidates`]); each candidate's score equals
+    /// its own unstacked scoring (tested).
+    pub fn score_candidates(
+        &self,
+        candidates: &[Mixing],
+        batches: &[Tensor],
+        mode: Mode,
+        done: impl Fn(usize) + Sync + Send,
+    ) -> Result<Vec<f64>> {
+        if batches.is_empty() {
+            return Err(anyhow!(
+                "no batches to score on (repeats must be at least 1)"
+            ));
+        }
+        if self.engine.is_some() || self.stack == 1 {
+            return self.map_candidates(candidates, |m| {
+                let s = self.sahd_score(m, batches, mode);
+                done(1);
+                s
+            });
+        }
+        let mut out = Vec::with_capacity(candidates.len());
+        for chunk in candidates.chunks(self.stack) {
+            let mut totals = vec![0.0; chunk.len()];
+            for b in batches {
+                for (t, s) in totals.iter_mut().zip(self.stacked_scores(chunk, b, mode)?) {
+                    *t += s;
+                }
+            }
+            out.extend(totals.into_iter().map(|t| t / batches.len() as f64));
+            done(chunk.len());
+        }
+        Ok(out)
+    }
+
+    /// ln|det K| of each of `chunk` on one batch, from one stacked Candle pass.
+    fn stacked_scores(&self, chunk: &[Mixing], batch: &Tensor, mode: Mode) -> Result<Vec<f64>> {
+        let n = batch.dim(0)?;
+        let g = chunk.len();
+        let mut bufs = vec![0f64; g * n * n];
+        let mut kernels = bufs
+            .chunks_mut(n * n)
+            .map(|b| SahdKernel::new(n, b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        candle_accumulate(
+            self.net,
+            Pass::Stacked(chunk),
+            batch,
+            mode,
+            self.path,
+            &mut kernels,
+        )?;
+        let mut scratch = vec![0f64; n * n + n];
+        kernels
+            .iter()
+            .map(|k| {
+                k.score(&mut scratch)
+                    .map_err(|e| anyhow!("SAHD log-det: {e}"))
+            })
+            .collect()
+    }
+
     /// Runs the network on `batch` and adds every (LIF layer, timestep) code set to `kernel`.
     pub fn accumulate_batch(
         &self,
@@ -166,7 +301,14 @@ impl<'n> Scorer<'n> {
     ) -> Result<()> {
         match &self.engine {
             Some(e) => e.accumulate_batch(mixing, batch, mode, kernel),
-            None => candle_accumulate(self.net, mixing, batch, mode, self.path, kernel),
+            None => candle_accumulate(
+                self.net,
+                Pass::One(mixing),
+                batch,
+                mode,
+                self.path,
+                std::slice::from_mut(kernel),
+            ),
         }
     }
 
@@ -222,48 +364,67 @@ pub fn accumulate_batch(
     Scorer::new(net, path)?.accumulate_batch(mixing, batch, mode, kernel)
 }
 
-/// The Candle forward pass feeding `kernel` along a Candle path.
+/// What one Candle pass runs: one mixing, or candidates stacked on the batch axis.
+#[derive(Clone, Copy)]
+enum Pass<'a> {
+    One(&'a Mixing),
+    Stacked(&'a [Mixing]),
+}
+
+/// The Candle forward pass feeding `kernels` (one per candidate of the pass) along a Candle
+/// path.
 fn candle_accumulate(
     net: &Network,
-    mixing: &Mixing,
+    pass: Pass<'_>,
     batch: &Tensor,
     mode: Mode,
     path: KernelPath,
-    kernel: &mut SahdKernel<'_>,
+    kernels: &mut [SahdKernel<'_>],
 ) -> Result<()> {
     let n = batch.dim(0)?;
+    let run = |sink: &mut dyn SpikeSink| -> Result<()> {
+        match pass {
+            Pass::One(mixing) => net.forward(batch, fwd(mixing, mode, sink)).map(|_| ()),
+            Pass::Stacked(c) => net.forward_candidates(batch, c, mode, sink).map(|_| ()),
+        }
+    };
     match path {
         KernelPath::CpuEvent => unreachable!("the CPU engine is not a Candle path"),
-        KernelPath::BitPacked => {
-            let mut sink = PackingSink {
-                kernel,
-                floats: Vec::new(),
-                words: Vec::new(),
-            };
-            net.forward(batch, fwd(mixing, mode, &mut sink))?;
-        }
+        KernelPath::BitPacked => run(&mut PackingSink {
+            kernels,
+            floats: Vec::new(),
+            words: Vec::new(),
+        })?,
         KernelPath::DeviceGram => {
             let mut sink = GramSink {
+                groups: kernels.len(),
                 grams: Vec::new(),
                 meta: Vec::new(),
             };
-            net.forward(batch, fwd(mixing, mode, &mut sink))?;
+            run(&mut sink)?;
             // One transfer for the whole pass.
             let all: Vec<f32> = Tensor::stack(&sink.grams, 0)?.flatten_all()?.to_vec1()?;
             let mut pop = vec![0u32; n];
             let mut ham = vec![0u32; n * n];
-            for (k, &(n_bits, mult)) in sink.meta.iter().enumerate() {
-                let g = &all[k * n * n..(k + 1) * n * n];
+            let groups = all.chunks_exact(n * n);
+            let records = sink
+                .meta
+                .iter()
+                .flat_map(|(n_bits, m)| m.iter().enumerate().map(move |(g, &mg)| (g, *n_bits, mg)));
+            for ((g, n_bits, mult), gram) in records.zip(groups) {
+                if mult == 0 {
+                    continue;
+                }
                 for i in 0..n {
-                    pop[i] = g[i * n + i] as u32;
+                    pop[i] = gram[i * n + i] as u32;
                 }
                 for i in 0..n {
                     for j in 0..n {
-                        let h = pop[i] as i64 + pop[j] as i64 - 2 * g[i * n + j] as i64;
+                        let h = pop[i] as i64 + pop[j] as i64 - 2 * gram[i * n + j] as i64;
                         ham[i * n + j] = h.max(0) as u32;
                     }
                 }
-                kernel
+                kernels[g]
                     .accumulate_hamming(&pop, &ham, n_bits, mult)
                     .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
             }

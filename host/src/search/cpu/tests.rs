@@ -436,6 +436,7 @@ fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
         method: Method::Prune,
         random_samples: 0,
         kernel_path: path,
+        candidates_per_pass: 0,
         data_label: "builtin".to_string(),
     }
 }
@@ -554,5 +555,83 @@ fn engine_rejects_bad_input() -> Result<()> {
     assert!(scorer
         .sahd_one(&Mixing::single_path(&g), &x, Mode::ScoreBatchStats)
         .is_err());
+    Ok(())
+}
+
+/// The round-1 candidates of a pruning search on `cfg` (one op removed from one edge each).
+fn round_one_candidates(cfg: &NetConfig) -> Vec<Mixing> {
+    let alive = vec![cfg.ops.ops().to_vec(); cfg.cell.num_edges()];
+    let mut out = Vec::new();
+    for ei in 0..alive.len() {
+        for k in 0..alive[ei].len() {
+            let mut cand = alive.clone();
+            cand[ei].remove(k);
+            out.push(Mixing::uniform(&cand));
+        }
+    }
+    out
+}
+
+#[test]
+fn stacked_candidates_match_single_passes() -> Result<()> {
+    let dev = Device::Cpu;
+    let mut worst = 0f64;
+    let mut scored = 0;
+    for (cell, ops, genotypes) in [
+        (
+            CellType::Backward,
+            OpSet::lightsnn(),
+            vec!["conv3 skip zero conv3 conv3 skip zero conv3 skip zero zero conv3"],
+        ),
+        (
+            CellType::Forward,
+            OpSet::snasnet(),
+            vec!["conv1 avgpool skip conv3 zero conv3"],
+        ),
+    ] {
+        let cfg = tiny_cfg(cell, &ops)?;
+        let sup = Mixing::supernet(cell, &ops);
+        let net = Network::new(&cfg, &sup.alive(), 11, &dev)?;
+        // Every third round-1 candidate (uneven weights on every edge in turn) and single paths.
+        let mut cands: Vec<Mixing> = round_one_candidates(&cfg).into_iter().step_by(3).collect();
+        for g in &genotypes {
+            cands.push(Mixing::single_path(&g.parse()?));
+        }
+        for event in [false, true] {
+            let x = if event {
+                event_batch(&cfg, 5, 9)?
+            } else {
+                static_batch(&cfg, 5, 9)?
+            };
+            let batches = [x];
+            for (mode, path) in [
+                (Mode::ScoreBatchStats, KernelPath::BitPacked),
+                (Mode::ScoreRunningStats, KernelPath::BitPacked),
+                (Mode::ScoreBatchStats, KernelPath::DeviceGram),
+            ] {
+                {
+                    let single = Scorer::new(&net, path)?;
+                    let want: Vec<f64> = cands
+                        .iter()
+                        .map(|m| single.sahd_score(m, &batches, mode))
+                        .collect::<Result<_>>()?;
+                    // 7 per pass: uneven chunks, and a last chunk of another size.
+                    let stacked = Scorer::new(&net, path)?.with_stack(7);
+                    let got = stacked.score_candidates(&cands, &batches, mode, |_| {})?;
+                    assert_eq!(got.len(), want.len());
+                    for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                        assert!(a.is_finite() && b.is_finite(), "candidate {k}: {a} {b}");
+                        worst = worst.max(((a - b) / b.abs().max(1e-12)).abs());
+                        scored += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "stacked Candle passes: {scored} candidate scores, max relative difference to single \
+         passes {worst:.2e}"
+    );
+    assert!(worst <= 1e-12, "stacked scores differ by {worst:e}");
     Ok(())
 }
