@@ -1056,92 +1056,58 @@ impl<'m, 'b> Engine<'m, 'b> {
 
         // Stem -> cell-1 input x0 (nodes[0]).
         let (in_c, in_h, in_w) = (d.in_c as usize, d.in_h as usize, d.in_w as usize);
+        let run_stem = |dst: &mut [i16]| {
+            stem::<W>(frame, in_c, in_h, in_w, d.stem_pool, &p.stem, c1, dst);
+        };
         match d.input {
             InputKind::Static => {
                 if !self.stem_valid {
-                    stem::<W>(
-                        frame,
-                        in_c,
-                        in_h,
-                        in_w,
-                        d.stem_pool,
-                        &p.stem,
-                        c1,
-                        self.stem_out,
-                    );
+                    run_stem(self.stem_out);
                     self.stem_valid = true;
                 }
                 self.nodes[0][..n1].copy_from_slice(self.stem_out);
             }
-            InputKind::Events => {
-                stem::<W>(
-                    frame,
-                    in_c,
-                    in_h,
-                    in_w,
-                    d.stem_pool,
-                    &p.stem,
-                    c1,
-                    &mut self.nodes[0][..n1],
-                );
-            }
+            InputKind::Events => run_stem(&mut self.nodes[0][..n1]),
         }
 
-        // Cell 1.
-        synops += cell_step::<W, O>(
-            &mut self.nodes,
-            &mut self.cells[0],
-            &p.cell1,
-            g,
-            &plan,
-            g1,
-            self.row,
-            &mut ctx,
-            1,
-        );
+        // Cell 1 and cell 2, each followed by BN -> LIF.
+        let stages = [(&p.cell1, &p.post1, g1), (&p.cell2, &p.post2, g2)];
+        for (k, (cp, post, geom)) in stages.into_iter().enumerate() {
+            if k == 1 {
+                // Down conv + BN + MaxPool2 of the cell-1 spikes -> cell-2 input x0.
+                synops += down_conv::<W>(
+                    self.post_spk[0],
+                    g1,
+                    &p.down,
+                    c2,
+                    &mut self.nodes[0][..n2],
+                    self.row,
+                );
+            }
+            let cell = k as u8 + 1;
+            synops += cell_step::<W, O>(
+                &mut self.nodes,
+                &mut self.cells[k],
+                cp,
+                g,
+                &plan,
+                geom,
+                self.row,
+                &mut ctx,
+                cell,
+            );
+            let n = geom.len();
+            let spikes = post_lif(
+                &self.nodes[3][..n],
+                geom.c,
+                post,
+                self.post_mem[k],
+                self.post_spk[k],
+            );
+            ctx.report(LayerId::Post { cell }, self.post_spk[k], n, spikes);
+        }
 
-        // BN -> LIF after cell 1.
-        let n = post_lif(
-            &self.nodes[3][..n1],
-            c1,
-            &p.post1,
-            self.post_mem[0],
-            self.post_spk[0],
-        );
-        ctx.report(LayerId::Post { cell: 1 }, self.post_spk[0], n1, n);
-
-        // Down conv + BN + MaxPool2 -> cell-2 input x0.
-        synops += down_conv::<W>(
-            self.post_spk[0],
-            g1,
-            &p.down,
-            c2,
-            &mut self.nodes[0][..n2],
-            self.row,
-        );
-
-        // Cell 2.
-        synops += cell_step::<W, O>(
-            &mut self.nodes,
-            &mut self.cells[1],
-            &p.cell2,
-            g,
-            &plan,
-            g2,
-            self.row,
-            &mut ctx,
-            2,
-        );
-
-        // BN -> LIF after cell 2, MaxPool(p) on spikes (OR).
-        let n = post_lif(
-            &self.nodes[3][..n2],
-            c2,
-            &p.post2,
-            self.post_mem[1],
-            self.post_spk[1],
-        );
-        ctx.report(LayerId::Post { cell: 2 }, self.post_spk[1], n2, n);
+        // MaxPool(p) on the cell-2 spikes (OR).
         let pp = d.p as usize;
         self.pooled.fill(0);
         for_each_set_bit(self.post_spk[1], 0, n2, |idx| {

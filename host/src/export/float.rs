@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use snn_nostd::engine::LayerId;
 use snn_nostd::genotype::{Genotype, Op};
-use snn_nostd::model::InputKind;
+use snn_nostd::model::{CellPlan, InputKind};
 
 /// BatchNorm epsilon (SPEC §2).
 pub const BN_EPS: f32 = 1e-5;
@@ -564,10 +564,13 @@ fn maxpool(x: &[f32], c: usize, h: usize, w: usize, p: usize) -> Vec<f32> {
     out
 }
 
+/// The state of one cell and of the LIF after its BN, over the timesteps.
 struct CellRun {
     back: [Vec<f32>; 3],
     mem: [Vec<f32>; 4],
     spikes: [u64; 4],
+    post_mem: Vec<f32>,
+    post_spikes: u64,
 }
 
 impl CellRun {
@@ -576,8 +579,15 @@ impl CellRun {
             back: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
             mem: [vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]],
             spikes: [0; 4],
+            post_mem: vec![0.0; n],
+            post_spikes: 0,
         }
     }
+}
+
+/// Which nodes of a `g` cell feed a LIF (some conv edge leaves them).
+fn lif_nodes(g: &Genotype) -> [bool; 4] {
+    CellPlan::new(g.cell(), g.ops()).need_lif
 }
 
 /// One timestep of a cell (SPEC §3); returns x3.
@@ -594,14 +604,6 @@ fn cell_step(
 ) -> Vec<f32> {
     let n = c * h * w;
     let edges = g.cell().edges();
-    let uses_lif: Vec<bool> = (0..4)
-        .map(|j| {
-            edges
-                .iter()
-                .zip(g.ops())
-                .any(|(e, op)| e.from as usize == j && op.has_lif())
-        })
-        .collect();
     let apply = |k: usize, op: Op, src: &[f32], spk: &[f32], dst: &mut [f32]| match op {
         Op::Zero => {}
         Op::Skip => dst.iter_mut().zip(src).for_each(|(d, s)| *d += s),
@@ -614,22 +616,31 @@ fn cell_step(
             conv_spikes(spk, c, h, w, kk, wt, c, dst);
         }
     };
-    let mut u: Vec<Vec<f32>> = Vec::with_capacity(4);
-    let mut spk: Vec<Vec<f32>> = Vec::with_capacity(4);
-    maxabs(range, &x0);
     let mut tmp = vec![0f32; n];
-    for (i, &lif_i) in uses_lif.iter().enumerate() {
-        let mut xi = if i == 0 { x0.clone() } else { vec![0.0; n] };
+    // Adds the outputs of the forward (or backward) edges into node `i` to `dst`.
+    let mut add_edges = |i: usize,
+                         backward: bool,
+                         u: &[Vec<f32>],
+                         spk: &[Vec<f32>],
+                         dst: &mut [f32],
+                         range: &mut f32| {
         for (k, (e, &op)) in edges.iter().zip(g.ops()).enumerate() {
-            if e.to as usize == i && !e.is_backward() && op != Op::Zero {
+            if e.to as usize == i && e.is_backward() == backward && op != Op::Zero {
                 let j = e.from as usize;
                 tmp.fill(0.0);
                 apply(k, op, &u[j], &spk[j], &mut tmp);
                 maxabs(range, &tmp);
-                xi.iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
-                maxabs(range, &xi);
+                dst.iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+                maxabs(range, dst);
             }
         }
+    };
+    let mut u: Vec<Vec<f32>> = Vec::with_capacity(4);
+    let mut spk: Vec<Vec<f32>> = Vec::with_capacity(4);
+    maxabs(range, &x0);
+    for (i, lif_i) in lif_nodes(g).into_iter().enumerate() {
+        let mut xi = if i == 0 { x0.clone() } else { vec![0.0; n] };
+        add_edges(i, false, &u, &spk, &mut xi, range);
         if i < 3 {
             xi.iter_mut().zip(&st.back[i]).for_each(|(a, b)| *a += b);
             maxabs(range, &xi);
@@ -643,19 +654,33 @@ fn cell_step(
     }
     for i in 0..3 {
         let mut b = vec![0f32; n];
-        for (k, (e, &op)) in edges.iter().zip(g.ops()).enumerate() {
-            if e.to as usize == i && e.is_backward() && op != Op::Zero {
-                let j = e.from as usize;
-                tmp.fill(0.0);
-                apply(k, op, &u[j], &spk[j], &mut tmp);
-                maxabs(range, &tmp);
-                b.iter_mut().zip(&tmp).for_each(|(a, t)| *a += t);
-                maxabs(range, &b);
-            }
-        }
+        add_edges(i, true, &u, &spk, &mut b, range);
         st.back[i] = b;
     }
     u.pop().expect("4 nodes")
+}
+
+/// One timestep of cell `k` (geometry `c x h x w`) on input `x0`, then its BN and LIF;
+/// returns the LIF's spikes.
+fn cell_stage(
+    st: &mut CellRun,
+    x0: Vec<f32>,
+    f: &Folded,
+    k: usize,
+    g: &Genotype,
+    (c, h, w): (usize, usize, usize),
+    ranges: &mut Ranges,
+) -> Vec<f32> {
+    let mut z = cell_step(st, x0, &f.cells[k], g, c, h, w, &mut ranges.cell[k]);
+    let (gain, b) = &f.post[k];
+    for (i, v) in z.iter_mut().enumerate() {
+        let ch = i / (h * w);
+        *v = gain[ch] * *v + b[ch];
+    }
+    maxabs(&mut ranges.post[k], &z);
+    let mut s = vec![0f32; z.len()];
+    st.post_spikes += lif(&mut st.post_mem, &z, &mut s);
+    s
 }
 
 /// The f32 forward of `net` on one sample (`input`: one normalised CHW frame for static input,
@@ -687,11 +712,8 @@ pub(crate) fn forward_folded(
     let (ih, iw) = (net.in_h, net.in_w);
     let frame = net.frame_len();
     let mut cells = [CellRun::new(n1), CellRun::new(n2)];
-    let mut post_mem = [vec![0f32; n1], vec![0f32; n2]];
-    let mut post_spk = [0u64; 2];
     let mut hid_mem = vec![0f32; hid];
     let mut hid_spk = 0u64;
-    let no = net.classes * net.v;
     let mut scores = vec![0f32; net.classes];
     let mut stem_cache: Option<Vec<f32>> = None;
     for t in 0..net.t {
@@ -739,49 +761,21 @@ pub(crate) fn forward_folded(
                 s
             }
         };
-        let y1 = cell_step(
-            &mut cells[0],
-            x0,
-            &f.cells[0],
-            &net.genotype,
-            c1,
-            h1,
-            w1,
-            &mut ranges.cell[0],
-        );
-        let mut z = y1;
-        let (g, b) = &f.post[0];
-        for (i, v) in z.iter_mut().enumerate() {
-            let ch = i / (h1 * w1);
-            *v = g[ch] * *v + b[ch];
-        }
-        maxabs(&mut ranges.post[0], &z);
-        let mut s1 = vec![0f32; n1];
-        post_spk[0] += lif(&mut post_mem[0], &z, &mut s1);
+        let s1 = cell_stage(&mut cells[0], x0, f, 0, &net.genotype, (c1, h1, w1), ranges);
         let (dw, db) = &f.down;
         let mut d = vec![0f32; c2 * h1 * w1];
         add_bias(&mut d, db, h1 * w1);
         conv_spikes(&s1, c1, h1, w1, 3, dw, c2, &mut d);
         let x0b = maxpool(&d, c2, h1, w1, 2);
-        let y2 = cell_step(
+        let s2 = cell_stage(
             &mut cells[1],
             x0b,
-            &f.cells[1],
+            f,
+            1,
             &net.genotype,
-            c2,
-            h2,
-            w2,
-            &mut ranges.cell[1],
+            (c2, h2, w2),
+            ranges,
         );
-        let mut z = y2;
-        let (g, b) = &f.post[1];
-        for (i, v) in z.iter_mut().enumerate() {
-            let ch = i / (h2 * w2);
-            *v = g[ch] * *v + b[ch];
-        }
-        maxabs(&mut ranges.post[1], &z);
-        let mut s2 = vec![0f32; n2];
-        post_spk[1] += lif(&mut post_mem[1], &z, &mut s2);
         // MaxPool(p) on spikes, flatten channel-major, fc1.
         let pooled = maxpool(&s2, c2, h2, w2, net.p);
         let n_in = c2 * ph * pw;
@@ -809,17 +803,12 @@ pub(crate) fn forward_folded(
             let m: f32 = out[c * net.v..(c + 1) * net.v].iter().sum::<f32>() / net.v as f32;
             *sc += m / net.t as f32;
         }
-        let _ = no;
     }
     let mut spikes = Vec::new();
-    let edges = net.genotype.cell().edges();
+    let lifs = lif_nodes(&net.genotype);
     for (ci, (n, cell)) in [(n1, &cells[0]), (n2, &cells[1])].into_iter().enumerate() {
-        for node in 0..4 {
-            if edges
-                .iter()
-                .zip(net.genotype.ops())
-                .any(|(e, op)| e.from as usize == node && op.has_lif())
-            {
+        for (node, &lif) in lifs.iter().enumerate() {
+            if lif {
                 spikes.push((
                     LayerId::Cell {
                         cell: ci as u8 + 1,
@@ -830,7 +819,7 @@ pub(crate) fn forward_folded(
                 ));
             }
         }
-        spikes.push((LayerId::Post { cell: ci as u8 + 1 }, n, post_spk[ci]));
+        spikes.push((LayerId::Post { cell: ci as u8 + 1 }, n, cell.post_spikes));
     }
     spikes.push((LayerId::Hidden, hid, hid_spk));
     let mut prediction = 0;

@@ -187,15 +187,10 @@ pub fn quantize_with_report<S: AsRef<[f32]>>(
         }
     }
     let a_in = exp_for(r.input, 1e-6, 32767.0, limits::MAX_IN_EXP);
-    let a_cell = [
-        exp_for(r.cell[0], 1.0, 32767.0, limits::MAX_ACT_EXP),
-        exp_for(r.cell[1], 1.0, 32767.0, limits::MAX_ACT_EXP),
-    ];
-    let a_post = [
-        exp_for(r.post[0], 1.0, 32767.0, limits::MAX_ACT_EXP),
-        exp_for(r.post[1], 1.0, 32767.0, limits::MAX_ACT_EXP),
-    ];
-    let a_hid = exp_for(r.hidden, 1.0, 32767.0, limits::MAX_ACT_EXP);
+    let act_exp = |m: f32| exp_for(m, 1.0, 32767.0, limits::MAX_ACT_EXP);
+    let a_cell = r.cell.map(act_exp);
+    let a_post = r.post.map(act_exp);
+    let a_hid = act_exp(r.hidden);
     // Logits are i32 and summed over votes and timesteps: keep 2^20 of headroom.
     let a_out = exp_for(r.out, 1e-6, (1u64 << 20) as f64, limits::MAX_OUT_EXP);
 
@@ -215,24 +210,11 @@ pub fn quantize_with_report<S: AsRef<[f32]>>(
         let mut convs = Vec::new();
         for (e, (conv, &op)) in folded.cells[k].iter().zip(net.genotype.ops()).enumerate() {
             convs.push(match (op, conv) {
-                (Op::Conv3, Some((w, b))) => Some(event_conv(
-                    bits,
-                    w,
-                    b,
-                    c,
-                    3,
-                    a,
-                    &format!("cell{} edge {e}", k + 1),
-                )?),
-                (Op::Conv1, Some((w, b))) => Some(event_conv(
-                    bits,
-                    w,
-                    b,
-                    c,
-                    1,
-                    a,
-                    &format!("cell{} edge {e}", k + 1),
-                )?),
+                (Op::Conv3 | Op::Conv1, Some((w, b))) => {
+                    let kk = if op == Op::Conv3 { 3 } else { 1 };
+                    let what = format!("cell{} edge {e}", k + 1);
+                    Some(event_conv(bits, w, b, c, kk, a, &what)?)
+                }
                 _ => None,
             });
         }
@@ -243,20 +225,13 @@ pub fn quantize_with_report<S: AsRef<[f32]>>(
     };
     let cell1 = cell(0, c1)?;
     let cell2 = cell(1, c2)?;
-    let post1 = affine(
-        &folded.post[0].0,
-        &folded.post[0].1,
-        a_cell[0] as i32,
-        a_post[0] as i32,
-        "bn_cell1",
-    )?;
-    let post2 = affine(
-        &folded.post[1].0,
-        &folded.post[1].1,
-        a_cell[1] as i32,
-        a_post[1] as i32,
-        "bn_cell2",
-    )?;
+    let post = |k: usize| {
+        let (g, b) = &folded.post[k];
+        let what = format!("bn_cell{}", k + 1);
+        affine(g, b, a_cell[k] as i32, a_post[k] as i32, &what)
+    };
+    let post1 = post(0)?;
+    let post2 = post(1)?;
     let down = event_conv(
         bits,
         &folded.down.0,

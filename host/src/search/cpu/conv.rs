@@ -177,6 +177,27 @@ simd_kernel! {
         => conv_gather_impl
 }
 
+/// Calls `$f::<B>(args)` with the block size `B` (a const generic) equal to the runtime `$b`,
+/// one of the sizes [`conv_gather`] picks (any other value takes 128).
+macro_rules! with_block {
+    ($b:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $b {
+            8 => $f::<8>($($arg),*),
+            16 => $f::<16>($($arg),*),
+            24 => $f::<24>($($arg),*),
+            32 => $f::<32>($($arg),*),
+            40 => $f::<40>($($arg),*),
+            48 => $f::<48>($($arg),*),
+            56 => $f::<56>($($arg),*),
+            64 => $f::<64>($($arg),*),
+            80 => $f::<80>($($arg),*),
+            96 => $f::<96>($($arg),*),
+            112 => $f::<112>($($arg),*),
+            _ => $f::<128>($($arg),*),
+        }
+    };
+}
+
 #[inline(always)]
 fn conv_gather_impl(act: &Active, g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
     let ConvGeom { h, w, cin, k, cout } = *g;
@@ -199,36 +220,10 @@ fn conv_gather_impl(act: &Active, g: &ConvGeom, taps: &[f32], out: &mut [f32]) {
             };
             if pair {
                 let dst = &mut out[p * cout..(p + 2) * cout];
-                match b {
-                    8 => gather_pair::<8>(act, g, taps, at, co, dst),
-                    16 => gather_pair::<16>(act, g, taps, at, co, dst),
-                    24 => gather_pair::<24>(act, g, taps, at, co, dst),
-                    32 => gather_pair::<32>(act, g, taps, at, co, dst),
-                    40 => gather_pair::<40>(act, g, taps, at, co, dst),
-                    48 => gather_pair::<48>(act, g, taps, at, co, dst),
-                    56 => gather_pair::<56>(act, g, taps, at, co, dst),
-                    64 => gather_pair::<64>(act, g, taps, at, co, dst),
-                    80 => gather_pair::<80>(act, g, taps, at, co, dst),
-                    96 => gather_pair::<96>(act, g, taps, at, co, dst),
-                    112 => gather_pair::<112>(act, g, taps, at, co, dst),
-                    _ => gather_pair::<128>(act, g, taps, at, co, dst),
-                }
+                with_block!(b, gather_pair(act, g, taps, at, co, dst));
             } else {
                 let dst = &mut out[p * cout + co..p * cout + co + b];
-                match b {
-                    8 => gather_block::<8>(act, g, taps, at, co, dst),
-                    16 => gather_block::<16>(act, g, taps, at, co, dst),
-                    24 => gather_block::<24>(act, g, taps, at, co, dst),
-                    32 => gather_block::<32>(act, g, taps, at, co, dst),
-                    40 => gather_block::<40>(act, g, taps, at, co, dst),
-                    48 => gather_block::<48>(act, g, taps, at, co, dst),
-                    56 => gather_block::<56>(act, g, taps, at, co, dst),
-                    64 => gather_block::<64>(act, g, taps, at, co, dst),
-                    80 => gather_block::<80>(act, g, taps, at, co, dst),
-                    96 => gather_block::<96>(act, g, taps, at, co, dst),
-                    112 => gather_block::<112>(act, g, taps, at, co, dst),
-                    _ => gather_block::<128>(act, g, taps, at, co, dst),
-                }
+                with_block!(b, gather_block(act, g, taps, at, co, dst));
             }
             co += b;
         }
