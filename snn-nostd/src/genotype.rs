@@ -169,15 +169,20 @@ impl OpSet {
     }
 }
 
+/// Writes the names of `ops` separated by commas, e.g. `zero,conv3,skip`.
+fn write_op_names(f: &mut fmt::Formatter<'_>, ops: &[Op]) -> fmt::Result {
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        f.write_str(op.name())?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for OpSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, op) in self.ops.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            f.write_str(op.name())?;
-        }
-        Ok(())
+        write_op_names(f, &self.ops)
     }
 }
 
@@ -371,13 +376,7 @@ impl fmt::Display for Genotype {
     /// Comma-separated op names in canonical edge order, e.g.
     /// `zero,conv3,skip,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, op) in self.ops.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            f.write_str(op.name())?;
-        }
-        Ok(())
+        write_op_names(f, &self.ops)
     }
 }
 

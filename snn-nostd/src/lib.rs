@@ -10,6 +10,8 @@
 //! - [`logdet`]: f64 natural log and log-determinants (LU, rank-one split) without `std`.
 //! - [`model`]: the quantised model blob (postcard, magic, version, CRC-32), zero-copy decoding.
 //! - [`engine`]: event-driven fixed-point inference of a decoded model.
+//! - `testutil` (feature `testutil`): random test models for the engine's and the firmware's
+//!   tests.
 //!
 //! The crate is `#![no_std]` and never allocates: callers provide every buffer (the `alloc`
 //! feature adds blob encoding for the host).
@@ -29,5 +31,7 @@ pub mod logdet;
 pub mod model;
 pub mod pairwise;
 pub mod sahd;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 
 pub use sahd::{SahdError, SahdKernel};

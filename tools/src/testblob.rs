@@ -1,45 +1,17 @@
 //! Random test models, quantised straight into the blob format.
 //!
 //! Until a trained network is exported (`lightsnn::export`), the firmware is tested with random
-//! models built here from [`snn_nostd::model::owned::OwnedModel`]: random weights with
-//! per-channel power-of-two scales, random folded-BN post stages and the CIFAR-10 input
-//! normalisation, with gains chosen so that every LIF layer fires at a moderate rate. The values
-//! do not matter for the bit-exact comparison of device and host; they only need to exercise the
-//! engine (non-trivial spikes in every layer, varied predictions).
+//! models built by [`snn_nostd::testutil`]: random weights with per-channel power-of-two scales,
+//! random folded-BN post stages and the CIFAR-10 input normalisation, with the gains of
+//! [`RECIPE`] chosen so that every LIF layer fires at a moderate rate on 3x32x32 CIFAR input. The
+//! values do not matter for the bit-exact comparison of device and host; they only need to
+//! exercise the engine (non-trivial spikes in every layer, varied predictions).
 
 use anyhow::{anyhow, Result};
-use snn_nostd::genotype::{Genotype, Op};
-use snn_nostd::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
-use snn_nostd::model::{Bits, Dims, InputKind, InputNorm, InputParts};
-
-/// SplitMix64: a tiny deterministic generator.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform integer in `[-m, m]`.
-    pub fn sym(&mut self, m: i64) -> i64 {
-        (self.next_u64() % (2 * m as u64 + 1)) as i64 - m
-    }
-}
+use snn_nostd::genotype::Genotype;
+use snn_nostd::model::owned::OwnedModel;
+use snn_nostd::model::{Bits, Dims, InputKind};
+use snn_nostd::testutil::{self, LayerInit, Recipe, Rng};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -97,160 +69,33 @@ impl TestModelSpec {
     }
 }
 
-/// A random layer: `n_weights` weights, `n_out` outputs, real weights of magnitude about
-/// `gain / sqrt(fan_in)` with per-output power-of-two scales, biases uniform in `bias` (real),
-/// accumulator exponent offset `acc_off` (the stem's input exponent, 0 for spike-fed layers) and
-/// output format `a_out`.
-#[allow(clippy::too_many_arguments)]
-fn layer(
-    rng: &mut Rng,
-    bits: Bits,
-    n_weights: usize,
-    n_out: usize,
-    fan_in: usize,
-    gain: f64,
-    bias: (f64, f64),
-    acc_off: i32,
-    a_out: i32,
-) -> OwnedLayer {
-    let qmax = bits.qmax() as f64;
-    let r = gain / (fan_in as f64).sqrt();
-    let e: Vec<i32> = (0..n_out)
-        .map(|_| (qmax / (r * rng.range(0.6, 1.0))).log2().floor() as i32)
-        .collect();
-    let w: Vec<i32> = (0..n_weights)
-        .map(|_| rng.sym(qmax as i64) as i32)
-        .collect();
-    let b: Vec<i32> = e
-        .iter()
-        .map(|&eo| (rng.range(bias.0, bias.1) * 2f64.powi(eo + acc_off)).round() as i32)
-        .collect();
-    let s: Vec<i8> = e.iter().map(|&eo| (eo + acc_off - a_out) as i8).collect();
-    OwnedLayer::new(bits, &w, &b, &s)
-}
+/// The recipe of the firmware's test models (formats: input 2^12, cells 2^10, post 2^12,
+/// hidden 2^11, logits 2^16).
+pub const RECIPE: Recipe = Recipe {
+    input_exp: 12,
+    cell_exp: 10,
+    post_exp: 12,
+    hidden_exp: 11,
+    out_exp: 16,
+    stem: LayerInit::new(2.5, (-0.3, 0.6)),
+    conv3: LayerInit::new(5.0, (-0.1, 0.3)),
+    conv1: LayerInit::new(2.0, (-0.1, 0.3)),
+    down: LayerInit::new(5.0, (-0.1, 0.4)),
+    fc1: LayerInit::new(6.0, (0.0, 0.0)),
+    fc2: LayerInit::new(3.0, (-0.2, 0.2)),
+    post_gain: (0.4, 1.6),
+    post_offset: (-0.2, 0.6),
+};
 
-/// Builds the random model of `spec` (formats: input 2^12, cells 2^10, post 2^12, hidden 2^11,
-/// logits 2^16).
+/// Builds the random model of `spec` ([`RECIPE`], generator seeded with `spec.seed`).
 pub fn random_model(spec: &TestModelSpec) -> OwnedModel {
-    let mut rng = Rng::new(spec.seed);
-    let d = spec.dims;
-    let bits = spec.bits;
-    let (a_in, a_cell, a_post, a_hid, a_out) = (12, 10, 12, 11, 16);
-    let (c_in, c1, c2) = (d.in_c as usize, d.c1 as usize, d.c2 as usize);
-    let stem = layer(
-        &mut rng,
-        bits,
-        c1 * c_in * 9,
-        c1,
-        c_in * 9,
-        2.5,
-        (-0.3, 0.6),
-        a_in,
-        a_cell,
-    );
-    let cell = |rng: &mut Rng, c: usize| OwnedCell {
-        exp: a_cell as u8,
-        convs: spec
-            .genotype
-            .ops()
-            .iter()
-            .map(|op| {
-                let k = match op {
-                    Op::Conv3 => 3,
-                    Op::Conv1 => 1,
-                    _ => return None,
-                };
-                let gain = if k == 3 { 5.0 } else { 2.0 };
-                Some(layer(
-                    rng,
-                    bits,
-                    c * c * k * k,
-                    c,
-                    c * k * k,
-                    gain,
-                    (-0.1, 0.3),
-                    0,
-                    a_cell,
-                ))
-            })
-            .collect(),
-    };
-    let post = |rng: &mut Rng, c: usize| {
-        let s = 16;
-        let mul: Vec<i32> = (0..c)
-            .map(|_| (rng.range(0.4, 1.6) * 2f64.powi(a_post - a_cell + s)).round() as i32)
-            .collect();
-        let add: Vec<i32> = (0..c)
-            .map(|_| (rng.range(-0.2, 0.6) * 2f64.powi(a_post + s)).round() as i32)
-            .collect();
-        OwnedPost::new(a_post as u8, &mul, &add, s as u8)
-    };
-    let cell1 = cell(&mut rng, c1);
-    let post1 = post(&mut rng, c1);
-    let down = layer(
-        &mut rng,
-        bits,
-        c2 * c1 * 9,
-        c2,
-        c1 * 9,
-        5.0,
-        (-0.1, 0.4),
-        0,
-        a_cell,
-    );
-    let cell2 = cell(&mut rng, c2);
-    let post2 = post(&mut rng, c2);
-    let h = d.hidden as usize;
-    let fc1 = layer(
-        &mut rng,
-        bits,
-        d.fc1_in() * h,
-        h,
-        d.fc1_in(),
-        6.0,
-        (0.0, 0.0),
-        0,
-        a_hid,
-    );
-    let o = d.outputs();
-    let fc2 = layer(&mut rng, bits, h * o, o, h, 3.0, (-0.2, 0.2), 0, a_out);
-
-    // CIFAR-10 normalisation (SPEC §7) as an integer affine with shift 16.
-    let (mean, std) = ([0.4913, 0.4821, 0.4465], [0.2470, 0.2434, 0.2615]);
-    let s = 16;
-    let sc = 2f64.powi(a_in + s);
-    let mut norm = InputNorm {
-        mul: heapless::Vec::new(),
-        add: heapless::Vec::new(),
-        shift: s as u8,
-    };
-    for c in 0..c_in.min(3) {
-        norm.mul
-            .push((sc / (255.0 * std[c])).round() as i32)
-            .unwrap();
-        norm.add
-            .push((-mean[c] / std[c] * sc).round() as i32)
-            .unwrap();
-    }
-    OwnedModel {
-        dims: d,
-        genotype: spec.genotype.clone(),
-        bits,
-        input: InputParts {
-            exp: a_in as u8,
-            norm: Some(norm),
-        },
-        stem,
-        cell1,
-        post1,
-        down,
-        cell2,
-        post2,
-        fc1,
-        hidden_exp: a_hid as u8,
-        fc2,
-        out_exp: a_out as u8,
-    }
+    testutil::random_model(
+        spec.dims,
+        &spec.genotype,
+        spec.bits,
+        &RECIPE,
+        &mut Rng::new(spec.seed),
+    )
 }
 
 /// The blob of the random model of `spec`.

@@ -73,19 +73,9 @@ pub struct NetArgs {
     /// Cell type.
     #[arg(long, default_value = "backward", value_parser = parse_cell)]
     pub cell: CellType,
-    /// Width multiplier for C1/C2 (1 = the paper's widths). Default: 1, or 1/32 on the
-    /// built-in sample.
-    #[arg(long)]
-    pub width: Option<f64>,
-    /// Timesteps T (default per dataset).
-    #[arg(long)]
-    pub timesteps: Option<usize>,
-    /// Hidden units H of the classifier (default per dataset).
-    #[arg(long)]
-    pub hidden: Option<usize>,
-    /// Votes per class V (default per dataset).
-    #[arg(long)]
-    pub votes: Option<usize>,
+    /// Network shape: `--width`, `--timesteps`, `--hidden`, `--votes`.
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// BatchNorm statistics while scoring: batch (default) or running (the reference's).
     #[arg(long, value_enum, default_value = "batch")]
     pub bn_mode: BnMode,
@@ -96,6 +86,39 @@ pub struct NetArgs {
 
 /// Width of the demo configuration on the built-in sample.
 pub const DEMO_WIDTH: f64 = 1.0 / 32.0;
+
+/// Network shape options, each optional: what is not given takes the per-dataset default
+/// ([`ShapeArgs::overrides`]), or with `train --resume` the run's value.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ShapeArgs {
+    /// Width multiplier for C1/C2 (1 = the paper's widths) [default: 1, or 1/32 on the
+    /// built-in sample].
+    #[arg(long)]
+    pub width: Option<f64>,
+    /// Timesteps T [default: per dataset].
+    #[arg(long)]
+    pub timesteps: Option<usize>,
+    /// Hidden units H of the classifier [default: per dataset].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Votes per class V [default: per dataset].
+    #[arg(long)]
+    pub votes: Option<usize>,
+}
+
+impl ShapeArgs {
+    /// The configuration overrides these options give; the width defaults to 1, or to
+    /// [`DEMO_WIDTH`] on the built-in sample (`built_in_sample`).
+    pub fn overrides(&self, built_in_sample: bool) -> Overrides {
+        let default_width = if built_in_sample { DEMO_WIDTH } else { 1.0 };
+        Overrides {
+            width: Some(self.width.unwrap_or(default_width)),
+            timesteps: self.timesteps,
+            hidden: self.hidden,
+            votes: self.votes,
+        }
+    }
+}
 
 fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
     s.parse::<DatasetKind>().map_err(|e| e.to_string())
@@ -110,13 +133,7 @@ fn parse_cell(s: &str) -> Result<CellType, String> {
 impl NetArgs {
     /// The network configuration these options describe.
     pub fn net_config(&self) -> Result<NetConfig> {
-        let default_width = if self.data.is_none() { DEMO_WIDTH } else { 1.0 };
-        let o = Overrides {
-            width: Some(self.width.unwrap_or(default_width)),
-            timesteps: self.timesteps,
-            hidden: self.hidden,
-            votes: self.votes,
-        };
+        let o = self.shape.overrides(self.data.is_none());
         let mut cfg = NetConfig::for_dataset(self.dataset, &o)?;
         cfg.ops = self.space.clone();
         cfg.cell = self.cell;

@@ -1,6 +1,6 @@
 //! `lightsnn train`.
 
-use super::common::{DeviceArg, DEMO_WIDTH};
+use super::common::{DeviceArg, ShapeArgs};
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::data::{Dataset, Split};
 use crate::search::report::SEARCH_FORMAT;
@@ -47,18 +47,9 @@ pub struct TrainArgs {
     /// 0.01 x lr [default: 0.1].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Width multiplier for C1/C2 [default: 1, or 1/32 on the built-in sample].
-    #[arg(long)]
-    pub width: Option<f64>,
-    /// Timesteps T [default: per dataset].
-    #[arg(long)]
-    pub timesteps: Option<usize>,
-    /// Hidden units H [default: per dataset].
-    #[arg(long)]
-    pub hidden: Option<usize>,
-    /// Votes per class V [default: per dataset].
-    #[arg(long)]
-    pub votes: Option<usize>,
+    /// Network shape: `--width`, `--timesteps`, `--hidden`, `--votes`.
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Master seed: initial weights, validation split, shuffling, augmentation, dropout
     /// [default: 0].
     #[arg(long)]
@@ -227,14 +218,7 @@ pub fn new_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.data.is_none() && dataset != DatasetKind::Cifar10 {
         bail!("--data DIR is required for {dataset}: only a CIFAR-10 sample is built in");
     }
-    let default_width = if a.data.is_none() { DEMO_WIDTH } else { 1.0 };
-    let o = Overrides {
-        width: Some(a.width.unwrap_or(default_width)),
-        timesteps: a.timesteps,
-        hidden: a.hidden,
-        votes: a.votes,
-    };
-    let mut net = NetConfig::for_dataset(dataset, &o)?;
+    let mut net = NetConfig::for_dataset(dataset, &a.shape.overrides(a.data.is_none()))?;
     net.cell = cell;
     net.ops = ops;
     let Some(epochs) = a.epochs else {
@@ -300,7 +284,7 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
             cfg.net.dataset.to_string(),
         );
     }
-    if let Some(w) = a.width {
+    if let Some(w) = a.shape.width {
         let o = Overrides {
             width: Some(w),
             ..Default::default()
@@ -312,17 +296,17 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
             format!("C1/C2 {}/{}", cfg.net.c1, cfg.net.c2),
         );
     }
-    if let Some(t) = a.timesteps {
+    if let Some(t) = a.shape.timesteps {
         check(
             "--timesteps",
             t == cfg.net.timesteps,
             cfg.net.timesteps.to_string(),
         );
     }
-    if let Some(h) = a.hidden {
+    if let Some(h) = a.shape.hidden {
         check("--hidden", h == cfg.net.hidden, cfg.net.hidden.to_string());
     }
-    if let Some(v) = a.votes {
+    if let Some(v) = a.shape.votes {
         check("--votes", v == cfg.net.votes, cfg.net.votes.to_string());
     }
     if let Some(e) = a.epochs {

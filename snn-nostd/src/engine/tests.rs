@@ -3,86 +3,25 @@
 
 use super::*;
 use crate::genotype::{CellType, Genotype, Op};
-use crate::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
+use crate::model::owned::{OwnedLayer, OwnedModel};
 use crate::model::{
-    decode, encode, Bits, DecodeError, Dims, InputKind, InputNorm, InputParts, LayerParts,
-    ModelParts, FORMAT_VERSION, HEADER_LEN,
+    decode, encode, Bits, DecodeError, Dims, InputKind, LayerParts, ModelParts, FORMAT_VERSION,
+    HEADER_LEN,
 };
+use crate::testutil::{self, LayerInit, Recipe, Rng};
 use alloc::vec;
 use alloc::vec::Vec;
 use proptest::prelude::*;
 
-/// SplitMix64: a tiny deterministic generator for test data.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub(crate) fn f(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in [lo, hi).
-    pub(crate) fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.f()
-    }
-    /// Uniform integer in [lo, hi].
-    pub(crate) fn int(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
+/// The tests' generator for `seed` (their data and thresholds were chosen with this seeding).
+pub(crate) fn test_rng(seed: u64) -> Rng {
+    Rng::from_state(seed ^ 0x9E37_79B9_7F4A_7C15)
 }
 
 /// The genotype of the tests: every op, forward and backward edges.
 /// Edges: 0<-1 0<-2 0<-3 1<-0 1<-2 1<-3 2<-0 2<-1 2<-3 3<-0 3<-1 3<-2
 pub(crate) const ALL_OPS: &str =
     "conv3 avgpool conv1 conv3 zero skip conv1 maxpool conv3 skip avgpool conv3";
-
-/// A random quantised layer: `n_out` outputs, fan-in `fan_in`, real weights of magnitude about
-/// `gain / sqrt(fan_in)`, output format `a_out`, accumulator offset `acc_off` (input exponent
-/// of the stem, 0 for spike-fed layers).
-#[allow(clippy::too_many_arguments)]
-fn rand_layer(
-    rng: &mut Rng,
-    bits: Bits,
-    n_weights: usize,
-    n_out: usize,
-    fan_in: usize,
-    gain: f64,
-    bias: (f64, f64),
-    a_out: i32,
-    acc_off: i32,
-    out_index: impl Fn(usize) -> usize,
-) -> OwnedLayer {
-    let qmax = bits.qmax() as f64;
-    let r = gain / (fan_in as f64).sqrt();
-    let e: Vec<i32> = (0..n_out)
-        .map(|_| {
-            let rr = r * rng.range(0.6, 1.0);
-            (qmax / rr).log2().floor() as i32
-        })
-        .collect();
-    let w: Vec<i32> = (0..n_weights)
-        .map(|i| {
-            let o = out_index(i);
-            let _ = o;
-            rng.int(-(qmax as i64), qmax as i64) as i32
-        })
-        .collect();
-    let b: Vec<i32> = e
-        .iter()
-        .map(|&eo| (rng.range(bias.0, bias.1) * 2f64.powi(eo + acc_off)).round() as i32)
-        .collect();
-    let s: Vec<i8> = e.iter().map(|&eo| (eo + acc_off - a_out) as i8).collect();
-    OwnedLayer::new(bits, &w, &b, &s)
-}
 
 pub(crate) struct Spec {
     pub dims: Dims,
@@ -123,148 +62,36 @@ pub(crate) fn small_dims(input: InputKind) -> Dims {
     }
 }
 
-/// A random model. Cell formats 2^10, post 2^12, hidden 2^11, input 2^12 (static) or 2^6.
-pub(crate) fn random_model(spec: &Spec, seed: u64) -> OwnedModel {
-    let mut rng = Rng::new(seed);
-    let d = spec.dims;
-    let bits = spec.bits;
-    let (a_in, a1, a2, ap, ah, ao) = (
-        if d.input == InputKind::Static { 12 } else { 6 },
-        10,
-        10,
-        12,
-        11,
-        16,
-    );
-    let (c_in, c1, c2) = (d.in_c as usize, d.c1 as usize, d.c2 as usize);
-    let stem = rand_layer(
-        &mut rng,
-        bits,
-        c1 * c_in * 9,
-        c1,
-        c_in * 9,
-        if d.input == InputKind::Static {
-            2.0
-        } else {
-            0.5
-        },
-        (-0.3, 0.6),
-        a1,
-        a_in,
-        |i| i / (c_in * 9),
-    );
-    let cell = |rng: &mut Rng, c: usize, a: i32| -> OwnedCell {
-        let convs = spec
-            .genotype
-            .ops()
-            .iter()
-            .map(|&op| {
-                let k = match op {
-                    Op::Conv3 => 3,
-                    Op::Conv1 => 1,
-                    _ => return None,
-                };
-                Some(rand_layer(
-                    rng,
-                    bits,
-                    c * c * k * k,
-                    c,
-                    c * k * k,
-                    if k == 3 { 3.0 } else { 1.5 },
-                    (-0.4, 0.1),
-                    a,
-                    0,
-                    |i| i % c,
-                ))
-            })
-            .collect();
-        OwnedCell {
-            exp: a as u8,
-            convs,
-        }
-    };
-    let cell1 = cell(&mut rng, c1, a1);
-    let post = |rng: &mut Rng, c: usize, a_cell: i32| -> OwnedPost {
-        let s = 16;
-        let mul: Vec<i32> = (0..c)
-            .map(|_| (rng.range(0.4, 1.6) * 2f64.powi(ap - a_cell + s)).round() as i32)
-            .collect();
-        let add: Vec<i32> = (0..c)
-            .map(|_| (rng.range(-0.5, 0.2) * 2f64.powi(ap + s)).round() as i32)
-            .collect();
-        OwnedPost::new(ap as u8, &mul, &add, s as u8)
-    };
-    let post1 = post(&mut rng, c1, a1);
-    let down = rand_layer(
-        &mut rng,
-        bits,
-        c2 * c1 * 9,
-        c2,
-        c1 * 9,
-        4.0,
-        (-0.3, 0.2),
-        a2,
-        0,
-        |i| i % c2,
-    );
-    let cell2 = cell(&mut rng, c2, a2);
-    let post2 = post(&mut rng, c2, a2);
-    let h = d.hidden as usize;
-    let fc1 = rand_layer(
-        &mut rng,
-        bits,
-        d.fc1_in() * h,
-        h,
-        d.fc1_in(),
-        6.0,
-        (0.0, 0.0),
-        ah,
-        0,
-        |i| i % h,
-    );
-    let o = d.outputs();
-    let fc2 = rand_layer(&mut rng, bits, h * o, o, h, 3.0, (-0.2, 0.2), ao, 0, |i| {
-        i % o
-    });
-    let norm = if d.input == InputKind::Static {
-        // CIFAR-10 normalisation as an integer affine with shift 16.
-        let mean = [0.4913, 0.4821, 0.4465];
-        let std = [0.2470, 0.2434, 0.2615];
-        let s = 16;
-        let mut mul = heapless::Vec::new();
-        let mut add = heapless::Vec::new();
-        for c in 0..3 {
-            let sc = 2f64.powi(a_in + s);
-            let _ = mul.push((sc / (255.0 * std[c])).round() as i32);
-            let _ = add.push((-mean[c] / std[c] * sc).round() as i32);
-        }
-        Some(InputNorm {
-            mul,
-            add,
-            shift: s as u8,
-        })
-    } else {
-        None
-    };
-    OwnedModel {
-        dims: d,
-        genotype: spec.genotype.clone(),
-        bits,
-        input: InputParts {
-            exp: a_in as u8,
-            norm,
-        },
-        stem,
-        cell1,
-        post1,
-        down,
-        cell2,
-        post2,
-        fc1,
-        hidden_exp: ah as u8,
-        fc2,
-        out_exp: ao as u8,
+/// The recipe of the tests' models for `input`: cell formats 2^10, post 2^12, hidden 2^11,
+/// input 2^12 (static) or 2^6.
+pub(crate) fn small_recipe(input: InputKind) -> Recipe {
+    let stat = input == InputKind::Static;
+    Recipe {
+        input_exp: if stat { 12 } else { 6 },
+        cell_exp: 10,
+        post_exp: 12,
+        hidden_exp: 11,
+        out_exp: 16,
+        stem: LayerInit::new(if stat { 2.0 } else { 0.5 }, (-0.3, 0.6)),
+        conv3: LayerInit::new(3.0, (-0.4, 0.1)),
+        conv1: LayerInit::new(1.5, (-0.4, 0.1)),
+        down: LayerInit::new(4.0, (-0.3, 0.2)),
+        fc1: LayerInit::new(6.0, (0.0, 0.0)),
+        fc2: LayerInit::new(3.0, (-0.2, 0.2)),
+        post_gain: (0.4, 1.6),
+        post_offset: (-0.5, 0.2),
     }
+}
+
+/// A random model of `spec` from `seed`.
+pub(crate) fn random_model(spec: &Spec, seed: u64) -> OwnedModel {
+    testutil::random_model(
+        spec.dims,
+        &spec.genotype,
+        spec.bits,
+        &small_recipe(spec.dims.input),
+        &mut test_rng(seed),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -722,13 +549,13 @@ fn random_input(rng: &mut Rng, d: &Dims, m: &Model<'_>) -> Vec<i16> {
     let mut q = vec![0i16; d.input_len()];
     match d.input {
         InputKind::Static => {
-            let raw: Vec<u8> = (0..d.input_len()).map(|_| rng.next() as u8).collect();
+            let raw: Vec<u8> = (0..d.input_len()).map(|_| rng.next_u64() as u8).collect();
             quantize_input_u8(m, &raw, &mut q).unwrap();
         }
         InputKind::Events => {
             let raw: Vec<u8> = (0..d.input_len())
                 .map(|_| {
-                    if rng.f() < 0.3 {
+                    if rng.next_f64() < 0.3 {
                         rng.int(1, 4) as u8
                     } else {
                         0
@@ -749,7 +576,7 @@ fn compare(spec: &Spec, seed: u64, samples: usize) -> (f64, f64, Vec<(LayerId, f
     let model = decode(&blob).unwrap();
     let mut ar = Arenas::for_model(&model);
     let mut eng = ar.engine(&model);
-    let mut rng = Rng::new(seed + 1000);
+    let mut rng = test_rng(seed + 1000);
     let (mut same, mut total, mut pred_same) = (0usize, 0usize, 0usize);
     for _ in 0..samples {
         let q = random_input(&mut rng, &spec.dims, &model);
@@ -938,8 +765,8 @@ fn round_shift_cases() {
 
 #[test]
 fn set_bits_in_range() {
-    let mut rng = Rng::new(3);
-    let words: Vec<u64> = (0..5).map(|_| rng.next() & rng.next()).collect();
+    let mut rng = test_rng(3);
+    let words: Vec<u64> = (0..5).map(|_| rng.next_u64() & rng.next_u64()).collect();
     for start in 0..320 {
         for end in [start, start + 1, start + 63, start + 64, start + 65, 320] {
             let end = end.min(320);
@@ -954,7 +781,7 @@ fn set_bits_in_range() {
 }
 
 fn rand_spikes(rng: &mut Rng, n: usize, p: f64) -> (Vec<u64>, Vec<bool>) {
-    let b: Vec<bool> = (0..n).map(|_| rng.f() < p).collect();
+    let b: Vec<bool> = (0..n).map(|_| rng.next_f64() < p).collect();
     let mut w = vec![0u64; words_for(n)];
     for (i, &x) in b.iter().enumerate() {
         if x {
@@ -965,7 +792,7 @@ fn rand_spikes(rng: &mut Rng, n: usize, p: f64) -> (Vec<u64>, Vec<bool>) {
 }
 
 fn event_conv_equals_dense<W: Wt>(bits: Bits) {
-    let mut rng = Rng::new(11);
+    let mut rng = test_rng(11);
     for &(c_in, c_out, h, w, k) in &[
         (3, 5, 6, 7, 3),
         (4, 4, 5, 5, 1),
@@ -1035,7 +862,7 @@ fn event_conv_equals_dense_conv_i16() {
 
 #[test]
 fn fc_event_equals_dense() {
-    let mut rng = Rng::new(5);
+    let mut rng = test_rng(5);
     let (n_in, n_out) = (130, 7);
     let (spk, b) = rand_spikes(&mut rng, n_in, 0.2);
     let wi: Vec<i32> = (0..n_in * n_out)
@@ -1093,7 +920,7 @@ fn static_stem_runs_once_and_state_resets() {
     let model = decode(&blob).unwrap();
     let mut ar = Arenas::for_model(&model);
     let mut eng = ar.engine(&model);
-    let mut rng = Rng::new(1);
+    let mut rng = test_rng(1);
     let q = random_input(&mut rng, &spec.dims, &model);
     eng.infer(&q, &mut ()).unwrap();
     let s1: Vec<i32> = eng.scores().to_vec();
