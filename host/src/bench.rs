@@ -192,8 +192,9 @@ pub fn search_bench(
 }
 
 /// The search setups of the benchmark: the demo (built-in sample, width 1/32) and the CIFAR-10
-/// width-1/16 config (16/32 channels, batch 32, T = 5, 2 repeats).
-pub fn bench_setups(path: KernelPath) -> Result<Vec<(String, SearchSetup)>> {
+/// width-1/16 config (16/32 channels, batch 32, T = 5, 2 repeats); with `full`, also the
+/// paper's full CIFAR-10 config (256/512 channels, SPEC §4), which is for GPUs.
+pub fn bench_setups(path: KernelPath, full: bool) -> Result<Vec<(String, SearchSetup)>> {
     let mk = |width: f64| -> Result<SearchSetup> {
         Ok(SearchSetup {
             net: NetConfig::for_dataset(
@@ -213,13 +214,98 @@ pub fn bench_setups(path: KernelPath) -> Result<Vec<(String, SearchSetup)>> {
             data_label: "bench".into(),
         })
     };
-    Ok(vec![
+    let mut v = vec![
         ("demo (width 1/32, C1/C2 8/16)".to_string(), mk(1.0 / 32.0)?),
         (
             "cifar10 width 1/16 (C1/C2 16/32)".to_string(),
             mk(1.0 / 16.0)?,
         ),
-    ])
+    ];
+    if full {
+        v.push(("cifar10 full width (C1/C2 256/512)".to_string(), mk(1.0)?));
+    }
+    Ok(v)
+}
+
+/// Candle scoring of round-1 candidates, one forward pass per candidate against all of them
+/// stacked on the batch axis (a before/after ratio measured in one process).
+#[derive(Debug, Serialize)]
+pub struct StackBench {
+    /// Configuration name.
+    pub name: String,
+    /// Candidates scored (each on R batches).
+    pub candidates: usize,
+    /// Candidates per stacked pass.
+    pub per_pass: usize,
+    /// Seconds for all candidates, one pass each.
+    pub single_s: f64,
+    /// Seconds for all candidates, stacked.
+    pub stacked_s: f64,
+    /// `single_s / stacked_s`.
+    pub speedup: f64,
+    /// Largest relative difference between a candidate's two scores (0 when bit-exact).
+    pub score_rel_diff: f64,
+}
+
+/// Times the first `max_candidates` round-1 candidates of `setup` on the Candle path of
+/// `device`, single passes against `per_pass` candidates per stacked pass.
+pub fn stack_bench(
+    name: &str,
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    max_candidates: usize,
+    per_pass: usize,
+) -> Result<StackBench> {
+    use crate::model::{Mixing, Network};
+    use crate::search::prune::{draw_batches, round_batch_seed};
+    use crate::search::score::Scorer;
+    let cfg = &setup.net;
+    let sup = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(cfg, &sup.alive(), setup.seed, device)?;
+    let batches = draw_batches(
+        data,
+        setup.batch,
+        setup.repeats,
+        round_batch_seed(setup.seed, 1),
+        device,
+    )?;
+    let alive = sup.alive();
+    let mut cands = Vec::new();
+    for ei in 0..alive.len() {
+        for k in 0..alive[ei].len() {
+            let mut c = alive.clone();
+            c[ei].remove(k);
+            cands.push(Mixing::uniform(&c));
+        }
+    }
+    cands.truncate(max_candidates.max(1));
+    let path = KernelPath::candle_for_device(device);
+    let per_pass = per_pass.clamp(1, cands.len());
+    let mut scores = [Vec::new(), Vec::new()];
+    let mut times = [0.0; 2];
+    for (k, stack) in [1, per_pass].into_iter().enumerate() {
+        let scorer = Scorer::new(&net, path)?.with_stack(stack);
+        // One untimed warm-up candidate (CUDA kernels load on first use).
+        scorer.score_candidates(&cands[..1], &batches, setup.mode(), |_| {})?;
+        let t = Instant::now();
+        scores[k] = scorer.score_candidates(&cands, &batches, setup.mode(), |_| {})?;
+        times[k] = t.elapsed().as_secs_f64();
+    }
+    let score_rel_diff = scores[0]
+        .iter()
+        .zip(&scores[1])
+        .map(|(a, b)| ((a - b) / a.abs().max(1e-12)).abs())
+        .fold(0.0, f64::max);
+    Ok(StackBench {
+        name: name.to_string(),
+        candidates: cands.len(),
+        per_pass,
+        single_s: times[0],
+        stacked_s: times[1],
+        speedup: times[0] / times[1],
+        score_rel_diff,
+    })
 }
 
 /// Loads the bench data: `dir` (CIFAR-10 layout) or the built-in sample.

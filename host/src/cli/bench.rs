@@ -1,7 +1,9 @@
 //! `lightsnn bench`.
 
 use super::common::DeviceArg;
-use crate::bench::{bench_data, bench_setups, engine_bench, kernel_bench, search_bench};
+use crate::bench::{
+    bench_data, bench_setups, engine_bench, kernel_bench, search_bench, stack_bench,
+};
 use crate::fsutil::write_atomic;
 use crate::search::KernelPath;
 use anyhow::Result;
@@ -53,8 +55,13 @@ struct SearchBenchArgs {
     /// Only the SAHD kernel benchmark (seconds instead of minutes).
     #[arg(long)]
     kernel_only: bool,
-    /// Also write the figures as JSON here.
+    /// Also run the paper's full-width CIFAR-10 search (256/512 channels; the default on
+    /// CUDA, hours on a CPU).
     #[arg(long)]
+    full: bool,
+    /// Print the figures as JSON on stdout (the readable lines move to stderr), or with a
+    /// path, write them there.
+    #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "PATH")]
     json: Option<PathBuf>,
 }
 
@@ -87,57 +94,90 @@ fn bench_train(a: TrainBenchArgs) -> Result<()> {
 }
 
 fn bench_search(a: SearchBenchArgs) -> Result<()> {
+    // With `--json` alone, stdout carries only the JSON.
+    let json_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
+    let say = |line: String| {
+        if json_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     let kb = kernel_bench(32, 131_072, 15)?;
-    println!(
+    say(format!(
         "SAHD kernel (N={}, n={} bits, spike rate 0.15): bit-packed {:.3} ms, dense f32 GEMM {:.3} ms: {:.1}x",
         kb.n,
         kb.bits,
         kb.packed_s * 1e3,
         kb.dense_s * 1e3,
         kb.speedup
-    );
+    ));
     let per: Vec<String> = kb
         .per_kernel_s
         .iter()
         .map(|(k, t)| format!("{k} {:.3} ms", t * 1e3))
         .collect();
-    println!(
+    say(format!(
         "  bit-packed uses {}; each pair implementation this CPU runs: {}",
         kb.kernel,
         per.join(", ")
-    );
-    println!(
+    ));
+    say(format!(
         "  bandwidth bound (read the {} KiB of codes once at {:.1} GB/s, one core from DRAM): {:.3} ms; bit-packed is {:.2}x the bound",
         kb.code_bytes / 1024,
         kb.dram_read_bps / 1e9,
         kb.bandwidth_bound_s * 1e3,
         kb.vs_bound
-    );
-    println!(
+    ));
+    say(format!(
         "  cache bound (the same read from cache at {:.1} GB/s): {:.3} ms; bit-packed is {:.2}x it",
         kb.cache_read_bps / 1e9,
         kb.cache_bound_s * 1e3,
         kb.vs_cache_bound
-    );
+    ));
     let mut searches = Vec::new();
     let mut engines = Vec::new();
+    let mut stacks = Vec::new();
+    let mut train_images_per_s = None;
     if !a.kernel_only {
         let device = a.device.open()?;
         let data = bench_data(a.data.as_deref())?;
+        let full = a.full || !device.is_cpu();
+        let setups = bench_setups(KernelPath::for_device(&device), full)?;
         if device.is_cpu() {
-            for (name, setup) in bench_setups(KernelPath::CpuEvent)? {
-                let e = engine_bench(&name, &setup, &data)?;
-                println!(
+            for (name, setup) in setups.iter().take(2) {
+                let e = engine_bench(name, setup, &data)?;
+                say(format!(
                     "one supernet scoring, {}: Candle {:.3} s, event-driven CPU engine {:.3} s: {:.1}x (scores differ by {:.1e} relative)",
                     e.name, e.candle_s, e.cpu_event_s, e.speedup, e.score_rel_diff
-                );
+                ));
                 engines.push(e);
             }
         }
-        for (name, setup) in bench_setups(KernelPath::for_device(&device))? {
-            let (b, _) = search_bench(&name, &setup, &data, &device)?;
+        // Candle: one pass per candidate against stacked candidates. On the CPU only the
+        // demo config's first 6 candidates (Candle is slow there); on a GPU every config.
+        let (stack_setups, max_cands) = if device.is_cpu() {
+            (&setups[..1], 6)
+        } else {
+            (&setups[..], usize::MAX)
+        };
+        for (name, setup) in stack_setups {
+            let per_pass = if device.is_cpu() {
+                max_cands
+            } else {
+                setup.stack(&device)
+            };
+            let b = stack_bench(name, setup, &data, &device, max_cands, per_pass)?;
+            say(format!(
+                "Candle round-1 candidates, {}: {} candidates one pass each {:.2} s, stacked {} per pass {:.2} s: {:.1}x (scores differ by {:.1e} relative)",
+                b.name, b.candidates, b.single_s, b.per_pass, b.stacked_s, b.speedup, b.score_rel_diff
+            ));
+            stacks.push(b);
+        }
+        for (name, setup) in &setups {
+            let (b, _) = search_bench(name, setup, &data, &device)?;
             let rounds: Vec<String> = b.rounds_s.iter().map(|r| format!("{r:.2} s")).collect();
-            println!(
+            say(format!(
                 "search {} [{}]: {:.2} s (rounds: {}), {:.2} scorings/s, genotype {}",
                 b.name,
                 b.engine,
@@ -145,24 +185,32 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
                 rounds.join(", "),
                 b.scorings_per_s,
                 b.genotype
-            );
+            ));
             searches.push(b);
         }
-    }
-    let mut train_images_per_s = None;
-    if !a.kernel_only {
-        let device = a.device.open()?;
         let r =
             crate::train::bench::bench_train(crate::train::bench::DEMO_GENOTYPE, 5, 64, &device)?;
-        println!(
+        say(format!(
             "training step (demo config: width 1/32, H {}, T {}, batch {}): {:.1} images/s",
             r.net.hidden, r.net.timesteps, r.batch, r.images_per_s
-        );
+        ));
         train_images_per_s = Some(r.images_per_s);
     }
     if let Some(p) = &a.json {
-        let v = json!({ "kernel": kb, "engines": engines, "searches": searches, "train_images_per_s": train_images_per_s });
-        write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+        let v = json!({
+            "device": format!("{:?}", a.device).to_lowercase(),
+            "kernel": kb,
+            "engines": engines,
+            "stacked": stacks,
+            "searches": searches,
+            "train_images_per_s": train_images_per_s,
+        });
+        let text = serde_json::to_string_pretty(&v)?;
+        if json_stdout {
+            println!("{text}");
+        } else {
+            write_atomic(p, text.as_bytes())?;
+        }
     }
     Ok(())
 }

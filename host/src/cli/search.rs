@@ -40,8 +40,8 @@ pub struct SearchArgs {
     #[arg(long, value_enum, default_value = "auto")]
     engine: EngineArg,
     /// Candle engine: candidates of a round stacked on the batch axis per forward pass (0 =
-    /// as many as fit 2 GiB of activations on the CPU, 32 GiB on a GPU). Scores do not depend
-    /// on it.
+    /// auto: as many as fit 32 GiB of activations on a GPU, 1 on the CPU). Scores do not
+    /// depend on it.
     #[arg(long, default_value_t = 0)]
     candidates_per_pass: usize,
 }

@@ -137,15 +137,21 @@ impl SpikeSink for GramSink {
     }
 }
 
-/// Candidates per Candle pass when the setup says "auto" (0): as many as fit a memory budget
-/// (2 GiB of activations on the CPU, 32 GiB on a GPU), estimated as 48 live tensors of the
-/// first cell's size per candidate; at least 1.
+/// Candidates per Candle pass when the setup says "auto" (0).
+///
+/// On a GPU: as many as fit 32 GiB of activations, estimated as 48 live tensors of the first
+/// cell's size per candidate (at least 1). On the CPU: 1, because Candle's CPU backend runs a
+/// stacked pass slower than the same candidates one by one (`lightsnn bench search` measures
+/// it: 0.6x on the demo config), and the CPU's default engine is the event-driven one anyway.
 pub fn auto_stack(
     net: &crate::config::NetConfig,
     batch: usize,
     device: &candle_core::Device,
 ) -> usize {
-    let budget: f64 = if device.is_cpu() { 2.0 } else { 32.0 } * (1u64 << 30) as f64;
+    if device.is_cpu() {
+        return 1;
+    }
+    let budget = 32.0 * (1u64 << 30) as f64;
     let [_, h, w] = net.input;
     let (h, w) = if net.stem_pool {
         (h / 2, w / 2)
