@@ -338,21 +338,8 @@ mod x86 {
     /// The CPU must support AVX-512F and AVX-512 VPOPCNTDQ.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     pub(super) unsafe fn popcount_avx512(a: &[u64]) -> u64 {
-        let p = a.as_ptr();
-        let mut acc = _mm512_setzero_si512();
-        let mut k = 0;
-        while k < a.len() {
-            let m: __mmask8 = if a.len() - k >= 8 {
-                0xff
-            } else {
-                (1u8 << (a.len() - k)) - 1
-            };
-            // SAFETY: masked-off lanes are not read; the unmasked ones are in bounds.
-            let v = unsafe { _mm512_maskz_loadu_epi64(m, p.add(k).cast()) };
-            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(v));
-            k += 8;
-        }
-        _mm512_reduce_add_epi64(acc) as u64
+        // SAFETY: same CPU requirements; `b` is `a` and is not read.
+        unsafe { count1_masked::<false>(a, a) }
     }
 
     /// One Hamming distance, `vpopcntq` on 8 words at a time (masked tail).
@@ -362,6 +349,17 @@ mod x86 {
     /// `a`.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     pub(super) unsafe fn count1_avx512(a: &[u64], b: &[u64]) -> u64 {
+        // SAFETY: the caller's guarantees.
+        unsafe { count1_masked::<true>(a, b) }
+    }
+
+    /// Population count of `a ^ b` (`XOR`) or of `a` alone (`b` unread), 8 words at a time
+    /// with a masked tail.
+    ///
+    /// # Safety
+    /// As [`count1_avx512`].
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn count1_masked<const XOR: bool>(a: &[u64], b: &[u64]) -> u64 {
         debug_assert!(b.len() >= a.len());
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         let mut acc = _mm512_setzero_si512();
@@ -373,13 +371,13 @@ mod x86 {
                 (1u8 << (a.len() - k)) - 1
             };
             // SAFETY: masked-off lanes are not read; the unmasked ones are in bounds.
-            let (va, vb) = unsafe {
-                (
-                    _mm512_maskz_loadu_epi64(m, pa.add(k).cast()),
-                    _mm512_maskz_loadu_epi64(m, pb.add(k).cast()),
-                )
-            };
-            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(va, vb)));
+            let mut v = unsafe { _mm512_maskz_loadu_epi64(m, pa.add(k).cast()) };
+            if XOR {
+                // SAFETY: as above, `b` is at least as long as `a`.
+                let vb = unsafe { _mm512_maskz_loadu_epi64(m, pb.add(k).cast()) };
+                v = _mm512_xor_si512(v, vb);
+            }
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(v));
             k += 8;
         }
         _mm512_reduce_add_epi64(acc) as u64

@@ -61,78 +61,100 @@ impl KernelPath {
     }
 }
 
-/// Packs each recorded layer and accumulates it into the kernels straight away: one kernel per
-/// stacked candidate (one for a plain pass).
-struct PackingSink<'a, 'k> {
+/// Feeds the SAHD kernels (one per stacked candidate, one for a plain pass) from a Candle pass.
+struct KernelSink<'a, 'k> {
     kernels: &'a mut [SahdKernel<'k>],
-    floats: Vec<f32>,
-    words: Vec<u64>,
+    feed: Feed,
 }
 
-impl SpikeSink for PackingSink<'_, '_> {
+/// How a [`KernelSink`] turns spikes into kernel terms.
+enum Feed {
+    /// Copy each layer's spikes to the host, pack them to bits and accumulate at once.
+    Packing { floats: Vec<f32>, words: Vec<u64> },
+    /// Keep each layer's Gram matrices (`[G, N, N]`) on the device until the pass ends.
+    Gram {
+        grams: Vec<Tensor>,
+        meta: Vec<(usize, Vec<u32>)>,
+    },
+}
+
+impl SpikeSink for KernelSink<'_, '_> {
     fn record(&mut self, l: LayerId, t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
         self.record_groups(l, t, spikes, &[mult])
     }
 
-    fn record_groups(
-        &mut self,
-        _l: LayerId,
-        _t: usize,
-        spikes: &Tensor,
-        mult: &[u32],
-    ) -> Result<()> {
+    fn record_groups(&mut self, _: LayerId, _: usize, spikes: &Tensor, mult: &[u32]) -> Result<()> {
         let rows = spikes.dim(0)?;
         let flat = spikes.flatten_from(1)?;
         let n_bits = flat.dim(1)?;
-        self.floats.clear();
-        self.floats.extend(flat.flatten_all()?.to_vec1::<f32>()?);
-        let wpc = bits::words_for(n_bits);
-        self.words.clear();
-        self.words.resize(rows * wpc, 0);
-        bits::pack_rows_f32(&self.floats, rows, &mut self.words)
-            .map_err(|e| anyhow!("packing spikes: {e}"))?;
-        let per_group = self.words.len() / mult.len().max(1);
-        for ((kernel, &m), codes) in self
-            .kernels
-            .iter_mut()
-            .zip(mult)
-            .zip(self.words.chunks(per_group))
-        {
-            kernel
-                .accumulate(codes, wpc, n_bits, m)
-                .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        match &mut self.feed {
+            Feed::Packing { floats, words } => {
+                floats.clear();
+                floats.extend(flat.flatten_all()?.to_vec1::<f32>()?);
+                let wpc = bits::words_for(n_bits);
+                words.clear();
+                words.resize(rows * wpc, 0);
+                bits::pack_rows_f32(floats, rows, words)
+                    .map_err(|e| anyhow!("packing spikes: {e}"))?;
+                let per_group = words.len() / mult.len().max(1);
+                for ((kernel, &m), codes) in self
+                    .kernels
+                    .iter_mut()
+                    .zip(mult)
+                    .zip(words.chunks(per_group))
+                {
+                    kernel
+                        .accumulate(codes, wpc, n_bits, m)
+                        .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+                }
+            }
+            Feed::Gram { grams, meta } => {
+                let groups = self.kernels.len();
+                let x = flat
+                    .to_dtype(DType::F32)?
+                    .reshape((groups, rows / groups, n_bits))?;
+                grams.push(x.matmul(&x.transpose(1, 2)?.contiguous()?)?);
+                meta.push((n_bits, mult.to_vec()));
+            }
         }
         Ok(())
     }
 }
 
-/// Keeps per-layer Gram matrices (`[G, N, N]`, one per stacked candidate) on the device until
-/// the pass ends.
-struct GramSink {
-    groups: usize,
-    grams: Vec<Tensor>,
-    meta: Vec<(usize, Vec<u32>)>,
-}
-
-impl SpikeSink for GramSink {
-    fn record(&mut self, l: LayerId, t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
-        self.record_groups(l, t, spikes, &[mult])
-    }
-
-    fn record_groups(
-        &mut self,
-        _l: LayerId,
-        _t: usize,
-        spikes: &Tensor,
-        mult: &[u32],
-    ) -> Result<()> {
-        let rows = spikes.dim(0)?;
-        let x = spikes.flatten_from(1)?.to_dtype(DType::F32)?;
-        let n_bits = x.dim(1)?;
-        let x = x.reshape((self.groups, rows / self.groups, n_bits))?;
-        let g = x.matmul(&x.transpose(1, 2)?.contiguous()?)?;
-        self.meta.push((n_bits, mult.to_vec()));
-        self.grams.push(g);
+impl KernelSink<'_, '_> {
+    /// Ends the pass: the Gram feed copies every Gram matrix to the host in one transfer and
+    /// accumulates the Hamming distances `p_i + p_j - 2 G_ij`.
+    fn finish(self) -> Result<()> {
+        let Feed::Gram { grams, meta } = self.feed else {
+            return Ok(());
+        };
+        if grams.is_empty() {
+            return Ok(());
+        }
+        let n = grams[0].dim(1)?;
+        let all: Vec<f32> = Tensor::stack(&grams, 0)?.flatten_all()?.to_vec1()?;
+        let mut pop = vec![0u32; n];
+        let mut ham = vec![0u32; n * n];
+        let records = meta
+            .iter()
+            .flat_map(|(n_bits, m)| m.iter().enumerate().map(move |(g, &mg)| (g, *n_bits, mg)));
+        for ((g, n_bits, mult), gram) in records.zip(all.chunks_exact(n * n)) {
+            if mult == 0 {
+                continue;
+            }
+            for i in 0..n {
+                pop[i] = gram[i * n + i] as u32;
+            }
+            for i in 0..n {
+                for j in 0..n {
+                    let h = pop[i] as i64 + pop[j] as i64 - 2 * gram[i * n + j] as i64;
+                    ham[i * n + j] = h.max(0) as u32;
+                }
+            }
+            self.kernels[g]
+                .accumulate_hamming(&pop, &ham, n_bits, mult)
+                .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        }
         Ok(())
     }
 }
@@ -387,56 +409,23 @@ fn candle_accumulate(
     path: KernelPath,
     kernels: &mut [SahdKernel<'_>],
 ) -> Result<()> {
-    let n = batch.dim(0)?;
-    let run = |sink: &mut dyn SpikeSink| -> Result<()> {
-        match pass {
-            Pass::One(mixing) => net.forward(batch, fwd(mixing, mode, sink)).map(|_| ()),
-            Pass::Stacked(c) => net.forward_candidates(batch, c, mode, sink).map(|_| ()),
-        }
-    };
-    match path {
+    let feed = match path {
         KernelPath::CpuEvent => unreachable!("the CPU engine is not a Candle path"),
-        KernelPath::BitPacked => run(&mut PackingSink {
-            kernels,
+        KernelPath::BitPacked => Feed::Packing {
             floats: Vec::new(),
             words: Vec::new(),
-        })?,
-        KernelPath::DeviceGram => {
-            let mut sink = GramSink {
-                groups: kernels.len(),
-                grams: Vec::new(),
-                meta: Vec::new(),
-            };
-            run(&mut sink)?;
-            // One transfer for the whole pass.
-            let all: Vec<f32> = Tensor::stack(&sink.grams, 0)?.flatten_all()?.to_vec1()?;
-            let mut pop = vec![0u32; n];
-            let mut ham = vec![0u32; n * n];
-            let groups = all.chunks_exact(n * n);
-            let records = sink
-                .meta
-                .iter()
-                .flat_map(|(n_bits, m)| m.iter().enumerate().map(move |(g, &mg)| (g, *n_bits, mg)));
-            for ((g, n_bits, mult), gram) in records.zip(groups) {
-                if mult == 0 {
-                    continue;
-                }
-                for i in 0..n {
-                    pop[i] = gram[i * n + i] as u32;
-                }
-                for i in 0..n {
-                    for j in 0..n {
-                        let h = pop[i] as i64 + pop[j] as i64 - 2 * gram[i * n + j] as i64;
-                        ham[i * n + j] = h.max(0) as u32;
-                    }
-                }
-                kernels[g]
-                    .accumulate_hamming(&pop, &ham, n_bits, mult)
-                    .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
-            }
-        }
-    }
-    Ok(())
+        },
+        KernelPath::DeviceGram => Feed::Gram {
+            grams: Vec::new(),
+            meta: Vec::new(),
+        },
+    };
+    let mut sink = KernelSink { kernels, feed };
+    match pass {
+        Pass::One(mixing) => net.forward(batch, fwd(mixing, mode, &mut sink))?,
+        Pass::Stacked(c) => net.forward_candidates(batch, c, mode, &mut sink)?,
+    };
+    sink.finish()
 }
 
 /// ln|det K| of `net` under `mixing` on one batch `[N, F, C, H, W]`.
