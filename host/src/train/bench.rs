@@ -5,7 +5,7 @@ use super::metrics::LossKind;
 use super::optim::{Sgd, SgdConfig};
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::data::Split;
-use crate::model::{Forward, Mixing, Mode, Network, NoSink};
+use crate::model::{Mixing, Network};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -64,19 +64,16 @@ pub fn bench_train(
         data.fill_batch(&idx, Some(rng), &mut buf);
         let x = Tensor::from_slice(&buf, (batch, 1, c, h, w), device)?;
         let labels: Vec<u32> = idx.iter().map(|&k| data.label(k) as u32).collect();
-        let out = net.forward(
+        super::train_step(
+            &net,
+            &mixing,
+            &mut opt,
+            LossKind::Ce,
             &x,
-            Forward {
-                mixing: &mixing,
-                mode: Mode::Train,
-                sink: &mut NoSink,
-                dropout_rng: Some(rng),
-            },
+            &labels,
+            sgd.lr,
+            rng,
         )?;
-        let loss = LossKind::Ce.loss(&out.logits, &labels)?;
-        let grads = loss.backward()?;
-        opt.step(net.params.trainable(), &grads, sgd.lr)?;
-        let _: f32 = loss.to_scalar()?;
         Ok(())
     };
     step(0, &mut rng)?;

@@ -29,6 +29,34 @@ pub mod metrics;
 pub mod optim;
 pub mod schedule;
 
+/// One SGD step on a batch: training-mode forward pass (dropout masks from `rng`), loss,
+/// backward pass and update at learning rate `lr`. Returns the loss and the logits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_step(
+    net: &Network,
+    mixing: &Mixing,
+    opt: &mut Sgd,
+    loss: LossKind,
+    x: &Tensor,
+    labels: &[u32],
+    lr: f64,
+    rng: &mut dyn RngCore,
+) -> Result<(f32, Tensor)> {
+    let out = net.forward(
+        x,
+        Forward {
+            mixing,
+            mode: Mode::Train,
+            sink: &mut NoSink,
+            dropout_rng: Some(rng),
+        },
+    )?;
+    let l = loss.loss(&out.logits, labels)?;
+    let grads = l.backward()?;
+    opt.step(net.params.trainable(), &grads, lr)?;
+    Ok((l.to_scalar()?, out.logits))
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -467,20 +495,9 @@ pub fn train(
             train_data.fill_batch(chunk, aug, &mut buf);
             let x = Tensor::from_slice(&buf, (chunk.len(), frames, c, h, w), device)?;
             let labels: Vec<u32> = chunk.iter().map(|&i| train_data.label(i) as u32).collect();
-            let out = net.forward(
-                &x,
-                Forward {
-                    mixing: &mixing,
-                    mode: Mode::Train,
-                    sink: &mut NoSink,
-                    dropout_rng: Some(&mut rng),
-                },
-            )?;
-            let loss = cfg.loss.loss(&out.logits, &labels)?;
-            let grads = loss.backward()?;
-            opt.step(net.params.trainable(), &grads, lr)?;
+            let (l, logits) =
+                train_step(&net, &mixing, &mut opt, cfg.loss, &x, &labels, lr, &mut rng)?;
             state.optimizer.steps += 1;
-            let l: f32 = loss.to_scalar()?;
             if !l.is_finite() {
                 bail!(
                     "the training loss became {l} in epoch {} batch {}",
@@ -489,7 +506,7 @@ pub fn train(
                 );
             }
             loss_sum += l as f64 * chunk.len() as f64;
-            correct += metrics::predictions(&out.logits)?
+            correct += metrics::predictions(&logits)?
                 .iter()
                 .zip(&labels)
                 .filter(|(p, &t)| **p == t as usize)
