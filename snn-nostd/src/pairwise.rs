@@ -398,9 +398,17 @@ mod x86 {
         let mut acc = [[_mm512_setzero_si512(); 4]; 4];
         let mut k = 0;
         while k + 8 <= len {
-            // SAFETY: k + 8 <= len and every slice has at least len words.
-            let va = pa.map(|p| unsafe { _mm512_loadu_si512(p.add(k).cast()) });
-            let vb = pb.map(|p| unsafe { _mm512_loadu_si512(p.add(k).cast()) });
+            // (Plain loops, not `array::map`: closures do not inherit the target features, so
+            // they would not inline.)
+            let mut va = [_mm512_setzero_si512(); 4];
+            let mut vb = [_mm512_setzero_si512(); 4];
+            for q in 0..4 {
+                // SAFETY: k + 8 <= len and every slice has at least len words.
+                unsafe {
+                    va[q] = _mm512_loadu_si512(pa[q].add(k).cast());
+                    vb[q] = _mm512_loadu_si512(pb[q].add(k).cast());
+                }
+            }
             for r in 0..4 {
                 for q in 0..4 {
                     let x = _mm512_popcnt_epi64(_mm512_xor_si512(va[r], vb[q]));
@@ -411,9 +419,15 @@ mod x86 {
         }
         if k < len {
             let m: __mmask8 = (1u8 << (len - k)) - 1;
-            // SAFETY: masked-off lanes are not read; the unmasked ones are in bounds.
-            let va = pa.map(|p| unsafe { _mm512_maskz_loadu_epi64(m, p.add(k).cast()) });
-            let vb = pb.map(|p| unsafe { _mm512_maskz_loadu_epi64(m, p.add(k).cast()) });
+            let mut va = [_mm512_setzero_si512(); 4];
+            let mut vb = [_mm512_setzero_si512(); 4];
+            for q in 0..4 {
+                // SAFETY: masked-off lanes are not read; the unmasked ones are in bounds.
+                unsafe {
+                    va[q] = _mm512_maskz_loadu_epi64(m, pa[q].add(k).cast());
+                    vb[q] = _mm512_maskz_loadu_epi64(m, pb[q].add(k).cast());
+                }
+            }
             for r in 0..4 {
                 for q in 0..4 {
                     let x = _mm512_popcnt_epi64(_mm512_xor_si512(va[r], vb[q]));
@@ -421,7 +435,13 @@ mod x86 {
                 }
             }
         }
-        acc.map(|row| row.map(|v| _mm512_reduce_add_epi64(v) as u64))
+        let mut out = [[0u64; 4]; 4];
+        for r in 0..4 {
+            for q in 0..4 {
+                out[r][q] = _mm512_reduce_add_epi64(acc[r][q]) as u64;
+            }
+        }
+        out
     }
 
     /// Four Hamming distances from `a`: each vector of `a` is loaded once and XORed with the
@@ -457,7 +477,11 @@ mod x86 {
                 acc[q] = _mm512_add_epi64(acc[q], _mm512_popcnt_epi64(_mm512_xor_si512(va, vb)));
             }
         }
-        acc.map(|v| _mm512_reduce_add_epi64(v) as u64)
+        let mut out = [0u64; 4];
+        for q in 0..4 {
+            out[q] = _mm512_reduce_add_epi64(acc[q]) as u64;
+        }
+        out
     }
 }
 
