@@ -59,30 +59,16 @@ impl PairKernel {
         }
     }
 
-    /// The fastest implementation this CPU runs (detected once, then cached).
+    /// The fastest implementation this CPU runs: the last available one of [`Self::ALL`]
+    /// (detected once, then cached as its index).
     pub fn best() -> PairKernel {
-        static BEST: AtomicU8 = AtomicU8::new(0);
-        match BEST.load(Ordering::Relaxed) {
-            1 => PairKernel::Portable,
-            2 => PairKernel::Avx2,
-            3 => PairKernel::Avx512,
-            _ => {
-                let k = if has_avx512() {
-                    PairKernel::Avx512
-                } else if has_avx2() {
-                    PairKernel::Avx2
-                } else {
-                    PairKernel::Portable
-                };
-                let code = match k {
-                    PairKernel::Portable => 1,
-                    PairKernel::Avx2 => 2,
-                    PairKernel::Avx512 => 3,
-                };
-                BEST.store(code, Ordering::Relaxed);
-                k
-            }
+        static BEST: AtomicU8 = AtomicU8::new(u8::MAX);
+        if let Some(&k) = Self::ALL.get(usize::from(BEST.load(Ordering::Relaxed))) {
+            return k;
         }
+        let i = Self::ALL.iter().rposition(|k| k.available()).unwrap_or(0);
+        BEST.store(i as u8, Ordering::Relaxed);
+        Self::ALL[i]
     }
 }
 
@@ -299,7 +285,7 @@ fn count1(kernel: PairKernel, a: &[u64], b: &[u64]) -> u64 {
         PairKernel::Avx512 => unsafe { x86::count1_avx512(a, b) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        PairKernel::Avx2 => unsafe { x86::count4_avx2(a, [b, b, b, b])[0] },
+        PairKernel::Avx2 => unsafe { x86::count1_avx2(a, b) },
         _ => xor_count(a, b),
     }
 }
@@ -321,6 +307,15 @@ mod x86 {
             xor_count(a, b[2]),
             xor_count(a, b[3]),
         ]
+    }
+
+    /// The portable Hamming distance compiled for AVX2 + POPCNT.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and POPCNT.
+    #[target_feature(enable = "avx2,popcnt")]
+    pub(super) unsafe fn count1_avx2(a: &[u64], b: &[u64]) -> u64 {
+        xor_count(a, b)
     }
 
     /// The portable population count compiled for AVX2 + POPCNT.

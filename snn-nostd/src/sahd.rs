@@ -260,17 +260,13 @@ impl<'a> SahdKernel<'a> {
         for (row, code) in codes.chunks_exact(words_per_code).enumerate() {
             let dirty = code[w - 1] & last_mask != 0 || code[w..].iter().any(|&x| x != 0);
             if dirty {
-                for i in 0..row {
-                    self.sum[i * n + i] = 0.0;
-                }
+                self.clear_scratch();
                 return Err(SahdError::NonZeroPadding { row });
             }
             self.sum[row * n + row] = crate::pairwise::popcount(&code[..w]) as f64;
         }
         if multiplicity == 0 {
-            for i in 0..n {
-                self.sum[i * n + i] = 0.0;
-            }
+            self.clear_scratch();
             return Ok(());
         }
         let sum = &mut *self.sum;
