@@ -36,40 +36,47 @@ pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {
 
 /// BatchNorm of `groups` stacked batches: `x` is `[G*N, ...]` and, with batch statistics, each
 /// block of `N` samples is normalised with its own statistics (exactly as if it ran alone).
-/// Running statistics are only updated for `groups == 1`.
+/// Running statistics are only updated in training, which takes one group.
 pub fn batch_norm_groups(x: &Tensor, bn: &BnParams, mode: Mode, groups: usize) -> Result<Tensor> {
-    let uses_batch_stats = matches!(mode, Mode::ScoreBatchStats | Mode::Train);
-    if groups > 1 && uses_batch_stats {
-        if mode == Mode::Train {
+    if mode == Mode::Train {
+        if groups > 1 {
             anyhow::bail!("training runs one network per batch; stacked candidates only score");
         }
-        let dims = x.dims();
+        if x.rank() == 4 {
+            return batch_norm_train_nchw(x, bn);
+        }
+    }
+    // Stacked batch statistics: view `[G, N, C, ...]`, so the channel dim moves to 2 and the
+    // reductions skip the group dim.
+    let dims = x.dims();
+    let stacked = groups > 1 && mode == Mode::ScoreBatchStats;
+    let (xv, cdim) = if stacked {
         let n = dims[0] / groups;
         if n * groups != dims[0] {
             anyhow::bail!("{} samples do not split into {groups} groups", dims[0]);
         }
         let mut split = vec![groups, n];
         split.extend_from_slice(&dims[1..]);
-        let y = batch_norm_batch_stats(&x.reshape(split)?, bn, 2)?;
-        return Ok(y.reshape(dims)?);
-    }
-    if mode == Mode::Train && x.rank() == 4 {
-        return batch_norm_train_nchw(x, bn);
-    }
-    let c = x.dim(1)?;
-    let shape: Vec<usize> = (0..x.rank()).map(|d| if d == 1 { c } else { 1 }).collect();
-    let red: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
+        (x.reshape(split)?, 2)
+    } else {
+        (x.clone(), 1)
+    };
+    let c = xv.dim(cdim)?;
+    let shape: Vec<usize> = (0..xv.rank())
+        .map(|d| if d == cdim { c } else { 1 })
+        .collect();
+    let red: Vec<usize> = (cdim - 1..xv.rank()).filter(|&d| d != cdim).collect();
     let (mean, var) = match mode {
         Mode::ScoreRunningStats | Mode::Eval => (
             bn.running_mean.as_tensor().reshape(shape.as_slice())?,
             bn.running_var.as_tensor().reshape(shape.as_slice())?,
         ),
         Mode::ScoreBatchStats | Mode::Train => {
-            let mean = x.mean_keepdim(red.as_slice())?;
-            let centered = x.broadcast_sub(&mean)?;
+            let mean = xv.mean_keepdim(red.as_slice())?;
+            let centered = xv.broadcast_sub(&mean)?;
             let var = centered.sqr()?.mean_keepdim(red.as_slice())?;
             if mode == Mode::Train {
-                let n = (x.elem_count() / c) as f64;
+                let n = (xv.elem_count() / c) as f64;
                 update_running(&bn.running_mean, &mean.detach().flatten_all()?)?;
                 let unbiased = var
                     .detach()
@@ -83,28 +90,11 @@ pub fn batch_norm_groups(x: &Tensor, bn: &BnParams, mode: Mode, groups: usize) -
     let inv = (var + BN_EPS)?.sqrt()?.recip()?;
     let w = bn.weight.as_tensor().reshape(shape.as_slice())?;
     let b = bn.bias.as_tensor().reshape(shape.as_slice())?;
-    Ok(x.broadcast_sub(&mean)?
+    let y = xv
+        .broadcast_sub(&mean)?
         .broadcast_mul(&inv.broadcast_mul(&w)?)?
-        .broadcast_add(&b)?)
-}
-
-/// Batch-statistics BatchNorm (no running-stat update) over every dim but the channel dim
-/// `cdim` and the dims before it (the group dims), with the same operations as the plain path.
-fn batch_norm_batch_stats(x: &Tensor, bn: &BnParams, cdim: usize) -> Result<Tensor> {
-    let c = x.dim(cdim)?;
-    let shape: Vec<usize> = (0..x.rank())
-        .map(|d| if d == cdim { c } else { 1 })
-        .collect();
-    let red: Vec<usize> = (cdim - 1..x.rank()).filter(|&d| d != cdim).collect();
-    let mean = x.mean_keepdim(red.as_slice())?;
-    let centered = x.broadcast_sub(&mean)?;
-    let var = centered.sqr()?.mean_keepdim(red.as_slice())?;
-    let inv = (var + BN_EPS)?.sqrt()?.recip()?;
-    let w = bn.weight.as_tensor().reshape(shape.as_slice())?;
-    let b = bn.bias.as_tensor().reshape(shape.as_slice())?;
-    Ok(x.broadcast_sub(&mean)?
-        .broadcast_mul(&inv.broadcast_mul(&w)?)?
-        .broadcast_add(&b)?)
+        .broadcast_add(&b)?;
+    Ok(if stacked { y.reshape(dims)? } else { y })
 }
 
 /// Training-mode BatchNorm of `[N, C, H, W]`, computed in the channel-major layout `[C, N*H*W]`.
