@@ -258,7 +258,7 @@ pub fn stack_bench(
     per_pass: usize,
 ) -> Result<StackBench> {
     use crate::model::{Mixing, Network};
-    use crate::search::prune::{draw_batches, round_batch_seed};
+    use crate::search::prune::{draw_batches, round_batch_seed, round_candidates};
     use crate::search::score::Scorer;
     let cfg = &setup.net;
     let sup = Mixing::supernet(cfg.cell, &cfg.ops);
@@ -270,15 +270,10 @@ pub fn stack_bench(
         round_batch_seed(setup.seed, 1),
         device,
     )?;
-    let alive = sup.alive();
-    let mut cands = Vec::new();
-    for ei in 0..alive.len() {
-        for k in 0..alive[ei].len() {
-            let mut c = alive.clone();
-            c[ei].remove(k);
-            cands.push(Mixing::uniform(&c));
-        }
-    }
+    let mut cands: Vec<Mixing> = round_candidates(&sup.alive())
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect();
     cands.truncate(max_candidates.max(1));
     let path = KernelPath::candle_for_device(device);
     let per_pass = per_pass.clamp(1, cands.len());

@@ -112,6 +112,23 @@ pub fn draw_batches(
     Ok(out)
 }
 
+/// Every candidate of a pruning round on `alive`: (edge, op removed, mixing of what stays
+/// alive), one op removed from one edge that has at least two, in edge then op-set order.
+pub fn round_candidates(alive: &[Vec<Op>]) -> Vec<(usize, Op, Mixing)> {
+    let mut cands = Vec::new();
+    for (ei, ops) in alive.iter().enumerate() {
+        if ops.len() < 2 {
+            continue;
+        }
+        for (k, &op) in ops.iter().enumerate() {
+            let mut cand = alive.to_vec();
+            cand[ei].remove(k);
+            cands.push((ei, op, Mixing::uniform(&cand)));
+        }
+    }
+    cands
+}
+
 /// Index of the largest score; NaN counts as -inf, ties go to the first (op-set order).
 pub fn argmax_first(scores: &[f64]) -> Option<usize> {
     let key = |s: f64| if s.is_nan() { f64::NEG_INFINITY } else { s };
@@ -199,18 +216,7 @@ fn prune(
         let t0 = Instant::now();
         let batch_seed = round_batch_seed(setup.seed, round);
         let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
-        // Every candidate of the round: (edge, op removed, mixing), in edge then op-set order.
-        let mut cands = Vec::new();
-        for (ei, ops) in alive.iter().enumerate() {
-            if ops.len() < 2 {
-                continue;
-            }
-            for (k, &op) in ops.iter().enumerate() {
-                let mut cand = alive.clone();
-                cand[ei].remove(k);
-                cands.push((ei, op, Mixing::uniform(&cand)));
-            }
-        }
+        let cands = round_candidates(&alive);
         scorer.prepare(&batches, setup.mode())?;
         pb.set_message(format!("round {round}"));
         let mixes: Vec<Mixing> = cands.iter().map(|(_, _, m)| m.clone()).collect();

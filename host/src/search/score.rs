@@ -14,7 +14,7 @@
 //! one network (the CPU engine's copied weights and stem cache).
 
 use super::cpu::CpuEngine;
-use crate::model::{Forward, LayerId, Mixing, Mode, Network, SpikeSink};
+use crate::model::{LayerId, Mixing, Mode, Network, SpikeSink};
 use anyhow::{anyhow, Result};
 use candle_core::{DType, Tensor};
 use snn_nostd::bits;
@@ -331,14 +331,7 @@ impl<'n> Scorer<'n> {
             .map(|b| SahdKernel::new(n, b))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
-        candle_accumulate(
-            self.net,
-            Pass::Stacked(chunk),
-            batch,
-            mode,
-            self.path,
-            &mut kernels,
-        )?;
+        candle_accumulate(self.net, chunk, batch, mode, self.path, &mut kernels)?;
         let mut scratch = vec![0f64; n * n + n];
         kernels
             .iter()
@@ -361,7 +354,7 @@ impl<'n> Scorer<'n> {
             Some(e) => e.accumulate_batch(mixing, batch, mode, kernel),
             None => candle_accumulate(
                 self.net,
-                Pass::One(mixing),
+                std::slice::from_ref(mixing),
                 batch,
                 mode,
                 self.path,
@@ -422,18 +415,12 @@ pub fn accumulate_batch(
     Scorer::new(net, path)?.accumulate_batch(mixing, batch, mode, kernel)
 }
 
-/// What one Candle pass runs: one mixing, or candidates stacked on the batch axis.
-#[derive(Clone, Copy)]
-enum Pass<'a> {
-    One(&'a Mixing),
-    Stacked(&'a [Mixing]),
-}
-
-/// The Candle forward pass feeding `kernels` (one per candidate of the pass) along a Candle
-/// path.
+/// The Candle forward pass of `candidates` stacked on the batch axis (one candidate is a
+/// plain pass: [`Network::forward_candidates`] then runs exactly [`Network::forward`]), feeding
+/// `kernels` (one per candidate) along a Candle path.
 fn candle_accumulate(
     net: &Network,
-    pass: Pass<'_>,
+    candidates: &[Mixing],
     batch: &Tensor,
     mode: Mode,
     path: KernelPath,
@@ -451,10 +438,7 @@ fn candle_accumulate(
         },
     };
     let mut sink = KernelSink { kernels, feed };
-    match pass {
-        Pass::One(mixing) => net.forward(batch, fwd(mixing, mode, &mut sink))?,
-        Pass::Stacked(c) => net.forward_candidates(batch, c, mode, &mut sink)?,
-    };
+    net.forward_candidates(batch, candidates, mode, &mut sink)?;
     sink.finish()
 }
 
@@ -478,15 +462,6 @@ pub fn kernel_matrix(
     path: KernelPath,
 ) -> Result<Vec<f64>> {
     Scorer::new(net, path)?.kernel_matrix(mixing, batch, mode)
-}
-
-fn fwd<'a>(mixing: &'a Mixing, mode: Mode, sink: &'a mut dyn SpikeSink) -> Forward<'a> {
-    Forward {
-        mixing,
-        mode,
-        sink,
-        dropout_rng: None,
-    }
 }
 
 /// The SAHD score averaged over the repeat batches (SPEC §5). Builds a [`Scorer`] for this one

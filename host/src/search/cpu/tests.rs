@@ -10,7 +10,7 @@ use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::model::layers::{batch_norm, Mode};
 use crate::model::params::ParamStore;
 use crate::model::{Forward, LayerId, Mixing, Network, SpikeSink};
-use crate::search::prune::{run_search, Method, SearchSetup};
+use crate::search::prune::{round_candidates, run_search, Method, SearchSetup};
 use crate::search::score::{KernelPath, Scorer};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
@@ -561,15 +561,10 @@ fn engine_rejects_bad_input() -> Result<()> {
 /// The round-1 candidates of a pruning search on `cfg` (one op removed from one edge each).
 fn round_one_candidates(cfg: &NetConfig) -> Vec<Mixing> {
     let alive = vec![cfg.ops.ops().to_vec(); cfg.cell.num_edges()];
-    let mut out = Vec::new();
-    for ei in 0..alive.len() {
-        for k in 0..alive[ei].len() {
-            let mut cand = alive.clone();
-            cand[ei].remove(k);
-            out.push(Mixing::uniform(&cand));
-        }
-    }
-    out
+    round_candidates(&alive)
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect()
 }
 
 #[test]
