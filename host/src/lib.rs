@@ -10,4 +10,5 @@ pub mod fsutil;
 pub mod model;
 pub mod sample;
 pub mod search;
+pub mod study;
 pub mod train;

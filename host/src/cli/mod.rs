@@ -6,7 +6,10 @@ mod eval;
 mod eval_int;
 mod export;
 mod search;
+mod study;
 mod train;
+
+pub use search::progress_bar as search_progress_bar;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +33,9 @@ enum Command {
     /// Evaluate a checkpoint on the test split: top-1, per-class accuracy, confusion matrix,
     /// SAR per layer, synaptic operations and energy estimate.
     Eval(eval::EvalArgs),
+    /// Evidence for the search: train the found cells and K random cells with one budget;
+    /// correlate SAHD score with test accuracy (Kendall tau, Spearman rho, bootstrap CIs).
+    Study(Box<study::StudyArgs>),
     /// Benchmarks (ratios against baselines run in the same process).
     Bench(bench::BenchArgs),
     /// Fold BN, quantise to int8/int16 and write the model blob for the device.
@@ -44,6 +50,7 @@ pub fn run() -> Result<()> {
         Command::Score(a) => search::score(a),
         Command::Train(a) => train::run(*a),
         Command::Eval(a) => eval::run(a),
+        Command::Study(a) => study::run(*a),
         Command::Bench(a) => bench::bench(a),
         Command::Export(a) => export::export(a),
     }

@@ -5,6 +5,7 @@ use crate::data::Split;
 use crate::fsutil::write_atomic;
 use crate::model::Mixing;
 use crate::search::prune::{draw_batches, round_batch_seed};
+use crate::search::stability::StabilityReport;
 use crate::search::{run_search, Method, Scorer, SearchReport, SearchSetup};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -32,6 +33,11 @@ pub struct SearchArgs {
     /// Seed for weights and batch draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seed stability: run the search with seeds `seed`, `seed + 1`, ... `seed + S - 1` and
+    /// report the distinct genotypes, per-edge agreement and decisive decisions (`--out` then
+    /// holds that summary with every search in it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
     /// Write the full result (genotype, every round's scores, config, timing) here as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -69,11 +75,12 @@ pub struct ScoreArgs {
     engine: EngineArg,
 }
 
-pub(super) fn progress_bar() -> ProgressBar {
+/// The progress bar of a search (scorings done, ETA).
+pub fn progress_bar() -> ProgressBar {
     let pb = ProgressBar::new(0);
     pb.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})",
+            "{spinner} {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})",
         )
         .expect("valid template"),
     );
@@ -96,12 +103,95 @@ pub fn search(a: SearchArgs) -> Result<()> {
         candidates_per_pass: a.candidates_per_pass,
         data_label: label,
     };
+    if a.seeds > 1 {
+        return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref());
+    }
     let pb = progress_bar();
     let report = run_search(&setup, &data, &device, &pb)?;
     print_summary(&report);
+    print_warnings(&report);
     if let Some(out) = &a.out {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(out, &json)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// Prints the search's noise warnings on stderr.
+fn print_warnings(r: &SearchReport) {
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !r.warnings.is_empty() {
+        let total: usize = r.rounds.iter().map(|x| x.decisions.len()).sum();
+        eprintln!(
+            "warning: {} of {total} pruning decisions lie inside the repeat noise (recorded in the JSON as decisions[].decisive = false)",
+            r.warnings.len()
+        );
+    }
+}
+
+/// `search --seeds S`: the same search with S seeds, and their stability summary.
+fn search_seeds(
+    setup: &SearchSetup,
+    seeds: u64,
+    data: &crate::data::Dataset,
+    device: &candle_core::Device,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    let mut reports = Vec::new();
+    for k in 0..seeds {
+        let mut s = setup.clone();
+        s.seed = setup.seed.wrapping_add(k);
+        let pb = progress_bar();
+        pb.set_prefix(format!("seed {}", s.seed));
+        let r = run_search(&s, data, device, &pb)?;
+        println!(
+            "seed {:>3}: {} ({:.2} s, {} of {} decisions inside the noise)",
+            s.seed,
+            r.genotype,
+            r.wall_s,
+            r.warnings.len(),
+            r.rounds.iter().map(|x| x.decisions.len()).sum::<usize>()
+        );
+        reports.push(r);
+    }
+    let st = StabilityReport::new(reports);
+    println!(
+        "distinct genotypes: {} of {} seeds",
+        st.genotypes.len(),
+        seeds
+    );
+    for g in &st.genotypes {
+        println!("  {:>3} x {}", g.count, g.genotype);
+    }
+    println!("per-edge agreement (modal op, share of seeds):");
+    for e in &st.edges {
+        println!(
+            "  {:>5}: {:<7} {:5.1}%",
+            e.edge,
+            e.modal_op,
+            100.0 * e.agreement
+        );
+    }
+    println!("mean agreement: {:.1}%", 100.0 * st.mean_agreement);
+    println!(
+        "decisive pruning decisions: {} of {} (median margin / SE {})",
+        st.decisive,
+        st.decisions,
+        st.median_margin_over_se
+            .map_or("n/a".to_string(), |m| format!("{m:.2}"))
+    );
+    if st.decisive < st.decisions {
+        eprintln!(
+            "warning: {} of {} pruning decisions lie inside the repeat noise; see decisions[] in the JSON",
+            st.decisions - st.decisive,
+            st.decisions
+        );
+    }
+    if let Some(out) = out {
+        write_atomic(out, &serde_json::to_vec_pretty(&st)?)?;
         println!("wrote {}", out.display());
     }
     Ok(())
@@ -158,6 +248,22 @@ fn print_summary(r: &SearchReport) {
             .map(|p| format!("{}:{}", p.edge, p.op))
             .collect();
         println!("  pruned: {}", pruned.join(" "));
+        let margins: Vec<String> = round
+            .decisions
+            .iter()
+            .map(|d| {
+                let flag = match d.decisive {
+                    Some(true) => "",
+                    Some(false) => "?",
+                    None => "",
+                };
+                match d.margin_se {
+                    Some(se) => format!("{}:{:.3}/{:.3}{flag}", d.edge, d.margin, se),
+                    None => format!("{}:{:.3}", d.edge, d.margin),
+                }
+            })
+            .collect();
+        println!("  margin/SE: {} (? = inside the noise)", margins.join(" "));
     }
     println!("genotype: {}", r.genotype);
     println!("edges:    {}", r.edges.join(","));

@@ -2,10 +2,12 @@
 //! baseline (SPEC §5, §6).
 
 pub mod cpu;
+pub mod margin;
 pub mod prune;
 pub mod random;
 pub mod report;
 pub mod score;
+pub mod stability;
 
 pub use prune::{run_search, Method, SearchSetup};
 pub use report::{CandidateScore, RoundReport, SearchReport};

@@ -1,9 +1,10 @@
 //! Pruning by importance (SPEC §6, paper Algorithm 1), and the search driver.
 
+use super::margin::Decision;
 use super::report::{
     CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT,
 };
-use super::score::{KernelPath, Scorer};
+use super::score::{mean_in_order, KernelPath, Scorer};
 use crate::config::{BnMode, NetConfig};
 use crate::data::Dataset;
 use crate::model::{Mixing, Mode, Network};
@@ -164,6 +165,14 @@ pub fn run_search(
         Method::Random => super::random::random_search(setup, &scorer, data, device, pb)?,
     };
     pb.finish_and_clear();
+    let warnings: Vec<String> = rounds
+        .iter()
+        .flat_map(|r| {
+            r.decisions
+                .iter()
+                .filter_map(|d| d.warning(r.round, setup.repeats, setup.batch))
+        })
+        .collect();
     Ok(SearchReport {
         format: SEARCH_FORMAT.to_string(),
         genotype: genotype.to_string(),
@@ -184,6 +193,7 @@ pub fn run_search(
         },
         rounds,
         wall_s: start.elapsed().as_secs_f64(),
+        warnings,
         version: env!("CARGO_PKG_VERSION").to_string(),
     })
 }
@@ -220,18 +230,27 @@ fn prune(
         scorer.prepare(&batches, setup.mode())?;
         pb.set_message(format!("round {round}"));
         let mixes: Vec<Mixing> = cands.iter().map(|(_, _, m)| m.clone()).collect();
-        let values =
-            scorer.score_candidates(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;
+        let values = scorer
+            .score_candidates_per_repeat(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;
         let mut scores = Vec::new();
         let mut per_edge: Vec<Vec<f64>> = vec![Vec::new(); edges.len()];
-        for (&(ei, op, _), s) in cands.iter().zip(values) {
+        let mut per_edge_repeats: Vec<Vec<(String, Vec<f64>)>> = vec![Vec::new(); edges.len()];
+        for (&(ei, op, _), r) in cands.iter().zip(values) {
+            let s = mean_in_order(&r);
             per_edge[ei].push(s);
+            per_edge_repeats[ei].push((op.to_string(), r.clone()));
             scores.push(CandidateScore {
                 edge: edges[ei].to_string(),
                 candidate: op.to_string(),
                 score: s,
+                repeat_scores: r,
             });
         }
+        let decisions: Vec<Decision> = per_edge_repeats
+            .iter()
+            .enumerate()
+            .filter_map(|(ei, c)| Decision::from_scores(&edges[ei].to_string(), c))
+            .collect();
         let mut pruned = Vec::new();
         for (ei, s) in per_edge.iter().enumerate() {
             if let Some(k) = argmax_first(s) {
@@ -246,6 +265,7 @@ fn prune(
             round,
             scores,
             pruned,
+            decisions,
             alive_after: alive
                 .iter()
                 .map(|a| a.iter().map(|o| o.to_string()).collect())

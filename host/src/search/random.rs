@@ -48,6 +48,7 @@ pub fn random_search(
             edge: "*".to_string(),
             candidate: g.to_string(),
             score: s,
+            repeat_scores: Vec::new(),
         })
         .collect();
     let best = argmax_first(&scores).expect("at least one sample");
@@ -55,6 +56,7 @@ pub fn random_search(
         round: 1,
         scores: report,
         pruned: Vec::new(),
+        decisions: Vec::new(),
         alive_after: genotypes[best]
             .ops()
             .iter()

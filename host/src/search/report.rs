@@ -15,6 +15,10 @@ pub struct CandidateScore {
     pub candidate: String,
     /// SAHD score ln|det K| averaged over the repeats.
     pub score: f64,
+    /// The score on each repeat batch, in batch order (their mean is `score`; empty in files
+    /// written before version 0.1 recorded them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeat_scores: Vec<f64>,
 }
 
 /// An op pruned from an edge at the end of a round.
@@ -35,6 +39,9 @@ pub struct RoundReport {
     pub scores: Vec<CandidateScore>,
     /// The op removed on each edge that had a choice.
     pub pruned: Vec<Pruned>,
+    /// How clearly each edge's pruning decision won (empty for random search).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<super::margin::Decision>,
     /// Alive ops per edge after the round, in canonical edge order.
     pub alive_after: Vec<Vec<String>>,
     /// Seed of the round's batch draw.
@@ -91,6 +98,10 @@ pub struct SearchReport {
     pub rounds: Vec<RoundReport>,
     /// Total wall time in seconds.
     pub wall_s: f64,
+    /// Warnings printed on stderr during the search: every pruning decision whose margin lies
+    /// inside the repeat noise (see [`super::margin`]).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// lightsnn version that wrote the file.
     pub version: String,
 }

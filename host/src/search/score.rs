@@ -268,11 +268,11 @@ impl<'n> Scorer<'n> {
     /// On the CPU engine the items run concurrently (rayon): each scoring is independent and
     /// deterministic, so only the speed changes. The Candle paths run them one after the other
     /// (Candle parallelises inside its ops).
-    pub fn map_candidates<T: Sync>(
+    pub fn map_candidates<T: Sync, R: Send>(
         &self,
         items: &[T],
-        f: impl Fn(&T) -> Result<f64> + Sync + Send,
-    ) -> Result<Vec<f64>> {
+        f: impl Fn(&T) -> Result<R> + Sync + Send,
+    ) -> Result<Vec<R>> {
         if self.engine.is_some() {
             use rayon::prelude::*;
             items.par_iter().map(f).collect()
@@ -295,6 +295,20 @@ impl<'n> Scorer<'n> {
         mode: Mode,
         done: impl Fn(usize) + Sync + Send,
     ) -> Result<Vec<f64>> {
+        let per_repeat = self.score_candidates_per_repeat(candidates, batches, mode, done)?;
+        Ok(per_repeat.iter().map(|r| mean_in_order(r)).collect())
+    }
+
+    /// Like [`score_candidates`](Self::score_candidates), but every candidate's score on each
+    /// batch separately (`[candidate][repeat]`); their mean, summed in batch order, is the
+    /// candidate's score bit for bit.
+    pub fn score_candidates_per_repeat(
+        &self,
+        candidates: &[Mixing],
+        batches: &[Tensor],
+        mode: Mode,
+        done: impl Fn(usize) + Sync + Send,
+    ) -> Result<Vec<Vec<f64>>> {
         if batches.is_empty() {
             return Err(anyhow!(
                 "no batches to score on (repeats must be at least 1)"
@@ -302,20 +316,23 @@ impl<'n> Scorer<'n> {
         }
         if self.engine.is_some() || self.stack == 1 {
             return self.map_candidates(candidates, |m| {
-                let s = self.sahd_score(m, batches, mode);
+                let s = batches
+                    .iter()
+                    .map(|b| self.sahd_one(m, b, mode))
+                    .collect::<Result<Vec<f64>>>();
                 done(1);
                 s
             });
         }
         let mut out = Vec::with_capacity(candidates.len());
         for chunk in candidates.chunks(self.stack) {
-            let mut totals = vec![0.0; chunk.len()];
+            let mut per = vec![Vec::with_capacity(batches.len()); chunk.len()];
             for b in batches {
-                for (t, s) in totals.iter_mut().zip(self.stacked_scores(chunk, b, mode)?) {
-                    *t += s;
+                for (p, s) in per.iter_mut().zip(self.stacked_scores(chunk, b, mode)?) {
+                    p.push(s);
                 }
             }
-            out.extend(totals.into_iter().map(|t| t / batches.len() as f64));
+            out.extend(per);
             done(chunk.len());
         }
         Ok(out)
@@ -395,12 +412,21 @@ impl<'n> Scorer<'n> {
                 "no batches to score on (repeats must be at least 1)"
             ));
         }
-        let mut total = 0.0;
-        for b in batches {
-            total += self.sahd_one(mixing, b, mode)?;
-        }
-        Ok(total / batches.len() as f64)
+        let per = batches
+            .iter()
+            .map(|b| self.sahd_one(mixing, b, mode))
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(mean_in_order(&per))
     }
+}
+
+/// The mean of `v`, summed from the first element on (the order every score is averaged in).
+pub fn mean_in_order(v: &[f64]) -> f64 {
+    let mut total = 0.0;
+    for x in v {
+        total += x;
+    }
+    total / v.len() as f64
 }
 
 /// Runs `net` on `batch` and adds every (LIF layer, timestep) code set to `kernel`.

@@ -1,0 +1,205 @@
+//! `lightsnn study`.
+
+use super::common::DeviceArg;
+use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::study::{default_config, run_study, StudyConfig};
+use crate::train::{prefer_serial_elementwise, LossKind};
+use anyhow::{bail, Result};
+use clap::Args;
+use snn_nostd::genotype::{CellType, OpSet};
+use std::path::PathBuf;
+
+/// Options of `lightsnn study`. Options without a default here take the dataset's study default
+/// (see the README); with `--resume` everything comes from the folder's `study.json`.
+#[derive(Args, Debug)]
+pub struct StudyArgs {
+    /// Dataset: cifar10 or nmnist (any dataset lightsnn reads works).
+    #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
+    dataset: DatasetKind,
+    /// Dataset folder in the official layout.
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
+    /// Study folder (study.json, the two searches, cells/<id>/, report.json, cells.csv,
+    /// scatter.svg).
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the study in this folder; finished cells are not retrained.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Random cells K [default: 20].
+    #[arg(long)]
+    cells: Option<usize>,
+    /// Extra training seeds of the found cell, for the noise floor [default: 2, so 3 runs].
+    #[arg(long)]
+    noise_seeds: Option<usize>,
+    /// Training epochs of every cell [default: cifar10 2, nmnist 4].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training batch size [default: 32].
+    #[arg(long)]
+    train_batch: Option<usize>,
+    /// Learning rate [default: 0.1].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Loss [default: ce].
+    #[arg(long, value_enum)]
+    loss: Option<LossKind>,
+    /// Training samples: a seeded subset of the training split; 0 = all [default: cifar10
+    /// 4000, nmnist all].
+    #[arg(long)]
+    train_samples: Option<usize>,
+    /// Test samples: the first ones of the test split; 0 = all [default: cifar10 2000,
+    /// nmnist all].
+    #[arg(long)]
+    test_samples: Option<usize>,
+    /// Width multiplier [default: cifar10 1/32 (C1/C2 8/16), nmnist 1/8 (8/16)].
+    #[arg(long)]
+    width: Option<f64>,
+    /// Timesteps T [default: cifar10 2, nmnist 5].
+    #[arg(long)]
+    timesteps: Option<usize>,
+    /// Hidden units H [default: 128].
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Search space: lightsnn, snasnet or an op list [default: lightsnn].
+    #[arg(long, value_parser = parse_ops)]
+    space: Option<OpSet>,
+    /// Cell type [default: backward].
+    #[arg(long, value_parser = parse_cell)]
+    cell: Option<CellType>,
+    /// Search and score batch size N [default: 32].
+    #[arg(long)]
+    search_batch: Option<usize>,
+    /// Search repeats R [default: 2].
+    #[arg(long)]
+    search_repeats: Option<usize>,
+    /// Repeats of each cell's own score [default: 4].
+    #[arg(long)]
+    score_repeats: Option<usize>,
+    /// Genotypes scored by the random-search baseline [default: 500].
+    #[arg(long)]
+    random_samples: Option<usize>,
+    /// Bootstrap resamples for the correlation intervals [default: 2000].
+    #[arg(long)]
+    bootstrap: Option<usize>,
+    /// Master seed [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+impl StudyArgs {
+    /// Whether any option that defines the study was given (refused with `--resume`).
+    fn defines_anything(&self) -> bool {
+        self.data.is_some()
+            || self.cells.is_some()
+            || self.noise_seeds.is_some()
+            || self.epochs.is_some()
+            || self.train_batch.is_some()
+            || self.lr.is_some()
+            || self.loss.is_some()
+            || self.train_samples.is_some()
+            || self.test_samples.is_some()
+            || self.width.is_some()
+            || self.timesteps.is_some()
+            || self.hidden.is_some()
+            || self.space.is_some()
+            || self.cell.is_some()
+            || self.search_batch.is_some()
+            || self.search_repeats.is_some()
+            || self.score_repeats.is_some()
+            || self.random_samples.is_some()
+            || self.bootstrap.is_some()
+            || self.seed.is_some()
+    }
+
+    /// The configuration of a new study: the dataset's defaults with the options given.
+    fn config(&self) -> Result<StudyConfig> {
+        let Some(data) = &self.data else {
+            bail!("--data DIR is required for a new study");
+        };
+        let mut c = default_config(self.dataset, data.clone())?;
+        if self.width.is_some() || self.timesteps.is_some() || self.hidden.is_some() {
+            let o = Overrides {
+                width: Some(
+                    self.width
+                        .unwrap_or(c.net.c1 as f64 / full_c1(self.dataset)?),
+                ),
+                timesteps: Some(self.timesteps.unwrap_or(c.net.timesteps)),
+                hidden: Some(self.hidden.unwrap_or(c.net.hidden)),
+                votes: None,
+            };
+            c.net = NetConfig::for_dataset(self.dataset, &o)?;
+        }
+        if let Some(s) = &self.space {
+            c.net.ops = s.clone();
+        }
+        if let Some(cell) = self.cell {
+            c.net.cell = cell;
+        }
+        let zero_is_all = |v: usize| (v > 0).then_some(v);
+        if let Some(n) = self.train_samples {
+            c.train_samples = zero_is_all(n);
+        }
+        if let Some(n) = self.test_samples {
+            c.test_samples = zero_is_all(n);
+        }
+        macro_rules! set {
+            ($($field:ident <- $opt:ident),*) => { $( if let Some(v) = self.$opt { c.$field = v; } )* };
+        }
+        set!(random_cells <- cells, noise_seeds <- noise_seeds, epochs <- epochs,
+             train_batch <- train_batch, lr <- lr, loss <- loss, search_batch <- search_batch,
+             search_repeats <- search_repeats, score_repeats <- score_repeats,
+             random_samples <- random_samples, bootstrap <- bootstrap, seed <- seed);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// C1 of the full-width network of a dataset (to express a default width as a multiplier).
+fn full_c1(d: DatasetKind) -> Result<f64> {
+    Ok(NetConfig::for_dataset(d, &Overrides::default())?.c1 as f64)
+}
+
+fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
+    s.parse::<DatasetKind>().map_err(|e| e.to_string())
+}
+fn parse_ops(s: &str) -> Result<OpSet, String> {
+    s.parse::<OpSet>().map_err(|e| e.to_string())
+}
+fn parse_cell(s: &str) -> Result<CellType, String> {
+    s.parse::<CellType>().map_err(|e| e.to_string())
+}
+
+/// Runs `lightsnn study`.
+pub fn run(a: StudyArgs) -> Result<()> {
+    prefer_serial_elementwise();
+    let device = a.device.open()?;
+    let rep = match &a.resume {
+        Some(dir) => {
+            if a.defines_anything() {
+                bail!(
+                    "--resume takes every setting from {}; give only --resume and --device",
+                    dir.join(crate::study::files::STUDY).display()
+                );
+            }
+            run_study(dir, None, &device, false)?
+        }
+        None => {
+            let cfg = a.config()?;
+            let out = a.out.as_ref().expect("clap requires --out");
+            run_study(out, Some(&cfg), &device, false)?
+        }
+    };
+    for line in rep.summary() {
+        println!("{line}");
+    }
+    let dir = a.resume.as_ref().or(a.out.as_ref()).expect("one is set");
+    println!(
+        "wrote {}/{{report.json, cells.csv, scatter.svg}}",
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,669 @@
+//! `lightsnn study`: does the search find networks that train better than random ones?
+//!
+//! A study trains, with one fixed budget (same epochs, width, T, training seed and data):
+//! - the cell found by the pruning search (`prune`),
+//! - the cell found by the random-search baseline (`random-search`),
+//! - K random cells of the search space (`random-00` ..), drawn uniformly among the genotypes
+//!   whose cell has a forward path from input to output (a cell without one outputs nothing),
+//! - the pruning cell again with further training seeds (`prune-seed1` ..): the noise floor.
+//!
+//! Each cell gets its SAHD score on its own untrained single-path network (mean and standard
+//! deviation over the score repeats), a test top-1 and a test SAR. Then [`report`] relates score
+//! to accuracy (Kendall's tau-b and Spearman's rho with bootstrap intervals, [`stats`]) and
+//! ranks the found cells among the random ones.
+//!
+//! # The study folder
+//! - `study.json`: the configuration ([`StudyFile`]), written first; `--resume DIR` reads it.
+//! - `search-prune.json`, `search-random.json`: the two searches, each written when done.
+//! - `cells/<id>/run/`: the cell's training run (resumable on its own, see [`crate::train`]);
+//!   `cells/<id>/result.json`: the cell's [`CellResult`], the commit point of the cell.
+//! - `report.json`, `cells.csv`, `scatter.svg`: rewritten after every cell.
+//!
+//! Every file is written atomically. A study killed anywhere resumes with
+//! `lightsnn study --resume DIR`: finished cells (with a `result.json`) are read back, not
+//! retrained; a cell killed mid-training continues from its last epoch.
+
+pub mod report;
+pub mod stats;
+
+use crate::config::NetConfig;
+use crate::data::{Dataset, DatasetKind, Split};
+use crate::fsutil::write_atomic;
+use crate::model::{Mixing, Network};
+use crate::search::prune::{draw_batches, round_batch_seed};
+use crate::search::{run_search, KernelPath, Method, Scorer, SearchReport, SearchSetup};
+use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig};
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use indicatif::ProgressBar;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use snn_nostd::genotype::{Genotype, Op};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Format tag of `study.json`.
+pub const STUDY_FORMAT: &str = "lightsnn-study/1";
+/// Format tag of a cell's `result.json`.
+pub const CELL_FORMAT: &str = "lightsnn-study-cell/1";
+
+/// File names inside a study folder.
+pub mod files {
+    /// The configuration.
+    pub const STUDY: &str = "study.json";
+    /// The pruning search.
+    pub const SEARCH_PRUNE: &str = "search-prune.json";
+    /// The random-search baseline.
+    pub const SEARCH_RANDOM: &str = "search-random.json";
+    /// Folder of the cells.
+    pub const CELLS: &str = "cells";
+    /// A cell's result, inside its folder.
+    pub const RESULT: &str = "result.json";
+    /// The summary.
+    pub const REPORT: &str = "report.json";
+    /// One row per cell.
+    pub const CSV: &str = "cells.csv";
+    /// Score against accuracy.
+    pub const SCATTER: &str = "scatter.svg";
+}
+
+/// Everything that defines a study (recorded in `study.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyConfig {
+    /// The network every cell is trained (and searched and scored) in.
+    pub net: NetConfig,
+    /// Dataset folder in the official layout.
+    pub data: PathBuf,
+    /// Training samples used (a seeded subset of the training split; `None` = all).
+    pub train_samples: Option<usize>,
+    /// Test samples evaluated (the first ones of the test split; `None` = all).
+    pub test_samples: Option<usize>,
+    /// Random cells K.
+    pub random_cells: usize,
+    /// Extra training seeds of the found cell (the noise floor); 2 gives 3 runs in all.
+    pub noise_seeds: usize,
+    /// Training epochs of every cell.
+    pub epochs: usize,
+    /// Training batch size.
+    pub train_batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Training loss.
+    pub loss: LossKind,
+    /// Search and score batch size N.
+    pub search_batch: usize,
+    /// Search repeats R.
+    pub search_repeats: usize,
+    /// Repeats of each cell's own score (its mean and standard deviation).
+    pub score_repeats: usize,
+    /// Genotypes the random-search baseline scores.
+    pub random_samples: usize,
+    /// Master seed: searches, cell draw, weights and training.
+    pub seed: u64,
+    /// Bootstrap resamples of the correlation intervals.
+    pub bootstrap: usize,
+}
+
+impl StudyConfig {
+    /// Checks the numbers.
+    pub fn validate(&self) -> Result<()> {
+        self.net.validate()?;
+        if self.epochs == 0 || self.train_batch == 0 {
+            bail!("--epochs and --train-batch must be at least 1");
+        }
+        if self.search_batch < 2 {
+            bail!("--search-batch must be at least 2: the SAHD kernel compares pairs of samples");
+        }
+        if self.search_repeats == 0 || self.score_repeats == 0 {
+            bail!("--search-repeats and --score-repeats must be at least 1");
+        }
+        if self.random_samples == 0 {
+            bail!("--random-samples must be at least 1");
+        }
+        if self.train_samples.is_some_and(|n| n < 10) || self.test_samples == Some(0) {
+            bail!("--train-samples must be at least 10 and --test-samples at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a positive number, got {}", self.lr);
+        }
+        Ok(())
+    }
+}
+
+/// `study.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyFile {
+    /// Always [`STUDY_FORMAT`].
+    pub format: String,
+    /// The configuration.
+    pub config: StudyConfig,
+    /// lightsnn version that started the study.
+    pub version: String,
+}
+
+/// What a cell is in the study.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CellKind {
+    /// Found by the pruning search.
+    Prune,
+    /// Found by the random-search baseline.
+    RandomSearch,
+    /// Drawn at random from the search space.
+    Random,
+    /// The pruning search's cell trained with another seed.
+    NoiseSeed,
+}
+
+/// One cell to train.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellPlan {
+    /// Folder name, e.g. `random-07`.
+    pub id: String,
+    /// Its role.
+    pub kind: CellKind,
+    /// The genotype.
+    pub genotype: Genotype,
+    /// Training seed (weights, split, shuffling).
+    pub train_seed: u64,
+}
+
+/// A finished cell (`cells/<id>/result.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    /// Always [`CELL_FORMAT`].
+    pub format: String,
+    /// Folder name.
+    pub id: String,
+    /// Role.
+    pub kind: CellKind,
+    /// Genotype.
+    pub genotype: String,
+    /// Training seed.
+    pub train_seed: u64,
+    /// SAHD score (ln|det K|) of the untrained single-path network on each score batch.
+    pub scores: Vec<f64>,
+    /// Their mean.
+    pub score_mean: f64,
+    /// Their sample standard deviation.
+    pub score_std: f64,
+    /// Test top-1 (0..1) of the best validation epoch's weights.
+    pub test_top1: f64,
+    /// Test SAR.
+    pub test_sar: f64,
+    /// Best validation top-1.
+    pub val_top1: f64,
+    /// The epoch it came from.
+    pub best_epoch: usize,
+    /// Wall time of scoring, training and evaluation, in seconds.
+    pub wall_s: f64,
+}
+
+/// The random cells: `k` distinct genotypes drawn uniformly from `cfg`'s op set on every edge,
+/// keeping only cells with a forward input-to-output path ([`has_forward_path`]).
+pub fn random_cells(cfg: &NetConfig, k: usize, seed: u64) -> Result<Vec<Genotype>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5354_5544_5943_454c);
+    let ops = cfg.ops.ops();
+    let mut out: Vec<Genotype> = Vec::new();
+    let mut tries = 0usize;
+    while out.len() < k {
+        tries += 1;
+        if tries > 1000 * (k + 1) {
+            bail!(
+                "cannot draw {k} distinct connected cells from the op set {}",
+                cfg.ops
+            );
+        }
+        let pick: Vec<Op> = (0..cfg.cell.num_edges())
+            .map(|_| ops[rng.gen_range(0..ops.len())])
+            .collect();
+        let g = Genotype::new(cfg.cell, &pick)?;
+        if has_forward_path(&g) && !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the cell's output node x3 is reachable from its input x0 through forward edges
+/// whose op is not `zero`. Backward edges only carry values to lower nodes, so no path can
+/// use them to reach x3; a cell without such a path outputs zero at every timestep.
+pub fn has_forward_path(g: &Genotype) -> bool {
+    let mut reach = [true, false, false, false];
+    // forward edges go from a lower to a higher node: one pass in node order suffices
+    for to in 1..4u8 {
+        for (e, op) in g.edges() {
+            if e.to == to && !e.is_backward() && op != Op::Zero && reach[e.from as usize] {
+                reach[to as usize] = true;
+            }
+        }
+    }
+    reach[3]
+}
+
+/// Starts a new study in `dir` (refused if it already holds one) or, with `resume`, continues
+/// the one there (`cfg` is then taken from `study.json`). Returns the final report.
+pub fn run_study(
+    dir: &Path,
+    cfg: Option<&StudyConfig>,
+    device: &Device,
+    quiet: bool,
+) -> Result<report::StudyReport> {
+    let cfg = match cfg {
+        Some(c) => {
+            c.validate()?;
+            let sp = dir.join(files::STUDY);
+            if sp.exists() {
+                bail!(
+                    "{} already holds a study ({}); continue it with --resume {} or choose another --out",
+                    dir.display(),
+                    sp.display(),
+                    dir.display()
+                );
+            }
+            std::fs::create_dir_all(dir.join(files::CELLS))
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let file = StudyFile {
+                format: STUDY_FORMAT.into(),
+                config: c.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            };
+            write_atomic(&sp, &serde_json::to_vec_pretty(&file)?)?;
+            c.clone()
+        }
+        None => read_study(dir)?.config,
+    };
+    let say = |s: String| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    let (train_data, test_data) = load_data(&cfg)?;
+    say(format!(
+        "lightsnn study: {} on {} ({} train / {} test samples) | C1/C2 {}/{}, H {}, T {} | {} epochs, batch {}, lr {} | {} random cells, {} noise seeds, seed {}",
+        cfg.net.dataset,
+        cfg.data.display(),
+        train_data.len(),
+        test_data.len(),
+        cfg.net.c1,
+        cfg.net.c2,
+        cfg.net.hidden,
+        cfg.net.timesteps,
+        cfg.epochs,
+        cfg.train_batch,
+        cfg.lr,
+        cfg.random_cells,
+        cfg.noise_seeds,
+        cfg.seed
+    ));
+    let prune = search_stage(dir, &cfg, Method::Prune, &train_data, device, quiet)?;
+    let random = search_stage(dir, &cfg, Method::Random, &train_data, device, quiet)?;
+    say(format!(
+        "pruning search: {} ({:.1} s); random search ({} samples): {} ({:.1} s)",
+        prune.genotype, prune.wall_s, cfg.random_samples, random.genotype, random.wall_s
+    ));
+    let plan = plan_cells(&cfg, &prune, &random)?;
+    let mut results: Vec<CellResult> = Vec::new();
+    for (i, cell) in plan.iter().enumerate() {
+        let r = match read_result(dir, cell)? {
+            Some(r) => {
+                say(format!(
+                    "[{:>2}/{}] {:<14} done before: top-1 {:.2}%",
+                    i + 1,
+                    plan.len(),
+                    cell.id,
+                    100.0 * r.test_top1
+                ));
+                r
+            }
+            None => {
+                let r = run_cell(dir, &cfg, cell, &train_data, &test_data, device)?;
+                say(format!(
+                    "[{:>2}/{}] {:<14} {} | score {:.3} +- {:.3} | test top-1 {:.2}% SAR {:.4} | {:.0} s",
+                    i + 1,
+                    plan.len(),
+                    cell.id,
+                    r.genotype,
+                    r.score_mean,
+                    r.score_std,
+                    100.0 * r.test_top1,
+                    r.test_sar,
+                    r.wall_s
+                ));
+                r
+            }
+        };
+        results.push(r);
+        let rep = report::StudyReport::new(&cfg, &prune, &random, &results);
+        rep.write(dir)?;
+    }
+    let rep = report::StudyReport::new(&cfg, &prune, &random, &results);
+    rep.write(dir)?;
+    Ok(rep)
+}
+
+/// Reads and checks `dir/study.json`.
+pub fn read_study(dir: &Path) -> Result<StudyFile> {
+    let path = dir.join(files::STUDY);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (is {} a study folder?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if format != STUDY_FORMAT {
+        bail!(
+            "{}: format {format:?}, expected {STUDY_FORMAT:?}",
+            path.display()
+        );
+    }
+    let file: StudyFile =
+        serde_json::from_value(v).with_context(|| format!("{}: malformed", path.display()))?;
+    file.config
+        .validate()
+        .with_context(|| format!("{}: impossible configuration", path.display()))?;
+    Ok(file)
+}
+
+/// The training subset (seeded) and the test subset (the first samples).
+fn load_data(cfg: &StudyConfig) -> Result<(Dataset, Dataset)> {
+    let t = cfg.net.timesteps;
+    let train = Dataset::load(cfg.net.dataset, &cfg.data, Split::Train, t)?;
+    let test = Dataset::load(cfg.net.dataset, &cfg.data, Split::Test, t)?;
+    let train = match cfg.train_samples {
+        Some(n) if n < train.len() => {
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5355_4253_4554);
+            let mut idx = rand::seq::index::sample(&mut rng, train.len(), n).into_vec();
+            idx.sort_unstable();
+            train.subset(&idx)
+        }
+        _ => train,
+    };
+    let test = match cfg.test_samples {
+        Some(n) if n < test.len() => test.subset(&(0..n).collect::<Vec<_>>()),
+        _ => test,
+    };
+    Ok((train, test))
+}
+
+/// The search of one method: read from its file if a previous invocation finished it, else run
+/// and commit it.
+fn search_stage(
+    dir: &Path,
+    cfg: &StudyConfig,
+    method: Method,
+    data: &Dataset,
+    device: &Device,
+    quiet: bool,
+) -> Result<SearchReport> {
+    let name = match method {
+        Method::Prune => files::SEARCH_PRUNE,
+        Method::Random => files::SEARCH_RANDOM,
+    };
+    let path = dir.join(name);
+    if path.exists() {
+        let text =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        return serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{}: malformed search result; delete it to run that search again",
+                path.display()
+            )
+        });
+    }
+    let setup = SearchSetup {
+        net: cfg.net.clone(),
+        batch: cfg.search_batch,
+        repeats: cfg.search_repeats,
+        seed: cfg.seed,
+        method,
+        random_samples: cfg.random_samples,
+        kernel_path: KernelPath::for_device(device),
+        candidates_per_pass: 0,
+        data_label: cfg.data.display().to_string(),
+    };
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        crate::cli::search_progress_bar()
+    };
+    pb.set_prefix(format!("{method:?} search").to_lowercase());
+    let r = run_search(&setup, data, device, &pb)?;
+    write_atomic(&path, &serde_json::to_vec_pretty(&r)?)?;
+    Ok(r)
+}
+
+/// Every cell of the study, in training order: the two found cells, the random cells, then the
+/// noise-floor seeds.
+pub fn plan_cells(
+    cfg: &StudyConfig,
+    prune: &SearchReport,
+    random: &SearchReport,
+) -> Result<Vec<CellPlan>> {
+    let parse = |s: &str, what: &str| -> Result<Genotype> {
+        let g: Genotype = s
+            .parse()
+            .with_context(|| format!("the {what} search's genotype {s:?}"))?;
+        Ok(g)
+    };
+    let found = parse(&prune.genotype, "pruning")?;
+    let mut plan = vec![
+        CellPlan {
+            id: "prune".into(),
+            kind: CellKind::Prune,
+            genotype: found.clone(),
+            train_seed: cfg.seed,
+        },
+        CellPlan {
+            id: "random-search".into(),
+            kind: CellKind::RandomSearch,
+            genotype: parse(&random.genotype, "random")?,
+            train_seed: cfg.seed,
+        },
+    ];
+    for (k, g) in random_cells(&cfg.net, cfg.random_cells, cfg.seed)?
+        .into_iter()
+        .enumerate()
+    {
+        plan.push(CellPlan {
+            id: format!("random-{k:02}"),
+            kind: CellKind::Random,
+            genotype: g,
+            train_seed: cfg.seed,
+        });
+    }
+    for k in 1..=cfg.noise_seeds {
+        plan.push(CellPlan {
+            id: format!("prune-seed{k}"),
+            kind: CellKind::NoiseSeed,
+            genotype: found.clone(),
+            train_seed: cfg.seed.wrapping_add(k as u64),
+        });
+    }
+    Ok(plan)
+}
+
+fn cell_dir(dir: &Path, cell: &CellPlan) -> PathBuf {
+    dir.join(files::CELLS).join(&cell.id)
+}
+
+/// A cell's committed result, checked against the plan; `None` if the cell is not finished.
+fn read_result(dir: &Path, cell: &CellPlan) -> Result<Option<CellResult>> {
+    let path = cell_dir(dir, cell).join(files::RESULT);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let r: CellResult = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{}: corrupt cell result; delete it to retrain the cell",
+            path.display()
+        )
+    })?;
+    if r.format != CELL_FORMAT || r.genotype != cell.genotype.to_string() || r.kind != cell.kind {
+        bail!(
+            "{}: holds {} ({:?}, format {:?}), but the study plans {} ({:?}) here; the folder belongs to another study",
+            path.display(),
+            r.genotype,
+            r.kind,
+            r.format,
+            cell.genotype,
+            cell.kind
+        );
+    }
+    Ok(Some(r))
+}
+
+/// Scores, trains and evaluates one cell, and commits its `result.json`.
+fn run_cell(
+    dir: &Path,
+    cfg: &StudyConfig,
+    cell: &CellPlan,
+    train_data: &Dataset,
+    test_data: &Dataset,
+    device: &Device,
+) -> Result<CellResult> {
+    let start = Instant::now();
+    let scores = cell_scores(cfg, &cell.genotype, train_data, device)?;
+    let (score_mean, score_std) = stats::mean_std(&scores);
+    let run_dir = cell_dir(dir, cell).join("run");
+    let tcfg = TrainConfig {
+        genotype: cell.genotype.to_string(),
+        net: cfg.net.clone(),
+        epochs: cfg.epochs,
+        batch: cfg.train_batch,
+        optim: SgdConfig::paper(cfg.lr),
+        loss: cfg.loss,
+        seed: cell.train_seed,
+        val_fraction: 0.1,
+        data: Some(cfg.data.clone()),
+        linear_init: LinearInit::Kaiming,
+    };
+    let ctl = RunControl {
+        resume: run_dir.join(train::files::STATE).exists(),
+        stop_after: None,
+        quiet: true,
+    };
+    let outcome = train::train(&run_dir, &tcfg, train_data, device, &ctl)
+        .with_context(|| format!("training cell {} ({})", cell.id, cell.genotype))?;
+    let best = outcome
+        .best
+        .context("training finished without a validation epoch")?;
+    let (net, _) = train::load_checkpoint(&run_dir.join(train::files::BEST), device)?;
+    let eval = train::evaluate(
+        &net,
+        &cell.genotype,
+        test_data,
+        cfg.train_batch.max(32),
+        cfg.loss,
+        false,
+        None,
+    )?;
+    let r = CellResult {
+        format: CELL_FORMAT.into(),
+        id: cell.id.clone(),
+        kind: cell.kind,
+        genotype: cell.genotype.to_string(),
+        train_seed: cell.train_seed,
+        scores,
+        score_mean,
+        score_std,
+        test_top1: eval.top1,
+        test_sar: eval.sar,
+        val_top1: best.val_top1,
+        best_epoch: best.epoch,
+        wall_s: start.elapsed().as_secs_f64(),
+    };
+    write_atomic(
+        &cell_dir(dir, cell).join(files::RESULT),
+        &serde_json::to_vec_pretty(&r)?,
+    )?;
+    Ok(r)
+}
+
+/// The SAHD score of the untrained single-path network of `g` (weights from the study seed) on
+/// each of `score_repeats` batches, as `lightsnn score` computes it.
+pub fn cell_scores(
+    cfg: &StudyConfig,
+    g: &Genotype,
+    data: &Dataset,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    let mut net_cfg = cfg.net.clone();
+    net_cfg.cell = g.cell();
+    let mixing = Mixing::single_path(g);
+    let net = Network::new(&net_cfg, &mixing.alive(), cfg.seed, device)?;
+    let batches = draw_batches(
+        data,
+        cfg.search_batch,
+        cfg.score_repeats,
+        round_batch_seed(cfg.seed, 1),
+        device,
+    )?;
+    let mode = match net_cfg.bn_mode {
+        crate::config::BnMode::Batch => crate::model::Mode::ScoreBatchStats,
+        crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
+    };
+    let scorer = Scorer::new(&net, KernelPath::for_device(device))?;
+    scorer.prepare(&batches, mode)?;
+    batches
+        .iter()
+        .map(|b| scorer.sahd_one(&mixing, b, mode))
+        .collect()
+}
+
+/// The default study configuration for a dataset (documented in the README): sized to finish
+/// in about 30 minutes on a 2-core CPU.
+pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig> {
+    use crate::config::Overrides;
+    let (o, train_samples, test_samples, epochs) = match dataset {
+        DatasetKind::Nmnist => (
+            Overrides {
+                width: Some(0.125),
+                timesteps: Some(5),
+                hidden: Some(128),
+                votes: None,
+            },
+            None,
+            None,
+            4,
+        ),
+        _ => (
+            Overrides {
+                width: Some(1.0 / 32.0),
+                timesteps: Some(2),
+                hidden: Some(128),
+                votes: None,
+            },
+            Some(4000),
+            Some(2000),
+            2,
+        ),
+    };
+    Ok(StudyConfig {
+        net: NetConfig::for_dataset(dataset, &o)?,
+        data,
+        train_samples,
+        test_samples,
+        random_cells: 20,
+        noise_seeds: 2,
+        epochs,
+        train_batch: 32,
+        lr: 0.1,
+        loss: LossKind::Ce,
+        search_batch: 32,
+        search_repeats: 2,
+        score_repeats: 4,
+        random_samples: 500,
+        seed: 0,
+        bootstrap: 2000,
+    })
+}
+
+#[cfg(test)]
+mod tests;
