@@ -32,10 +32,10 @@ pub struct StudyArgs {
     /// Extra training seeds of the found cell, for the noise floor [default: 2, so 3 runs].
     #[arg(long)]
     noise_seeds: Option<usize>,
-    /// Training epochs of every cell [default: cifar10 2, nmnist 4].
+    /// Training epochs of every cell [default: cifar10 1, nmnist 3].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Training batch size [default: 32].
+    /// Training batch size [default: cifar10 32, nmnist 16].
     #[arg(long)]
     train_batch: Option<usize>,
     /// Learning rate [default: 0.1].
@@ -45,17 +45,17 @@ pub struct StudyArgs {
     #[arg(long, value_enum)]
     loss: Option<LossKind>,
     /// Training samples: a seeded subset of the training split; 0 = all [default: cifar10
-    /// 4000, nmnist all].
+    /// 8000, nmnist all].
     #[arg(long)]
     train_samples: Option<usize>,
-    /// Test samples: the first ones of the test split; 0 = all [default: cifar10 2000,
+    /// Test samples: the first ones of the test split; 0 = all [default: cifar10 1000,
     /// nmnist all].
     #[arg(long)]
     test_samples: Option<usize>,
     /// Width multiplier [default: cifar10 1/32 (C1/C2 8/16), nmnist 1/8 (8/16)].
     #[arg(long)]
     width: Option<f64>,
-    /// Timesteps T [default: cifar10 2, nmnist 5].
+    /// Timesteps T [default: 2].
     #[arg(long)]
     timesteps: Option<usize>,
     /// Hidden units H [default: 128].

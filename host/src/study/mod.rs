@@ -621,17 +621,18 @@ pub fn cell_scores(
 /// in about 30 minutes on a 2-core CPU.
 pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig> {
     use crate::config::Overrides;
-    let (o, train_samples, test_samples, epochs) = match dataset {
+    let (o, train_samples, test_samples, epochs, train_batch) = match dataset {
         DatasetKind::Nmnist => (
             Overrides {
                 width: Some(0.125),
-                timesteps: Some(5),
+                timesteps: Some(2),
                 hidden: Some(128),
                 votes: None,
             },
             None,
             None,
-            4,
+            3,
+            16,
         ),
         _ => (
             Overrides {
@@ -640,9 +641,10 @@ pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig
                 hidden: Some(128),
                 votes: None,
             },
-            Some(4000),
-            Some(2000),
-            2,
+            Some(8000),
+            Some(1000),
+            1,
+            32,
         ),
     };
     Ok(StudyConfig {
@@ -653,7 +655,7 @@ pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig
         random_cells: 20,
         noise_seeds: 2,
         epochs,
-        train_batch: 32,
+        train_batch,
         lr: 0.1,
         loss: LossKind::Ce,
         search_batch: 32,

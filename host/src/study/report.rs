@@ -241,9 +241,9 @@ impl StudyReport {
             let mut chart = ChartBuilder::on(&root)
                 .caption(
                     format!(
-                        "SAHD score vs test top-1 ({} {}), Kendall tau (random cells) {tau}",
+                        "SAHD score vs test top-1 ({}{}), Kendall tau (random cells) {tau}",
                         self.config.net.dataset,
-                        if self.complete { "" } else { "(partial)" }
+                        if self.complete { "" } else { ", partial" }
                     ),
                     ("sans-serif", 16),
                 )
