@@ -226,7 +226,6 @@ impl StudyReport {
         if !x0.is_finite() || x1 <= x0 {
             (x0, x1) = (x0.min(0.0), x0.max(0.0) + 1.0);
         }
-        y0 = y0.min(100.0 * self.chance);
         let (px, py) = ((x1 - x0) * 0.05, ((y1 - y0) * 0.08).max(0.5));
         let mut out = String::new();
         {
@@ -259,14 +258,16 @@ impl StudyReport {
                 .draw()
                 .map_err(|x| e(&x))?;
             let chance = 100.0 * self.chance;
-            chart
-                .draw_series(LineSeries::new(
-                    [(x0 - px, chance), (x1 + px, chance)],
-                    BLACK.mix(0.4).stroke_width(1),
-                ))
-                .map_err(|x| e(&x))?
-                .label("chance")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+            if chance >= y0 - py {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(x0 - px, chance), (x1 + px, chance)],
+                        BLACK.mix(0.4).stroke_width(1),
+                    ))
+                    .map_err(|x| e(&x))?
+                    .label("chance")
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+            }
             for r in &pts {
                 let (x, y) = (r.score_mean, 100.0 * r.test_top1);
                 chart
