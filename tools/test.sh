@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (the thumbv7em target, QEMU, gcc) and runs all of it:
-# formatting, clippy (host and firmware), the no_std and firmware builds, and every test.
-# The tests read the real data in ../shared/data in place and fail (never skip) without it.
+# formatting, clippy (host and firmware), the no_std and firmware builds, and every test of the
+# default suite. The default suite reads only what the repository ships (data/) and files the
+# tests write, so it runs from any folder. The extended suite on larger real data is
+# tools/test-real-data.sh (it needs LIGHTSNN_DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

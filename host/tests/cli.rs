@@ -1,6 +1,6 @@
 //! The `lightsnn` binary on good and bad input: clear errors, exit codes, no half-written files.
 
-use std::path::{Path, PathBuf};
+use lightsnn_tests::shipped_data;
 use std::process::{Command, Output};
 
 fn lightsnn(args: &[&str]) -> Output {
@@ -12,14 +12,6 @@ fn lightsnn(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn shared(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
-        .join(name);
-    assert!(p.is_dir(), "shared data folder {} is missing", p.display());
-    p
 }
 
 const TINY: &[&str] = &[
@@ -77,7 +69,7 @@ fn missing_and_truncated_data_name_the_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/no/such/folder"), "{}", stderr(&o));
     let d = tempfile::tempdir().unwrap();
-    let src = std::fs::read(shared("cifar10-lossless-subset").join("data_batch_1.bin")).unwrap();
+    let src = std::fs::read(shipped_data("cifar10-sample").join("data_batch_1.bin")).unwrap();
     let f = d.path().join("data_batch_1.bin");
     std::fs::write(&f, &src[..3073 * 10 + 100]).unwrap();
     let out = d.path().join("out.json");
@@ -110,7 +102,7 @@ fn cuda_without_the_feature_is_explained() {
 fn search_writes_complete_json() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("sub/arch.json");
-    let data = shared("cifar10-lossless-subset");
+    let data = shipped_data("cifar10-sample");
     let mut args = vec![
         "search",
         "--data",
@@ -125,6 +117,12 @@ fn search_writes_complete_json() {
     assert!(
         stdout.contains("genotype:") && stdout.contains("round 2") && stdout.contains("wall time")
     );
+    // The estimate comes first, on stderr.
+    let e = stderr(&o);
+    assert!(
+        e.contains("estimate: weights") && e.contains("60 scorings (36+24 per round)"),
+        "{e}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(v["format"], "lightsnn-search/1");
     assert_eq!(v["rounds"].as_array().unwrap().len(), 2);
@@ -138,4 +136,72 @@ fn search_writes_complete_json() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("SAHD ln|det K|"));
+}
+
+/// Runs `args` with `--out DIR/out.json` and checks the refusal: exit 1, stderr containing every
+/// one of `needles`, no output file. Returns stderr.
+fn refused(args: &[&str], needles: &[&str]) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out.json");
+    let o = lightsnn(&[args, &["--out", out.to_str().unwrap()]].concat());
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+    for n in needles {
+        assert!(e.contains(n), "{args:?}: {n:?} not in {e}");
+    }
+    assert!(!out.exists(), "{args:?}: no output on a refusal");
+    e
+}
+
+#[test]
+fn batch_of_one_is_refused() {
+    refused(
+        &["search", "--batch", "1"],
+        &["batch 1 is too small", "1x1", "--batch 2"],
+    );
+    refused(
+        &["search", "--batch", "0", "--method", "random"],
+        &["batch 0 is too small"],
+    );
+    let o = lightsnn(&[
+        "score",
+        "--genotype",
+        "zero,conv3,skip,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3",
+        "--batch",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("batch 1 is too small"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn search_too_large_for_memory_is_refused_with_the_estimate() {
+    let e = refused(
+        &["search", "--width", "100"],
+        &[
+            "needs about",
+            "TiB",
+            "is free",
+            "weights",
+            "per candidate",
+            "--width",
+        ],
+    );
+    assert!(
+        !e.contains("estimate:"),
+        "refused before the search starts: {e}"
+    );
+    let o = lightsnn(&[
+        "score",
+        "--genotype",
+        "conv3,conv3,conv3,conv3,conv3,conv3,conv3,conv3,conv3,conv3,conv3,conv3",
+        "--width",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("needs about"), "{}", stderr(&o));
 }

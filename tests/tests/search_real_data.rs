@@ -1,11 +1,14 @@
-//! Real searches on the shared CIFAR-10 and N-MNIST data at a small width: the result is a
-//! complete architecture, the JSON is complete, and two runs with one seed are identical.
+//! Real searches on CIFAR-10 and N-MNIST at a small width: the result is a complete
+//! architecture, the JSON is complete, and two runs with one seed are identical. The default
+//! suite searches the real samples the repository ships (`data/`); with the feature `real-data`
+//! the same checks run on the larger real data of `$LIGHTSNN_DATA` (module `real_data`).
 
 use lightsnn::config::{DatasetKind, NetConfig, Overrides};
 use lightsnn::data::{Dataset, Split};
 use lightsnn::search::{run_search, KernelPath, Method, SearchReport, SearchSetup};
-use lightsnn_tests::shared_data;
+use lightsnn_tests::shipped_data;
 use snn_nostd::genotype::Genotype;
+use std::path::Path;
 
 fn setup(kind: DatasetKind, t: usize, method: Method) -> SearchSetup {
     let o = Overrides {
@@ -70,10 +73,10 @@ fn check_structure(r: &SearchReport, s: &SearchSetup) {
     assert!(v["rounds"][0].get("wall_s").is_some() && v["rounds"][0].get("device").is_some());
 }
 
-#[test]
-fn cifar10_search_is_complete_and_deterministic() {
-    let dir = shared_data("cifar10-lossless-subset");
-    let data = Dataset::load(DatasetKind::Cifar10, &dir, Split::Train, 1).unwrap();
+/// A pruning search on the CIFAR-10 training split of `dir`: complete, deterministic, and
+/// another seed gives other scores.
+fn cifar10_search_is_complete_and_deterministic(dir: &Path) {
+    let data = Dataset::load(DatasetKind::Cifar10, dir, Split::Train, 1).unwrap();
     let s = setup(DatasetKind::Cifar10, 2, Method::Prune);
     let a = search(&s, &data);
     check_structure(&a, &s);
@@ -90,11 +93,10 @@ fn cifar10_search_is_complete_and_deterministic() {
     assert_ne!(a.rounds[0].scores, c.rounds[0].scores);
 }
 
-#[test]
-fn nmnist_search_is_complete_and_deterministic() {
-    let dir = shared_data("nmnist-small");
+/// A pruning search on the N-MNIST training split of `dir` (T = 3): complete and deterministic.
+fn nmnist_search_is_complete_and_deterministic(dir: &Path) {
     let s = setup(DatasetKind::Nmnist, 3, Method::Prune);
-    let data = Dataset::load(DatasetKind::Nmnist, &dir, Split::Train, s.net.timesteps).unwrap();
+    let data = Dataset::load(DatasetKind::Nmnist, dir, Split::Train, s.net.timesteps).unwrap();
     let a = search(&s, &data);
     check_structure(&a, &s);
     let b = search(&s, &data);
@@ -102,8 +104,18 @@ fn nmnist_search_is_complete_and_deterministic() {
 }
 
 #[test]
+fn cifar10_sample_search_is_complete_and_deterministic() {
+    cifar10_search_is_complete_and_deterministic(&shipped_data("cifar10-sample"));
+}
+
+#[test]
+fn nmnist_sample_search_is_complete_and_deterministic() {
+    nmnist_search_is_complete_and_deterministic(&shipped_data("nmnist-sample"));
+}
+
+#[test]
 fn random_search_keeps_the_best_sample() {
-    let dir = shared_data("cifar10-lossless-subset");
+    let dir = shipped_data("cifar10-sample");
     let data = Dataset::load(DatasetKind::Cifar10, &dir, Split::Train, 1).unwrap();
     let s = setup(DatasetKind::Cifar10, 2, Method::Random);
     let r = search(&s, &data);
@@ -115,4 +127,20 @@ fn random_search_keeps_the_best_sample() {
         .unwrap();
     assert_eq!(best.candidate, r.genotype);
     assert_eq!(r.best_score, Some(best.score));
+}
+
+/// The same searches on the larger real data of `$LIGHTSNN_DATA` (extended suite).
+#[cfg(feature = "real-data")]
+mod real_data {
+    use lightsnn_tests::real_data;
+
+    #[test]
+    fn cifar10_search_is_complete_and_deterministic() {
+        super::cifar10_search_is_complete_and_deterministic(&real_data("cifar10-lossless-subset"));
+    }
+
+    #[test]
+    fn nmnist_search_is_complete_and_deterministic() {
+        super::nmnist_search_is_complete_and_deterministic(&real_data("nmnist-small"));
+    }
 }

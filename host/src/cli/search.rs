@@ -6,7 +6,9 @@ use crate::fsutil::write_atomic;
 use crate::model::Mixing;
 use crate::search::prune::{draw_batches, round_batch_seed};
 use crate::search::stability::StabilityReport;
-use crate::search::{run_search, Method, Scorer, SearchReport, SearchSetup};
+use crate::search::{
+    available_memory, check_batch, run_search, Estimate, Method, Scorer, SearchReport, SearchSetup,
+};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -103,7 +105,12 @@ pub fn search(a: SearchArgs) -> Result<()> {
         candidates_per_pass: a.candidates_per_pass,
         data_label: label,
     };
+    check_batch(setup.batch)?;
+    let estimate = Estimate::for_search(&setup, data.frames(), &device);
+    estimate.check_memory(available_memory())?;
+    eprintln!("estimate: {}", estimate.breakdown());
     if a.seeds > 1 {
+        eprintln!("(per seed; {} seeds)", a.seeds);
         return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref());
     }
     let pb = progress_bar();
@@ -280,9 +287,19 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     cfg.cell = g.cell();
     g.check_op_set(&cfg.ops)
         .with_context(|| format!("genotype {g} does not fit --space {}", cfg.ops))?;
+    check_batch(a.batch)?;
     let device = a.net.device.open()?;
     let (data, _) = a.net.load(Split::Train, cfg.timesteps)?;
     let alive: Vec<Vec<_>> = g.ops().iter().map(|&o| vec![o]).collect();
+    let path = a.engine.kernel_path(&device);
+    Estimate::for_scoring(
+        &cfg,
+        &alive,
+        (a.batch, a.repeats, data.frames()),
+        path,
+        &device,
+    )
+    .check_memory(available_memory())?;
     let net = crate::model::Network::new(&cfg, &alive, a.seed, &device)?;
     let batches = draw_batches(
         &data,
@@ -295,7 +312,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         crate::config::BnMode::Batch => crate::model::Mode::ScoreBatchStats,
         crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
     };
-    let scorer = Scorer::new(&net, a.engine.kernel_path(&device))?;
+    let scorer = Scorer::new(&net, path)?;
     let s = scorer.sahd_score(&Mixing::single_path(&g), &batches, mode)?;
     println!("genotype: {g}");
     println!("SAHD ln|det K|: {s:.6}");

@@ -193,6 +193,32 @@ impl Network {
         })
     }
 
+    /// Number of f32 values [`Network::new`] allocates for `cfg` and `alive` (weights, biases
+    /// and BatchNorm statistics), counted without allocating them.
+    pub fn param_count(cfg: &NetConfig, alive: &[Vec<Op>]) -> u64 {
+        let conv_bn = |inp: usize, out: usize, k: usize| (out * inp * k * k + 4 * out) as u64;
+        let cell = |c: usize| -> u64 {
+            alive
+                .iter()
+                .flatten()
+                .map(|op| match op {
+                    Op::Conv3 => conv_bn(c, c, 3),
+                    Op::Conv1 => conv_bn(c, c, 1),
+                    _ => 0,
+                })
+                .sum()
+        };
+        let outputs = cfg.classes * cfg.votes;
+        conv_bn(cfg.input[0], cfg.c1, 3)
+            + cell(cfg.c1)
+            + 4 * cfg.c1 as u64
+            + conv_bn(cfg.c1, cfg.c2, 3)
+            + cell(cfg.c2)
+            + 4 * cfg.c2 as u64
+            + (cfg.hidden * cfg.features()) as u64
+            + (outputs * cfg.hidden + outputs) as u64
+    }
+
     /// Checks a batch `[N, F, C, H, W]` and a mixing against the network (frame shape, F = 1 or
     /// T, one mixing entry per edge) and returns `(N, F)`. Every forward implementation calls it.
     pub fn check_input(&self, input: &Tensor, mixing: &Mixing) -> Result<(usize, usize)> {

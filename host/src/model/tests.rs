@@ -96,3 +96,45 @@ fn wrong_input_shape_is_an_error() -> Result<()> {
     assert!(err.contains("2x34x34"), "{err}");
     Ok(())
 }
+
+#[test]
+fn param_count_matches_the_allocated_tensors() -> Result<()> {
+    use snn_nostd::genotype::{CellType, OpSet};
+    for (ops, cell, dataset) in [
+        (OpSet::lightsnn(), CellType::Backward, DatasetKind::Cifar10),
+        (
+            "snasnet".parse::<OpSet>()?,
+            CellType::Forward,
+            DatasetKind::Nmnist,
+        ),
+        (
+            "conv1,conv3".parse::<OpSet>()?,
+            CellType::Backward,
+            DatasetKind::Dvs128,
+        ),
+    ] {
+        let mut cfg = NetConfig::for_dataset(
+            dataset,
+            &Overrides {
+                width: Some(1.0 / 32.0),
+                hidden: Some(24),
+                ..Default::default()
+            },
+        )?;
+        cfg.cell = cell;
+        let alive = Mixing::supernet(cell, &ops).alive();
+        let net = Network::new(&cfg, &alive, 0, &Device::Cpu)?;
+        let allocated: usize = net
+            .params
+            .all_tensors()
+            .values()
+            .map(|t| t.elem_count())
+            .sum();
+        assert_eq!(
+            Network::param_count(&cfg, &alive),
+            allocated as u64,
+            "{ops} {cell}"
+        );
+    }
+    Ok(())
+}

@@ -3,15 +3,17 @@
 
 pub mod cpu;
 pub mod margin;
+pub mod estimate;
 pub mod prune;
 pub mod random;
 pub mod report;
 pub mod score;
 pub mod stability;
 
+pub use estimate::{available_memory, Estimate};
 pub use prune::{run_search, Method, SearchSetup};
 pub use report::{CandidateScore, RoundReport, SearchReport};
-pub use score::{sahd_score, KernelPath, Scorer};
+pub use score::{check_batch, sahd_score, KernelPath, Scorer};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Pruning by importance (SPEC §6, paper Algorithm 1), and the search driver.
 
 use super::margin::Decision;
+use super::estimate::{available_memory, Estimate};
 use super::report::{
     CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT,
 };
@@ -151,9 +152,15 @@ pub fn run_search(
     pb: &ProgressBar,
 ) -> Result<SearchReport> {
     setup.net.validate()?;
-    if setup.batch < 1 || setup.repeats < 1 {
-        bail!("search batch and repeats must be at least 1");
+    super::score::check_batch(setup.batch)?;
+    if setup.repeats < 1 {
+        bail!("search repeats must be at least 1");
     }
+    // Before any allocation: refuse what cannot fit, show the estimate otherwise.
+    let estimate = Estimate::for_search(setup, data.frames(), device);
+    estimate.check_memory(available_memory())?;
+    let note = estimate.short();
+    pb.set_message(note.clone());
     let start = Instant::now();
     let cfg = &setup.net;
     let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
@@ -161,7 +168,7 @@ pub fn run_search(
     pb.set_length(setup.total_scorings());
     let scorer = Scorer::new(&net, setup.kernel_path)?.with_stack(setup.stack(device));
     let (genotype, rounds, best_score) = match setup.method {
-        Method::Prune => prune(setup, &scorer, data, device, pb)?,
+        Method::Prune => prune(setup, &scorer, data, device, pb, &note)?,
         Method::Random => super::random::random_search(setup, &scorer, data, device, pb)?,
     };
     pb.finish_and_clear();
@@ -215,6 +222,7 @@ fn prune(
     data: &Dataset,
     device: &Device,
     pb: &ProgressBar,
+    note: &str,
 ) -> Result<SearchOutcome> {
     let cfg = &setup.net;
     let edges = cfg.cell.edges();
@@ -228,7 +236,7 @@ fn prune(
         let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
         let cands = round_candidates(&alive);
         scorer.prepare(&batches, setup.mode())?;
-        pb.set_message(format!("round {round}"));
+        pb.set_message(format!("round {round} | {note}"));
         let mixes: Vec<Mixing> = cands.iter().map(|(_, _, m)| m.clone()).collect();
         let values = scorer
             .score_candidates_per_repeat(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;

@@ -191,10 +191,11 @@ impl KernelSink<'_, '_> {
 
 /// Candidates per Candle pass when the setup says "auto" (0).
 ///
-/// On a GPU: as many as fit 32 GiB of activations, estimated as 48 live tensors of the first
-/// cell's size per candidate (at least 1). On the CPU: 1, because Candle's CPU backend runs a
-/// stacked pass slower than the same candidates one by one (`lightsnn bench search` measures
-/// it: 0.6x on the demo config), and the CPU's default engine is the event-driven one anyway.
+/// On a GPU: as many as fit 32 GiB of activations
+/// ([`activation_bytes`](super::estimate::activation_bytes) per candidate, at least 1). On the
+/// CPU: 1, because Candle's CPU backend runs a stacked pass slower than the same candidates one
+/// by one (`lightsnn bench search` measures it: 0.6x on the demo config), and the CPU's default
+/// engine is the event-driven one anyway.
 pub fn auto_stack(
     net: &crate::config::NetConfig,
     batch: usize,
@@ -204,14 +205,25 @@ pub fn auto_stack(
         return 1;
     }
     let budget = 32.0 * (1u64 << 30) as f64;
-    let [_, h, w] = net.input;
-    let (h, w) = if net.stem_pool {
-        (h / 2, w / 2)
-    } else {
-        (h, w)
-    };
-    let per_candidate = 48.0 * 4.0 * (batch * net.c1 * h * w) as f64;
+    let per_candidate = super::estimate::activation_bytes(net, batch);
     ((budget / per_candidate) as usize).max(1)
+}
+
+/// Smallest batch a SAHD score can be computed on.
+pub const MIN_BATCH: usize = 2;
+
+/// Refuses batches below [`MIN_BATCH`]: the kernel of a single sample is the 1x1 matrix of the
+/// mean code length, whose ln det does not depend on the spikes, so it cannot rank networks.
+pub fn check_batch(batch: usize) -> Result<()> {
+    if batch < MIN_BATCH {
+        return Err(anyhow!(
+            "batch {batch} is too small to score: the SAHD kernel compares the spike codes of \
+             the samples of a batch, and with one sample it is the 1x1 matrix [mean code length] \
+             whose ln det is the same whatever the network does; use --batch {MIN_BATCH} or more \
+             (default 32)"
+        ));
+    }
+    Ok(())
 }
 
 /// Scores mixings of one network along one [`KernelPath`], keeping what can be reused between

@@ -1,28 +1,16 @@
-//! Training tests on real data (`../shared/data`, read in place; missing data fails, naming the
-//! path), exact resume, determinism, gradients and bad input.
+//! Training tests: exact resume and determinism on the real samples the repository ships
+//! (`data/`), gradients, bad input and, with the feature `real-data`, accuracy above chance on
+//! the larger real data of `$LIGHTSNN_DATA` (module `real_data`).
 
 use super::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta};
-use super::eval::{evaluate, stem_macs, SpikeCounter};
+use super::eval::{stem_macs, SpikeCounter};
 use super::*;
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::data::{Dataset, Split};
 use crate::model::lif::{atan_surrogate_grad_scalar, LifState};
 use crate::model::{LayerId, SpikeSink};
 use candle_core::{DType, Var};
-use std::path::PathBuf;
-use std::time::Instant;
-
-fn shared(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
-        .join(name);
-    assert!(
-        p.is_dir(),
-        "shared data folder {} is missing (the training tests read real data in place)",
-        p.display()
-    );
-    p
-}
+use lightsnn_tests::shipped_data;
 
 /// x1 = conv3(x0), x2 = x0, x3 = x1 + conv3(x2): two conv3 edges per cell (cheap on the CPU).
 const GENOTYPE: &str = "zero,zero,zero,conv3,zero,zero,skip,zero,zero,zero,skip,conv3";
@@ -53,89 +41,6 @@ fn quiet() -> RunControl {
         quiet: true,
         ..Default::default()
     }
-}
-
-/// Trains `cfg` on the first `n_train` training samples, evaluates the best checkpoint on the
-/// test split and returns its top-1.
-fn train_and_test(cfg: &TrainConfig, dir: &Path, n_train: usize) -> Result<f64> {
-    prefer_serial_elementwise();
-    let data_dir = shared(match cfg.net.dataset {
-        DatasetKind::Nmnist => "nmnist-small",
-        _ => "cifar10-lossless-subset",
-    });
-    let t = cfg.net.timesteps;
-    let all = Dataset::load(cfg.net.dataset, &data_dir, Split::Train, t)?;
-    let idx: Vec<usize> = (0..n_train.min(all.len())).collect();
-    let data = all.subset(&idx);
-    let start = Instant::now();
-    let out = train(dir, cfg, &data, &Device::Cpu, &quiet())?;
-    assert!(out.complete);
-    let (net, meta) = load_checkpoint(&dir.join(files::BEST), &Device::Cpu)?;
-    assert_eq!(meta.epoch, out.best.as_ref().unwrap().epoch);
-    let test = Dataset::load(cfg.net.dataset, &data_dir, Split::Test, t)?;
-    let r = evaluate(
-        &net,
-        &meta.genotype()?,
-        &test,
-        100,
-        LossKind::Ce,
-        true,
-        None,
-    )?;
-    eprintln!(
-        "{}: {} train samples, {} epochs: val top-1 {:?}, test top-1 {:.2}% (SAR {:.4}, {:.3e} AC/sample) in {:.1} s",
-        cfg.net.dataset,
-        data.len(),
-        cfg.epochs,
-        out.history.iter().map(|m| m.val_top1).collect::<Vec<_>>(),
-        100.0 * r.top1,
-        r.sar,
-        r.synops.as_ref().unwrap().ac_per_sample,
-        start.elapsed().as_secs_f64()
-    );
-    // The run folder has every file.
-    for f in [
-        files::METRICS,
-        files::CURVES,
-        files::LAST,
-        files::BEST,
-        files::OPTIM,
-        files::STATE,
-    ] {
-        assert!(dir.join(f).is_file(), "{f} missing");
-    }
-    let csv = std::fs::read_to_string(dir.join(files::METRICS))?;
-    assert_eq!(csv.lines().count(), cfg.epochs + 1);
-    assert!(std::fs::read_to_string(dir.join(files::CURVES))?.contains("<svg"));
-    Ok(r.top1)
-}
-
-#[test]
-fn train_cifar10_subset_beats_chance() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    // C1/C2 8/16, H 64, T 2, 1,600 training images (1,440 train / 160 validation), 2 epochs,
-    // batch 16: 27.6% on the 1,000 test images (chance: 10%).
-    let cfg = config(DatasetKind::Cifar10, 1.0 / 32.0, 2, 2, 16);
-    let top1 = train_and_test(&cfg, dir.path(), 1600)?;
-    assert!(
-        top1 > 0.20,
-        "CIFAR-10 test top-1 {top1} is not clearly above chance (0.10)"
-    );
-    Ok(())
-}
-
-#[test]
-fn train_nmnist_small_beats_chance() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    // C1/C2 8/16, H 64, T 2 frames, 1,000 training samples (900 / 100), 2 epochs, batch 16:
-    // 60% on the 100 test samples (chance: 10%).
-    let cfg = config(DatasetKind::Nmnist, 1.0 / 8.0, 2, 2, 16);
-    let top1 = train_and_test(&cfg, dir.path(), 1000)?;
-    assert!(
-        top1 > 0.40,
-        "N-MNIST test top-1 {top1} is not clearly above chance (0.10)"
-    );
-    Ok(())
 }
 
 /// Every tensor of a safetensors file, as raw bits, by name.
@@ -281,7 +186,7 @@ fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
     // CIFAR-10: augmentation, dropout, cross-entropy.
     let all = Dataset::load(
         DatasetKind::Cifar10,
-        &shared("cifar10-lossless-subset"),
+        &shipped_data("cifar10-sample"),
         Split::Train,
         1,
     )?;
@@ -293,7 +198,12 @@ fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
     let mut cfg = config(DatasetKind::Nmnist, 1.0 / 16.0, 2, 2, 32);
     cfg.net.hidden = 16;
     cfg.loss = LossKind::Mse;
-    let all = Dataset::load(DatasetKind::Nmnist, &shared("nmnist-small"), Split::Test, 2)?;
+    let all = Dataset::load(
+        DatasetKind::Nmnist,
+        &shipped_data("nmnist-sample"),
+        Split::Train,
+        2,
+    )?;
     check_resume(&cfg, &all)
 }
 
@@ -444,4 +354,96 @@ fn train_checkpoint_errors_name_the_file() -> Result<()> {
     assert!(err.contains("avgpool"), "{err}");
     let _ = DType::F32;
     Ok(())
+}
+
+/// Accuracy above chance on the larger real data of `$LIGHTSNN_DATA` (extended suite).
+#[cfg(feature = "real-data")]
+mod real_data {
+    use super::super::eval::evaluate;
+    use super::*;
+    use lightsnn_tests::real_data;
+    use std::time::Instant;
+
+    /// Trains `cfg` on the first `n_train` training samples, evaluates the best checkpoint on the
+    /// test split and returns its top-1.
+    fn train_and_test(cfg: &TrainConfig, dir: &Path, n_train: usize) -> Result<f64> {
+        prefer_serial_elementwise();
+        let data_dir = real_data(match cfg.net.dataset {
+            DatasetKind::Nmnist => "nmnist-small",
+            _ => "cifar10-lossless-subset",
+        });
+        let t = cfg.net.timesteps;
+        let all = Dataset::load(cfg.net.dataset, &data_dir, Split::Train, t)?;
+        let idx: Vec<usize> = (0..n_train.min(all.len())).collect();
+        let data = all.subset(&idx);
+        let start = Instant::now();
+        let out = train(dir, cfg, &data, &Device::Cpu, &quiet())?;
+        assert!(out.complete);
+        let (net, meta) = load_checkpoint(&dir.join(files::BEST), &Device::Cpu)?;
+        assert_eq!(meta.epoch, out.best.as_ref().unwrap().epoch);
+        let test = Dataset::load(cfg.net.dataset, &data_dir, Split::Test, t)?;
+        let r = evaluate(
+            &net,
+            &meta.genotype()?,
+            &test,
+            100,
+            LossKind::Ce,
+            true,
+            None,
+        )?;
+        eprintln!(
+            "{}: {} train samples, {} epochs: val top-1 {:?}, test top-1 {:.2}% (SAR {:.4}, {:.3e} AC/sample) in {:.1} s",
+            cfg.net.dataset,
+            data.len(),
+            cfg.epochs,
+            out.history.iter().map(|m| m.val_top1).collect::<Vec<_>>(),
+            100.0 * r.top1,
+            r.sar,
+            r.synops.as_ref().unwrap().ac_per_sample,
+            start.elapsed().as_secs_f64()
+        );
+        // The run folder has every file.
+        for f in [
+            files::METRICS,
+            files::CURVES,
+            files::LAST,
+            files::BEST,
+            files::OPTIM,
+            files::STATE,
+        ] {
+            assert!(dir.join(f).is_file(), "{f} missing");
+        }
+        let csv = std::fs::read_to_string(dir.join(files::METRICS))?;
+        assert_eq!(csv.lines().count(), cfg.epochs + 1);
+        assert!(std::fs::read_to_string(dir.join(files::CURVES))?.contains("<svg"));
+        Ok(r.top1)
+    }
+
+    #[test]
+    fn train_cifar10_subset_beats_chance() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        // C1/C2 8/16, H 64, T 2, 1,600 training images (1,440 train / 160 validation), 2 epochs,
+        // batch 16: 27.6% on the 1,000 test images (chance: 10%).
+        let cfg = config(DatasetKind::Cifar10, 1.0 / 32.0, 2, 2, 16);
+        let top1 = train_and_test(&cfg, dir.path(), 1600)?;
+        assert!(
+            top1 > 0.20,
+            "CIFAR-10 test top-1 {top1} is not clearly above chance (0.10)"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn train_nmnist_small_beats_chance() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        // C1/C2 8/16, H 64, T 2 frames, 1,000 training samples (900 / 100), 2 epochs, batch 16:
+        // 60% on the 100 test samples (chance: 10%).
+        let cfg = config(DatasetKind::Nmnist, 1.0 / 8.0, 2, 2, 16);
+        let top1 = train_and_test(&cfg, dir.path(), 1000)?;
+        assert!(
+            top1 > 0.40,
+            "N-MNIST test top-1 {top1} is not clearly above chance (0.10)"
+        );
+        Ok(())
+    }
 }

@@ -1,7 +1,8 @@
 use std::path::Path;
 
-use super::{shared_data, write};
+use super::write;
 use crate::data::{DataError, Dataset, DatasetKind, Split, CIFAR10_MEAN, CIFAR10_STD};
+use lightsnn_tests::shipped_data;
 
 const REC10: usize = 3073;
 
@@ -16,12 +17,12 @@ fn records10(labels: &[u8]) -> Vec<u8> {
     labels.iter().flat_map(|&l| record(&[l], l * 3)).collect()
 }
 
-#[test]
-fn real_cifar10_subset() {
-    let dir = shared_data("cifar10-lossless-subset");
-    let train = Dataset::load(DatasetKind::Cifar10, &dir, Split::Train, 4).unwrap();
-    let test = Dataset::load(DatasetKind::Cifar10, &dir, Split::Test, 4).unwrap();
-    assert_eq!((train.len(), test.len()), (4000, 1000));
+/// Loads the CIFAR-10 binary folder `dir` (`n_train` / `n_test` records, a prefix of the official
+/// batches) and checks labels and pixels against its raw bytes; returns both splits.
+fn check_cifar10_prefix(dir: &Path, n_train: usize, n_test: usize) -> (Dataset, Dataset) {
+    let train = Dataset::load(DatasetKind::Cifar10, dir, Split::Train, 4).unwrap();
+    let test = Dataset::load(DatasetKind::Cifar10, dir, Split::Test, 4).unwrap();
+    assert_eq!((train.len(), test.len()), (n_train, n_test));
     assert_eq!(train.frames(), 1);
     assert_eq!(train.frame_shape(), [3, 32, 32]);
     assert_eq!(train.sample_len(), 3072);
@@ -43,30 +44,67 @@ fn real_cifar10_subset() {
             assert!((out[k] - want).abs() < 1e-5, "{file} pixel {k}");
         }
     }
+    // The official batches begin with these labels.
     assert_eq!(&train.labels()[..10], &[6, 9, 9, 4, 1, 1, 2, 7, 8, 3]);
     assert_eq!(&test.labels()[..10], &[3, 8, 8, 0, 6, 6, 1, 6, 3, 1]);
-    for (set, n) in [(&train, 4000), (&test, 1000)] {
-        let counts = set.class_counts();
-        assert_eq!(counts.iter().sum::<usize>(), n);
-        for c in counts {
-            assert!(
-                c * 100 > n * 7 && c * 100 < n * 13,
-                "class count {c} of {n}"
-            );
-        }
-    }
+    (train, test)
 }
 
 #[test]
-fn real_cifar10_jpeg_two_batches() {
-    let dir = shared_data("cifar10-jpeg");
-    let t0 = std::time::Instant::now();
-    let train = Dataset::load(DatasetKind::Cifar10, &dir, Split::Train, 1).unwrap();
-    eprintln!("loaded 20,000 CIFAR-10 images in {:?}", t0.elapsed());
-    let test = Dataset::load(DatasetKind::Cifar10, &dir, Split::Test, 1).unwrap();
-    assert_eq!((train.len(), test.len()), (20_000, 10_000));
-    assert_eq!(train.class_counts(), vec![2000; 10]);
-    assert_eq!(test.class_counts(), vec![1000; 10]);
+fn shipped_cifar10_sample() {
+    let dir = shipped_data("cifar10-sample");
+    let (train, test) = check_cifar10_prefix(&dir, 800, 200);
+    assert_eq!(
+        train.class_counts(),
+        vec![85, 89, 74, 70, 79, 64, 84, 84, 82, 89]
+    );
+    assert_eq!(
+        test.class_counts(),
+        vec![20, 14, 21, 19, 15, 18, 26, 18, 28, 21]
+    );
+    // The folder holds exactly the binary's built-in sample.
+    let builtin = crate::sample::cifar10_sample(Split::Train).unwrap();
+    assert_eq!(builtin.labels(), train.labels());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    builtin.fill_batch(&[0, 799], None, &mut a);
+    train.fill_batch(&[0, 799], None, &mut b);
+    assert_eq!(a, b);
+}
+
+/// The larger real data of `$LIGHTSNN_DATA` (extended suite).
+#[cfg(feature = "real-data")]
+mod real_data {
+    use super::check_cifar10_prefix;
+    use crate::data::{Dataset, DatasetKind, Split};
+    use lightsnn_tests::real_data;
+
+    #[test]
+    fn cifar10_lossless_subset() {
+        let dir = real_data("cifar10-lossless-subset");
+        let (train, test) = check_cifar10_prefix(&dir, 4000, 1000);
+        for (set, n) in [(&train, 4000), (&test, 1000)] {
+            let counts = set.class_counts();
+            assert_eq!(counts.iter().sum::<usize>(), n);
+            for c in counts {
+                assert!(
+                    c * 100 > n * 7 && c * 100 < n * 13,
+                    "class count {c} of {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cifar10_jpeg_two_batches() {
+        let dir = real_data("cifar10-jpeg");
+        let t0 = std::time::Instant::now();
+        let train = Dataset::load(DatasetKind::Cifar10, &dir, Split::Train, 1).unwrap();
+        eprintln!("loaded 20,000 CIFAR-10 images in {:?}", t0.elapsed());
+        let test = Dataset::load(DatasetKind::Cifar10, &dir, Split::Test, 1).unwrap();
+        assert_eq!((train.len(), test.len()), (20_000, 10_000));
+        assert_eq!(train.class_counts(), vec![2000; 10]);
+        assert_eq!(test.class_counts(), vec![1000; 10]);
+    }
 }
 
 #[test]

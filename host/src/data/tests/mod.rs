@@ -1,5 +1,6 @@
-//! Tests of the dataset readers, on the real data in `shared/data` and on small files written
-//! in the official formats.
+//! Tests of the dataset readers: on the real samples the repository ships (`data/`), on small
+//! files written in the official formats and, with the feature `real-data`, on the larger real
+//! data of `$LIGHTSNN_DATA` (modules `real_data`).
 
 mod augment;
 mod cifar;
@@ -8,20 +9,7 @@ mod fuzz;
 mod nmnist;
 mod split;
 
-use std::path::{Path, PathBuf};
-
-/// A folder of the shared real data; fails (never skips) when it is missing.
-pub(super) fn shared_data(sub: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
-        .join(sub);
-    assert!(
-        path.is_dir(),
-        "shared test data missing: expected the folder {}",
-        path.display()
-    );
-    path
-}
+use std::path::Path;
 
 /// Writes `bytes` to `dir/name`, creating parent folders.
 pub(super) fn write(dir: &Path, name: &str, bytes: &[u8]) {

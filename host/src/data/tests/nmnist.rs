@@ -1,7 +1,8 @@
 use std::path::Path;
 
-use super::{shared_data, write};
+use super::write;
 use crate::data::{parse_nmnist_events, DataError, Dataset, DatasetKind, Event, Split};
+use lightsnn_tests::shipped_data;
 
 /// Encodes events in the N-MNIST 5-byte format.
 fn encode(events: &[(u8, u8, u8, u32)]) -> Vec<u8> {
@@ -27,22 +28,18 @@ fn frame_sums(ds: &Dataset, i: usize) -> Vec<f32> {
     out.chunks(per_frame).map(|f| f.iter().sum()).collect()
 }
 
-#[test]
-fn real_nmnist_small() {
-    let dir = shared_data("nmnist-small");
+/// Loads the `nmnist-small` layout folder `dir` (`n_train` / `n_test` samples, ids from 1 and
+/// 60001) at T = 10 and checks its labels, framing and pixels against the raw event files;
+/// returns the training split.
+fn check_nmnist_prefix(dir: &Path, n_train: usize, n_test: usize) -> Dataset {
     let t = 10;
-    let train = Dataset::load(DatasetKind::Nmnist, &dir, Split::Train, t).unwrap();
-    let test = Dataset::load(DatasetKind::Nmnist, &dir, Split::Test, t).unwrap();
-    assert_eq!((train.len(), test.len()), (1000, 100));
+    let train = Dataset::load(DatasetKind::Nmnist, dir, Split::Train, t).unwrap();
+    let test = Dataset::load(DatasetKind::Nmnist, dir, Split::Test, t).unwrap();
+    assert_eq!((train.len(), test.len()), (n_train, n_test));
     assert_eq!(train.frames(), t);
     assert_eq!(train.frame_shape(), [2, 34, 34]);
     assert_eq!(&train.labels()[..2], &[5, 0]);
     assert_eq!(&test.labels()[..5], &[7, 2, 1, 0, 4]);
-    assert!(
-        train.class_counts().iter().all(|&c| c > 50),
-        "{:?}",
-        train.class_counts()
-    );
 
     // Sample 0 is 1.bs2: check the framing against the raw events.
     let path = dir.join("1.bs2");
@@ -85,6 +82,30 @@ fn real_nmnist_small() {
     let mut batch = Vec::new();
     test.fill_batch(&[0, 1, 2], None, &mut batch);
     assert_eq!(batch.len(), 3 * t * 2312);
+    train
+}
+
+#[test]
+fn shipped_nmnist_sample() {
+    let train = check_nmnist_prefix(&shipped_data("nmnist-sample"), 40, 10);
+    assert_eq!(train.class_counts(), vec![4, 6, 4, 5, 4, 3, 5, 3, 2, 4]);
+}
+
+/// The larger real data of `$LIGHTSNN_DATA` (extended suite).
+#[cfg(feature = "real-data")]
+mod real_data {
+    use super::check_nmnist_prefix;
+    use lightsnn_tests::real_data;
+
+    #[test]
+    fn nmnist_small() {
+        let train = check_nmnist_prefix(&real_data("nmnist-small"), 1000, 100);
+        assert!(
+            train.class_counts().iter().all(|&c| c > 50),
+            "{:?}",
+            train.class_counts()
+        );
+    }
 }
 
 #[test]
