@@ -96,6 +96,29 @@ pub fn sat_i32(x: i64) -> i32 {
     x.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
+/// Bound of [`requant`]'s result: any `|v| >= 2^17` saturates `dst + v` for every `i16` `dst`.
+const REQUANT_BOUND: i64 = 1 << 17;
+
+/// `round_shift(a, s)` in 32-bit arithmetic, clamped to `±2^17` where a left shift would make it
+/// larger: the same `sat_i16(d + v)` for every `i16` `d`, and the same `sat_i16(v)`, as the
+/// `i64` [`round_shift`] (tested against it).
+#[inline(always)]
+fn requant(a: i32, s: i32) -> i32 {
+    if s > 0 {
+        if s >= 32 {
+            // |a| < 2^31 <= 2^(s-1): rounds to 0 (round half up of a value in (-1/2, 1/2)).
+            0
+        } else {
+            (a >> s) + ((a >> (s - 1)) & 1)
+        }
+    } else if s == 0 {
+        a.clamp(-(REQUANT_BOUND as i32), REQUANT_BOUND as i32)
+    } else {
+        let l = (-s).min(18) as u32;
+        ((a as i64) << l).clamp(-REQUANT_BOUND, REQUANT_BOUND) as i32
+    }
+}
+
 /// LIF charge with tau = 4/3: `(v + 3x) / 4` rounded half up, exactly (`(v + 3x + 2) >> 2`).
 #[inline]
 pub fn lif_charge(v: i16, x: i16) -> i16 {
@@ -177,124 +200,24 @@ impl Geom {
     }
 }
 
-/// Fills `row` (`w * c_out`) with the per-channel biases.
-fn fill_bias(row: &mut [i32], layer: &LayerParts<'_>, c_out: usize) {
-    for (co, r) in row[..c_out].iter_mut().enumerate() {
-        *r = layer.bias_at(co);
-    }
-    let mut filled = c_out;
-    while filled < row.len() {
-        let n = filled.min(row.len() - filled);
-        row.copy_within(0..n, filled);
-        filled += n;
-    }
-}
-
-/// Adds, for output row `oy` of a stride-1 `k x k` conv (pad `k / 2`), the weight columns of
-/// every spike of `spk` (HWC, geometry `g`) into `row` (`g.w * c_out`). Returns the number of
-/// weight adds.
-fn conv_row_event<W: Wt>(
+/// The event-driven `k x k` conv of `spk` by `l` (`g.c -> c_out`) into `out`, on the `i16`-lane
+/// SIMD accumulator where `lanes16` (see [`conv::lanes16_exact`]), else on saturating `i32`.
+#[allow(clippy::too_many_arguments)]
+fn conv_edge<W: Wt>(
     spk: &[u64],
     g: Geom,
     k: usize,
-    weights: &[u8],
+    l: &LayerParts<'_>,
+    lanes16: bool,
     c_out: usize,
-    oy: usize,
-    row: &mut [i32],
+    out: conv::Out<'_>,
+    ring: &mut [i32],
 ) -> u64 {
-    let pad = k / 2;
-    let row_bits = g.w * g.c;
-    let col = c_out * W::BYTES;
-    let mut ops = 0u64;
-    for ky in 0..k {
-        let y = oy + ky;
-        if y < pad || y - pad >= g.h {
-            continue;
-        }
-        let start = (y - pad) * row_bits;
-        for_each_set_bit(spk, start, start + row_bits, |idx| {
-            let rel = idx - start;
-            let x = rel / g.c;
-            let ci = rel - x * g.c;
-            for kx in 0..k {
-                let ox = x + pad;
-                if ox < kx || ox - kx >= g.w {
-                    continue;
-                }
-                let ox = ox - kx;
-                let wb = ((ci * k + ky) * k + kx) * col;
-                W::add_col(
-                    &mut row[ox * c_out..(ox + 1) * c_out],
-                    &weights[wb..wb + col],
-                );
-                ops += c_out as u64;
-            }
-        });
+    if lanes16 {
+        conv::conv::<conv::Lanes16>(spk, g, k, l, 1, c_out, out, ring)
+    } else {
+        conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring)
     }
-    ops
-}
-
-/// Event-driven `k x k` conv (`g.c -> c_out`, same size) of the spikes `spk`, requantised and
-/// added (saturating) into `dst` (HWC, `g.h x g.w x c_out`). `row` holds `g.w * c_out`.
-fn conv_event_add<W: Wt>(
-    spk: &[u64],
-    g: Geom,
-    k: usize,
-    layer: &LayerParts<'_>,
-    c_out: usize,
-    dst: &mut [i16],
-    row: &mut [i32],
-) -> u64 {
-    let rl = g.w * c_out;
-    let row = &mut row[..rl];
-    let mut ops = 0;
-    for oy in 0..g.h {
-        fill_bias(row, layer, c_out);
-        ops += conv_row_event::<W>(spk, g, k, layer.weights, c_out, oy, row);
-        let d = &mut dst[oy * rl..(oy + 1) * rl];
-        for (drow, arow) in d.chunks_exact_mut(c_out).zip(row.chunks_exact(c_out)) {
-            for (co, (dv, &a)) in drow.iter_mut().zip(arow).enumerate() {
-                let v = round_shift(a as i64, layer.shift_at(co) as i32);
-                *dv = sat_i16(*dv as i64 + v);
-            }
-        }
-    }
-    ops
-}
-
-/// The down conv: event-driven 3x3 conv `g.c -> c_out` + folded BN, then MaxPool2, written
-/// (not added) into `dst` (HWC, `g.h/2 x g.w/2 x c_out`). `row` holds `2 * g.w * c_out`.
-fn down_conv<W: Wt>(
-    spk: &[u64],
-    g: Geom,
-    layer: &LayerParts<'_>,
-    c_out: usize,
-    dst: &mut [i16],
-    row: &mut [i32],
-) -> u64 {
-    let rl = g.w * c_out;
-    let (h2, w2) = (g.h / 2, g.w / 2);
-    let mut ops = 0;
-    for oy2 in 0..h2 {
-        let (r0, r1) = row[..2 * rl].split_at_mut(rl);
-        fill_bias(r0, layer, c_out);
-        fill_bias(r1, layer, c_out);
-        ops += conv_row_event::<W>(spk, g, 3, layer.weights, c_out, 2 * oy2, r0);
-        ops += conv_row_event::<W>(spk, g, 3, layer.weights, c_out, 2 * oy2 + 1, r1);
-        for ox2 in 0..w2 {
-            let b = 2 * ox2 * c_out;
-            for co in 0..c_out {
-                let m = r0[b + co]
-                    .max(r0[b + c_out + co])
-                    .max(r1[b + co])
-                    .max(r1[b + c_out + co]);
-                // round_shift is monotone, so max-then-requantise equals requantise-then-max.
-                dst[(oy2 * w2 + ox2) * c_out + co] =
-                    sat_i16(round_shift(m as i64, layer.shift_at(co) as i32));
-            }
-        }
-    }
-    ops
 }
 
 /// The dense stem: 3x3 conv (pad 1) of the CHW `input` + folded BN (optionally MaxPool2),
@@ -310,7 +233,26 @@ fn stem<W: Wt>(
     c_out: usize,
     dst: &mut [i16],
 ) {
+    // A pixel whose 3x3 window lies inside the input: no padding tests.
+    let interior = |y: usize, x: usize, co: usize| -> i64 {
+        let mut acc = layer.bias_at(co) as i64;
+        for ci in 0..in_c {
+            for ky in 0..3 {
+                let b = (ci * in_h + y + ky - 1) * in_w + x - 1;
+                let p = &input[b..b + 3];
+                let wi = ((co * in_c + ci) * 3 + ky) * 3;
+                let w = layer.weights;
+                acc += p[0] as i64 * W::at(w, wi) as i64
+                    + p[1] as i64 * W::at(w, wi + 1) as i64
+                    + p[2] as i64 * W::at(w, wi + 2) as i64;
+            }
+        }
+        acc
+    };
     let at = |y: usize, x: usize, co: usize| -> i64 {
+        if y >= 1 && y + 1 < in_h && x >= 1 && x + 1 < in_w {
+            return interior(y, x, co);
+        }
         let mut acc = layer.bias_at(co) as i64;
         for ci in 0..in_c {
             for ky in 0..3 {
@@ -324,11 +266,8 @@ fn stem<W: Wt>(
                     if ix < 1 || ix > in_w {
                         continue;
                     }
-                    let v = plane[ix - 1];
-                    if v != 0 {
-                        let w = W::at(layer.weights, ((co * in_c + ci) * 3 + ky) * 3 + kx);
-                        acc += v as i64 * w as i64;
-                    }
+                    let w = W::at(layer.weights, ((co * in_c + ci) * 3 + ky) * 3 + kx);
+                    acc += plane[ix - 1] as i64 * w as i64;
                 }
             }
         }
@@ -562,11 +501,8 @@ const fn layout(d: &Dims) -> Layout {
     let c1 = d.c1 as usize;
     let c2 = d.c2 as usize;
     let row = max(
-        max(
-            w1.saturating_mul(c1),
-            w1.saturating_mul(c2).saturating_mul(2),
-        ),
-        max(w2.saturating_mul(c2), d.hidden as usize),
+        max(conv::ring_len(w1, max(c1, c2)), conv::ring_len(w2, c2)),
+        d.hidden as usize,
     );
     Layout {
         n1,
@@ -747,6 +683,38 @@ impl<O: SpikeObserver> Ctx<'_, O> {
     }
 }
 
+/// Which convolutions run on the exact `i16`-lane SIMD accumulator ([`conv::lanes16_exact`]).
+#[derive(Clone, Copy)]
+struct Lanes16Plan {
+    /// Per cell, bit `k`: the conv on edge `k`.
+    cells: [u16; 2],
+    /// The down conv.
+    down: bool,
+}
+
+impl Lanes16Plan {
+    fn new(model: &Model<'_>) -> Lanes16Plan {
+        let p = model.parts();
+        let d = model.dims();
+        let bits = model.bits();
+        let mask = |cp: &CellParts<'_>, c: u16| {
+            let mut m = 0u16;
+            for (k, l) in cp.convs.iter().enumerate() {
+                if l.as_ref()
+                    .is_some_and(|l| conv::lanes16_exact(l, bits, c as usize))
+                {
+                    m |= 1 << k;
+                }
+            }
+            m
+        };
+        Lanes16Plan {
+            cells: [mask(&p.cell1, d.c1), mask(&p.cell2, d.c2)],
+            down: conv::lanes16_exact(&p.down, bits, d.c2 as usize),
+        }
+    }
+}
+
 /// The integer inference engine: a model plus caller-provided scratch.
 pub struct Engine<'m, 'b> {
     model: &'m Model<'m>,
@@ -762,6 +730,7 @@ pub struct Engine<'m, 'b> {
     row: &'b mut [i32],
     out: &'b mut [i32],
     scores: &'b mut [i32],
+    lanes16: Lanes16Plan,
     t: usize,
     stats: [LayerStats; MAX_LAYERS],
     n_stats: usize,
@@ -875,6 +844,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             row,
             out,
             scores,
+            lanes16: Lanes16Plan::new(model),
             t: 0,
             stats,
             n_stats,
@@ -1075,12 +1045,14 @@ impl<'m, 'b> Engine<'m, 'b> {
         for (k, (cp, post, geom)) in stages.into_iter().enumerate() {
             if k == 1 {
                 // Down conv + BN + MaxPool2 of the cell-1 spikes -> cell-2 input x0.
-                synops += down_conv::<W>(
+                synops += conv_edge::<W>(
                     self.post_spk[0],
                     g1,
+                    3,
                     &p.down,
+                    self.lanes16.down,
                     c2,
-                    &mut self.nodes[0][..n2],
+                    conv::Out::MaxPool2(&mut self.nodes[0][..n2]),
                     self.row,
                 );
             }
@@ -1092,6 +1064,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                 g,
                 &plan,
                 geom,
+                self.lanes16.cells[k],
                 self.row,
                 &mut ctx,
                 cell,
@@ -1163,6 +1136,7 @@ fn apply_edge<W: Wt>(
     src: &[i16],
     spk: &[u64],
     conv: Option<&LayerParts<'_>>,
+    lanes16: bool,
     g: Geom,
     dst: &mut [i16],
     row: &mut [i32],
@@ -1181,8 +1155,12 @@ fn apply_edge<W: Wt>(
             pool3_add(src, g, false, dst);
             0
         }
-        (Op::Conv3, Some(l)) => conv_event_add::<W>(spk, g, 3, l, g.c, dst, row),
-        (Op::Conv1, Some(l)) => conv_event_add::<W>(spk, g, 1, l, g.c, dst, row),
+        (Op::Conv3, Some(l)) => {
+            conv_edge::<W>(spk, g, 3, l, lanes16, g.c, conv::Out::Add(dst), row)
+        }
+        (Op::Conv1, Some(l)) => {
+            conv_edge::<W>(spk, g, 1, l, lanes16, g.c, conv::Out::Add(dst), row)
+        }
         // Validation guarantees a conv on every conv edge.
         (Op::Conv3 | Op::Conv1, None) => 0,
     }
@@ -1198,6 +1176,7 @@ fn cell_step<W: Wt, O: SpikeObserver>(
     g: &Genotype,
     plan: &CellPlan,
     geom: Geom,
+    lanes16: u16,
     row: &mut [i32],
     ctx: &mut Ctx<'_, O>,
     cell_no: u8,
@@ -1218,7 +1197,9 @@ fn cell_step<W: Wt, O: SpikeObserver>(
                     continue;
                 }
                 let j = edge.from as usize;
-                ops += apply_edge::<W>(op, lo[j], st.spk[j], cp.convs[k].as_ref(), geom, dst, row);
+                let fast = lanes16 >> k & 1 != 0;
+                let conv = cp.convs[k].as_ref();
+                ops += apply_edge::<W>(op, lo[j], st.spk[j], conv, fast, geom, dst, row);
             }
         }
         if i < 3 && plan.need_back[i] {
@@ -1250,11 +1231,14 @@ fn cell_step<W: Wt, O: SpikeObserver>(
                 continue;
             }
             let j = edge.from as usize;
-            ops += apply_edge::<W>(op, x[j], st.spk[j], cp.convs[k].as_ref(), geom, dst, row);
+            let fast = lanes16 >> k & 1 != 0;
+            let conv = cp.convs[k].as_ref();
+            ops += apply_edge::<W>(op, x[j], st.spk[j], conv, fast, geom, dst, row);
         }
     }
     ops
 }
 
+mod conv;
 #[cfg(test)]
 mod tests;

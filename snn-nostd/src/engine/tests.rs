@@ -791,13 +791,111 @@ fn rand_spikes(rng: &mut Rng, n: usize, p: f64) -> (Vec<u64>, Vec<bool>) {
     (w, b)
 }
 
+/// Dense reference of a stride-1 `k x k` conv (pad `k / 2`) of the spikes `b` (HWC): the sums
+/// (bias included) per output `(oy, ox, co)` and the number of weight adds.
+#[allow(clippy::too_many_arguments)]
+fn dense_conv_sums(
+    b: &[bool],
+    g: Geom,
+    k: usize,
+    wi: &[i32],
+    bias: &[i32],
+    c_out: usize,
+) -> (Vec<i64>, u64) {
+    let (h, w, c_in) = (g.h, g.w, g.c);
+    let mut sums = vec![0i64; h * w * c_out];
+    let mut ops = 0u64;
+    for oy in 0..h {
+        for ox in 0..w {
+            for co in 0..c_out {
+                let mut s = bias[co] as i64;
+                for ci in 0..c_in {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = oy as isize + ky as isize - (k / 2) as isize;
+                            let ix = ox as isize + kx as isize - (k / 2) as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            if b[(iy as usize * w + ix as usize) * c_in + ci] {
+                                s += wi[((ci * k + ky) * k + kx) * c_out + co] as i64;
+                                ops += 1;
+                            }
+                        }
+                    }
+                }
+                sums[(oy * w + ox) * c_out + co] = s;
+            }
+        }
+    }
+    (sums, ops)
+}
+
+/// Runs the event conv on accumulator `A` and checks both outputs (add, MaxPool2) and the
+/// synaptic-operation count against the dense sums.
+#[allow(clippy::too_many_arguments)]
+fn check_event_conv<A: conv::Accum>(
+    spk: &[u64],
+    g: Geom,
+    k: usize,
+    l: &LayerParts<'_>,
+    wbytes: usize,
+    c_out: usize,
+    sums: &[i64],
+    dense_ops: u64,
+) {
+    let (h, w) = (g.h, g.w);
+    let mut ring = vec![0i32; conv::ring_len(w, c_out)];
+    let mut dst = vec![100i16; h * w * c_out];
+    let ops = conv::conv::<A>(spk, g, k, l, wbytes, c_out, conv::Out::Add(&mut dst), &mut ring);
+    assert_eq!(ops, dense_ops, "cost = active inputs x kernel taps x c_out");
+    for (i, (&d, &s)) in dst.iter().zip(sums).enumerate() {
+        let sh = l.shift_at(i % c_out) as i32;
+        assert_eq!(d, sat_i16(100 + round_shift(s, sh)), "output {i}");
+    }
+    if k != 3 {
+        return;
+    }
+    let (h2, w2) = (h / 2, w / 2);
+    let mut pooled = vec![-7i16; h2 * w2 * c_out];
+    let ops = conv::conv::<A>(
+        spk,
+        g,
+        k,
+        l,
+        wbytes,
+        c_out,
+        conv::Out::MaxPool2(&mut pooled),
+        &mut ring,
+    );
+    assert_eq!(ops, dense_ops);
+    for y in 0..h2 {
+        for x in 0..w2 {
+            for co in 0..c_out {
+                let at = |yy: usize, xx: usize| sums[(yy * w + xx) * c_out + co];
+                let m = at(2 * y, 2 * x)
+                    .max(at(2 * y, 2 * x + 1))
+                    .max(at(2 * y + 1, 2 * x))
+                    .max(at(2 * y + 1, 2 * x + 1));
+                let want = sat_i16(round_shift(m, l.shift_at(co) as i32));
+                assert_eq!(pooled[(y * w2 + x) * c_out + co], want, "pool ({y},{x},{co})");
+            }
+        }
+    }
+}
+
 fn event_conv_equals_dense<W: Wt>(bits: Bits) {
     let mut rng = test_rng(11);
+    let mut lanes_checked = 0;
     for &(c_in, c_out, h, w, k) in &[
         (3, 5, 6, 7, 3),
         (4, 4, 5, 5, 1),
         (1, 2, 1, 1, 3),
         (8, 3, 9, 4, 3),
+        (3, 8, 6, 7, 3),
+        (8, 4, 9, 4, 3),
+        (4, 12, 2, 3, 3),
+        (16, 16, 4, 4, 1),
     ] {
         let g = Geom { c: c_in, h, w };
         let (spk, b) = rand_spikes(&mut rng, g.len(), 0.3);
@@ -806,47 +904,51 @@ fn event_conv_equals_dense<W: Wt>(bits: Bits) {
             .map(|_| rng.int(-(bits.qmax() as i64), bits.qmax() as i64) as i32)
             .collect();
         let bias: Vec<i32> = (0..c_out).map(|_| rng.int(-1000, 1000) as i32).collect();
-        let layer = OwnedLayer::new(bits, &wi, &bias, &vec![3i8; c_out]);
+        // Right shifts, none, left shifts and a shift past the word: every requant branch.
+        let shifts: Vec<i8> = (0..c_out).map(|co| [3, 0, -2, 7, 1, 40][co % 6]).collect();
+        let layer = OwnedLayer::new(bits, &wi, &bias, &shifts);
         let l = layer.view();
-        let mut row = vec![0i32; w * c_out];
-        for oy in 0..h {
-            fill_bias(&mut row, &l, c_out);
-            let ops = conv_row_event::<W>(&spk, g, k, l.weights, c_out, oy, &mut row);
-            let mut dense_ops = 0u64;
-            for ox in 0..w {
-                for co in 0..c_out {
-                    let mut s = bias[co];
-                    for ci in 0..c_in {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = oy as isize + ky as isize - (k / 2) as isize;
-                                let ix = ox as isize + kx as isize - (k / 2) as isize;
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                    continue;
-                                }
-                                if b[(iy as usize * w + ix as usize) * c_in + ci] {
-                                    s += wi[((ci * k + ky) * k + kx) * c_out + co];
-                                    dense_ops += 1;
-                                }
-                            }
-                        }
-                    }
-                    assert_eq!(row[ox * c_out + co], s);
-                }
-            }
-            assert_eq!(ops, dense_ops, "cost = active inputs x kernel taps x c_out");
+        let (sums, dense_ops) = dense_conv_sums(&b, g, k, &wi, &bias, c_out);
+        check_event_conv::<conv::Sat<W>>(&spk, g, k, &l, W::BYTES, c_out, &sums, dense_ops);
+        if conv::lanes16_exact(&l, bits, c_out) {
+            check_event_conv::<conv::Lanes16>(&spk, g, k, &l, 1, c_out, &sums, dense_ops);
+            lanes_checked += 1;
         }
-        // The whole conv with requantisation equals the requantised dense sums.
-        let mut dst = vec![100i16; h * w * c_out];
-        conv_event_add::<W>(&spk, g, k, &l, c_out, &mut dst, &mut row);
-        for oy in 0..h {
-            fill_bias(&mut row, &l, c_out);
-            conv_row_event::<W>(&spk, g, k, l.weights, c_out, oy, &mut row);
-            for i in 0..w * c_out {
-                let want = sat_i16(100 + round_shift(row[i] as i64, 3));
-                assert_eq!(dst[oy * w * c_out + i], want);
-            }
-        }
+    }
+    if bits == Bits::B8 {
+        // Every case with c_out a multiple of 4 has small enough weight sums.
+        assert_eq!(lanes_checked, 5);
+    } else {
+        assert_eq!(lanes_checked, 0, "16-bit weights never take the i16 lanes");
+    }
+}
+
+/// The `i16` lanes are refused where a channel's weight sum could leave the `i16` range.
+#[test]
+fn lanes16_refuses_sums_that_could_wrap() {
+    let c_out = 4;
+    let taps = 32 * 9;
+    let big = OwnedLayer::new(Bits::B8, &vec![127; taps * c_out], &[0; 4], &[0; 4]);
+    assert!(!conv::lanes16_exact(&big.view(), Bits::B8, c_out));
+    let neg = OwnedLayer::new(Bits::B8, &vec![-128; 257 * c_out], &[0; 4], &[0; 4]);
+    assert!(!conv::lanes16_exact(&neg.view(), Bits::B8, c_out));
+    let ok = OwnedLayer::new(Bits::B8, &vec![-128; 256 * c_out], &[0; 4], &[0; 4]);
+    assert!(conv::lanes16_exact(&ok.view(), Bits::B8, c_out));
+    let bias = OwnedLayer::new(Bits::B8, &vec![1; 9 * c_out], &[i32::MAX - 3; 4], &[0; 4]);
+    assert!(!conv::lanes16_exact(&bias.view(), Bits::B8, c_out));
+    let odd = OwnedLayer::new(Bits::B8, &vec![1; 9 * 6], &[0; 6], &[0; 6]);
+    assert!(!conv::lanes16_exact(&odd.view(), Bits::B8, 6));
+}
+
+proptest! {
+    /// `requant` gives the same `sat_i16(d + v)` and `sat_i16(v)` as the `i64` `round_shift`.
+    #[test]
+    fn requant_matches_round_shift(a: i32, s in -70i32..70, d: i16) {
+        let s = s.clamp(-62, 62);
+        let want = round_shift(a as i64, s);
+        let got = requant(a, s) as i64;
+        prop_assert_eq!(sat_i16(d as i64 + got), sat_i16((d as i64).saturating_add(want)));
+        prop_assert_eq!(sat_i16(got), sat_i16(want));
     }
 }
 
