@@ -50,6 +50,8 @@
 //! ```
 
 use crate::bits::{for_each_set_bit, set_bit, words_for};
+#[cfg(test)]
+use crate::bits::count_ones_range;
 use crate::genotype::{CellType, Genotype, Op, NUM_NODES};
 use crate::model::{Bits, CellParts, CellPlan, Dims, InputKind, LayerParts, Model, PostParts};
 use core::fmt;
@@ -213,10 +215,9 @@ fn conv_edge<W: Wt>(
     out: conv::Out<'_>,
     ring: &mut [i32],
 ) -> u64 {
-    if lanes16 {
-        conv::conv::<conv::Lanes16>(spk, g, k, l, 1, c_out, out, ring)
-    } else {
-        conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring)
+    match conv::lanes16_conv(k, c_out) {
+        Some(f) if lanes16 => f(spk, g, l, out, ring),
+        _ => conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring),
     }
 }
 

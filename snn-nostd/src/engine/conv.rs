@@ -9,16 +9,18 @@
 //! requantised into the destination and cleared for reuse. Four rows suffice for the down conv
 //! too, which keeps the two rows of a MaxPool2 pair until the second is complete.
 //!
-//! Two accumulators ([`Accum`]):
-//! - [`Lanes16`]: `i8` weights, channels in groups of 4 as two `u32` words of two `i16` lanes,
-//!   added with `SXTAB16` (one instruction per two synaptic events, [`crate::simd`]); the bias
-//!   is added at read-out. Used only where [`lanes16_exact`] proves that no sum can leave the
-//!   `i16` range, so the result equals the saturating `i32` reference exactly.
-//! - [`Sat`]: the general `i32` accumulator (any weight width and channel count), initialised
-//!   with the bias, saturating after every add.
+//! Two accumulators:
+//! - `i16` lanes ([`lanes16_conv`]): `i8` weights, 4, 8 or 16 output channels, in groups of 4 as
+//!   two `u32` words of two `i16` lanes, added with `SXTAB16` (one instruction per two synaptic
+//!   events, [`crate::simd`]); the bias is added at read-out. Used only where [`lanes16_exact`]
+//!   proves that no sum can leave the `i16` range, so the result equals the saturating `i32`
+//!   reference exactly. Kernel size and channel count are compile-time constants, so the adds of
+//!   one spike unroll into straight-line code.
+//! - [`Sat`] ([`conv`]): the general `i32` accumulator (any weight width and channel count),
+//!   initialised with the bias, saturating after every add.
 
 use super::{requant, sat_i16, Geom, Wt};
-use crate::bits::for_each_set_bit;
+use crate::bits::{count_ones_range, for_each_set_bit};
 use crate::model::{Bits, LayerParts};
 use crate::simd;
 use core::marker::PhantomData;
@@ -27,7 +29,7 @@ use core::marker::PhantomData;
 pub(super) const RING_ROWS: usize = 4;
 
 /// `i32` words of the ring of a conv over rows of `w` pixels with `c_out` outputs (the general
-/// accumulator's size, which bounds [`Lanes16`]'s).
+/// accumulator's size, twice the `i16` lanes').
 pub(super) const fn ring_len(w: usize, c_out: usize) -> usize {
     RING_ROWS.saturating_mul(w.saturating_add(2)).saturating_mul(c_out)
 }
@@ -75,38 +77,7 @@ impl<W: Wt> Accum for Sat<W> {
     }
 }
 
-/// Two `i16` lanes per word, channels `(4g, 4g + 2)` in word `2g` and `(4g + 1, 4g + 3)` in word
-/// `2g + 1`, which is what `SXTAB16` without and with `ROR #8` adds from four consecutive `i8`
-/// weights. Starts at 0; the bias is added at read-out.
-pub(super) struct Lanes16;
-
-impl Accum for Lanes16 {
-    #[inline]
-    fn words(c_out: usize) -> usize {
-        c_out / 2
-    }
-    fn clear(row: &mut [i32], _: &LayerParts<'_>, _: usize) {
-        row.fill(0);
-    }
-    #[inline(always)]
-    fn add(px: &mut [i32], col: &[u8]) {
-        for (pair, w4) in px.chunks_exact_mut(2).zip(col.chunks_exact(4)) {
-            let w = u32::from_le_bytes([w4[0], w4[1], w4[2], w4[3]]);
-            pair[0] = simd::sxtab16(pair[0] as u32, w) as i32;
-            pair[1] = simd::sxtab16_ror8(pair[1] as u32, w) as i32;
-        }
-    }
-    #[inline(always)]
-    fn lane(co: usize) -> (usize, u32) {
-        ((co / 4) * 2 + (co & 1), (co & 2) as u32 * 8)
-    }
-    #[inline(always)]
-    fn value(word: i32, shift: u32, bias: i32) -> i32 {
-        ((word as u32 >> shift) as u16 as i16) as i32 + bias
-    }
-}
-
-/// Whether [`Lanes16`] computes `layer` (`c_out` outputs) exactly: `i8` weights, `c_out` a
+/// Whether the `i16` lanes ([`lanes16_conv`]) compute `layer` (`c_out` outputs) exactly: `i8` weights, `c_out` a
 /// multiple of 4, and for every output channel the sums of its positive and of its negative
 /// weights fit an `i16`, and so do bias plus either sum an `i32`. Every partial sum of a
 /// channel's spike contributions then lies between those two sums: the lanes never wrap and the
@@ -251,6 +222,201 @@ fn emit<A: Accum>(
             }
             A::clear(&mut ring[s0..s0 + rw], layer, c_out);
             A::clear(&mut ring[s1..s1 + rw], layer, c_out);
+        }
+    }
+}
+
+/// An `i16`-lane conv: spikes, geometry, layer, destination, ring; returns synaptic operations.
+pub(super) type Lanes16Conv = fn(&[u64], Geom, &LayerParts<'_>, Out<'_>, &mut [i32]) -> u64;
+
+/// The `i16`-lane conv for a `k x k` kernel and `c_out` outputs, if one is compiled in (4, 8 or
+/// 16 channels; `k` = 1 or 3). Only valid where [`lanes16_exact`] holds.
+pub(super) fn lanes16_conv(k: usize, c_out: usize) -> Option<Lanes16Conv> {
+    Some(match (k, c_out) {
+        (3, 4) => conv_lanes16::<3, 4>,
+        (3, 8) => conv_lanes16::<3, 8>,
+        (3, 16) => conv_lanes16::<3, 16>,
+        (1, 4) => conv_lanes16::<1, 4>,
+        (1, 8) => conv_lanes16::<1, 8>,
+        (1, 16) => conv_lanes16::<1, 16>,
+        _ => return None,
+    })
+}
+
+/// Adds four consecutive `i8` weights per channel group into a pixel's lane words: channels
+/// `(4g, 4g + 2)` in word `2g`, `(4g + 1, 4g + 3)` in word `2g + 1` (what `SXTAB16` without and
+/// with `ROR #8` adds).
+#[inline(always)]
+fn add_lanes(px: &mut [i32], col: &[u8]) {
+    for (pair, w4) in px.chunks_exact_mut(2).zip(col.chunks_exact(4)) {
+        let w = u32::from_le_bytes([w4[0], w4[1], w4[2], w4[3]]);
+        pair[0] = simd::sxtab16(pair[0] as u32, w) as i32;
+        pair[1] = simd::sxtab16_ror8(pair[1] as u32, w) as i32;
+    }
+}
+
+/// Channel `co`'s lane of a pixel's words.
+#[inline(always)]
+fn lane(px: &[i32], co: usize) -> i32 {
+    let word = px[(co / 4) * 2 + (co & 1)] as u32;
+    ((word >> ((co & 2) * 8)) as u16 as i16) as i32
+}
+
+/// Per-channel read-out of `C` lanes: `requant(lane + bias, shift)`.
+struct LaneRequant<const C: usize> {
+    bias: [i32; C],
+    shift: [i32; C],
+    /// Every shift in `1..=31` and every `|bias| <= 2^29`: then `round_shift(lane + bias, s)`
+    /// is `(lane + bias + 2^(s-1)) >> s` without overflow, and `round` holds
+    /// `bias + 2^(s-1)`.
+    fast: bool,
+    round: [i32; C],
+}
+
+impl<const C: usize> LaneRequant<C> {
+    fn new(layer: &LayerParts<'_>) -> Self {
+        let bias: [i32; C] = core::array::from_fn(|co| layer.bias_at(co));
+        let shift: [i32; C] = core::array::from_fn(|co| layer.shift_at(co) as i32);
+        let fast = (0..C).all(|co| (1..=31).contains(&shift[co]) && bias[co].unsigned_abs() <= 1 << 29);
+        let round = core::array::from_fn(|co| {
+            if fast {
+                bias[co] + (1 << (shift[co] - 1))
+            } else {
+                0
+            }
+        });
+        LaneRequant {
+            bias,
+            shift,
+            fast,
+            round,
+        }
+    }
+
+    /// The requantised value of channel `co` from its lane sum `a`.
+    #[inline(always)]
+    fn value(&self, a: i32, co: usize) -> i32 {
+        if self.fast {
+            (a + self.round[co]) >> self.shift[co]
+        } else {
+            requant(a + self.bias[co], self.shift[co])
+        }
+    }
+}
+
+/// [`conv`] on `i16` lanes for a `K x K` kernel and `C` output channels (see [`lanes16_conv`]).
+fn conv_lanes16<const K: usize, const C: usize>(
+    spk: &[u64],
+    g: Geom,
+    layer: &LayerParts<'_>,
+    mut out: Out<'_>,
+    ring: &mut [i32],
+) -> u64 {
+    let pad = K / 2;
+    let pw = C / 2;
+    let rw = (g.w + 2 * pad) * pw;
+    let ring = &mut ring[..RING_ROWS * rw];
+    ring.fill(0);
+    let kcol = K * C;
+    let row_bits = g.w * g.c;
+    let rq = LaneRequant::<C>::new(layer);
+    let mut taps = 0u64;
+    for y in 0..g.h {
+        // (ring offset, weight offset) of every kernel row whose output row exists.
+        let ky_lo = (y + pad + 1).saturating_sub(g.h);
+        let ky_hi = (K - 1).min(y + pad);
+        let mut rows = [(0usize, 0usize); K];
+        let mut nr = 0;
+        for ky in ky_lo..=ky_hi {
+            rows[nr] = (((y + pad - ky) % RING_ROWS) * rw, ky * kcol);
+            nr += 1;
+        }
+        let rows = &rows[..nr];
+        let start = y * row_bits;
+        let end = start + row_bits;
+        // Taps: K per spike, less one for the spikes of the first and of the last column.
+        let spikes = count_ones_range(spk, start, end) as u64;
+        let border = if pad == 0 {
+            0
+        } else {
+            count_ones_range(spk, start, start + g.c) + count_ones_range(spk, end - g.c, end)
+        };
+        taps += (K as u64 * spikes - border as u64) * nr as u64;
+        for_each_set_bit(spk, start, end, |idx| {
+            let rel = idx - start;
+            let x = rel / g.c;
+            let ci = rel - x * g.c;
+            let (po, wo) = (x * pw, ci * K * kcol);
+            for &(ro, kyo) in rows {
+                let o = ro + po;
+                let px = ring[o..o + K * pw].chunks_exact_mut(pw);
+                let w = wo + kyo;
+                // Padded pixel `x + j` takes kernel column `kx = K - 1 - j`.
+                for (p, c) in px.zip(layer.weights[w..w + kcol].chunks_exact(C).rev()) {
+                    add_lanes(p, c);
+                }
+            }
+        });
+        if y >= pad {
+            emit_lanes::<C>(ring, rw, y - pad, g, pad, &rq, &mut out);
+        }
+    }
+    for oy in g.h.saturating_sub(pad)..g.h {
+        emit_lanes::<C>(ring, rw, oy, g, pad, &rq, &mut out);
+    }
+    taps * C as u64
+}
+
+/// [`emit`] for the `i16` lanes.
+fn emit_lanes<const C: usize>(
+    ring: &mut [i32],
+    rw: usize,
+    oy: usize,
+    g: Geom,
+    pad: usize,
+    rq: &LaneRequant<C>,
+    out: &mut Out<'_>,
+) {
+    let pw = C / 2;
+    let slot = |r: usize| (r % RING_ROWS) * rw;
+    match out {
+        Out::Add(dst) => {
+            let s = slot(oy);
+            let row = &ring[s + pad * pw..s + rw];
+            let d = &mut dst[oy * g.w * C..(oy + 1) * g.w * C];
+            for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
+                for (co, dv) in dpx.iter_mut().enumerate() {
+                    let v = rq.value(lane(px, co), co);
+                    *dv = sat_i16(*dv as i64 + v as i64);
+                }
+            }
+            ring[s..s + rw].fill(0);
+        }
+        Out::MaxPool2(dst) => {
+            let (h2, w2) = (g.h / 2, g.w / 2);
+            if oy % 2 == 0 || oy / 2 >= h2 {
+                return;
+            }
+            let oy2 = oy / 2;
+            let (s0, s1) = (slot(oy - 1), slot(oy));
+            let d = &mut dst[oy2 * w2 * C..(oy2 + 1) * w2 * C];
+            let r0 = &ring[s0 + pad * pw..s0 + rw];
+            let r1 = &ring[s1 + pad * pw..s1 + rw];
+            let pairs = r0.chunks_exact(2 * pw).zip(r1.chunks_exact(2 * pw));
+            for (dpx, (a, b)) in d.chunks_exact_mut(C).zip(pairs) {
+                let (a0, a1) = a.split_at(pw);
+                let (b0, b1) = b.split_at(pw);
+                for (co, dv) in dpx.iter_mut().enumerate() {
+                    let m = lane(a0, co)
+                        .max(lane(a1, co))
+                        .max(lane(b0, co))
+                        .max(lane(b1, co));
+                    // The read-out is monotone: max-then-requantise = requantise-then-max.
+                    *dv = sat_i16(rq.value(m, co) as i64);
+                }
+            }
+            ring[s0..s0 + rw].fill(0);
+            ring[s1..s1 + rw].fill(0);
         }
     }
 }

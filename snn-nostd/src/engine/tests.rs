@@ -775,6 +775,7 @@ fn set_bits_in_range() {
             let want: Vec<usize> = (start..end)
                 .filter(|&i| words[i / 64] >> (i % 64) & 1 == 1)
                 .collect();
+            assert_eq!(count_ones_range(&words, start, end) as usize, want.len());
             assert_eq!(got, want, "{start}..{end}");
         }
     }
@@ -834,12 +835,11 @@ fn dense_conv_sums(
 /// Runs the event conv on accumulator `A` and checks both outputs (add, MaxPool2) and the
 /// synaptic-operation count against the dense sums.
 #[allow(clippy::too_many_arguments)]
-fn check_event_conv<A: conv::Accum>(
-    spk: &[u64],
+fn check_event_conv(
+    run: impl Fn(conv::Out<'_>, &mut [i32]) -> u64,
     g: Geom,
     k: usize,
     l: &LayerParts<'_>,
-    wbytes: usize,
     c_out: usize,
     sums: &[i64],
     dense_ops: u64,
@@ -847,7 +847,7 @@ fn check_event_conv<A: conv::Accum>(
     let (h, w) = (g.h, g.w);
     let mut ring = vec![0i32; conv::ring_len(w, c_out)];
     let mut dst = vec![100i16; h * w * c_out];
-    let ops = conv::conv::<A>(spk, g, k, l, wbytes, c_out, conv::Out::Add(&mut dst), &mut ring);
+    let ops = run(conv::Out::Add(&mut dst), &mut ring);
     assert_eq!(ops, dense_ops, "cost = active inputs x kernel taps x c_out");
     for (i, (&d, &s)) in dst.iter().zip(sums).enumerate() {
         let sh = l.shift_at(i % c_out) as i32;
@@ -858,16 +858,7 @@ fn check_event_conv<A: conv::Accum>(
     }
     let (h2, w2) = (h / 2, w / 2);
     let mut pooled = vec![-7i16; h2 * w2 * c_out];
-    let ops = conv::conv::<A>(
-        spk,
-        g,
-        k,
-        l,
-        wbytes,
-        c_out,
-        conv::Out::MaxPool2(&mut pooled),
-        &mut ring,
-    );
+    let ops = run(conv::Out::MaxPool2(&mut pooled), &mut ring);
     assert_eq!(ops, dense_ops);
     for y in 0..h2 {
         for x in 0..w2 {
@@ -887,7 +878,7 @@ fn check_event_conv<A: conv::Accum>(
 fn event_conv_equals_dense<W: Wt>(bits: Bits) {
     let mut rng = test_rng(11);
     let mut lanes_checked = 0;
-    for &(c_in, c_out, h, w, k) in &[
+    for (case, &(c_in, c_out, h, w, k)) in [
         (3, 5, 6, 7, 3),
         (4, 4, 5, 5, 1),
         (1, 2, 1, 1, 3),
@@ -896,7 +887,10 @@ fn event_conv_equals_dense<W: Wt>(bits: Bits) {
         (8, 4, 9, 4, 3),
         (4, 12, 2, 3, 3),
         (16, 16, 4, 4, 1),
-    ] {
+    ]
+    .iter()
+    .enumerate()
+    {
         let g = Geom { c: c_in, h, w };
         let (spk, b) = rand_spikes(&mut rng, g.len(), 0.3);
         let nw = c_in * k * k * c_out;
@@ -904,20 +898,33 @@ fn event_conv_equals_dense<W: Wt>(bits: Bits) {
             .map(|_| rng.int(-(bits.qmax() as i64), bits.qmax() as i64) as i32)
             .collect();
         let bias: Vec<i32> = (0..c_out).map(|_| rng.int(-1000, 1000) as i32).collect();
-        // Right shifts, none, left shifts and a shift past the word: every requant branch.
-        let shifts: Vec<i8> = (0..c_out).map(|co| [3, 0, -2, 7, 1, 40][co % 6]).collect();
+        // Even cases: right shifts, none, left shifts and a shift past the word (every requant
+        // branch); odd cases: right shifts only (the lanes' shift-and-round read-out).
+        let shifts: Vec<i8> = (0..c_out)
+            .map(|co| match case % 2 {
+                0 => [3, 0, -2, 7, 1, 40][co % 6],
+                _ => [3, 5, 1, 9][co % 4],
+            })
+            .collect();
         let layer = OwnedLayer::new(bits, &wi, &bias, &shifts);
         let l = layer.view();
         let (sums, dense_ops) = dense_conv_sums(&b, g, k, &wi, &bias, c_out);
-        check_event_conv::<conv::Sat<W>>(&spk, g, k, &l, W::BYTES, c_out, &sums, dense_ops);
-        if conv::lanes16_exact(&l, bits, c_out) {
-            check_event_conv::<conv::Lanes16>(&spk, g, k, &l, 1, c_out, &sums, dense_ops);
+        let sat = |out: conv::Out<'_>, ring: &mut [i32]| {
+            conv::conv::<conv::Sat<W>>(&spk, g, k, &l, W::BYTES, c_out, out, ring)
+        };
+        check_event_conv(sat, g, k, &l, c_out, &sums, dense_ops);
+        if let (true, Some(f)) = (
+            conv::lanes16_exact(&l, bits, c_out),
+            conv::lanes16_conv(k, c_out),
+        ) {
+            let lanes = |out: conv::Out<'_>, ring: &mut [i32]| f(&spk, g, &l, out, ring);
+            check_event_conv(lanes, g, k, &l, c_out, &sums, dense_ops);
             lanes_checked += 1;
         }
     }
     if bits == Bits::B8 {
-        // Every case with c_out a multiple of 4 has small enough weight sums.
-        assert_eq!(lanes_checked, 5);
+        // Every case with 4, 8 or 16 outputs has small enough weight sums.
+        assert_eq!(lanes_checked, 4);
     } else {
         assert_eq!(lanes_checked, 0, "16-bit weights never take the i16 lanes");
     }
