@@ -333,8 +333,8 @@ fn add_sat(dst: &mut [i16], src: &[i16]) {
     }
 }
 
-/// A LIF layer over `mem.len()` neurons whose input `i` is `input(i)`; writes the packed spikes
-/// into `bits` and returns the spike count.
+/// A LIF layer over `mem.len()` neurons whose input `i` is `input(i)` (called once per neuron,
+/// in increasing `i`); writes the packed spikes into `bits` and returns the spike count.
 #[inline]
 fn lif_layer(
     mem: &mut [i16],
@@ -1122,10 +1122,15 @@ impl<'m, 'b> Engine<'m, 'b> {
 fn post_lif(x: &[i16], c: usize, post: &PostParts<'_>, mem: &mut [i16], bits: &mut [u64]) -> u64 {
     let th = threshold(post.exp);
     let s = post.shift as i32;
+    // `lif_layer` asks for the neurons in order: the channel is a running counter.
+    let mut ch = 0;
     lif_layer(mem, th, bits, |i| {
-        let ch = i % c;
         let mul = crate::model::read_i32(post.mul, ch) as i64;
         let add = crate::model::read_i32(post.add, ch) as i64;
+        ch += 1;
+        if ch == c {
+            ch = 0;
+        }
         sat_i16(round_shift(x[i] as i64 * mul + add, s))
     })
 }

@@ -87,21 +87,28 @@ pub(super) fn lanes16_exact(layer: &LayerParts<'_>, bits: Bits, c_out: usize) ->
         return false;
     }
     (0..c_out).all(|co| {
-        let (mut pos, mut neg) = (0i32, 0i32);
-        for &b in layer.weights.iter().skip(co).step_by(c_out) {
-            let w = b as i8 as i32;
-            if w > 0 {
-                pos += w;
-            } else {
-                neg += w;
-            }
-        }
+        let (pos, neg) = weight_sums_i8(layer, c_out, co);
         let bias = layer.bias_at(co);
         pos <= i16::MAX as i32
             && neg >= i16::MIN as i32
             && bias.checked_add(pos).is_some()
             && bias.checked_add(neg).is_some()
     })
+}
+
+/// The sums of the positive and of the negative `i8` weights of output channel `co`: the range
+/// of every sum of its spike contributions.
+fn weight_sums_i8(layer: &LayerParts<'_>, c_out: usize, co: usize) -> (i32, i32) {
+    let (mut pos, mut neg) = (0i32, 0i32);
+    for &b in layer.weights.iter().skip(co).step_by(c_out) {
+        let w = b as i8 as i32;
+        if w > 0 {
+            pos += w;
+        } else {
+            neg += w;
+        }
+    }
+    (pos, neg)
 }
 
 /// Where the requantised conv outputs go.
@@ -266,42 +273,67 @@ fn lane(px: &[i32], co: usize) -> i32 {
 struct LaneRequant<const C: usize> {
     bias: [i32; C],
     shift: [i32; C],
-    /// Every shift in `1..=31` and every `|bias| <= 2^29`: then `round_shift(lane + bias, s)`
-    /// is `(lane + bias + 2^(s-1)) >> s` without overflow, and `round` holds
-    /// `bias + 2^(s-1)`.
+    /// Whether every channel has an exact 32-bit multiply-add-shift form: then `requant(lane +
+    /// bias, shift)` may be replaced by `(lane * mul + add) >> right`, which gives the same
+    /// `sat_i16(d + v)` and `sat_i16(v)` (see [`requant`]). With `L` the largest `|lane|`
+    /// ([`weight_sums_i8`], at most `2^15`):
+    /// - shift `s` in `1..=31`, `|bias| <= 2^29`: `mul = 1`, `add = bias + 2^(s-1)`, `right = s`
+    ///   (round half up; `|lane + add| < 2^31`);
+    /// - shift `s <= 0`, `(L + |bias|) * 2^-s <= 2^30`: `mul = 2^-s`, `add = bias * 2^-s`,
+    ///   `right = 0` (the exact product, no 32-bit overflow; beyond `2^17` both saturate).
     fast: bool,
-    round: [i32; C],
+    mul: [i32; C],
+    add: [i32; C],
+    right: [u32; C],
 }
 
 impl<const C: usize> LaneRequant<C> {
     fn new(layer: &LayerParts<'_>) -> Self {
         let bias: [i32; C] = core::array::from_fn(|co| layer.bias_at(co));
         let shift: [i32; C] = core::array::from_fn(|co| layer.shift_at(co) as i32);
-        let fast = (0..C).all(|co| (1..=31).contains(&shift[co]) && bias[co].unsigned_abs() <= 1 << 29);
-        let round = core::array::from_fn(|co| {
-            if fast {
-                bias[co] + (1 << (shift[co] - 1))
-            } else {
-                0
+        let (mut mul, mut add, mut right) = ([1; C], [0; C], [0; C]);
+        let mut fast = true;
+        for co in 0..C {
+            let (b, s) = (bias[co] as i64, shift[co]);
+            if (1..=31).contains(&s) && b.abs() <= 1 << 29 {
+                add[co] = (b + (1 << (s - 1))) as i32;
+                right[co] = s as u32;
+                continue;
             }
-        });
+            let (pos, neg) = weight_sums_i8(layer, C, co);
+            let lane = pos.max(-neg) as i64;
+            if s <= 0 && s >= -30 && (lane + b.abs()) << -s <= 1 << 30 {
+                mul[co] = 1 << -s;
+                add[co] = (b << -s) as i32;
+            } else {
+                fast = false;
+            }
+        }
         LaneRequant {
             bias,
             shift,
             fast,
-            round,
+            mul,
+            add,
+            right,
         }
     }
 
-    /// The requantised value of channel `co` from its lane sum `a`.
+    /// The requantised value of channel `co` from its lane sum `a`; `|value| <= 2^30`.
     #[inline(always)]
     fn value(&self, a: i32, co: usize) -> i32 {
         if self.fast {
-            (a + self.round[co]) >> self.shift[co]
+            (a * self.mul[co] + self.add[co]) >> self.right[co]
         } else {
             requant(a + self.bias[co], self.shift[co])
         }
     }
+}
+
+/// `d + v` saturated to `i16` (`|v| <= 2^30`: no 32-bit overflow).
+#[inline(always)]
+fn add_sat16(d: i16, v: i32) -> i16 {
+    (d as i32 + v).clamp(i16::MIN as i32, i16::MAX as i32) as i16
 }
 
 /// [`conv`] on `i16` lanes for a `K x K` kernel and `C` output channels (see [`lanes16_conv`]).
@@ -386,8 +418,7 @@ fn emit_lanes<const C: usize>(
             let d = &mut dst[oy * g.w * C..(oy + 1) * g.w * C];
             for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
                 for (co, dv) in dpx.iter_mut().enumerate() {
-                    let v = rq.value(lane(px, co), co);
-                    *dv = sat_i16(*dv as i64 + v as i64);
+                    *dv = add_sat16(*dv, rq.value(lane(px, co), co));
                 }
             }
             ring[s..s + rw].fill(0);
@@ -412,7 +443,7 @@ fn emit_lanes<const C: usize>(
                         .max(lane(b0, co))
                         .max(lane(b1, co));
                     // The read-out is monotone: max-then-requantise = requantise-then-max.
-                    *dv = sat_i16(rq.value(m, co) as i64);
+                    *dv = add_sat16(0, rq.value(m, co));
                 }
             }
             ring[s0..s0 + rw].fill(0);

@@ -898,12 +898,14 @@ fn event_conv_equals_dense<W: Wt>(bits: Bits) {
             .map(|_| rng.int(-(bits.qmax() as i64), bits.qmax() as i64) as i32)
             .collect();
         let bias: Vec<i32> = (0..c_out).map(|_| rng.int(-1000, 1000) as i32).collect();
-        // Even cases: right shifts, none, left shifts and a shift past the word (every requant
-        // branch); odd cases: right shifts only (the lanes' shift-and-round read-out).
+        // Right shifts, none, left shifts and a shift past the word (every requant branch);
+        // right shifts only, and left shifts or none only (the lanes' two multiply-add-shift
+        // read-outs).
         let shifts: Vec<i8> = (0..c_out)
-            .map(|co| match case % 2 {
+            .map(|co| match case % 3 {
                 0 => [3, 0, -2, 7, 1, 40][co % 6],
-                _ => [3, 5, 1, 9][co % 4],
+                1 => [3, 5, 1, 9][co % 4],
+                _ => [0, -2, -1, -3][co % 4],
             })
             .collect();
         let layer = OwnedLayer::new(bits, &wi, &bias, &shifts);
