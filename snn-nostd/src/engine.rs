@@ -234,21 +234,44 @@ fn stem<W: Wt>(
     c_out: usize,
     dst: &mut [i16],
 ) {
-    // A pixel whose 3x3 window lies inside the input: no padding tests.
+    // A pixel whose 3x3 window lies inside the input: no padding tests; 32-bit sums where no
+    // channel's `|bias| + 2^15 * sum |w|` reaches 2^31.
+    let taps = in_c * 9;
+    let fits32 = (0..c_out).all(|co| {
+        let l1: i64 = (0..taps)
+            .map(|t| (W::at(layer.weights, co * taps + t) as i64).abs())
+            .sum();
+        (layer.bias_at(co) as i64).abs() + (l1 << 15) < 1 << 31
+    });
     let interior = |y: usize, x: usize, co: usize| -> i64 {
-        let mut acc = layer.bias_at(co) as i64;
-        for ci in 0..in_c {
-            for ky in 0..3 {
-                let b = (ci * in_h + y + ky - 1) * in_w + x - 1;
-                let p = &input[b..b + 3];
-                let wi = ((co * in_c + ci) * 3 + ky) * 3;
-                let w = layer.weights;
-                acc += p[0] as i64 * W::at(w, wi) as i64
-                    + p[1] as i64 * W::at(w, wi + 1) as i64
-                    + p[2] as i64 * W::at(w, wi + 2) as i64;
+        let w = &layer.weights[co * taps * W::BYTES..(co + 1) * taps * W::BYTES];
+        if fits32 {
+            let mut acc = layer.bias_at(co);
+            for ci in 0..in_c {
+                for ky in 0..3 {
+                    let b = (ci * in_h + y + ky - 1) * in_w + x - 1;
+                    let p = &input[b..b + 3];
+                    let wi = (ci * 3 + ky) * 3;
+                    acc += p[0] as i32 * W::at(w, wi)
+                        + p[1] as i32 * W::at(w, wi + 1)
+                        + p[2] as i32 * W::at(w, wi + 2);
+                }
             }
+            acc as i64
+        } else {
+            let mut acc = layer.bias_at(co) as i64;
+            for ci in 0..in_c {
+                for ky in 0..3 {
+                    let b = (ci * in_h + y + ky - 1) * in_w + x - 1;
+                    let p = &input[b..b + 3];
+                    let wi = (ci * 3 + ky) * 3;
+                    acc += p[0] as i64 * W::at(w, wi) as i64
+                        + p[1] as i64 * W::at(w, wi + 1) as i64
+                        + p[2] as i64 * W::at(w, wi + 2) as i64;
+                }
+            }
+            acc
         }
-        acc
     };
     let at = |y: usize, x: usize, co: usize| -> i64 {
         if y >= 1 && y + 1 < in_h && x >= 1 && x + 1 < in_w {

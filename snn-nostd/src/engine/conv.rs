@@ -300,9 +300,13 @@ impl<const C: usize> LaneRequant<C> {
                 right[co] = s as u32;
                 continue;
             }
-            let (pos, neg) = weight_sums_i8(layer, C, co);
-            let lane = pos.max(-neg) as i64;
-            if s <= 0 && s >= -30 && (lane + b.abs()) << -s <= 1 << 30 {
+            // The lane bound 2^15 first; the exact one (a pass over the weights) if that fails.
+            let fits = |lane: i64| s <= 0 && s >= -30 && (lane + b.abs()) << -s <= 1 << 30;
+            let exact = || {
+                let (pos, neg) = weight_sums_i8(layer, C, co);
+                pos.max(-neg) as i64
+            };
+            if fits(1 << 15) || fits(exact()) {
                 mul[co] = 1 << -s;
                 add[co] = (b << -s) as i32;
             } else {
@@ -351,6 +355,8 @@ fn conv_lanes16<const K: usize, const C: usize>(
     ring.fill(0);
     let kcol = K * C;
     let row_bits = g.w * g.c;
+    // Model validation gives every conv exactly `c_in * K * K * C` weights.
+    let weights = &layer.weights[..g.c * K * kcol];
     let rq = LaneRequant::<C>::new(layer);
     let mut taps = 0u64;
     for y in 0..g.h {
@@ -367,28 +373,38 @@ fn conv_lanes16<const K: usize, const C: usize>(
         let start = y * row_bits;
         let end = start + row_bits;
         // Taps: K per spike, less one for the spikes of the first and of the last column.
-        let spikes = count_ones_range(spk, start, end) as u64;
+        let mut spikes = 0u32;
         let border = if pad == 0 {
             0
         } else {
             count_ones_range(spk, start, start + g.c) + count_ones_range(spk, end - g.c, end)
         };
-        taps += (K as u64 * spikes - border as u64) * nr as u64;
         for_each_set_bit(spk, start, end, |idx| {
+            spikes += 1;
             let rel = idx - start;
             let x = rel / g.c;
             let ci = rel - x * g.c;
             let (po, wo) = (x * pw, ci * K * kcol);
             for &(ro, kyo) in rows {
                 let o = ro + po;
-                let px = ring[o..o + K * pw].chunks_exact_mut(pw);
                 let w = wo + kyo;
+                debug_assert!(o + K * pw <= ring.len() && w + kcol <= weights.len());
+                // SAFETY: `ro <= 3 * rw` and `x < g.w`, so `o + K * pw <= 3 * rw + (g.w + 2 * pad)
+                // * pw = 4 * rw = ring.len()`; `ci < g.c` and `ky < K`, so `w + kcol <= g.c * K *
+                // kcol = weights.len()`. (Bounds checks here cost a third of the adds.)
+                let (px, wk) = unsafe {
+                    (
+                        ring.get_unchecked_mut(o..o + K * pw),
+                        weights.get_unchecked(w..w + kcol),
+                    )
+                };
                 // Padded pixel `x + j` takes kernel column `kx = K - 1 - j`.
-                for (p, c) in px.zip(layer.weights[w..w + kcol].chunks_exact(C).rev()) {
+                for (p, c) in px.chunks_exact_mut(pw).zip(wk.chunks_exact(C).rev()) {
                     add_lanes(p, c);
                 }
             }
         });
+        taps += (K as u64 * spikes as u64 - border as u64) * nr as u64;
         if y >= pad {
             emit_lanes::<C>(ring, rw, y - pad, g, pad, &rq, &mut out);
         }
