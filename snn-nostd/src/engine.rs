@@ -1144,7 +1144,10 @@ impl<'m, 'b> Engine<'m, 'b> {
 /// Affine (folded BN) -> LIF over a cell output `x` (HWC, `c` channels).
 fn post_lif(x: &[i16], c: usize, post: &PostParts<'_>, mem: &mut [i16], bits: &mut [u64]) -> u64 {
     let th = threshold(post.exp);
-    let s = post.shift as i32;
+    // `round_shift(v, s)` is `(v + 2^(s-1)) >> s` here: `|v| < 2^47` cannot overflow with the
+    // rounding term (`s <= 62`, as `round_shift` clamps it).
+    let s = (post.shift as u32).min(62);
+    let round = (1i64 << s) >> 1;
     // `lif_layer` asks for the neurons in order: the channel is a running counter.
     let mut ch = 0;
     lif_layer(mem, th, bits, |i| {
@@ -1154,7 +1157,7 @@ fn post_lif(x: &[i16], c: usize, post: &PostParts<'_>, mem: &mut [i16], bits: &m
         if ch == c {
             ch = 0;
         }
-        sat_i16(round_shift(x[i] as i64 * mul + add, s))
+        sat_i16((x[i] as i64 * mul + add + round) >> s)
     })
 }
 
