@@ -20,9 +20,13 @@
 //! in HWC order: neuron `(c, y, x)` of a `C x H x W` map is bit `(y * W + x) * C + c`. Padding bits
 //! of the last word are 0. Every layer fed by spikes (cell convs, the down conv, fc1, fc2) walks
 //! the set bits only and adds, per spike, a contiguous weight column of `C_out` values (weights
-//! are stored `[ci][ky][kx][co]`): its cost follows the spike count. Convolutions run one output
-//! row at a time into an `i32` row accumulator (`W * C_out`; two rows for the down conv, whose
-//! MaxPool2 is fused), so no full-size `i32` tensor is ever needed. Only the stem is dense (its
+//! are stored `[ci][ky][kx][co]`): its cost follows the spike count. Convolutions scan their
+//! input once and accumulate into a ring of four padded output rows (`conv` module; the down
+//! conv's MaxPool2 is fused), so no full-size accumulator tensor is ever needed and no spike
+//! tests a border. With `i8` weights and 4, 8 or 16 output channels the accumulators are `i16`
+//! lanes added two at a time with `SXTAB16` (feature `dsp` on Cortex-M4/M7, portable code
+//! elsewhere), wherever the weight sums prove the result equal to the saturating `i32` adds of
+//! the definition above; every other layer uses those `i32` adds. Only the stem is dense (its
 //! input is real-valued): static input runs it once per sample, event input once per frame
 //! (with the DVS MaxPool2 fused).
 //!
@@ -49,9 +53,9 @@
 //! for layer in engine.stats() { /* layer.spikes, layer.sar() */ }
 //! ```
 
-use crate::bits::{for_each_set_bit, set_bit, words_for};
 #[cfg(test)]
 use crate::bits::count_ones_range;
+use crate::bits::{for_each_set_bit, set_bit, words_for};
 use crate::genotype::{CellType, Genotype, Op, NUM_NODES};
 use crate::model::{Bits, CellParts, CellPlan, Dims, InputKind, LayerParts, Model, PostParts};
 use core::fmt;
@@ -475,7 +479,7 @@ impl SpikeObserver for () {
 pub struct BufferSizes {
     /// `i16` activations: nodes, back states, membranes, cached stem output.
     pub act: usize,
-    /// `i32` accumulators: conv row, fc outputs, class scores.
+    /// `i32` accumulators: conv output-row ring, fc outputs, class scores.
     pub acc: usize,
     /// `u64` words of bit-packed spike maps.
     pub bits: usize,

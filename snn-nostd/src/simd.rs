@@ -30,7 +30,11 @@ pub fn sxtab16(acc: u32, w: u32) -> u32 {
     }
     #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
     {
-        lanes_add(acc, w as u8 as i8 as i16 as u16, (w >> 16) as u8 as i8 as i16 as u16)
+        lanes_add(
+            acc,
+            w as u8 as i8 as i16 as u16,
+            (w >> 16) as u8 as i8 as i16 as u16,
+        )
     }
 }
 

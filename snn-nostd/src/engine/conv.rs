@@ -31,7 +31,9 @@ pub(super) const RING_ROWS: usize = 4;
 /// `i32` words of the ring of a conv over rows of `w` pixels with `c_out` outputs (the general
 /// accumulator's size, twice the `i16` lanes').
 pub(super) const fn ring_len(w: usize, c_out: usize) -> usize {
-    RING_ROWS.saturating_mul(w.saturating_add(2)).saturating_mul(c_out)
+    RING_ROWS
+        .saturating_mul(w.saturating_add(2))
+        .saturating_mul(c_out)
 }
 
 /// How one output pixel accumulates its weight columns.
@@ -210,7 +212,7 @@ fn emit<A: Accum>(
         }
         Out::MaxPool2(dst) => {
             let (h2, w2) = (g.h / 2, g.w / 2);
-            if oy % 2 == 0 || oy / 2 >= h2 {
+            if oy.is_multiple_of(2) || oy / 2 >= h2 {
                 return;
             }
             let oy2 = oy / 2;
@@ -222,7 +224,10 @@ fn emit<A: Accum>(
                 let at = |s: usize, x: usize| A::value(ring[s + (x + pad) * pw + off], sh, bias);
                 for (ox2, dv) in d[co..].iter_mut().step_by(c_out).enumerate() {
                     let x = 2 * ox2;
-                    let m = at(s0, x).max(at(s0, x + 1)).max(at(s1, x)).max(at(s1, x + 1));
+                    let m = at(s0, x)
+                        .max(at(s0, x + 1))
+                        .max(at(s1, x))
+                        .max(at(s1, x + 1));
                     // requant is monotone: max-then-requantise = requantise-then-max.
                     *dv = sat_i16(requant(m, shift) as i64);
                 }
@@ -301,7 +306,7 @@ impl<const C: usize> LaneRequant<C> {
                 continue;
             }
             // The lane bound 2^15 first; the exact one (a pass over the weights) if that fails.
-            let fits = |lane: i64| s <= 0 && s >= -30 && (lane + b.abs()) << -s <= 1 << 30;
+            let fits = |lane: i64| (-30..=0).contains(&s) && (lane + b.abs()) << -s <= 1 << 30;
             let exact = || {
                 let (pos, neg) = weight_sums_i8(layer, C, co);
                 pos.max(-neg) as i64
@@ -441,7 +446,7 @@ fn emit_lanes<const C: usize>(
         }
         Out::MaxPool2(dst) => {
             let (h2, w2) = (g.h / 2, g.w / 2);
-            if oy % 2 == 0 || oy / 2 >= h2 {
+            if oy.is_multiple_of(2) || oy / 2 >= h2 {
                 return;
             }
             let oy2 = oy / 2;

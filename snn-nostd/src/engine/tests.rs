@@ -869,7 +869,11 @@ fn check_event_conv(
                     .max(at(2 * y + 1, 2 * x))
                     .max(at(2 * y + 1, 2 * x + 1));
                 let want = sat_i16(round_shift(m, l.shift_at(co) as i32));
-                assert_eq!(pooled[(y * w2 + x) * c_out + co], want, "pool ({y},{x},{co})");
+                assert_eq!(
+                    pooled[(y * w2 + x) * c_out + co],
+                    want,
+                    "pool ({y},{x},{co})"
+                );
             }
         }
     }
