@@ -225,104 +225,6 @@ fn conv_edge<W: Wt>(
     }
 }
 
-/// The dense stem: 3x3 conv (pad 1) of the CHW `input` + folded BN (optionally MaxPool2),
-/// written into `dst` (HWC).
-#[allow(clippy::too_many_arguments)]
-fn stem<W: Wt>(
-    input: &[i16],
-    in_c: usize,
-    in_h: usize,
-    in_w: usize,
-    pool: bool,
-    layer: &LayerParts<'_>,
-    c_out: usize,
-    dst: &mut [i16],
-) {
-    // A pixel whose 3x3 window lies inside the input: no padding tests; 32-bit sums where no
-    // channel's `|bias| + 2^15 * sum |w|` reaches 2^31.
-    let taps = in_c * 9;
-    let fits32 = (0..c_out).all(|co| {
-        let l1: i64 = (0..taps)
-            .map(|t| (W::at(layer.weights, co * taps + t) as i64).abs())
-            .sum();
-        (layer.bias_at(co) as i64).abs() + (l1 << 15) < 1 << 31
-    });
-    let interior = |y: usize, x: usize, co: usize| -> i64 {
-        let w = &layer.weights[co * taps * W::BYTES..(co + 1) * taps * W::BYTES];
-        if fits32 {
-            let mut acc = layer.bias_at(co);
-            for ci in 0..in_c {
-                for ky in 0..3 {
-                    let b = (ci * in_h + y + ky - 1) * in_w + x - 1;
-                    let p = &input[b..b + 3];
-                    let wi = (ci * 3 + ky) * 3;
-                    acc += p[0] as i32 * W::at(w, wi)
-                        + p[1] as i32 * W::at(w, wi + 1)
-                        + p[2] as i32 * W::at(w, wi + 2);
-                }
-            }
-            acc as i64
-        } else {
-            let mut acc = layer.bias_at(co) as i64;
-            for ci in 0..in_c {
-                for ky in 0..3 {
-                    let b = (ci * in_h + y + ky - 1) * in_w + x - 1;
-                    let p = &input[b..b + 3];
-                    let wi = (ci * 3 + ky) * 3;
-                    acc += p[0] as i64 * W::at(w, wi) as i64
-                        + p[1] as i64 * W::at(w, wi + 1) as i64
-                        + p[2] as i64 * W::at(w, wi + 2) as i64;
-                }
-            }
-            acc
-        }
-    };
-    let at = |y: usize, x: usize, co: usize| -> i64 {
-        if y >= 1 && y + 1 < in_h && x >= 1 && x + 1 < in_w {
-            return interior(y, x, co);
-        }
-        let mut acc = layer.bias_at(co) as i64;
-        for ci in 0..in_c {
-            for ky in 0..3 {
-                let iy = y + ky;
-                if iy < 1 || iy > in_h {
-                    continue;
-                }
-                let plane = &input[(ci * in_h + iy - 1) * in_w..(ci * in_h + iy) * in_w];
-                for kx in 0..3 {
-                    let ix = x + kx;
-                    if ix < 1 || ix > in_w {
-                        continue;
-                    }
-                    let w = W::at(layer.weights, ((co * in_c + ci) * 3 + ky) * 3 + kx);
-                    acc += plane[ix - 1] as i64 * w as i64;
-                }
-            }
-        }
-        acc
-    };
-    let (oh, ow) = if pool {
-        (in_h / 2, in_w / 2)
-    } else {
-        (in_h, in_w)
-    };
-    for y in 0..oh {
-        for x in 0..ow {
-            for co in 0..c_out {
-                let v = if pool {
-                    at(2 * y, 2 * x, co)
-                        .max(at(2 * y, 2 * x + 1, co))
-                        .max(at(2 * y + 1, 2 * x, co))
-                        .max(at(2 * y + 1, 2 * x + 1, co))
-                } else {
-                    at(y, x, co)
-                };
-                dst[(y * ow + x) * c_out + co] = sat_i16(round_shift(v, layer.shift_at(co) as i32));
-            }
-        }
-    }
-}
-
 /// `dst += pool3x3(src)` (stride 1, pad 1), HWC, saturating. `avg`: AvgPool (divide by 9, round
 /// half up); else MaxPool (padding ignored).
 fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16]) {
@@ -530,7 +432,7 @@ const fn layout(d: &Dims) -> Layout {
     let c2 = d.c2 as usize;
     let row = max(
         max(conv::ring_len(w1, max(c1, c2)), conv::ring_len(w2, c2)),
-        d.hidden as usize,
+        max(d.hidden as usize, stem::scratch_len(d)),
     );
     Layout {
         n1,
@@ -1054,18 +956,24 @@ impl<'m, 'b> Engine<'m, 'b> {
 
         // Stem -> cell-1 input x0 (nodes[0]).
         let (in_c, in_h, in_w) = (d.in_c as usize, d.in_h as usize, d.in_w as usize);
-        let run_stem = |dst: &mut [i16]| {
-            stem::<W>(frame, in_c, in_h, in_w, d.stem_pool, &p.stem, c1, dst);
+        let shape = stem::Shape {
+            c: in_c,
+            h: in_h,
+            w: in_w,
+            pool: d.stem_pool,
         };
         match d.input {
             InputKind::Static => {
                 if !self.stem_valid {
-                    run_stem(self.stem_out);
+                    stem::stem::<W>(frame, shape, &p.stem, c1, self.stem_out, self.row);
                     self.stem_valid = true;
                 }
                 self.nodes[0][..n1].copy_from_slice(self.stem_out);
             }
-            InputKind::Events => run_stem(&mut self.nodes[0][..n1]),
+            InputKind::Events => {
+                let dst = &mut self.nodes[0][..n1];
+                stem::stem::<W>(frame, shape, &p.stem, c1, dst, self.row);
+            }
         }
 
         // Cell 1 and cell 2, each followed by BN -> LIF.
@@ -1276,5 +1184,6 @@ fn cell_step<W: Wt, O: SpikeObserver>(
 }
 
 mod conv;
+mod stem;
 #[cfg(test)]
 mod tests;

@@ -1345,3 +1345,40 @@ fn write_fuzz_seeds() {
         }
     }
 }
+
+/// The stem's `i32` row path equals its `i64` per-pixel path, with and without MaxPool2, on
+/// odd and even sizes, and negative, zero and positive shifts.
+#[test]
+fn stem_rows_equal_stem_pixels() {
+    let mut rng = test_rng(21);
+    for &(c, h, w, pool, c_out) in &[
+        (3, 6, 7, false, 4),
+        (3, 6, 7, true, 4),
+        (2, 5, 5, true, 3),
+        (1, 1, 1, false, 2),
+        (3, 3, 2, false, 8),
+    ] {
+        let s = stem::Shape { c, h, w, pool };
+        let input: Vec<i16> = (0..c * h * w)
+            .map(|_| rng.int(-32768, 32767) as i16)
+            .collect();
+        let wi: Vec<i32> = (0..c_out * c * 9)
+            .map(|_| rng.int(-127, 127) as i32)
+            .collect();
+        let bias: Vec<i32> = (0..c_out)
+            .map(|_| rng.int(-100_000, 100_000) as i32)
+            .collect();
+        let shifts: Vec<i8> = (0..c_out).map(|co| [9, 0, -1, 14][co % 4]).collect();
+        let layer = OwnedLayer::new(Bits::B8, &wi, &bias, &shifts);
+        let l = layer.view();
+        let (oh, ow) = if pool { (h / 2, w / 2) } else { (h, w) };
+        let mut rows = vec![0i16; oh * ow * c_out];
+        let mut scratch = vec![0i32; 2 * w];
+        stem::stem::<W8>(&input, s, &l, c_out, &mut rows, &mut scratch);
+        let mut pixels = vec![0i16; oh * ow * c_out];
+        // No scratch: the per-pixel path.
+        stem::stem::<W8>(&input, s, &l, c_out, &mut pixels, &mut []);
+        assert_eq!(rows, pixels, "{c}x{h}x{w} pool {pool}");
+        assert!(rows.iter().any(|&v| v != 0));
+    }
+}
