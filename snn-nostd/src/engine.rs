@@ -423,17 +423,17 @@ struct Layout {
     row: usize,
 }
 
-const fn layout(d: &Dims) -> Layout {
+/// `lanes_only`: every conv runs on `i16` lanes, so the ring needs half the words.
+const fn layout(d: &Dims, lanes_only: bool) -> Layout {
     let n1 = d.n1();
     let n2 = d.n2();
     let (_, w1) = d.cell1_hw();
     let (_, w2) = d.cell2_hw();
     let c1 = d.c1 as usize;
     let c2 = d.c2 as usize;
-    let row = max(
-        max(conv::ring_len(w1, max(c1, c2)), conv::ring_len(w2, c2)),
-        max(d.hidden as usize, stem::scratch_len(d)),
-    );
+    let ring = max(conv::ring_len(w1, max(c1, c2)), conv::ring_len(w2, c2));
+    let ring = if lanes_only { ring / 2 } else { ring };
+    let row = max(ring, max(d.hidden as usize, stem::scratch_len(d)));
     Layout {
         n1,
         n2,
@@ -448,15 +448,20 @@ const fn layout(d: &Dims) -> Layout {
 
 /// Scratch sizes for a network of shape `dims` whose cells have genotype `ops` (one op per edge
 /// of `cell`). `const`, so firmware can size static buffers at build time; [`Engine::new`]
-/// checks them at start-up.
+/// checks them at start-up. They do not depend on the weights, so they can exceed
+/// [`buffer_sizes`] (by the half of the conv ring that `i16` lanes do not need).
 pub const fn buffer_sizes_for(dims: &Dims, cell: CellType, ops: &[Op]) -> BufferSizes {
+    sizes(dims, cell, ops, false)
+}
+
+const fn sizes(dims: &Dims, cell: CellType, ops: &[Op], lanes_only: bool) -> BufferSizes {
     let plan = CellPlan::new(cell, ops);
-    let l = layout(dims);
+    let l = layout(dims, lanes_only);
     let per_cell = plan.backs() + plan.lifs();
     let hidden = dims.hidden as usize;
     let act = l
         .stem
-        .saturating_add(l.nmax.saturating_mul(4))
+        .saturating_add(l.nmax.saturating_mul(plan.slots as usize))
         .saturating_add(per_cell.saturating_mul(l.n1.saturating_add(l.n2)))
         .saturating_add(l.n1)
         .saturating_add(l.n2)
@@ -480,7 +485,8 @@ pub const fn buffer_sizes_for(dims: &Dims, cell: CellType, ops: &[Op]) -> Buffer
 /// Scratch sizes for `model`.
 pub fn buffer_sizes(model: &Model<'_>) -> BufferSizes {
     let g = model.genotype();
-    buffer_sizes_for(model.dims(), g.cell(), g.ops())
+    let lanes_only = Lanes16Plan::new(model).covers_all(model);
+    sizes(model.dims(), g.cell(), g.ops(), lanes_only)
 }
 
 /// Why the engine refused to run.
@@ -627,12 +633,16 @@ impl Lanes16Plan {
         let p = model.parts();
         let d = model.dims();
         let bits = model.bits();
+        let g = model.genotype();
+        let lanes = |l: &LayerParts<'_>, k: usize, c: u16| {
+            conv::lanes16_conv(k, c as usize).is_some()
+                && conv::lanes16_exact(l, bits, c as usize)
+        };
         let mask = |cp: &CellParts<'_>, c: u16| {
             let mut m = 0u16;
-            for (k, l) in cp.convs.iter().enumerate() {
-                if l.as_ref()
-                    .is_some_and(|l| conv::lanes16_exact(l, bits, c as usize))
-                {
+            for (k, (l, &op)) in cp.convs.iter().zip(g.ops()).enumerate() {
+                let size = if op == Op::Conv1 { 1 } else { 3 };
+                if l.as_ref().is_some_and(|l| lanes(l, size, c)) {
                     m |= 1 << k;
                 }
             }
@@ -640,8 +650,20 @@ impl Lanes16Plan {
         };
         Lanes16Plan {
             cells: [mask(&p.cell1, d.c1), mask(&p.cell2, d.c2)],
-            down: conv::lanes16_exact(&p.down, bits, d.c2 as usize),
+            down: lanes(&p.down, 3, d.c2),
         }
+    }
+
+    /// Whether every conv of `model` (cells and down conv) runs on `i16` lanes.
+    fn covers_all(&self, model: &Model<'_>) -> bool {
+        let p = model.parts();
+        let covered = |cp: &CellParts<'_>, m: u16| {
+            cp.convs
+                .iter()
+                .enumerate()
+                .all(|(k, l)| l.is_none() || m >> k & 1 != 0)
+        };
+        self.down && covered(&p.cell1, self.cells[0]) && covered(&p.cell2, self.cells[1])
     }
 }
 
@@ -692,7 +714,8 @@ impl<'m, 'b> Engine<'m, 'b> {
         }
         let d = *model.dims();
         let plan = *model.plan();
-        let l = layout(&d);
+        let lanes16 = Lanes16Plan::new(model);
+        let l = layout(&d, lanes16.covers_all(model));
         let hidden = d.hidden as usize;
         let mut act = act;
         let mut acc = acc;
@@ -700,9 +723,9 @@ impl<'m, 'b> Engine<'m, 'b> {
         let stem_out = carve(&mut act, l.stem);
         let nodes = [
             carve(&mut act, l.nmax),
-            carve(&mut act, l.nmax),
-            carve(&mut act, l.nmax),
-            carve(&mut act, l.nmax),
+            carve(&mut act, if plan.slots > 1 { l.nmax } else { 0 }),
+            carve(&mut act, if plan.slots > 2 { l.nmax } else { 0 }),
+            carve(&mut act, if plan.slots > 3 { l.nmax } else { 0 }),
         ];
         let cell = |n: usize, act: &mut &'b mut [i16], bits: &mut &'b mut [u64]| {
             let back: [&'b mut [i16]; 3] =
@@ -774,7 +797,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             row,
             out,
             scores,
-            lanes16: Lanes16Plan::new(model),
+            lanes16,
             t: 0,
             stats,
             n_stats,
@@ -1007,7 +1030,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             );
             let n = geom.len();
             let spikes = post_lif(
-                &self.nodes[3][..n],
+                &self.nodes[plan.slot[3] as usize][..n],
                 geom.c,
                 post,
                 self.post_mem[k],
@@ -1110,8 +1133,9 @@ fn apply_edge<W: Wt>(
     }
 }
 
-/// One timestep of a cell. On entry `nodes[0]` holds the cell input `x0`; on exit `nodes[3]`
-/// holds the output `x3` and `nodes[0..3]` hold `x_i + B_i`. Returns the weight adds.
+/// One timestep of a cell. On entry node buffer 0 holds the cell input `x0`; on exit buffer
+/// `plan.slot[3]` holds the output `x3`, and the buffer of every kept node `j < 3`
+/// (`plan.keep_x`) holds `x_j + B_j`. Returns the weight adds.
 #[allow(clippy::too_many_arguments)]
 fn cell_step<W: Wt, O: SpikeObserver>(
     nodes: &mut [&mut [i16]; NUM_NODES],
@@ -1128,29 +1152,30 @@ fn cell_step<W: Wt, O: SpikeObserver>(
     let n = geom.len();
     let th = threshold(cp.exp);
     let mut ops = 0;
-    let [a, b, c, e] = nodes;
-    let mut x: [&mut [i16]; NUM_NODES] = [&mut a[..n], &mut b[..n], &mut c[..n], &mut e[..n]];
+    let slot = plan.slot.map(usize::from);
     let edges = g.cell().edges();
+    // The tensor an op reads (skip, pools), in a buffer other than `dst`'s (`CellPlan::slot`).
+    let source = |op: Op, j: usize| (!op.has_lif()).then_some(slot[j]);
     for i in 0..NUM_NODES {
         if i > 0 {
-            let (lo, hi) = x.split_at_mut(i);
-            let dst = &mut *hi[0];
-            dst.fill(0);
+            nodes[slot[i]][..n].fill(0);
             for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
                 if edge.to as usize != i || edge.is_backward() || op == Op::Zero {
                     continue;
                 }
                 let j = edge.from as usize;
+                let (dst, src) = dst_and_src(nodes, slot[i], source(op, j), n);
                 let fast = lanes16 >> k & 1 != 0;
                 let conv = cp.convs[k].as_ref();
-                ops += apply_edge::<W>(op, lo[j], st.spk[j], conv, fast, geom, dst, row);
+                ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row);
             }
         }
+        let xi = &mut nodes[slot[i]][..n];
         if i < 3 && plan.need_back[i] {
-            add_sat(x[i], st.back[i]);
+            add_sat(xi, st.back[i]);
         }
         if plan.need_lif[i] {
-            let src = &*x[i];
+            let src = &*xi;
             let cnt = lif_layer(st.mem[i], th, st.spk[i], |k| src[k]);
             ctx.report(
                 LayerId::Cell {
@@ -1175,12 +1200,38 @@ fn cell_step<W: Wt, O: SpikeObserver>(
                 continue;
             }
             let j = edge.from as usize;
+            let src: &[i16] = match source(op, j) {
+                Some(s) => &nodes[s][..n],
+                None => &[],
+            };
             let fast = lanes16 >> k & 1 != 0;
             let conv = cp.convs[k].as_ref();
-            ops += apply_edge::<W>(op, x[j], st.spk[j], conv, fast, geom, dst, row);
+            ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row);
         }
     }
     ops
+}
+
+/// Node buffer `d` (first `n` elements) for writing and, if asked, buffer `s != d` for
+/// reading. `s == d` cannot happen for a plan from [`CellPlan::new`] (tested); it would read
+/// nothing.
+fn dst_and_src<'a>(
+    nodes: &'a mut [&mut [i16]; NUM_NODES],
+    d: usize,
+    s: Option<usize>,
+    n: usize,
+) -> (&'a mut [i16], &'a [i16]) {
+    match s {
+        Some(s) if s < d => {
+            let (lo, hi) = nodes.split_at_mut(d);
+            (&mut hi[0][..n], &lo[s][..n])
+        }
+        Some(s) if s > d => {
+            let (lo, hi) = nodes.split_at_mut(s);
+            (&mut lo[d][..n], &hi[0][..n])
+        }
+        _ => (&mut nodes[d][..n], &[]),
+    }
 }
 
 mod conv;

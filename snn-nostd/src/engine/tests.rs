@@ -1382,3 +1382,36 @@ fn stem_rows_equal_stem_pixels() {
         assert!(rows.iter().any(|&v| v != 0));
     }
 }
+
+proptest! {
+    /// Node buffers are shared only where that is safe: a node's buffer never holds a tensor
+    /// that a later skip or pool edge still reads, node 0 is in buffer 0, and the slots are
+    /// numbered `0..slots`.
+    #[test]
+    fn node_buffer_slots_never_clobber_a_read_tensor(
+        ops in proptest::array::uniform12(0usize..6),
+        forward: bool,
+    ) {
+        let cell = if forward { CellType::Forward } else { CellType::Backward };
+        let ops: Vec<Op> = ops.iter().map(|&k| Op::ALL[k]).collect();
+        let plan = CellPlan::new(cell, &ops);
+        prop_assert_eq!(plan.slot[0], 0);
+        prop_assert!(plan.slot.iter().all(|&s| s < plan.slots));
+        for i in 0..NUM_NODES {
+            for j in 0..i {
+                if plan.keep_x[j] {
+                    prop_assert_ne!(plan.slot[j], plan.slot[i], "kept x{} vs x{}", j, i);
+                }
+            }
+        }
+        // The forward edge j -> i reading the tensor of j writes into another buffer.
+        for (edge, &op) in cell.edges().iter().zip(&ops) {
+            if op != Op::Zero && !op.has_lif() && !edge.is_backward() {
+                prop_assert_ne!(plan.slot[edge.from as usize], plan.slot[edge.to as usize]);
+            }
+        }
+        // The all-conv genotype needs one buffer.
+        let all_conv = CellPlan::new(cell, &[Op::Conv3; 12]);
+        prop_assert_eq!(all_conv.slots, 1);
+    }
+}
