@@ -187,6 +187,7 @@ fn buffer_sizes(blob: &[u8]) -> Result<Sizes, String> {
         act: s.act,
         acc: s.acc,
         bits: s.bits,
-        input: s.input,
+        // A staged input lives in the engine's arena (`Engine::staged_input`).
+        input: if s.input_staged { 0 } else { s.input },
     })
 }

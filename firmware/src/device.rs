@@ -10,7 +10,11 @@
 //!   per image: true label, predicted class, spike-activity rate over all LIF layers in parts
 //!   per million (`floor(10^6 * spikes / (neurons * timesteps))`), synaptic operations, spikes per
 //!   LIF layer (network order, see the `layer` lines) and the class scores;
-//! - `summary images <n> correct <k>` at the end.
+//! - `cycles <c>` after each image line, where the core has a DWT cycle counter that counts
+//!   (real boards; QEMU has none, there `lightsnn-tools` counts instructions instead);
+//! - `summary images <n> correct <k>` at the end;
+//! - `stack_bytes <n>`: the stack's high-water mark over the whole run (the stack is painted
+//!   at start-up and scanned at the end).
 
 use core::ptr::{addr_of_mut, write_volatile};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -66,8 +70,72 @@ pub extern "C" fn lightsnn_infer_end() {
     unsafe { write_volatile(addr_of_mut!(MARK), 2) }
 }
 
+/// The painted stack: a pattern written from the end of the static data up to the current stack
+/// pointer at start-up; the lowest overwritten word at the end gives the stack's peak use.
+mod stack {
+    const PAINT: u32 = 0xA5A5_5A5A;
+
+    extern "C" {
+        /// End of `.bss`/`.uninit` (cortex-m-rt's `link.x`).
+        static mut __sheap: u32;
+        /// Initial stack pointer (top of RAM).
+        static _stack_start: u32;
+    }
+
+    /// The address of a linker symbol only; never dereferenced as a Rust object.
+    fn bottom() -> *mut u32 {
+        core::ptr::addr_of_mut!(__sheap)
+    }
+
+    fn top() -> usize {
+        core::ptr::addr_of!(_stack_start) as usize
+    }
+
+    /// Paints the free RAM between the static data and 64 bytes below the current stack
+    /// pointer.
+    #[inline(never)]
+    pub fn paint() {
+        let sp = cortex_m::register::msp::read() as usize - 64;
+        let mut p = bottom();
+        while (p as usize) < sp {
+            // SAFETY: `p` lies between the end of the static data and the live stack: RAM that
+            // nothing uses yet (no heap in this firmware).
+            unsafe {
+                core::ptr::write_volatile(p, PAINT);
+                p = p.add(1);
+            }
+        }
+    }
+
+    /// Bytes of stack used at the deepest point since [`paint`].
+    pub fn peak() -> usize {
+        let mut p = bottom();
+        // SAFETY: reads of the painted region, which ends below the live stack.
+        while (p as usize) < top() && unsafe { core::ptr::read_volatile(p) } == PAINT {
+            p = unsafe { p.add(1) };
+        }
+        top() - p as usize
+    }
+}
+
+/// The DWT cycle counter, where the core has one that counts (`None` under QEMU, whose DWT
+/// always reads 0).
+fn cycle_counter() -> Option<cortex_m::peripheral::DWT> {
+    let mut p = cortex_m::Peripherals::take()?;
+    p.DCB.enable_trace();
+    if !cortex_m::peripheral::DWT::has_cycle_counter() {
+        return None;
+    }
+    p.DWT.enable_cycle_counter();
+    let a = cortex_m::peripheral::DWT::cycle_count();
+    cortex_m::asm::delay(100);
+    let b = cortex_m::peripheral::DWT::cycle_count();
+    (b != a).then_some(p.DWT)
+}
+
 /// One inference from raw pixels to the predicted class: input quantisation and `T` timesteps,
-/// between the two markers.
+/// between the two markers. The input goes into the engine's own buffer where it can
+/// ([`Engine::staged_input`]), else into `input`.
 #[inline(never)]
 fn infer_one(
     engine: &mut Engine<'_, '_>,
@@ -76,15 +144,21 @@ fn infer_one(
     input: &mut [i16],
 ) -> Result<usize, EngineError> {
     lightsnn_infer_begin();
-    let result =
-        engine::quantize_input_u8(model, pixels, input).and_then(|()| engine.infer(input, &mut ()));
+    let result = match engine.staged_input() {
+        Some(staged) => engine::quantize_input_u8(model, pixels, staged)
+            .and_then(|()| engine.infer_staged(&mut ())),
+        None => engine::quantize_input_u8(model, pixels, input)
+            .and_then(|()| engine.infer(input, &mut ())),
+    };
     lightsnn_infer_end();
     result
 }
 
 #[entry]
 fn main() -> ! {
+    stack::paint();
     let ok = run();
+    defmt::println!("stack_bytes {=usize}", stack::peak());
     exit(ok)
 }
 
@@ -164,11 +238,12 @@ fn run() -> bool {
         need.bytes_with_input()
     );
     let mut fits = true;
+    let input_need = if need.input_staged { 0 } else { need.input };
     for (name, needed, have) in [
         ("act", need.act, act.len()),
         ("acc", need.acc, acc.len()),
         ("bits", need.bits, bits.len()),
-        ("input", need.input, input.len()),
+        ("input", input_need, input.len()),
     ] {
         if have < needed {
             defmt::error!(
@@ -183,7 +258,7 @@ fn run() -> bool {
     if !fits {
         return false;
     }
-    let input = &mut input[..need.input];
+    let input = &mut input[..input_need];
 
     let mut engine = match Engine::new(&model, act, acc, bits) {
         Ok(e) => e,
@@ -196,11 +271,15 @@ fn run() -> bool {
         defmt::println!("layer {=usize} {} neurons {=u32}", i, s.layer, s.neurons);
     }
 
+    let dwt = cycle_counter();
     let mut correct = 0;
     for (i, record) in images.chunks_exact(RECORD).enumerate() {
         let (label, pixels) = (record[0], &record[1..]);
         engine.reset_stats();
-        let pred = match infer_one(&mut engine, &model, pixels, input) {
+        let start = cortex_m::peripheral::DWT::cycle_count();
+        let result = infer_one(&mut engine, &model, pixels, input);
+        let cycles = cortex_m::peripheral::DWT::cycle_count().wrapping_sub(start);
+        let pred = match result {
             Ok(p) => p,
             Err(e) => {
                 defmt::error!("inference of image {=usize} failed: {}", i, e);
@@ -227,6 +306,9 @@ fn run() -> bool {
             &spikes[..stats.len()],
             engine.scores()
         );
+        if dwt.is_some() {
+            defmt::println!("cycles {=u32}", cycles);
+        }
     }
     defmt::println!(
         "summary images {=usize} correct {=usize}",

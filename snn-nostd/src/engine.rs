@@ -388,6 +388,10 @@ pub struct BufferSizes {
     /// `i16` elements of one quantised input sample (the caller's input buffer; not part of
     /// [`BufferSizes::bytes`]).
     pub input: usize,
+    /// Whether the engine can hold the input itself ([`Engine::staged_input`]: static input
+    /// whose frame fits a node buffer), so that a caller using [`Engine::infer_staged`] needs
+    /// no input buffer.
+    pub input_staged: bool,
 }
 
 impl BufferSizes {
@@ -399,9 +403,13 @@ impl BufferSizes {
             .saturating_add(self.bits.saturating_mul(8))
     }
 
-    /// Bytes of the arenas plus the input buffer.
+    /// Bytes of the arenas plus the input buffer (none where the input is staged).
     pub const fn bytes_with_input(&self) -> usize {
-        self.bytes().saturating_add(self.input.saturating_mul(2))
+        if self.input_staged {
+            self.bytes()
+        } else {
+            self.bytes().saturating_add(self.input.saturating_mul(2))
+        }
     }
 }
 
@@ -479,6 +487,7 @@ const fn sizes(dims: &Dims, cell: CellType, ops: &[Op], lanes_only: bool) -> Buf
         acc,
         bits,
         input: dims.input_len(),
+        input_staged: matches!(dims.input, InputKind::Static) && l.nmax >= dims.input_len(),
     }
 }
 
@@ -502,6 +511,9 @@ pub enum EngineError {
         /// Elements given.
         got: usize,
     },
+    /// [`Engine::infer_staged`] on a model whose input the engine cannot hold (event input, or
+    /// a frame larger than a node buffer).
+    NoStagedInput,
     /// An input slice has the wrong length.
     InputLength {
         /// Elements expected.
@@ -522,6 +534,9 @@ impl fmt::Display for EngineError {
                 f,
                 "engine buffer `{buffer}` too small: needs {needed} elements, got {got}"
             ),
+            EngineError::NoStagedInput => {
+                f.write_str("this model's input cannot be staged in the engine's buffers")
+            }
             EngineError::InputLength { expected, got } => {
                 write!(f, "input has {got} elements, expected {expected}")
             }
@@ -635,8 +650,7 @@ impl Lanes16Plan {
         let bits = model.bits();
         let g = model.genotype();
         let lanes = |l: &LayerParts<'_>, k: usize, c: u16| {
-            conv::lanes16_conv(k, c as usize).is_some()
-                && conv::lanes16_exact(l, bits, c as usize)
+            conv::lanes16_conv(k, c as usize).is_some() && conv::lanes16_exact(l, bits, c as usize)
         };
         let mask = |cp: &CellParts<'_>, c: u16| {
             let mut m = 0u16;
@@ -683,6 +697,8 @@ pub struct Engine<'m, 'b> {
     out: &'b mut [i32],
     scores: &'b mut [i32],
     lanes16: Lanes16Plan,
+    /// [`BufferSizes::input_staged`].
+    input_staged: bool,
     t: usize,
     stats: [LayerStats; MAX_LAYERS],
     n_stats: usize,
@@ -798,6 +814,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             out,
             scores,
             lanes16,
+            input_staged: need.input_staged,
             t: 0,
             stats,
             n_stats,
@@ -941,15 +958,42 @@ impl<'m, 'b> Engine<'m, 'b> {
                 got: frame.len(),
             });
         }
+        self.step_from(Some(frame), obs);
+        Ok(())
+    }
+
+    /// The engine's own input buffer, for static input whose frame fits a node buffer
+    /// ([`BufferSizes::input_staged`]): quantise a sample into it (e.g. with
+    /// [`quantize_input_u8`]) and run [`Engine::infer_staged`], and the caller needs no input
+    /// buffer. The buffer is free until the stem has read it; any step overwrites it.
+    pub fn staged_input(&mut self) -> Option<&mut [i16]> {
+        let d = *self.model.dims();
+        let n = d.input_len();
+        (self.input_staged && self.nodes[0].len() >= n).then(|| &mut self.nodes[0][..n])
+    }
+
+    /// [`Engine::infer`] of the sample in [`Engine::staged_input`].
+    pub fn infer_staged<O: SpikeObserver>(&mut self, obs: &mut O) -> Result<usize, EngineError> {
+        if self.staged_input().is_none() {
+            return Err(EngineError::NoStagedInput);
+        }
+        self.reset();
+        for _ in 0..self.model.dims().t {
+            self.step_from(None, obs);
+        }
+        Ok(self.prediction())
+    }
+
+    /// One timestep on `frame`, or on the staged input (`None`; static input only).
+    fn step_from<O: SpikeObserver>(&mut self, frame: Option<&[i16]>, obs: &mut O) {
         match self.model.bits() {
             Bits::B8 => self.step_w::<W8, O>(frame, obs),
             Bits::B16 => self.step_w::<W16, O>(frame, obs),
         }
         self.t += 1;
-        Ok(())
     }
 
-    fn step_w<W: Wt, O: SpikeObserver>(&mut self, frame: &[i16], obs: &mut O) {
+    fn step_w<W: Wt, O: SpikeObserver>(&mut self, frame: Option<&[i16]>, obs: &mut O) {
         let model = self.model;
         let p = model.parts();
         let d = *model.dims();
@@ -988,12 +1032,16 @@ impl<'m, 'b> Engine<'m, 'b> {
         match d.input {
             InputKind::Static => {
                 if !self.stem_valid {
-                    stem::stem::<W>(frame, shape, &p.stem, c1, self.stem_out, self.row);
+                    // The staged input lives in node buffer 0, which the stem does not write.
+                    let input = frame.unwrap_or(&self.nodes[0][..d.frame_len()]);
+                    stem::stem::<W>(input, shape, &p.stem, c1, self.stem_out, self.row);
                     self.stem_valid = true;
                 }
                 self.nodes[0][..n1].copy_from_slice(self.stem_out);
             }
             InputKind::Events => {
+                // `infer_staged` refuses event input: a frame is always given here.
+                let frame = frame.unwrap_or(&[]);
                 let dst = &mut self.nodes[0][..n1];
                 stem::stem::<W>(frame, shape, &p.stem, c1, dst, self.row);
             }

@@ -42,6 +42,10 @@ pub struct DeviceRun {
     pub images: Vec<ImageResult>,
     /// The summary line, if any.
     pub summary: Option<Summary>,
+    /// The stack's high-water mark (`stack_bytes` line), if logged.
+    pub stack_bytes: Option<u64>,
+    /// DWT cycles per image (`cycles` lines; real boards only, none under QEMU).
+    pub cycles: Vec<u64>,
 }
 
 impl DeviceRun {
@@ -70,6 +74,9 @@ pub struct Cost {
     pub profile: Vec<(String, u64)>,
 }
 
+/// Bytes of static RAM the firmware may use beyond the engine's arenas and input buffer.
+pub const OTHER_STATIC_RAM: u64 = 256;
+
 /// Everything the check measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -97,11 +104,17 @@ pub fn build_and_run(
     let lines = defmt_log::decode(&std::fs::read(&elf)?, &run.stdout)?;
     let mut images = Vec::new();
     let mut summary = None;
+    let mut stack_bytes = None;
+    let mut cycles = Vec::new();
     for l in &lines {
         if let Some(r) = report::parse_image(&l.text)? {
             images.push(r);
         } else if let Some(s) = report::parse_summary(&l.text)? {
             summary = Some(s);
+        } else if let Some(n) = report::parse_count(&l.text, "stack_bytes")? {
+            stack_bytes = Some(n);
+        } else if let Some(n) = report::parse_count(&l.text, "cycles")? {
+            cycles.push(n);
         }
     }
     Ok(DeviceRun {
@@ -110,6 +123,8 @@ pub fn build_and_run(
         lines,
         images,
         summary,
+        stack_bytes,
+        cycles,
     })
 }
 
@@ -154,6 +169,16 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     );
     let elf_bytes = std::fs::read(&device.elf)?;
     let footprint = firmware::footprint(&elf_bytes)?;
+    // The footprint `lightsnn export` reports (engine arenas + input) is the ELF's static RAM
+    // less the firmware's own few statics (defmt and marker state).
+    let other = footprint.ram as i64 - reference.arena_bytes as i64;
+    ensure!(
+        (0..=OTHER_STATIC_RAM as i64).contains(&other),
+        "static RAM {} B of the ELF vs engine arenas + input {} B: {other} B of other statics, \
+         expected 0..={OTHER_STATIC_RAM}",
+        footprint.ram,
+        reference.arena_bytes
+    );
     let cost = if cfg.count_instructions {
         Some(count(cfg, &device.elf, &elf_bytes, &reference)?)
     } else {
@@ -244,11 +269,21 @@ pub fn describe(o: &Outcome) -> String {
     writeln!(s, "correct {}/{}", r.summary.correct, r.summary.images).unwrap();
     writeln!(
         s,
-        "footprint: flash {} B ({:.1} KiB), static RAM {} B ({:.1} KiB) + stack",
+        "footprint: flash {} B ({:.1} KiB), static RAM {} B ({:.1} KiB) = engine arenas + input {} B (lightsnn export's footprint) + {} B other statics; stack peak {}",
         o.footprint.flash,
         o.footprint.flash as f64 / 1024.0,
         o.footprint.ram,
-        o.footprint.ram as f64 / 1024.0
+        o.footprint.ram as f64 / 1024.0,
+        r.arena_bytes,
+        o.footprint.ram - r.arena_bytes as u64,
+        match o.device.stack_bytes {
+            Some(b) => format!(
+                "{b} B: RAM needed {} B ({:.1} KiB, + 1 KiB with the RTT transport)",
+                o.footprint.ram + b,
+                (o.footprint.ram + b) as f64 / 1024.0
+            ),
+            None => "not logged".into(),
+        }
     )
     .unwrap();
     if let Some(c) = &o.cost {

@@ -70,6 +70,11 @@ fn firmware_matches_host_reference_lightsnn_i8() {
     let cost = o.cost.unwrap();
     assert_eq!(cost.counts.windows, 4);
     assert!(cost.per_inference > 0.0);
+    assert!(
+        cost.per_synaptic_event <= 6.0,
+        "{:.2} instructions per synaptic event",
+        cost.per_synaptic_event
+    );
     // Every LIF layer fired on every image (the comparison is not vacuous).
     assert!(o
         .device
@@ -170,4 +175,18 @@ fn firmware_matches_host_reference_trained_blob() {
     assert_eq!(o.device.images.len(), 4);
     let cost = o.cost.unwrap();
     assert!(cost.per_inference > 0.0);
+    // Issue #10's budgets (exact instruction counts, not time): at most 6 instructions per
+    // synaptic event, and static RAM + measured stack + the 1 KiB RTT buffer within the
+    // STM32F411's 128 KiB.
+    assert!(
+        cost.per_synaptic_event <= 6.0,
+        "{:.2} instructions per synaptic event",
+        cost.per_synaptic_event
+    );
+    let stack = o
+        .device
+        .stack_bytes
+        .expect("the firmware logs its stack peak");
+    let ram = o.footprint.ram + stack + 1024;
+    assert!(ram <= 128 * 1024, "{ram} B of RAM needed");
 }

@@ -151,7 +151,8 @@ pub struct Footprint {
     pub weight_bytes: usize,
     /// Engine scratch (activations, accumulators, spike maps): [`BufferSizes::bytes`].
     pub activation_ram: usize,
-    /// One quantised input sample (`i16`).
+    /// One quantised input sample (`i16`); 0 where the engine holds it
+    /// ([`BufferSizes::input_staged`], as the firmware does).
     pub input_ram: usize,
     /// The scratch sizes per arena.
     pub buffers: BufferSizes,
@@ -177,7 +178,11 @@ pub fn footprint(blob: &[u8]) -> Result<Footprint, ExportError> {
         blob_bytes: blob.len(),
         weight_bytes: model.weight_bytes(),
         activation_ram: buffers.bytes(),
-        input_ram: buffers.input * 2,
+        input_ram: if buffers.input_staged {
+            0
+        } else {
+            buffers.input * 2
+        },
         buffers,
     })
 }

@@ -1062,6 +1062,29 @@ fn static_stem_runs_once_and_state_resets() {
     assert_eq!(code.len(), 1);
     assert!(eng.spikes(LayerId::Cell { cell: 1, node: 3 }).is_some());
     assert!(eng.spikes(LayerId::Cell { cell: 3, node: 0 }).is_none());
+    // The staged input gives the same result and needs no caller buffer.
+    assert!(buffer_sizes(&model).input_staged);
+    eng.staged_input().unwrap().copy_from_slice(&q);
+    eng.infer_staged(&mut ()).unwrap();
+    assert_eq!(eng.scores(), &s1[..]);
+}
+
+/// Event input cannot be staged.
+#[test]
+fn event_input_is_never_staged() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Events),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let owned = random_model(&spec, 4);
+    let blob = owned.encode().unwrap();
+    let model = decode(&blob).unwrap();
+    assert!(!buffer_sizes(&model).input_staged);
+    let mut ar = Arenas::for_model(&model);
+    let mut eng = ar.engine(&model);
+    assert!(eng.staged_input().is_none());
+    assert_eq!(eng.infer_staged(&mut ()), Err(EngineError::NoStagedInput));
 }
 
 #[test]
