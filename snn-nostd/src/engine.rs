@@ -207,7 +207,8 @@ impl Geom {
 }
 
 /// The event-driven `k x k` conv of `spk` by `l` (`g.c -> c_out`) into `out`, on the `i16`-lane
-/// SIMD accumulator where `lanes16` (see [`conv::lanes16_exact`]), else on saturating `i32`.
+/// SIMD accumulator where `lanes16` (see [`conv::lanes16_exact`]), else on saturating `i32`;
+/// or, given `dense` scratch, the dense baseline (where exact, see [`dense::dense_exact`]).
 #[allow(clippy::too_many_arguments)]
 fn conv_edge<W: Wt>(
     spk: &[u64],
@@ -218,7 +219,13 @@ fn conv_edge<W: Wt>(
     c_out: usize,
     out: conv::Out<'_>,
     ring: &mut [i32],
+    dense: Option<&mut [i32]>,
 ) -> u64 {
+    if let Some(scratch) = dense {
+        if dense::dense_exact::<W>(l, c_out) {
+            return dense::conv_dense::<W>(spk, g, k, l, c_out, out, scratch);
+        }
+    }
     match conv::lanes16_conv(k, c_out) {
         Some(f) if lanes16 => f(spk, g, l, out, ring),
         _ => conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring),
@@ -491,6 +498,11 @@ const fn sizes(dims: &Dims, cell: CellType, ops: &[Op], lanes_only: bool) -> Buf
     }
 }
 
+/// `i32` words of scratch the dense baseline needs ([`Engine::use_dense`]).
+pub fn dense_scratch_len(model: &Model<'_>) -> usize {
+    dense::scratch_len(model.dims())
+}
+
 /// Scratch sizes for `model`.
 pub fn buffer_sizes(model: &Model<'_>) -> BufferSizes {
     let g = model.genotype();
@@ -699,6 +711,8 @@ pub struct Engine<'m, 'b> {
     lanes16: Lanes16Plan,
     /// [`BufferSizes::input_staged`].
     input_staged: bool,
+    /// Scratch of the dense baseline while it is selected ([`Engine::use_dense`]).
+    dense: Option<&'b mut [i32]>,
     t: usize,
     stats: [LayerStats; MAX_LAYERS],
     n_stats: usize,
@@ -815,6 +829,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             scores,
             lanes16,
             input_staged: need.input_staged,
+            dense: None,
             t: 0,
             stats,
             n_stats,
@@ -822,6 +837,27 @@ impl<'m, 'b> Engine<'m, 'b> {
         };
         e.reset();
         Ok(e)
+    }
+
+    /// Selects the dense baseline for the convolutions (every input multiplied, `SMLAD`
+    /// direct convolution; same results, see the `dense` module) with `scratch` of at least
+    /// [`dense_scratch_len`] words, until [`Engine::use_events`].
+    pub fn use_dense(&mut self, scratch: &'b mut [i32]) -> Result<(), EngineError> {
+        let needed = dense_scratch_len(self.model);
+        if scratch.len() < needed {
+            return Err(EngineError::BufferTooSmall {
+                buffer: "dense",
+                needed,
+                got: scratch.len(),
+            });
+        }
+        self.dense = Some(scratch);
+        Ok(())
+    }
+
+    /// Back to the event-driven convolutions; returns the dense scratch, if one was in use.
+    pub fn use_events(&mut self) -> Option<&'b mut [i32]> {
+        self.dense.take()
     }
 
     /// The model.
@@ -1061,6 +1097,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                     c2,
                     conv::Out::MaxPool2(&mut self.nodes[0][..n2]),
                     self.row,
+                    self.dense.as_deref_mut(),
                 );
             }
             let cell = k as u8 + 1;
@@ -1073,6 +1110,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                 geom,
                 self.lanes16.cells[k],
                 self.row,
+                self.dense.as_deref_mut(),
                 &mut ctx,
                 cell,
             );
@@ -1155,6 +1193,7 @@ fn apply_edge<W: Wt>(
     g: Geom,
     dst: &mut [i16],
     row: &mut [i32],
+    dense: Option<&mut [i32]>,
 ) -> u64 {
     match (op, conv) {
         (Op::Zero, _) => 0,
@@ -1171,10 +1210,10 @@ fn apply_edge<W: Wt>(
             0
         }
         (Op::Conv3, Some(l)) => {
-            conv_edge::<W>(spk, g, 3, l, lanes16, g.c, conv::Out::Add(dst), row)
+            conv_edge::<W>(spk, g, 3, l, lanes16, g.c, conv::Out::Add(dst), row, dense)
         }
         (Op::Conv1, Some(l)) => {
-            conv_edge::<W>(spk, g, 1, l, lanes16, g.c, conv::Out::Add(dst), row)
+            conv_edge::<W>(spk, g, 1, l, lanes16, g.c, conv::Out::Add(dst), row, dense)
         }
         // Validation guarantees a conv on every conv edge.
         (Op::Conv3 | Op::Conv1, None) => 0,
@@ -1194,6 +1233,7 @@ fn cell_step<W: Wt, O: SpikeObserver>(
     geom: Geom,
     lanes16: u16,
     row: &mut [i32],
+    mut dense: Option<&mut [i32]>,
     ctx: &mut Ctx<'_, O>,
     cell_no: u8,
 ) -> u64 {
@@ -1215,7 +1255,8 @@ fn cell_step<W: Wt, O: SpikeObserver>(
                 let (dst, src) = dst_and_src(nodes, slot[i], source(op, j), n);
                 let fast = lanes16 >> k & 1 != 0;
                 let conv = cp.convs[k].as_ref();
-                ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row);
+                let dense = dense.as_deref_mut();
+                ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row, dense);
             }
         }
         let xi = &mut nodes[slot[i]][..n];
@@ -1254,7 +1295,8 @@ fn cell_step<W: Wt, O: SpikeObserver>(
             };
             let fast = lanes16 >> k & 1 != 0;
             let conv = cp.convs[k].as_ref();
-            ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row);
+            let dense = dense.as_deref_mut();
+            ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row, dense);
         }
     }
     ops
@@ -1283,6 +1325,7 @@ fn dst_and_src<'a>(
 }
 
 mod conv;
+mod dense;
 mod stem;
 #[cfg(test)]
 mod tests;

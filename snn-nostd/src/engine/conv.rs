@@ -183,7 +183,7 @@ pub(super) fn conv<A: Accum>(
 /// Output row `oy` is complete: requantise it (or, for MaxPool2, the pair it closes) into `out`
 /// and clear its ring row(s).
 #[allow(clippy::too_many_arguments)]
-fn emit<A: Accum>(
+pub(super) fn emit<A: Accum>(
     ring: &mut [i32],
     rw: usize,
     oy: usize,

@@ -1438,3 +1438,54 @@ proptest! {
         prop_assert_eq!(all_conv.slots, 1);
     }
 }
+
+/// The dense baseline gives the event engine's results bit for bit (scores, per-layer spikes,
+/// synaptic-operation counts), on static and event input, 8- and 16-bit weights, every op.
+#[test]
+fn dense_baseline_equals_event_engine() {
+    let all_conv = "conv3 conv3 conv3 conv3 conv3 zero conv3 conv3 conv3 zero conv3 conv3";
+    for (input, bits, genotype) in [
+        (InputKind::Static, Bits::B8, ALL_OPS),
+        (InputKind::Static, Bits::B16, ALL_OPS),
+        (InputKind::Events, Bits::B8, ALL_OPS),
+        (InputKind::Static, Bits::B8, all_conv),
+    ] {
+        let spec = Spec {
+            dims: small_dims(input),
+            genotype: genotype.parse().unwrap(),
+            bits,
+        };
+        let owned = random_model(&spec, 17);
+        let blob = owned.encode().unwrap();
+        let model = decode(&blob).unwrap();
+        let mut ar = Arenas::for_model(&model);
+        let mut dense = vec![0i32; dense_scratch_len(&model)];
+        let mut scratch: Option<&mut [i32]> = Some(&mut dense);
+        let mut short = vec![0i32; dense_scratch_len(&model) - 1];
+        let mut eng = ar.engine(&model);
+        let mut rng = test_rng(8);
+        for _ in 0..3 {
+            let q = random_input(&mut rng, &spec.dims, &model);
+            eng.reset_stats();
+            eng.infer(&q, &mut ()).unwrap();
+            let (scores, stats, synops) =
+                (eng.scores().to_vec(), eng.stats().to_vec(), eng.synops());
+            assert!(synops > 0);
+            eng.reset_stats();
+            eng.use_dense(scratch.take().unwrap()).unwrap();
+            eng.infer(&q, &mut ()).unwrap();
+            assert_eq!(eng.scores(), &scores[..], "{genotype} {bits:?} {input:?}");
+            assert_eq!(eng.stats(), &stats[..]);
+            assert_eq!(eng.synops(), synops);
+            scratch = eng.use_events();
+            assert!(scratch.is_some());
+        }
+        assert!(matches!(
+            eng.use_dense(&mut short),
+            Err(EngineError::BufferTooSmall {
+                buffer: "dense",
+                ..
+            })
+        ));
+    }
+}
