@@ -126,6 +126,8 @@ struct Sizes {
     acc: usize,
     bits: usize,
     input: usize,
+    /// `i32` scratch of the dense baseline (feature `dense` only).
+    dense: usize,
 }
 
 impl Default for Sizes {
@@ -136,6 +138,7 @@ impl Default for Sizes {
             acc: 1,
             bits: 1,
             input: 1,
+            dense: 1,
         }
     }
 }
@@ -151,6 +154,12 @@ impl Sizes {
                 "i16",
                 self.input,
                 "`i16` quantised input sample",
+            ),
+            (
+                "DENSE_LEN",
+                "i32",
+                self.dense,
+                "`i32` dense-baseline scratch",
             ),
         ] {
             writeln!(src, "/// Elements ({ty}) of the {what}.").unwrap();
@@ -179,6 +188,7 @@ fn buffer_sizes(blob: &[u8]) -> Result<Sizes, String> {
             acc,
             bits,
             input,
+            dense: dense_len(None),
         });
     }
     let model = snn_nostd::model::decode(blob).map_err(|e| e.to_string())?;
@@ -189,5 +199,15 @@ fn buffer_sizes(blob: &[u8]) -> Result<Sizes, String> {
         bits: s.bits,
         // A staged input lives in the engine's arena (`Engine::staged_input`).
         input: if s.input_staged { 0 } else { s.input },
+        dense: dense_len(Some(&model)),
     })
+}
+
+/// Words of the dense-baseline scratch: only with feature `dense` (else 0; 1 element is
+/// allocated).
+fn dense_len(model: Option<&snn_nostd::model::Model<'_>>) -> usize {
+    match (env::var_os("CARGO_FEATURE_DENSE"), model) {
+        (Some(_), Some(m)) => snn_nostd::engine::dense_scratch_len(m),
+        _ => 0,
+    }
 }
