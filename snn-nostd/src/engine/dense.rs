@@ -134,10 +134,9 @@ pub(super) fn conv_dense<W: Wt>(
     for oy in 0..g.h {
         unpack(rows, oy + 2 * pad);
         let o = (oy % RING_ROWS) * rw + pad * c_out;
-        for co in 0..c_out {
-            let bias = layer.bias_at(co);
-            for ox in 0..g.w {
-                let mut acc = bias;
+        for ox in 0..g.w {
+            for co in 0..c_out {
+                let mut acc = layer.bias_at(co);
                 for ky in 0..k {
                     let r = &rows[((oy + ky) % k) * wp * cw..][..wp * cw];
                     let px = &r[ox * cw..(ox + k) * cw];
