@@ -162,6 +162,9 @@ impl Sizes {
                 "`i32` dense-baseline scratch",
             ),
         ] {
+            if name == "DENSE_LEN" && env::var_os("CARGO_FEATURE_DENSE").is_none() {
+                continue;
+            }
             writeln!(src, "/// Elements ({ty}) of the {what}.").unwrap();
             writeln!(src, "pub const {name}: usize = {};", n.max(1)).unwrap();
         }

@@ -191,17 +191,17 @@ fn log_image(engine: &Engine<'_, '_>, i: usize, label: u8, pred: usize, dense: b
     }
     let sar_ppm = (total * 1_000_000).checked_div(neuron_steps).unwrap_or(0) as u32;
     let spikes = &spikes[..stats.len()];
-    if dense {
-        defmt::println!(
-            "dense image {=usize} label {=u8} pred {=u16} sar_ppm {=u32} synops {=u64} spikes {=[?]} scores {=[?]}",
-            i, label, pred as u16, sar_ppm, engine.synops(), spikes, engine.scores()
-        );
-    } else {
-        defmt::println!(
-            "image {=usize} label {=u8} pred {=u16} sar_ppm {=u32} synops {=u64} spikes {=[?]} scores {=[?]}",
-            i, label, pred as u16, sar_ppm, engine.synops(), spikes, engine.scores()
-        );
-    }
+    defmt::println!(
+        "{=str}image {=usize} label {=u8} pred {=u16} sar_ppm {=u32} synops {=u64} spikes {=[?]} scores {=[?]}",
+        if dense { "dense " } else { "" },
+        i,
+        label,
+        pred as u16,
+        sar_ppm,
+        engine.synops(),
+        spikes,
+        engine.scores()
+    );
 }
 
 #[entry]
