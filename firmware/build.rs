@@ -126,6 +126,8 @@ struct Sizes {
     acc: usize,
     bits: usize,
     input: usize,
+    /// `i32` scratch of the dense baseline (feature `dense` only).
+    dense: usize,
 }
 
 impl Default for Sizes {
@@ -136,6 +138,7 @@ impl Default for Sizes {
             acc: 1,
             bits: 1,
             input: 1,
+            dense: 1,
         }
     }
 }
@@ -152,7 +155,16 @@ impl Sizes {
                 self.input,
                 "`i16` quantised input sample",
             ),
+            (
+                "DENSE_LEN",
+                "i32",
+                self.dense,
+                "`i32` dense-baseline scratch",
+            ),
         ] {
+            if name == "DENSE_LEN" && env::var_os("CARGO_FEATURE_DENSE").is_none() {
+                continue;
+            }
             writeln!(src, "/// Elements ({ty}) of the {what}.").unwrap();
             writeln!(src, "pub const {name}: usize = {};", n.max(1)).unwrap();
         }
@@ -179,6 +191,7 @@ fn buffer_sizes(blob: &[u8]) -> Result<Sizes, String> {
             acc,
             bits,
             input,
+            dense: dense_len(None),
         });
     }
     let model = snn_nostd::model::decode(blob).map_err(|e| e.to_string())?;
@@ -187,6 +200,17 @@ fn buffer_sizes(blob: &[u8]) -> Result<Sizes, String> {
         act: s.act,
         acc: s.acc,
         bits: s.bits,
-        input: s.input,
+        // A staged input lives in the engine's arena (`Engine::staged_input`).
+        input: if s.input_staged { 0 } else { s.input },
+        dense: dense_len(Some(&model)),
     })
+}
+
+/// Words of the dense-baseline scratch: only with feature `dense` (else 0; 1 element is
+/// allocated).
+fn dense_len(model: Option<&snn_nostd::model::Model<'_>>) -> usize {
+    match (env::var_os("CARGO_FEATURE_DENSE"), model) {
+        (Some(_), Some(m)) => snn_nostd::engine::dense_scratch_len(m),
+        _ => 0,
+    }
 }

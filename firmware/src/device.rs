@@ -10,9 +10,14 @@
 //!   per image: true label, predicted class, spike-activity rate over all LIF layers in parts
 //!   per million (`floor(10^6 * spikes / (neurons * timesteps))`), synaptic operations, spikes per
 //!   LIF layer (network order, see the `layer` lines) and the class scores;
-//! - `summary images <n> correct <k>` at the end.
+//! - `cycles <c>` after each image line, where the core has a DWT cycle counter that counts
+//!   (real boards; QEMU has none, there `lightsnn-tools` counts instructions instead);
+//! - `summary images <n> correct <k>` at the end;
+//! - `stack_bytes <n>`: the stack's high-water mark over the whole run (the stack is painted
+//!   at start-up and scanned at the end).
 
 use core::ptr::{addr_of_mut, write_volatile};
+use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use snn_nostd::engine::{self, Engine, EngineError, MAX_LAYERS};
@@ -66,25 +71,144 @@ pub extern "C" fn lightsnn_infer_end() {
     unsafe { write_volatile(addr_of_mut!(MARK), 2) }
 }
 
+/// Marker: one dense-baseline inference starts (feature `dense`; a second count window).
+#[cfg(feature = "dense")]
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn lightsnn_dense_begin() {
+    // SAFETY: as above.
+    unsafe { write_volatile(addr_of_mut!(MARK), 3) }
+}
+
+/// Marker: one dense-baseline inference ended.
+#[cfg(feature = "dense")]
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn lightsnn_dense_end() {
+    // SAFETY: as above.
+    unsafe { write_volatile(addr_of_mut!(MARK), 4) }
+}
+
+/// Scratch of the dense baseline (in .bss).
+#[cfg(feature = "dense")]
+static mut DENSE: [i32; assets::DENSE_LEN] = [0; assets::DENSE_LEN];
+
+/// The painted stack: a pattern written from the end of the static data up to the current stack
+/// pointer at start-up; the lowest overwritten word at the end gives the stack's peak use.
+mod stack {
+    const PAINT: u32 = 0xA5A5_5A5A;
+
+    extern "C" {
+        /// End of `.bss`/`.uninit` (cortex-m-rt's `link.x`).
+        static mut __sheap: u32;
+        /// Initial stack pointer (top of RAM).
+        static _stack_start: u32;
+    }
+
+    /// The address of a linker symbol only; never dereferenced as a Rust object.
+    fn bottom() -> *mut u32 {
+        core::ptr::addr_of_mut!(__sheap)
+    }
+
+    fn top() -> usize {
+        core::ptr::addr_of!(_stack_start) as usize
+    }
+
+    /// Paints the free RAM between the static data and 64 bytes below the current stack
+    /// pointer.
+    #[inline(never)]
+    pub fn paint() {
+        let sp = cortex_m::register::msp::read() as usize - 64;
+        let mut p = bottom();
+        while (p as usize) < sp {
+            // SAFETY: `p` lies between the end of the static data and the live stack: RAM that
+            // nothing uses yet (no heap in this firmware).
+            unsafe {
+                core::ptr::write_volatile(p, PAINT);
+                p = p.add(1);
+            }
+        }
+    }
+
+    /// Bytes of stack used at the deepest point since [`paint`].
+    pub fn peak() -> usize {
+        let mut p = bottom();
+        // SAFETY: reads of the painted region, which ends below the live stack.
+        while (p as usize) < top() && unsafe { core::ptr::read_volatile(p) } == PAINT {
+            p = unsafe { p.add(1) };
+        }
+        top() - p as usize
+    }
+}
+
+/// The DWT cycle counter, where the core has one that counts (`None` under QEMU, whose DWT
+/// always reads 0).
+fn cycle_counter() -> Option<cortex_m::peripheral::DWT> {
+    let mut p = cortex_m::Peripherals::take()?;
+    p.DCB.enable_trace();
+    if !cortex_m::peripheral::DWT::has_cycle_counter() {
+        return None;
+    }
+    p.DWT.enable_cycle_counter();
+    let a = cortex_m::peripheral::DWT::cycle_count();
+    cortex_m::asm::delay(100);
+    let b = cortex_m::peripheral::DWT::cycle_count();
+    (b != a).then_some(p.DWT)
+}
+
 /// One inference from raw pixels to the predicted class: input quantisation and `T` timesteps,
-/// between the two markers.
+/// between the markers `begin` and `end`. The input goes into the engine's own buffer where it
+/// can ([`Engine::staged_input`]), else into `input`.
 #[inline(never)]
 fn infer_one(
     engine: &mut Engine<'_, '_>,
     model: &Model<'_>,
     pixels: &[u8],
     input: &mut [i16],
+    (begin, end): (extern "C" fn(), extern "C" fn()),
 ) -> Result<usize, EngineError> {
-    lightsnn_infer_begin();
-    let result =
-        engine::quantize_input_u8(model, pixels, input).and_then(|()| engine.infer(input, &mut ()));
-    lightsnn_infer_end();
+    begin();
+    let result = match engine.staged_input() {
+        Some(staged) => engine::quantize_input_u8(model, pixels, staged)
+            .and_then(|()| engine.infer_staged(&mut ())),
+        None => engine::quantize_input_u8(model, pixels, input)
+            .and_then(|()| engine.infer(input, &mut ())),
+    };
+    end();
     result
+}
+
+/// Logs one image's result (`dense`: of the dense baseline) and, where the DWT counts, its
+/// cycles.
+fn log_image(engine: &Engine<'_, '_>, i: usize, label: u8, pred: usize, dense: bool) {
+    let stats = engine.stats();
+    let mut spikes = [0u64; MAX_LAYERS];
+    let (mut total, mut neuron_steps) = (0u64, 0u64);
+    for (c, s) in spikes.iter_mut().zip(stats) {
+        *c = s.spikes;
+        total += s.spikes;
+        neuron_steps += u64::from(s.neurons) * s.steps;
+    }
+    let sar_ppm = (total * 1_000_000).checked_div(neuron_steps).unwrap_or(0) as u32;
+    let spikes = &spikes[..stats.len()];
+    defmt::println!(
+        "{=str}image {=usize} label {=u8} pred {=u16} sar_ppm {=u32} synops {=u64} spikes {=[?]} scores {=[?]}",
+        if dense { "dense " } else { "" },
+        i,
+        label,
+        pred as u16,
+        sar_ppm,
+        engine.synops(),
+        spikes,
+        engine.scores()
+    );
 }
 
 #[entry]
 fn main() -> ! {
+    stack::paint();
     let ok = run();
+    defmt::println!("stack_bytes {=usize}", stack::peak());
     exit(ok)
 }
 
@@ -98,6 +222,36 @@ fn exit(ok: bool) -> ! {
     // Only reached without a semihosting host (no debugger attached).
     loop {
         cortex_m::asm::wfi();
+    }
+}
+
+/// DWT cycles of the latest [`timed_inference`].
+static LAST_CYCLES: AtomicU32 = AtomicU32::new(0);
+
+/// [`infer_one`] with fresh statistics, its DWT cycles kept in [`LAST_CYCLES`]; `None` after a
+/// logged error.
+fn timed_inference(
+    engine: &mut Engine<'_, '_>,
+    model: &Model<'_>,
+    pixels: &[u8],
+    input: &mut [i16],
+    markers: (extern "C" fn(), extern "C" fn()),
+    i: usize,
+    dwt: &Option<cortex_m::peripheral::DWT>,
+) -> Option<usize> {
+    engine.reset_stats();
+    let start = cortex_m::peripheral::DWT::cycle_count();
+    let result = infer_one(engine, model, pixels, input, markers);
+    if dwt.is_some() {
+        let cycles = cortex_m::peripheral::DWT::cycle_count().wrapping_sub(start);
+        LAST_CYCLES.store(cycles, Ordering::Relaxed);
+    }
+    match result {
+        Ok(p) => Some(p),
+        Err(e) => {
+            defmt::error!("inference of image {=usize} failed: {}", i, e);
+            None
+        }
     }
 }
 
@@ -164,11 +318,12 @@ fn run() -> bool {
         need.bytes_with_input()
     );
     let mut fits = true;
+    let input_need = if need.input_staged { 0 } else { need.input };
     for (name, needed, have) in [
         ("act", need.act, act.len()),
         ("acc", need.acc, acc.len()),
         ("bits", need.bits, bits.len()),
-        ("input", need.input, input.len()),
+        ("input", input_need, input.len()),
     ] {
         if have < needed {
             defmt::error!(
@@ -183,7 +338,7 @@ fn run() -> bool {
     if !fits {
         return false;
     }
-    let input = &mut input[..need.input];
+    let input = &mut input[..input_need];
 
     let mut engine = match Engine::new(&model, act, acc, bits) {
         Ok(e) => e,
@@ -196,37 +351,46 @@ fn run() -> bool {
         defmt::println!("layer {=usize} {} neurons {=u32}", i, s.layer, s.neurons);
     }
 
+    let dwt = cycle_counter();
+    #[cfg(feature = "dense")]
+    // SAFETY: the only reference ever taken to this static, once, before any use.
+    let mut dense: Option<&'static mut [i32]> = Some(unsafe { &mut *addr_of_mut!(DENSE) });
     let mut correct = 0;
     for (i, record) in images.chunks_exact(RECORD).enumerate() {
         let (label, pixels) = (record[0], &record[1..]);
-        engine.reset_stats();
-        let pred = match infer_one(&mut engine, &model, pixels, input) {
-            Ok(p) => p,
-            Err(e) => {
-                defmt::error!("inference of image {=usize} failed: {}", i, e);
+        let markers = (
+            lightsnn_infer_begin as extern "C" fn(),
+            lightsnn_infer_end as _,
+        );
+        let Some(pred) = timed_inference(&mut engine, &model, pixels, input, markers, i, &dwt)
+        else {
+            return false;
+        };
+        correct += usize::from(pred == usize::from(label));
+        log_image(&engine, i, label, pred, false);
+        if dwt.is_some() {
+            defmt::println!("cycles {=u32}", LAST_CYCLES.load(Ordering::Relaxed));
+        }
+        #[cfg(feature = "dense")]
+        {
+            if let Err(e) = engine.use_dense(dense.take().unwrap_or(&mut [])) {
+                defmt::error!("dense baseline: {}", e);
                 return false;
             }
-        };
-        let stats = engine.stats();
-        let mut spikes = [0u64; MAX_LAYERS];
-        let (mut total, mut neuron_steps) = (0u64, 0u64);
-        for (c, s) in spikes.iter_mut().zip(stats) {
-            *c = s.spikes;
-            total += s.spikes;
-            neuron_steps += u64::from(s.neurons) * s.steps;
+            let markers = (
+                lightsnn_dense_begin as extern "C" fn(),
+                lightsnn_dense_end as _,
+            );
+            let Some(p) = timed_inference(&mut engine, &model, pixels, input, markers, i, &dwt)
+            else {
+                return false;
+            };
+            log_image(&engine, i, label, p, true);
+            if dwt.is_some() {
+                defmt::println!("dense cycles {=u32}", LAST_CYCLES.load(Ordering::Relaxed));
+            }
+            dense = engine.use_events();
         }
-        let sar_ppm = (total * 1_000_000).checked_div(neuron_steps).unwrap_or(0) as u32;
-        correct += usize::from(pred == usize::from(label));
-        defmt::println!(
-            "image {=usize} label {=u8} pred {=u16} sar_ppm {=u32} synops {=u64} spikes {=[?]} scores {=[?]}",
-            i,
-            label,
-            pred as u16,
-            sar_ppm,
-            engine.synops(),
-            &spikes[..stats.len()],
-            engine.scores()
-        );
     }
     defmt::println!(
         "summary images {=usize} correct {=usize}",

@@ -340,11 +340,43 @@ pub fn for_each_set_bit(words: &[u64], start: usize, end: usize, mut f: impl FnM
                 w &= (1u64 << e) - 1;
             }
         }
+        #[cfg(target_pointer_width = "32")]
+        {
+            // Two 32-bit halves: 64-bit bit tricks cost twice the instructions on 32-bit cores.
+            for (half, mut h) in [(0, w as u32), (32, (w >> 32) as u32)] {
+                while h != 0 {
+                    f(wi * 64 + half + h.trailing_zeros() as usize);
+                    h &= h - 1;
+                }
+            }
+        }
+        #[cfg(not(target_pointer_width = "32"))]
         while w != 0 {
             f(wi * 64 + w.trailing_zeros() as usize);
             w &= w - 1;
         }
     }
+}
+
+/// Number of set bits in positions `start..end` of `words` (LSB-first).
+pub fn count_ones_range(words: &[u64], start: usize, end: usize) -> u32 {
+    if start >= end {
+        return 0;
+    }
+    let (first, last) = (start / 64, (end - 1) / 64);
+    let mut n = 0;
+    for (wi, &word) in words.iter().enumerate().take(last + 1).skip(first) {
+        let mut w = word;
+        if wi == first {
+            w &= !0u64 << (start % 64);
+        }
+        let e = end - wi * 64;
+        if wi == last && e < 64 {
+            w &= (1u64 << e) - 1;
+        }
+        n += w.count_ones();
+    }
+    n
 }
 
 #[cfg(test)]

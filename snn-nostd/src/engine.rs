@@ -20,9 +20,13 @@
 //! in HWC order: neuron `(c, y, x)` of a `C x H x W` map is bit `(y * W + x) * C + c`. Padding bits
 //! of the last word are 0. Every layer fed by spikes (cell convs, the down conv, fc1, fc2) walks
 //! the set bits only and adds, per spike, a contiguous weight column of `C_out` values (weights
-//! are stored `[ci][ky][kx][co]`): its cost follows the spike count. Convolutions run one output
-//! row at a time into an `i32` row accumulator (`W * C_out`; two rows for the down conv, whose
-//! MaxPool2 is fused), so no full-size `i32` tensor is ever needed. Only the stem is dense (its
+//! are stored `[ci][ky][kx][co]`): its cost follows the spike count. Convolutions scan their
+//! input once and accumulate into a ring of four padded output rows (`conv` module; the down
+//! conv's MaxPool2 is fused), so no full-size accumulator tensor is ever needed and no spike
+//! tests a border. With `i8` weights and 4, 8 or 16 output channels the accumulators are `i16`
+//! lanes added two at a time with `SXTAB16` (feature `dsp` on Cortex-M4/M7, portable code
+//! elsewhere), wherever the weight sums prove the result equal to the saturating `i32` adds of
+//! the definition above; every other layer uses those `i32` adds. Only the stem is dense (its
 //! input is real-valued): static input runs it once per sample, event input once per frame
 //! (with the DVS MaxPool2 fused).
 //!
@@ -49,6 +53,8 @@
 //! for layer in engine.stats() { /* layer.spikes, layer.sar() */ }
 //! ```
 
+#[cfg(test)]
+use crate::bits::count_ones_range;
 use crate::bits::{for_each_set_bit, set_bit, words_for};
 use crate::genotype::{CellType, Genotype, Op, NUM_NODES};
 use crate::model::{Bits, CellParts, CellPlan, Dims, InputKind, LayerParts, Model, PostParts};
@@ -94,6 +100,29 @@ pub fn sat_i16(x: i64) -> i16 {
 #[inline]
 pub fn sat_i32(x: i64) -> i32 {
     x.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// Bound of [`requant`]'s result: any `|v| >= 2^17` saturates `dst + v` for every `i16` `dst`.
+const REQUANT_BOUND: i64 = 1 << 17;
+
+/// `round_shift(a, s)` in 32-bit arithmetic, clamped to `±2^17` where a left shift would make it
+/// larger: the same `sat_i16(d + v)` for every `i16` `d`, and the same `sat_i16(v)`, as the
+/// `i64` [`round_shift`] (tested against it).
+#[inline(always)]
+fn requant(a: i32, s: i32) -> i32 {
+    if s > 0 {
+        if s >= 32 {
+            // |a| < 2^31 <= 2^(s-1): rounds to 0 (round half up of a value in (-1/2, 1/2)).
+            0
+        } else {
+            (a >> s) + ((a >> (s - 1)) & 1)
+        }
+    } else if s == 0 {
+        a.clamp(-(REQUANT_BOUND as i32), REQUANT_BOUND as i32)
+    } else {
+        let l = (-s).min(18) as u32;
+        ((a as i64) << l).clamp(-REQUANT_BOUND, REQUANT_BOUND) as i32
+    }
 }
 
 /// LIF charge with tau = 4/3: `(v + 3x) / 4` rounded half up, exactly (`(v + 3x + 2) >> 2`).
@@ -177,182 +206,29 @@ impl Geom {
     }
 }
 
-/// Fills `row` (`w * c_out`) with the per-channel biases.
-fn fill_bias(row: &mut [i32], layer: &LayerParts<'_>, c_out: usize) {
-    for (co, r) in row[..c_out].iter_mut().enumerate() {
-        *r = layer.bias_at(co);
-    }
-    let mut filled = c_out;
-    while filled < row.len() {
-        let n = filled.min(row.len() - filled);
-        row.copy_within(0..n, filled);
-        filled += n;
-    }
-}
-
-/// Adds, for output row `oy` of a stride-1 `k x k` conv (pad `k / 2`), the weight columns of
-/// every spike of `spk` (HWC, geometry `g`) into `row` (`g.w * c_out`). Returns the number of
-/// weight adds.
-fn conv_row_event<W: Wt>(
-    spk: &[u64],
-    g: Geom,
-    k: usize,
-    weights: &[u8],
-    c_out: usize,
-    oy: usize,
-    row: &mut [i32],
-) -> u64 {
-    let pad = k / 2;
-    let row_bits = g.w * g.c;
-    let col = c_out * W::BYTES;
-    let mut ops = 0u64;
-    for ky in 0..k {
-        let y = oy + ky;
-        if y < pad || y - pad >= g.h {
-            continue;
-        }
-        let start = (y - pad) * row_bits;
-        for_each_set_bit(spk, start, start + row_bits, |idx| {
-            let rel = idx - start;
-            let x = rel / g.c;
-            let ci = rel - x * g.c;
-            for kx in 0..k {
-                let ox = x + pad;
-                if ox < kx || ox - kx >= g.w {
-                    continue;
-                }
-                let ox = ox - kx;
-                let wb = ((ci * k + ky) * k + kx) * col;
-                W::add_col(
-                    &mut row[ox * c_out..(ox + 1) * c_out],
-                    &weights[wb..wb + col],
-                );
-                ops += c_out as u64;
-            }
-        });
-    }
-    ops
-}
-
-/// Event-driven `k x k` conv (`g.c -> c_out`, same size) of the spikes `spk`, requantised and
-/// added (saturating) into `dst` (HWC, `g.h x g.w x c_out`). `row` holds `g.w * c_out`.
-fn conv_event_add<W: Wt>(
-    spk: &[u64],
-    g: Geom,
-    k: usize,
-    layer: &LayerParts<'_>,
-    c_out: usize,
-    dst: &mut [i16],
-    row: &mut [i32],
-) -> u64 {
-    let rl = g.w * c_out;
-    let row = &mut row[..rl];
-    let mut ops = 0;
-    for oy in 0..g.h {
-        fill_bias(row, layer, c_out);
-        ops += conv_row_event::<W>(spk, g, k, layer.weights, c_out, oy, row);
-        let d = &mut dst[oy * rl..(oy + 1) * rl];
-        for (drow, arow) in d.chunks_exact_mut(c_out).zip(row.chunks_exact(c_out)) {
-            for (co, (dv, &a)) in drow.iter_mut().zip(arow).enumerate() {
-                let v = round_shift(a as i64, layer.shift_at(co) as i32);
-                *dv = sat_i16(*dv as i64 + v);
-            }
-        }
-    }
-    ops
-}
-
-/// The down conv: event-driven 3x3 conv `g.c -> c_out` + folded BN, then MaxPool2, written
-/// (not added) into `dst` (HWC, `g.h/2 x g.w/2 x c_out`). `row` holds `2 * g.w * c_out`.
-fn down_conv<W: Wt>(
-    spk: &[u64],
-    g: Geom,
-    layer: &LayerParts<'_>,
-    c_out: usize,
-    dst: &mut [i16],
-    row: &mut [i32],
-) -> u64 {
-    let rl = g.w * c_out;
-    let (h2, w2) = (g.h / 2, g.w / 2);
-    let mut ops = 0;
-    for oy2 in 0..h2 {
-        let (r0, r1) = row[..2 * rl].split_at_mut(rl);
-        fill_bias(r0, layer, c_out);
-        fill_bias(r1, layer, c_out);
-        ops += conv_row_event::<W>(spk, g, 3, layer.weights, c_out, 2 * oy2, r0);
-        ops += conv_row_event::<W>(spk, g, 3, layer.weights, c_out, 2 * oy2 + 1, r1);
-        for ox2 in 0..w2 {
-            let b = 2 * ox2 * c_out;
-            for co in 0..c_out {
-                let m = r0[b + co]
-                    .max(r0[b + c_out + co])
-                    .max(r1[b + co])
-                    .max(r1[b + c_out + co]);
-                // round_shift is monotone, so max-then-requantise equals requantise-then-max.
-                dst[(oy2 * w2 + ox2) * c_out + co] =
-                    sat_i16(round_shift(m as i64, layer.shift_at(co) as i32));
-            }
-        }
-    }
-    ops
-}
-
-/// The dense stem: 3x3 conv (pad 1) of the CHW `input` + folded BN (optionally MaxPool2),
-/// written into `dst` (HWC).
+/// The event-driven `k x k` conv of `spk` by `l` (`g.c -> c_out`) into `out`, on the `i16`-lane
+/// SIMD accumulator where `lanes16` (see [`conv::lanes16_exact`]), else on saturating `i32`;
+/// or, given `dense` scratch, the dense baseline (where exact, see [`dense::dense_exact`]).
 #[allow(clippy::too_many_arguments)]
-fn stem<W: Wt>(
-    input: &[i16],
-    in_c: usize,
-    in_h: usize,
-    in_w: usize,
-    pool: bool,
-    layer: &LayerParts<'_>,
+fn conv_edge<W: Wt>(
+    spk: &[u64],
+    g: Geom,
+    k: usize,
+    l: &LayerParts<'_>,
+    lanes16: bool,
     c_out: usize,
-    dst: &mut [i16],
-) {
-    let at = |y: usize, x: usize, co: usize| -> i64 {
-        let mut acc = layer.bias_at(co) as i64;
-        for ci in 0..in_c {
-            for ky in 0..3 {
-                let iy = y + ky;
-                if iy < 1 || iy > in_h {
-                    continue;
-                }
-                let plane = &input[(ci * in_h + iy - 1) * in_w..(ci * in_h + iy) * in_w];
-                for kx in 0..3 {
-                    let ix = x + kx;
-                    if ix < 1 || ix > in_w {
-                        continue;
-                    }
-                    let v = plane[ix - 1];
-                    if v != 0 {
-                        let w = W::at(layer.weights, ((co * in_c + ci) * 3 + ky) * 3 + kx);
-                        acc += v as i64 * w as i64;
-                    }
-                }
-            }
+    out: conv::Out<'_>,
+    ring: &mut [i32],
+    dense: Option<&mut [i32]>,
+) -> u64 {
+    if let Some(scratch) = dense {
+        if dense::dense_exact::<W>(l, c_out) {
+            return dense::conv_dense::<W>(spk, g, k, l, c_out, out, scratch);
         }
-        acc
-    };
-    let (oh, ow) = if pool {
-        (in_h / 2, in_w / 2)
-    } else {
-        (in_h, in_w)
-    };
-    for y in 0..oh {
-        for x in 0..ow {
-            for co in 0..c_out {
-                let v = if pool {
-                    at(2 * y, 2 * x, co)
-                        .max(at(2 * y, 2 * x + 1, co))
-                        .max(at(2 * y + 1, 2 * x, co))
-                        .max(at(2 * y + 1, 2 * x + 1, co))
-                } else {
-                    at(y, x, co)
-                };
-                dst[(y * ow + x) * c_out + co] = sat_i16(round_shift(v, layer.shift_at(co) as i32));
-            }
-        }
+    }
+    match conv::lanes16_conv(k, c_out) {
+        Some(f) if lanes16 => f(spk, g, l, out, ring),
+        _ => conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring),
     }
 }
 
@@ -393,8 +269,8 @@ fn add_sat(dst: &mut [i16], src: &[i16]) {
     }
 }
 
-/// A LIF layer over `mem.len()` neurons whose input `i` is `input(i)`; writes the packed spikes
-/// into `bits` and returns the spike count.
+/// A LIF layer over `mem.len()` neurons whose input `i` is `input(i)` (called once per neuron,
+/// in increasing `i`); writes the packed spikes into `bits` and returns the spike count.
 #[inline]
 fn lif_layer(
     mem: &mut [i16],
@@ -512,13 +388,17 @@ impl SpikeObserver for () {
 pub struct BufferSizes {
     /// `i16` activations: nodes, back states, membranes, cached stem output.
     pub act: usize,
-    /// `i32` accumulators: conv row, fc outputs, class scores.
+    /// `i32` accumulators: conv output-row ring, fc outputs, class scores.
     pub acc: usize,
     /// `u64` words of bit-packed spike maps.
     pub bits: usize,
     /// `i16` elements of one quantised input sample (the caller's input buffer; not part of
     /// [`BufferSizes::bytes`]).
     pub input: usize,
+    /// Whether the engine can hold the input itself ([`Engine::staged_input`]: static input
+    /// whose frame fits a node buffer), so that a caller using [`Engine::infer_staged`] needs
+    /// no input buffer.
+    pub input_staged: bool,
 }
 
 impl BufferSizes {
@@ -530,9 +410,13 @@ impl BufferSizes {
             .saturating_add(self.bits.saturating_mul(8))
     }
 
-    /// Bytes of the arenas plus the input buffer.
+    /// Bytes of the arenas plus the input buffer (none where the input is staged).
     pub const fn bytes_with_input(&self) -> usize {
-        self.bytes().saturating_add(self.input.saturating_mul(2))
+        if self.input_staged {
+            self.bytes()
+        } else {
+            self.bytes().saturating_add(self.input.saturating_mul(2))
+        }
     }
 }
 
@@ -554,20 +438,17 @@ struct Layout {
     row: usize,
 }
 
-const fn layout(d: &Dims) -> Layout {
+/// `lanes_only`: every conv runs on `i16` lanes, so the ring needs half the words.
+const fn layout(d: &Dims, lanes_only: bool) -> Layout {
     let n1 = d.n1();
     let n2 = d.n2();
     let (_, w1) = d.cell1_hw();
     let (_, w2) = d.cell2_hw();
     let c1 = d.c1 as usize;
     let c2 = d.c2 as usize;
-    let row = max(
-        max(
-            w1.saturating_mul(c1),
-            w1.saturating_mul(c2).saturating_mul(2),
-        ),
-        max(w2.saturating_mul(c2), d.hidden as usize),
-    );
+    let ring = max(conv::ring_len(w1, max(c1, c2)), conv::ring_len(w2, c2));
+    let ring = if lanes_only { ring / 2 } else { ring };
+    let row = max(ring, max(d.hidden as usize, stem::scratch_len(d)));
     Layout {
         n1,
         n2,
@@ -582,15 +463,20 @@ const fn layout(d: &Dims) -> Layout {
 
 /// Scratch sizes for a network of shape `dims` whose cells have genotype `ops` (one op per edge
 /// of `cell`). `const`, so firmware can size static buffers at build time; [`Engine::new`]
-/// checks them at start-up.
+/// checks them at start-up. They do not depend on the weights, so they can exceed
+/// [`buffer_sizes`] (by the half of the conv ring that `i16` lanes do not need).
 pub const fn buffer_sizes_for(dims: &Dims, cell: CellType, ops: &[Op]) -> BufferSizes {
+    sizes(dims, cell, ops, false)
+}
+
+const fn sizes(dims: &Dims, cell: CellType, ops: &[Op], lanes_only: bool) -> BufferSizes {
     let plan = CellPlan::new(cell, ops);
-    let l = layout(dims);
+    let l = layout(dims, lanes_only);
     let per_cell = plan.backs() + plan.lifs();
     let hidden = dims.hidden as usize;
     let act = l
         .stem
-        .saturating_add(l.nmax.saturating_mul(4))
+        .saturating_add(l.nmax.saturating_mul(plan.slots as usize))
         .saturating_add(per_cell.saturating_mul(l.n1.saturating_add(l.n2)))
         .saturating_add(l.n1)
         .saturating_add(l.n2)
@@ -608,13 +494,20 @@ pub const fn buffer_sizes_for(dims: &Dims, cell: CellType, ops: &[Op]) -> Buffer
         acc,
         bits,
         input: dims.input_len(),
+        input_staged: matches!(dims.input, InputKind::Static) && l.nmax >= dims.input_len(),
     }
+}
+
+/// `i32` words of scratch the dense baseline needs ([`Engine::use_dense`]).
+pub fn dense_scratch_len(model: &Model<'_>) -> usize {
+    dense::scratch_len(model.dims())
 }
 
 /// Scratch sizes for `model`.
 pub fn buffer_sizes(model: &Model<'_>) -> BufferSizes {
     let g = model.genotype();
-    buffer_sizes_for(model.dims(), g.cell(), g.ops())
+    let lanes_only = Lanes16Plan::new(model).covers_all(model);
+    sizes(model.dims(), g.cell(), g.ops(), lanes_only)
 }
 
 /// Why the engine refused to run.
@@ -630,6 +523,9 @@ pub enum EngineError {
         /// Elements given.
         got: usize,
     },
+    /// [`Engine::infer_staged`] on a model whose input the engine cannot hold (event input, or
+    /// a frame larger than a node buffer).
+    NoStagedInput,
     /// An input slice has the wrong length.
     InputLength {
         /// Elements expected.
@@ -650,6 +546,9 @@ impl fmt::Display for EngineError {
                 f,
                 "engine buffer `{buffer}` too small: needs {needed} elements, got {got}"
             ),
+            EngineError::NoStagedInput => {
+                f.write_str("this model's input cannot be staged in the engine's buffers")
+            }
             EngineError::InputLength { expected, got } => {
                 write!(f, "input has {got} elements, expected {expected}")
             }
@@ -747,6 +646,53 @@ impl<O: SpikeObserver> Ctx<'_, O> {
     }
 }
 
+/// Which convolutions run on the exact `i16`-lane SIMD accumulator ([`conv::lanes16_exact`]).
+#[derive(Clone, Copy)]
+struct Lanes16Plan {
+    /// Per cell, bit `k`: the conv on edge `k`.
+    cells: [u16; 2],
+    /// The down conv.
+    down: bool,
+}
+
+impl Lanes16Plan {
+    fn new(model: &Model<'_>) -> Lanes16Plan {
+        let p = model.parts();
+        let d = model.dims();
+        let bits = model.bits();
+        let g = model.genotype();
+        let lanes = |l: &LayerParts<'_>, k: usize, c: u16| {
+            conv::lanes16_conv(k, c as usize).is_some() && conv::lanes16_exact(l, bits, c as usize)
+        };
+        let mask = |cp: &CellParts<'_>, c: u16| {
+            let mut m = 0u16;
+            for (k, (l, &op)) in cp.convs.iter().zip(g.ops()).enumerate() {
+                let size = if op == Op::Conv1 { 1 } else { 3 };
+                if l.as_ref().is_some_and(|l| lanes(l, size, c)) {
+                    m |= 1 << k;
+                }
+            }
+            m
+        };
+        Lanes16Plan {
+            cells: [mask(&p.cell1, d.c1), mask(&p.cell2, d.c2)],
+            down: lanes(&p.down, 3, d.c2),
+        }
+    }
+
+    /// Whether every conv of `model` (cells and down conv) runs on `i16` lanes.
+    fn covers_all(&self, model: &Model<'_>) -> bool {
+        let p = model.parts();
+        let covered = |cp: &CellParts<'_>, m: u16| {
+            cp.convs
+                .iter()
+                .enumerate()
+                .all(|(k, l)| l.is_none() || m >> k & 1 != 0)
+        };
+        self.down && covered(&p.cell1, self.cells[0]) && covered(&p.cell2, self.cells[1])
+    }
+}
+
 /// The integer inference engine: a model plus caller-provided scratch.
 pub struct Engine<'m, 'b> {
     model: &'m Model<'m>,
@@ -762,6 +708,11 @@ pub struct Engine<'m, 'b> {
     row: &'b mut [i32],
     out: &'b mut [i32],
     scores: &'b mut [i32],
+    lanes16: Lanes16Plan,
+    /// [`BufferSizes::input_staged`].
+    input_staged: bool,
+    /// Scratch of the dense baseline while it is selected ([`Engine::use_dense`]).
+    dense: Option<&'b mut [i32]>,
     t: usize,
     stats: [LayerStats; MAX_LAYERS],
     n_stats: usize,
@@ -793,7 +744,8 @@ impl<'m, 'b> Engine<'m, 'b> {
         }
         let d = *model.dims();
         let plan = *model.plan();
-        let l = layout(&d);
+        let lanes16 = Lanes16Plan::new(model);
+        let l = layout(&d, lanes16.covers_all(model));
         let hidden = d.hidden as usize;
         let mut act = act;
         let mut acc = acc;
@@ -801,9 +753,9 @@ impl<'m, 'b> Engine<'m, 'b> {
         let stem_out = carve(&mut act, l.stem);
         let nodes = [
             carve(&mut act, l.nmax),
-            carve(&mut act, l.nmax),
-            carve(&mut act, l.nmax),
-            carve(&mut act, l.nmax),
+            carve(&mut act, if plan.slots > 1 { l.nmax } else { 0 }),
+            carve(&mut act, if plan.slots > 2 { l.nmax } else { 0 }),
+            carve(&mut act, if plan.slots > 3 { l.nmax } else { 0 }),
         ];
         let cell = |n: usize, act: &mut &'b mut [i16], bits: &mut &'b mut [u64]| {
             let back: [&'b mut [i16]; 3] =
@@ -875,6 +827,9 @@ impl<'m, 'b> Engine<'m, 'b> {
             row,
             out,
             scores,
+            lanes16,
+            input_staged: need.input_staged,
+            dense: None,
             t: 0,
             stats,
             n_stats,
@@ -882,6 +837,27 @@ impl<'m, 'b> Engine<'m, 'b> {
         };
         e.reset();
         Ok(e)
+    }
+
+    /// Selects the dense baseline for the convolutions (every input multiplied, `SMLAD`
+    /// direct convolution; same results, see the `dense` module) with `scratch` of at least
+    /// [`dense_scratch_len`] words, until [`Engine::use_events`].
+    pub fn use_dense(&mut self, scratch: &'b mut [i32]) -> Result<(), EngineError> {
+        let needed = dense_scratch_len(self.model);
+        if scratch.len() < needed {
+            return Err(EngineError::BufferTooSmall {
+                buffer: "dense",
+                needed,
+                got: scratch.len(),
+            });
+        }
+        self.dense = Some(scratch);
+        Ok(())
+    }
+
+    /// Back to the event-driven convolutions; returns the dense scratch, if one was in use.
+    pub fn use_events(&mut self) -> Option<&'b mut [i32]> {
+        self.dense.take()
     }
 
     /// The model.
@@ -1018,15 +994,42 @@ impl<'m, 'b> Engine<'m, 'b> {
                 got: frame.len(),
             });
         }
+        self.step_from(Some(frame), obs);
+        Ok(())
+    }
+
+    /// The engine's own input buffer, for static input whose frame fits a node buffer
+    /// ([`BufferSizes::input_staged`]): quantise a sample into it (e.g. with
+    /// [`quantize_input_u8`]) and run [`Engine::infer_staged`], and the caller needs no input
+    /// buffer. The buffer is free until the stem has read it; any step overwrites it.
+    pub fn staged_input(&mut self) -> Option<&mut [i16]> {
+        let d = *self.model.dims();
+        let n = d.input_len();
+        (self.input_staged && self.nodes[0].len() >= n).then(|| &mut self.nodes[0][..n])
+    }
+
+    /// [`Engine::infer`] of the sample in [`Engine::staged_input`].
+    pub fn infer_staged<O: SpikeObserver>(&mut self, obs: &mut O) -> Result<usize, EngineError> {
+        if self.staged_input().is_none() {
+            return Err(EngineError::NoStagedInput);
+        }
+        self.reset();
+        for _ in 0..self.model.dims().t {
+            self.step_from(None, obs);
+        }
+        Ok(self.prediction())
+    }
+
+    /// One timestep on `frame`, or on the staged input (`None`; static input only).
+    fn step_from<O: SpikeObserver>(&mut self, frame: Option<&[i16]>, obs: &mut O) {
         match self.model.bits() {
             Bits::B8 => self.step_w::<W8, O>(frame, obs),
             Bits::B16 => self.step_w::<W16, O>(frame, obs),
         }
         self.t += 1;
-        Ok(())
     }
 
-    fn step_w<W: Wt, O: SpikeObserver>(&mut self, frame: &[i16], obs: &mut O) {
+    fn step_w<W: Wt, O: SpikeObserver>(&mut self, frame: Option<&[i16]>, obs: &mut O) {
         let model = self.model;
         let p = model.parts();
         let d = *model.dims();
@@ -1056,18 +1059,28 @@ impl<'m, 'b> Engine<'m, 'b> {
 
         // Stem -> cell-1 input x0 (nodes[0]).
         let (in_c, in_h, in_w) = (d.in_c as usize, d.in_h as usize, d.in_w as usize);
-        let run_stem = |dst: &mut [i16]| {
-            stem::<W>(frame, in_c, in_h, in_w, d.stem_pool, &p.stem, c1, dst);
+        let shape = stem::Shape {
+            c: in_c,
+            h: in_h,
+            w: in_w,
+            pool: d.stem_pool,
         };
         match d.input {
             InputKind::Static => {
                 if !self.stem_valid {
-                    run_stem(self.stem_out);
+                    // The staged input lives in node buffer 0, which the stem does not write.
+                    let input = frame.unwrap_or(&self.nodes[0][..d.frame_len()]);
+                    stem::stem::<W>(input, shape, &p.stem, c1, self.stem_out, self.row);
                     self.stem_valid = true;
                 }
                 self.nodes[0][..n1].copy_from_slice(self.stem_out);
             }
-            InputKind::Events => run_stem(&mut self.nodes[0][..n1]),
+            InputKind::Events => {
+                // `infer_staged` refuses event input: a frame is always given here.
+                let frame = frame.unwrap_or(&[]);
+                let dst = &mut self.nodes[0][..n1];
+                stem::stem::<W>(frame, shape, &p.stem, c1, dst, self.row);
+            }
         }
 
         // Cell 1 and cell 2, each followed by BN -> LIF.
@@ -1075,13 +1088,16 @@ impl<'m, 'b> Engine<'m, 'b> {
         for (k, (cp, post, geom)) in stages.into_iter().enumerate() {
             if k == 1 {
                 // Down conv + BN + MaxPool2 of the cell-1 spikes -> cell-2 input x0.
-                synops += down_conv::<W>(
+                synops += conv_edge::<W>(
                     self.post_spk[0],
                     g1,
+                    3,
                     &p.down,
+                    self.lanes16.down,
                     c2,
-                    &mut self.nodes[0][..n2],
+                    conv::Out::MaxPool2(&mut self.nodes[0][..n2]),
                     self.row,
+                    self.dense.as_deref_mut(),
                 );
             }
             let cell = k as u8 + 1;
@@ -1092,13 +1108,15 @@ impl<'m, 'b> Engine<'m, 'b> {
                 g,
                 &plan,
                 geom,
+                self.lanes16.cells[k],
                 self.row,
+                self.dense.as_deref_mut(),
                 &mut ctx,
                 cell,
             );
             let n = geom.len();
             let spikes = post_lif(
-                &self.nodes[3][..n],
+                &self.nodes[plan.slot[3] as usize][..n],
                 geom.c,
                 post,
                 self.post_mem[k],
@@ -1147,12 +1165,20 @@ impl<'m, 'b> Engine<'m, 'b> {
 /// Affine (folded BN) -> LIF over a cell output `x` (HWC, `c` channels).
 fn post_lif(x: &[i16], c: usize, post: &PostParts<'_>, mem: &mut [i16], bits: &mut [u64]) -> u64 {
     let th = threshold(post.exp);
-    let s = post.shift as i32;
+    // `round_shift(v, s)` is `(v + 2^(s-1)) >> s` here: `|v| < 2^47` cannot overflow with the
+    // rounding term (`s <= 62`, as `round_shift` clamps it).
+    let s = (post.shift as u32).min(62);
+    let round = (1i64 << s) >> 1;
+    // `lif_layer` asks for the neurons in order: the channel is a running counter.
+    let mut ch = 0;
     lif_layer(mem, th, bits, |i| {
-        let ch = i % c;
         let mul = crate::model::read_i32(post.mul, ch) as i64;
         let add = crate::model::read_i32(post.add, ch) as i64;
-        sat_i16(round_shift(x[i] as i64 * mul + add, s))
+        ch += 1;
+        if ch == c {
+            ch = 0;
+        }
+        sat_i16((x[i] as i64 * mul + add + round) >> s)
     })
 }
 
@@ -1163,9 +1189,11 @@ fn apply_edge<W: Wt>(
     src: &[i16],
     spk: &[u64],
     conv: Option<&LayerParts<'_>>,
+    lanes16: bool,
     g: Geom,
     dst: &mut [i16],
     row: &mut [i32],
+    dense: Option<&mut [i32]>,
 ) -> u64 {
     match (op, conv) {
         (Op::Zero, _) => 0,
@@ -1181,15 +1209,20 @@ fn apply_edge<W: Wt>(
             pool3_add(src, g, false, dst);
             0
         }
-        (Op::Conv3, Some(l)) => conv_event_add::<W>(spk, g, 3, l, g.c, dst, row),
-        (Op::Conv1, Some(l)) => conv_event_add::<W>(spk, g, 1, l, g.c, dst, row),
+        (Op::Conv3, Some(l)) => {
+            conv_edge::<W>(spk, g, 3, l, lanes16, g.c, conv::Out::Add(dst), row, dense)
+        }
+        (Op::Conv1, Some(l)) => {
+            conv_edge::<W>(spk, g, 1, l, lanes16, g.c, conv::Out::Add(dst), row, dense)
+        }
         // Validation guarantees a conv on every conv edge.
         (Op::Conv3 | Op::Conv1, None) => 0,
     }
 }
 
-/// One timestep of a cell. On entry `nodes[0]` holds the cell input `x0`; on exit `nodes[3]`
-/// holds the output `x3` and `nodes[0..3]` hold `x_i + B_i`. Returns the weight adds.
+/// One timestep of a cell. On entry node buffer 0 holds the cell input `x0`; on exit buffer
+/// `plan.slot[3]` holds the output `x3`, and the buffer of every kept node `j < 3`
+/// (`plan.keep_x`) holds `x_j + B_j`. Returns the weight adds.
 #[allow(clippy::too_many_arguments)]
 fn cell_step<W: Wt, O: SpikeObserver>(
     nodes: &mut [&mut [i16]; NUM_NODES],
@@ -1198,34 +1231,40 @@ fn cell_step<W: Wt, O: SpikeObserver>(
     g: &Genotype,
     plan: &CellPlan,
     geom: Geom,
+    lanes16: u16,
     row: &mut [i32],
+    mut dense: Option<&mut [i32]>,
     ctx: &mut Ctx<'_, O>,
     cell_no: u8,
 ) -> u64 {
     let n = geom.len();
     let th = threshold(cp.exp);
     let mut ops = 0;
-    let [a, b, c, e] = nodes;
-    let mut x: [&mut [i16]; NUM_NODES] = [&mut a[..n], &mut b[..n], &mut c[..n], &mut e[..n]];
+    let slot = plan.slot.map(usize::from);
     let edges = g.cell().edges();
+    // The tensor an op reads (skip, pools), in a buffer other than `dst`'s (`CellPlan::slot`).
+    let source = |op: Op, j: usize| (!op.has_lif()).then_some(slot[j]);
     for i in 0..NUM_NODES {
         if i > 0 {
-            let (lo, hi) = x.split_at_mut(i);
-            let dst = &mut *hi[0];
-            dst.fill(0);
+            nodes[slot[i]][..n].fill(0);
             for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
                 if edge.to as usize != i || edge.is_backward() || op == Op::Zero {
                     continue;
                 }
                 let j = edge.from as usize;
-                ops += apply_edge::<W>(op, lo[j], st.spk[j], cp.convs[k].as_ref(), geom, dst, row);
+                let (dst, src) = dst_and_src(nodes, slot[i], source(op, j), n);
+                let fast = lanes16 >> k & 1 != 0;
+                let conv = cp.convs[k].as_ref();
+                let dense = dense.as_deref_mut();
+                ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row, dense);
             }
         }
+        let xi = &mut nodes[slot[i]][..n];
         if i < 3 && plan.need_back[i] {
-            add_sat(x[i], st.back[i]);
+            add_sat(xi, st.back[i]);
         }
         if plan.need_lif[i] {
-            let src = &*x[i];
+            let src = &*xi;
             let cnt = lif_layer(st.mem[i], th, st.spk[i], |k| src[k]);
             ctx.report(
                 LayerId::Cell {
@@ -1250,11 +1289,43 @@ fn cell_step<W: Wt, O: SpikeObserver>(
                 continue;
             }
             let j = edge.from as usize;
-            ops += apply_edge::<W>(op, x[j], st.spk[j], cp.convs[k].as_ref(), geom, dst, row);
+            let src: &[i16] = match source(op, j) {
+                Some(s) => &nodes[s][..n],
+                None => &[],
+            };
+            let fast = lanes16 >> k & 1 != 0;
+            let conv = cp.convs[k].as_ref();
+            let dense = dense.as_deref_mut();
+            ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row, dense);
         }
     }
     ops
 }
 
+/// Node buffer `d` (first `n` elements) for writing and, if asked, buffer `s != d` for
+/// reading. `s == d` cannot happen for a plan from [`CellPlan::new`] (tested); it would read
+/// nothing.
+fn dst_and_src<'a>(
+    nodes: &'a mut [&mut [i16]; NUM_NODES],
+    d: usize,
+    s: Option<usize>,
+    n: usize,
+) -> (&'a mut [i16], &'a [i16]) {
+    match s {
+        Some(s) if s < d => {
+            let (lo, hi) = nodes.split_at_mut(d);
+            (&mut hi[0][..n], &lo[s][..n])
+        }
+        Some(s) if s > d => {
+            let (lo, hi) = nodes.split_at_mut(s);
+            (&mut lo[d][..n], &hi[0][..n])
+        }
+        _ => (&mut nodes[d][..n], &[]),
+    }
+}
+
+mod conv;
+mod dense;
+mod stem;
 #[cfg(test)]
 mod tests;

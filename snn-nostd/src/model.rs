@@ -238,6 +238,16 @@ pub struct CellPlan {
     /// `need_lif[j]`: some conv edge leaves node `j`, so the LIF on `x_j + B_j` (on `x3` for
     /// `j = 3`) exists. One LIF per distinct input: every conv edge from `j` sees the same spikes.
     pub need_lif: [bool; NUM_NODES],
+    /// `keep_x[j]`: some non-zero edge that reads the tensor (not the spikes) leaves node `j`
+    /// (skip, pools), so `x_j` must live until the cell's back states are done. Node 3's tensor
+    /// is read after the cell (post BN) in any case.
+    pub keep_x: [bool; NUM_NODES],
+    /// `slot[j]`: the node buffer that holds `x_j` during a timestep. A node whose tensor is
+    /// dead after its own LIF (`!keep_x[j]`, `j < 3`) frees its buffer for the next nodes:
+    /// convs read spikes, never the tensor. Node 0 is always in buffer 0.
+    pub slot: [u8; NUM_NODES],
+    /// Number of node buffers (`1..=4`).
+    pub slots: u8,
 }
 
 impl CellPlan {
@@ -251,6 +261,9 @@ impl CellPlan {
         let mut plan = CellPlan {
             need_back: [false; 3],
             need_lif: [false; NUM_NODES],
+            keep_x: [false; NUM_NODES],
+            slot: [0; NUM_NODES],
+            slots: 1,
         };
         let mut i = 0;
         while i < edges.len() && i < ops.len() {
@@ -260,11 +273,34 @@ impl CellPlan {
                 if e.from > e.to && (e.to as usize) < 3 {
                     plan.need_back[e.to as usize] = true;
                 }
-                if op.has_lif() && (e.from as usize) < NUM_NODES {
-                    plan.need_lif[e.from as usize] = true;
+                if (e.from as usize) < NUM_NODES {
+                    if op.has_lif() {
+                        plan.need_lif[e.from as usize] = true;
+                    } else {
+                        plan.keep_x[e.from as usize] = true;
+                    }
                 }
             }
             i += 1;
+        }
+        // Buffers: a node reuses the buffer of the latest dead node before it, else takes a new
+        // one. Node j < 3 is dead once its LIF has run, unless its tensor is kept.
+        let mut free: i32 = if plan.keep_x[0] { -1 } else { 0 };
+        let mut j = 1;
+        while j < NUM_NODES {
+            let s = if free >= 0 {
+                free as u8
+            } else {
+                plan.slots += 1;
+                plan.slots - 1
+            };
+            plan.slot[j] = s;
+            free = if j < 3 && !plan.keep_x[j] {
+                s as i32
+            } else {
+                -1
+            };
+            j += 1;
         }
         plan
     }

@@ -27,6 +27,9 @@ pub struct Config {
     pub qemu: Qemu,
     /// Also count instructions with the plugin (needs gcc).
     pub count_instructions: bool,
+    /// Build with feature `dense`: the firmware also runs the dense baseline on every image;
+    /// its results are checked too, and counted in their own window.
+    pub dense: bool,
 }
 
 /// The decoded output of one firmware run.
@@ -42,6 +45,12 @@ pub struct DeviceRun {
     pub images: Vec<ImageResult>,
     /// The summary line, if any.
     pub summary: Option<Summary>,
+    /// The stack's high-water mark (`stack_bytes` line), if logged.
+    pub stack_bytes: Option<u64>,
+    /// DWT cycles per image (`cycles` lines; real boards only, none under QEMU).
+    pub cycles: Vec<u64>,
+    /// The dense baseline's per-image results (`dense image` lines; feature `dense`).
+    pub dense_images: Vec<ImageResult>,
 }
 
 impl DeviceRun {
@@ -70,6 +79,9 @@ pub struct Cost {
     pub profile: Vec<(String, u64)>,
 }
 
+/// Bytes of static RAM the firmware may use beyond the engine's arenas and input buffer.
+pub const OTHER_STATIC_RAM: u64 = 256;
+
 /// Everything the check measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -81,6 +93,8 @@ pub struct Outcome {
     pub footprint: Footprint,
     /// Instruction counts, when asked for.
     pub cost: Option<Cost>,
+    /// Instruction counts of the dense baseline (feature `dense`), when asked for.
+    pub dense_cost: Option<Cost>,
 }
 
 /// Builds the firmware (`arena`: optional `LIGHTSNN_ARENA`), runs it under QEMU and decodes it.
@@ -92,16 +106,28 @@ pub fn build_and_run(
 ) -> Result<DeviceRun> {
     std::fs::create_dir_all(&cfg.work_dir)?;
     let elf = cfg.work_dir.join(name);
-    firmware::build(model, &cfg.images, arena, &cfg.target_dir, &elf)?;
+    let features: &[&str] = if cfg.dense { &["dense"] } else { &[] };
+    firmware::build(model, &cfg.images, arena, features, &cfg.target_dir, &elf)?;
     let run = cfg.qemu.run(&elf)?;
     let lines = defmt_log::decode(&std::fs::read(&elf)?, &run.stdout)?;
     let mut images = Vec::new();
     let mut summary = None;
+    let mut stack_bytes = None;
+    let mut cycles = Vec::new();
+    let mut dense_images = Vec::new();
     for l in &lines {
-        if let Some(r) = report::parse_image(&l.text)? {
+        if let Some(r) = l.text.strip_prefix("dense ") {
+            if let Some(r) = report::parse_image(r)? {
+                dense_images.push(r);
+            }
+        } else if let Some(r) = report::parse_image(&l.text)? {
             images.push(r);
         } else if let Some(s) = report::parse_summary(&l.text)? {
             summary = Some(s);
+        } else if let Some(n) = report::parse_count(&l.text, "stack_bytes")? {
+            stack_bytes = Some(n);
+        } else if let Some(n) = report::parse_count(&l.text, "cycles")? {
+            cycles.push(n);
         }
     }
     Ok(DeviceRun {
@@ -110,6 +136,9 @@ pub fn build_and_run(
         lines,
         images,
         summary,
+        stack_bytes,
+        cycles,
+        dense_images,
     })
 }
 
@@ -146,6 +175,14 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
             bail!("image {}: firmware and host reference differ\n  firmware:  {d:?}\n  reference: {r:?}", r.image);
         }
     }
+    if cfg.dense {
+        ensure!(
+            device.dense_images == reference.images,
+            "the dense baseline differs from the host reference:\n  dense:     {:?}\n  reference: {:?}",
+            device.dense_images,
+            reference.images
+        );
+    }
     ensure!(
         device.summary.as_ref() == Some(&reference.summary),
         "summary differs: firmware {:?}, reference {:?}",
@@ -154,30 +191,52 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     );
     let elf_bytes = std::fs::read(&device.elf)?;
     let footprint = firmware::footprint(&elf_bytes)?;
-    let cost = if cfg.count_instructions {
-        Some(count(cfg, &device.elf, &elf_bytes, &reference)?)
+    // The footprint `lightsnn export` reports (engine arenas + input) is the ELF's static RAM
+    // less the firmware's own few statics (defmt and marker state).
+    let dense_bytes = if cfg.dense { reference.dense_bytes } else { 0 };
+    let other = footprint.ram as i64 - (reference.arena_bytes + dense_bytes) as i64;
+    ensure!(
+        (0..=OTHER_STATIC_RAM as i64).contains(&other),
+        "static RAM {} B of the ELF vs engine arenas + input {} B: {other} B of other statics, \
+         expected 0..={OTHER_STATIC_RAM}",
+        footprint.ram,
+        reference.arena_bytes
+    );
+    let (cost, dense_cost) = if cfg.count_instructions {
+        let markers = ("lightsnn_infer_begin", "lightsnn_infer_end");
+        let cost = count(cfg, &device.elf, &elf_bytes, &reference, markers)?;
+        let dense = if cfg.dense {
+            let markers = ("lightsnn_dense_begin", "lightsnn_dense_end");
+            Some(count(cfg, &device.elf, &elf_bytes, &reference, markers)?)
+        } else {
+            None
+        };
+        (Some(cost), dense)
     } else {
-        None
+        (None, None)
     };
     Ok(Outcome {
         device,
         reference,
         footprint,
         cost,
+        dense_cost,
     })
 }
 
-/// Counts the instructions of every inference of `elf` (one plugin run).
+/// Counts the instructions of every inference of `elf` between the marker functions
+/// `(begin, end)` (one plugin run).
 pub fn count(
     cfg: &Config,
     elf_path: &Path,
     elf_bytes: &[u8],
     reference: &Reference,
+    (begin, end): (&str, &str),
 ) -> Result<Cost> {
     let plugin = icount::build_plugin(&cfg.work_dir.join("libicount.so"))?;
     let f = elf::function_range(elf_bytes, "device::infer_one")?;
-    let begin = elf::function_range(elf_bytes, "lightsnn_infer_begin")?;
-    let end = elf::function_range(elf_bytes, "lightsnn_infer_end")?;
+    let begin = elf::function_range(elf_bytes, begin)?;
+    let end = elf::function_range(elf_bytes, end)?;
     let qemu = Qemu {
         plugin: Some(icount::plugin_arg(
             &plugin,
@@ -244,17 +303,37 @@ pub fn describe(o: &Outcome) -> String {
     writeln!(s, "correct {}/{}", r.summary.correct, r.summary.images).unwrap();
     writeln!(
         s,
-        "footprint: flash {} B ({:.1} KiB), static RAM {} B ({:.1} KiB) + stack",
+        "footprint: flash {} B ({:.1} KiB), static RAM {} B ({:.1} KiB) = engine arenas + input {} B (lightsnn export's footprint) + {} B other statics; stack peak {}",
         o.footprint.flash,
         o.footprint.flash as f64 / 1024.0,
         o.footprint.ram,
-        o.footprint.ram as f64 / 1024.0
+        o.footprint.ram as f64 / 1024.0,
+        r.arena_bytes,
+        o.footprint.ram - r.arena_bytes as u64 - if o.device.dense_images.is_empty() { 0 } else { r.dense_bytes as u64 },
+        match o.device.stack_bytes {
+            Some(b) => format!(
+                "{b} B: RAM needed {} B ({:.1} KiB, + 1 KiB with the RTT transport)",
+                o.footprint.ram + b,
+                (o.footprint.ram + b) as f64 / 1024.0
+            ),
+            None => "not logged".into(),
+        }
     )
     .unwrap();
+    if let (Some(e), Some(d)) = (&o.cost, &o.dense_cost) {
+        writeln!(s, "dense baseline (SMLAD direct convolution, same results bit for bit): {:.0} instructions per inference, {:.2} per synaptic event, {:.2} per neuron update", d.per_inference, d.per_synaptic_event, d.per_neuron_update).unwrap();
+        writeln!(
+            s,
+            "event-driven / dense: {:.3} (instructions per inference, same images, same run; mean SAR {:.2}%)",
+            e.per_inference / d.per_inference,
+            r.images.iter().map(|i| i.sar_ppm as f64).sum::<f64>() / r.images.len() as f64 / 1e4
+        )
+        .unwrap();
+    }
     if let Some(c) = &o.cost {
         let updates: u64 = r.neuron_updates.iter().sum::<u64>() / r.images.len() as u64;
         let synops: u64 = r.images.iter().map(|i| i.synops).sum::<u64>() / r.images.len() as u64;
-        writeln!(s, "instructions: {:.0} per inference (mean of {}; total run {}), {:.2} per neuron update ({} updates/inference), {:.2} per synaptic event ({} synops/inference); infer_one's own body {}",
+        writeln!(s, "instructions (event-driven): {:.0} per inference (mean of {}; total run {}), {:.2} per neuron update ({} updates/inference), {:.2} per synaptic event ({} synops/inference); infer_one's own body {}",
             c.per_inference, c.counts.windows, c.counts.total, c.per_neuron_update, updates, c.per_synaptic_event, synops, c.counts.range).unwrap();
         writeln!(s, "profile (instructions per function, whole run):").unwrap();
         for (name, n) in c.profile.iter().take(12) {

@@ -17,7 +17,8 @@ pub fn workspace_root() -> PathBuf {
 
 /// Builds `firmware` in release mode for [`TARGET`] with `LIGHTSNN_MODEL=model`,
 /// `LIGHTSNN_IMAGES=images` and, if given, `LIGHTSNN_ARENA=arena` (see `firmware/build.rs`), in
-/// `target_dir`, and copies the ELF to `out_elf`.
+/// `target_dir`, with the extra cargo `features` of the firmware (e.g. `dense`), and copies the
+/// ELF to `out_elf`.
 ///
 /// Runs `cargo` (`$CARGO` when set, as under `cargo test`). Builds within one process are
 /// serialised, so concurrent callers sharing `target_dir` each get their own ELF.
@@ -25,6 +26,7 @@ pub fn build(
     model: &Path,
     images: &Path,
     arena: Option<&str>,
+    features: &[&str],
     target_dir: &Path,
     out_elf: &Path,
 ) -> Result<()> {
@@ -39,6 +41,7 @@ pub fn build(
     let output = cmd
         .current_dir(workspace_root())
         .args(["build", "-p", "firmware", "--release", "--target", TARGET])
+        .args(["--features", &features.join(",")])
         .env("CARGO_TARGET_DIR", target_dir)
         .env("LIGHTSNN_MODEL", model)
         .env("LIGHTSNN_IMAGES", images)

@@ -116,6 +116,10 @@ enum Cmd {
         /// Skip the instruction count.
         #[arg(long)]
         no_count: bool,
+        /// Also run and count the dense baseline (firmware feature `dense`) and print the
+        /// event-driven / dense ratio.
+        #[arg(long)]
+        dense: bool,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -250,6 +254,7 @@ fn main() -> Result<()> {
             images,
             target_dir,
             no_count,
+            dense,
             json,
         } => {
             let root = firmware::workspace_root();
@@ -260,6 +265,7 @@ fn main() -> Result<()> {
                 target_dir: root.join(target_dir),
                 qemu: Qemu::default(),
                 count_instructions: !no_count,
+                dense,
             };
             let o = e2e::run(&cfg)?;
             if json {

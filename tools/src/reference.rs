@@ -29,6 +29,12 @@ pub struct Reference {
     pub summary: Summary,
     /// Per image: neuron updates (sum over LIF layers of neurons x timesteps).
     pub neuron_updates: Vec<u64>,
+    /// Engine arenas plus input buffer, in bytes, as the firmware allocates them
+    /// (`BufferSizes::bytes_with_input`; `lightsnn export`'s activation + input RAM).
+    pub arena_bytes: usize,
+    /// Bytes of the dense baseline's scratch (`engine::dense_scratch_len`), which a firmware
+    /// built with feature `dense` adds.
+    pub dense_bytes: usize,
 }
 
 /// Runs every record of `images` (CIFAR-10 binary records) through the model in `blob`.
@@ -89,5 +95,7 @@ pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
         },
         images: out,
         neuron_updates,
+        arena_bytes: need.bytes_with_input(),
+        dense_bytes: engine::dense_scratch_len(&model) * 4,
     })
 }

@@ -108,6 +108,17 @@ pub fn parse_summary(text: &str) -> Result<Option<Summary>> {
     }))
 }
 
+/// Parses a `<key> <n>` line (e.g. `stack_bytes 8180`, `cycles 123`); `Ok(None)` for any
+/// other line.
+pub fn parse_count(text: &str, key: &str) -> Result<Option<u64>> {
+    let Some(rest) = text.strip_prefix(key).and_then(|r| r.strip_prefix(' ')) else {
+        return Ok(None);
+    };
+    Ok(Some(rest.trim().parse().with_context(|| {
+        format!("malformed {key} line {text:?}")
+    })?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +150,15 @@ mod tests {
             })
         );
         assert_eq!(parse_image("layer 0 cell1.lif0 neurons 8").unwrap(), None);
+        assert_eq!(
+            parse_count("stack_bytes 8180", "stack_bytes").unwrap(),
+            Some(8180)
+        );
+        assert_eq!(
+            parse_count("summary images 4", "stack_bytes").unwrap(),
+            None
+        );
+        assert!(parse_count("cycles x", "cycles").is_err());
         assert_eq!(parse_summary("image 0 label 1").unwrap(), None);
         assert!(parse_image("image 0 label 1 pred 2").is_err());
         assert!(

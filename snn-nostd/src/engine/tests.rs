@@ -775,6 +775,7 @@ fn set_bits_in_range() {
             let want: Vec<usize> = (start..end)
                 .filter(|&i| words[i / 64] >> (i % 64) & 1 == 1)
                 .collect();
+            assert_eq!(count_ones_range(&words, start, end) as usize, want.len());
             assert_eq!(got, want, "{start}..{end}");
         }
     }
@@ -791,14 +792,109 @@ fn rand_spikes(rng: &mut Rng, n: usize, p: f64) -> (Vec<u64>, Vec<bool>) {
     (w, b)
 }
 
+/// Dense reference of a stride-1 `k x k` conv (pad `k / 2`) of the spikes `b` (HWC): the sums
+/// (bias included) per output `(oy, ox, co)` and the number of weight adds.
+#[allow(clippy::too_many_arguments)]
+fn dense_conv_sums(
+    b: &[bool],
+    g: Geom,
+    k: usize,
+    wi: &[i32],
+    bias: &[i32],
+    c_out: usize,
+) -> (Vec<i64>, u64) {
+    let (h, w, c_in) = (g.h, g.w, g.c);
+    let mut sums = vec![0i64; h * w * c_out];
+    let mut ops = 0u64;
+    for oy in 0..h {
+        for ox in 0..w {
+            for co in 0..c_out {
+                let mut s = bias[co] as i64;
+                for ci in 0..c_in {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = oy as isize + ky as isize - (k / 2) as isize;
+                            let ix = ox as isize + kx as isize - (k / 2) as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            if b[(iy as usize * w + ix as usize) * c_in + ci] {
+                                s += wi[((ci * k + ky) * k + kx) * c_out + co] as i64;
+                                ops += 1;
+                            }
+                        }
+                    }
+                }
+                sums[(oy * w + ox) * c_out + co] = s;
+            }
+        }
+    }
+    (sums, ops)
+}
+
+/// Runs the event conv on accumulator `A` and checks both outputs (add, MaxPool2) and the
+/// synaptic-operation count against the dense sums.
+#[allow(clippy::too_many_arguments)]
+fn check_event_conv(
+    run: impl Fn(conv::Out<'_>, &mut [i32]) -> u64,
+    g: Geom,
+    k: usize,
+    l: &LayerParts<'_>,
+    c_out: usize,
+    sums: &[i64],
+    dense_ops: u64,
+) {
+    let (h, w) = (g.h, g.w);
+    let mut ring = vec![0i32; conv::ring_len(w, c_out)];
+    let mut dst = vec![100i16; h * w * c_out];
+    let ops = run(conv::Out::Add(&mut dst), &mut ring);
+    assert_eq!(ops, dense_ops, "cost = active inputs x kernel taps x c_out");
+    for (i, (&d, &s)) in dst.iter().zip(sums).enumerate() {
+        let sh = l.shift_at(i % c_out) as i32;
+        assert_eq!(d, sat_i16(100 + round_shift(s, sh)), "output {i}");
+    }
+    if k != 3 {
+        return;
+    }
+    let (h2, w2) = (h / 2, w / 2);
+    let mut pooled = vec![-7i16; h2 * w2 * c_out];
+    let ops = run(conv::Out::MaxPool2(&mut pooled), &mut ring);
+    assert_eq!(ops, dense_ops);
+    for y in 0..h2 {
+        for x in 0..w2 {
+            for co in 0..c_out {
+                let at = |yy: usize, xx: usize| sums[(yy * w + xx) * c_out + co];
+                let m = at(2 * y, 2 * x)
+                    .max(at(2 * y, 2 * x + 1))
+                    .max(at(2 * y + 1, 2 * x))
+                    .max(at(2 * y + 1, 2 * x + 1));
+                let want = sat_i16(round_shift(m, l.shift_at(co) as i32));
+                assert_eq!(
+                    pooled[(y * w2 + x) * c_out + co],
+                    want,
+                    "pool ({y},{x},{co})"
+                );
+            }
+        }
+    }
+}
+
 fn event_conv_equals_dense<W: Wt>(bits: Bits) {
     let mut rng = test_rng(11);
-    for &(c_in, c_out, h, w, k) in &[
+    let mut lanes_checked = 0;
+    for (case, &(c_in, c_out, h, w, k)) in [
         (3, 5, 6, 7, 3),
         (4, 4, 5, 5, 1),
         (1, 2, 1, 1, 3),
         (8, 3, 9, 4, 3),
-    ] {
+        (3, 8, 6, 7, 3),
+        (8, 4, 9, 4, 3),
+        (4, 12, 2, 3, 3),
+        (16, 16, 4, 4, 1),
+    ]
+    .iter()
+    .enumerate()
+    {
         let g = Geom { c: c_in, h, w };
         let (spk, b) = rand_spikes(&mut rng, g.len(), 0.3);
         let nw = c_in * k * k * c_out;
@@ -806,47 +902,66 @@ fn event_conv_equals_dense<W: Wt>(bits: Bits) {
             .map(|_| rng.int(-(bits.qmax() as i64), bits.qmax() as i64) as i32)
             .collect();
         let bias: Vec<i32> = (0..c_out).map(|_| rng.int(-1000, 1000) as i32).collect();
-        let layer = OwnedLayer::new(bits, &wi, &bias, &vec![3i8; c_out]);
+        // Right shifts, none, left shifts and a shift past the word (every requant branch);
+        // right shifts only, and left shifts or none only (the lanes' two multiply-add-shift
+        // read-outs).
+        let shifts: Vec<i8> = (0..c_out)
+            .map(|co| match case % 3 {
+                0 => [3, 0, -2, 7, 1, 40][co % 6],
+                1 => [3, 5, 1, 9][co % 4],
+                _ => [0, -2, -1, -3][co % 4],
+            })
+            .collect();
+        let layer = OwnedLayer::new(bits, &wi, &bias, &shifts);
         let l = layer.view();
-        let mut row = vec![0i32; w * c_out];
-        for oy in 0..h {
-            fill_bias(&mut row, &l, c_out);
-            let ops = conv_row_event::<W>(&spk, g, k, l.weights, c_out, oy, &mut row);
-            let mut dense_ops = 0u64;
-            for ox in 0..w {
-                for co in 0..c_out {
-                    let mut s = bias[co];
-                    for ci in 0..c_in {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = oy as isize + ky as isize - (k / 2) as isize;
-                                let ix = ox as isize + kx as isize - (k / 2) as isize;
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                    continue;
-                                }
-                                if b[(iy as usize * w + ix as usize) * c_in + ci] {
-                                    s += wi[((ci * k + ky) * k + kx) * c_out + co];
-                                    dense_ops += 1;
-                                }
-                            }
-                        }
-                    }
-                    assert_eq!(row[ox * c_out + co], s);
-                }
-            }
-            assert_eq!(ops, dense_ops, "cost = active inputs x kernel taps x c_out");
+        let (sums, dense_ops) = dense_conv_sums(&b, g, k, &wi, &bias, c_out);
+        let sat = |out: conv::Out<'_>, ring: &mut [i32]| {
+            conv::conv::<conv::Sat<W>>(&spk, g, k, &l, W::BYTES, c_out, out, ring)
+        };
+        check_event_conv(sat, g, k, &l, c_out, &sums, dense_ops);
+        if let (true, Some(f)) = (
+            conv::lanes16_exact(&l, bits, c_out),
+            conv::lanes16_conv(k, c_out),
+        ) {
+            let lanes = |out: conv::Out<'_>, ring: &mut [i32]| f(&spk, g, &l, out, ring);
+            check_event_conv(lanes, g, k, &l, c_out, &sums, dense_ops);
+            lanes_checked += 1;
         }
-        // The whole conv with requantisation equals the requantised dense sums.
-        let mut dst = vec![100i16; h * w * c_out];
-        conv_event_add::<W>(&spk, g, k, &l, c_out, &mut dst, &mut row);
-        for oy in 0..h {
-            fill_bias(&mut row, &l, c_out);
-            conv_row_event::<W>(&spk, g, k, l.weights, c_out, oy, &mut row);
-            for i in 0..w * c_out {
-                let want = sat_i16(100 + round_shift(row[i] as i64, 3));
-                assert_eq!(dst[oy * w * c_out + i], want);
-            }
-        }
+    }
+    if bits == Bits::B8 {
+        // Every case with 4, 8 or 16 outputs has small enough weight sums.
+        assert_eq!(lanes_checked, 4);
+    } else {
+        assert_eq!(lanes_checked, 0, "16-bit weights never take the i16 lanes");
+    }
+}
+
+/// The `i16` lanes are refused where a channel's weight sum could leave the `i16` range.
+#[test]
+fn lanes16_refuses_sums_that_could_wrap() {
+    let c_out = 4;
+    let taps = 32 * 9;
+    let big = OwnedLayer::new(Bits::B8, &vec![127; taps * c_out], &[0; 4], &[0; 4]);
+    assert!(!conv::lanes16_exact(&big.view(), Bits::B8, c_out));
+    let neg = OwnedLayer::new(Bits::B8, &vec![-128; 257 * c_out], &[0; 4], &[0; 4]);
+    assert!(!conv::lanes16_exact(&neg.view(), Bits::B8, c_out));
+    let ok = OwnedLayer::new(Bits::B8, &vec![-128; 256 * c_out], &[0; 4], &[0; 4]);
+    assert!(conv::lanes16_exact(&ok.view(), Bits::B8, c_out));
+    let bias = OwnedLayer::new(Bits::B8, &vec![1; 9 * c_out], &[i32::MAX - 3; 4], &[0; 4]);
+    assert!(!conv::lanes16_exact(&bias.view(), Bits::B8, c_out));
+    let odd = OwnedLayer::new(Bits::B8, &vec![1; 9 * 6], &[0; 6], &[0; 6]);
+    assert!(!conv::lanes16_exact(&odd.view(), Bits::B8, 6));
+}
+
+proptest! {
+    /// `requant` gives the same `sat_i16(d + v)` and `sat_i16(v)` as the `i64` `round_shift`.
+    #[test]
+    fn requant_matches_round_shift(a: i32, s in -70i32..70, d: i16) {
+        let s = s.clamp(-62, 62);
+        let want = round_shift(a as i64, s);
+        let got = requant(a, s) as i64;
+        prop_assert_eq!(sat_i16(d as i64 + got), sat_i16((d as i64).saturating_add(want)));
+        prop_assert_eq!(sat_i16(got), sat_i16(want));
     }
 }
 
@@ -947,6 +1062,29 @@ fn static_stem_runs_once_and_state_resets() {
     assert_eq!(code.len(), 1);
     assert!(eng.spikes(LayerId::Cell { cell: 1, node: 3 }).is_some());
     assert!(eng.spikes(LayerId::Cell { cell: 3, node: 0 }).is_none());
+    // The staged input gives the same result and needs no caller buffer.
+    assert!(buffer_sizes(&model).input_staged);
+    eng.staged_input().unwrap().copy_from_slice(&q);
+    eng.infer_staged(&mut ()).unwrap();
+    assert_eq!(eng.scores(), &s1[..]);
+}
+
+/// Event input cannot be staged.
+#[test]
+fn event_input_is_never_staged() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Events),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let owned = random_model(&spec, 4);
+    let blob = owned.encode().unwrap();
+    let model = decode(&blob).unwrap();
+    assert!(!buffer_sizes(&model).input_staged);
+    let mut ar = Arenas::for_model(&model);
+    let mut eng = ar.engine(&model);
+    assert!(eng.staged_input().is_none());
+    assert_eq!(eng.infer_staged(&mut ()), Err(EngineError::NoStagedInput));
 }
 
 #[test]
@@ -1228,5 +1366,126 @@ fn write_fuzz_seeds() {
                 k += 1;
             }
         }
+    }
+}
+
+/// The stem's `i32` row path equals its `i64` per-pixel path, with and without MaxPool2, on
+/// odd and even sizes, and negative, zero and positive shifts.
+#[test]
+fn stem_rows_equal_stem_pixels() {
+    let mut rng = test_rng(21);
+    for &(c, h, w, pool, c_out) in &[
+        (3, 6, 7, false, 4),
+        (3, 6, 7, true, 4),
+        (2, 5, 5, true, 3),
+        (1, 1, 1, false, 2),
+        (3, 3, 2, false, 8),
+    ] {
+        let s = stem::Shape { c, h, w, pool };
+        let input: Vec<i16> = (0..c * h * w)
+            .map(|_| rng.int(-32768, 32767) as i16)
+            .collect();
+        let wi: Vec<i32> = (0..c_out * c * 9)
+            .map(|_| rng.int(-127, 127) as i32)
+            .collect();
+        let bias: Vec<i32> = (0..c_out)
+            .map(|_| rng.int(-100_000, 100_000) as i32)
+            .collect();
+        let shifts: Vec<i8> = (0..c_out).map(|co| [9, 0, -1, 14][co % 4]).collect();
+        let layer = OwnedLayer::new(Bits::B8, &wi, &bias, &shifts);
+        let l = layer.view();
+        let (oh, ow) = if pool { (h / 2, w / 2) } else { (h, w) };
+        let mut rows = vec![0i16; oh * ow * c_out];
+        let mut scratch = vec![0i32; 2 * w];
+        stem::stem::<W8>(&input, s, &l, c_out, &mut rows, &mut scratch);
+        let mut pixels = vec![0i16; oh * ow * c_out];
+        // No scratch: the per-pixel path.
+        stem::stem::<W8>(&input, s, &l, c_out, &mut pixels, &mut []);
+        assert_eq!(rows, pixels, "{c}x{h}x{w} pool {pool}");
+        assert!(rows.iter().any(|&v| v != 0));
+    }
+}
+
+proptest! {
+    /// Node buffers are shared only where that is safe: a node's buffer never holds a tensor
+    /// that a later skip or pool edge still reads, node 0 is in buffer 0, and the slots are
+    /// numbered `0..slots`.
+    #[test]
+    fn node_buffer_slots_never_clobber_a_read_tensor(
+        ops in proptest::array::uniform12(0usize..6),
+        forward: bool,
+    ) {
+        let cell = if forward { CellType::Forward } else { CellType::Backward };
+        let ops: Vec<Op> = ops.iter().map(|&k| Op::ALL[k]).collect();
+        let plan = CellPlan::new(cell, &ops);
+        prop_assert_eq!(plan.slot[0], 0);
+        prop_assert!(plan.slot.iter().all(|&s| s < plan.slots));
+        for i in 0..NUM_NODES {
+            for j in 0..i {
+                if plan.keep_x[j] {
+                    prop_assert_ne!(plan.slot[j], plan.slot[i], "kept x{} vs x{}", j, i);
+                }
+            }
+        }
+        // The forward edge j -> i reading the tensor of j writes into another buffer.
+        for (edge, &op) in cell.edges().iter().zip(&ops) {
+            if op != Op::Zero && !op.has_lif() && !edge.is_backward() {
+                prop_assert_ne!(plan.slot[edge.from as usize], plan.slot[edge.to as usize]);
+            }
+        }
+        // The all-conv genotype needs one buffer.
+        let all_conv = CellPlan::new(cell, &[Op::Conv3; 12]);
+        prop_assert_eq!(all_conv.slots, 1);
+    }
+}
+
+/// The dense baseline gives the event engine's results bit for bit (scores, per-layer spikes,
+/// synaptic-operation counts), on static and event input, 8- and 16-bit weights, every op.
+#[test]
+fn dense_baseline_equals_event_engine() {
+    let all_conv = "conv3 conv3 conv3 conv3 conv3 zero conv3 conv3 conv3 zero conv3 conv3";
+    for (input, bits, genotype) in [
+        (InputKind::Static, Bits::B8, ALL_OPS),
+        (InputKind::Static, Bits::B16, ALL_OPS),
+        (InputKind::Events, Bits::B8, ALL_OPS),
+        (InputKind::Static, Bits::B8, all_conv),
+    ] {
+        let spec = Spec {
+            dims: small_dims(input),
+            genotype: genotype.parse().unwrap(),
+            bits,
+        };
+        let owned = random_model(&spec, 17);
+        let blob = owned.encode().unwrap();
+        let model = decode(&blob).unwrap();
+        let mut ar = Arenas::for_model(&model);
+        let mut dense = vec![0i32; dense_scratch_len(&model)];
+        let mut scratch: Option<&mut [i32]> = Some(&mut dense);
+        let mut short = vec![0i32; dense_scratch_len(&model) - 1];
+        let mut eng = ar.engine(&model);
+        let mut rng = test_rng(8);
+        for _ in 0..3 {
+            let q = random_input(&mut rng, &spec.dims, &model);
+            eng.reset_stats();
+            eng.infer(&q, &mut ()).unwrap();
+            let (scores, stats, synops) =
+                (eng.scores().to_vec(), eng.stats().to_vec(), eng.synops());
+            assert!(synops > 0);
+            eng.reset_stats();
+            eng.use_dense(scratch.take().unwrap()).unwrap();
+            eng.infer(&q, &mut ()).unwrap();
+            assert_eq!(eng.scores(), &scores[..], "{genotype} {bits:?} {input:?}");
+            assert_eq!(eng.stats(), &stats[..]);
+            assert_eq!(eng.synops(), synops);
+            scratch = eng.use_events();
+            assert!(scratch.is_some());
+        }
+        assert!(matches!(
+            eng.use_dense(&mut short),
+            Err(EngineError::BufferTooSmall {
+                buffer: "dense",
+                ..
+            })
+        ));
     }
 }

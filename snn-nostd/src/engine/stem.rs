@@ -1,0 +1,168 @@
+//! The dense stem: 3x3 conv (pad 1) of the real-valued CHW input + folded BN, optionally fused
+//! with a MaxPool2, written into the cell-1 input (HWC).
+//!
+//! Where no output channel can reach `2^31` (`|bias| + 2^15 * sum |w| < 2^31`, always so for
+//! `i8` weights with a moderate bias), the stem runs weight-stationary on `i32` rows: for each
+//! output channel and row, each weight adds its scaled input row into a row accumulator (one
+//! multiply-accumulate per instruction pair, no padding tests). Otherwise it sums each output
+//! pixel in `i64`. Both give the exact sums of the definition (`crate::engine` docs).
+
+use super::{requant, round_shift, sat_i16, Wt};
+use crate::model::{Dims, LayerParts};
+
+/// Input geometry of the stem.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Shape {
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// MaxPool2 after the conv.
+    pub pool: bool,
+}
+
+/// `i32` scratch the row path needs: two input-width rows.
+pub(super) const fn scratch_len(d: &Dims) -> usize {
+    (d.in_w as usize).saturating_mul(2)
+}
+
+/// The stem of `input` into `dst` (`c_out` channels); `row` is scratch of at least
+/// [`scratch_len`] words.
+pub(super) fn stem<W: Wt>(
+    input: &[i16],
+    s: Shape,
+    layer: &LayerParts<'_>,
+    c_out: usize,
+    dst: &mut [i16],
+    row: &mut [i32],
+) {
+    let taps = s.c * 9;
+    let fits32 = (0..c_out).all(|co| {
+        let l1: i64 = (0..taps)
+            .map(|t| (W::at(layer.weights, co * taps + t) as i64).abs())
+            .sum();
+        (layer.bias_at(co) as i64).abs() + (l1 << 15) < 1 << 31
+    });
+    if fits32 && row.len() >= 2 * s.w {
+        stem_rows::<W>(input, s, layer, c_out, dst, row);
+    } else {
+        stem_pixels::<W>(input, s, layer, c_out, dst);
+    }
+}
+
+/// Output rows (pooled: row pairs) of one channel on `i32` row accumulators.
+fn stem_rows<W: Wt>(
+    input: &[i16],
+    s: Shape,
+    layer: &LayerParts<'_>,
+    c_out: usize,
+    dst: &mut [i16],
+    row: &mut [i32],
+) {
+    let (h, w) = (s.h, s.w);
+    let (oh, ow) = if s.pool { (h / 2, w / 2) } else { (h, w) };
+    let (acc0, rest) = row.split_at_mut(w);
+    let acc1 = &mut rest[..w];
+    for co in 0..c_out {
+        let bias = layer.bias_at(co);
+        let shift = layer.shift_at(co) as i32;
+        let wbase = co * s.c * 9;
+        // Full-resolution row `y` of channel `co` into `acc`.
+        let conv_row = |y: usize, acc: &mut [i32]| {
+            acc.fill(bias);
+            for ci in 0..s.c {
+                for ky in 0..3 {
+                    let iy = y + ky;
+                    if iy < 1 || iy > h {
+                        continue;
+                    }
+                    let plane = &input[(ci * h + iy - 1) * w..(ci * h + iy) * w];
+                    for kx in 0..3 {
+                        let wv = W::at(layer.weights, wbase + (ci * 3 + ky) * 3 + kx);
+                        if wv == 0 {
+                            continue;
+                        }
+                        // Output x reads input x + kx - 1.
+                        let xs = 1usize.saturating_sub(kx);
+                        let xe = (w + 1 - kx).min(w);
+                        let src = &plane[xs + kx - 1..];
+                        for (a, &v) in acc[xs..xe].iter_mut().zip(src) {
+                            *a += wv * v as i32;
+                        }
+                    }
+                }
+            }
+        };
+        for y in 0..oh {
+            let d = dst[y * ow * c_out..(y + 1) * ow * c_out].iter_mut();
+            if s.pool {
+                conv_row(2 * y, acc0);
+                conv_row(2 * y + 1, acc1);
+                let pairs = acc0.chunks_exact(2).zip(acc1.chunks_exact(2));
+                for (dv, (a, b)) in d.skip(co).step_by(c_out).zip(pairs) {
+                    let m = a[0].max(a[1]).max(b[0]).max(b[1]);
+                    *dv = sat_i16(requant(m, shift) as i64);
+                }
+            } else {
+                conv_row(y, acc0);
+                for (dv, &a) in d.skip(co).step_by(c_out).zip(acc0.iter()) {
+                    *dv = sat_i16(requant(a, shift) as i64);
+                }
+            }
+        }
+    }
+}
+
+/// Every output pixel summed in `i64` (any weight width and bias).
+fn stem_pixels<W: Wt>(
+    input: &[i16],
+    s: Shape,
+    layer: &LayerParts<'_>,
+    c_out: usize,
+    dst: &mut [i16],
+) {
+    let (in_c, in_h, in_w) = (s.c, s.h, s.w);
+    let at = |y: usize, x: usize, co: usize| -> i64 {
+        let mut acc = layer.bias_at(co) as i64;
+        for ci in 0..in_c {
+            for ky in 0..3 {
+                let iy = y + ky;
+                if iy < 1 || iy > in_h {
+                    continue;
+                }
+                let plane = &input[(ci * in_h + iy - 1) * in_w..(ci * in_h + iy) * in_w];
+                for kx in 0..3 {
+                    let ix = x + kx;
+                    if ix < 1 || ix > in_w {
+                        continue;
+                    }
+                    let w = W::at(layer.weights, ((co * in_c + ci) * 3 + ky) * 3 + kx);
+                    acc += plane[ix - 1] as i64 * w as i64;
+                }
+            }
+        }
+        acc
+    };
+    let (oh, ow) = if s.pool {
+        (in_h / 2, in_w / 2)
+    } else {
+        (in_h, in_w)
+    };
+    for y in 0..oh {
+        for x in 0..ow {
+            for co in 0..c_out {
+                let v = if s.pool {
+                    at(2 * y, 2 * x, co)
+                        .max(at(2 * y, 2 * x + 1, co))
+                        .max(at(2 * y + 1, 2 * x, co))
+                        .max(at(2 * y + 1, 2 * x + 1, co))
+                } else {
+                    at(y, x, co)
+                };
+                dst[(y * ow + x) * c_out + co] = sat_i16(round_shift(v, layer.shift_at(co) as i32));
+            }
+        }
+    }
+}
