@@ -26,6 +26,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo clippy -p firmware --release --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy -p firmware --release --target thumbv7em-none-eabihf --no-default-features --features rtt -- -D warnings
+cargo clippy -p firmware --release --target thumbv7em-none-eabihf --features dense -- -D warnings
 cargo build -p snn-nostd --target thumbv7em-none-eabihf
 cargo build -p firmware --release --target thumbv7em-none-eabihf
 cargo test --workspace --release
