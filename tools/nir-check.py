@@ -60,14 +60,11 @@ def run_norse(g, ref):
     import nirtorch
     from norse.torch.utils.import_nir import _import_norse_module
 
-    rates = {}
-
     def mapper(node):
         # Norse's own NIR importer (norse.torch.from_nir) at dt = 1, through nirtorch's
         # current interpreter (norse 1.1.0 calls nirtorch's older loader).
         return _import_norse_module(node, dt=1.0)
 
-    module = nirtorch.nir_to_torch(g, {}, default_map=None) if False else None
     node_map = {type(v): mapper for v in g.nodes.values() if not isinstance(v, (nir.Input, nir.Output))}
     module = nirtorch.nir_to_torch(g, node_map)
     lif_names = [n for n, v in g.nodes.items() if isinstance(v, nir.LIF)]
@@ -101,14 +98,16 @@ def run_norse(g, ref):
     print(f"Norse (nirtorch) on {n} test samples, T = {T}: prediction matches ours on "
           f"{agree}/{n} ({100 * agree / n:.1f}%); top-1 Norse {100 * correct / n:.1f}%, "
           f"ours {100 * ours_acc:.1f}%")
-    print(f"{'layer':<16}{'neurons':>9}{'ours rate':>11}{'norse rate':>12}{'diff':>9}")
+    print(f"{'layer':<16}{'neurons':>9}{'ours rate':>11}{'norse rate':>12}{'diff':>9}"
+          f"{'ours spikes':>13}{'norse spikes':>14}")
     for k, (neurons, ours) in sorted(ref["layers"].items()):
         if k not in spikes:
             print(f"{k:<16} not in the graph")
             continue
         denom = neurons * T * n
         r_o, r_n = ours / denom, spikes[k] / denom
-        print(f"{k:<16}{neurons:>9}{r_o:>11.4f}{r_n:>12.4f}{r_n - r_o:>+9.4f}")
+        print(f"{k:<16}{neurons:>9}{r_o:>11.4f}{r_n:>12.4f}{r_n - r_o:>+9.4f}"
+              f"{ours:>13}{int(spikes[k]):>14}")
     return agree / n
 
 

@@ -87,11 +87,18 @@ fn export_nir(a: &ExportArgs) -> Result<()> {
             None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
                 crate::sample::cifar10_sample(Split::Test)?
             }
-            None => bail!("--data DIR is needed for the reference of a {} network", cfg.dataset),
+            None => bail!(
+                "--data DIR is needed for the reference of a {} network",
+                cfg.dataset
+            ),
         };
         let r = nir::reference(&net, &genotype, &data, a.reference_samples)?;
         crate::fsutil::write_atomic(path, serde_json::to_string(&r)?.as_bytes())?;
-        println!("wrote {} ({} test samples)", path.display(), r.samples.len());
+        println!(
+            "wrote {} ({} test samples)",
+            path.display(),
+            r.samples.len()
+        );
     }
     Ok(())
 }

@@ -103,7 +103,12 @@ struct Builder {
 }
 
 impl Builder {
-    fn add(&mut self, what: &str, kind: &'static str, params: Vec<(&'static str, Param)>) -> String {
+    fn add(
+        &mut self,
+        what: &str,
+        kind: &'static str,
+        params: Vec<(&'static str, Param)>,
+    ) -> String {
         let name = format!("{:03}_{what}", self.g.nodes.len());
         self.g.nodes.push(NirNode {
             name: name.clone(),
@@ -164,7 +169,13 @@ impl Builder {
 
     /// A per-channel affine `g x + b` over `c x h x w` as a 1x1 Conv2d (the identity when
     /// `g = 1, b = 0`: the node that sums the edges into it).
-    fn channel_affine(&mut self, what: &str, g: Vec<f32>, b: Vec<f32>, hw: (usize, usize)) -> String {
+    fn channel_affine(
+        &mut self,
+        what: &str,
+        g: Vec<f32>,
+        b: Vec<f32>,
+        hw: (usize, usize),
+    ) -> String {
         let filt: Vec<Vec<f32>> = g.iter().map(|&v| vec![v]).collect();
         self.per_channel(what, 1, &filt, b, hw)
     }
@@ -222,7 +233,12 @@ impl Builder {
         let pool = self.sum_pool(&format!("{what}_sum"), k);
         self.edge(src, &pool);
         let inv = 1.0 / (k * k) as f32;
-        let avg = self.channel_affine(&format!("{what}_avg"), vec![inv; c], vec![0.0; c], (h / k, w / k));
+        let avg = self.channel_affine(
+            &format!("{what}_avg"),
+            vec![inv; c],
+            vec![0.0; c],
+            (h / k, w / k),
+        );
         self.edge(&pool, &avg);
         Ok(avg)
     }
@@ -267,7 +283,9 @@ fn cell(
                 let kk = if op == Op::Conv3 { 3 } else { 1 };
                 let (wt, bias) = cb.folded();
                 let n = b.conv(&what, (c, c, kk), wt, bias, hw);
-                let src = lif[j].as_ref().expect("CellPlan puts a LIF on every conv source");
+                let src = lif[j]
+                    .as_ref()
+                    .expect("CellPlan puts a LIF on every conv source");
                 b.edge(src, &n);
                 Some(n)
             }
@@ -320,7 +338,12 @@ fn cell(
             }
         }
     }
-    let (gain, bias) = if ci == 0 { &net.bn_cell1 } else { &net.bn_cell2 }.affine();
+    let (gain, bias) = if ci == 0 {
+        &net.bn_cell1
+    } else {
+        &net.bn_cell2
+    }
+    .affine();
     let bn = b.channel_affine(&format!("{pre}_bn"), gain, bias, hw);
     b.edge(&x[3], &bn);
     let out = b.lif(&format!("{pre}_out_lif"), &shape, LIF_TAU, LIF_THRESHOLD);
@@ -334,7 +357,9 @@ pub fn build(net: &FloatNetwork, opts: NirOptions) -> Result<NirGraph, NirError>
     if net.input == InputKind::Events && net.t == 0 {
         return Err(super::ExportError::Shape("zero timesteps".into()).into());
     }
-    let mut b = Builder { g: NirGraph::default() };
+    let mut b = Builder {
+        g: NirGraph::default(),
+    };
     let [(h1, w1), (h2, w2), (ph, pw)] = net.sizes();
     let (ih, iw) = (net.in_h, net.in_w);
     let input = b.add(
@@ -397,7 +422,10 @@ pub fn build(net: &FloatNetwork, opts: NirOptions) -> Result<NirGraph, NirError>
         "fc2",
         "Affine",
         vec![
-            ("weight", Param::F32(vec![no, net.h], net.fc2_weight.clone())),
+            (
+                "weight",
+                Param::F32(vec![no, net.h], net.fc2_weight.clone()),
+            ),
             ("bias", Param::F32(vec![no], net.fc2_bias.clone())),
         ],
     );
@@ -414,7 +442,10 @@ pub fn build(net: &FloatNetwork, opts: NirOptions) -> Result<NirGraph, NirError>
         "Affine",
         vec![
             ("weight", Param::F32(vec![net.classes, no], vote)),
-            ("bias", Param::F32(vec![net.classes], vec![0.0; net.classes])),
+            (
+                "bias",
+                Param::F32(vec![net.classes], vec![0.0; net.classes]),
+            ),
         ],
     );
     b.edge(&fc2, &vote);
@@ -449,7 +480,9 @@ fn write_param(g: &hdf5::Group, name: &str, p: &Param) -> hdf5::Result<()> {
             g.new_dataset_builder().with_data(&a).create(name)?;
         }
         Param::Ints(v) => {
-            g.new_dataset_builder().with_data(v.as_slice()).create(name)?;
+            g.new_dataset_builder()
+                .with_data(v.as_slice())
+                .create(name)?;
         }
         Param::Int(v) => {
             g.new_dataset::<i64>().create(name)?.write_scalar(v)?;
@@ -627,4 +660,136 @@ pub fn reference(
         samples,
         layers: counts.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::RandomSpec;
+
+    fn net(genotype: &str) -> FloatNetwork {
+        let spec = RandomSpec {
+            input: InputKind::Static,
+            in_chw: (3, 8, 8),
+            stem_pool: false,
+            t: 4,
+            c1: 4,
+            c2: 8,
+            p: 2,
+            h: 16,
+            classes: 5,
+            v: 2,
+            genotype: genotype.parse().unwrap(),
+        };
+        FloatNetwork::random(&spec, 7)
+    }
+
+    const APPROX: NirOptions = NirOptions {
+        approx_maxpool: true,
+    };
+
+    #[test]
+    fn max_pools_are_refused_by_name_unless_approximated() {
+        let all = net("conv3 avgpool conv1 conv3 zero skip conv1 maxpool conv3 skip avgpool conv3");
+        let e = build(&all, NirOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("cell1_e7_"), "{e}");
+        let plain = net("conv3 avgpool conv1 conv3 zero skip conv1 skip conv3 skip avgpool conv3");
+        let e = build(&plain, NirOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("down_maxpool2: NIR 1.0 has no max-pool"),
+            "{e}"
+        );
+        assert!(build(&all, APPROX).is_ok());
+    }
+
+    #[test]
+    fn graph_is_in_evaluation_order_with_cycles_only_for_backward_edges() {
+        let n = net("conv3 avgpool conv1 conv3 zero skip conv1 skip conv3 skip avgpool conv3");
+        let g = build(&n, APPROX).unwrap();
+        let pos = |s: &str| g.nodes.iter().position(|x| x.name == s).unwrap();
+        let names: Vec<&str> = g.nodes.iter().map(|x| x.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "name order is evaluation order");
+        let back_ops = n
+            .genotype
+            .edges()
+            .filter(|(e, op)| e.is_backward() && *op != Op::Zero)
+            .count();
+        let mut cycles = 0;
+        for (a, b) in &g.edges {
+            let (pa, pb) = (pos(a), pos(b));
+            if pa >= pb {
+                cycles += 1;
+                assert!(
+                    b.contains("_x"),
+                    "{a} -> {b}: a cycle must enter a cell node"
+                );
+            }
+        }
+        assert_eq!(cycles, 2 * back_ops);
+        assert_eq!(g.nodes[0].kind, "Input");
+        assert_eq!(g.nodes.last().unwrap().kind, "Output");
+        // Every LIF has our dynamics: tau 4/3 (dt = 1 Euler gives 0.25 / 0.75), reset to 0.
+        for x in g.nodes.iter().filter(|x| x.kind == "LIF") {
+            let get = |k: &str| match &x.params.iter().find(|p| p.0 == k).unwrap().1 {
+                Param::F32(_, v) => v[0],
+                p => panic!("{k}: {p:?}"),
+            };
+            let (tau, thr) = (get("tau"), get("v_threshold"));
+            if x.name.ends_with("pool_or") {
+                assert_eq!((tau, thr), (1.0, 0.5));
+            } else {
+                assert_eq!((tau, thr), (LIF_TAU, LIF_THRESHOLD));
+                assert!(1.0 - 1.0 / tau == 0.25 && thr < 1.0 && thr.next_up() == 1.0);
+            }
+            assert_eq!((get("r"), get("v_leak"), get("v_reset")), (1.0, 0.0, 0.0));
+        }
+        let vote = g.nodes.iter().find(|x| x.name.ends_with("vote")).unwrap();
+        let Param::F32(shape, w) = &vote.params[0].1 else {
+            panic!()
+        };
+        assert_eq!(shape, &vec![5, 10]);
+        for row in w.chunks(10) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn written_file_has_the_nir_layout() {
+        let n = net("conv3 avgpool conv1 conv3 zero skip conv1 skip conv3 skip avgpool conv3");
+        let g = build(&n, APPROX).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("net.nir");
+        write(&g, &path).unwrap();
+        let f = hdf5::File::open(&path).unwrap();
+        let s = |ds: hdf5::Dataset| {
+            ds.read_scalar::<hdf5::types::VarLenUnicode>()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(s(f.dataset("version").unwrap()), NIR_VERSION);
+        assert_eq!(s(f.dataset("node/type").unwrap()), "NIRGraph");
+        let edges = f
+            .dataset("node/edges")
+            .unwrap()
+            .read_2d::<hdf5::types::VarLenUnicode>()
+            .unwrap();
+        assert_eq!(edges.shape(), &[g.edges.len(), 2]);
+        assert_eq!(edges[[0, 0]].as_str(), g.edges[0].0);
+        let stem = f.group("node/nodes/001_stem").unwrap();
+        assert_eq!(s(stem.dataset("type").unwrap()), "Conv2d");
+        let w = stem.dataset("weight").unwrap();
+        assert_eq!(w.shape(), vec![4, 3, 3, 3]);
+        assert_eq!(w.read_raw::<f32>().unwrap(), n.stem.folded().0);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        let bad = write(&g, &dir.path().join("no/such\0dir/x.nir"));
+        assert!(bad.is_err());
+    }
 }
