@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs (the thumbv7em target, QEMU, gcc) and runs all of it:
+# Installs what the test suite needs (the thumbv7em target, QEMU, gcc, libhdf5-dev) and runs all of it:
 # formatting, clippy (host and firmware), the no_std and firmware builds, and every test of the
 # default suite. The default suite reads only what the repository ships (data/) and files the
 # tests write, so it runs from any folder. The extended suite on larger real data is
@@ -16,6 +16,9 @@ apt_install() {
 missing=()
 command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+# the NIR export's HDF5 writer (cargo feature lightsnn/nir) links the system HDF5 library
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+dpkg -s libhdf5-dev >/dev/null 2>&1 || missing+=(libhdf5-dev)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 rustup target add thumbv7em-none-eabihf
@@ -23,10 +26,11 @@ rustup component add rustfmt clippy
 
 set -x
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --release -- -D warnings
+cargo clippy --workspace --all-targets --release --features lightsnn/nir -- -D warnings
+cargo clippy -p lightsnn --release -- -D warnings
 cargo clippy -p firmware --release --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy -p firmware --release --target thumbv7em-none-eabihf --no-default-features --features rtt -- -D warnings
 cargo clippy -p firmware --release --target thumbv7em-none-eabihf --features dense -- -D warnings
 cargo build -p snn-nostd --target thumbv7em-none-eabihf
 cargo build -p firmware --release --target thumbv7em-none-eabihf
-cargo test --workspace --release
+cargo test --workspace --release --features lightsnn/nir

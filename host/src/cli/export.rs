@@ -1,4 +1,5 @@
-//! `lightsnn export`: a trained checkpoint to a quantised model blob for the device.
+//! `lightsnn export`: a trained checkpoint to a quantised model blob for the device, or to a
+//! NIR graph (`--format nir`).
 
 use crate::data::Split;
 use crate::export::pipeline::export_checkpoint;
@@ -31,10 +32,82 @@ pub struct ExportArgs {
     /// Number of calibration samples.
     #[arg(long, default_value_t = 64)]
     calib: usize,
+    /// What to write: `blob` (the quantised model for the device) or `nir` (a NIR graph of
+    /// the float network, HDF5).
+    #[arg(long, value_enum, default_value_t = Format::Blob)]
+    format: Format,
+    /// NIR: write max pools over analog values as average pools (NIR has no max pool).
+    #[arg(long)]
+    approx_maxpool: bool,
+    /// NIR: also write our network's predictions and per-layer spike counts on the first
+    /// `--reference-samples` test samples (of `--data`, default the built-in CIFAR-10 sample)
+    /// to this JSON file, for `tools/nir-check.sh`.
+    #[arg(long)]
+    reference_out: Option<PathBuf>,
+    /// NIR: number of test samples in `--reference-out`.
+    #[arg(long, default_value_t = 100)]
+    reference_samples: usize,
+}
+
+/// Output formats of `lightsnn export`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Quantised model blob for the device.
+    Blob,
+    /// NIR graph (HDF5).
+    Nir,
+}
+
+/// `lightsnn export --format nir`.
+fn export_nir(a: &ExportArgs) -> Result<()> {
+    use crate::export::nir;
+    let (net, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
+    let genotype = meta.genotype()?;
+    let fnet = crate::export::from_network(&net, &genotype)?;
+    let opts = nir::NirOptions {
+        approx_maxpool: a.approx_maxpool,
+    };
+    let graph = nir::build(&fnet, opts)
+        .with_context(|| format!("{} cannot be written as NIR", a.checkpoint.display()))?;
+    nir::write(&graph, &a.out)?;
+    println!(
+        "wrote {} (NIR {}, {} nodes, {} edges, genotype {genotype})",
+        a.out.display(),
+        nir::NIR_VERSION,
+        graph.nodes.len(),
+        graph.edges.len()
+    );
+    if a.approx_maxpool {
+        println!("  max pools over analog values written as average pools (approximation)");
+    }
+    if let Some(path) = &a.reference_out {
+        let cfg = &meta.net;
+        let data = match &a.data {
+            Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Test, cfg.timesteps)?,
+            None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
+                crate::sample::cifar10_sample(Split::Test)?
+            }
+            None => bail!(
+                "--data DIR is needed for the reference of a {} network",
+                cfg.dataset
+            ),
+        };
+        let r = nir::reference(&net, &genotype, &data, a.reference_samples)?;
+        crate::fsutil::write_atomic(path, serde_json::to_string(&r)?.as_bytes())?;
+        println!(
+            "wrote {} ({} test samples)",
+            path.display(),
+            r.samples.len()
+        );
+    }
+    Ok(())
 }
 
 /// Runs `lightsnn export`.
 pub fn export(a: ExportArgs) -> Result<()> {
+    if a.format == Format::Nir {
+        return export_nir(&a);
+    }
     let (_, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
     let cfg = meta.net.clone();
     let data = match &a.data {

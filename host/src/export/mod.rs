@@ -11,6 +11,7 @@
 
 mod convert;
 mod float;
+pub mod nir;
 pub mod pipeline;
 mod quant;
 

@@ -2,8 +2,8 @@
 //! baseline (SPEC §5, §6).
 
 pub mod cpu;
-pub mod margin;
 pub mod estimate;
+pub mod margin;
 pub mod prune;
 pub mod random;
 pub mod report;

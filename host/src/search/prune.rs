@@ -1,7 +1,7 @@
 //! Pruning by importance (SPEC §6, paper Algorithm 1), and the search driver.
 
-use super::margin::Decision;
 use super::estimate::{available_memory, Estimate};
+use super::margin::Decision;
 use super::report::{
     CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT,
 };
