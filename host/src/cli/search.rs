@@ -17,15 +17,18 @@ use std::path::PathBuf;
 pub struct SearchArgs {
     #[command(flatten)]
     net: NetArgs,
-    /// Search algorithm.
+    /// Search algorithm: `prune` (LightSNN), `random` (SNASNet's random search: its sampling
+    /// rules, a fresh network and fresh batches per candidate) or `random-shared` (every edge
+    /// drawn independently, one set of weights and batches for all candidates).
     #[arg(long, value_enum, default_value = "prune")]
     method: Method,
-    /// Genotypes sampled by `--method random`.
+    /// Genotypes sampled by `--method random` / `random-shared`.
     #[arg(long, default_value_t = 5000)]
     samples: usize,
-    /// Search batch size N.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
+    /// Search batch size N [default: 256 for `--method random` (SNASNet's search batch), 32
+    /// otherwise (the paper's)].
+    #[arg(long)]
+    batch: Option<usize>,
     /// Batches averaged per score (R).
     #[arg(long, default_value_t = 2)]
     repeats: usize,
@@ -87,7 +90,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
     let (data, label) = a.net.load(Split::Train, cfg.timesteps)?;
     let setup = SearchSetup {
         net: cfg,
-        batch: a.batch,
+        batch: a.batch.unwrap_or(a.method.default_batch()),
         repeats: a.repeats,
         seed: a.seed,
         method: a.method,
@@ -131,7 +134,7 @@ fn print_summary(r: &SearchReport) {
             round.wall_s,
             round.scores.len()
         );
-        if r.config.method == "random" {
+        if r.config.method.starts_with("random") {
             let best = round
                 .scores
                 .iter()

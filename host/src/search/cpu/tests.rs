@@ -485,19 +485,21 @@ fn random_search_matches_candle() -> Result<()> {
     let ops: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
     let cfg = tiny_cfg(CellType::Backward, &ops)?;
     let pb = indicatif::ProgressBar::hidden();
-    let setup = |path| SearchSetup {
-        method: Method::Random,
-        random_samples: 6,
-        ..tiny_setup(cfg.clone(), path)
-    };
-    let a = run_search(&setup(KernelPath::BitPacked), &data, &Device::Cpu, &pb)?;
-    let b = run_search(&setup(KernelPath::CpuEvent), &data, &Device::Cpu, &pb)?;
-    assert_eq!(a.genotype, b.genotype);
-    assert_eq!(
-        a.rounds[0].scores, b.rounds[0].scores,
-        "same genotypes, same scores"
-    );
-    assert_eq!(a.best_score, b.best_score);
+    for method in [Method::Random, Method::RandomShared] {
+        let setup = |path| SearchSetup {
+            method,
+            random_samples: 6,
+            ..tiny_setup(cfg.clone(), path)
+        };
+        let a = run_search(&setup(KernelPath::BitPacked), &data, &Device::Cpu, &pb)?;
+        let b = run_search(&setup(KernelPath::CpuEvent), &data, &Device::Cpu, &pb)?;
+        assert_eq!(a.genotype, b.genotype, "{method:?}");
+        assert_eq!(
+            a.rounds[0].scores, b.rounds[0].scores,
+            "{method:?}: same genotypes, same scores"
+        );
+        assert_eq!(a.best_score, b.best_score, "{method:?}");
+    }
     Ok(())
 }
 
