@@ -4,6 +4,7 @@ use super::common::{EngineArg, NetArgs};
 use crate::data::Split;
 use crate::fsutil::write_atomic;
 use crate::model::Mixing;
+use crate::search::dump as dump_codes;
 use crate::search::prune::{draw_batches, round_batch_seed};
 use crate::search::{run_search, Method, Scorer, SearchReport, SearchSetup};
 use anyhow::{Context, Result};
@@ -70,6 +71,11 @@ pub struct ScoreArgs {
     /// reference) or cpu.
     #[arg(long, value_enum, default_value = "auto")]
     engine: EngineArg,
+    /// Also write every (layer, timestep) code set, its bit count and multiplicity, and each
+    /// repeat's kernel matrix to this folder (npy files and manifest.json; see the README), so
+    /// the score can be recomputed elsewhere (`tools/sahd-check.py`).
+    #[arg(long)]
+    dump_codes: Option<PathBuf>,
 }
 
 pub(super) fn progress_bar() -> ProgressBar {
@@ -193,8 +199,25 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
     };
     let scorer = Scorer::new(&net, a.engine.kernel_path(&device))?;
-    let s = scorer.sahd_score(&Mixing::single_path(&g), &batches, mode)?;
+    let mixing = Mixing::single_path(&g);
+    let s = match &a.dump_codes {
+        None => scorer.sahd_score(&mixing, &batches, mode)?,
+        Some(dir) => {
+            let dump = dump_codes::dump_score(&scorer, &mixing, &batches, mode)?;
+            let m = dump_codes::write_dump(dir, &g.to_string(), &dump)?;
+            println!(
+                "wrote {} code sets and {} kernels to {}",
+                m.records.len(),
+                m.kernels.len(),
+                dir.display()
+            );
+            m.score
+        }
+    };
     println!("genotype: {g}");
     println!("SAHD ln|det K|: {s:.6}");
+    if a.dump_codes.is_some() {
+        println!("SAHD ln|det K| (all digits): {s:?}");
+    }
     Ok(())
 }

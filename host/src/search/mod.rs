@@ -2,6 +2,7 @@
 //! baseline (SPEC §5, §6).
 
 pub mod cpu;
+pub mod dump;
 pub mod prune;
 pub mod random;
 pub mod report;

@@ -246,7 +246,9 @@ fn compare(
     let mut kern = SahdKernel::new(n, &mut buf).unwrap();
     let trace = engine.trace_batch(mixing, x, mode, &mut kern)?;
     assert_eq!(trace.len(), sink.layers.len(), "{what}: record count");
-    for ((l, t, want, wm), (got, gm)) in sink.layers.iter().zip(&trace) {
+    for ((l, t, want, wm), tr) in sink.layers.iter().zip(&trace) {
+        let (got, gm) = (&tr.codes, &tr.mult);
+        assert_eq!((l, t), (&tr.layer, &tr.t), "{what}: record order");
         assert_eq!(wm, gm, "{what}: multiplicity of {l} at t={t}");
         assert_eq!(
             (want.n, want.n_bits()),
