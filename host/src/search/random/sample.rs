@@ -20,6 +20,10 @@
 //!    `zero` -- SNASNet demands this direct edge, a stronger rule than "some path from input to
 //!    output" -- otherwise it is discarded and a new one is drawn.
 
+// The connection matrix is indexed by node pairs (`m[a][b]` and `m[b][a]` together), which
+// index loops say more plainly than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
 use anyhow::{bail, Result};
 use rand::Rng;
 use snn_nostd::genotype::{CellType, Genotype, Op, OpSet, NUM_NODES};
