@@ -195,36 +195,62 @@ pub fn search_bench(
 /// width-1/16 config (16/32 channels, batch 32, T = 5, 2 repeats); with `full`, also the
 /// paper's full CIFAR-10 config (256/512 channels, SPEC §4), which is for GPUs.
 pub fn bench_setups(path: KernelPath, full: bool) -> Result<Vec<(String, SearchSetup)>> {
-    let mk = |width: f64| -> Result<SearchSetup> {
-        Ok(SearchSetup {
-            net: NetConfig::for_dataset(
-                DatasetKind::Cifar10,
-                &Overrides {
-                    width: Some(width),
-                    ..Default::default()
-                },
-            )?,
-            batch: 32,
-            repeats: 2,
-            seed: 0,
-            method: Method::Prune,
-            random_samples: 0,
-            kernel_path: path,
-            candidates_per_pass: 0,
-            data_label: "bench".into(),
-        })
-    };
-    let mut v = vec![
-        ("demo (width 1/32, C1/C2 8/16)".to_string(), mk(1.0 / 32.0)?),
-        (
-            "cifar10 width 1/16 (C1/C2 16/32)".to_string(),
-            mk(1.0 / 16.0)?,
-        ),
-    ];
+    let mut widths = vec![32, 16];
     if full {
-        v.push(("cifar10 full width (C1/C2 256/512)".to_string(), mk(1.0)?));
+        widths.push(1);
     }
-    Ok(v)
+    widths
+        .into_iter()
+        .map(|inv| search_setup(path, inv, None))
+        .collect()
+}
+
+/// The configs of [`bench_setups`] shrunk for a smoke run (`lightsnn bench search --smoke`, CI's
+/// dry run of `tools/gpu-bench.sh`): widths 1/128, 1/64 and 1/32 (the third standing for the
+/// full-width config), T = 2, batch 8. Their figures mean nothing; they exercise the code.
+pub fn smoke_setups(path: KernelPath) -> Result<Vec<(String, SearchSetup)>> {
+    [128, 64, 32]
+        .into_iter()
+        .map(|inv| search_setup(path, inv, Some((2, 8))))
+        .collect()
+}
+
+/// A pruning search of CIFAR-10 at width `1 / inv_width`, batch 32, 2 repeats, seed 0, with
+/// `(timesteps, batch)` overridden by `small`.
+fn search_setup(
+    path: KernelPath,
+    inv_width: usize,
+    small: Option<(usize, usize)>,
+) -> Result<(String, SearchSetup)> {
+    let net = NetConfig::for_dataset(
+        DatasetKind::Cifar10,
+        &Overrides {
+            width: Some(1.0 / inv_width as f64),
+            timesteps: small.map(|(t, _)| t),
+            ..Default::default()
+        },
+    )?;
+    let name = match (inv_width, small) {
+        (32, None) => format!("demo (width 1/32, C1/C2 {}/{})", net.c1, net.c2),
+        (1, _) => format!("cifar10 full width (C1/C2 {}/{})", net.c1, net.c2),
+        (k, None) => format!("cifar10 width 1/{k} (C1/C2 {}/{})", net.c1, net.c2),
+        (k, Some((t, b))) => format!(
+            "smoke: cifar10 width 1/{k} (C1/C2 {}/{}), T {t}, batch {b}",
+            net.c1, net.c2
+        ),
+    };
+    let setup = SearchSetup {
+        net,
+        batch: small.map_or(32, |(_, b)| b),
+        repeats: 2,
+        seed: 0,
+        method: Method::Prune,
+        random_samples: 0,
+        kernel_path: path,
+        candidates_per_pass: 0,
+        data_label: "bench".into(),
+    };
+    Ok((name, setup))
 }
 
 /// Candle scoring of round-1 candidates, one forward pass per candidate against all of them

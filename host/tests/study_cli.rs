@@ -52,6 +52,8 @@ fn smoke_args(out: &Path) -> Vec<String> {
         "2",
         "--random-samples",
         "4",
+        "--random-batch",
+        "8",
         "--bootstrap",
         "100",
     ]

@@ -2,7 +2,7 @@
 
 use super::common::DeviceArg;
 use crate::bench::{
-    bench_data, bench_setups, engine_bench, kernel_bench, search_bench, stack_bench,
+    bench_data, bench_setups, engine_bench, kernel_bench, search_bench, smoke_setups, stack_bench,
 };
 use crate::fsutil::write_atomic;
 use crate::search::KernelPath;
@@ -59,6 +59,11 @@ struct SearchBenchArgs {
     /// CUDA, hours on a CPU).
     #[arg(long)]
     full: bool,
+    /// A smoke run for CI (seconds, figures meaningless): the same steps on tiny configs
+    /// (widths 1/128, 1/64, 1/32 standing for the full width; T 2, batch 8), a small kernel
+    /// and one training step of batch 8.
+    #[arg(long)]
+    smoke: bool,
     /// Print the figures as JSON on stdout (the readable lines move to stderr), or with a
     /// path, write them there.
     #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "PATH")]
@@ -103,7 +108,11 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
             println!("{line}");
         }
     };
-    let kb = kernel_bench(32, 131_072, 15)?;
+    let kb = if a.smoke {
+        kernel_bench(8, 4096, 2)?
+    } else {
+        kernel_bench(32, 131_072, 15)?
+    };
     say(format!(
         "SAHD kernel (N={}, n={} bits, spike rate 0.15): bit-packed {:.3} ms, dense f32 GEMM {:.3} ms: {:.1}x",
         kb.n,
@@ -143,7 +152,11 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
         let device = a.device.open()?;
         let data = bench_data(a.data.as_deref())?;
         let full = a.full || !device.is_cpu();
-        let setups = bench_setups(KernelPath::for_device(&device), full)?;
+        let setups = if a.smoke {
+            smoke_setups(KernelPath::for_device(&device))?
+        } else {
+            bench_setups(KernelPath::for_device(&device), full)?
+        };
         if device.is_cpu() {
             for (name, setup) in setups.iter().take(2) {
                 let e = engine_bench(name, setup, &data)?;
@@ -188,8 +201,13 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
             ));
             searches.push(b);
         }
-        let r =
-            crate::train::bench::bench_train(crate::train::bench::DEMO_GENOTYPE, 5, 64, &device)?;
+        let (steps, batch) = if a.smoke { (1, 8) } else { (5, 64) };
+        let r = crate::train::bench::bench_train(
+            crate::train::bench::DEMO_GENOTYPE,
+            steps,
+            batch,
+            &device,
+        )?;
         say(format!(
             "training step (demo config: width 1/32, H {}, T {}, batch {}): {:.1} images/s",
             r.net.hidden, r.net.timesteps, r.batch, r.images_per_s

@@ -4,6 +4,7 @@ use super::common::{EngineArg, NetArgs};
 use crate::data::Split;
 use crate::fsutil::write_atomic;
 use crate::model::Mixing;
+use crate::search::dump as dump_codes;
 use crate::search::prune::{draw_batches, round_batch_seed};
 use crate::search::stability::StabilityReport;
 use crate::search::{
@@ -20,15 +21,18 @@ use std::path::PathBuf;
 pub struct SearchArgs {
     #[command(flatten)]
     net: NetArgs,
-    /// Search algorithm.
+    /// Search algorithm: `prune` (LightSNN), `random` (SNASNet's random search: its sampling
+    /// rules, a fresh network and fresh batches per candidate) or `random-shared` (every edge
+    /// drawn independently, one set of weights and batches for all candidates).
     #[arg(long, value_enum, default_value = "prune")]
     method: Method,
-    /// Genotypes sampled by `--method random`.
+    /// Genotypes sampled by `--method random` / `random-shared`.
     #[arg(long, default_value_t = 5000)]
     samples: usize,
-    /// Search batch size N.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
+    /// Search batch size N [default: 256 for `--method random` (SNASNet's search batch), 32
+    /// otherwise (the paper's)].
+    #[arg(long)]
+    batch: Option<usize>,
     /// Batches averaged per score (R).
     #[arg(long, default_value_t = 2)]
     repeats: usize,
@@ -75,6 +79,11 @@ pub struct ScoreArgs {
     /// reference) or cpu.
     #[arg(long, value_enum, default_value = "auto")]
     engine: EngineArg,
+    /// Also write every (layer, timestep) code set, its bit count and multiplicity, and each
+    /// repeat's kernel matrix to this folder (npy files and manifest.json; see the README), so
+    /// the score can be recomputed elsewhere (`tools/sahd-check.py`).
+    #[arg(long)]
+    dump_codes: Option<PathBuf>,
 }
 
 /// The progress bar of a search (scorings done, ETA).
@@ -96,7 +105,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
     let (data, label) = a.net.load(Split::Train, cfg.timesteps)?;
     let setup = SearchSetup {
         net: cfg,
-        batch: a.batch,
+        batch: a.batch.unwrap_or(a.method.default_batch()),
         repeats: a.repeats,
         seed: a.seed,
         method: a.method,
@@ -228,7 +237,7 @@ fn print_summary(r: &SearchReport) {
             round.wall_s,
             round.scores.len()
         );
-        if r.config.method == "random" {
+        if r.config.method.starts_with("random") {
             let best = round
                 .scores
                 .iter()
@@ -313,8 +322,25 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
     };
     let scorer = Scorer::new(&net, path)?;
-    let s = scorer.sahd_score(&Mixing::single_path(&g), &batches, mode)?;
+    let mixing = Mixing::single_path(&g);
+    let s = match &a.dump_codes {
+        None => scorer.sahd_score(&mixing, &batches, mode)?,
+        Some(dir) => {
+            let dump = dump_codes::dump_score(&scorer, &mixing, &batches, mode)?;
+            let m = dump_codes::write_dump(dir, &g.to_string(), &dump)?;
+            println!(
+                "wrote {} code sets and {} kernels to {}",
+                m.records.len(),
+                m.kernels.len(),
+                dir.display()
+            );
+            m.score
+        }
+    };
     println!("genotype: {g}");
     println!("SAHD ln|det K|: {s:.6}");
+    if a.dump_codes.is_some() {
+        println!("SAHD ln|det K| (all digits): {s:?}");
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::common::DeviceArg;
 use crate::config::{DatasetKind, NetConfig, Overrides};
-use crate::study::{default_config, run_study, StudyConfig};
+use crate::study::{default_config, run_study, RandomBaseline, StudyConfig};
 use crate::train::{prefer_serial_elementwise, LossKind};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -76,9 +76,18 @@ pub struct StudyArgs {
     /// Repeats of each cell's own score [default: 4].
     #[arg(long)]
     score_repeats: Option<usize>,
-    /// Genotypes scored by the random-search baseline [default: 500].
+    /// Genotypes scored by the random-search baseline [default: 100; SNASNet scores 5000,
+    /// which with fresh weights per candidate is no CPU-sized job].
     #[arg(long)]
     random_samples: Option<usize>,
+    /// The random-search baseline: snasnet (SNASNet's procedure, `search --method random`) or
+    /// shared (`--method random-shared`) [default: snasnet].
+    #[arg(long, value_enum)]
+    random_method: Option<RandomBaseline>,
+    /// Search batch of the random-search baseline [default: 256 (SNASNet's) for snasnet,
+    /// --search-batch for shared].
+    #[arg(long)]
+    random_batch: Option<usize>,
     /// Bootstrap resamples for the correlation intervals [default: 2000].
     #[arg(long)]
     bootstrap: Option<usize>,
@@ -111,6 +120,8 @@ impl StudyArgs {
             || self.search_repeats.is_some()
             || self.score_repeats.is_some()
             || self.random_samples.is_some()
+            || self.random_method.is_some()
+            || self.random_batch.is_some()
             || self.bootstrap.is_some()
             || self.seed.is_some()
     }
@@ -148,6 +159,15 @@ impl StudyArgs {
         }
         macro_rules! set {
             ($($field:ident <- $opt:ident),*) => { $( if let Some(v) = self.$opt { c.$field = v; } )* };
+        }
+        if let Some(m) = self.random_method {
+            c.random_method = m;
+            if m == RandomBaseline::Shared {
+                c.random_batch = None;
+            }
+        }
+        if let Some(b) = self.random_batch {
+            c.random_batch = Some(b);
         }
         set!(random_cells <- cells, noise_seeds <- noise_seeds, epochs <- epochs,
              train_batch <- train_batch, lr <- lr, loss <- loss, search_batch <- search_batch,

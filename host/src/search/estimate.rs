@@ -112,7 +112,7 @@ impl Estimate {
         let supernet_taps = conv_taps(alive.iter().flatten());
         let (scorings_per_round, taps) = match setup.method {
             // A random genotype: one op per edge, uniformly drawn.
-            Method::Random => (
+            Method::Random | Method::RandomShared => (
                 vec![setup.random_samples as u64],
                 supernet_taps / net.ops.len() as f64,
             ),

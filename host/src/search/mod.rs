@@ -2,6 +2,7 @@
 //! baseline (SPEC §5, §6).
 
 pub mod cpu;
+pub mod dump;
 pub mod estimate;
 pub mod margin;
 pub mod prune;

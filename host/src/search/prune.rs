@@ -22,8 +22,37 @@ use std::time::Instant;
 pub enum Method {
     /// Pruning by importance (LightSNN).
     Prune,
-    /// Random sampling of whole genotypes (SNASNet baseline).
+    /// SNASNet's random search: SNASNet's cell sampling rules, a fresh network and fresh batches
+    /// per candidate ([`super::random::snasnet_search`]).
     Random,
+    /// Random genotypes, every edge drawn independently, all scored with one set of weights on
+    /// the same batches ([`super::random::shared_search`]).
+    RandomShared,
+}
+
+impl Method {
+    /// The name used on the command line and in reports: `prune`, `random`, `random-shared`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Prune => "prune",
+            Method::Random => "random",
+            Method::RandomShared => "random-shared",
+        }
+    }
+
+    /// Whether the method samples whole genotypes.
+    pub fn is_random(self) -> bool {
+        matches!(self, Method::Random | Method::RandomShared)
+    }
+
+    /// The default search batch size: SNASNet's 256 for its random search, the paper's 32
+    /// otherwise.
+    pub fn default_batch(self) -> usize {
+        match self {
+            Method::Random => super::random::SNASNET_SEARCH_BATCH,
+            Method::Prune | Method::RandomShared => 32,
+        }
+    }
 }
 
 /// Everything a search needs besides data.
@@ -70,7 +99,7 @@ impl SearchSetup {
     /// Number of scorings the search will run (for progress bars).
     pub fn total_scorings(&self) -> u64 {
         match self.method {
-            Method::Random => self.random_samples as u64,
+            Method::Random | Method::RandomShared => self.random_samples as u64,
             Method::Prune => {
                 let k = self.net.ops.len() as u64;
                 let e = self.net.cell.num_edges() as u64;
@@ -163,13 +192,19 @@ pub fn run_search(
     pb.set_message(note.clone());
     let start = Instant::now();
     let cfg = &setup.net;
-    let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
-    let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
     pb.set_length(setup.total_scorings());
-    let scorer = Scorer::new(&net, setup.kernel_path)?.with_stack(setup.stack(device));
     let (genotype, rounds, best_score) = match setup.method {
-        Method::Prune => prune(setup, &scorer, data, device, pb, &note)?,
-        Method::Random => super::random::random_search(setup, &scorer, data, device, pb)?,
+        Method::Random => super::random::snasnet_rounds(setup, data, device, pb)?,
+        Method::Prune | Method::RandomShared => {
+            let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
+            let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
+            let scorer = Scorer::new(&net, setup.kernel_path)?.with_stack(setup.stack(device));
+            if setup.method == Method::Prune {
+                prune(setup, &scorer, data, device, pb, &note)?
+            } else {
+                super::random::shared_rounds(setup, &scorer, data, device, pb)?
+            }
+        }
     };
     pb.finish_and_clear();
     let warnings: Vec<String> = rounds
@@ -193,9 +228,9 @@ pub fn run_search(
             net: cfg.clone(),
             batch: setup.batch,
             repeats: setup.repeats,
-            method: format!("{:?}", setup.method).to_lowercase(),
+            method: setup.method.name().to_string(),
             engine: setup.kernel_path.name().to_string(),
-            random_samples: (setup.method == Method::Random).then_some(setup.random_samples),
+            random_samples: setup.method.is_random().then_some(setup.random_samples),
             data: setup.data_label.clone(),
         },
         rounds,
@@ -214,7 +249,9 @@ pub fn device_name(d: &Device) -> String {
     }
 }
 
-type SearchOutcome = (Genotype, Vec<RoundReport>, Option<f64>);
+/// What a search algorithm returns: the found genotype, its rounds, and the best score (random
+/// searches).
+pub(crate) type SearchOutcome = (Genotype, Vec<RoundReport>, Option<f64>);
 
 fn prune(
     setup: &SearchSetup,

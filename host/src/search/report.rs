@@ -44,7 +44,8 @@ pub struct RoundReport {
     pub decisions: Vec<super::margin::Decision>,
     /// Alive ops per edge after the round, in canonical edge order.
     pub alive_after: Vec<Vec<String>>,
-    /// Seed of the round's batch draw.
+    /// Seed of the round's batch draw (`random`: the master seed, from which every candidate's
+    /// weight and batch seeds derive, see `search::random::candidate_seed`).
     pub batch_seed: u64,
     /// Device the round ran on.
     pub device: String,
@@ -61,7 +62,7 @@ pub struct SearchConfigRecord {
     pub batch: usize,
     /// Repeats R.
     pub repeats: usize,
-    /// `prune` or `random`.
+    /// `prune`, `random` (SNASNet's random search) or `random-shared`.
     pub method: String,
     /// How candidates were scored: `cpu-event`, `candle-bitpacked` or `candle-gram` (empty in
     /// files written before the CPU engine existed).

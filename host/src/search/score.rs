@@ -14,6 +14,7 @@
 //! one network (the CPU engine's copied weights and stem cache).
 
 use super::cpu::CpuEngine;
+use super::dump::CodeRecord;
 use crate::model::{LayerId, Mixing, Mode, Network, SpikeSink};
 use anyhow::{anyhow, Result};
 use candle_core::{DType, Tensor};
@@ -65,6 +66,8 @@ impl KernelPath {
 struct KernelSink<'a, 'k> {
     kernels: &'a mut [SahdKernel<'k>],
     feed: Feed,
+    /// When set (a plain pass on the packing feed), every packed code set is also kept here.
+    trace: Option<&'a mut Vec<CodeRecord>>,
 }
 
 /// How a [`KernelSink`] turns spikes into kernel terms.
@@ -83,7 +86,7 @@ impl SpikeSink for KernelSink<'_, '_> {
         self.record_groups(l, t, spikes, &[mult])
     }
 
-    fn record_groups(&mut self, _: LayerId, _: usize, spikes: &Tensor, mult: &[u32]) -> Result<()> {
+    fn record_groups(&mut self, l: LayerId, t: usize, spikes: &Tensor, mult: &[u32]) -> Result<()> {
         let rows = spikes.dim(0)?;
         let flat = spikes.flatten_from(1)?;
         let n_bits = flat.dim(1)?;
@@ -106,6 +109,17 @@ impl SpikeSink for KernelSink<'_, '_> {
                     kernel
                         .accumulate(codes, wpc, n_bits, m)
                         .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+                }
+                if let (Some(trace), [m]) = (&mut self.trace, mult) {
+                    trace.push(CodeRecord {
+                        layer: l,
+                        t,
+                        n: rows,
+                        n_bits,
+                        words_per_code: wpc,
+                        words: words.clone(),
+                        mult: *m,
+                    });
                 }
             }
             Feed::Gram { grams, meta } => {
@@ -360,7 +374,7 @@ impl<'n> Scorer<'n> {
             .map(|b| SahdKernel::new(n, b))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
-        candle_accumulate(self.net, chunk, batch, mode, self.path, &mut kernels)?;
+        candle_accumulate(self.net, chunk, batch, mode, self.path, &mut kernels, None)?;
         let mut scratch = vec![0f64; n * n + n];
         kernels
             .iter()
@@ -388,7 +402,48 @@ impl<'n> Scorer<'n> {
                 mode,
                 self.path,
                 std::slice::from_mut(kernel),
+                None,
             ),
+        }
+    }
+
+    /// [`accumulate_batch`](Self::accumulate_batch), also returning every (LIF layer,
+    /// timestep) code set added to `kernel`, in recording order. The Gram path traces through
+    /// the packing feed (the codes must reach the host anyway).
+    pub fn trace_batch(
+        &self,
+        mixing: &Mixing,
+        batch: &Tensor,
+        mode: Mode,
+        kernel: &mut SahdKernel<'_>,
+    ) -> Result<Vec<CodeRecord>> {
+        match &self.engine {
+            Some(e) => Ok(e
+                .trace_batch(mixing, batch, mode, kernel)?
+                .into_iter()
+                .map(|r| CodeRecord {
+                    layer: r.layer,
+                    t: r.t,
+                    n: r.codes.n,
+                    n_bits: r.codes.n_bits(),
+                    words_per_code: r.codes.wpc,
+                    words: r.codes.words,
+                    mult: r.mult,
+                })
+                .collect()),
+            None => {
+                let mut trace = Vec::new();
+                candle_accumulate(
+                    self.net,
+                    std::slice::from_ref(mixing),
+                    batch,
+                    mode,
+                    KernelPath::BitPacked,
+                    std::slice::from_mut(kernel),
+                    Some(&mut trace),
+                )?;
+                Ok(trace)
+            }
         }
     }
 
@@ -455,14 +510,16 @@ pub fn accumulate_batch(
 
 /// The Candle forward pass of `candidates` stacked on the batch axis (one candidate is a
 /// plain pass: [`Network::forward_candidates`] then runs exactly [`Network::forward`]), feeding
-/// `kernels` (one per candidate) along a Candle path.
-fn candle_accumulate(
+/// `kernels` (one per candidate) along a Candle path, and `trace` (a plain pass on the packing
+/// path) with every packed code set.
+fn candle_accumulate<'a>(
     net: &Network,
     candidates: &[Mixing],
     batch: &Tensor,
     mode: Mode,
     path: KernelPath,
-    kernels: &mut [SahdKernel<'_>],
+    kernels: &'a mut [SahdKernel<'_>],
+    trace: Option<&'a mut Vec<CodeRecord>>,
 ) -> Result<()> {
     let feed = match path {
         KernelPath::CpuEvent => unreachable!("the CPU engine is not a Candle path"),
@@ -475,7 +532,11 @@ fn candle_accumulate(
             meta: Vec::new(),
         },
     };
-    let mut sink = KernelSink { kernels, feed };
+    let mut sink = KernelSink {
+        kernels,
+        feed,
+        trace,
+    };
     net.forward_candidates(batch, candidates, mode, &mut sink)?;
     sink.finish()
 }

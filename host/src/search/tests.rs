@@ -102,3 +102,121 @@ fn kernel_matches_dense_formula() -> Result<()> {
     assert!((a - b).abs() < 1e-9 * a.abs().max(1.0), "{a} vs {b}");
     Ok(())
 }
+
+/// `lightsnn score --dump-codes`: the dump read back recomputes the kernel by the dense formula
+/// and the score through a fresh kernel, on the CPU engine and the Candle path.
+#[test]
+fn code_dump_recomputes_the_score() -> Result<()> {
+    use super::dump::{dump_score, mean_score, read_dump, write_dump};
+    use super::score::Scorer;
+    use snn_nostd::sahd::SahdKernel;
+    let o = Overrides {
+        width: Some(6.0 / 256.0),
+        timesteps: Some(3),
+        hidden: Some(24),
+        votes: Some(2),
+    };
+    let cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o)?;
+    let g: snn_nostd::genotype::Genotype =
+        "zero,conv3,skip,conv3,zero,zero,skip,conv3,zero,conv3,skip,conv3".parse()?;
+    let mix = Mixing::single_path(&g);
+    let dev = Device::Cpu;
+    let net = Network::new(&cfg, &mix.alive(), 4, &dev)?;
+    let n = 7;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let batches = (0..2)
+        .map(|_| {
+            let v: Vec<f32> = (0..n * 3 * 32 * 32)
+                .map(|_| rng.gen_range(-2.0..2.0))
+                .collect();
+            Tensor::from_vec(v, (n, 1, 3, 32, 32), &dev)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let tmp = tempfile::tempdir()?;
+    let mut kernels = Vec::new();
+    for path in [KernelPath::CpuEvent, KernelPath::BitPacked] {
+        let scorer = Scorer::new(&net, path)?;
+        let dump = dump_score(&scorer, &mix, &batches, Mode::ScoreBatchStats)?;
+        let want = scorer.sahd_score(&mix, &batches, Mode::ScoreBatchStats)?;
+        assert_eq!(mean_score(&dump).to_bits(), want.to_bits(), "{path:?}");
+        let dir = tmp.path().join(path.name());
+        write_dump(&dir, &g.to_string(), &dump)?;
+        // Writing again replaces an earlier dump.
+        write_dump(&dir, &g.to_string(), &dump)?;
+        let back = read_dump(&dir)?;
+        assert_eq!(back.manifest.score.to_bits(), want.to_bits());
+        for (r, kernel) in back.kernels.iter().enumerate() {
+            let recs: Vec<_> = back
+                .manifest
+                .records
+                .iter()
+                .zip(&back.codes)
+                .filter(|(e, _)| e.repeat == r)
+                .collect();
+            assert!(
+                recs.iter().any(|(e, _)| e.multiplicity > 1),
+                "multiplicities"
+            );
+            // The dense SPEC formula on the unpacked codes.
+            let layers: Vec<(Vec<Vec<f64>>, u32)> = recs
+                .iter()
+                .map(|(e, words)| {
+                    let rows = words
+                        .chunks(e.words_per_code)
+                        .map(|w| {
+                            (0..e.n_bits)
+                                .map(|k| ((w[k / 64] >> (k % 64)) & 1) as f64)
+                                .collect()
+                        })
+                        .collect();
+                    (rows, e.multiplicity)
+                })
+                .collect();
+            for (got, want) in kernel.iter().zip(dense_kernel(&layers)) {
+                assert!(
+                    ((got - want) / want).abs() < 1e-9,
+                    "{path:?}: {got} vs {want}"
+                );
+            }
+            // The score from the dumped codes through a fresh kernel.
+            let mut buf = vec![0f64; n * n];
+            let mut k = SahdKernel::new(n, &mut buf).unwrap();
+            for (e, words) in &recs {
+                k.accumulate(words, e.words_per_code, e.n_bits, e.multiplicity)
+                    .unwrap();
+            }
+            let mut scratch = vec![0f64; n * n + n];
+            let s = k.score(&mut scratch).unwrap();
+            assert_eq!(s.to_bits(), back.manifest.repeat_scores[r].to_bits());
+        }
+        kernels.push((back.manifest.records.clone(), back.kernels));
+    }
+    // Both engines record the same code sets and (nearly) the same kernels.
+    let (cpu, candle) = (&kernels[0], &kernels[1]);
+    let tags = |r: &[super::dump::RecordEntry]| -> Vec<(String, usize, u32)> {
+        r.iter()
+            .map(|e| (e.layer.clone(), e.t, e.multiplicity))
+            .collect()
+    };
+    assert_eq!(tags(&cpu.0), tags(&candle.0));
+    for (a, b) in cpu.1.iter().flatten().zip(candle.1.iter().flatten()) {
+        assert!(((a - b) / b).abs() < 1e-9, "{a} vs {b}");
+    }
+    // Bad input: a truncated codes file is named; a folder that is not a dump is not replaced.
+    let dir = tmp.path().join(KernelPath::CpuEvent.name());
+    let victim = dir.join("r1/002.codes.npy");
+    let bytes = std::fs::read(&victim)?;
+    std::fs::write(&victim, &bytes[..bytes.len() - 3])?;
+    let e = format!("{:#}", read_dump(&dir).unwrap_err());
+    assert!(
+        e.contains("r1/002.codes.npy") && e.contains("data bytes"),
+        "{e}"
+    );
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other)?;
+    let scorer = Scorer::new(&net, KernelPath::CpuEvent)?;
+    let dump = dump_score(&scorer, &mix, &batches[..1], Mode::ScoreBatchStats)?;
+    let e = format!("{:#}", write_dump(&other, "x", &dump).unwrap_err());
+    assert!(e.contains("not a lightsnn code dump"), "{e}");
+    Ok(())
+}

@@ -99,6 +99,14 @@ pub struct StudyConfig {
     pub score_repeats: usize,
     /// Genotypes the random-search baseline scores.
     pub random_samples: usize,
+    /// Which random-search baseline (studies written before this field existed used the
+    /// shared-weights variant, `random-shared`).
+    #[serde(default = "legacy_baseline")]
+    pub random_method: RandomBaseline,
+    /// Search batch size of the random-search baseline (SNASNet's is 256; missing in older
+    /// studies, which used `search_batch`).
+    #[serde(default)]
+    pub random_batch: Option<usize>,
     /// Master seed: searches, cell draw, weights and training.
     pub seed: u64,
     /// Bootstrap resamples of the correlation intervals.
@@ -112,8 +120,8 @@ impl StudyConfig {
         if self.epochs == 0 || self.train_batch == 0 {
             bail!("--epochs and --train-batch must be at least 1");
         }
-        if self.search_batch < 2 {
-            bail!("--search-batch must be at least 2: the SAHD kernel compares pairs of samples");
+        if self.search_batch < 2 || self.random_batch.is_some_and(|b| b < 2) {
+            bail!("--search-batch and --random-batch must be at least 2: the SAHD kernel compares pairs of samples");
         }
         if self.search_repeats == 0 || self.score_repeats == 0 {
             bail!("--search-repeats and --score-repeats must be at least 1");
@@ -129,6 +137,30 @@ impl StudyConfig {
         }
         Ok(())
     }
+}
+
+/// The random-search baseline of a study.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RandomBaseline {
+    /// SNASNet's procedure (`lightsnn search --method random`).
+    Snasnet,
+    /// Independent edges, shared weights and batches (`--method random-shared`).
+    Shared,
+}
+
+impl RandomBaseline {
+    /// The search method it runs.
+    pub fn method(self) -> Method {
+        match self {
+            RandomBaseline::Snasnet => Method::Random,
+            RandomBaseline::Shared => Method::RandomShared,
+        }
+    }
+}
+
+fn legacy_baseline() -> RandomBaseline {
+    RandomBaseline::Shared
 }
 
 /// `study.json`.
@@ -298,10 +330,22 @@ pub fn run_study(
         cfg.seed
     ));
     let prune = search_stage(dir, &cfg, Method::Prune, &train_data, device, quiet)?;
-    let random = search_stage(dir, &cfg, Method::Random, &train_data, device, quiet)?;
+    let random = search_stage(
+        dir,
+        &cfg,
+        cfg.random_method.method(),
+        &train_data,
+        device,
+        quiet,
+    )?;
     say(format!(
-        "pruning search: {} ({:.1} s); random search ({} samples): {} ({:.1} s)",
-        prune.genotype, prune.wall_s, cfg.random_samples, random.genotype, random.wall_s
+        "pruning search: {} ({:.1} s); random search ({}, {} samples): {} ({:.1} s)",
+        prune.genotype,
+        prune.wall_s,
+        cfg.random_method.method().name(),
+        cfg.random_samples,
+        random.genotype,
+        random.wall_s
     ));
     let plan = plan_cells(&cfg, &prune, &random)?;
     let mut results: Vec<CellResult> = Vec::new();
@@ -401,9 +445,12 @@ fn search_stage(
     device: &Device,
     quiet: bool,
 ) -> Result<SearchReport> {
-    let name = match method {
-        Method::Prune => files::SEARCH_PRUNE,
-        Method::Random => files::SEARCH_RANDOM,
+    let (name, batch) = match method {
+        Method::Prune => (files::SEARCH_PRUNE, cfg.search_batch),
+        Method::Random | Method::RandomShared => (
+            files::SEARCH_RANDOM,
+            cfg.random_batch.unwrap_or(cfg.search_batch),
+        ),
     };
     let path = dir.join(name);
     if path.exists() {
@@ -418,7 +465,7 @@ fn search_stage(
     }
     let setup = SearchSetup {
         net: cfg.net.clone(),
-        batch: cfg.search_batch,
+        batch,
         repeats: cfg.search_repeats,
         seed: cfg.seed,
         method,
@@ -432,7 +479,7 @@ fn search_stage(
     } else {
         crate::cli::search_progress_bar()
     };
-    pb.set_prefix(format!("{method:?} search").to_lowercase());
+    pb.set_prefix(format!("{} search", method.name()));
     let r = run_search(&setup, data, device, &pb)?;
     write_atomic(&path, &serde_json::to_vec_pretty(&r)?)?;
     Ok(r)
@@ -661,7 +708,9 @@ pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig
         search_batch: 32,
         search_repeats: 2,
         score_repeats: 4,
-        random_samples: 500,
+        random_samples: 100,
+        random_method: RandomBaseline::Snasnet,
+        random_batch: Some(crate::search::random::SNASNET_SEARCH_BATCH),
         seed: 0,
         bootstrap: 2000,
     })

@@ -24,56 +24,32 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod curves;
+mod epoch;
 pub mod eval;
+pub mod host_reads;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
-
-/// One SGD step on a batch: training-mode forward pass (dropout masks from `rng`), loss,
-/// backward pass and update at learning rate `lr`. Returns the loss and the logits.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn train_step(
-    net: &Network,
-    mixing: &Mixing,
-    opt: &mut Sgd,
-    loss: LossKind,
-    x: &Tensor,
-    labels: &[u32],
-    lr: f64,
-    rng: &mut dyn RngCore,
-) -> Result<(f32, Tensor)> {
-    let out = net.forward(
-        x,
-        Forward {
-            mixing,
-            mode: Mode::Train,
-            sink: &mut NoSink,
-            dropout_rng: Some(rng),
-        },
-    )?;
-    let l = loss.loss(&out.logits, labels)?;
-    let grads = l.backward()?;
-    opt.step(net.params.trainable(), &grads, lr)?;
-    Ok((l.to_scalar()?, out.logits))
-}
 
 #[cfg(test)]
 mod tests;
 
 pub use checkpoint::{load_checkpoint, CheckpointMeta};
+pub(crate) use epoch::train_step;
 pub use eval::{evaluate, EvalReport};
+use host_reads::HostReads;
 pub use metrics::{EpochMetrics, LossKind};
 pub use optim::{Sgd, SgdConfig};
 
 use crate::config::NetConfig;
 use crate::data::{train_val_split, Dataset};
 use crate::fsutil::write_atomic;
-use crate::model::{Forward, Mixing, Mode, Network, NoSink};
+use crate::model::{Mixing, Network};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use snn_nostd::genotype::Genotype;
@@ -339,6 +315,9 @@ pub struct TrainOutcome {
     pub best: Option<Best>,
     /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
+    /// Device-to-host reads made by this invocation's training steps (validation excluded):
+    /// two per epoch (loss and correct-prediction sums), however many steps it has.
+    pub host_reads: u64,
 }
 
 fn progress(len: usize, quiet: bool, what: &str) -> ProgressBar {
@@ -472,10 +451,7 @@ pub fn train(
             println!("{}", m.table_row(cfg.epochs, best));
         }
     }
-    let augment = !cfg.net.dataset.is_event();
-    let [c, h, w] = train_data.frame_shape();
-    let frames = train_data.frames();
-    let mut buf = Vec::new();
+    let mut reads = HostReads::default();
     let mut ran = 0usize;
     while state.epoch < cfg.epochs {
         if ctl.stop_after.is_some_and(|n| ran >= n) {
@@ -489,36 +465,19 @@ pub fn train(
         order.shuffle(&mut rng);
         let n_batches = order.len().div_ceil(cfg.batch);
         let pb = progress(n_batches, ctl.quiet, &format!("epoch {}", e + 1));
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for (bi, chunk) in order.chunks(cfg.batch).enumerate() {
-            let aug: Option<&mut dyn RngCore> = if augment { Some(&mut rng) } else { None };
-            train_data.fill_batch(chunk, aug, &mut buf);
-            let x = Tensor::from_slice(&buf, (chunk.len(), frames, c, h, w), device)?;
-            let labels: Vec<u32> = chunk.iter().map(|&i| train_data.label(i) as u32).collect();
-            let (l, logits) =
-                train_step(&net, &mixing, &mut opt, cfg.loss, &x, &labels, lr, &mut rng)?;
-            state.optimizer.steps += 1;
-            if !l.is_finite() {
-                bail!(
-                    "the training loss became {l} in epoch {} batch {}",
-                    e + 1,
-                    bi + 1
-                );
-            }
-            loss_sum += l as f64 * chunk.len() as f64;
-            correct += metrics::predictions(&logits)?
-                .iter()
-                .zip(&labels)
-                .filter(|(p, &t)| **p == t as usize)
-                .count();
-            pb.inc(1);
-            let seen = (bi * cfg.batch + chunk.len()) as f64;
-            pb.set_message(format!(
-                "loss {:.4} top-1 {:.1}%",
-                loss_sum / seen,
-                100.0 * correct as f64 / seen
-            ));
-        }
+        let run = epoch::EpochRun {
+            net: &net,
+            mixing: &mixing,
+            cfg,
+            data: train_data,
+            order: &order,
+            lr,
+            epoch: e,
+            device,
+        };
+        let totals = epoch::train_epoch(&run, &mut opt, &mut rng, &pb, &mut reads)?;
+        state.optimizer.steps += totals.steps as u64;
+        let (loss_sum, correct) = (totals.loss_sum, totals.correct);
         pb.finish_and_clear();
         let vpb = progress(val_data.len().div_ceil(cfg.batch), ctl.quiet, "validation");
         let val = evaluate(&net, &g, &val_data, cfg.batch, cfg.loss, false, Some(&vpb))?;
@@ -583,6 +542,7 @@ pub fn train(
         complete,
         best: state.best,
         history: state.history,
+        host_reads: reads.count(),
     })
 }
 

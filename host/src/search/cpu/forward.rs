@@ -15,7 +15,7 @@ use super::ops::{add_assign, avg_pool3, edge_sums, max_pool};
 use super::plan::{CellPlan, Src};
 use super::weights::{BnW, ConvW, Weights, HIDDEN_BLOCK};
 use crate::config::NetConfig;
-use crate::model::Mixing;
+use crate::model::{LayerId, Mixing};
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 use snn_nostd::genotype::NUM_NODES;
@@ -39,6 +39,19 @@ struct CellState {
     lif: [Vec<f32>; NUM_NODES],
 }
 
+/// One code set recorded by a traced pass.
+#[derive(Clone, Debug)]
+pub struct TracedCodes {
+    /// The LIF layer.
+    pub layer: LayerId,
+    /// The timestep (0-based).
+    pub t: usize,
+    /// The batch's codes.
+    pub codes: Codes,
+    /// How many LIF modules of the reference network the layer stands for.
+    pub mult: u32,
+}
+
 /// A node's conv outputs (after BN), per group (`[k3, k1]`) and slot.
 #[derive(Default)]
 struct NodeConvs {
@@ -57,8 +70,11 @@ pub struct Pass<'a, 'k> {
     lif: LifK,
     n: usize,
     kernel: &'a mut SahdKernel<'k>,
-    /// When set, every recorded code set is also kept here (for tests and audits).
-    pub trace: Option<Vec<(Codes, u32)>>,
+    /// When set, every recorded code set is also kept here with its layer, timestep and
+    /// multiplicity (for tests, audits and `lightsnn score --dump-codes`).
+    pub trace: Option<Vec<TracedCodes>>,
+    /// The timestep being run.
+    t: usize,
 }
 
 /// Channel block of the parallel batch statistics.
@@ -86,6 +102,7 @@ impl<'a, 'k> Pass<'a, 'k> {
             n,
             kernel,
             trace: None,
+            t: 0,
         })
     }
 
@@ -99,6 +116,7 @@ impl<'a, 'k> Pass<'a, 'k> {
         let mut out_v = [Vec::new(), Vec::new()];
         let mut hidden_v = Vec::new();
         for t in 0..cfg.timesteps {
+            self.t = t;
             let x0 = &stems[if stems.len() == 1 { 0 } else { t }];
             debug_assert_eq!(
                 (x0.n, x0.h, x0.w, x0.c),
@@ -110,7 +128,7 @@ impl<'a, 'k> Pass<'a, 'k> {
             give(y1);
             let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0]);
             give(z1);
-            self.record(&s1, 1)?;
+            self.record(LayerId::CellOut { cell: 0 }, &s1, 1)?;
             let d = self
                 .conv_group(&self.w.down, &s1, &self.active(&s1), cfg.c2)
                 .pop()
@@ -123,11 +141,11 @@ impl<'a, 'k> Pass<'a, 'k> {
             give(y2);
             let s2 = self.lif_codes(&z2, s2_shape, &mut out_v[1]);
             give(z2);
-            self.record(&s2, 1)?;
+            self.record(LayerId::CellOut { cell: 1 }, &s2, 1)?;
             let hdn = self.hidden(&s2);
             let sh = self.lif_codes(&hdn, (1, 1, self.w.hidden), &mut hidden_v);
             give(hdn);
-            self.record(&sh, 1)?;
+            self.record(LayerId::Hidden, &sh, 1)?;
         }
         for st in cells {
             st.back.into_iter().flatten().for_each(give);
@@ -139,9 +157,14 @@ impl<'a, 'k> Pass<'a, 'k> {
     }
 
     /// Adds one layer's codes to the kernel.
-    fn record(&mut self, codes: &Codes, mult: u32) -> Result<()> {
+    fn record(&mut self, layer: LayerId, codes: &Codes, mult: u32) -> Result<()> {
         if let Some(t) = &mut self.trace {
-            t.push((codes.clone(), mult));
+            t.push(TracedCodes {
+                layer,
+                t: self.t,
+                codes: codes.clone(),
+                mult,
+            });
         }
         self.kernel
             .accumulate(&codes.words, codes.wpc, codes.n_bits(), mult)
@@ -321,7 +344,11 @@ impl<'a, 'k> Pass<'a, 'k> {
         }
         let uj = u[j].as_ref().expect("node computed before use");
         let codes = self.lif_codes(uj, shape, &mut st.lif[j]);
-        self.record(&codes, mult)?;
+        let layer = LayerId::CellNode {
+            cell: ci as u8,
+            node: j as u8,
+        };
+        self.record(layer, &codes, mult)?;
         let mut out = NodeConvs::default();
         if !spikes_only {
             let act = self.active(&codes);

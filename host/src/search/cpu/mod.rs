@@ -49,8 +49,9 @@ mod tests;
 use crate::model::{Mixing, Mode, Network};
 use anyhow::{bail, Result};
 use candle_core::{Tensor, TensorId};
+pub use forward::TracedCodes;
 use forward::{Pass, Stats};
-use maps::{Codes, Maps};
+use maps::Maps;
 use snn_nostd::sahd::SahdKernel;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -149,14 +150,14 @@ impl<'n> CpuEngine<'n> {
     }
 
     /// [`accumulate_batch`](Self::accumulate_batch), also returning every recorded code set with
-    /// its multiplicity, in recording order.
+    /// its layer, timestep and multiplicity, in recording order.
     pub fn trace_batch(
         &self,
         mixing: &Mixing,
         batch: &Tensor,
         mode: Mode,
         kernel: &mut SahdKernel<'_>,
-    ) -> Result<Vec<(Codes, u32)>> {
+    ) -> Result<Vec<TracedCodes>> {
         let mut t = Vec::new();
         self.run(mixing, batch, mode, kernel, Some(&mut t))?;
         Ok(t)
@@ -168,7 +169,7 @@ impl<'n> CpuEngine<'n> {
         batch: &Tensor,
         mode: Mode,
         kernel: &mut SahdKernel<'_>,
-        trace: Option<&mut Vec<(Codes, u32)>>,
+        trace: Option<&mut Vec<TracedCodes>>,
     ) -> Result<()> {
         let cfg = &self.net.cfg;
         let stats = stats_of(mode)?;

@@ -246,7 +246,9 @@ fn compare(
     let mut kern = SahdKernel::new(n, &mut buf).unwrap();
     let trace = engine.trace_batch(mixing, x, mode, &mut kern)?;
     assert_eq!(trace.len(), sink.layers.len(), "{what}: record count");
-    for ((l, t, want, wm), (got, gm)) in sink.layers.iter().zip(&trace) {
+    for ((l, t, want, wm), tr) in sink.layers.iter().zip(&trace) {
+        let (got, gm) = (&tr.codes, &tr.mult);
+        assert_eq!((l, t), (&tr.layer, &tr.t), "{what}: record order");
         assert_eq!(wm, gm, "{what}: multiplicity of {l} at t={t}");
         assert_eq!(
             (want.n, want.n_bits()),
@@ -485,19 +487,21 @@ fn random_search_matches_candle() -> Result<()> {
     let ops: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
     let cfg = tiny_cfg(CellType::Backward, &ops)?;
     let pb = indicatif::ProgressBar::hidden();
-    let setup = |path| SearchSetup {
-        method: Method::Random,
-        random_samples: 6,
-        ..tiny_setup(cfg.clone(), path)
-    };
-    let a = run_search(&setup(KernelPath::BitPacked), &data, &Device::Cpu, &pb)?;
-    let b = run_search(&setup(KernelPath::CpuEvent), &data, &Device::Cpu, &pb)?;
-    assert_eq!(a.genotype, b.genotype);
-    assert_eq!(
-        a.rounds[0].scores, b.rounds[0].scores,
-        "same genotypes, same scores"
-    );
-    assert_eq!(a.best_score, b.best_score);
+    for method in [Method::Random, Method::RandomShared] {
+        let setup = |path| SearchSetup {
+            method,
+            random_samples: 6,
+            ..tiny_setup(cfg.clone(), path)
+        };
+        let a = run_search(&setup(KernelPath::BitPacked), &data, &Device::Cpu, &pb)?;
+        let b = run_search(&setup(KernelPath::CpuEvent), &data, &Device::Cpu, &pb)?;
+        assert_eq!(a.genotype, b.genotype, "{method:?}");
+        assert_eq!(
+            a.rounds[0].scores, b.rounds[0].scores,
+            "{method:?}: same genotypes, same scores"
+        );
+        assert_eq!(a.best_score, b.best_score, "{method:?}");
+    }
     Ok(())
 }
 

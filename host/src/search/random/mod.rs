@@ -1,0 +1,168 @@
+//! The random-search baselines (SPEC §6): score K random genotypes, keep the best.
+//!
+//! - [`snasnet_search`] (`--method random`, the default baseline) does what SNASNet's
+//!   `find_best_neuroncell` does (github.com/Intelligent-Computing-Lab-Yale/SNASNet,
+//!   `model_snn.py`): cells drawn by SNASNet's rules ([`sample`]: one direction per node pair,
+//!   dangling nodes removed, the direct input-to-output edge required), a freshly initialised
+//!   network for every candidate, fresh batches for every candidate, search batch 256
+//!   ([`SNASNET_SEARCH_BATCH`]) and 2 repeats. Candidate `i`'s weights come from
+//!   [`candidate_seed`]`(seed, i)` and its batches from `round_batch_seed(candidate_seed, 1)`,
+//!   so the search stays deterministic.
+//! - [`shared_search`] (`--method random-shared`, this crate's earlier baseline): every edge's
+//!   op drawn independently and uniformly, all candidates scored with one set of weights (the
+//!   supernet's) on the same batches.
+
+pub mod sample;
+mod shared;
+
+use super::prune::{argmax_first, device_name, draw_batches, round_batch_seed};
+use super::prune::{run_search, Method, SearchOutcome, SearchSetup};
+use super::report::{CandidateScore, RoundReport, SearchReport};
+use super::score::{KernelPath, Scorer};
+use crate::data::Dataset;
+use crate::model::{Mixing, Network};
+use anyhow::{bail, Result};
+use candle_core::Device;
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use snn_nostd::genotype::Genotype;
+use std::time::Instant;
+
+pub(crate) use shared::shared_rounds;
+
+/// SNASNet's search batch size (`search_batchsize = 256` in `find_best_neuroncell`).
+pub const SNASNET_SEARCH_BATCH: usize = 256;
+
+/// Salt of the genotype sampler's seed, so that it differs from the weight seed.
+const SAMPLER_SALT: u64 = 0x005E_ED0F_4A4D;
+
+/// SNASNet's random search on `data` (`setup.method` is ignored: this is [`Method::Random`]).
+/// See the module documentation; the report has one round listing every candidate.
+pub fn snasnet_search(
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchReport> {
+    let setup = SearchSetup {
+        method: Method::Random,
+        ..setup.clone()
+    };
+    run_search(&setup, data, device, pb)
+}
+
+/// The shared-weights random search on `data` (`setup.method` is ignored: this is
+/// [`Method::RandomShared`]). See the module documentation.
+pub fn shared_search(
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchReport> {
+    let setup = SearchSetup {
+        method: Method::RandomShared,
+        ..setup.clone()
+    };
+    run_search(&setup, data, device, pb)
+}
+
+/// The seed of candidate `index`'s weights (and, through `round_batch_seed(_, 1)`, its
+/// batches) in [`snasnet_search`]: a SplitMix64 mix of the master seed and the index.
+pub fn candidate_seed(seed: u64, index: usize) -> u64 {
+    splitmix64(seed ^ splitmix64(index as u64 ^ 0xC0FF_EE00_0000_0001))
+}
+
+/// The SplitMix64 finaliser: a bijective, well-mixed map of 64-bit words.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The SNASNet procedure behind [`snasnet_search`].
+pub(crate) fn snasnet_rounds(
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchOutcome> {
+    let k = setup.random_samples;
+    if k == 0 {
+        bail!("random search needs at least one sample");
+    }
+    let cfg = &setup.net;
+    let t0 = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(setup.seed ^ SAMPLER_SALT);
+    let genotypes = (0..k)
+        .map(|_| sample::snasnet_genotype(cfg.cell, &cfg.ops, &mut rng))
+        .collect::<Result<Vec<Genotype>>>()?;
+    let score_one = |i: usize| -> Result<f64> {
+        let mixing = Mixing::single_path(&genotypes[i]);
+        let seed = candidate_seed(setup.seed, i);
+        let net = Network::new(cfg, &mixing.alive(), seed, device)?;
+        let batch_seed = round_batch_seed(seed, 1);
+        let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
+        let s = Scorer::new(&net, setup.kernel_path)?.sahd_score(&mixing, &batches, setup.mode());
+        pb.inc(1);
+        s
+    };
+    // Candidates are independent: the CPU engine scores them in parallel threads (each is
+    // deterministic, so only the speed changes); Candle runs them one after the other.
+    let scores: Vec<f64> = if setup.kernel_path == KernelPath::CpuEvent {
+        use rayon::prelude::*;
+        (0..k)
+            .into_par_iter()
+            .map(score_one)
+            .collect::<Result<_>>()?
+    } else {
+        (0..k).map(score_one).collect::<Result<_>>()?
+    };
+    Ok(one_round(
+        &genotypes,
+        &scores,
+        setup.seed,
+        device,
+        t0.elapsed().as_secs_f64(),
+    ))
+}
+
+/// The outcome of a random search: one round listing every candidate, and the best one (ties:
+/// the first sampled).
+fn one_round(
+    genotypes: &[Genotype],
+    scores: &[f64],
+    batch_seed: u64,
+    device: &Device,
+    wall_s: f64,
+) -> SearchOutcome {
+    let best = argmax_first(scores).expect("at least one sample");
+    let round = RoundReport {
+        round: 1,
+        scores: genotypes
+            .iter()
+            .zip(scores)
+            .map(|(g, &s)| CandidateScore {
+                edge: "*".to_string(),
+                candidate: g.to_string(),
+                score: s,
+                repeat_scores: Vec::new(),
+            })
+            .collect(),
+        pruned: Vec::new(),
+        decisions: Vec::new(),
+        alive_after: genotypes[best]
+            .ops()
+            .iter()
+            .map(|o| vec![o.to_string()])
+            .collect(),
+        batch_seed,
+        device: device_name(device),
+        wall_s,
+    };
+    (genotypes[best].clone(), vec![round], Some(scores[best]))
+}
+
+#[cfg(test)]
+mod tests;
