@@ -42,9 +42,14 @@ pub struct EpochSums {
 impl EpochSums {
     /// Adds one step: its mean `loss` (a scalar tensor) over `n` samples, and how many rows of
     /// `logits` `[n, classes]` have their first maximum at `labels` (a `u32` tensor `[n]`).
+    ///
+    /// Both are detached from the autograd graph first: a running sum of graph-tracking tensors
+    /// would keep every step's forward pass alive until the end of the epoch (measured: 24 GB
+    /// after a few hundred CIFAR-10 steps).
     pub fn add(&mut self, loss: &Tensor, n: usize, logits: &Tensor, labels: &Tensor) -> Result<()> {
-        let l = (loss.to_dtype(DType::F64)? * n as f64)?;
+        let l = (loss.detach().to_dtype(DType::F64)? * n as f64)?;
         let c = logits
+            .detach()
             .argmax(1)?
             .eq(labels)?
             .to_dtype(DType::F64)?
@@ -95,6 +100,24 @@ mod tests {
         let mut reads = HostReads::default();
         assert_eq!(sums.read(&mut reads)?, (5.0, 2));
         assert_eq!(reads.count(), 2);
+        Ok(())
+    }
+
+    /// The running sums hold no autograd graph, even when the loss and logits do: otherwise
+    /// every step's forward pass would stay in memory until the epoch ends.
+    #[test]
+    fn sums_do_not_keep_the_graph() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = candle_core::Var::new(&[[1.0f32, 2.0, 3.0], [0.5, 0.5, 0.2]], &dev)?;
+        let logits = (w.as_tensor() * 2.0)?;
+        let loss = logits.sum_all()?;
+        assert!(loss.track_op() && logits.track_op());
+        let mut sums = EpochSums::default();
+        let labels = Tensor::new(&[2u32, 0], &dev)?;
+        sums.add(&loss, 2, &logits, &labels)?;
+        sums.add(&loss, 2, &logits, &labels)?;
+        assert!(!sums.loss.as_ref().unwrap().track_op());
+        assert!(!sums.correct.as_ref().unwrap().track_op());
         Ok(())
     }
 }
