@@ -120,13 +120,16 @@ impl ShapeArgs {
     }
 }
 
-fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
+/// clap parser of `--dataset`.
+pub(super) fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
     s.parse::<DatasetKind>().map_err(|e| e.to_string())
 }
-fn parse_ops(s: &str) -> Result<OpSet, String> {
+/// clap parser of `--space`.
+pub(super) fn parse_ops(s: &str) -> Result<OpSet, String> {
     s.parse::<OpSet>().map_err(|e| e.to_string())
 }
-fn parse_cell(s: &str) -> Result<CellType, String> {
+/// clap parser of `--cell`.
+pub(super) fn parse_cell(s: &str) -> Result<CellType, String> {
     s.parse::<CellType>().map_err(|e| e.to_string())
 }
 

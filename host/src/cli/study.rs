@@ -1,6 +1,6 @@
 //! `lightsnn study`.
 
-use super::common::DeviceArg;
+use super::common::{parse_cell, parse_dataset, parse_ops, DeviceArg};
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::study::{default_config, run_study, RandomBaseline, StudyConfig};
 use crate::train::{prefer_serial_elementwise, LossKind};
@@ -181,16 +181,6 @@ impl StudyArgs {
 /// C1 of the full-width network of a dataset (to express a default width as a multiplier).
 fn full_c1(d: DatasetKind) -> Result<f64> {
     Ok(NetConfig::for_dataset(d, &Overrides::default())?.c1 as f64)
-}
-
-fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
-    s.parse::<DatasetKind>().map_err(|e| e.to_string())
-}
-fn parse_ops(s: &str) -> Result<OpSet, String> {
-    s.parse::<OpSet>().map_err(|e| e.to_string())
-}
-fn parse_cell(s: &str) -> Result<CellType, String> {
-    s.parse::<CellType>().map_err(|e| e.to_string())
 }
 
 /// Runs `lightsnn study`.
