@@ -317,10 +317,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         round_batch_seed(a.seed, 1),
         &device,
     )?;
-    let mode = match cfg.bn_mode {
-        crate::config::BnMode::Batch => crate::model::Mode::ScoreBatchStats,
-        crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
-    };
+    let mode = crate::model::Mode::scoring(cfg.bn_mode);
     let scorer = Scorer::new(&net, path)?;
     let mixing = Mixing::single_path(&g);
     let s = match &a.dump_codes {

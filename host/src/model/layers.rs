@@ -18,6 +18,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The scoring mode of a BatchNorm choice (SPEC §5): batch statistics or the reference's
+    /// running statistics.
+    pub fn scoring(bn: crate::config::BnMode) -> Mode {
+        match bn {
+            crate::config::BnMode::Batch => Mode::ScoreBatchStats,
+            crate::config::BnMode::Running => Mode::ScoreRunningStats,
+        }
+    }
+
     /// Whether spikes carry surrogate gradients.
     pub fn surrogate(self) -> bool {
         self == Mode::Train

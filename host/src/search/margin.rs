@@ -141,9 +141,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 fn sample_sd(v: &[f64]) -> f64 {
-    let m = mean(v);
-    let ss: f64 = v.iter().map(|x| (x - m) * (x - m)).sum();
-    (ss / (v.len() - 1) as f64).sqrt()
+    crate::study::stats::mean_std(v).1
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::report::{
     CandidateScore, Pruned, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT,
 };
 use super::score::{mean_in_order, KernelPath, Scorer};
-use crate::config::{BnMode, NetConfig};
+use crate::config::NetConfig;
 use crate::data::Dataset;
 use crate::model::{Mixing, Mode, Network};
 use anyhow::{bail, Result};
@@ -82,10 +82,7 @@ pub struct SearchSetup {
 impl SearchSetup {
     /// The BatchNorm mode used for scoring.
     pub fn mode(&self) -> Mode {
-        match self.net.bn_mode {
-            BnMode::Batch => Mode::ScoreBatchStats,
-            BnMode::Running => Mode::ScoreRunningStats,
-        }
+        Mode::scoring(self.net.bn_mode)
     }
 
     /// Candidates per Candle pass: `candidates_per_pass`, or the memory-based default for 0.

@@ -652,10 +652,7 @@ pub fn cell_scores(
         round_batch_seed(cfg.seed, 1),
         device,
     )?;
-    let mode = match net_cfg.bn_mode {
-        crate::config::BnMode::Batch => crate::model::Mode::ScoreBatchStats,
-        crate::config::BnMode::Running => crate::model::Mode::ScoreRunningStats,
-    };
+    let mode = crate::model::Mode::scoring(net_cfg.bn_mode);
     let scorer = Scorer::new(&net, KernelPath::for_device(device))?;
     scorer.prepare(&batches, mode)?;
     batches
