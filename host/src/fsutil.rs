@@ -1,6 +1,6 @@
 //! Small file-system helpers.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 
@@ -31,6 +31,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     res.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads `dir/name`, a JSON file whose `format` field must be `format`, into `T`. Every error
+/// names the file; a missing or unreadable file also asks whether `dir` is `what` (e.g. "a
+/// training run folder").
+pub fn read_format_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    format: &str,
+    what: &str,
+) -> Result<T> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (is {} {what}?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let found = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if found != format {
+        bail!("{}: format {found:?}, expected {format:?}", path.display());
+    }
+    serde_json::from_value(v).with_context(|| format!("{}: malformed", path.display()))
 }
 
 #[cfg(test)]

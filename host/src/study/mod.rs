@@ -389,28 +389,14 @@ pub fn run_study(
 
 /// Reads and checks `dir/study.json`.
 pub fn read_study(dir: &Path) -> Result<StudyFile> {
-    let path = dir.join(files::STUDY);
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let file: StudyFile =
+        crate::fsutil::read_format_json(dir, files::STUDY, STUDY_FORMAT, "a study folder")?;
+    file.config.validate().with_context(|| {
         format!(
-            "cannot read {} (is {} a study folder?)",
-            path.display(),
-            dir.display()
+            "{}: impossible configuration",
+            dir.join(files::STUDY).display()
         )
     })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
-    if format != STUDY_FORMAT {
-        bail!(
-            "{}: format {format:?}, expected {STUDY_FORMAT:?}",
-            path.display()
-        );
-    }
-    let file: StudyFile =
-        serde_json::from_value(v).with_context(|| format!("{}: malformed", path.display()))?;
-    file.config
-        .validate()
-        .with_context(|| format!("{}: impossible configuration", path.display()))?;
     Ok(file)
 }
 

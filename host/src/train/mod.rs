@@ -265,24 +265,12 @@ pub struct TrainState {
 impl TrainState {
     /// Reads `RUN_DIR/state.json`.
     pub fn read(run_dir: &Path) -> Result<TrainState> {
-        let path = run_dir.join(files::STATE);
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read {} (is {} a training run folder?)",
-                path.display(),
-                run_dir.display()
-            )
-        })?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
-        if format != STATE_FORMAT {
-            bail!(
-                "{}: format {format:?}, expected {STATE_FORMAT:?}",
-                path.display()
-            );
-        }
-        serde_json::from_value(v).with_context(|| format!("{}: malformed", path.display()))
+        crate::fsutil::read_format_json(
+            run_dir,
+            files::STATE,
+            STATE_FORMAT,
+            "a training run folder",
+        )
     }
 }
 
