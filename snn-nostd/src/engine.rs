@@ -56,7 +56,7 @@
 #[cfg(test)]
 use crate::bits::count_ones_range;
 use crate::bits::{for_each_set_bit, set_bit, words_for};
-use crate::genotype::{CellType, Genotype, Op, NUM_NODES};
+use crate::genotype::{CellType, Genotype, Op, NUM_EDGES, NUM_NODES};
 use crate::model::{Bits, CellParts, CellPlan, Dims, InputKind, LayerParts, Model, PostParts};
 use core::fmt;
 
@@ -155,7 +155,10 @@ fn threshold(exp: u8) -> i16 {
 trait Wt {
     const BYTES: usize;
     fn at(w: &[u8], i: usize) -> i32;
+    /// `acc[o] += col[o]`, saturating (the reference's adds).
     fn add_col(acc: &mut [i32], col: &[u8]);
+    /// `acc[o] += col[o]`, wrapping (only where no sum can leave the `i32` range).
+    fn add_col_wrapping(acc: &mut [i32], col: &[u8]);
 }
 
 struct W8;
@@ -173,6 +176,12 @@ impl Wt for W8 {
             *a = a.saturating_add(b as i8 as i32);
         }
     }
+    #[inline(always)]
+    fn add_col_wrapping(acc: &mut [i32], col: &[u8]) {
+        for (a, &b) in acc.iter_mut().zip(col) {
+            *a = a.wrapping_add(b as i8 as i32);
+        }
+    }
 }
 
 impl Wt for W16 {
@@ -185,6 +194,27 @@ impl Wt for W16 {
     fn add_col(acc: &mut [i32], col: &[u8]) {
         for (a, b) in acc.iter_mut().zip(col.chunks_exact(2)) {
             *a = a.saturating_add(i16::from_le_bytes([b[0], b[1]]) as i32);
+        }
+    }
+    /// Two weights per 32-bit load: the low one sign-extended and added (`SXTAH`), the high one
+    /// added arithmetic-shifted (`ADD ..., ASR #16`).
+    #[inline(always)]
+    fn add_col_wrapping(acc: &mut [i32], col: &[u8]) {
+        let mut quads = acc.chunks_exact_mut(4);
+        let mut wq = col.chunks_exact(8);
+        for (a, w) in (&mut quads).zip(&mut wq) {
+            if let (Ok(a), Ok(w)) = (a.try_into(), w.try_into()) {
+                crate::simd::add_i16x4(a, w);
+            }
+        }
+        for (a, w) in quads
+            .into_remainder()
+            .chunks_exact_mut(2)
+            .zip(wq.remainder().chunks_exact(4))
+        {
+            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            a[0] = crate::simd::sxtah(a[0], w);
+            a[1] = crate::simd::add_asr16(a[1], w);
         }
     }
 }
@@ -206,16 +236,16 @@ impl Geom {
     }
 }
 
-/// The event-driven `k x k` conv of `spk` by `l` (`g.c -> c_out`) into `out`, on the `i16`-lane
-/// SIMD accumulator where `lanes16` (see [`conv::lanes16_exact`]), else on saturating `i32`;
-/// or, given `dense` scratch, the dense baseline (where exact, see [`dense::dense_exact`]).
+/// The event-driven `k x k` conv of `spk` by `l` (`g.c -> c_out`) into `out`, on the accumulator
+/// `kernel` ([`conv::Kernel::choose`]); or, given `dense` scratch, the dense baseline (where
+/// exact, see [`dense::dense_exact`]).
 #[allow(clippy::too_many_arguments)]
 fn conv_edge<W: Wt>(
     spk: &[u64],
     g: Geom,
     k: usize,
     l: &LayerParts<'_>,
-    lanes16: bool,
+    kernel: conv::Kernel,
     c_out: usize,
     out: conv::Out<'_>,
     ring: &mut [i32],
@@ -226,38 +256,73 @@ fn conv_edge<W: Wt>(
             return dense::conv_dense::<W>(spk, g, k, l, c_out, out, scratch);
         }
     }
-    match conv::lanes16_conv(k, c_out) {
-        Some(f) if lanes16 => f(spk, g, l, out, ring),
-        _ => conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring),
+    match kernel {
+        conv::Kernel::Lanes16(f) | conv::Kernel::Lanes32(f) => f(spk, g, l, out, ring),
+        conv::Kernel::Sat => conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring),
     }
 }
 
 /// `dst += pool3x3(src)` (stride 1, pad 1), HWC, saturating. `avg`: AvgPool (divide by 9, round
-/// half up); else MaxPool (padding ignored).
-fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16]) {
-    let c = g.c;
+/// half up, zero padding counted); else MaxPool (padding ignored). Separable: for each output
+/// row, the vertical sums (maxima) of the rows it covers go into `col` (scratch of at least
+/// `g.w * g.c` words), then three neighbouring columns of `col` give each output, the same
+/// values as summing (maximising) the 3x3 window directly.
+fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16], col: &mut [i32]) {
+    if avg {
+        pool3::<true>(src, g, dst, col);
+    } else {
+        pool3::<false>(src, g, dst, col);
+    }
+}
+
+/// [`pool3_add`] for one pool kind (`AVG`), so that the inner loops do not branch on it.
+fn pool3<const AVG: bool>(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
+    let avg = AVG;
+    let (c, w) = (g.c, g.w);
+    let rl = w * c;
+    if rl == 0 {
+        return;
+    }
+    let col = &mut col[..rl];
+    let out = |v: i32| -> i32 {
+        if avg {
+            // floor((2 v + 9) / 18) for |2 v + 9| < 18 * 2^15, on a positive offset (a
+            // multiply-by-reciprocal instead of a signed division).
+            const OFF: i32 = 18 << 15;
+            ((2 * v + 9 + OFF) as u32 / 18) as i32 - (1 << 15)
+        } else {
+            v
+        }
+    };
+    let comb = |a: i32, b: i32| if avg { a + b } else { a.max(b) };
     for y in 0..g.h {
         let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
-        for x in 0..g.w {
-            let (x0, x1) = (x.saturating_sub(1), (x + 1).min(g.w - 1));
-            let o = (y * g.w + x) * c;
-            for ch in 0..c {
-                let mut sum = 0i32;
-                let mut max = i16::MIN;
-                for yy in y0..=y1 {
-                    for xx in x0..=x1 {
-                        let v = src[(yy * g.w + xx) * c + ch];
-                        sum += v as i32;
-                        max = max.max(v);
-                    }
-                }
-                let v = if avg {
-                    (2 * sum + 9).div_euclid(18)
-                } else {
-                    max as i32
-                };
-                dst[o + ch] = sat_i16(dst[o + ch] as i64 + v as i64);
+        for (a, &v) in col.iter_mut().zip(&src[y0 * rl..(y0 + 1) * rl]) {
+            *a = v as i32;
+        }
+        for yy in y0 + 1..=y1 {
+            for (a, &v) in col.iter_mut().zip(&src[yy * rl..(yy + 1) * rl]) {
+                *a = comb(*a, v as i32);
             }
+        }
+        let d = &mut dst[y * rl..(y + 1) * rl];
+        let put = |d: &mut i16, v: i32| *d = (*d as i32 + out(v)).clamp(-32768, 32767) as i16;
+        if w == 1 {
+            for (dv, &a) in d.iter_mut().zip(col.iter()) {
+                put(dv, a);
+            }
+            continue;
+        }
+        // First and last column: two neighbours.
+        for ch in 0..c {
+            put(&mut d[ch], comb(col[ch], col[c + ch]));
+            let l = rl - c + ch;
+            put(&mut d[l], comb(col[l - c], col[l]));
+        }
+        // Interior columns: three.
+        let (left, mid, right) = (&col[..rl - 2 * c], &col[c..rl - c], &col[2 * c..]);
+        for (dv, ((&l, &m), &r)) in d[c..rl - c].iter_mut().zip(left.iter().zip(mid).zip(right)) {
+            put(dv, comb(comb(l, m), r));
         }
     }
 }
@@ -506,7 +571,7 @@ pub fn dense_scratch_len(model: &Model<'_>) -> usize {
 /// Scratch sizes for `model`.
 pub fn buffer_sizes(model: &Model<'_>) -> BufferSizes {
     let g = model.genotype();
-    let lanes_only = Lanes16Plan::new(model).covers_all(model);
+    let lanes_only = KernelPlan::new(model).lanes16_only(model);
     sizes(model.dims(), g.cell(), g.ops(), lanes_only)
 }
 
@@ -646,50 +711,54 @@ impl<O: SpikeObserver> Ctx<'_, O> {
     }
 }
 
-/// Which convolutions run on the exact `i16`-lane SIMD accumulator ([`conv::lanes16_exact`]).
+/// The accumulator of every convolution ([`conv::Kernel::choose`]), fixed when the engine is
+/// built.
 #[derive(Clone, Copy)]
-struct Lanes16Plan {
-    /// Per cell, bit `k`: the conv on edge `k`.
-    cells: [u16; 2],
+struct KernelPlan {
+    /// Per cell, per edge: the conv's kernel (`Sat` where the edge has no conv).
+    cells: [[conv::Kernel; NUM_EDGES]; 2],
     /// The down conv.
-    down: bool,
+    down: conv::Kernel,
 }
 
-impl Lanes16Plan {
-    fn new(model: &Model<'_>) -> Lanes16Plan {
+impl KernelPlan {
+    fn new(model: &Model<'_>) -> KernelPlan {
+        match model.bits() {
+            Bits::B8 => Self::with::<W8>(model),
+            Bits::B16 => Self::with::<W16>(model),
+        }
+    }
+
+    fn with<W: Wt>(model: &Model<'_>) -> KernelPlan {
         let p = model.parts();
         let d = model.dims();
         let bits = model.bits();
         let g = model.genotype();
-        let lanes = |l: &LayerParts<'_>, k: usize, c: u16| {
-            conv::lanes16_conv(k, c as usize).is_some() && conv::lanes16_exact(l, bits, c as usize)
-        };
-        let mask = |cp: &CellParts<'_>, c: u16| {
-            let mut m = 0u16;
+        let cell = |cp: &CellParts<'_>, c: u16| {
+            let mut ks = [conv::Kernel::Sat; NUM_EDGES];
             for (k, (l, &op)) in cp.convs.iter().zip(g.ops()).enumerate() {
                 let size = if op == Op::Conv1 { 1 } else { 3 };
-                if l.as_ref().is_some_and(|l| lanes(l, size, c)) {
-                    m |= 1 << k;
+                if let Some(l) = l {
+                    ks[k] = conv::Kernel::choose::<W>(l, bits, size, c as usize);
                 }
             }
-            m
+            ks
         };
-        Lanes16Plan {
-            cells: [mask(&p.cell1, d.c1), mask(&p.cell2, d.c2)],
-            down: lanes(&p.down, 3, d.c2),
+        KernelPlan {
+            cells: [cell(&p.cell1, d.c1), cell(&p.cell2, d.c2)],
+            down: conv::Kernel::choose::<W>(&p.down, bits, 3, d.c2 as usize),
         }
     }
 
-    /// Whether every conv of `model` (cells and down conv) runs on `i16` lanes.
-    fn covers_all(&self, model: &Model<'_>) -> bool {
+    /// Whether every conv of `model` (cells and down conv) runs on `i16` lanes (then the ring
+    /// needs half the words).
+    fn lanes16_only(&self, model: &Model<'_>) -> bool {
         let p = model.parts();
-        let covered = |cp: &CellParts<'_>, m: u16| {
-            cp.convs
-                .iter()
-                .enumerate()
-                .all(|(k, l)| l.is_none() || m >> k & 1 != 0)
+        let is16 = |k: &conv::Kernel| matches!(k, conv::Kernel::Lanes16(_));
+        let covered = |cp: &CellParts<'_>, ks: &[conv::Kernel; NUM_EDGES]| {
+            cp.convs.iter().zip(ks).all(|(l, k)| l.is_none() || is16(k))
         };
-        self.down && covered(&p.cell1, self.cells[0]) && covered(&p.cell2, self.cells[1])
+        is16(&self.down) && covered(&p.cell1, &self.cells[0]) && covered(&p.cell2, &self.cells[1])
     }
 }
 
@@ -708,7 +777,7 @@ pub struct Engine<'m, 'b> {
     row: &'b mut [i32],
     out: &'b mut [i32],
     scores: &'b mut [i32],
-    lanes16: Lanes16Plan,
+    kernels: KernelPlan,
     /// [`BufferSizes::input_staged`].
     input_staged: bool,
     /// Scratch of the dense baseline while it is selected ([`Engine::use_dense`]).
@@ -744,8 +813,8 @@ impl<'m, 'b> Engine<'m, 'b> {
         }
         let d = *model.dims();
         let plan = *model.plan();
-        let lanes16 = Lanes16Plan::new(model);
-        let l = layout(&d, lanes16.covers_all(model));
+        let kernels = KernelPlan::new(model);
+        let l = layout(&d, kernels.lanes16_only(model));
         let hidden = d.hidden as usize;
         let mut act = act;
         let mut acc = acc;
@@ -827,7 +896,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             row,
             out,
             scores,
-            lanes16,
+            kernels,
             input_staged: need.input_staged,
             dense: None,
             t: 0,
@@ -1093,7 +1162,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                     g1,
                     3,
                     &p.down,
-                    self.lanes16.down,
+                    self.kernels.down,
                     c2,
                     conv::Out::MaxPool2(&mut self.nodes[0][..n2]),
                     self.row,
@@ -1108,7 +1177,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                 g,
                 &plan,
                 geom,
-                self.lanes16.cells[k],
+                &self.kernels.cells[k],
                 self.row,
                 self.dense.as_deref_mut(),
                 &mut ctx,
@@ -1189,7 +1258,7 @@ fn apply_edge<W: Wt>(
     src: &[i16],
     spk: &[u64],
     conv: Option<&LayerParts<'_>>,
-    lanes16: bool,
+    kernel: conv::Kernel,
     g: Geom,
     dst: &mut [i16],
     row: &mut [i32],
@@ -1202,18 +1271,18 @@ fn apply_edge<W: Wt>(
             0
         }
         (Op::AvgPool, _) => {
-            pool3_add(src, g, true, dst);
+            pool3_add(src, g, true, dst, row);
             0
         }
         (Op::MaxPool, _) => {
-            pool3_add(src, g, false, dst);
+            pool3_add(src, g, false, dst, row);
             0
         }
         (Op::Conv3, Some(l)) => {
-            conv_edge::<W>(spk, g, 3, l, lanes16, g.c, conv::Out::Add(dst), row, dense)
+            conv_edge::<W>(spk, g, 3, l, kernel, g.c, conv::Out::Add(dst), row, dense)
         }
         (Op::Conv1, Some(l)) => {
-            conv_edge::<W>(spk, g, 1, l, lanes16, g.c, conv::Out::Add(dst), row, dense)
+            conv_edge::<W>(spk, g, 1, l, kernel, g.c, conv::Out::Add(dst), row, dense)
         }
         // Validation guarantees a conv on every conv edge.
         (Op::Conv3 | Op::Conv1, None) => 0,
@@ -1231,7 +1300,7 @@ fn cell_step<W: Wt, O: SpikeObserver>(
     g: &Genotype,
     plan: &CellPlan,
     geom: Geom,
-    lanes16: u16,
+    kernels: &[conv::Kernel; NUM_EDGES],
     row: &mut [i32],
     mut dense: Option<&mut [i32]>,
     ctx: &mut Ctx<'_, O>,
@@ -1253,10 +1322,9 @@ fn cell_step<W: Wt, O: SpikeObserver>(
                 }
                 let j = edge.from as usize;
                 let (dst, src) = dst_and_src(nodes, slot[i], source(op, j), n);
-                let fast = lanes16 >> k & 1 != 0;
                 let conv = cp.convs[k].as_ref();
                 let dense = dense.as_deref_mut();
-                ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row, dense);
+                ops += apply_edge::<W>(op, src, st.spk[j], conv, kernels[k], geom, dst, row, dense);
             }
         }
         let xi = &mut nodes[slot[i]][..n];
@@ -1293,10 +1361,9 @@ fn cell_step<W: Wt, O: SpikeObserver>(
                 Some(s) => &nodes[s][..n],
                 None => &[],
             };
-            let fast = lanes16 >> k & 1 != 0;
             let conv = cp.convs[k].as_ref();
             let dense = dense.as_deref_mut();
-            ops += apply_edge::<W>(op, src, st.spk[j], conv, fast, geom, dst, row, dense);
+            ops += apply_edge::<W>(op, src, st.spk[j], conv, kernels[k], geom, dst, row, dense);
         }
     }
     ops

@@ -63,6 +63,96 @@ pub fn sxtab16_ror8(acc: u32, w: u32) -> u32 {
     }
 }
 
+/// `SXTAH acc, acc, w`: adds the sign-extended low halfword of `w` to `acc` (wrapping). Taking
+/// the whole word keeps the compiler from splitting a 32-bit weight-pair load into byte loads.
+#[inline(always)]
+pub fn sxtah(acc: i32, w: u32) -> i32 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let r;
+        // SAFETY: as in `sxtab16`.
+        unsafe {
+            core::arch::asm!(
+                "sxtah {r}, {a}, {w}",
+                r = lateout(reg) r,
+                a = in(reg) acc,
+                w = in(reg) w,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        r
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        acc.wrapping_add(w as u16 as i16 as i32)
+    }
+}
+
+/// `ADD acc, acc, w, ASR #16`: adds the high halfword of `w` (sign-extended) to `acc`
+/// (wrapping). As an instruction for the same reason as [`sxtah`].
+#[inline(always)]
+pub fn add_asr16(acc: i32, w: u32) -> i32 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let r;
+        // SAFETY: a plain register-to-register add; it touches no memory and no flags.
+        unsafe {
+            core::arch::asm!(
+                "add {r}, {a}, {w}, asr #16",
+                r = lateout(reg) r,
+                a = in(reg) acc,
+                w = in(reg) w,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        r
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        acc.wrapping_add(w as i32 >> 16)
+    }
+}
+
+/// Adds four `i16` weights (`w[0..8]`, little-endian) into four `i32` sums (wrapping): one
+/// `LDM`, two weight loads, `SXTAH` / `ADD ..., ASR #16` twice and one `STM` (8 instructions
+/// for 4 synaptic events; the compiler would load and store each sum on its own).
+#[inline(always)]
+pub fn add_i16x4(acc: &mut [i32; 4], w: &[u8; 8]) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        // SAFETY: `acc` is four aligned, writable words (what LDM/STM need); `w` is eight
+        // readable bytes, loaded as two (possibly unaligned) words, which Armv7-M allows for
+        // LDR. r0-r3 are named because LDM/STM need an ascending register list.
+        unsafe {
+            core::arch::asm!(
+                "ldm {p}, {{r0, r1, r2, r3}}",
+                "ldr {w0}, [{c}]",
+                "ldr {w1}, [{c}, #4]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "stm {p}, {{r0, r1, r2, r3}}",
+                p = in(reg) acc.as_mut_ptr(),
+                c = in(reg) w.as_ptr(),
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = a.wrapping_add(i16::from_le_bytes([w[2 * k], w[2 * k + 1]]) as i32);
+        }
+    }
+}
+
 /// `SMLAD a, b, acc`: `acc + a.lo * b.lo + a.hi * b.hi` (signed 16 x 16 products, wrapping
 /// 32-bit sum; the Q flag the instruction may set is never read).
 #[inline(always)]
@@ -130,6 +220,25 @@ mod tests {
                 lanes(sxtab16_ror8(acc, word)),
                 (lo.wrapping_add(w[1] as i16), hi.wrapping_add(w[3] as i16))
             );
+        }
+
+        #[test]
+        fn sxtah_adds_the_low_halfword(acc: i32, w: u32) {
+            prop_assert_eq!(sxtah(acc, w), acc.wrapping_add(w as u16 as i16 as i32));
+        }
+
+        #[test]
+        fn add_asr16_adds_the_high_halfword(acc: i32, w: u32) {
+            prop_assert_eq!(add_asr16(acc, w), acc.wrapping_add((w >> 16) as u16 as i16 as i32));
+        }
+
+        #[test]
+        fn add_i16x4_adds_four_weights(acc: [i32; 4], w: [i16; 4]) {
+            let mut got = acc;
+            let bytes: [u8; 8] = core::array::from_fn(|i| w[i / 2].to_le_bytes()[i % 2]);
+            add_i16x4(&mut got, &bytes);
+            let want: [i32; 4] = core::array::from_fn(|k| acc[k].wrapping_add(w[k] as i32));
+            prop_assert_eq!(got, want);
         }
 
         #[test]

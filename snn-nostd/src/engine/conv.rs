@@ -16,6 +16,11 @@
 //!   proves that no sum can leave the `i16` range, so the result equals the saturating `i32`
 //!   reference exactly. Kernel size and channel count are compile-time constants, so the adds of
 //!   one spike unroll into straight-line code.
+//! - `i32` words ([`lanes32_conv`]): `i16` weights, 4, 8 or 16 output channels, wrapping adds
+//!   (`LDM`, two weight-pair loads, `SXTAH` / `ADD ..., ASR #16`, `STM`: 8 instructions per 4
+//!   synaptic events, [`crate::simd::add_i16x4`]); the bias is added at read-out. Used where
+//!   [`lanes32_exact`] proves that no partial sum leaves the `i32` range (every real `i16`
+//!   layer), so the result equals the saturating reference.
 //! - [`Sat`] ([`conv`]): the general `i32` accumulator (any weight width and channel count),
 //!   initialised with the bias, saturating after every add.
 
@@ -89,28 +94,11 @@ pub(super) fn lanes16_exact(layer: &LayerParts<'_>, bits: Bits, c_out: usize) ->
         return false;
     }
     (0..c_out).all(|co| {
-        let (pos, neg) = weight_sums_i8(layer, c_out, co);
-        let bias = layer.bias_at(co);
-        pos <= i16::MAX as i32
-            && neg >= i16::MIN as i32
-            && bias.checked_add(pos).is_some()
-            && bias.checked_add(neg).is_some()
+        let (pos, neg) = weight_sums::<super::W8>(layer, c_out, co);
+        let bias = layer.bias_at(co) as i64;
+        let fits32 = |v: i64| (i32::MIN as i64..=i32::MAX as i64).contains(&v);
+        pos <= i16::MAX as i64 && neg >= i16::MIN as i64 && fits32(bias + pos) && fits32(bias + neg)
     })
-}
-
-/// The sums of the positive and of the negative `i8` weights of output channel `co`: the range
-/// of every sum of its spike contributions.
-fn weight_sums_i8(layer: &LayerParts<'_>, c_out: usize, co: usize) -> (i32, i32) {
-    let (mut pos, mut neg) = (0i32, 0i32);
-    for &b in layer.weights.iter().skip(co).step_by(c_out) {
-        let w = b as i8 as i32;
-        if w > 0 {
-            pos += w;
-        } else {
-            neg += w;
-        }
-    }
-    (pos, neg)
 }
 
 /// Where the requantised conv outputs go.
@@ -238,52 +226,186 @@ pub(super) fn emit<A: Accum>(
     }
 }
 
-/// An `i16`-lane conv: spikes, geometry, layer, destination, ring; returns synaptic operations.
-pub(super) type Lanes16Conv = fn(&[u64], Geom, &LayerParts<'_>, Out<'_>, &mut [i32]) -> u64;
+/// A fast exact conv: spikes, geometry, layer, destination, ring; returns synaptic operations.
+pub(super) type LaneConv = fn(&[u64], Geom, &LayerParts<'_>, Out<'_>, &mut [i32]) -> u64;
+
+/// The accumulator a conv runs on, chosen once per layer when the engine is built.
+#[derive(Clone, Copy)]
+pub(super) enum Kernel {
+    /// `i16` lanes ([`lanes16_conv`], half the ring).
+    Lanes16(LaneConv),
+    /// Non-saturating `i32` words ([`lanes32_conv`]).
+    Lanes32(LaneConv),
+    /// The general saturating `i32` accumulator ([`conv`] with [`Sat`]).
+    Sat,
+}
+
+impl Kernel {
+    /// The fastest exact kernel for `layer` (`k x k`, `c_out` outputs, `W` weights).
+    pub(super) fn choose<W: Wt>(
+        layer: &LayerParts<'_>,
+        bits: Bits,
+        k: usize,
+        c_out: usize,
+    ) -> Kernel {
+        if let Some(f) = lanes16_conv(k, c_out).filter(|_| lanes16_exact(layer, bits, c_out)) {
+            return Kernel::Lanes16(f);
+        }
+        match lanes32_conv::<W>(k, c_out) {
+            Some(f) if lanes32_exact::<W>(layer, c_out) => Kernel::Lanes32(f),
+            _ => Kernel::Sat,
+        }
+    }
+}
 
 /// The `i16`-lane conv for a `k x k` kernel and `c_out` outputs, if one is compiled in (4, 8 or
 /// 16 channels; `k` = 1 or 3). Only valid where [`lanes16_exact`] holds.
-pub(super) fn lanes16_conv(k: usize, c_out: usize) -> Option<Lanes16Conv> {
+pub(super) fn lanes16_conv(k: usize, c_out: usize) -> Option<LaneConv> {
     Some(match (k, c_out) {
-        (3, 4) => conv_lanes16::<3, 4>,
-        (3, 8) => conv_lanes16::<3, 8>,
-        (3, 16) => conv_lanes16::<3, 16>,
-        (1, 4) => conv_lanes16::<1, 4>,
-        (1, 8) => conv_lanes16::<1, 8>,
-        (1, 16) => conv_lanes16::<1, 16>,
+        (3, 4) => conv_lanes::<L16, 3, 4>,
+        (3, 8) => conv_lanes::<L16, 3, 8>,
+        (3, 16) => conv_lanes::<L16, 3, 16>,
+        (1, 4) => conv_lanes::<L16, 1, 4>,
+        (1, 8) => conv_lanes::<L16, 1, 8>,
+        (1, 16) => conv_lanes::<L16, 1, 16>,
         _ => return None,
     })
 }
 
-/// Adds four consecutive `i8` weights per channel group into a pixel's lane words: channels
-/// `(4g, 4g + 2)` in word `2g`, `(4g + 1, 4g + 3)` in word `2g + 1` (what `SXTAB16` without and
-/// with `ROR #8` adds).
-#[inline(always)]
-fn add_lanes(px: &mut [i32], col: &[u8]) {
-    for (pair, w4) in px.chunks_exact_mut(2).zip(col.chunks_exact(4)) {
-        let w = u32::from_le_bytes([w4[0], w4[1], w4[2], w4[3]]);
-        pair[0] = simd::sxtab16(pair[0] as u32, w) as i32;
-        pair[1] = simd::sxtab16_ror8(pair[1] as u32, w) as i32;
+/// The `i32`-word conv for `W` weights, a `k x k` kernel and `c_out` outputs, if one is
+/// compiled in (`i16` weights, 4, 8 or 16 channels; `k` = 1 or 3: `i8` weights take the `i16`
+/// lanes, or the general kernel where those could wrap, which keeps the firmware's code small).
+/// Only valid where [`lanes32_exact`] holds.
+pub(super) fn lanes32_conv<W: Wt>(k: usize, c_out: usize) -> Option<LaneConv> {
+    if W::BYTES != 2 {
+        return None;
+    }
+    Some(match (k, c_out) {
+        (3, 4) => conv_lanes::<L32<W>, 3, 4>,
+        (3, 8) => conv_lanes::<L32<W>, 3, 8>,
+        (3, 16) => conv_lanes::<L32<W>, 3, 16>,
+        (1, 4) => conv_lanes::<L32<W>, 1, 4>,
+        (1, 8) => conv_lanes::<L32<W>, 1, 8>,
+        (1, 16) => conv_lanes::<L32<W>, 1, 16>,
+        _ => return None,
+    })
+}
+
+/// Whether the non-saturating `i32` words ([`lanes32_conv`]) compute `layer` (`c_out` outputs,
+/// `W` weights) exactly: for every output channel the sums of its positive and of its negative
+/// weights, and bias plus either sum, fit an `i32`. Every partial sum of the reference's
+/// saturating adds (bias first) then lies between bias plus those sums, so it never saturates,
+/// and the wrapping sum without the bias is exact.
+pub(super) fn lanes32_exact<W: Wt>(layer: &LayerParts<'_>, c_out: usize) -> bool {
+    if c_out == 0 || !c_out.is_multiple_of(2) {
+        return false;
+    }
+    let fits = |v: i64| (i32::MIN as i64..=i32::MAX as i64).contains(&v);
+    (0..c_out).all(|co| {
+        let (pos, neg) = weight_sums::<W>(layer, c_out, co);
+        let bias = layer.bias_at(co) as i64;
+        fits(pos) && fits(neg) && fits(bias + pos) && fits(bias + neg)
+    })
+}
+
+/// The sums of the positive and of the negative `W` weights of output channel `co` (weights
+/// `[..][co]`): the range of every sum of its spike contributions.
+fn weight_sums<W: Wt>(layer: &LayerParts<'_>, c_out: usize, co: usize) -> (i64, i64) {
+    let (mut pos, mut neg) = (0i64, 0i64);
+    let n = layer.weights.len() / W::BYTES;
+    for i in (co..n).step_by(c_out) {
+        let w = W::at(layer.weights, i) as i64;
+        if w > 0 {
+            pos += w;
+        } else {
+            neg += w;
+        }
+    }
+    (pos, neg)
+}
+
+/// How the fast kernels hold a pixel's `C` channel sums (the ring starts at zero; the bias is
+/// added at read-out).
+pub(super) trait Lanes {
+    /// Bytes per weight.
+    const WBYTES: usize;
+    /// `i32` words per pixel of `c` channels.
+    fn words(c: usize) -> usize;
+    /// Adds the weight column `col` (`C` weights) into the pixel's words, wrapping.
+    fn add(px: &mut [i32], col: &[u8]);
+    /// Channel `co`'s sum in a pixel's words.
+    fn lane(px: &[i32], co: usize) -> i32;
+    /// A bound on every `|sum|` known without reading the weights, if any.
+    const CHEAP_BOUND: Option<i64>;
+    /// The largest `|sum|` channel `co` can reach (a pass over its weights).
+    fn bound(layer: &LayerParts<'_>, c_out: usize, co: usize) -> i64;
+}
+
+/// `i8` weights on `i16` lanes, two lanes per word.
+pub(super) struct L16;
+
+impl Lanes for L16 {
+    const WBYTES: usize = 1;
+    #[inline(always)]
+    fn words(c: usize) -> usize {
+        c / 2
+    }
+    /// Four consecutive `i8` weights per channel group: channels `(4g, 4g + 2)` in word `2g`,
+    /// `(4g + 1, 4g + 3)` in word `2g + 1` (what `SXTAB16` without and with `ROR #8` adds).
+    #[inline(always)]
+    fn add(px: &mut [i32], col: &[u8]) {
+        for (pair, w4) in px.chunks_exact_mut(2).zip(col.chunks_exact(4)) {
+            let w = u32::from_le_bytes([w4[0], w4[1], w4[2], w4[3]]);
+            pair[0] = simd::sxtab16(pair[0] as u32, w) as i32;
+            pair[1] = simd::sxtab16_ror8(pair[1] as u32, w) as i32;
+        }
+    }
+    #[inline(always)]
+    fn lane(px: &[i32], co: usize) -> i32 {
+        let word = px[(co / 4) * 2 + (co & 1)] as u32;
+        ((word >> ((co & 2) * 8)) as u16 as i16) as i32
+    }
+    const CHEAP_BOUND: Option<i64> = Some(1 << 15);
+    fn bound(layer: &LayerParts<'_>, c_out: usize, co: usize) -> i64 {
+        let (pos, neg) = weight_sums::<super::W8>(layer, c_out, co);
+        pos.max(-neg)
     }
 }
 
-/// Channel `co`'s lane of a pixel's words.
-#[inline(always)]
-fn lane(px: &[i32], co: usize) -> i32 {
-    let word = px[(co / 4) * 2 + (co & 1)] as u32;
-    ((word >> ((co & 2) * 8)) as u16 as i16) as i32
+/// `W` weights on `i32` words, one per channel.
+pub(super) struct L32<W>(PhantomData<W>);
+
+impl<W: Wt> Lanes for L32<W> {
+    const WBYTES: usize = W::BYTES;
+    const CHEAP_BOUND: Option<i64> = None;
+    #[inline(always)]
+    fn words(c: usize) -> usize {
+        c
+    }
+    #[inline(always)]
+    fn add(px: &mut [i32], col: &[u8]) {
+        W::add_col_wrapping(px, col);
+    }
+    #[inline(always)]
+    fn lane(px: &[i32], co: usize) -> i32 {
+        px[co]
+    }
+    fn bound(layer: &LayerParts<'_>, c_out: usize, co: usize) -> i64 {
+        let (pos, neg) = weight_sums::<W>(layer, c_out, co);
+        pos.max(-neg)
+    }
 }
 
-/// Per-channel read-out of `C` lanes: `requant(lane + bias, shift)`.
+/// Per-channel read-out of `C` lane sums: `requant(sum + bias, shift)`.
 struct LaneRequant<const C: usize> {
     bias: [i32; C],
     shift: [i32; C],
-    /// Whether every channel has an exact 32-bit multiply-add-shift form: then `requant(lane +
-    /// bias, shift)` may be replaced by `(lane * mul + add) >> right`, which gives the same
-    /// `sat_i16(d + v)` and `sat_i16(v)` (see [`requant`]). With `L` the largest `|lane|`
-    /// ([`weight_sums_i8`], at most `2^15`):
-    /// - shift `s` in `1..=31`, `|bias| <= 2^29`: `mul = 1`, `add = bias + 2^(s-1)`, `right = s`
-    ///   (round half up; `|lane + add| < 2^31`);
+    /// Whether every channel has an exact 32-bit multiply-add-shift form: then `requant(sum +
+    /// bias, shift)` may be replaced by `(sum * mul + add) >> right`, which gives the same
+    /// `sat_i16(d + v)` and `sat_i16(v)` (see [`requant`]). With `L` the largest `|sum|`
+    /// ([`Lanes::bound`]):
+    /// - shift `s` in `1..=31`, `L + |bias| + 2^(s-1) < 2^31`: `mul = 1`, `add = bias +
+    ///   2^(s-1)`, `right = s` (round half up, no 32-bit overflow);
     /// - shift `s <= 0`, `(L + |bias|) * 2^-s <= 2^30`: `mul = 2^-s`, `add = bias * 2^-s`,
     ///   `right = 0` (the exact product, no 32-bit overflow; beyond `2^17` both saturate).
     fast: bool,
@@ -293,29 +415,33 @@ struct LaneRequant<const C: usize> {
 }
 
 impl<const C: usize> LaneRequant<C> {
-    fn new(layer: &LayerParts<'_>) -> Self {
+    fn new<L: Lanes>(layer: &LayerParts<'_>) -> Self {
         let bias: [i32; C] = core::array::from_fn(|co| layer.bias_at(co));
         let shift: [i32; C] = core::array::from_fn(|co| layer.shift_at(co) as i32);
-        let (mut mul, mut add, mut right) = ([1; C], [0; C], [0; C]);
+        let (mut mul, mut add, mut right_shift) = ([1; C], [0; C], [0; C]);
         let mut fast = true;
         for co in 0..C {
             let (b, s) = (bias[co] as i64, shift[co]);
-            if (1..=31).contains(&s) && b.abs() <= 1 << 29 {
-                add[co] = (b + (1 << (s - 1))) as i32;
-                right[co] = s as u32;
-                continue;
-            }
-            // The lane bound 2^15 first; the exact one (a pass over the weights) if that fails.
-            let fits = |lane: i64| (-30..=0).contains(&s) && (lane + b.abs()) << -s <= 1 << 30;
-            let exact = || {
-                let (pos, neg) = weight_sums_i8(layer, C, co);
-                pos.max(-neg) as i64
+            let right = (1..=31).contains(&s);
+            let left = (-30..=0).contains(&s);
+            let fits = |l: i64| {
+                if right {
+                    l + b.abs() + (1 << (s - 1)) < 1 << 31
+                } else {
+                    left && (l + b.abs()) << -s <= 1 << 30
+                }
             };
-            if fits(1 << 15) || fits(exact()) {
+            // The cheap bound first; the exact one (a pass over the weights) if that fails.
+            if !(right || left)
+                || !(L::CHEAP_BOUND.is_some_and(fits) || fits(L::bound(layer, C, co)))
+            {
+                fast = false;
+            } else if right {
+                add[co] = (b + (1 << (s - 1))) as i32;
+                right_shift[co] = s as u32;
+            } else {
                 mul[co] = 1 << -s;
                 add[co] = (b << -s) as i32;
-            } else {
-                fast = false;
             }
         }
         LaneRequant {
@@ -324,7 +450,7 @@ impl<const C: usize> LaneRequant<C> {
             fast,
             mul,
             add,
-            right,
+            right: right_shift,
         }
     }
 
@@ -345,8 +471,9 @@ fn add_sat16(d: i16, v: i32) -> i16 {
     (d as i32 + v).clamp(i16::MIN as i32, i16::MAX as i32) as i16
 }
 
-/// [`conv`] on `i16` lanes for a `K x K` kernel and `C` output channels (see [`lanes16_conv`]).
-fn conv_lanes16<const K: usize, const C: usize>(
+/// [`conv`] on the lanes `L` for a `K x K` kernel and `C` output channels (see
+/// [`lanes16_conv`], [`lanes32_conv`]).
+fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
     spk: &[u64],
     g: Geom,
     layer: &LayerParts<'_>,
@@ -354,15 +481,16 @@ fn conv_lanes16<const K: usize, const C: usize>(
     ring: &mut [i32],
 ) -> u64 {
     let pad = K / 2;
-    let pw = C / 2;
+    let pw = L::words(C);
     let rw = (g.w + 2 * pad) * pw;
     let ring = &mut ring[..RING_ROWS * rw];
     ring.fill(0);
-    let kcol = K * C;
+    let col = C * L::WBYTES;
+    let kcol = K * col;
     let row_bits = g.w * g.c;
     // Model validation gives every conv exactly `c_in * K * K * C` weights.
     let weights = &layer.weights[..g.c * K * kcol];
-    let rq = LaneRequant::<C>::new(layer);
+    let rq = LaneRequant::<C>::new::<L>(layer);
     let mut taps = 0u64;
     for y in 0..g.h {
         // (ring offset, weight offset) of every kernel row whose output row exists.
@@ -404,24 +532,24 @@ fn conv_lanes16<const K: usize, const C: usize>(
                     )
                 };
                 // Padded pixel `x + j` takes kernel column `kx = K - 1 - j`.
-                for (p, c) in px.chunks_exact_mut(pw).zip(wk.chunks_exact(C).rev()) {
-                    add_lanes(p, c);
+                for (p, c) in px.chunks_exact_mut(pw).zip(wk.chunks_exact(col).rev()) {
+                    L::add(p, c);
                 }
             }
         });
         taps += (K as u64 * spikes as u64 - border as u64) * nr as u64;
         if y >= pad {
-            emit_lanes::<C>(ring, rw, y - pad, g, pad, &rq, &mut out);
+            emit_lanes::<L, C>(ring, rw, y - pad, g, pad, &rq, &mut out);
         }
     }
     for oy in g.h.saturating_sub(pad)..g.h {
-        emit_lanes::<C>(ring, rw, oy, g, pad, &rq, &mut out);
+        emit_lanes::<L, C>(ring, rw, oy, g, pad, &rq, &mut out);
     }
     taps * C as u64
 }
 
-/// [`emit`] for the `i16` lanes.
-fn emit_lanes<const C: usize>(
+/// [`emit`] for the fast kernels.
+fn emit_lanes<L: Lanes, const C: usize>(
     ring: &mut [i32],
     rw: usize,
     oy: usize,
@@ -430,7 +558,7 @@ fn emit_lanes<const C: usize>(
     rq: &LaneRequant<C>,
     out: &mut Out<'_>,
 ) {
-    let pw = C / 2;
+    let pw = L::words(C);
     let slot = |r: usize| (r % RING_ROWS) * rw;
     match out {
         Out::Add(dst) => {
@@ -439,7 +567,7 @@ fn emit_lanes<const C: usize>(
             let d = &mut dst[oy * g.w * C..(oy + 1) * g.w * C];
             for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
                 for (co, dv) in dpx.iter_mut().enumerate() {
-                    *dv = add_sat16(*dv, rq.value(lane(px, co), co));
+                    *dv = add_sat16(*dv, rq.value(L::lane(px, co), co));
                 }
             }
             ring[s..s + rw].fill(0);
@@ -459,10 +587,10 @@ fn emit_lanes<const C: usize>(
                 let (a0, a1) = a.split_at(pw);
                 let (b0, b1) = b.split_at(pw);
                 for (co, dv) in dpx.iter_mut().enumerate() {
-                    let m = lane(a0, co)
-                        .max(lane(a1, co))
-                        .max(lane(b0, co))
-                        .max(lane(b1, co));
+                    let m = L::lane(a0, co)
+                        .max(L::lane(a1, co))
+                        .max(L::lane(b0, co))
+                        .max(L::lane(b1, co));
                     // The read-out is monotone: max-then-requantise = requantise-then-max.
                     *dv = add_sat16(0, rq.value(m, co));
                 }

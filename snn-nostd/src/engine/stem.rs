@@ -4,8 +4,10 @@
 //! Where no output channel can reach `2^31` (`|bias| + 2^15 * sum |w| < 2^31`, always so for
 //! `i8` weights with a moderate bias), the stem runs weight-stationary on `i32` rows: for each
 //! output channel and row, each weight adds its scaled input row into a row accumulator (one
-//! multiply-accumulate per instruction pair, no padding tests). Otherwise it sums each output
-//! pixel in `i64`. Both give the exact sums of the definition (`crate::engine` docs).
+//! multiply-accumulate per instruction pair, no padding tests). Otherwise (e.g. `i16` weights)
+//! it runs the same way on `i64` sums of a few output pixels at a time. Both give the exact sums
+//! of the definition (`crate::engine` docs); [`stem_pixels`], each output pixel summed by
+//! definition, is the tests' reference.
 
 use super::{requant, round_shift, sat_i16, Wt};
 use crate::model::{Dims, LayerParts};
@@ -48,7 +50,87 @@ pub(super) fn stem<W: Wt>(
     if fits32 && row.len() >= 2 * s.w {
         stem_rows::<W>(input, s, layer, c_out, dst, row);
     } else {
-        stem_pixels::<W>(input, s, layer, c_out, dst);
+        stem_chunks64::<W>(input, s, layer, c_out, dst);
+    }
+}
+
+/// Output pixels per `i64` accumulator chunk of [`stem_chunks64`] (even, for the MaxPool2
+/// pairs; two chunks of 8-byte sums live on the stack).
+const CHUNK: usize = 32;
+
+/// Weight-stationary like [`stem_rows`], but on `i64` sums (one `SMLAL` per tap and pixel) of
+/// [`CHUNK`] output pixels at a time: exact for any weight width and bias.
+fn stem_chunks64<W: Wt>(
+    input: &[i16],
+    s: Shape,
+    layer: &LayerParts<'_>,
+    c_out: usize,
+    dst: &mut [i16],
+) {
+    let (h, w) = (s.h, s.w);
+    let (oh, ow) = if s.pool { (h / 2, w / 2) } else { (h, w) };
+    let mut acc = [[0i64; CHUNK]; 2];
+    // Full-resolution row `y`, columns `x0..x0 + n`, of channel `co` into `acc`.
+    let conv_row = |co: usize, y: usize, x0: usize, acc: &mut [i64]| {
+        acc.fill(layer.bias_at(co) as i64);
+        let n = acc.len();
+        let wbase = co * s.c * 9;
+        for ci in 0..s.c {
+            for ky in 0..3 {
+                let iy = y + ky;
+                if iy < 1 || iy > h {
+                    continue;
+                }
+                let plane = &input[(ci * h + iy - 1) * w..(ci * h + iy) * w];
+                for kx in 0..3 {
+                    let wv = W::at(layer.weights, wbase + (ci * 3 + ky) * 3 + kx) as i64;
+                    if wv == 0 {
+                        continue;
+                    }
+                    // Output x reads input x + kx - 1, for the x of the chunk inside the map.
+                    let lo = x0.max(1usize.saturating_sub(kx));
+                    let hi = (w + 1 - kx).min(x0 + n);
+                    if lo >= hi {
+                        continue;
+                    }
+                    let src = &plane[lo + kx - 1..hi + kx - 1];
+                    for (a, &v) in acc[lo - x0..hi - x0].iter_mut().zip(src) {
+                        *a += wv * v as i64;
+                    }
+                }
+            }
+        }
+    };
+    let full_w = if s.pool { 2 * ow } else { ow };
+    for co in 0..c_out {
+        let shift = layer.shift_at(co) as i32;
+        for y in 0..oh {
+            let mut x0 = 0;
+            while x0 < full_w {
+                let n = CHUNK.min(full_w - x0);
+                let d = &mut dst[y * ow * c_out..(y + 1) * ow * c_out];
+                if s.pool {
+                    let (a0, a1) = acc.split_at_mut(1);
+                    let (a0, a1) = (&mut a0[0][..n], &mut a1[0][..n]);
+                    conv_row(co, 2 * y, x0, a0);
+                    conv_row(co, 2 * y + 1, x0, a1);
+                    let pairs = a0.chunks_exact(2).zip(a1.chunks_exact(2));
+                    let d = d[(x0 / 2) * c_out + co..].iter_mut().step_by(c_out);
+                    for (dv, (a, b)) in d.zip(pairs) {
+                        let m = a[0].max(a[1]).max(b[0]).max(b[1]);
+                        *dv = sat_i16(round_shift(m, shift));
+                    }
+                } else {
+                    let a0 = &mut acc[0][..n];
+                    conv_row(co, y, x0, a0);
+                    let d = d[x0 * c_out + co..].iter_mut().step_by(c_out);
+                    for (dv, &a) in d.zip(a0.iter()) {
+                        *dv = sat_i16(round_shift(a, shift));
+                    }
+                }
+                x0 += n;
+            }
+        }
     }
 }
 
@@ -115,8 +197,9 @@ fn stem_rows<W: Wt>(
     }
 }
 
-/// Every output pixel summed in `i64` (any weight width and bias).
-fn stem_pixels<W: Wt>(
+/// Every output pixel summed in `i64` (any weight width and bias): the definition.
+#[cfg(test)]
+pub(super) fn stem_pixels<W: Wt>(
     input: &[i16],
     s: Shape,
     layer: &LayerParts<'_>,

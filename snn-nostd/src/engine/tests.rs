@@ -882,6 +882,7 @@ fn check_event_conv(
 fn event_conv_equals_dense<W: Wt>(bits: Bits) {
     let mut rng = test_rng(11);
     let mut lanes_checked = 0;
+    let mut words_checked = 0;
     for (case, &(c_in, c_out, h, w, k)) in [
         (3, 5, 6, 7, 3),
         (4, 4, 5, 5, 1),
@@ -927,6 +928,20 @@ fn event_conv_equals_dense<W: Wt>(bits: Bits) {
             check_event_conv(lanes, g, k, &l, c_out, &sums, dense_ops);
             lanes_checked += 1;
         }
+        if let (true, Some(f)) = (
+            conv::lanes32_exact::<W>(&l, c_out),
+            conv::lanes32_conv::<W>(k, c_out),
+        ) {
+            let words = |out: conv::Out<'_>, ring: &mut [i32]| f(&spk, g, &l, out, ring);
+            check_event_conv(words, g, k, &l, c_out, &sums, dense_ops);
+            words_checked += 1;
+        }
+    }
+    if bits == Bits::B16 {
+        // Every case with 4, 8 or 16 outputs fits the `i32` words.
+        assert_eq!(words_checked, 4);
+    } else {
+        assert_eq!(words_checked, 0, "8-bit weights take the i16 lanes or the general kernel");
     }
     if bits == Bits::B8 {
         // Every case with 4, 8 or 16 outputs has small enough weight sums.
@@ -951,6 +966,32 @@ fn lanes16_refuses_sums_that_could_wrap() {
     assert!(!conv::lanes16_exact(&bias.view(), Bits::B8, c_out));
     let odd = OwnedLayer::new(Bits::B8, &vec![1; 9 * 6], &[0; 6], &[0; 6]);
     assert!(!conv::lanes16_exact(&odd.view(), Bits::B8, 6));
+}
+
+/// The `i32` words are refused where a channel's weight sum, or bias plus it, could leave the
+/// `i32` range; 16-bit weights of a real layer fit.
+#[test]
+fn lanes32_refuses_sums_that_could_wrap() {
+    let c_out = 4;
+    let taps = 16 * 9;
+    let ok = OwnedLayer::new(Bits::B16, &vec![32767; taps * c_out], &[-5; 4], &[0; 4]);
+    assert!(conv::lanes32_exact::<W16>(&ok.view(), c_out));
+    let bias = OwnedLayer::new(
+        Bits::B16,
+        &vec![32767; taps * c_out],
+        &[i32::MAX - 1000; 4],
+        &[0; 4],
+    );
+    assert!(!conv::lanes32_exact::<W16>(&bias.view(), c_out));
+    let neg = OwnedLayer::new(
+        Bits::B16,
+        &vec![-32768; taps * c_out],
+        &[i32::MIN + 1000; 4],
+        &[0; 4],
+    );
+    assert!(!conv::lanes32_exact::<W16>(&neg.view(), c_out));
+    let odd = OwnedLayer::new(Bits::B16, &[1; 9 * 5], &[0; 5], &[0; 5]);
+    assert!(!conv::lanes32_exact::<W16>(&odd.view(), 5));
 }
 
 proptest! {
@@ -997,29 +1038,83 @@ fn fc_event_equals_dense() {
     }
 }
 
+/// The 3x3 pools by definition (every window summed directly): the reference of `pool3_add`.
+fn pool3_ref(src: &[i16], g: Geom, avg: bool, dst: &mut [i16]) {
+    let c = g.c;
+    for y in 0..g.h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
+        for x in 0..g.w {
+            let (x0, x1) = (x.saturating_sub(1), (x + 1).min(g.w - 1));
+            let o = (y * g.w + x) * c;
+            for ch in 0..c {
+                let mut sum = 0i32;
+                let mut max = i16::MIN;
+                for yy in y0..=y1 {
+                    for xx in x0..=x1 {
+                        let v = src[(yy * g.w + xx) * c + ch];
+                        sum += v as i32;
+                        max = max.max(v);
+                    }
+                }
+                let v = if avg {
+                    (2 * sum + 9).div_euclid(18)
+                } else {
+                    max as i32
+                };
+                dst[o + ch] = sat_i16(dst[o + ch] as i64 + v as i64);
+            }
+        }
+    }
+}
+
+/// `pool3_add` with enough scratch.
+fn pool3(src: &[i16], g: Geom, avg: bool, dst: &mut [i16]) {
+    let mut col = vec![0i32; g.w * g.c];
+    pool3_add(src, g, avg, dst, &mut col);
+}
+
+proptest! {
+    /// The separable pools equal the 3x3 windows summed (maximised) directly, saturation and
+    /// rounding included, on every small geometry.
+    #[test]
+    fn separable_pools_match_the_definition(
+        c in 1usize..5, h in 1usize..6, w in 1usize..6, avg: bool, seed: u64, big: bool,
+    ) {
+        let g = Geom { c, h, w };
+        let mut rng = test_rng(seed);
+        let r = if big { 32767 } else { 300 };
+        let src: Vec<i16> = (0..g.len()).map(|_| rng.int(-r - 1, r) as i16).collect();
+        let init: Vec<i16> = (0..g.len()).map(|_| rng.int(-r - 1, r) as i16).collect();
+        let (mut want, mut got) = (init.clone(), init);
+        pool3_ref(&src, g, avg, &mut want);
+        pool3(&src, g, avg, &mut got);
+        prop_assert_eq!(got, want);
+    }
+}
+
 #[test]
 fn pools_round_and_ignore_padding() {
     let g = Geom { c: 1, h: 2, w: 2 };
     // Corner: sum of 4 valid values / 9, rounded half up.
     let src = [9i16, 9, 9, 0];
     let mut dst = [0i16; 4];
-    pool3_add(&src, g, true, &mut dst);
+    pool3(&src, g, true, &mut dst);
     assert_eq!(dst, [3, 3, 3, 3]); // 27 / 9
     let src = [-5i16, -5, -5, -5];
     let mut dst = [0i16; 4];
-    pool3_add(&src, g, false, &mut dst);
+    pool3(&src, g, false, &mut dst);
     assert_eq!(dst, [-5; 4]); // padding is not 0 for max
     let src = [1i16, 1, 1, 1]; // 4/9 = 0.44 -> 0;
     let mut dst = [0i16; 4];
-    pool3_add(&src, g, true, &mut dst);
+    pool3(&src, g, true, &mut dst);
     assert_eq!(dst, [0; 4]);
     let src = [2i16, 1, 1, 0]; // 4.5/9 = 0.5 -> 1 (half up), -0.5 -> 0
     let mut dst = [0i16; 4];
-    pool3_add(&src, g, true, &mut dst);
+    pool3(&src, g, true, &mut dst);
     assert_eq!(dst, [0; 4]); // 4/9 < 0.5
     let src = [-2i16, -2, -1, 0]; // -5/9 -> -1
     let mut dst = [0i16; 4];
-    pool3_add(&src, g, true, &mut dst);
+    pool3(&src, g, true, &mut dst);
     assert_eq!(dst, [-1; 4]);
 }
 
@@ -1369,40 +1464,54 @@ fn write_fuzz_seeds() {
     }
 }
 
-/// The stem's `i32` row path equals its `i64` per-pixel path, with and without MaxPool2, on
-/// odd and even sizes, and negative, zero and positive shifts.
+/// The stem's `i32` row path (`i8` weights, with scratch) and its `i64` chunk path (no scratch,
+/// or `i16` weights) equal the per-pixel definition, with and without MaxPool2, on odd and even
+/// sizes, rows wider than a chunk, and negative, zero and positive shifts.
 #[test]
-fn stem_rows_equal_stem_pixels() {
+fn stem_paths_equal_the_definition() {
     let mut rng = test_rng(21);
-    for &(c, h, w, pool, c_out) in &[
-        (3, 6, 7, false, 4),
-        (3, 6, 7, true, 4),
-        (2, 5, 5, true, 3),
-        (1, 1, 1, false, 2),
-        (3, 3, 2, false, 8),
-    ] {
-        let s = stem::Shape { c, h, w, pool };
-        let input: Vec<i16> = (0..c * h * w)
-            .map(|_| rng.int(-32768, 32767) as i16)
-            .collect();
-        let wi: Vec<i32> = (0..c_out * c * 9)
-            .map(|_| rng.int(-127, 127) as i32)
-            .collect();
-        let bias: Vec<i32> = (0..c_out)
-            .map(|_| rng.int(-100_000, 100_000) as i32)
-            .collect();
-        let shifts: Vec<i8> = (0..c_out).map(|co| [9, 0, -1, 14][co % 4]).collect();
-        let layer = OwnedLayer::new(Bits::B8, &wi, &bias, &shifts);
-        let l = layer.view();
-        let (oh, ow) = if pool { (h / 2, w / 2) } else { (h, w) };
-        let mut rows = vec![0i16; oh * ow * c_out];
-        let mut scratch = vec![0i32; 2 * w];
-        stem::stem::<W8>(&input, s, &l, c_out, &mut rows, &mut scratch);
-        let mut pixels = vec![0i16; oh * ow * c_out];
-        // No scratch: the per-pixel path.
-        stem::stem::<W8>(&input, s, &l, c_out, &mut pixels, &mut []);
-        assert_eq!(rows, pixels, "{c}x{h}x{w} pool {pool}");
-        assert!(rows.iter().any(|&v| v != 0));
+    for bits in [Bits::B8, Bits::B16] {
+        for &(c, h, w, pool, c_out) in &[
+            (3, 6, 7, false, 4),
+            (3, 6, 7, true, 4),
+            (2, 5, 5, true, 3),
+            (1, 1, 1, false, 2),
+            (3, 3, 2, false, 8),
+            (2, 3, 71, false, 2),
+            (2, 4, 70, true, 3),
+        ] {
+            let s = stem::Shape { c, h, w, pool };
+            let input: Vec<i16> = (0..c * h * w)
+                .map(|_| rng.int(-32768, 32767) as i16)
+                .collect();
+            let q = bits.qmax() as i64;
+            let wi: Vec<i32> = (0..c_out * c * 9).map(|_| rng.int(-q, q) as i32).collect();
+            let bias: Vec<i32> = (0..c_out)
+                .map(|_| rng.int(-100_000, 100_000) as i32)
+                .collect();
+            let shifts: Vec<i8> = (0..c_out).map(|co| [9, 0, -1, 14][co % 4]).collect();
+            let layer = OwnedLayer::new(bits, &wi, &bias, &shifts);
+            let l = layer.view();
+            let (oh, ow) = if pool { (h / 2, w / 2) } else { (h, w) };
+            let mut want = vec![0i16; oh * ow * c_out];
+            let run = |out: &mut [i16], scratch: &mut [i32]| match bits {
+                Bits::B8 => stem::stem::<W8>(&input, s, &l, c_out, out, scratch),
+                Bits::B16 => stem::stem::<W16>(&input, s, &l, c_out, out, scratch),
+            };
+            match bits {
+                Bits::B8 => stem::stem_pixels::<W8>(&input, s, &l, c_out, &mut want),
+                Bits::B16 => stem::stem_pixels::<W16>(&input, s, &l, c_out, &mut want),
+            }
+            assert!(want.iter().any(|&v| v != 0));
+            let what = std::format!("{bits:?} {c}x{h}x{w} pool {pool}");
+            let mut rows = vec![0i16; oh * ow * c_out];
+            run(&mut rows, &mut vec![0i32; 2 * w]);
+            assert_eq!(rows, want, "{what}, with scratch");
+            // No scratch: the chunk path for either width.
+            let mut chunks = vec![0i16; oh * ow * c_out];
+            run(&mut chunks, &mut []);
+            assert_eq!(chunks, want, "{what}, no scratch");
+        }
     }
 }
 
