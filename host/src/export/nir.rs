@@ -695,7 +695,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::RandomSpec;
+    use crate::export::testnet::{random_weights, RandomSpec};
 
     fn net(genotype: &str) -> FloatNetwork {
         let spec = RandomSpec {
@@ -711,7 +711,7 @@ mod tests {
             v: 2,
             genotype: genotype.parse().unwrap(),
         };
-        FloatNetwork::random(&spec, 7)
+        random_weights(&spec, 7)
     }
 
     const APPROX: NirOptions = NirOptions {
