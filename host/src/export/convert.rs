@@ -1,7 +1,7 @@
 //! Converts a trained Candle [`Network`] into the plain-Rust [`FloatNetwork`] that the quantiser
 //! takes.
 
-use super::float::{Bn, CellWeights, ConvBn, FloatNetwork, Normalization};
+use super::weights::{Bn, CellWeights, ConvBn, FloatNetwork, Normalization};
 use crate::model::layers::ConvBn as CandleConvBn;
 use crate::model::params::BnParams;
 use crate::model::Network;

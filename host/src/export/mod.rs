@@ -1,27 +1,30 @@
 //! Export of a trained single-path network to a microcontroller model blob.
 //!
-//! - [`FloatNetwork`]: the plain-Rust float description of a trained network (the lead's
-//!   Candle checkpoint converter fills it), with its f32 [`forward`] pass.
-//! - [`quantize`]: folds BatchNorm, calibrates fixed-point formats on sample inputs and writes a
+//! - [`FloatNetwork`]: the weights of a trained network in plain Rust ([`from_network`] reads
+//!   them from the Candle [`Network`](crate::model::Network)).
+//! - [`calibrate`]: runs the Candle network in eval mode on sample inputs and records the
+//!   largest magnitude of each activation group ([`Ranges`]).
+//! - [`quantize`]: folds BatchNorm, picks the fixed-point formats from the ranges and writes a
 //!   blob that `snn_nostd::model::decode` reads and `snn_nostd::engine::Engine` runs.
 //! - [`Board`], [`BOARDS`], [`footprint`], [`check_fit`]: flash and RAM budgets of real parts.
 //! - [`run_integer`], [`run_integer_u8`]: run a blob with the device's integer engine on the
 //!   host (bit-identical to the firmware).
 //! - [`write_atomic`]: writes a file through a temporary file and a rename.
 
+mod calibrate;
 mod convert;
-mod float;
 pub mod nir;
 pub mod pipeline;
 mod quant;
+#[cfg(test)]
+mod testnet;
+mod weights;
 
+pub use calibrate::{calibrate, Ranges};
 pub use convert::from_network;
-pub use float::{
-    forward, Bn, CellWeights, ConvBn, FloatNetwork, FloatOutput, Normalization, RandomSpec, Ranges,
-    BN_EPS,
-};
 pub use quant::{quantize, quantize_with_report, QuantReport};
 pub use snn_nostd::model::{Bits, InputKind};
+pub use weights::{Bn, CellWeights, ConvBn, FloatNetwork, Normalization, BN_EPS};
 
 use snn_nostd::engine::{
     buffer_sizes, quantize_input_f32, quantize_input_u8, BufferSizes, Engine, EngineError,
@@ -42,7 +45,10 @@ pub enum ExportError {
     /// No calibration inputs were given.
     #[error("quantisation needs at least one calibration input")]
     NoCalibration,
-    /// A calibration (or forward) input has the wrong length.
+    /// The float network's forward pass (calibration) failed.
+    #[error("float forward pass: {0:#}")]
+    Forward(anyhow::Error),
+    /// A calibration input has the wrong length.
     #[error("input has {got} values, expected {expected}")]
     InputLength {
         /// Expected values.

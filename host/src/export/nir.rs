@@ -1,7 +1,7 @@
 //! Export of a trained network to the Neuromorphic Intermediate Representation (NIR 1.0, the
 //! HDF5 layout that the `nir` Python package's `nir.read` expects).
 //!
-//! [`build`] maps a [`FloatNetwork`] to a [`NirGraph`] of NIR primitives, [`write`] stores it.
+//! [`build`] maps a [`FloatNetwork`] to a [`NirGraph`] of NIR primitives, [`write()`] stores it.
 //! Every node name starts with its evaluation order (`003_cell1_x0`), so a simulator that steps
 //! the nodes in name order (as `nirtorch` does, `nir.read` returning them sorted) computes each
 //! node after its forward inputs, and a cycle (a backward edge of the cell) reads the value of
@@ -12,7 +12,7 @@ use snn_nostd::genotype::Op;
 use snn_nostd::model::{CellPlan, InputKind};
 use std::path::Path;
 
-/// The NIR version whose layout [`write`] produces (the `version` dataset of the file).
+/// The NIR version whose layout [`write()`] produces (the `version` dataset of the file).
 pub const NIR_VERSION: &str = "1.0.8";
 
 /// The LIF time constant that makes NIR's Euler step at dt = 1,
@@ -695,7 +695,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::RandomSpec;
+    use crate::export::testnet::{random_weights, RandomSpec};
 
     fn net(genotype: &str) -> FloatNetwork {
         let spec = RandomSpec {
@@ -711,7 +711,7 @@ mod tests {
             v: 2,
             genotype: genotype.parse().unwrap(),
         };
-        FloatNetwork::random(&spec, 7)
+        random_weights(&spec, 7)
     }
 
     const APPROX: NirOptions = NirOptions {

@@ -2,7 +2,8 @@
 //! `lightsnn eval --model`, as library functions (tests call them too).
 
 use super::{
-    footprint, from_network, quantize_with_report, run_integer, Bits, Footprint, IntegerRun,
+    calibrate, footprint, from_network, quantize_with_report, run_integer, Bits, Footprint,
+    IntegerRun,
 };
 use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};
@@ -48,7 +49,8 @@ pub fn export_checkpoint(
     train.fill_batch(&idx, None, &mut buf);
     let per = buf.len() / k;
     let samples: Vec<&[f32]> = buf.chunks(per).collect();
-    let (blob, _) = quantize_with_report(&fnet, bits, &samples)?;
+    let ranges = calibrate(&net, &genotype, &samples)?;
+    let (blob, _) = quantize_with_report(&fnet, bits, &ranges)?;
     let footprint = footprint(&blob)?;
     Ok(Exported {
         net,

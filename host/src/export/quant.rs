@@ -3,17 +3,19 @@
 //! 1. BatchNorm is folded into every conv (`w' = w g`, `b' = beta - mean g`,
 //!    `g = gamma / sqrt(var + eps)`); the post-cell BNs become per-channel affines in front of
 //!    their LIFs.
-//! 2. Activation formats come from calibration: the float forward runs on the calibration
-//!    inputs and records the largest magnitude `m` of each tensor group (every node sum, partial
-//!    sum, edge output and back state of a cell share one format; each post-cell BN output, the
-//!    fc1 output and the fc2 output have their own). The format exponent is the largest
+//! 2. Activation formats come from calibration ([`super::calibrate`]): the trained network's
+//!    float forward pass runs on the calibration inputs and records the largest magnitude `m` of
+//!    each tensor group (every node sum, partial sum, edge output and back state of a cell share
+//!    one format; each post-cell BN output, the fc1 output and the fc2 output have their own:
+//!    [`Ranges`]). The format exponent is the largest
 //!    `a <= 14` with `max(m, 1) * 2^a <= 32767` (so the LIF threshold 1.0 = `2^a` fits, and
 //!    values never saturate on the calibration data).
 //! 3. Weights: per output channel, the power-of-two scale `2^e` with `e = floor(log2(qmax /
 //!    max|w|))` (`qmax` 127 or 32767), lowered if the bias would not fit an `i32`;
 //!    `q = round(w 2^e)`.
 
-use super::float::{forward_folded, FloatNetwork, Folded, Ranges};
+use super::calibrate::Ranges;
+use super::weights::{CellWeights, ConvBn, FloatNetwork};
 use super::ExportError;
 use snn_nostd::genotype::Op;
 use snn_nostd::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
@@ -34,6 +36,34 @@ pub struct QuantReport {
     pub hidden_exp: u8,
     /// Logit format.
     pub out_exp: u8,
+}
+
+/// A conv with BN folded in: weights `[co][ci][k][k]` and per-channel bias.
+type FoldedConv = (Vec<f32>, Vec<f32>);
+
+/// Folded layers of a network (BN folded into convs, BN affines of the post stages).
+struct Folded {
+    stem: FoldedConv,
+    cells: [Vec<Option<FoldedConv>>; 2],
+    post: [(Vec<f32>, Vec<f32>); 2],
+    down: FoldedConv,
+}
+
+impl Folded {
+    fn new(net: &FloatNetwork) -> Folded {
+        let cell = |c: &CellWeights| {
+            c.convs
+                .iter()
+                .map(|x| x.as_ref().map(ConvBn::folded))
+                .collect()
+        };
+        Folded {
+            stem: net.stem.folded(),
+            cells: [cell(&net.cell1), cell(&net.cell2)],
+            post: [net.bn_cell1.affine(), net.bn_cell2.affine()],
+            down: net.down.folded(),
+        }
+    }
 }
 
 /// Largest `a` in `0..=cap` with `max(m, floor) * 2^a <= limit`.
@@ -163,23 +193,17 @@ fn affine(
     Ok(OwnedPost::new(a_out as u8, &mul, &add, s as u8))
 }
 
-/// Quantises `net` to a model blob with `bits`-wide weights, calibrating the activation
-/// formats on `calib` (each one sample: a normalised CHW frame for static input, `t` frames for
-/// events). Returns the blob and the chosen formats.
-pub fn quantize_with_report<S: AsRef<[f32]>>(
+/// Quantises `net` to a model blob with `bits`-wide weights, the activation formats chosen
+/// from the calibration `ranges` ([`super::calibrate`] of the same network). Returns the blob
+/// and the chosen formats.
+pub fn quantize_with_report(
     net: &FloatNetwork,
     bits: Bits,
-    calib: &[S],
+    ranges: &Ranges,
 ) -> Result<(Vec<u8>, QuantReport), ExportError> {
     net.validate()?;
-    if calib.is_empty() {
-        return Err(ExportError::NoCalibration);
-    }
     let folded = Folded::new(net);
-    let mut r = Ranges::default();
-    for x in calib {
-        forward_folded(net, &folded, x.as_ref(), &mut r)?;
-    }
+    let mut r = *ranges;
     // Static images with a known normalisation span [(0 - mean)/std, (1 - mean)/std].
     if let Some(n) = &net.normalization {
         for (m, s) in n.mean.iter().zip(&n.std) {
@@ -358,10 +382,6 @@ fn to_u16(v: usize, what: &str) -> Result<u16, ExportError> {
 }
 
 /// Quantises `net` to a model blob (see [`quantize_with_report`]).
-pub fn quantize<S: AsRef<[f32]>>(
-    net: &FloatNetwork,
-    bits: Bits,
-    calib: &[S],
-) -> Result<Vec<u8>, ExportError> {
-    quantize_with_report(net, bits, calib).map(|(b, _)| b)
+pub fn quantize(net: &FloatNetwork, bits: Bits, ranges: &Ranges) -> Result<Vec<u8>, ExportError> {
+    quantize_with_report(net, bits, ranges).map(|(b, _)| b)
 }

@@ -10,7 +10,7 @@ pub mod params;
 
 pub use layers::Mode;
 pub use mixing::{EdgeMix, Mixing};
-pub use network::{Forward, LayerId, Network, NoSink, Output, SpikeSink};
+pub use network::{Forward, LayerId, Network, NoSink, Output, Probe, SpikeSink};
 
 #[cfg(test)]
 mod tests;

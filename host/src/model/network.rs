@@ -48,7 +48,33 @@ impl std::fmt::Display for LayerId {
     }
 }
 
-/// Receives the spikes of every LIF layer at every timestep.
+/// A real-valued point of the forward pass that a [`SpikeSink`] can
+/// [`observe`](SpikeSink::observe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Probe {
+    /// The input batch `[N, F, C, H, W]` as given (observed once, at `t = 0`).
+    Input,
+    /// A value inside cell `cell` (0 or 1): its input (the stem or down-block output), every
+    /// edge output, every partial and complete sum of a node's forward edges, every node value
+    /// with its back state added (`u_i = x_i + B_i`), and every partial and complete sum of a
+    /// back state, in the order the pass computes them.
+    Cell {
+        /// Cell index (0 = cell 1, 1 = cell 2).
+        cell: u8,
+    },
+    /// The BatchNorm output after cell `cell` (0 or 1): the input of its LIF.
+    CellOut {
+        /// Cell index (0 or 1).
+        cell: u8,
+    },
+    /// The fc1 output: the input of the hidden LIF.
+    Hidden,
+    /// The fc2 output (bias included, before the votes are averaged).
+    Output,
+}
+
+/// Receives the spikes of every LIF layer at every timestep (and, if it wants them, the
+/// real-valued tensors of [`Probe`]).
 pub trait SpikeSink {
     /// `spikes` has shape `[N, ...]` with 0/1 values; `multiplicity` is how many LIF modules of
     /// the reference network this layer stands for (identical inputs give identical spikes).
@@ -79,6 +105,14 @@ pub trait SpikeSink {
                 multiplicity.len()
             ),
         }
+    }
+
+    /// Sees the tensor `value` computed at `probe` in timestep `t`; the provided method ignores
+    /// it (the pass computes the value anyway, so a sink that ignores it costs nothing).
+    /// Calibration records the largest magnitudes through it (`export::calibrate`).
+    fn observe(&mut self, probe: Probe, t: usize, value: &Tensor) -> Result<()> {
+        let _ = (probe, t, value);
+        Ok(())
     }
 }
 
@@ -334,6 +368,7 @@ impl Network {
         };
         let surrogate = mode.surrogate();
         let ones = vec![1u32; groups];
+        sink.observe(Probe::Input, 0, input)?;
         let mut acc: Option<Tensor> = None;
         for t in 0..cfg.timesteps {
             let x0 = match &static_stem {
@@ -342,11 +377,13 @@ impl Network {
             };
             let y1 = self.cell_step(0, &x0, &mut cell_states[0], weights, mode, sink, t)?;
             let y1 = batch_norm_groups(&y1, &self.cell_bn[0], mode, groups)?;
+            sink.observe(Probe::CellOut { cell: 0 }, t, &y1)?;
             let s1 = out_lif[0].step(&y1, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 0 }, t, &s1, &ones)?;
             let x2 = self.down.forward_groups(&s1, mode, groups)?.max_pool2d(2)?;
             let y2 = self.cell_step(1, &x2, &mut cell_states[1], weights, mode, sink, t)?;
             let y2 = batch_norm_groups(&y2, &self.cell_bn[1], mode, groups)?;
+            sink.observe(Probe::CellOut { cell: 1 }, t, &y2)?;
             let s2 = out_lif[1].step(&y2, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 1 }, t, &s2, &ones)?;
             let mut f = s2.max_pool2d(cfg.pool)?.flatten_from(1)?;
@@ -354,11 +391,13 @@ impl Network {
                 f = (f * m)?;
             }
             let hdn = f.matmul(&self.fc1.as_tensor().t()?)?;
+            sink.observe(Probe::Hidden, t, &hdn)?;
             let sh = hidden_lif.step(&hdn, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::Hidden, t, &sh, &ones)?;
             let o = sh
                 .matmul(&self.fc2.as_tensor().t()?)?
                 .broadcast_add(self.fc2_bias.as_tensor())?;
+            sink.observe(Probe::Output, t, &o)?;
             let v = vote(&o, cfg.classes, cfg.votes)?;
             acc = Some(match acc {
                 None => v,
@@ -397,13 +436,19 @@ impl Network {
                 None => x,
             })
         };
+        let probe = Probe::Cell { cell: ci as u8 };
+        sink.observe(probe, t, x0)?;
         u[0] = Some(add_back(x0.clone(), &st.back[0])?);
-        // Edge `ei`'s output from its source node's value and spikes; a node's spikes are
-        // computed (and recorded) once per timestep, when the first LIF-headed op needs them.
-        let mut edge_out = |ei: usize,
-                            u: &[Option<Tensor>; NUM_NODES],
-                            spikes: &mut [Option<Tensor>; NUM_NODES],
-                            st: &mut CellState|
+        sink.observe(probe, t, u[0].as_ref().expect("just set"))?;
+        // Adds edge `ei`'s output (from its source node's value and spikes) to `sum`, observing
+        // the output and the new sum; a node's spikes are computed (and recorded) once per
+        // timestep, when the first LIF-headed op needs them.
+        let add_edge = |ei: usize,
+                        sum: Option<Tensor>,
+                        u: &[Option<Tensor>; NUM_NODES],
+                        spikes: &mut [Option<Tensor>; NUM_NODES],
+                        st: &mut CellState,
+                        sink: &mut dyn SpikeSink|
          -> Result<Option<Tensor>> {
             let j = edges[ei].from as usize;
             let uj = u[j].as_ref().expect("node computed before use");
@@ -416,7 +461,18 @@ impl Network {
                 sink.record_groups(node, t, &s, &weights.mults(j))?;
                 spikes[j] = Some(s);
             }
-            self.edge(cell, ei, weights, uj, spikes[j].as_ref(), mode)
+            let Some(y) = self.edge(cell, ei, weights, uj, spikes[j].as_ref(), mode)? else {
+                return Ok(sum);
+            };
+            sink.observe(probe, t, &y)?;
+            Ok(Some(match sum {
+                Some(a) => {
+                    let a = (a + y)?;
+                    sink.observe(probe, t, &a)?;
+                    a
+                }
+                None => y,
+            }))
         };
         // Forward edges, node by node.
         let mut x3 = None;
@@ -424,7 +480,7 @@ impl Network {
             let mut sum: Option<Tensor> = None;
             for (ei, e) in edges.iter().enumerate() {
                 if e.to as usize == i && !e.is_backward() {
-                    sum = add_opt(sum, edge_out(ei, &u, &mut spikes, st)?)?;
+                    sum = add_edge(ei, sum, &u, &mut spikes, st, &mut *sink)?;
                 }
             }
             let xi = match sum {
@@ -432,7 +488,9 @@ impl Network {
                 None => x0.zeros_like()?,
             };
             if i < 3 {
-                u[i] = Some(add_back(xi, &st.back[i])?);
+                let ui = add_back(xi, &st.back[i])?;
+                sink.observe(probe, t, &ui)?;
+                u[i] = Some(ui);
             } else {
                 u[i] = Some(xi.clone());
                 x3 = Some(xi);
@@ -443,7 +501,7 @@ impl Network {
         for (ei, e) in edges.iter().enumerate() {
             if e.is_backward() {
                 let i = e.to as usize;
-                new_back[i] = add_opt(new_back[i].take(), edge_out(ei, &u, &mut spikes, st)?)?;
+                new_back[i] = add_edge(ei, new_back[i].take(), &u, &mut spikes, st, &mut *sink)?;
             }
         }
         st.back = new_back;

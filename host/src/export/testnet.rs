@@ -1,0 +1,187 @@
+//! Random test networks: weights scaled so that every layer spikes, as plain-Rust
+//! [`FloatNetwork`]s and as the Candle [`Network`] holding the same weights (the float
+//! reference the export's tests compare the integer engine with).
+
+use super::{from_network, Bn, CellWeights, ConvBn, FloatNetwork, Normalization};
+use crate::config::NetConfig;
+use crate::data::DatasetKind;
+use crate::model::Network;
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use snn_nostd::genotype::{Genotype, Op};
+use snn_nostd::model::InputKind;
+
+/// Network shape for [`random_weights`] and [`random_network`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RandomSpec {
+    /// Input kind.
+    pub input: InputKind,
+    /// Input channels, height, width.
+    pub in_chw: (usize, usize, usize),
+    /// MaxPool2 after the stem.
+    pub stem_pool: bool,
+    /// Timesteps.
+    pub t: usize,
+    /// Cell channels.
+    pub c1: usize,
+    /// Cell-2 channels.
+    pub c2: usize,
+    /// Pool after cell 2.
+    pub p: usize,
+    /// Hidden units.
+    pub h: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Votes per class.
+    pub v: usize,
+    /// Genotype.
+    pub genotype: Genotype,
+}
+
+/// The weights of a random network (BN with random statistics), scaled so that its layers
+/// spike.
+pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (in_c, in_h, in_w) = spec.in_chw;
+    let conv = |rng: &mut ChaCha8Rng, c_in: usize, c_out: usize, k: usize, gain: f32| {
+        let r = gain / ((c_in * k * k) as f32).sqrt();
+        ConvBn {
+            weight: (0..c_out * c_in * k * k)
+                .map(|_| rng.gen_range(-r..r))
+                .collect(),
+            bn: random_bn(rng, c_out),
+        }
+    };
+    let stem_gain = match spec.input {
+        InputKind::Static => 3.0,
+        InputKind::Events => 1.5,
+    };
+    let stem = conv(&mut rng, in_c, spec.c1, 3, stem_gain);
+    let cell = |rng: &mut ChaCha8Rng, c: usize| CellWeights {
+        convs: spec
+            .genotype
+            .ops()
+            .iter()
+            .map(|op| match op {
+                Op::Conv3 => Some(conv(rng, c, c, 3, 5.0)),
+                Op::Conv1 => Some(conv(rng, c, c, 1, 2.5)),
+                _ => None,
+            })
+            .collect(),
+    };
+    let cell1 = cell(&mut rng, spec.c1);
+    let bn_cell1 = random_bn(&mut rng, spec.c1);
+    let down = conv(&mut rng, spec.c1, spec.c2, 3, 6.0);
+    let cell2 = cell(&mut rng, spec.c2);
+    let bn_cell2 = random_bn(&mut rng, spec.c2);
+    let mut net = FloatNetwork {
+        input: spec.input,
+        in_c,
+        in_h,
+        in_w,
+        stem_pool: spec.stem_pool,
+        t: spec.t,
+        c1: spec.c1,
+        c2: spec.c2,
+        p: spec.p,
+        h: spec.h,
+        classes: spec.classes,
+        v: spec.v,
+        genotype: spec.genotype.clone(),
+        stem,
+        cell1,
+        bn_cell1,
+        down,
+        cell2,
+        bn_cell2,
+        fc1: Vec::new(),
+        fc2_weight: Vec::new(),
+        fc2_bias: Vec::new(),
+        normalization: None,
+    };
+    let n_in = net.fc1_in();
+    let r1 = 8.0 / (n_in as f32).sqrt();
+    net.fc1 = (0..spec.h * n_in).map(|_| rng.gen_range(-r1..r1)).collect();
+    let r2 = 3.0 / (spec.h as f32).sqrt();
+    let no = spec.classes * spec.v;
+    net.fc2_weight = (0..no * spec.h).map(|_| rng.gen_range(-r2..r2)).collect();
+    net.fc2_bias = (0..no).map(|_| rng.gen_range(-0.1..0.1)).collect();
+    // The normalisation the Candle network's dataset kind stands for (static input).
+    net.normalization = (spec.input == InputKind::Static).then(|| {
+        let (mean, std) = dataset(spec).mean_std();
+        Normalization {
+            mean: mean[..in_c].to_vec(),
+            std: std[..in_c].to_vec(),
+        }
+    });
+    net
+}
+
+fn random_bn(rng: &mut ChaCha8Rng, c: usize) -> Bn {
+    Bn {
+        gamma: (0..c).map(|_| rng.gen_range(0.6..1.4)).collect(),
+        beta: (0..c).map(|_| rng.gen_range(-0.4..0.2)).collect(),
+        mean: (0..c).map(|_| rng.gen_range(-0.1..0.1)).collect(),
+        var: (0..c).map(|_| rng.gen_range(0.6..1.5)).collect(),
+    }
+}
+
+/// The dataset kind a spec stands for: CIFAR-10 (3-channel static input, normalised) or
+/// N-MNIST (events).
+fn dataset(spec: &RandomSpec) -> DatasetKind {
+    match spec.input {
+        InputKind::Static => DatasetKind::Cifar10,
+        InputKind::Events => DatasetKind::Nmnist,
+    }
+}
+
+/// Sets `var` (of any shape) to `values` in row-major order.
+fn set(var: &Var, values: &[f32]) {
+    let t = Tensor::from_slice(values, var.shape(), var.device()).unwrap();
+    var.set(&t).unwrap();
+}
+
+fn set_conv_bn(c: &crate::model::layers::ConvBn, w: &ConvBn) {
+    set(&c.weight, &w.weight);
+    set_bn(&c.bn, &w.bn);
+}
+
+fn set_bn(c: &crate::model::params::BnParams, b: &Bn) {
+    set(&c.weight, &b.gamma);
+    set(&c.bias, &b.beta);
+    set(&c.running_mean, &b.mean);
+    set(&c.running_var, &b.var);
+}
+
+/// The Candle network of `spec` holding the weights of [`random_weights`]`(spec, seed)`,
+/// with those weights as [`from_network`] reads them back.
+pub fn random_network(spec: &RandomSpec, seed: u64) -> (Network, FloatNetwork) {
+    let w = random_weights(spec, seed);
+    let mut cfg = NetConfig::for_dataset(dataset(spec), &Default::default()).unwrap();
+    let (in_c, in_h, in_w) = spec.in_chw;
+    cfg.input = [in_c, in_h, in_w];
+    cfg.stem_pool = spec.stem_pool;
+    cfg.timesteps = spec.t;
+    cfg.cell = spec.genotype.cell();
+    (cfg.c1, cfg.c2, cfg.pool, cfg.hidden) = (spec.c1, spec.c2, spec.p, spec.h);
+    (cfg.classes, cfg.votes) = (spec.classes, spec.v);
+    let alive: Vec<Vec<Op>> = spec.genotype.ops().iter().map(|&op| vec![op]).collect();
+    let net = Network::new(&cfg, &alive, seed, &Device::Cpu).unwrap();
+    set_conv_bn(&net.stem, &w.stem);
+    for (cell, cw) in net.cells.iter().zip([&w.cell1, &w.cell2]) {
+        for ((edge, conv), &op) in cell.edges.iter().zip(&cw.convs).zip(spec.genotype.ops()) {
+            if let Some(conv) = conv {
+                set_conv_bn(&edge[&op], conv);
+            }
+        }
+    }
+    set_bn(&net.cell_bn[0], &w.bn_cell1);
+    set_bn(&net.cell_bn[1], &w.bn_cell2);
+    set_conv_bn(&net.down, &w.down);
+    set(&net.fc1, &w.fc1);
+    set(&net.fc2, &w.fc2_weight);
+    set(&net.fc2_bias, &w.fc2_bias);
+    let back = from_network(&net, &spec.genotype).unwrap();
+    (net, back)
+}

@@ -1,0 +1,287 @@
+//! The weights of a trained single-path network in plain Rust (SPEC §4), as the quantiser
+//! ([`super::quantize`]) and the NIR export ([`super::nir`]) take them: convs with their
+//! BatchNorms, the post-cell BatchNorms, the classifier and the input normalisation.
+
+use super::ExportError;
+use snn_nostd::genotype::{Genotype, Op};
+use snn_nostd::model::InputKind;
+
+/// BatchNorm epsilon (SPEC §2).
+pub const BN_EPS: f32 = 1e-5;
+
+/// Inference-mode BatchNorm parameters, one entry per channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bn {
+    /// Scale (weight).
+    pub gamma: Vec<f32>,
+    /// Shift (bias).
+    pub beta: Vec<f32>,
+    /// Running mean.
+    pub mean: Vec<f32>,
+    /// Running variance.
+    pub var: Vec<f32>,
+}
+
+impl Bn {
+    /// The identity BatchNorm over `c` channels (gamma 1, beta 0, mean 0, var 1 - eps).
+    pub fn identity(c: usize) -> Bn {
+        Bn {
+            gamma: vec![1.0; c],
+            beta: vec![0.0; c],
+            mean: vec![0.0; c],
+            var: vec![1.0 - BN_EPS; c],
+        }
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.gamma.len()
+    }
+
+    /// The per-channel affine `y = g x + b` equal to this BatchNorm.
+    pub fn affine(&self) -> (Vec<f32>, Vec<f32>) {
+        let g: Vec<f32> = self
+            .gamma
+            .iter()
+            .zip(&self.var)
+            .map(|(&ga, &v)| ga / (v + BN_EPS).sqrt())
+            .collect();
+        let b = self
+            .beta
+            .iter()
+            .zip(&self.mean)
+            .zip(&g)
+            .map(|((&be, &m), &gg)| be - m * gg)
+            .collect();
+        (g, b)
+    }
+
+    fn check(&self, c: usize, what: &str) -> Result<(), ExportError> {
+        let ok = [&self.gamma, &self.beta, &self.mean, &self.var]
+            .iter()
+            .all(|v| v.len() == c)
+            && self.var.iter().all(|&v| v + BN_EPS > 0.0);
+        if ok {
+            Ok(())
+        } else {
+            Err(ExportError::Shape(format!(
+                "{what}: BatchNorm needs {c} channels and variances > -eps"
+            )))
+        }
+    }
+}
+
+/// A convolution without bias followed by BatchNorm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvBn {
+    /// Weights `[out][in][k][k]` (PyTorch order).
+    pub weight: Vec<f32>,
+    /// The BatchNorm after the conv (`out` channels).
+    pub bn: Bn,
+}
+
+impl ConvBn {
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.bn.channels()
+    }
+
+    fn check(&self, c_in: usize, c_out: usize, k: usize, what: &str) -> Result<(), ExportError> {
+        self.bn.check(c_out, what)?;
+        if self.weight.len() != c_out * c_in * k * k {
+            return Err(ExportError::Shape(format!(
+                "{what}: conv weight has {} values, expected {c_out}x{c_in}x{k}x{k}",
+                self.weight.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// BN folded into the conv: weights `w * g` (same layout) and bias `b`.
+    pub fn folded(&self) -> (Vec<f32>, Vec<f32>) {
+        let (g, b) = self.bn.affine();
+        let per = self.weight.len() / g.len().max(1);
+        let w = self
+            .weight
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| w * g[i / per])
+            .collect();
+        (w, b)
+    }
+}
+
+/// The weights of one cell: one entry per edge of the genotype's cell type, in canonical edge
+/// order; `Some` exactly on conv edges (`conv3`: k = 3, `conv1`: k = 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellWeights {
+    /// Per-edge conv + BN.
+    pub convs: Vec<Option<ConvBn>>,
+}
+
+/// Per-channel input normalisation `x = (raw / 255 - mean) / std` of static images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalization {
+    /// Per-channel mean (of `raw / 255`).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation.
+    pub std: Vec<f32>,
+}
+
+/// A trained single-path LightSNN network in plain Rust (SPEC §4), as exported from Candle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatNetwork {
+    /// Static image (repeated each timestep) or event frames.
+    pub input: InputKind,
+    /// Input channels.
+    pub in_c: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// MaxPool2 after the stem (DVS).
+    pub stem_pool: bool,
+    /// Timesteps.
+    pub t: usize,
+    /// Channels of cell 1.
+    pub c1: usize,
+    /// Channels of cell 2.
+    pub c2: usize,
+    /// MaxPool size after cell 2.
+    pub p: usize,
+    /// Hidden units.
+    pub h: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Voting group size.
+    pub v: usize,
+    /// Genotype of both cells.
+    pub genotype: Genotype,
+    /// Stem conv `in_c -> c1` (3x3) + BN.
+    pub stem: ConvBn,
+    /// Cell 1 weights.
+    pub cell1: CellWeights,
+    /// BN after cell 1 (before its LIF).
+    pub bn_cell1: Bn,
+    /// Down conv `c1 -> c2` (3x3) + BN, followed by MaxPool2.
+    pub down: ConvBn,
+    /// Cell 2 weights.
+    pub cell2: CellWeights,
+    /// BN after cell 2 (before its LIF).
+    pub bn_cell2: Bn,
+    /// fc1 weights `[h][c2 * ph * pw]`, input flattened channel-major (PyTorch order).
+    pub fc1: Vec<f32>,
+    /// fc2 weights `[classes * v][h]`.
+    pub fc2_weight: Vec<f32>,
+    /// fc2 bias `[classes * v]`.
+    pub fc2_bias: Vec<f32>,
+    /// Normalisation of raw `u8` images (static input), recorded in the blob so a device can
+    /// feed raw pixels; `None` for event input or pre-normalised data.
+    pub normalization: Option<Normalization>,
+}
+
+impl FloatNetwork {
+    /// Spatial size of cell 1, cell 2 and the pooled map.
+    pub fn sizes(&self) -> [(usize, usize); 3] {
+        let (h1, w1) = if self.stem_pool {
+            (self.in_h / 2, self.in_w / 2)
+        } else {
+            (self.in_h, self.in_w)
+        };
+        let (h2, w2) = (h1 / 2, w1 / 2);
+        let p = self.p.max(1);
+        [(h1, w1), (h2, w2), (h2 / p, w2 / p)]
+    }
+
+    /// Inputs of fc1 (`c2 * ph * pw`).
+    pub fn fc1_in(&self) -> usize {
+        let [_, _, (ph, pw)] = self.sizes();
+        self.c2 * ph * pw
+    }
+
+    /// Elements of one input frame (CHW).
+    pub fn frame_len(&self) -> usize {
+        self.in_c * self.in_h * self.in_w
+    }
+
+    /// Elements of one sample: a frame (static) or `t` frames (events).
+    pub fn input_len(&self) -> usize {
+        match self.input {
+            InputKind::Static => self.frame_len(),
+            InputKind::Events => self.frame_len() * self.t,
+        }
+    }
+
+    /// Checks every shape against the dimensions.
+    pub fn validate(&self) -> Result<(), ExportError> {
+        let shape = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ExportError::Shape(what.to_string()))
+            }
+        };
+        shape(
+            self.in_c > 0 && self.t > 0 && self.c1 > 0 && self.c2 > 0 && self.p > 0,
+            "zero dimension",
+        )?;
+        shape(
+            self.h > 0 && self.classes > 0 && self.v > 0,
+            "zero dimension",
+        )?;
+        let [(h1, w1), (h2, w2), (ph, pw)] = self.sizes();
+        shape(
+            h1 > 0 && w1 > 0 && h2 > 0 && w2 > 0 && ph > 0 && pw > 0,
+            "input too small for the pooling stages",
+        )?;
+        self.stem.check(self.in_c, self.c1, 3, "stem")?;
+        self.down.check(self.c1, self.c2, 3, "down")?;
+        self.bn_cell1.check(self.c1, "bn_cell1")?;
+        self.bn_cell2.check(self.c2, "bn_cell2")?;
+        for (cell, c, name) in [
+            (&self.cell1, self.c1, "cell1"),
+            (&self.cell2, self.c2, "cell2"),
+        ] {
+            shape(
+                cell.convs.len() == self.genotype.ops().len(),
+                &format!("{name}: one entry per edge needed"),
+            )?;
+            for (e, (conv, &op)) in cell.convs.iter().zip(self.genotype.ops()).enumerate() {
+                match (op, conv) {
+                    (Op::Conv3, Some(cb)) => cb.check(c, c, 3, &format!("{name} edge {e}"))?,
+                    (Op::Conv1, Some(cb)) => cb.check(c, c, 1, &format!("{name} edge {e}"))?,
+                    (Op::Conv3 | Op::Conv1, None) => {
+                        return Err(ExportError::Shape(format!("{name} edge {e}: conv missing")))
+                    }
+                    (_, Some(_)) => {
+                        return Err(ExportError::Shape(format!(
+                            "{name} edge {e}: weights on a {op} edge"
+                        )))
+                    }
+                    (_, None) => {}
+                }
+            }
+        }
+        shape(
+            self.fc1.len() == self.h * self.c2 * ph * pw,
+            "fc1 must be [h][c2 * ph * pw]",
+        )?;
+        shape(
+            self.fc2_weight.len() == self.classes * self.v * self.h,
+            "fc2 weight must be [classes * v][h]",
+        )?;
+        shape(
+            self.fc2_bias.len() == self.classes * self.v,
+            "fc2 bias must be [classes * v]",
+        )?;
+        if let Some(n) = &self.normalization {
+            shape(
+                n.mean.len() == self.in_c
+                    && n.std.len() == self.in_c
+                    && n.std.iter().all(|&s| s > 0.0),
+                "normalization needs in_c means and positive stds",
+            )?;
+        }
+        Ok(())
+    }
+}
