@@ -870,6 +870,15 @@ pub mod owned {
             }
         }
 
+        /// An owned copy of `l`.
+        pub fn from_view(l: &LayerParts<'_>) -> OwnedLayer {
+            OwnedLayer {
+                weights: l.weights.to_vec(),
+                bias: l.bias.to_vec(),
+                shift: l.shift.to_vec(),
+            }
+        }
+
         /// The borrowed view.
         pub fn view(&self) -> LayerParts<'_> {
             LayerParts {
@@ -970,6 +979,40 @@ pub mod owned {
     }
 
     impl OwnedModel {
+        /// An owned copy of a model's parts (e.g. of a decoded blob, to edit and re-encode).
+        pub fn from_parts(p: &ModelParts<'_>) -> OwnedModel {
+            let cell = |c: &CellParts<'_>| OwnedCell {
+                exp: c.exp,
+                convs: c
+                    .convs
+                    .iter()
+                    .map(|l| l.as_ref().map(OwnedLayer::from_view))
+                    .collect(),
+            };
+            let post = |q: &PostParts<'_>| OwnedPost {
+                exp: q.exp,
+                mul: q.mul.to_vec(),
+                add: q.add.to_vec(),
+                shift: q.shift,
+            };
+            OwnedModel {
+                dims: p.dims,
+                genotype: p.genotype.clone(),
+                bits: p.bits,
+                input: p.input.clone(),
+                stem: OwnedLayer::from_view(&p.stem),
+                cell1: cell(&p.cell1),
+                post1: post(&p.post1),
+                down: OwnedLayer::from_view(&p.down),
+                cell2: cell(&p.cell2),
+                post2: post(&p.post2),
+                fc1: OwnedLayer::from_view(&p.fc1),
+                hidden_exp: p.hidden_exp,
+                fc2: OwnedLayer::from_view(&p.fc2),
+                out_exp: p.out_exp,
+            }
+        }
+
         /// The borrowed view (unvalidated; see [`Model::new`]).
         pub fn parts(&self) -> ModelParts<'_> {
             ModelParts {

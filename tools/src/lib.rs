@@ -20,6 +20,7 @@ pub mod icount;
 pub mod qemu;
 pub mod reference;
 pub mod report;
+pub mod sar;
 pub mod testblob;
 
 /// Size of one CIFAR-10 binary record (label byte + 3 x 32 x 32 pixels).

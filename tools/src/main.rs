@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use lightsnn_tools::testblob::{self, TestModelSpec};
 use lightsnn_tools::{
-    defmt_log, e2e, elf, firmware, icount, qemu::Qemu, reference, report, CIFAR_RECORD,
+    defmt_log, e2e, elf, firmware, icount, qemu::Qemu, reference, report, sar, CIFAR_RECORD,
 };
 use snn_nostd::model::Bits;
 use std::path::PathBuf;
@@ -121,6 +121,26 @@ enum Cmd {
         #[arg(long)]
         dense: bool,
         /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The SAR curve: rescale every LIF's input (as dividing the thresholds) by each scale, run
+    /// the event-driven engine and the dense baseline on the same images (both checked bit for
+    /// bit against the host reference), print instructions per inference and the crossover SAR.
+    SarSweep {
+        /// Model blob.
+        #[arg(long, default_value = "firmware/assets/trained.bin")]
+        model: PathBuf,
+        /// CIFAR-10 records.
+        #[arg(long, default_value = "firmware/assets/images.bin")]
+        images: PathBuf,
+        /// Firmware build directory.
+        #[arg(long, default_value = "target/firmware-e2e")]
+        target_dir: PathBuf,
+        /// Drive scales (comma-separated, each > 0; 1 is the blob as it is).
+        #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,4,8")]
+        scales: Vec<f64>,
+        /// Print the points as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -281,6 +301,36 @@ fn main() -> Result<()> {
                 );
             } else {
                 print!("{}", e2e::describe(&o));
+            }
+        }
+        Cmd::SarSweep {
+            model,
+            images,
+            target_dir,
+            scales,
+            json,
+        } => {
+            if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                bail!("--scales: every scale must be positive, got {s}");
+            }
+            let root = firmware::workspace_root();
+            let cfg = e2e::Config {
+                model: root.join(&model),
+                images: root.join(images),
+                work_dir: root.join(&target_dir).join("sar"),
+                target_dir: root.join(target_dir),
+                qemu: Qemu::default(),
+                count_instructions: true,
+                dense: true,
+            };
+            let points = sar::sweep_file(&cfg, &root.join(model), &scales)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "points": points, "crossover": sar::crossover(&points) })
+                );
+            } else {
+                print!("{}", sar::describe(&points));
             }
         }
         Cmd::Symbol { elf, name } => {

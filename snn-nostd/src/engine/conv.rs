@@ -397,7 +397,7 @@ impl<W: Wt> Lanes for L32<W> {
 }
 
 /// Per-channel read-out of `C` lane sums: `requant(sum + bias, shift)`.
-struct LaneRequant<const C: usize> {
+pub(super) struct LaneRequant<const C: usize> {
     bias: [i32; C],
     shift: [i32; C],
     /// Whether every channel has an exact 32-bit multiply-add-shift form: then `requant(sum +
@@ -415,7 +415,7 @@ struct LaneRequant<const C: usize> {
 }
 
 impl<const C: usize> LaneRequant<C> {
-    fn new<L: Lanes>(layer: &LayerParts<'_>) -> Self {
+    pub(super) fn new<L: Lanes>(layer: &LayerParts<'_>) -> Self {
         let bias: [i32; C] = core::array::from_fn(|co| layer.bias_at(co));
         let shift: [i32; C] = core::array::from_fn(|co| layer.shift_at(co) as i32);
         let (mut mul, mut add, mut right_shift) = ([1; C], [0; C], [0; C]);
@@ -549,7 +549,7 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
 }
 
 /// [`emit`] for the fast kernels.
-fn emit_lanes<L: Lanes, const C: usize>(
+pub(super) fn emit_lanes<L: Lanes, const C: usize>(
     ring: &mut [i32],
     rw: usize,
     oy: usize,

@@ -941,7 +941,10 @@ fn event_conv_equals_dense<W: Wt>(bits: Bits) {
         // Every case with 4, 8 or 16 outputs fits the `i32` words.
         assert_eq!(words_checked, 4);
     } else {
-        assert_eq!(words_checked, 0, "8-bit weights take the i16 lanes or the general kernel");
+        assert_eq!(
+            words_checked, 0,
+            "8-bit weights take the i16 lanes or the general kernel"
+        );
     }
     if bits == Bits::B8 {
         // Every case with 4, 8 or 16 outputs has small enough weight sums.
