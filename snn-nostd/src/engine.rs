@@ -251,11 +251,14 @@ fn conv_edge<W: Wt>(
     ring: &mut [i32],
     dense: Option<&mut [i32]>,
 ) -> u64 {
+    #[cfg(any(feature = "dense", test))]
     if let Some(scratch) = dense {
         if dense::dense_exact::<W>(l, c_out) {
             return dense::conv_dense::<W>(spk, g, k, l, c_out, out, scratch);
         }
     }
+    #[cfg(not(any(feature = "dense", test)))]
+    let _ = dense;
     match kernel {
         conv::Kernel::Lanes16(f) | conv::Kernel::Lanes32(f) => f(spk, g, l, out, ring),
         conv::Kernel::Sat => conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring),
@@ -910,7 +913,8 @@ impl<'m, 'b> Engine<'m, 'b> {
 
     /// Selects the dense baseline for the convolutions (every input multiplied, `SMLAD`
     /// direct convolution; same results, see the `dense` module) with `scratch` of at least
-    /// [`dense_scratch_len`] words, until [`Engine::use_events`].
+    /// [`dense_scratch_len`] words, until [`Engine::use_events`]. Feature `dense`.
+    #[cfg(any(feature = "dense", test))]
     pub fn use_dense(&mut self, scratch: &'b mut [i32]) -> Result<(), EngineError> {
         let needed = dense_scratch_len(self.model);
         if scratch.len() < needed {
@@ -925,6 +929,8 @@ impl<'m, 'b> Engine<'m, 'b> {
     }
 
     /// Back to the event-driven convolutions; returns the dense scratch, if one was in use.
+    /// Feature `dense`.
+    #[cfg(any(feature = "dense", test))]
     pub fn use_events(&mut self) -> Option<&'b mut [i32]> {
         self.dense.take()
     }
