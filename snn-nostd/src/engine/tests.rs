@@ -5,8 +5,8 @@ use super::*;
 use crate::genotype::{CellType, Genotype, Op};
 use crate::model::owned::{OwnedLayer, OwnedModel};
 use crate::model::{
-    decode, encode, Bits, DecodeError, Dims, InputKind, LayerParts, ModelParts, FORMAT_VERSION,
-    HEADER_LEN,
+    decode, encode, Bits, CellPlan, DecodeError, Dims, InputKind, LayerParts, ModelParts,
+    FORMAT_VERSION, HEADER_LEN,
 };
 use crate::testutil::{self, LayerInit, Recipe, Rng};
 use alloc::vec;

@@ -1,0 +1,196 @@
+//! One timestep of a cell: the edges into each node, its LIF, the back states, and the post-cell
+//! affine + LIF.
+
+use super::conv;
+use super::fixed::sat_i16;
+use super::fixed::threshold;
+use super::kernels::add_sat;
+use super::kernels::conv_edge;
+use super::kernels::lif_layer;
+use super::kernels::pool3_add;
+use super::kernels::Geom;
+use super::stats::LayerId;
+use super::stats::SpikeObserver;
+use super::weights::Wt;
+use super::Ctx;
+use crate::genotype::Genotype;
+use crate::genotype::Op;
+use crate::genotype::NUM_EDGES;
+use crate::genotype::NUM_NODES;
+use crate::model::CellParts;
+use crate::model::CellPlan;
+use crate::model::LayerParts;
+use crate::model::PostParts;
+
+/// Per-cell persistent state.
+pub(super) struct CellState<'b> {
+    pub(super) back: [&'b mut [i16]; 3],
+    pub(super) mem: [&'b mut [i16]; NUM_NODES],
+    pub(super) spk: [&'b mut [u64]; NUM_NODES],
+}
+
+/// Affine (folded BN) -> LIF over a cell output `x` (HWC, `c` channels).
+pub(super) fn post_lif(
+    x: &[i16],
+    c: usize,
+    post: &PostParts<'_>,
+    mem: &mut [i16],
+    bits: &mut [u64],
+) -> u64 {
+    let th = threshold(post.exp);
+    // `round_shift(v, s)` is `(v + 2^(s-1)) >> s` here: `|v| < 2^47` cannot overflow with the
+    // rounding term (`s <= 62`, as `round_shift` clamps it).
+    let s = (post.shift as u32).min(62);
+    let round = (1i64 << s) >> 1;
+    // `lif_layer` asks for the neurons in order: the channel is a running counter.
+    let mut ch = 0;
+    lif_layer(mem, th, bits, |i| {
+        let mul = crate::model::read_i32(post.mul, ch) as i64;
+        let add = crate::model::read_i32(post.add, ch) as i64;
+        ch += 1;
+        if ch == c {
+            ch = 0;
+        }
+        sat_i16((x[i] as i64 * mul + add + round) >> s)
+    })
+}
+
+/// Applies edge op `op` from node input `src` (spikes `spk` for convs) into `dst`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn apply_edge<W: Wt>(
+    op: Op,
+    src: &[i16],
+    spk: &[u64],
+    conv: Option<&LayerParts<'_>>,
+    kernel: conv::Kernel,
+    g: Geom,
+    dst: &mut [i16],
+    row: &mut [i32],
+    dense: Option<&mut [i32]>,
+) -> u64 {
+    match (op, conv) {
+        (Op::Zero, _) => 0,
+        (Op::Skip, _) => {
+            add_sat(dst, src);
+            0
+        }
+        (Op::AvgPool, _) => {
+            pool3_add(src, g, true, dst, row);
+            0
+        }
+        (Op::MaxPool, _) => {
+            pool3_add(src, g, false, dst, row);
+            0
+        }
+        (Op::Conv3, Some(l)) => {
+            conv_edge::<W>(spk, g, 3, l, kernel, g.c, conv::Out::Add(dst), row, dense)
+        }
+        (Op::Conv1, Some(l)) => {
+            conv_edge::<W>(spk, g, 1, l, kernel, g.c, conv::Out::Add(dst), row, dense)
+        }
+        // Validation guarantees a conv on every conv edge.
+        (Op::Conv3 | Op::Conv1, None) => 0,
+    }
+}
+
+/// One timestep of a cell. On entry node buffer 0 holds the cell input `x0`; on exit buffer
+/// `plan.slot[3]` holds the output `x3`, and the buffer of every kept node `j < 3`
+/// (`plan.keep_x`) holds `x_j + B_j`. Returns the weight adds.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
+    nodes: &mut [&mut [i16]; NUM_NODES],
+    st: &mut CellState<'_>,
+    cp: &CellParts<'_>,
+    g: &Genotype,
+    plan: &CellPlan,
+    geom: Geom,
+    kernels: &[conv::Kernel; NUM_EDGES],
+    row: &mut [i32],
+    mut dense: Option<&mut [i32]>,
+    ctx: &mut Ctx<'_, O>,
+    cell_no: u8,
+) -> u64 {
+    let n = geom.len();
+    let th = threshold(cp.exp);
+    let mut ops = 0;
+    let slot = plan.slot.map(usize::from);
+    let edges = g.cell().edges();
+    // The tensor an op reads (skip, pools), in a buffer other than `dst`'s (`CellPlan::slot`).
+    let source = |op: Op, j: usize| (!op.has_lif()).then_some(slot[j]);
+    for i in 0..NUM_NODES {
+        if i > 0 {
+            nodes[slot[i]][..n].fill(0);
+            for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
+                if edge.to as usize != i || edge.is_backward() || op == Op::Zero {
+                    continue;
+                }
+                let j = edge.from as usize;
+                let (dst, src) = dst_and_src(nodes, slot[i], source(op, j), n);
+                let conv = cp.convs[k].as_ref();
+                let dense = dense.as_deref_mut();
+                ops += apply_edge::<W>(op, src, st.spk[j], conv, kernels[k], geom, dst, row, dense);
+            }
+        }
+        let xi = &mut nodes[slot[i]][..n];
+        if i < 3 && plan.need_back[i] {
+            add_sat(xi, st.back[i]);
+        }
+        if plan.need_lif[i] {
+            let src = &*xi;
+            let cnt = lif_layer(st.mem[i], th, st.spk[i], |k| src[k]);
+            ctx.report(
+                LayerId::Cell {
+                    cell: cell_no,
+                    node: i as u8,
+                },
+                st.spk[i],
+                n,
+                cnt,
+            );
+        }
+    }
+    // Back states for the next timestep, from x_j + B_j (j < 3, old B) and x3.
+    for i in 0..3 {
+        if !plan.need_back[i] {
+            continue;
+        }
+        let dst = &mut *st.back[i];
+        dst.fill(0);
+        for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
+            if edge.to as usize != i || !edge.is_backward() || op == Op::Zero {
+                continue;
+            }
+            let j = edge.from as usize;
+            let src: &[i16] = match source(op, j) {
+                Some(s) => &nodes[s][..n],
+                None => &[],
+            };
+            let conv = cp.convs[k].as_ref();
+            let dense = dense.as_deref_mut();
+            ops += apply_edge::<W>(op, src, st.spk[j], conv, kernels[k], geom, dst, row, dense);
+        }
+    }
+    ops
+}
+
+/// Node buffer `d` (first `n` elements) for writing and, if asked, buffer `s != d` for
+/// reading. `s == d` cannot happen for a plan from [`CellPlan::new`] (tested); it would read
+/// nothing.
+pub(super) fn dst_and_src<'a>(
+    nodes: &'a mut [&mut [i16]; NUM_NODES],
+    d: usize,
+    s: Option<usize>,
+    n: usize,
+) -> (&'a mut [i16], &'a [i16]) {
+    match s {
+        Some(s) if s < d => {
+            let (lo, hi) = nodes.split_at_mut(d);
+            (&mut hi[0][..n], &lo[s][..n])
+        }
+        Some(s) if s > d => {
+            let (lo, hi) = nodes.split_at_mut(s);
+            (&mut lo[d][..n], &hi[0][..n])
+        }
+        _ => (&mut nodes[d][..n], &[]),
+    }
+}

@@ -1,0 +1,169 @@
+//! The layer kernels a timestep is made of: event convolutions (dispatch), 3x3 pools, saturating
+//! adds, LIF layers and event-driven linear layers.
+
+use super::conv;
+#[cfg(any(feature = "dense", test))]
+use super::dense;
+use super::fixed::lif_update;
+use super::weights::Wt;
+use crate::bits::for_each_set_bit;
+use crate::model::LayerParts;
+
+/// A `c x h x w` map (stored HWC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Geom {
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+}
+
+impl Geom {
+    pub(super) fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+/// The event-driven `k x k` conv of `spk` by `l` (`g.c -> c_out`) into `out`, on the accumulator
+/// `kernel` ([`conv::Kernel::choose`]); or, given `dense` scratch, the dense baseline (where
+/// exact, see [`dense::dense_exact`]).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_edge<W: Wt>(
+    spk: &[u64],
+    g: Geom,
+    k: usize,
+    l: &LayerParts<'_>,
+    kernel: conv::Kernel,
+    c_out: usize,
+    out: conv::Out<'_>,
+    ring: &mut [i32],
+    dense: Option<&mut [i32]>,
+) -> u64 {
+    #[cfg(any(feature = "dense", test))]
+    if let Some(scratch) = dense {
+        if dense::dense_exact::<W>(l, c_out) {
+            return dense::conv_dense::<W>(spk, g, k, l, c_out, out, scratch);
+        }
+    }
+    #[cfg(not(any(feature = "dense", test)))]
+    let _ = dense;
+    match kernel {
+        conv::Kernel::Lanes16(f) | conv::Kernel::Lanes32(f) => f(spk, g, l, out, ring),
+        conv::Kernel::Sat => conv::conv::<conv::Sat<W>>(spk, g, k, l, W::BYTES, c_out, out, ring),
+    }
+}
+
+/// `dst += pool3x3(src)` (stride 1, pad 1), HWC, saturating. `avg`: AvgPool (divide by 9, round
+/// half up, zero padding counted); else MaxPool (padding ignored). Separable: for each output
+/// row, the vertical sums (maxima) of the rows it covers go into `col` (scratch of at least
+/// `g.w * g.c` words), then three neighbouring columns of `col` give each output, the same
+/// values as summing (maximising) the 3x3 window directly.
+pub(super) fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16], col: &mut [i32]) {
+    if avg {
+        pool3::<true>(src, g, dst, col);
+    } else {
+        pool3::<false>(src, g, dst, col);
+    }
+}
+
+/// [`pool3_add`] for one pool kind (`AVG`), so that the inner loops do not branch on it.
+pub(super) fn pool3<const AVG: bool>(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
+    let avg = AVG;
+    let (c, w) = (g.c, g.w);
+    let rl = w * c;
+    if rl == 0 {
+        return;
+    }
+    let col = &mut col[..rl];
+    let out = |v: i32| -> i32 {
+        if avg {
+            // floor((2 v + 9) / 18) for |2 v + 9| < 18 * 2^15, on a positive offset (a
+            // multiply-by-reciprocal instead of a signed division).
+            const OFF: i32 = 18 << 15;
+            ((2 * v + 9 + OFF) as u32 / 18) as i32 - (1 << 15)
+        } else {
+            v
+        }
+    };
+    let comb = |a: i32, b: i32| if avg { a + b } else { a.max(b) };
+    for y in 0..g.h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
+        for (a, &v) in col.iter_mut().zip(&src[y0 * rl..(y0 + 1) * rl]) {
+            *a = v as i32;
+        }
+        for yy in y0 + 1..=y1 {
+            for (a, &v) in col.iter_mut().zip(&src[yy * rl..(yy + 1) * rl]) {
+                *a = comb(*a, v as i32);
+            }
+        }
+        let d = &mut dst[y * rl..(y + 1) * rl];
+        let put = |d: &mut i16, v: i32| *d = (*d as i32 + out(v)).clamp(-32768, 32767) as i16;
+        if w == 1 {
+            for (dv, &a) in d.iter_mut().zip(col.iter()) {
+                put(dv, a);
+            }
+            continue;
+        }
+        // First and last column: two neighbours.
+        for ch in 0..c {
+            put(&mut d[ch], comb(col[ch], col[c + ch]));
+            let l = rl - c + ch;
+            put(&mut d[l], comb(col[l - c], col[l]));
+        }
+        // Interior columns: three.
+        let (left, mid, right) = (&col[..rl - 2 * c], &col[c..rl - c], &col[2 * c..]);
+        for (dv, ((&l, &m), &r)) in d[c..rl - c].iter_mut().zip(left.iter().zip(mid).zip(right)) {
+            put(dv, comb(comb(l, m), r));
+        }
+    }
+}
+
+/// `dst += src`, saturating.
+pub(super) fn add_sat(dst: &mut [i16], src: &[i16]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = d.saturating_add(s);
+    }
+}
+
+/// A LIF layer over `mem.len()` neurons whose input `i` is `input(i)` (called once per neuron,
+/// in increasing `i`); writes the packed spikes into `bits` and returns the spike count.
+#[inline]
+pub(super) fn lif_layer(
+    mem: &mut [i16],
+    th: i16,
+    bits: &mut [u64],
+    mut input: impl FnMut(usize) -> i16,
+) -> u64 {
+    let mut count = 0u64;
+    for (wi, (chunk, out)) in mem.chunks_mut(64).zip(bits.iter_mut()).enumerate() {
+        let mut word = 0u64;
+        for (b, v) in chunk.iter_mut().enumerate() {
+            if lif_update(v, input(wi * 64 + b), th) {
+                word |= 1u64 << b;
+            }
+        }
+        *out = word;
+        count += word.count_ones() as u64;
+    }
+    count
+}
+
+/// Event-driven linear layer: `acc = bias + sum of the weight rows of the set bits of
+/// spk[..n_in]` (weights `[in][out]`). Returns the number of weight adds.
+pub(super) fn fc_event<W: Wt>(
+    spk: &[u64],
+    n_in: usize,
+    layer: &LayerParts<'_>,
+    acc: &mut [i32],
+) -> u64 {
+    let n_out = acc.len();
+    for (o, a) in acc.iter_mut().enumerate() {
+        *a = layer.bias_at(o);
+    }
+    let col = n_out * W::BYTES;
+    let mut ops = 0;
+    for_each_set_bit(spk, 0, n_in, |j| {
+        W::add_col(acc, &layer.weights[j * col..(j + 1) * col]);
+        ops += n_out as u64;
+    });
+    ops
+}
