@@ -205,3 +205,30 @@ fn search_too_large_for_memory_is_refused_with_the_estimate() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("needs about"), "{}", stderr(&o));
 }
+
+/// `eval --model` reads the dataset from the blob (format 2): the shipped CIFAR-10 export runs on
+/// the built-in sample without `--data`; a format-1 blob (no dataset) is refused by its version,
+/// naming the file and the fix.
+#[test]
+fn eval_model_reads_the_dataset_from_the_blob() {
+    let blob = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../firmware/assets/trained.bin"
+    );
+    let o = lightsnn(&["eval", "--model", blob]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("top-1"), "{out}");
+    let mut old = std::fs::read(blob).unwrap();
+    old[4..6].copy_from_slice(&1u16.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.bin");
+    std::fs::write(&path, &old).unwrap();
+    let o = lightsnn(&["eval", "--model", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("old.bin") && e.contains("format version 1") && e.contains("re-export"),
+        "{e}"
+    );
+}

@@ -9,6 +9,8 @@
 //! 10      4   CRC-32 (IEEE) of the payload, u32 little-endian
 //! 14      n   payload: ModelParts, postcard-encoded
 //! ```
+//! Format 2 added the dataset ([`Dataset`]) at the start of the payload; format-1 blobs are
+//! refused by their version (re-export them).
 //! [`decode`] checks, in this order, length, magic, version, payload length, checksum, the
 //! postcard encoding and then every count, shape and value range against each other (see
 //! [`Model::new`]); every input gives a [`Model`] or a [`DecodeError`], never a panic. Weights,
@@ -43,7 +45,7 @@ use serde::{Deserialize, Serialize};
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"LSNN";
 /// The blob format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Length of the fixed header before the postcard payload.
 pub const HEADER_LEN: usize = 14;
 
@@ -133,6 +135,42 @@ pub enum InputKind {
     Static,
     /// One event frame per timestep.
     Events,
+}
+
+/// The dataset a network was trained on: what its input and its classes mean, so that a tool
+/// reading the blob (`lightsnn eval --model`, the firmware) need not guess it from the shapes.
+/// Recorded since format version 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Dataset {
+    /// CIFAR-10 images (static input, 10 classes).
+    Cifar10,
+    /// CIFAR-100 images (static input, 100 classes).
+    Cifar100,
+    /// N-MNIST event recordings (event input, 10 classes).
+    Nmnist,
+    /// DVS128 Gesture event recordings (event input, 11 classes).
+    Dvs128,
+}
+
+impl Dataset {
+    /// The input kind of the dataset's samples.
+    pub const fn input(self) -> InputKind {
+        match self {
+            Dataset::Cifar10 | Dataset::Cifar100 => InputKind::Static,
+            Dataset::Nmnist | Dataset::Dvs128 => InputKind::Events,
+        }
+    }
+
+    /// Lower-case name (`cifar10`, `cifar100`, `nmnist`, `dvs128`), as the CLI spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Dataset::Cifar10 => "cifar10",
+            Dataset::Cifar100 => "cifar100",
+            Dataset::Nmnist => "nmnist",
+            Dataset::Dvs128 => "dvs128",
+        }
+    }
 }
 
 /// Shapes of the network.
@@ -430,6 +468,8 @@ pub struct InputParts {
 /// Everything a blob holds: the postcard payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelParts<'a> {
+    /// The dataset the network was trained on (its input kind is `dims.input`'s).
+    pub dataset: Dataset,
     /// Shapes.
     pub dims: Dims,
     /// The genotype shared by both cells.
@@ -511,7 +551,7 @@ impl fmt::Display for DecodeError {
             DecodeError::BadMagic => f.write_str("not a model blob (bad magic, expected \"LSNN\")"),
             DecodeError::UnsupportedVersion(v) => write!(
                 f,
-                "model blob format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                "model blob format version {v} is not supported (this build reads {FORMAT_VERSION}; re-export it with `lightsnn export`)"
             ),
             DecodeError::TrailingBytes => f.write_str("model blob has bytes after its payload"),
             DecodeError::ChecksumMismatch { expected, found } => write!(
@@ -679,6 +719,10 @@ impl<'a> Model<'a> {
             Genotype::new(g.cell(), g.ops()).is_ok(),
             "genotype has the wrong number of ops for its cell type",
         )?;
+        ensure(
+            parts.dataset.input() == d.input,
+            "the dataset's input kind differs from dims.input",
+        )?;
         ensure(parts.input.exp <= MAX_IN_EXP, "input.exp out of range")?;
         if let Some(n) = &parts.input.norm {
             ensure(
@@ -725,6 +769,11 @@ impl<'a> Model<'a> {
     /// Shapes.
     pub fn dims(&self) -> &Dims {
         &self.parts.dims
+    }
+
+    /// The dataset the network was trained on.
+    pub fn dataset(&self) -> Dataset {
+        self.parts.dataset
     }
 
     /// The genotype of both cells.
@@ -931,6 +980,8 @@ pub mod owned {
     /// An owned [`ModelParts`].
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct OwnedModel {
+        /// The dataset.
+        pub dataset: Dataset,
         /// Shapes.
         pub dims: Dims,
         /// Genotype.
@@ -996,6 +1047,7 @@ pub mod owned {
                 shift: q.shift,
             };
             OwnedModel {
+                dataset: p.dataset,
                 dims: p.dims,
                 genotype: p.genotype.clone(),
                 bits: p.bits,
@@ -1016,6 +1068,7 @@ pub mod owned {
         /// The borrowed view (unvalidated; see [`Model::new`]).
         pub fn parts(&self) -> ModelParts<'_> {
             ModelParts {
+                dataset: self.dataset,
                 dims: self.dims,
                 genotype: self.genotype.clone(),
                 bits: self.bits,

@@ -13,7 +13,7 @@
 
 use crate::genotype::{Genotype, Op};
 use crate::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
-use crate::model::{Bits, Dims, InputKind, InputNorm, InputParts};
+use crate::model::{Bits, Dataset, Dims, InputKind, InputNorm, InputParts};
 use alloc::vec::Vec;
 
 /// SplitMix64: a tiny deterministic generator.
@@ -237,7 +237,16 @@ pub fn random_model(
         InputKind::Static => Some(cifar_norm(c_in, r.input_exp)),
         InputKind::Events => None,
     };
+    // The dataset whose input kind and class count the shapes have (the shapes themselves are
+    // the tests' own).
+    let dataset = match (dims.input, dims.classes) {
+        (InputKind::Static, 100) => Dataset::Cifar100,
+        (InputKind::Static, _) => Dataset::Cifar10,
+        (InputKind::Events, 11) => Dataset::Dvs128,
+        (InputKind::Events, _) => Dataset::Nmnist,
+    };
     OwnedModel {
+        dataset,
         dims,
         genotype: genotype.clone(),
         bits,

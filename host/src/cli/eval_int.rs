@@ -15,23 +15,8 @@ pub fn run(model_path: &Path, a: &EvalArgs) -> Result<()> {
     let model = decode(&blob)
         .map_err(|e| anyhow::anyhow!("{}: not a valid model blob: {e}", model_path.display()))?;
     let dims = *model.dims();
-    let kind = match (dims.in_c, dims.in_h) {
-        (3, 32) => DatasetKind::Cifar10,
-        (2, 34) => DatasetKind::Nmnist,
-        (2, 128) => DatasetKind::Dvs128,
-        _ => bail!(
-            "{}: unknown input shape {}x{}x{}",
-            model_path.display(),
-            dims.in_c,
-            dims.in_h,
-            dims.in_w
-        ),
-    };
-    let kind = if kind == DatasetKind::Cifar10 && dims.classes == 100 {
-        DatasetKind::Cifar100
-    } else {
-        kind
-    };
+    // The blob records its dataset (format 2).
+    let kind = DatasetKind::from_blob_tag(model.dataset());
     let t = dims.t as usize;
     let data = match &a.data {
         Some(d) => Dataset::load(kind, d, Split::Test, t)?,

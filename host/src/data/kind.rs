@@ -25,6 +25,28 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
+    /// The tag a model blob records (`snn_nostd::model::Dataset`).
+    pub fn blob_tag(self) -> snn_nostd::model::Dataset {
+        use snn_nostd::model::Dataset;
+        match self {
+            DatasetKind::Cifar10 => Dataset::Cifar10,
+            DatasetKind::Cifar100 => Dataset::Cifar100,
+            DatasetKind::Dvs128 => Dataset::Dvs128,
+            DatasetKind::Nmnist => Dataset::Nmnist,
+        }
+    }
+
+    /// The kind a model blob's tag names.
+    pub fn from_blob_tag(tag: snn_nostd::model::Dataset) -> DatasetKind {
+        use snn_nostd::model::Dataset;
+        match tag {
+            Dataset::Cifar10 => DatasetKind::Cifar10,
+            Dataset::Cifar100 => DatasetKind::Cifar100,
+            Dataset::Dvs128 => DatasetKind::Dvs128,
+            Dataset::Nmnist => DatasetKind::Nmnist,
+        }
+    }
+
     /// All kinds, in declaration order.
     pub const ALL: [DatasetKind; 4] = [
         DatasetKind::Cifar10,

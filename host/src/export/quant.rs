@@ -348,6 +348,7 @@ pub fn quantize_with_report(
         votes: to_u16(net.v, "v")?,
     };
     let model = OwnedModel {
+        dataset: net.dataset,
         dims,
         genotype: net.genotype.clone(),
         bits,

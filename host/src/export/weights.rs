@@ -131,6 +131,8 @@ pub struct Normalization {
 /// A trained single-path LightSNN network in plain Rust (SPEC §4), as exported from Candle.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatNetwork {
+    /// The dataset it was trained on (recorded in the blob).
+    pub dataset: snn_nostd::model::Dataset,
     /// Static image (repeated each timestep) or event frames.
     pub input: InputKind,
     /// Input channels.

@@ -1288,6 +1288,29 @@ fn blob_round_trip() {
     }
 }
 
+/// The blob records the dataset (format 2); a dataset whose input kind contradicts the shapes is
+/// never written, and a format-1 blob (no dataset) is refused by its version.
+#[test]
+fn blob_records_the_dataset() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Static),
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let mut m = random_model(&spec, 5);
+    assert_eq!(m.dataset, crate::model::Dataset::Cifar10);
+    let blob = m.encode().unwrap();
+    assert_eq!(
+        decode(&blob).unwrap().dataset(),
+        crate::model::Dataset::Cifar10
+    );
+    m.dataset = crate::model::Dataset::Nmnist;
+    assert!(m.encode().is_err(), "event dataset on static dims");
+    let mut old = blob.clone();
+    old[4..6].copy_from_slice(&1u16.to_le_bytes());
+    assert_eq!(decode(&old), Err(DecodeError::UnsupportedVersion(1)));
+}
+
 #[test]
 fn blob_errors_are_distinct() {
     let blob = test_blob();
