@@ -4,27 +4,14 @@
 use super::weights::{Bn, CellWeights, ConvBn, FloatNetwork, Normalization};
 use crate::model::layers::ConvBn as CandleConvBn;
 use crate::model::params::BnParams;
+use crate::model::plain::values;
 use crate::model::Network;
 use anyhow::{bail, Context, Result};
-use candle_core::Var;
 use snn_nostd::genotype::{Genotype, Op};
 use snn_nostd::model::InputKind;
 
-fn values(v: &Var, what: &str) -> Result<Vec<f32>> {
-    v.as_tensor()
-        .flatten_all()
-        .and_then(|t| t.to_dtype(candle_core::DType::F32))
-        .and_then(|t| t.to_vec1::<f32>())
-        .with_context(|| format!("reading tensor {what}"))
-}
-
 fn bn(b: &BnParams, what: &str) -> Result<Bn> {
-    Ok(Bn {
-        gamma: values(&b.weight, what)?,
-        beta: values(&b.bias, what)?,
-        mean: values(&b.running_mean, what)?,
-        var: values(&b.running_var, what)?,
-    })
+    Bn::from_params(b, what)
 }
 
 fn conv_bn(c: &CandleConvBn, what: &str) -> Result<ConvBn> {

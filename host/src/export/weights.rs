@@ -6,56 +6,9 @@ use super::ExportError;
 use snn_nostd::genotype::{Genotype, Op};
 use snn_nostd::model::InputKind;
 
-/// BatchNorm epsilon (SPEC §2).
-pub const BN_EPS: f32 = 1e-5;
-
-/// Inference-mode BatchNorm parameters, one entry per channel.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Bn {
-    /// Scale (weight).
-    pub gamma: Vec<f32>,
-    /// Shift (bias).
-    pub beta: Vec<f32>,
-    /// Running mean.
-    pub mean: Vec<f32>,
-    /// Running variance.
-    pub var: Vec<f32>,
-}
+pub use crate::model::plain::{Bn, BN_EPS};
 
 impl Bn {
-    /// The identity BatchNorm over `c` channels (gamma 1, beta 0, mean 0, var 1 - eps).
-    pub fn identity(c: usize) -> Bn {
-        Bn {
-            gamma: vec![1.0; c],
-            beta: vec![0.0; c],
-            mean: vec![0.0; c],
-            var: vec![1.0 - BN_EPS; c],
-        }
-    }
-
-    /// Channels.
-    pub fn channels(&self) -> usize {
-        self.gamma.len()
-    }
-
-    /// The per-channel affine `y = g x + b` equal to this BatchNorm.
-    pub fn affine(&self) -> (Vec<f32>, Vec<f32>) {
-        let g: Vec<f32> = self
-            .gamma
-            .iter()
-            .zip(&self.var)
-            .map(|(&ga, &v)| ga / (v + BN_EPS).sqrt())
-            .collect();
-        let b = self
-            .beta
-            .iter()
-            .zip(&self.mean)
-            .zip(&g)
-            .map(|((&be, &m), &gg)| be - m * gg)
-            .collect();
-        (g, b)
-    }
-
     fn check(&self, c: usize, what: &str) -> Result<(), ExportError> {
         let ok = [&self.gamma, &self.beta, &self.mean, &self.var]
             .iter()

@@ -7,6 +7,7 @@ pub mod lif;
 pub mod mixing;
 pub mod network;
 pub mod params;
+pub mod plain;
 
 pub use layers::Mode;
 pub use mixing::{EdgeMix, Mixing};

@@ -13,8 +13,9 @@ use super::lif::{lif_step, LifK};
 use super::maps::{for_each_set_bit, Codes, Maps};
 use super::ops::{add_assign, avg_pool3, edge_sums, max_pool};
 use super::plan::{CellPlan, Src};
-use super::weights::{BnW, ConvW, Weights, HIDDEN_BLOCK};
+use super::weights::{ConvW, Weights, HIDDEN_BLOCK};
 use crate::config::NetConfig;
+use crate::model::plain::Bn;
 use crate::model::{LayerId, Mixing};
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
@@ -198,14 +199,9 @@ impl<'a, 'k> Pass<'a, 'k> {
     }
 
     /// The BN affine form of `bn` for channels `0..c` of `x` (rows of `stride` values).
-    fn bn_affine(&self, x: &[f32], stride: usize, c: usize, bn: &BnW) -> BnAffine {
+    fn bn_affine(&self, x: &[f32], stride: usize, c: usize, bn: &Bn) -> BnAffine {
         match self.stats {
-            Stats::Running => BnAffine::new(
-                bn.running_mean.clone(),
-                &bn.running_var,
-                &bn.weight,
-                &bn.bias,
-            ),
+            Stats::Running => BnAffine::new(bn.mean.clone(), &bn.var, &bn.gamma, &bn.beta),
             Stats::Batch => {
                 let blocks: Vec<(usize, usize)> = (0..c)
                     .step_by(STATS_BLOCK)
@@ -221,13 +217,13 @@ impl<'a, 'k> Pass<'a, 'k> {
                     mean.extend(m);
                     var.extend(v);
                 }
-                BnAffine::new(mean, &var, &bn.weight, &bn.bias)
+                BnAffine::new(mean, &var, &bn.gamma, &bn.beta)
             }
         }
     }
 
     /// BatchNorm of a whole batch with `c` channels.
-    fn batch_norm(&self, x: &[f32], c: usize, bn: &BnW) -> Vec<f32> {
+    fn batch_norm(&self, x: &[f32], c: usize, bn: &Bn) -> Vec<f32> {
         let aff = self.bn_affine(x, c, c, bn);
         let mut out = take(x.len());
         let per = x.len() / self.n;

@@ -2,57 +2,11 @@
 
 use super::conv::padded;
 use crate::model::layers::ConvBn;
-use crate::model::params::BnParams;
+use crate::model::plain::{values, Bn};
 use crate::model::Network;
 use anyhow::{bail, Result};
-use candle_core::Var;
 use snn_nostd::genotype::Op;
 use std::collections::BTreeMap;
-
-fn vec_of(v: &Var) -> Result<Vec<f32>> {
-    Ok(v.as_tensor().flatten_all()?.to_vec1::<f32>()?)
-}
-
-/// A BatchNorm's parameters and running statistics.
-#[derive(Clone, Debug)]
-pub struct BnW {
-    /// Scale (gamma).
-    pub weight: Vec<f32>,
-    /// Shift (beta).
-    pub bias: Vec<f32>,
-    /// Running mean.
-    pub running_mean: Vec<f32>,
-    /// Running variance.
-    pub running_var: Vec<f32>,
-}
-
-impl BnW {
-    fn from_params(bn: &BnParams) -> Result<BnW> {
-        Ok(BnW {
-            weight: vec_of(&bn.weight)?,
-            bias: vec_of(&bn.bias)?,
-            running_mean: vec_of(&bn.running_mean)?,
-            running_var: vec_of(&bn.running_var)?,
-        })
-    }
-
-    /// Several BNs side by side (channels concatenated).
-    pub fn concat<'a>(parts: impl IntoIterator<Item = &'a BnW>) -> BnW {
-        let mut out = BnW {
-            weight: Vec::new(),
-            bias: Vec::new(),
-            running_mean: Vec::new(),
-            running_var: Vec::new(),
-        };
-        for p in parts {
-            out.weight.extend_from_slice(&p.weight);
-            out.bias.extend_from_slice(&p.bias);
-            out.running_mean.extend_from_slice(&p.running_mean);
-            out.running_var.extend_from_slice(&p.running_var);
-        }
-        out
-    }
-}
 
 /// A convolution with its BatchNorm; the kernel laid out `[ky][kx][ci][co]` (tap-major, one
 /// contiguous row of output channels per input channel and tap).
@@ -70,7 +24,7 @@ pub struct ConvW {
     /// `taps[((ky * k + kx) * cin + ci) * stride + co] = weight[co][ci][ky][kx]`.
     pub taps: Vec<f32>,
     /// The BatchNorm after it.
-    pub bn: BnW,
+    pub bn: Bn,
 }
 
 impl ConvW {
@@ -79,7 +33,7 @@ impl ConvW {
         if k != k2 || k != c.k {
             bail!("conv kernel {k}x{k2} does not match k = {}", c.k);
         }
-        let w = vec_of(&c.weight)?;
+        let w = values(&c.weight, "a conv weight")?;
         let mut taps = vec![0f32; w.len()];
         for co in 0..cout {
             for ci in 0..cin {
@@ -94,7 +48,7 @@ impl ConvW {
             cout,
             stride: cout,
             taps,
-            bn: BnW::from_params(&c.bn)?,
+            bn: Bn::from_params(&c.bn, "a conv's BatchNorm")?,
         })
     }
 
@@ -119,7 +73,7 @@ impl ConvW {
             cout,
             stride,
             taps,
-            bn: BnW::concat(parts.iter().map(|p| &p.bn)),
+            bn: Bn::concat(parts.iter().map(|p| &p.bn)),
         }
     }
 }
@@ -134,7 +88,7 @@ pub struct Weights {
     /// Per cell, per edge (canonical order): the conv ops present.
     pub cells: [Vec<BTreeMap<Op, ConvW>>; 2],
     /// BatchNorm after each cell.
-    pub cell_bn: [BnW; 2],
+    pub cell_bn: [Bn; 2],
     /// The C1 -> C2 convolution between the cells (padded for the kernels).
     pub down: ConvW,
     /// Hidden layer transposed, in column blocks: block `b` (hidden units
@@ -159,7 +113,7 @@ impl Weights {
                 .collect()
         };
         let (hidden, features) = net.fc1.as_tensor().dims2()?;
-        let fc1 = vec_of(&net.fc1)?;
+        let fc1 = values(&net.fc1, "fc1.weight")?;
         let fc1_blocks = (0..hidden.div_ceil(HIDDEN_BLOCK))
             .map(|b| {
                 let h0 = b * HIDDEN_BLOCK;
@@ -176,8 +130,8 @@ impl Weights {
         Ok(Weights {
             cells: [cell(0)?, cell(1)?],
             cell_bn: [
-                BnW::from_params(&net.cell_bn[0])?,
-                BnW::from_params(&net.cell_bn[1])?,
+                Bn::from_params(&net.cell_bn[0], "cell1_bn")?,
+                Bn::from_params(&net.cell_bn[1], "cell2_bn")?,
             ],
             down: ConvW::group(&[&ConvW::from_conv_bn(&net.down)?]),
             fc1_blocks,
