@@ -70,36 +70,8 @@ fn stem_chunks64<W: Wt>(
     let (h, w) = (s.h, s.w);
     let (oh, ow) = if s.pool { (h / 2, w / 2) } else { (h, w) };
     let mut acc = [[0i64; CHUNK]; 2];
-    // Full-resolution row `y`, columns `x0..x0 + n`, of channel `co` into `acc`.
     let conv_row = |co: usize, y: usize, x0: usize, acc: &mut [i64]| {
-        acc.fill(layer.bias_at(co) as i64);
-        let n = acc.len();
-        let wbase = co * s.c * 9;
-        for ci in 0..s.c {
-            for ky in 0..3 {
-                let iy = y + ky;
-                if iy < 1 || iy > h {
-                    continue;
-                }
-                let plane = &input[(ci * h + iy - 1) * w..(ci * h + iy) * w];
-                for kx in 0..3 {
-                    let wv = W::at(layer.weights, wbase + (ci * 3 + ky) * 3 + kx) as i64;
-                    if wv == 0 {
-                        continue;
-                    }
-                    // Output x reads input x + kx - 1, for the x of the chunk inside the map.
-                    let lo = x0.max(1usize.saturating_sub(kx));
-                    let hi = (w + 1 - kx).min(x0 + n);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let src = &plane[lo + kx - 1..hi + kx - 1];
-                    for (a, &v) in acc[lo - x0..hi - x0].iter_mut().zip(src) {
-                        *a += wv * v as i64;
-                    }
-                }
-            }
-        }
+        conv_row::<W, i64>(input, s, layer, co, y, x0, acc)
     };
     let full_w = if s.pool { 2 * ow } else { ow };
     for co in 0..c_out {
@@ -148,35 +120,10 @@ fn stem_rows<W: Wt>(
     let (acc0, rest) = row.split_at_mut(w);
     let acc1 = &mut rest[..w];
     for co in 0..c_out {
-        let bias = layer.bias_at(co);
         let shift = layer.shift_at(co) as i32;
-        let wbase = co * s.c * 9;
         // Full-resolution row `y` of channel `co` into `acc`.
-        let conv_row = |y: usize, acc: &mut [i32]| {
-            acc.fill(bias);
-            for ci in 0..s.c {
-                for ky in 0..3 {
-                    let iy = y + ky;
-                    if iy < 1 || iy > h {
-                        continue;
-                    }
-                    let plane = &input[(ci * h + iy - 1) * w..(ci * h + iy) * w];
-                    for kx in 0..3 {
-                        let wv = W::at(layer.weights, wbase + (ci * 3 + ky) * 3 + kx);
-                        if wv == 0 {
-                            continue;
-                        }
-                        // Output x reads input x + kx - 1.
-                        let xs = 1usize.saturating_sub(kx);
-                        let xe = (w + 1 - kx).min(w);
-                        let src = &plane[xs + kx - 1..];
-                        for (a, &v) in acc[xs..xe].iter_mut().zip(src) {
-                            *a += wv * v as i32;
-                        }
-                    }
-                }
-            }
-        };
+        let conv_row =
+            |y: usize, acc: &mut [i32]| conv_row::<W, i32>(input, s, layer, co, y, 0, acc);
         for y in 0..oh {
             let d = dst[y * ow * c_out..(y + 1) * ow * c_out].iter_mut();
             if s.pool {
@@ -191,6 +138,79 @@ fn stem_rows<W: Wt>(
                 conv_row(y, acc0);
                 for (dv, &a) in d.skip(co).step_by(c_out).zip(acc0.iter()) {
                     *dv = sat_i16(requant(a, shift) as i64);
+                }
+            }
+        }
+    }
+}
+
+/// A stem sum: `i32` where no channel can leave it ([`stem_rows`]), else `i64`.
+trait StemSum: Copy {
+    /// The sum's start.
+    fn bias(b: i32) -> Self;
+    /// `self += w * v`.
+    fn mac(&mut self, w: i32, v: i16);
+}
+
+impl StemSum for i32 {
+    #[inline(always)]
+    fn bias(b: i32) -> Self {
+        b
+    }
+    #[inline(always)]
+    fn mac(&mut self, w: i32, v: i16) {
+        *self += w * v as i32;
+    }
+}
+
+impl StemSum for i64 {
+    #[inline(always)]
+    fn bias(b: i32) -> Self {
+        b as i64
+    }
+    #[inline(always)]
+    fn mac(&mut self, w: i32, v: i16) {
+        *self += w as i64 * v as i64;
+    }
+}
+
+/// Full-resolution output row `y`, columns `x0..x0 + acc.len()`, of channel `co` into `acc`:
+/// the bias, then each non-zero weight times its shifted input row (no padding tests).
+#[inline(always)]
+fn conv_row<W: Wt, A: StemSum>(
+    input: &[i16],
+    s: Shape,
+    layer: &LayerParts<'_>,
+    co: usize,
+    y: usize,
+    x0: usize,
+    acc: &mut [A],
+) {
+    let (h, w) = (s.h, s.w);
+    acc.fill(A::bias(layer.bias_at(co)));
+    let n = acc.len();
+    let wbase = co * s.c * 9;
+    for ci in 0..s.c {
+        for ky in 0..3 {
+            let iy = y + ky;
+            if iy < 1 || iy > h {
+                continue;
+            }
+            let plane = &input[(ci * h + iy - 1) * w..(ci * h + iy) * w];
+            for kx in 0..3 {
+                let wv = W::at(layer.weights, wbase + (ci * 3 + ky) * 3 + kx);
+                if wv == 0 {
+                    continue;
+                }
+                // Output x reads input x + kx - 1, for the x of the chunk inside the map.
+                let lo = x0.max(1usize.saturating_sub(kx));
+                let hi = (w + 1 - kx).min(x0 + n);
+                if lo >= hi {
+                    continue;
+                }
+                let src = &plane[lo + kx - 1..hi + kx - 1];
+                for (a, &v) in acc[lo - x0..hi - x0].iter_mut().zip(src) {
+                    a.mac(wv, v);
                 }
             }
         }
