@@ -25,6 +25,21 @@ fn conv_bn(c: &CandleConvBn, what: &str) -> Result<ConvBn> {
 /// parameters for every conv op of the genotype).
 pub fn from_network(net: &Network, genotype: &Genotype) -> Result<FloatNetwork> {
     let cfg = &net.cfg;
+    // The integer engine (and the NIR graph) implement SPEC's LIF only: refuse other constants
+    // rather than export a network that computes something else.
+    let (lif, spec) = (cfg.lif, crate::config::LifParams::default());
+    if (lif.tau, lif.v_threshold, lif.v_reset) != (spec.tau, spec.v_threshold, spec.v_reset) {
+        bail!(
+            "the network's LIF (tau {}, threshold {}, reset {}) cannot be exported: the integer \
+             engine and the NIR graph implement tau {}, threshold {}, hard reset to {} only",
+            lif.tau,
+            lif.v_threshold,
+            lif.v_reset,
+            spec.tau,
+            spec.v_threshold,
+            spec.v_reset
+        );
+    }
     if genotype.cell() != cfg.cell {
         bail!(
             "genotype is a {} cell, the network a {} cell",

@@ -424,3 +424,25 @@ fn converter_reads_back_every_weight() {
         }
     }
 }
+
+/// LIF constants the integer engine does not implement are refused, naming them.
+#[test]
+fn export_refuses_lif_constants_it_cannot_represent() {
+    let sp = spec(InputKind::Static, ALL_OPS);
+    let g: Genotype = ALL_OPS.parse().unwrap();
+    let (mut cnet, _) = random_network(&sp, 6);
+    assert!(from_network(&cnet, &g).is_ok());
+    cnet.cfg.lif.tau = 2.0;
+    let e = format!("{:#}", from_network(&cnet, &g).unwrap_err());
+    assert!(
+        e.contains("tau 2") && e.contains("cannot be exported"),
+        "{e}"
+    );
+    cnet.cfg.lif.tau = 4.0 / 3.0;
+    cnet.cfg.lif.v_threshold = 0.5;
+    assert!(from_network(&cnet, &g).is_err());
+    // The surrogate's steepness only shapes training: not refused.
+    cnet.cfg.lif.v_threshold = 1.0;
+    cnet.cfg.lif.alpha = 4.0;
+    assert!(from_network(&cnet, &g).is_ok());
+}
