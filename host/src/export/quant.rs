@@ -203,77 +203,127 @@ pub fn quantize_with_report(
 ) -> Result<(Vec<u8>, QuantReport), ExportError> {
     net.validate()?;
     let folded = Folded::new(net);
-    let mut r = *ranges;
-    // Static images with a known normalisation span [(0 - mean)/std, (1 - mean)/std].
-    if let Some(n) = &net.normalization {
-        for (m, s) in n.mean.iter().zip(&n.std) {
-            r.input = r.input.max((m / s).abs()).max(((1.0 - m) / s).abs());
-        }
-    }
-    let a_in = exp_for(r.input, 1e-6, 32767.0, limits::MAX_IN_EXP);
-    let act_exp = |m: f32| exp_for(m, 1.0, 32767.0, limits::MAX_ACT_EXP);
-    let a_cell = r.cell.map(act_exp);
-    let a_post = r.post.map(act_exp);
-    let a_hid = act_exp(r.hidden);
-    // Logits are i32 and summed over votes and timesteps: keep 2^20 of headroom.
-    let a_out = exp_for(r.out, 1e-6, (1u64 << 20) as f64, limits::MAX_OUT_EXP);
-
-    let (c_in, c1, c2) = (net.in_c, net.c1, net.c2);
-    // Stem: dense, weights [co][ci][ky][kx], accumulator units 2^-(a_in + e).
-    let (sw, sb) = &folded.stem;
-    let per = c_in * 9;
-    let per_out: Vec<Vec<f32>> = (0..c1)
-        .map(|co| sw[co * per..(co + 1) * per].to_vec())
-        .collect();
-    let (q, bias, shift) =
-        quantize_outputs(bits, &per_out, sb, a_in as i32, a_cell[0] as i32, "stem")?;
-    let stem = OwnedLayer::new(bits, &q.concat(), &bias, &shift);
-
-    let cell = |k: usize, c: usize| -> Result<OwnedCell, ExportError> {
-        let a = a_cell[k] as i32;
-        let mut convs = Vec::new();
-        for (e, (conv, &op)) in folded.cells[k].iter().zip(net.genotype.ops()).enumerate() {
-            convs.push(match (op, conv) {
-                (Op::Conv3 | Op::Conv1, Some((w, b))) => {
-                    let kk = if op == Op::Conv3 { 3 } else { 1 };
-                    let what = format!("cell{} edge {e}", k + 1);
-                    Some(event_conv(bits, w, b, c, kk, a, &what)?)
-                }
-                _ => None,
-            });
-        }
-        Ok(OwnedCell {
-            exp: a as u8,
-            convs,
-        })
-    };
-    let cell1 = cell(0, c1)?;
-    let cell2 = cell(1, c2)?;
+    let f = QuantReport::choose(net, ranges);
+    let cell = |k: usize, c: usize| quantize_cell(net, &folded, bits, &f, k, c);
     let post = |k: usize| {
         let (g, b) = &folded.post[k];
         let what = format!("bn_cell{}", k + 1);
-        affine(g, b, a_cell[k] as i32, a_post[k] as i32, &what)
+        affine(g, b, f.cell_exp[k] as i32, f.post_exp[k] as i32, &what)
     };
-    let post1 = post(0)?;
-    let post2 = post(1)?;
-    let down = event_conv(
+    let (fc1, fc2) = quantize_classifier(net, bits, &f)?;
+    let model = OwnedModel {
+        dataset: net.dataset,
+        dims: dims_of(net)?,
+        genotype: net.genotype.clone(),
         bits,
-        &folded.down.0,
-        &folded.down.1,
-        c1,
-        3,
-        a_cell[1] as i32,
-        "down",
-    )?;
+        input: InputParts {
+            exp: f.input_exp,
+            norm: input_norm(net, f.input_exp)?,
+        },
+        stem: quantize_stem(net, &folded, bits, &f)?,
+        cell1: cell(0, net.c1)?,
+        post1: post(0)?,
+        down: event_conv(
+            bits,
+            &folded.down.0,
+            &folded.down.1,
+            net.c1,
+            3,
+            f.cell_exp[1] as i32,
+            "down",
+        )?,
+        cell2: cell(1, net.c2)?,
+        post2: post(1)?,
+        fc1,
+        hidden_exp: f.hidden_exp,
+        fc2,
+        out_exp: f.out_exp,
+    };
+    Ok((model.encode()?, f))
+}
 
-    // fc1: float [h][j_chw] -> engine [j_hwc][h].
+impl QuantReport {
+    /// The formats for `ranges` (widened to the whole normalised pixel range for static images).
+    fn choose(net: &FloatNetwork, ranges: &Ranges) -> QuantReport {
+        let mut r = *ranges;
+        // Static images with a known normalisation span [(0 - mean)/std, (1 - mean)/std].
+        if let Some(n) = &net.normalization {
+            for (m, s) in n.mean.iter().zip(&n.std) {
+                r.input = r.input.max((m / s).abs()).max(((1.0 - m) / s).abs());
+            }
+        }
+        let act_exp = |m: f32| exp_for(m, 1.0, 32767.0, limits::MAX_ACT_EXP);
+        QuantReport {
+            ranges: r,
+            input_exp: exp_for(r.input, 1e-6, 32767.0, limits::MAX_IN_EXP),
+            cell_exp: r.cell.map(act_exp),
+            post_exp: r.post.map(act_exp),
+            hidden_exp: act_exp(r.hidden),
+            // Logits are i32 and summed over votes and timesteps: keep 2^20 of headroom.
+            out_exp: exp_for(r.out, 1e-6, (1u64 << 20) as f64, limits::MAX_OUT_EXP),
+        }
+    }
+}
+
+/// The stem: dense, weights `[co][ci][ky][kx]`, accumulator units `2^-(a_in + e)`.
+fn quantize_stem(
+    net: &FloatNetwork,
+    folded: &Folded,
+    bits: Bits,
+    f: &QuantReport,
+) -> Result<OwnedLayer, ExportError> {
+    let (sw, sb) = &folded.stem;
+    let per = net.in_c * 9;
+    let per_out: Vec<Vec<f32>> = (0..net.c1)
+        .map(|co| sw[co * per..(co + 1) * per].to_vec())
+        .collect();
+    let (a_in, a_cell) = (f.input_exp as i32, f.cell_exp[0] as i32);
+    let (q, bias, shift) = quantize_outputs(bits, &per_out, sb, a_in, a_cell, "stem")?;
+    Ok(OwnedLayer::new(bits, &q.concat(), &bias, &shift))
+}
+
+/// Cell `k` (`c` channels): its event convs in the cell's format.
+fn quantize_cell(
+    net: &FloatNetwork,
+    folded: &Folded,
+    bits: Bits,
+    f: &QuantReport,
+    k: usize,
+    c: usize,
+) -> Result<OwnedCell, ExportError> {
+    let a = f.cell_exp[k] as i32;
+    let mut convs = Vec::new();
+    for (e, (conv, &op)) in folded.cells[k].iter().zip(net.genotype.ops()).enumerate() {
+        convs.push(match (op, conv) {
+            (Op::Conv3 | Op::Conv1, Some((w, b))) => {
+                let kk = if op == Op::Conv3 { 3 } else { 1 };
+                let what = format!("cell{} edge {e}", k + 1);
+                Some(event_conv(bits, w, b, c, kk, a, &what)?)
+            }
+            _ => None,
+        });
+    }
+    Ok(OwnedCell {
+        exp: a as u8,
+        convs,
+    })
+}
+
+/// fc1 (float `[h][j_chw]` -> engine `[j_hwc][h]`) and fc2 (float `[o][h]` -> engine `[h][o]`).
+fn quantize_classifier(
+    net: &FloatNetwork,
+    bits: Bits,
+    f: &QuantReport,
+) -> Result<(OwnedLayer, OwnedLayer), ExportError> {
+    let c2 = net.c2;
     let [_, _, (ph, pw)] = net.sizes();
     let n_in = c2 * ph * pw;
     let h = net.h;
     let per_out: Vec<Vec<f32>> = (0..h)
         .map(|o| net.fc1[o * n_in..(o + 1) * n_in].to_vec())
         .collect();
-    let (q, bias, shift) = quantize_outputs(bits, &per_out, &vec![0.0; h], 0, a_hid as i32, "fc1")?;
+    let zeros = vec![0.0; h];
+    let (q, bias, shift) = quantize_outputs(bits, &per_out, &zeros, 0, f.hidden_exp as i32, "fc1")?;
     let mut flat = vec![0i32; n_in * h];
     for (o, qo) in q.iter().enumerate() {
         for c in 0..c2 {
@@ -288,94 +338,68 @@ pub fn quantize_with_report(
     }
     let fc1 = OwnedLayer::new(bits, &flat, &bias, &shift);
 
-    // fc2: float [o][h] -> engine [h][o].
     let no = net.classes * net.v;
     let per_out: Vec<Vec<f32>> = (0..no)
         .map(|o| net.fc2_weight[o * h..(o + 1) * h].to_vec())
         .collect();
-    let (q, bias, shift) = quantize_outputs(bits, &per_out, &net.fc2_bias, 0, a_out as i32, "fc2")?;
+    let a_out = f.out_exp as i32;
+    let (q, bias, shift) = quantize_outputs(bits, &per_out, &net.fc2_bias, 0, a_out, "fc2")?;
     let mut flat = vec![0i32; h * no];
     for (o, qo) in q.iter().enumerate() {
         for (k, &v) in qo.iter().enumerate() {
             flat[k * no + o] = v;
         }
     }
-    let fc2 = OwnedLayer::new(bits, &flat, &bias, &shift);
+    Ok((fc1, OwnedLayer::new(bits, &flat, &bias, &shift)))
+}
 
-    // Raw u8 pixels -> input format: q = (raw * mul + add) >> s.
-    let norm =
-        match (&net.normalization, net.input) {
-            (Some(n), InputKind::Static) => {
-                let m = n
-                    .mean
-                    .iter()
-                    .zip(&n.std)
-                    .map(|(&mu, &sd)| (1.0 / (255.0 * sd as f64)).max((mu / sd).abs() as f64))
-                    .fold(0f64, f64::max)
-                    * 2f64.powi(a_in as i32);
-                let s = ((2f64.powi(30) / m).log2().floor()).clamp(0.0, 40.0) as i32;
-                let sc = 2f64.powi(a_in as i32 + s);
-                let mul: Vec<i32> = n
-                    .std
-                    .iter()
-                    .map(|&sd| (sc / (255.0 * sd as f64)).round() as i32)
-                    .collect();
-                let add: Vec<i32> = n
-                    .mean
-                    .iter()
-                    .zip(&n.std)
-                    .map(|(&mu, &sd)| (-(mu as f64) / sd as f64 * sc).round() as i32)
-                    .collect();
-                Some(InputNorm::new(&mul, &add, s as u8).ok_or_else(|| {
-                    ExportError::Shape("normalization: at most 8 channels".into())
-                })?)
-            }
-            _ => None,
-        };
+/// Raw `u8` pixels -> input format `a_in`: `q = (raw * mul + add) >> s` (static, normalised
+/// input only).
+fn input_norm(net: &FloatNetwork, a_in: u8) -> Result<Option<InputNorm>, ExportError> {
+    let (Some(n), InputKind::Static) = (&net.normalization, net.input) else {
+        return Ok(None);
+    };
+    let m = n
+        .mean
+        .iter()
+        .zip(&n.std)
+        .map(|(&mu, &sd)| (1.0 / (255.0 * sd as f64)).max((mu / sd).abs() as f64))
+        .fold(0f64, f64::max)
+        * 2f64.powi(a_in as i32);
+    let s = ((2f64.powi(30) / m).log2().floor()).clamp(0.0, 40.0) as i32;
+    let sc = 2f64.powi(a_in as i32 + s);
+    let mul: Vec<i32> = n
+        .std
+        .iter()
+        .map(|&sd| (sc / (255.0 * sd as f64)).round() as i32)
+        .collect();
+    let add: Vec<i32> = n
+        .mean
+        .iter()
+        .zip(&n.std)
+        .map(|(&mu, &sd)| (-(mu as f64) / sd as f64 * sc).round() as i32)
+        .collect();
+    InputNorm::new(&mul, &add, s as u8)
+        .map(Some)
+        .ok_or_else(|| ExportError::Shape("normalization: at most 8 channels".into()))
+}
 
-    let dims = Dims {
+/// The blob's shapes.
+fn dims_of(net: &FloatNetwork) -> Result<Dims, ExportError> {
+    Ok(Dims {
         input: net.input,
         in_c: to_u16(net.in_c, "in_c")?,
         in_h: to_u16(net.in_h, "in_h")?,
         in_w: to_u16(net.in_w, "in_w")?,
         stem_pool: net.stem_pool,
         t: to_u16(net.t, "t")?,
-        c1: to_u16(c1, "c1")?,
-        c2: to_u16(c2, "c2")?,
+        c1: to_u16(net.c1, "c1")?,
+        c2: to_u16(net.c2, "c2")?,
         p: u8::try_from(net.p).map_err(|_| ExportError::Shape("p > 255".into()))?,
-        hidden: to_u16(h, "h")?,
+        hidden: to_u16(net.h, "h")?,
         classes: to_u16(net.classes, "classes")?,
         votes: to_u16(net.v, "v")?,
-    };
-    let model = OwnedModel {
-        dataset: net.dataset,
-        dims,
-        genotype: net.genotype.clone(),
-        bits,
-        input: InputParts { exp: a_in, norm },
-        stem,
-        cell1,
-        post1,
-        down,
-        cell2,
-        post2,
-        fc1,
-        hidden_exp: a_hid,
-        fc2,
-        out_exp: a_out,
-    };
-    let blob = model.encode()?;
-    Ok((
-        blob,
-        QuantReport {
-            ranges: r,
-            input_exp: a_in,
-            cell_exp: a_cell,
-            post_exp: a_post,
-            hidden_exp: a_hid,
-            out_exp: a_out,
-        },
-    ))
+    })
 }
 
 fn to_u16(v: usize, what: &str) -> Result<u16, ExportError> {
