@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use snn_nostd::genotype::{CellType, OpSet};
+use snn_nostd::skeleton;
 
 /// Which dataset a network is built for. Mirrors `data::DatasetKind` but lives here so that the
 /// model can be configured without loading data.
@@ -23,9 +24,9 @@ pub struct LifParams {
 impl Default for LifParams {
     fn default() -> Self {
         LifParams {
-            tau: 4.0 / 3.0,
-            v_threshold: 1.0,
-            v_reset: 0.0,
+            tau: skeleton::LIF_TAU,
+            v_threshold: skeleton::LIF_V_THRESHOLD,
+            v_reset: skeleton::LIF_V_RESET,
             alpha: 2.0,
         }
     }
@@ -173,20 +174,17 @@ impl NetConfig {
 
     /// Height and width of cell 1's feature map.
     pub fn cell1_hw(&self) -> (usize, usize) {
-        let d = if self.stem_pool { 2 } else { 1 };
-        (self.input[1] / d, self.input[2] / d)
+        skeleton::cell1_hw(self.input[1], self.input[2], self.stem_pool)
     }
 
     /// Height and width of cell 2's feature map.
     pub fn cell2_hw(&self) -> (usize, usize) {
-        let (h, w) = self.cell1_hw();
-        (h / 2, w / 2)
+        skeleton::cell2_hw(self.cell1_hw())
     }
 
     /// Height and width of the map entering the classifier.
     pub fn feature_hw(&self) -> (usize, usize) {
-        let (h, w) = self.cell2_hw();
-        (h / self.pool, w / self.pool)
+        skeleton::pooled_hw(self.cell2_hw(), self.pool)
     }
 
     /// Input size of the first linear layer, from the actual feature-map size.

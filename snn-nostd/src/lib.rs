@@ -10,6 +10,7 @@
 //! - [`logdet`]: f64 natural log and log-determinants (LU, rank-one split) without `std`.
 //! - [`model`]: the quantised model blob (postcard, magic, version, CRC-32), zero-copy decoding.
 //! - [`engine`]: event-driven fixed-point inference of a decoded model.
+//! - [`skeleton`]: the network's shape rules and neuron constants, shared with the host.
 //! - [`simd`]: two-lane 16-bit DSP instructions (`SXTAB16`, `SMLAD`) with a portable fallback.
 //! - `testutil` (feature `testutil`): random test models for the engine's and the firmware's
 //!   tests.
@@ -33,6 +34,7 @@ pub mod model;
 pub mod pairwise;
 pub mod sahd;
 pub mod simd;
+pub mod skeleton;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 

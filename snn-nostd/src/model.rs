@@ -221,27 +221,17 @@ impl Dims {
 
     /// Height and width of cell 1 (after the optional stem pool).
     pub const fn cell1_hw(&self) -> (usize, usize) {
-        if self.stem_pool {
-            (self.in_h as usize / 2, self.in_w as usize / 2)
-        } else {
-            (self.in_h as usize, self.in_w as usize)
-        }
+        crate::skeleton::cell1_hw(self.in_h as usize, self.in_w as usize, self.stem_pool)
     }
 
     /// Height and width of cell 2 (after the MaxPool2 following the down conv).
     pub const fn cell2_hw(&self) -> (usize, usize) {
-        let (h, w) = self.cell1_hw();
-        (h / 2, w / 2)
+        crate::skeleton::cell2_hw(self.cell1_hw())
     }
 
     /// Height and width of the pooled map feeding fc1 (`floor(cell2 / p)`).
     pub const fn pooled_hw(&self) -> (usize, usize) {
-        let (h, w) = self.cell2_hw();
-        if self.p == 0 {
-            (0, 0)
-        } else {
-            (h / self.p as usize, w / self.p as usize)
-        }
+        crate::skeleton::pooled_hw(self.cell2_hw(), self.p as usize)
     }
 
     /// Neurons of a cell-1 tensor (`c1 * h1 * w1`).

@@ -17,7 +17,7 @@ pub const NIR_VERSION: &str = "1.0.8";
 
 /// The LIF time constant that makes NIR's Euler step at dt = 1,
 /// `v += (dt / tau) (v_leak - v + r I)`, equal to our `V = 0.25 V + 0.75 X`.
-pub const LIF_TAU: f32 = 4.0 / 3.0;
+pub const LIF_TAU: f32 = snn_nostd::skeleton::LIF_TAU as f32;
 
 /// Our LIF fires at `V >= 1`; NIR fires at `v > v_threshold`. The largest f32 below 1 makes the
 /// two agree on every f32 membrane value.

@@ -138,14 +138,10 @@ pub struct FloatNetwork {
 impl FloatNetwork {
     /// Spatial size of cell 1, cell 2 and the pooled map.
     pub fn sizes(&self) -> [(usize, usize); 3] {
-        let (h1, w1) = if self.stem_pool {
-            (self.in_h / 2, self.in_w / 2)
-        } else {
-            (self.in_h, self.in_w)
-        };
-        let (h2, w2) = (h1 / 2, w1 / 2);
-        let p = self.p.max(1);
-        [(h1, w1), (h2, w2), (h2 / p, w2 / p)]
+        use snn_nostd::skeleton::{cell1_hw, cell2_hw, pooled_hw};
+        let c1 = cell1_hw(self.in_h, self.in_w, self.stem_pool);
+        let c2 = cell2_hw(c1);
+        [c1, c2, pooled_hw(c2, self.p.max(1))]
     }
 
     /// Inputs of fc1 (`c2 * ph * pw`).

@@ -36,7 +36,7 @@ impl Mode {
 /// BatchNorm momentum for running statistics (PyTorch convention).
 pub const BN_MOMENTUM: f64 = 0.1;
 /// BatchNorm epsilon.
-pub const BN_EPS: f64 = 1e-5;
+pub const BN_EPS: f64 = snn_nostd::skeleton::BN_EPS;
 
 /// Applies BatchNorm to `x` of shape `[N, C, H, W]` or `[N, C]`.
 pub fn batch_norm(x: &Tensor, bn: &BnParams, mode: Mode) -> Result<Tensor> {

@@ -16,7 +16,7 @@ pub fn values(v: &Var, what: &str) -> Result<Vec<f32>> {
 }
 
 /// BatchNorm epsilon (SPEC §2).
-pub const BN_EPS: f32 = 1e-5;
+pub const BN_EPS: f32 = snn_nostd::skeleton::BN_EPS as f32;
 
 /// Inference-mode BatchNorm parameters, one entry per channel.
 #[derive(Clone, Debug, PartialEq)]
