@@ -1,6 +1,13 @@
 //! The `lightsnn` command-line tool.
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if lightsnn::cli::wants_serial_elementwise(&args)
+        && std::env::var_os("CANDLE_NUM_THREADS").is_none()
+    {
+        // Before any thread exists (see `wants_serial_elementwise`).
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     if let Err(e) = lightsnn::cli::run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);

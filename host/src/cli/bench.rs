@@ -79,7 +79,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 }
 
 fn bench_train(a: TrainBenchArgs) -> Result<()> {
-    crate::train::prefer_serial_elementwise();
     let dev = a.device.open()?;
     let r = crate::train::bench::bench_train(&a.genotype, a.steps, a.batch, &dev)?;
     println!(

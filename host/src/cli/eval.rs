@@ -49,7 +49,6 @@ struct EvalFile<'a> {
 
 /// Runs `lightsnn eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
-    train::prefer_serial_elementwise();
     if let Some(model) = &a.model {
         return super::eval_int::run(model, &a);
     }

@@ -42,6 +42,22 @@ enum Command {
     Export(export::ExportArgs),
 }
 
+/// Whether the command line `args` (without the program name) runs Candle training or
+/// evaluation, which is faster with Candle's element-wise CPU ops on the calling thread
+/// (`CANDLE_NUM_THREADS=1`; matrix products and convolutions still use every core): `train`,
+/// `eval`, `study` and `bench train`. Candle hands element-wise ops to a spinning barrier
+/// pool; on a loaded machine the spinning threads steal the cores the work needs (measured here:
+/// one training epoch 97 s with the pool, 51 s without). The pool size is read once, so the
+/// binary sets the variable at start-up, before any thread exists, and only where the user has
+/// not set it; the library never changes the environment.
+pub fn wants_serial_elementwise(args: &[String]) -> bool {
+    let word = |i: usize| args.get(i).map(String::as_str);
+    matches!(
+        (word(0), word(1)),
+        (Some("train" | "eval" | "study"), _) | (Some("bench"), Some("train"))
+    )
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
@@ -53,5 +69,27 @@ pub fn run() -> Result<()> {
         Command::Study(a) => study::run(*a),
         Command::Bench(a) => bench::bench(a),
         Command::Export(a) => export::export(a),
+    }
+}
+
+#[cfg(test)]
+mod serial_tests {
+    use super::wants_serial_elementwise;
+
+    fn wants(line: &str) -> bool {
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        wants_serial_elementwise(&args)
+    }
+
+    #[test]
+    fn serial_elementwise_only_for_candle_training_and_evaluation() {
+        assert!(wants("train --out x"));
+        assert!(wants("eval --checkpoint c"));
+        assert!(wants("study --dataset cifar10"));
+        assert!(wants("bench train --steps 2"));
+        assert!(!wants("bench sahd"));
+        assert!(!wants("search --out s.json"));
+        assert!(!wants("export --checkpoint c"));
+        assert!(!wants(""));
     }
 }

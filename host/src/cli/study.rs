@@ -3,7 +3,7 @@
 use super::common::{parse_cell, parse_dataset, parse_ops, DeviceArg};
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::study::{default_config, run_study, RandomBaseline, StudyConfig};
-use crate::train::{prefer_serial_elementwise, LossKind};
+use crate::train::LossKind;
 use anyhow::{bail, Result};
 use clap::Args;
 use snn_nostd::genotype::{CellType, OpSet};
@@ -185,7 +185,6 @@ fn full_c1(d: DatasetKind) -> Result<f64> {
 
 /// Runs `lightsnn study`.
 pub fn run(a: StudyArgs) -> Result<()> {
-    prefer_serial_elementwise();
     let device = a.device.open()?;
     let rep = match &a.resume {
         Some(dir) => {

@@ -392,7 +392,6 @@ pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
 
 /// Runs `lightsnn train`.
 pub fn run(a: TrainArgs) -> Result<()> {
-    train::prefer_serial_elementwise();
     let (cfg, dir, resume) = match &a.resume {
         Some(dir) => (resume_config(&a, dir)?, dir.clone(), true),
         None => {

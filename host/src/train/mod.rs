@@ -57,19 +57,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Makes Candle run element-wise CPU ops on the calling thread (`CANDLE_NUM_THREADS=1`) unless
-/// the variable is already set; matrix products and convolutions still use every core.
-///
-/// Candle hands element-wise ops to a spinning barrier pool; on a loaded machine the spinning
-/// threads steal the cores the work needs (measured here: one training epoch 97 s with the
-/// pool, 51 s without). Call it before the first tensor operation of the process: the pool size
-/// is read once.
-pub fn prefer_serial_elementwise() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-}
-
 /// Format tag of `state.json`.
 pub const STATE_FORMAT: &str = "lightsnn-train-state/1";
 /// Metadata key of `last.optim.safetensors` (JSON `{"epoch": k}`).

@@ -180,9 +180,17 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
+/// Test code only: Candle's element-wise ops on the calling thread, as the binary runs training
+/// (`cli::wants_serial_elementwise`); speed only, the results do not depend on it.
+pub(super) fn serial_elementwise_for_tests() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 #[test]
 fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
-    prefer_serial_elementwise();
+    serial_elementwise_for_tests();
     // CIFAR-10: augmentation, dropout, cross-entropy.
     let all = Dataset::load(
         DatasetKind::Cifar10,
@@ -367,7 +375,7 @@ mod real_data {
     /// Trains `cfg` on the first `n_train` training samples, evaluates the best checkpoint on the
     /// test split and returns its top-1.
     fn train_and_test(cfg: &TrainConfig, dir: &Path, n_train: usize) -> Result<f64> {
-        prefer_serial_elementwise();
+        super::serial_elementwise_for_tests();
         let data_dir = real_data(match cfg.net.dataset {
             DatasetKind::Nmnist => "nmnist-small",
             _ => "cifar10-lossless-subset",
