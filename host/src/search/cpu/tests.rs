@@ -214,7 +214,11 @@ fn event_batch(cfg: &NetConfig, n: usize, seed: u64) -> Result<Tensor> {
 #[derive(Default, Debug)]
 struct Tally {
     runs: usize,
+    /// Spike slots compared (neurons x samples x timesteps).
     spikes: u64,
+    /// Hidden-layer spikes of the Candle path, and its slots.
+    hidden_fired: u64,
+    hidden_slots: u64,
     differing: u64,
     max_k_rel: f64,
     max_score_rel: f64,
@@ -256,6 +260,14 @@ fn compare(
             "{what}: shape of {l} at t={t}"
         );
         tally.spikes += (want.n * want.n_bits()) as u64;
+        if *l == LayerId::Hidden {
+            tally.hidden_fired += want
+                .words
+                .iter()
+                .map(|w| w.count_ones() as u64)
+                .sum::<u64>();
+            tally.hidden_slots += (want.n * want.n_bits()) as u64;
+        }
         tally.differing += want
             .words
             .iter()
@@ -426,6 +438,37 @@ fn engine_matches_candle_wide_hidden() -> Result<()> {
     cfg.hidden = 100;
     equivalence(&cfg, &[], false, &mut tally)?;
     check(&tally, "100 hidden units");
+    Ok(())
+}
+
+/// With the classifier's first layer scaled up so that the hidden LIF fires on a good part of
+/// its slots (at the default initialisation it stays silent, and a feature-order bug in fc1
+/// would pass unnoticed), both paths still agree spike for spike, on the supernet and on
+/// single-path genotypes.
+#[test]
+fn engine_matches_candle_with_the_hidden_layer_firing() -> Result<()> {
+    let all: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
+    let cfg = tiny_cfg(CellType::Backward, &all)?;
+    let dev = Device::Cpu;
+    let sup = Mixing::supernet(cfg.cell, &cfg.ops);
+    let net = Network::new(&cfg, &sup.alive(), 11, &dev)?;
+    net.fc1.set(&(net.fc1.as_tensor() * 40.0)?)?;
+    let engine = CpuEngine::new(&net)?;
+    let x = static_batch(&cfg, 6, 5)?;
+    let mut tally = Tally::default();
+    for (name, mix) in mixings(cfg.cell, &cfg.ops, BACKWARD_GENOTYPES) {
+        for mode in [Mode::ScoreBatchStats, Mode::ScoreRunningStats] {
+            let what = format!("fc1 x40, {name}, {mode:?}");
+            compare(&net, &engine, &mix, &x, mode, &mut tally, &what)?;
+        }
+    }
+    let rate = tally.hidden_fired as f64 / tally.hidden_slots.max(1) as f64;
+    println!("hidden layer fires on {:.1}% of its slots", 100.0 * rate);
+    assert!(
+        (0.05..=0.95).contains(&rate),
+        "the hidden layer should fire on some slots and not on others: {rate}"
+    );
+    check(&tally, "hidden layer firing");
     Ok(())
 }
 
