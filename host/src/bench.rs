@@ -5,7 +5,7 @@
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::data::{Dataset, Split};
 use crate::search::{run_search, KernelPath, Method, SearchReport, SearchSetup};
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
@@ -87,12 +87,12 @@ pub fn kernel_bench(n: usize, n_bits: usize, reps: usize) -> Result<KernelBench>
     let spikes: Vec<u8> = (0..n * n_bits).map(|_| rng.gen_bool(0.15) as u8).collect();
     let wpc = bits::words_for(n_bits);
     let mut codes = vec![0u64; n * wpc];
-    bits::pack_rows_u8(&spikes, n, &mut codes).map_err(|e| anyhow!("{e}"))?;
+    bits::pack_rows_u8(&spikes, n, &mut codes).map_err(anyhow::Error::from)?;
     let mut buf = vec![0f64; n * n];
     let packed_s = median_secs(reps, || {
-        let mut k = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("{e}"))?;
+        let mut k = SahdKernel::new(n, &mut buf).map_err(anyhow::Error::from)?;
         k.accumulate(&codes, wpc, n_bits, 1)
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(anyhow::Error::from)?;
         Ok(())
     })?;
     // Each pair implementation on its own, through the same all-pairs driver.
@@ -103,7 +103,7 @@ pub fn kernel_bench(n: usize, n_bits: usize, reps: usize) -> Result<KernelBench>
             snn_nostd::pairwise::for_each_pair_with(pk, &codes, n, wpc, wpc, |i, j, d| {
                 h[i * n + j] += u64::from(d)
             })
-            .map_err(|e| anyhow!("{e}"))
+            .map_err(anyhow::Error::from)
         })?;
         per_kernel_s.push((pk.name().to_string(), s));
     }
@@ -122,9 +122,9 @@ pub fn kernel_bench(n: usize, n_bits: usize, reps: usize) -> Result<KernelBench>
                     (pop[i] as i64 + pop[j] as i64 - 2 * g[i * n + j] as i64).max(0) as u32;
             }
         }
-        let mut k = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("{e}"))?;
+        let mut k = SahdKernel::new(n, &mut buf).map_err(anyhow::Error::from)?;
         k.accumulate_hamming(&pop, &ham, n_bits, 1)
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(anyhow::Error::from)?;
         Ok(())
     })?;
     let code_bytes = codes.len() * 8;

@@ -13,7 +13,7 @@ pub fn run(model_path: &Path, a: &EvalArgs) -> Result<()> {
     let blob = std::fs::read(model_path)
         .with_context(|| format!("cannot read {}", model_path.display()))?;
     let model = decode(&blob)
-        .map_err(|e| anyhow::anyhow!("{}: not a valid model blob: {e}", model_path.display()))?;
+        .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;
     let dims = *model.dims();
     // The blob records its dataset (format 2).
     let kind = DatasetKind::from_blob_tag(model.dataset());

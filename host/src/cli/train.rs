@@ -127,12 +127,12 @@ pub fn read_arch(path: &Path) -> Result<Arch> {
     let cell: CellType = a
         .cell
         .parse()
-        .map_err(|e| anyhow::anyhow!("{}: cell {:?}: {e}", path.display(), a.cell))?;
+        .with_context(|| format!("{}: cell {:?}", path.display(), a.cell))?;
     let ops: OpSet = a
         .ops
         .join(",")
         .parse()
-        .map_err(|e| anyhow::anyhow!("{}: ops {:?}: {e}", path.display(), a.ops))?;
+        .with_context(|| format!("{}: ops {:?}", path.display(), a.ops))?;
     let dataset = a
         .config
         .as_ref()
@@ -148,18 +148,15 @@ pub fn read_arch(path: &Path) -> Result<Arch> {
 }
 
 fn parse_space(s: &str) -> Result<OpSet> {
-    s.parse()
-        .map_err(|e| anyhow::anyhow!("bad --space {s:?}: {e}"))
+    s.parse().with_context(|| format!("bad --space {s:?}"))
 }
 
 fn parse_cell(s: &str) -> Result<CellType> {
-    s.parse()
-        .map_err(|e| anyhow::anyhow!("bad --cell {s:?}: {e}"))
+    s.parse().with_context(|| format!("bad --cell {s:?}"))
 }
 
 fn parse_dataset(s: &str) -> Result<DatasetKind> {
-    s.parse()
-        .map_err(|e| anyhow::anyhow!("bad --dataset {s:?}: {e}"))
+    s.parse().with_context(|| format!("bad --dataset {s:?}"))
 }
 
 /// The genotype, cell type, op set (and the arch file's dataset) given by
@@ -196,7 +193,7 @@ fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet, Option<Data
     };
     let g: Genotype = text
         .parse()
-        .map_err(|e| anyhow::anyhow!("{origin}: genotype {text:?}: {e}"))?;
+        .with_context(|| format!("{origin}: genotype {text:?}"))?;
     let ops = file_ops.or(space).unwrap_or_else(OpSet::lightsnn);
     let cell = file_cell.or(cell).unwrap_or(g.cell());
     if g.cell() != cell {

@@ -22,7 +22,7 @@
 use crate::fsutil::write_atomic;
 use crate::model::{LayerId, Mixing, Mode};
 use crate::search::score::Scorer;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use snn_nostd::sahd::SahdKernel;
@@ -120,16 +120,12 @@ pub fn dump_score(
     for b in batches {
         let n = b.dim(0)?;
         let mut buf = vec![0f64; n * n];
-        let mut kernel = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        let mut kernel = SahdKernel::new(n, &mut buf).context("SAHD kernel")?;
         let records = scorer.trace_batch(mixing, b, mode, &mut kernel)?;
         let mut k = vec![0f64; n * n];
-        kernel
-            .kernel(&mut k)
-            .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        kernel.kernel(&mut k).context("SAHD kernel")?;
         let mut scratch = vec![0f64; n * n + n];
-        let score = kernel
-            .score(&mut scratch)
-            .map_err(|e| anyhow!("SAHD log-det: {e}"))?;
+        let score = kernel.score(&mut scratch).context("SAHD log-det")?;
         out.push(RepeatDump {
             records,
             kernel: k,

@@ -16,7 +16,7 @@
 use super::cpu::CpuEngine;
 use super::dump::CodeRecord;
 use crate::model::{LayerId, Mixing, Mode, Network, SpikeSink};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use candle_core::{DType, Tensor};
 use snn_nostd::bits;
 use snn_nostd::sahd::SahdKernel;
@@ -97,8 +97,7 @@ impl SpikeSink for KernelSink<'_, '_> {
                 let wpc = bits::words_for(n_bits);
                 words.clear();
                 words.resize(rows * wpc, 0);
-                bits::pack_rows_f32(floats, rows, words)
-                    .map_err(|e| anyhow!("packing spikes: {e}"))?;
+                bits::pack_rows_f32(floats, rows, words).context("packing spikes")?;
                 let per_group = words.len() / mult.len().max(1);
                 for ((kernel, &m), codes) in self
                     .kernels
@@ -108,7 +107,7 @@ impl SpikeSink for KernelSink<'_, '_> {
                 {
                     kernel
                         .accumulate(codes, wpc, n_bits, m)
-                        .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+                        .context("SAHD kernel")?;
                 }
                 if let (Some(trace), [m]) = (&mut self.trace, mult) {
                     trace.push(CodeRecord {
@@ -197,7 +196,7 @@ impl KernelSink<'_, '_> {
             }
             self.kernels[g]
                 .accumulate_hamming(&pop, &ham, n_bits, mult)
-                .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+                .context("SAHD kernel")?;
         }
         Ok(())
     }
@@ -373,15 +372,12 @@ impl<'n> Scorer<'n> {
             .chunks_mut(n * n)
             .map(|b| SahdKernel::new(n, b))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+            .context("SAHD kernel")?;
         candle_accumulate(self.net, chunk, batch, mode, self.path, &mut kernels, None)?;
         let mut scratch = vec![0f64; n * n + n];
         kernels
             .iter()
-            .map(|k| {
-                k.score(&mut scratch)
-                    .map_err(|e| anyhow!("SAHD log-det: {e}"))
-            })
+            .map(|k| k.score(&mut scratch).context("SAHD log-det"))
             .collect()
     }
 
@@ -451,24 +447,20 @@ impl<'n> Scorer<'n> {
     pub fn sahd_one(&self, mixing: &Mixing, batch: &Tensor, mode: Mode) -> Result<f64> {
         let n = batch.dim(0)?;
         let mut buf = vec![0f64; n * n];
-        let mut kernel = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        let mut kernel = SahdKernel::new(n, &mut buf).context("SAHD kernel")?;
         self.accumulate_batch(mixing, batch, mode, &mut kernel)?;
         let mut scratch = vec![0f64; n * n + n];
-        kernel
-            .score(&mut scratch)
-            .map_err(|e| anyhow!("SAHD log-det: {e}"))
+        kernel.score(&mut scratch).context("SAHD log-det")
     }
 
     /// The full kernel matrix K (`N x N`, row-major) of one batch.
     pub fn kernel_matrix(&self, mixing: &Mixing, batch: &Tensor, mode: Mode) -> Result<Vec<f64>> {
         let n = batch.dim(0)?;
         let mut buf = vec![0f64; n * n];
-        let mut kernel = SahdKernel::new(n, &mut buf).map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        let mut kernel = SahdKernel::new(n, &mut buf).context("SAHD kernel")?;
         self.accumulate_batch(mixing, batch, mode, &mut kernel)?;
         let mut k = vec![0f64; n * n];
-        kernel
-            .kernel(&mut k)
-            .map_err(|e| anyhow!("SAHD kernel: {e}"))?;
+        kernel.kernel(&mut k).context("SAHD kernel")?;
         Ok(k)
     }
 

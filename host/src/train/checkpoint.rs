@@ -71,9 +71,7 @@ impl CheckpointMeta {
 /// Parses `s` as a genotype for `net`: the op count must match the cell type and every op must
 /// be in the op set.
 pub fn parse_genotype(s: &str, net: &NetConfig) -> Result<Genotype> {
-    let g: Genotype = s
-        .parse()
-        .map_err(|e| anyhow::anyhow!("genotype {s:?}: {e}"))?;
+    let g: Genotype = s.parse().with_context(|| format!("genotype {s:?}"))?;
     if g.cell() != net.cell {
         bail!(
             "genotype {s:?} has {} ops, a {} cell needs {}",
@@ -112,7 +110,7 @@ pub fn read_tensors(
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .with_context(|| format!("{}: cannot read the tensors", path.display()))?;
@@ -149,7 +147,7 @@ pub fn parse_meta(md: &HashMap<String, String>, origin: &str) -> Result<Checkpoi
 pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     parse_meta(
         &header.metadata().clone().unwrap_or_default(),
         &path.display().to_string(),

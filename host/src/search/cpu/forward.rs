@@ -17,7 +17,7 @@ use super::weights::{ConvW, Weights, HIDDEN_BLOCK};
 use crate::config::NetConfig;
 use crate::model::plain::Bn;
 use crate::model::{LayerId, Mixing};
-use anyhow::{anyhow, Result};
+use anyhow::{Context, Result};
 use rayon::prelude::*;
 use snn_nostd::genotype::NUM_NODES;
 use snn_nostd::sahd::SahdKernel;
@@ -169,7 +169,7 @@ impl<'a, 'k> Pass<'a, 'k> {
         }
         self.kernel
             .accumulate(&codes.words, codes.wpc, codes.n_bits(), mult)
-            .map_err(|e| anyhow!("SAHD kernel: {e}"))
+            .context("SAHD kernel")
     }
 
     /// One LIF step of the whole batch (`x` of `shape` per sample) with membranes `v`.
