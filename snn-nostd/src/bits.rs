@@ -17,7 +17,7 @@
 //! `lightsnn bench search`. The SAHD kernel's all-pairs loop does not call [`hamming`] pair by
 //! pair: [`crate::pairwise`] tiles it and dispatches to AVX2 or AVX-512 where the CPU has them.
 
-use crate::sahd::SahdError;
+use crate::error::SahdError;
 
 /// Number of `u64` words that hold a code of `n_bits` bits.
 pub const fn words_for(n_bits: usize) -> usize {

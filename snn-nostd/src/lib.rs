@@ -28,6 +28,7 @@ extern crate std;
 pub mod bits;
 pub mod crc32;
 pub mod engine;
+pub mod error;
 pub mod genotype;
 pub mod logdet;
 pub mod model;

@@ -23,7 +23,7 @@
 //! factorisation; see its documentation. Both return `(log, sign)` like numpy's `slogdet`: a
 //! singular matrix gives `(-inf, 0)`.
 
-use crate::sahd::SahdError;
+use crate::error::SahdError;
 
 /// `ln 2` split so that `e * LN2_HI` is exact for any f64 exponent (fdlibm).
 const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // 6.93147180369123816490e-01

@@ -16,7 +16,7 @@
 //! All three give identical counts (tested); only the speed differs.
 
 use crate::bits::{ones_count, xor_count};
-use crate::sahd::SahdError;
+use crate::error::SahdError;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Bytes of codes (all rows) per tile: half of a typical 32-48 KiB L1 data cache.
