@@ -1,14 +1,12 @@
 //! lightsnn host library: data loaders, the Candle supernet, the SAHD search, training and export.
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod export;
 pub mod fsutil;
 pub mod model;
-pub mod sample;
 pub mod search;
 pub mod study;
 pub mod train;

@@ -1,10 +1,10 @@
 //! `lightsnn bench`.
 
 use super::common::DeviceArg;
-use crate::bench::{
+use crate::fsutil::write_atomic;
+use crate::search::bench::{
     bench_data, bench_setups, engine_bench, kernel_bench, search_bench, smoke_setups, stack_bench,
 };
-use crate::fsutil::write_atomic;
 use crate::search::KernelPath;
 use anyhow::Result;
 use clap::{Args, Subcommand};

@@ -159,8 +159,8 @@ impl NetArgs {
                     );
                 }
                 Ok((
-                    crate::sample::cifar10_sample(split)?,
-                    crate::sample::SAMPLE_LABEL.to_string(),
+                    crate::data::sample::cifar10_sample(split)?,
+                    crate::data::sample::SAMPLE_LABEL.to_string(),
                 ))
             }
         }

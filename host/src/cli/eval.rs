@@ -1,13 +1,16 @@
-//! `lightsnn eval`.
+//! `lightsnn eval`: a checkpoint (Candle, float) or, with `--model`, a model blob (the integer
+//! engine of snn-nostd on the host, the firmware's code).
 
 use super::common::DeviceArg;
-use crate::data::{Dataset, Split};
+use crate::data::{Dataset, DatasetKind, Split};
+use crate::export::pipeline::compare;
 use crate::fsutil::write_atomic;
 use crate::train::{self, LossKind};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
-use std::path::PathBuf;
+use snn_nostd::model::decode;
+use std::path::{Path, PathBuf};
 
 /// Options of `lightsnn eval`.
 #[derive(Args, Debug)]
@@ -50,7 +53,7 @@ struct EvalFile<'a> {
 /// Runs `lightsnn eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
     if let Some(model) = &a.model {
-        return super::eval_int::run(model, &a);
+        return run_model(model, &a);
     }
     let checkpoint = a
         .checkpoint
@@ -73,8 +76,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 );
             }
             (
-                crate::sample::cifar10_sample(Split::Test)?,
-                crate::sample::SAMPLE_LABEL.to_string(),
+                crate::data::sample::cifar10_sample(Split::Test)?,
+                crate::data::sample::SAMPLE_LABEL.to_string(),
             )
         }
     };
@@ -103,6 +106,54 @@ pub fn run(a: EvalArgs) -> Result<()> {
         write_atomic(path, &serde_json::to_vec_pretty(&f)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--model`: the integer model on the test split; compared with `--checkpoint` when given.
+fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
+    let blob = std::fs::read(model_path)
+        .with_context(|| format!("cannot read {}", model_path.display()))?;
+    let model = decode(&blob)
+        .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;
+    let dims = *model.dims();
+    // The blob records its dataset (format 2).
+    let kind = DatasetKind::from_blob_tag(model.dataset());
+    let t = dims.t as usize;
+    let data = match &a.data {
+        Some(d) => Dataset::load(kind, d, Split::Test, t)?,
+        None if kind == DatasetKind::Cifar10 => crate::data::sample::cifar10_sample(Split::Test)?,
+        None => bail!("--data DIR is needed for a {kind} model"),
+    };
+    let float = match &a.checkpoint {
+        Some(ck) => {
+            let (net, meta) = train::load_checkpoint(ck, &candle_core::Device::Cpu)?;
+            let g = meta.genotype()?;
+            Some((net, g))
+        }
+        None => None,
+    };
+    let c = compare(&blob, float.as_ref().map(|(n, g)| (n, g)), &data, a.batch)?;
+    println!(
+        "integer model {} ({} bytes) on {} test samples",
+        model_path.display(),
+        blob.len(),
+        data.len()
+    );
+    println!("  top-1: {:.2}%", 100.0 * c.integer_top1);
+    let (mut spikes, mut slots) = (0u64, 0u64);
+    for s in &c.integer.stats {
+        println!("  SAR {:?}: {:.4}", s.layer, s.sar());
+        spikes += s.spikes;
+        slots += s.neurons as u64 * s.steps;
+    }
+    println!("  SAR total: {:.4}", spikes as f64 / slots.max(1) as f64);
+    if let (Some(f), Some(ag)) = (c.float_top1, c.agreement) {
+        println!(
+            "  float checkpoint top-1: {:.2}%; agreement integer vs float (same top-1): {:.2}%",
+            100.0 * f,
+            100.0 * ag
+        );
     }
     Ok(())
 }

@@ -85,7 +85,7 @@ fn export_nir(a: &ExportArgs) -> Result<()> {
         let data = match &a.data {
             Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Test, cfg.timesteps)?,
             None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
-                crate::sample::cifar10_sample(Split::Test)?
+                crate::data::sample::cifar10_sample(Split::Test)?
             }
             None => bail!(
                 "--data DIR is needed for the reference of a {} network",
@@ -113,7 +113,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let data = match &a.data {
         Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Train, cfg.timesteps)?,
         None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
-            crate::sample::cifar10_sample(Split::Train)?
+            crate::data::sample::cifar10_sample(Split::Train)?
         }
         None => bail!(
             "--data DIR is needed to calibrate a {} network",

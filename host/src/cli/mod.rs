@@ -3,7 +3,6 @@
 mod bench;
 mod common;
 mod eval;
-mod eval_int;
 mod export;
 mod search;
 mod study;

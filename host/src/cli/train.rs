@@ -383,7 +383,7 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
 pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
     Ok(match &cfg.data {
         Some(dir) => Dataset::load(cfg.net.dataset, dir, Split::Train, cfg.net.timesteps)?,
-        None => crate::sample::cifar10_sample(Split::Train)?,
+        None => crate::data::sample::cifar10_sample(Split::Train)?,
     })
 }
 

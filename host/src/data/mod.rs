@@ -12,6 +12,7 @@ mod error;
 mod frames;
 mod kind;
 mod nmnist;
+pub mod sample;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,7 @@
 //! The training-free architecture search: SAHD scoring, pruning by importance and the random
 //! baseline (SPEC §5, §6).
 
+pub mod bench;
 pub mod cpu;
 pub mod dump;
 pub mod estimate;

@@ -51,7 +51,7 @@ pub fn bench_train(
     };
     let net_cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o)?;
     let g: Genotype = super::checkpoint::parse_genotype(genotype, &net_cfg)?;
-    let data = crate::sample::cifar10_sample(Split::Train)?;
+    let data = crate::data::sample::cifar10_sample(Split::Train)?;
     let mixing = Mixing::single_path(&g);
     let net = Network::new(&net_cfg, &mixing.alive(), 0, device)?;
     let sgd = SgdConfig::paper(0.1);

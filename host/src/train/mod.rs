@@ -185,7 +185,7 @@ impl TrainConfig {
     pub fn data_label(&self) -> String {
         match &self.data {
             Some(d) => d.display().to_string(),
-            None => crate::sample::SAMPLE_LABEL.to_string(),
+            None => crate::data::sample::SAMPLE_LABEL.to_string(),
         }
     }
 }

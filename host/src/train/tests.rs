@@ -460,7 +460,8 @@ mod real_data {
 /// however many steps the epoch has: 6 steps or 1 step per epoch give the same count.
 #[test]
 fn train_host_reads_do_not_grow_with_steps() -> Result<()> {
-    let data = crate::sample::cifar10_sample(Split::Train)?.subset(&(0..40).collect::<Vec<_>>());
+    let data =
+        crate::data::sample::cifar10_sample(Split::Train)?.subset(&(0..40).collect::<Vec<_>>());
     let mut counts = Vec::new();
     for batch in [5, 30] {
         let mut cfg = config(DatasetKind::Cifar10, 1.0 / 64.0, 1, 2, batch);

@@ -63,7 +63,7 @@ fn shipped_cifar10_sample() {
         vec![20, 14, 21, 19, 15, 18, 26, 18, 28, 21]
     );
     // The folder holds exactly the binary's built-in sample.
-    let builtin = crate::sample::cifar10_sample(Split::Train).unwrap();
+    let builtin = crate::data::sample::cifar10_sample(Split::Train).unwrap();
     assert_eq!(builtin.labels(), train.labels());
     let (mut a, mut b) = (Vec::new(), Vec::new());
     builtin.fill_batch(&[0, 799], None, &mut a);

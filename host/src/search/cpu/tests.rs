@@ -488,7 +488,7 @@ fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
 
 #[test]
 fn pruning_search_matches_candle() -> Result<()> {
-    let data = crate::sample::cifar10_sample(crate::data::Split::Train)?;
+    let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let cfg = tiny_cfg(CellType::Backward, &OpSet::lightsnn())?;
     let pb = indicatif::ProgressBar::hidden();
     let a = run_search(
@@ -526,7 +526,7 @@ fn pruning_search_matches_candle() -> Result<()> {
 
 #[test]
 fn random_search_matches_candle() -> Result<()> {
-    let data = crate::sample::cifar10_sample(crate::data::Split::Train)?;
+    let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let ops: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
     let cfg = tiny_cfg(CellType::Backward, &ops)?;
     let pb = indicatif::ProgressBar::hidden();

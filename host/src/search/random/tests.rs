@@ -31,7 +31,7 @@ fn setup(method: Method) -> Result<SearchSetup> {
 
 #[test]
 fn every_candidate_is_an_independent_scoring() -> Result<()> {
-    let data = crate::sample::cifar10_sample(crate::data::Split::Train)?;
+    let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let s = setup(Method::Prune)?;
     let pb = ProgressBar::hidden();
     let r = snasnet_search(&s, &data, &Device::Cpu, &pb)?;
@@ -61,7 +61,7 @@ fn every_candidate_is_an_independent_scoring() -> Result<()> {
 fn fresh_weights_change_the_score_of_a_genotype() -> Result<()> {
     // The same genotype at two candidate indices gets two different networks and batches, so
     // two different scores (the shared variant would give it one).
-    let data = crate::sample::cifar10_sample(crate::data::Split::Train)?;
+    let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let s = setup(Method::Random)?;
     let g: Genotype = "zero,zero,zero,conv3,zero,zero,skip,zero,zero,conv1,skip,conv3".parse()?;
     let mixing = Mixing::single_path(&g);
@@ -79,7 +79,7 @@ fn fresh_weights_change_the_score_of_a_genotype() -> Result<()> {
 
 #[test]
 fn shared_variant_keeps_its_own_sampler() -> Result<()> {
-    let data = crate::sample::cifar10_sample(crate::data::Split::Train)?;
+    let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let s = setup(Method::Random)?;
     let pb = ProgressBar::hidden();
     let a = shared_search(&s, &data, &Device::Cpu, &pb)?;

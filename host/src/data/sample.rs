@@ -6,8 +6,8 @@
 use crate::data::{Dataset, DatasetKind, Split};
 use anyhow::Result;
 
-const TRAIN: &[u8] = include_bytes!("../../data/cifar10-sample/data_batch_1.bin");
-const TEST: &[u8] = include_bytes!("../../data/cifar10-sample/test_batch.bin");
+const TRAIN: &[u8] = include_bytes!("../../../data/cifar10-sample/data_batch_1.bin");
+const TEST: &[u8] = include_bytes!("../../../data/cifar10-sample/test_batch.bin");
 
 /// Label of the sample in reports.
 pub const SAMPLE_LABEL: &str = "builtin CIFAR-10 sample (800 train / 200 test records)";

@@ -333,7 +333,7 @@ pub fn stack_bench(
 pub fn bench_data(dir: Option<&std::path::Path>) -> Result<Dataset> {
     match dir {
         Some(d) => Ok(Dataset::load(DatasetKind::Cifar10, d, Split::Train, 1)?),
-        None => crate::sample::cifar10_sample(Split::Train),
+        None => crate::data::sample::cifar10_sample(Split::Train),
     }
 }
 
