@@ -5,7 +5,7 @@ use crate::data::Split;
 use crate::fsutil::write_atomic;
 use crate::model::Mixing;
 use crate::search::dump as dump_codes;
-use crate::search::prune::{draw_batches, round_batch_seed};
+use crate::search::setup::{draw_batches, round_batch_seed};
 use crate::search::stability::StabilityReport;
 use crate::search::{
     available_memory, check_batch, run_search, Estimate, Method, Scorer, SearchReport, SearchSetup,

@@ -4,8 +4,8 @@
 //! machine's free memory is refused with the estimate instead of starting a network that cannot
 //! finish; otherwise the estimate goes to the progress bar.
 
-use super::prune::{Method, SearchSetup};
 use super::score::KernelPath;
+use super::setup::{Method, SearchSetup};
 use crate::config::NetConfig;
 use crate::model::{Mixing, Network};
 use anyhow::{bail, Result};

@@ -10,12 +10,13 @@ pub mod prune;
 pub mod random;
 pub mod report;
 pub mod score;
+pub mod setup;
 pub mod stability;
 
 pub use estimate::{available_memory, Estimate};
-pub use prune::{run_search, Method, SearchSetup};
 pub use report::{CandidateScore, RoundReport, SearchReport};
 pub use score::{check_batch, sahd_score, KernelPath, Scorer};
+pub use setup::{run_search, Method, SearchSetup};
 
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,7 @@ use crate::config::NetConfig;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::fsutil::write_atomic;
 use crate::model::{Mixing, Network};
-use crate::search::prune::{draw_batches, round_batch_seed};
+use crate::search::setup::{draw_batches, round_batch_seed};
 use crate::search::{run_search, KernelPath, Method, Scorer, SearchReport, SearchSetup};
 use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig};
 use anyhow::{bail, Context, Result};

@@ -15,10 +15,10 @@
 pub mod sample;
 mod shared;
 
-use super::prune::{argmax_first, device_name, draw_batches, round_batch_seed};
-use super::prune::{run_search, Method, SearchOutcome, SearchSetup};
 use super::report::{CandidateScore, RoundReport, SearchReport};
 use super::score::{KernelPath, Scorer};
+use super::setup::{argmax_first, device_name, draw_batches, round_batch_seed};
+use super::setup::{run_search, Method, SearchOutcome, SearchSetup};
 use crate::data::Dataset;
 use crate::model::{Mixing, Network};
 use anyhow::{bail, Result};

@@ -4,8 +4,8 @@
 use super::{one_round, SAMPLER_SALT};
 use crate::data::Dataset;
 use crate::model::Mixing;
-use crate::search::prune::{draw_batches, round_batch_seed, SearchOutcome, SearchSetup};
 use crate::search::score::Scorer;
+use crate::search::setup::{draw_batches, round_batch_seed, SearchOutcome, SearchSetup};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use indicatif::ProgressBar;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::{DatasetKind, NetConfig, Overrides};
-use crate::search::prune::Method;
+use crate::search::setup::Method;
 use snn_nostd::genotype::{CellType, OpSet};
 
 fn setup(method: Method) -> Result<SearchSetup> {
