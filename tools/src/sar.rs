@@ -75,8 +75,8 @@ fn scale_cell(c: &OwnedCell, bits: Bits, s: f64, what: &str) -> Result<OwnedCell
 
 fn scale_post(p: &OwnedPost, s: f64, what: &str) -> Result<OwnedPost> {
     let ints = |b: &[u8]| -> Vec<f64> {
-        b.chunks_exact(4)
-            .map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]) as f64)
+        (0..b.len() / 4)
+            .map(|i| snn_nostd::model::read_i32(b, i) as f64)
             .collect()
     };
     let (mul, add) = (ints(&p.mul), ints(&p.add));
