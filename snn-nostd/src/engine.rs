@@ -75,11 +75,13 @@ mod stem;
 mod tests;
 mod weights;
 
+pub use crate::observer::{SpikeCodes, SpikeObserver};
+pub use crate::skeleton::{LayerId, MAX_LAYERS};
 pub use error::EngineError;
 pub use fixed::{lif_charge, lif_update, round_shift, sat_i16, sat_i32};
 pub use input::{quantize_input_f32, quantize_input_u8};
 pub use sizing::{buffer_sizes, buffer_sizes_for, dense_scratch_len, BufferSizes};
-pub use stats::{LayerId, LayerStats, SpikeObserver, MAX_LAYERS};
+pub use stats::LayerStats;
 
 use cell::*;
 use fixed::*;
@@ -104,12 +106,28 @@ struct Ctx<'o, O: SpikeObserver> {
 }
 
 impl<O: SpikeObserver> Ctx<'_, O> {
-    fn report(&mut self, layer: LayerId, code: &[u64], neurons: usize, spikes: u64) {
+    /// Layer `layer` (`neurons` neurons, standing for `multiplicity` reference LIFs) fired
+    /// `spikes` spikes, bit-packed in `code`.
+    fn report(
+        &mut self,
+        layer: LayerId,
+        code: &[u64],
+        neurons: usize,
+        spikes: u64,
+        multiplicity: u32,
+    ) {
         if let Some(s) = self.stats.iter_mut().find(|s| s.layer == layer) {
             s.spikes += spikes;
             s.steps += 1;
         }
-        self.obs.on_spikes(self.t, layer, code, neurons);
+        let wpc = words_for(neurons);
+        let codes = SpikeCodes {
+            words: &code[..wpc],
+            words_per_code: wpc,
+            n_bits: neurons,
+            multiplicity,
+        };
+        self.obs.on_spikes(self.t, layer, &codes);
     }
 }
 
@@ -217,11 +235,11 @@ impl<'m, 'b> Engine<'m, 'b> {
             };
             n_stats += 1;
         };
-        for (cell, n) in [(1u8, l.n1), (2u8, l.n2)] {
+        for (cell, n) in [(0u8, l.n1), (1u8, l.n2)] {
             for node in 0..NUM_NODES {
                 if plan.need_lif[node] {
                     push(
-                        LayerId::Cell {
+                        LayerId::CellNode {
                             cell,
                             node: node as u8,
                         },
@@ -229,7 +247,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                     );
                 }
             }
-            push(LayerId::Post { cell }, n);
+            push(LayerId::CellOut { cell }, n);
         }
         push(LayerId::Hidden, hidden);
 
@@ -357,21 +375,21 @@ impl<'m, 'b> Engine<'m, 'b> {
         let d = self.model.dims();
         let (n1, n2) = (d.n1(), d.n2());
         match layer {
-            LayerId::Cell { cell, node } => {
+            LayerId::CellNode { cell, node } => {
                 let node = node as usize;
                 let n = match cell {
-                    1 => n1,
-                    2 => n2,
+                    0 => n1,
+                    1 => n2,
                     _ => return None,
                 };
                 if node >= NUM_NODES || !self.model.plan().need_lif[node] {
                     return None;
                 }
-                Some((&*self.cells[cell as usize - 1].spk[node], n))
+                Some((&*self.cells[cell as usize].spk[node], n))
             }
-            LayerId::Post { cell: 1 } => Some((&*self.post_spk[0], n1)),
-            LayerId::Post { cell: 2 } => Some((&*self.post_spk[1], n2)),
-            LayerId::Post { .. } => None,
+            LayerId::CellOut { cell: 0 } => Some((&*self.post_spk[0], n1)),
+            LayerId::CellOut { cell: 1 } => Some((&*self.post_spk[1], n2)),
+            LayerId::CellOut { .. } => None,
             LayerId::Hidden => Some((&*self.hid_spk, d.hidden as usize)),
         }
     }
@@ -523,7 +541,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                     self.dense.as_deref_mut(),
                 );
             }
-            let cell = k as u8 + 1;
+            let cell = k as u8;
             synops += cell_step::<W, O>(
                 &mut self.nodes,
                 &mut self.cells[k],
@@ -545,7 +563,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                 self.post_mem[k],
                 self.post_spk[k],
             );
-            ctx.report(LayerId::Post { cell }, self.post_spk[k], n, spikes);
+            ctx.report(LayerId::CellOut { cell }, self.post_spk[k], n, spikes, 1);
         }
 
         // MaxPool(p) on the cell-2 spikes (OR).
@@ -569,7 +587,7 @@ impl<'m, 'b> Engine<'m, 'b> {
         let n = lif_layer(self.hid_mem, th, self.hid_spk, |i| {
             sat_i16(round_shift(acc[i] as i64, p.fc1.shift_at(i) as i32))
         });
-        ctx.report(LayerId::Hidden, self.hid_spk, hidden, n);
+        ctx.report(LayerId::Hidden, self.hid_spk, hidden, n, 1);
 
         // fc2 -> voting -> scores.
         synops += fc_event::<W>(self.hid_spk, hidden, &p.fc2, self.out);

@@ -276,7 +276,7 @@ pub enum CellType {
 
 impl CellType {
     /// The cell's edges in canonical order.
-    pub fn edges(self) -> &'static [Edge] {
+    pub const fn edges(self) -> &'static [Edge] {
         match self {
             CellType::Backward => &EDGES,
             CellType::Forward => &FORWARD_EDGES,

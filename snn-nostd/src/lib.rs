@@ -9,6 +9,7 @@
 //! - [`sahd`]: the sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score.
 //! - [`logdet`]: f64 natural log and log-determinants (LU, rank-one split) without `std`.
 //! - [`model`]: the quantised model blob (postcard, magic, version, CRC-32), zero-copy decoding.
+//! - [`observer`]: the spike-observer interface every forward pass reports through.
 //! - [`engine`]: event-driven fixed-point inference of a decoded model.
 //! - [`skeleton`]: the network's shape rules and neuron constants, shared with the host.
 //! - [`simd`]: two-lane 16-bit DSP instructions (`SXTAB16`, `SMLAD`) with a portable fallback.
@@ -32,6 +33,7 @@ pub mod error;
 pub mod genotype;
 pub mod logdet;
 pub mod model;
+pub mod observer;
 pub mod pairwise;
 pub mod sahd;
 pub mod simd;

@@ -38,7 +38,8 @@
 //! `add = round(b * 2^(post.exp + shift))` for the BN's `y = g x + b`.
 
 use crate::crc32;
-use crate::genotype::{CellType, Genotype, Op, EDGES, FORWARD_EDGES, NUM_EDGES, NUM_NODES};
+use crate::genotype::{CellType, Genotype, Op, NUM_EDGES, NUM_NODES};
+use crate::skeleton::CellSchedule;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
@@ -258,17 +259,21 @@ impl Dims {
     }
 }
 
-/// Which node tensors of a cell need state, from the genotype.
+/// Which node tensors of a cell need state, from the genotype: the [`CellSchedule`] and the
+/// integer engine's buffer allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CellPlan {
-    /// `need_back[i]`: some non-zero backward edge enters node `i`, so back state `B_i` exists.
+    /// The cell's schedule (LIF multiplicities, back states, tensor reads).
+    pub schedule: CellSchedule,
+    /// `need_back[i]`: back state `B_i` exists (`schedule.need_back`).
     pub need_back: [bool; 3],
-    /// `need_lif[j]`: some conv edge leaves node `j`, so the LIF on `x_j + B_j` (on `x3` for
-    /// `j = 3`) exists. One LIF per distinct input: every conv edge from `j` sees the same spikes.
+    /// `need_lif[j]`: the LIF on `x_j + B_j` (on `x3` for `j = 3`) exists
+    /// ([`CellSchedule::has_lif`]). One LIF per distinct input: every conv edge from `j` sees the
+    /// same spikes.
     pub need_lif: [bool; NUM_NODES],
     /// `keep_x[j]`: some non-zero edge that reads the tensor (not the spikes) leaves node `j`
-    /// (skip, pools), so `x_j` must live until the cell's back states are done. Node 3's tensor
-    /// is read after the cell (post BN) in any case.
+    /// (skip, pools; `schedule.reads_tensor`), so `x_j` must live until the cell's back states
+    /// are done. Node 3's tensor is read after the cell (post BN) in any case.
     pub keep_x: [bool; NUM_NODES],
     /// `slot[j]`: the node buffer that holds `x_j` during a timestep. A node whose tensor is
     /// dead after its own LIF (`!keep_x[j]`, `j < 3`) frees its buffer for the next nodes:
@@ -282,34 +287,19 @@ impl CellPlan {
     /// The plan of a cell with `ops` (one per edge of `cell`, canonical order; extra or missing
     /// ops are ignored).
     pub const fn new(cell: CellType, ops: &[Op]) -> CellPlan {
-        let edges: &[crate::genotype::Edge] = match cell {
-            CellType::Backward => &EDGES,
-            CellType::Forward => &FORWARD_EDGES,
-        };
+        let schedule = CellSchedule::of_genotype(cell, ops);
         let mut plan = CellPlan {
-            need_back: [false; 3],
+            schedule,
+            need_back: schedule.need_back,
             need_lif: [false; NUM_NODES],
-            keep_x: [false; NUM_NODES],
+            keep_x: schedule.reads_tensor,
             slot: [0; NUM_NODES],
             slots: 1,
         };
-        let mut i = 0;
-        while i < edges.len() && i < ops.len() {
-            let e = edges[i];
-            let op = ops[i];
-            if !matches!(op, Op::Zero) {
-                if e.from > e.to && (e.to as usize) < 3 {
-                    plan.need_back[e.to as usize] = true;
-                }
-                if (e.from as usize) < NUM_NODES {
-                    if op.has_lif() {
-                        plan.need_lif[e.from as usize] = true;
-                    } else {
-                        plan.keep_x[e.from as usize] = true;
-                    }
-                }
-            }
-            i += 1;
+        let mut j = 0;
+        while j < NUM_NODES {
+            plan.need_lif[j] = schedule.has_lif(j);
+            j += 1;
         }
         // Buffers: a node reuses the buffer of the latest dead node before it, else takes a new
         // one. Node j < 3 is dead once its LIF has run, unless its tensor is kept.

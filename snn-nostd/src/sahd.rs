@@ -17,7 +17,9 @@
 
 use crate::bits::words_for;
 use crate::logdet::{rank_one_core, square};
+use crate::observer::{SpikeCodes, SpikeObserver};
 use crate::pairwise::for_each_pair;
+use crate::skeleton::LayerId;
 
 pub use crate::error::SahdError;
 
@@ -27,12 +29,16 @@ pub use crate::error::SahdError;
 /// The buffer holds, in its strict upper triangle, `S_ij = sum over pairs of
 /// m H_ij / (E_ij + 1e-3)` (`m` the pair's multiplicity); its diagonal (popcounts) and lower
 /// triangle (Hamming counts) are scratch during a call and 0 otherwise.
+///
+/// As a [`SpikeObserver`] it accumulates every layer a pass reports; the first code set it
+/// refuses is kept ([`fault`](Self::fault)) and every later result call returns that error.
 #[derive(Debug)]
 pub struct SahdKernel<'a> {
     n: usize,
     sum: &'a mut [f64],
     pairs: u64,
     bits_sum: u64,
+    fault: Option<SahdError>,
 }
 
 impl<'a> SahdKernel<'a> {
@@ -54,6 +60,7 @@ impl<'a> SahdKernel<'a> {
             sum,
             pairs: 0,
             bits_sum: 0,
+            fault: None,
         })
     }
 
@@ -72,11 +79,18 @@ impl<'a> SahdKernel<'a> {
         (self.pairs > 0).then(|| self.bits_sum as f64 / self.pairs as f64)
     }
 
-    /// Forgets every pair (zeroes the buffer).
+    /// Forgets every pair (zeroes the buffer) and any [`fault`](Self::fault).
     pub fn reset(&mut self) {
         self.sum.fill(0.0);
         self.pairs = 0;
         self.bits_sum = 0;
+        self.fault = None;
+    }
+
+    /// The error of the first code set refused while observing a pass
+    /// ([`SpikeObserver::on_spikes`]); `None` if every one was accumulated.
+    pub fn fault(&self) -> Option<SahdError> {
+        self.fault
     }
 
     /// The new (pairs, bits_sum) after adding a pair of `n_bits` `multiplicity` times.
@@ -258,6 +272,9 @@ impl<'a> SahdKernel<'a> {
     }
 
     fn check_out(&self, len: usize, needed: usize) -> Result<f64, SahdError> {
+        if let Some(e) = self.fault {
+            return Err(e);
+        }
         let nbar = self.nbar().ok_or(SahdError::NoPairs)?;
         if len < needed {
             return Err(SahdError::BufferTooSmall { needed, got: len });
@@ -323,6 +340,20 @@ impl<'a> SahdKernel<'a> {
     /// codes in every pair, or all codes empty). See [`slogdet`](Self::slogdet).
     pub fn score(&self, scratch: &mut [f64]) -> Result<f64, SahdError> {
         self.slogdet(scratch).map(|(log, _)| log)
+    }
+}
+
+/// Accumulates each layer's codes ([`accumulate`](SahdKernel::accumulate)); a refused code set
+/// becomes the kernel's [`fault`](SahdKernel::fault) and later code sets are ignored.
+impl SpikeObserver for SahdKernel<'_> {
+    fn on_spikes(&mut self, _: usize, _: LayerId, codes: &SpikeCodes<'_>) {
+        if self.fault.is_some() {
+            return;
+        }
+        let c = codes;
+        if let Err(e) = self.accumulate(c.words, c.words_per_code, c.n_bits, c.multiplicity) {
+            self.fault = Some(e);
+        }
     }
 }
 
@@ -539,6 +570,36 @@ mod tests {
         k1.accumulate(&[0b1011], 1, 10, 1).unwrap();
         k1.accumulate(&[0], 1, 30, 1).unwrap();
         assert_eq!(k1.slogdet(&mut [0.0; 2]).unwrap(), (20f64.ln(), 1));
+    }
+
+    #[test]
+    fn observing_equals_accumulating_and_keeps_the_first_fault() {
+        let codes = [0b1011u64, 0b0110, 0b1111];
+        let (mut b1, mut b2) = (vec![0.0; 9], vec![0.0; 9]);
+        let mut direct = SahdKernel::new(3, &mut b1).unwrap();
+        let mut observed = SahdKernel::new(3, &mut b2).unwrap();
+        direct.accumulate(&codes, 1, 4, 2).unwrap();
+        let c = SpikeCodes {
+            words: &codes,
+            words_per_code: 1,
+            n_bits: 4,
+            multiplicity: 2,
+        };
+        observed.on_spikes(0, LayerId::Hidden, &c);
+        let (mut s1, mut s2) = ([0.0; 12], [0.0; 12]);
+        assert_eq!(direct.score(&mut s1), observed.score(&mut s2));
+        assert_eq!(observed.fault(), None);
+        // A bit beyond n_bits = 2 is refused; the fault sticks and a good set after it is ignored.
+        observed.on_spikes(1, LayerId::Hidden, &SpikeCodes { n_bits: 2, ..c });
+        observed.on_spikes(2, LayerId::Hidden, &c);
+        assert_eq!(observed.fault(), Some(SahdError::NonZeroPadding { row: 0 }));
+        assert_eq!(observed.pairs(), 2);
+        assert_eq!(
+            observed.score(&mut s2),
+            Err(SahdError::NonZeroPadding { row: 0 })
+        );
+        observed.reset();
+        assert_eq!(observed.fault(), None);
     }
 
     #[test]

@@ -1,7 +1,18 @@
-//! The network's shape rules and neuron constants (SPEC §1, §4), defined once for the host
-//! (Candle network, CPU scoring engine, export) and the device (the blob's [`Dims`]).
+//! The network's shape rules and neuron constants (SPEC §1, §3, §4), defined once for the host
+//! (Candle network, CPU scoring engine, training statistics, export) and the device (the blob's
+//! [`Dims`], the integer engine's [`CellPlan`]):
+//! - the LIF constants and BN_EPS;
+//! - the map sizes of each stage ([`cell1_hw`], [`cell2_hw`], [`pooled_hw`]);
+//! - the cell schedule ([`CellSchedule`]): which node carries a LIF and how many LIF modules of
+//!   the reference network it stands for, which back states exist, which node tensors are read
+//!   by tensor ops, and the ordered forward and backward edges;
+//! - the names of the LIF layers ([`LayerId`]), the same on the host and on the device.
 //!
 //! [`Dims`]: crate::model::Dims
+//! [`CellPlan`]: crate::model::CellPlan
+
+use crate::genotype::{CellType, Edge, Op, NUM_NODES};
+use core::fmt;
 
 /// LIF membrane time constant: the charge is `V <- V + (X - V) / tau`, `(V + 3X) / 4`.
 pub const LIF_TAU: f64 = 4.0 / 3.0;
@@ -36,6 +47,142 @@ pub const fn pooled_hw(cell2: (usize, usize), p: usize) -> (usize, usize) {
     }
 }
 
+/// A LIF layer of the network, named the same way by every forward pass (Candle, CPU engine,
+/// integer engine) and in every report: `cell1.node0`, `cell1.out`, `hidden`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LayerId {
+    /// The LIF at the input of the conv ops reading node `node` of cell `cell`: on
+    /// `x_node + B_node` for nodes 0..=2, on `x3` for node 3. Every conv op leaving the node sees
+    /// the same input, so one layer stands for all of them ([`CellSchedule::lif_multiplicity`]).
+    CellNode {
+        /// Cell index, 0-based (0 = cell 1, 1 = cell 2).
+        cell: u8,
+        /// Source node (0..=3).
+        node: u8,
+    },
+    /// The LIF after a cell's BatchNorm.
+    CellOut {
+        /// Cell index, 0-based.
+        cell: u8,
+    },
+    /// The LIF of the classifier's hidden layer (after fc1).
+    Hidden,
+}
+
+impl fmt::Display for LayerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerId::CellNode { cell, node } => write!(f, "cell{}.node{}", cell + 1, node),
+            LayerId::CellOut { cell } => write!(f, "cell{}.out", cell + 1),
+            LayerId::Hidden => f.write_str("hidden"),
+        }
+    }
+}
+
+/// Maximum number of LIF layers: 4 per cell, one after each cell, the hidden one.
+pub const MAX_LAYERS: usize = 2 * NUM_NODES + 3;
+
+/// What a cell computes, from the ops on its edges (SPEC §3): the rules every forward pass
+/// shares. Built with [`CellSchedule::of_genotype`] (one op per edge) or op by op with
+/// [`CellSchedule::add`] (the supernet's several ops per edge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CellSchedule {
+    /// Per source node: the number of 3x3 and of 1x1 conv ops reading it (`[conv3, conv1]`).
+    pub convs: [[u32; 2]; NUM_NODES],
+    /// `need_back[i]`: some non-zero backward edge enters node `i`, so back state `B_i` exists.
+    pub need_back: [bool; 3],
+    /// `reads_tensor[j]`: some non-zero op that reads the tensor rather than the spikes (skip,
+    /// pools) leaves node `j`.
+    pub reads_tensor: [bool; NUM_NODES],
+}
+
+impl CellSchedule {
+    /// The schedule of a cell with no ops (every edge `zero`).
+    pub const fn empty() -> CellSchedule {
+        CellSchedule {
+            convs: [[0; 2]; NUM_NODES],
+            need_back: [false; 3],
+            reads_tensor: [false; NUM_NODES],
+        }
+    }
+
+    /// The schedule of a cell of type `cell` with `ops` (one per edge, canonical order; extra or
+    /// missing ops are ignored).
+    pub const fn of_genotype(cell: CellType, ops: &[Op]) -> CellSchedule {
+        let edges = cell.edges();
+        let mut s = CellSchedule::empty();
+        let mut i = 0;
+        while i < edges.len() && i < ops.len() {
+            s.add(edges[i], ops[i]);
+            i += 1;
+        }
+        s
+    }
+
+    /// Adds op `op` on edge `e` (`zero` adds nothing; an edge may carry several ops).
+    pub const fn add(&mut self, e: Edge, op: Op) {
+        let (from, to) = (e.from as usize, e.to as usize);
+        if matches!(op, Op::Zero) || from >= NUM_NODES {
+            return;
+        }
+        if e.is_backward() && to < 3 {
+            self.need_back[to] = true;
+        }
+        match op {
+            Op::Conv3 => self.convs[from][0] += 1,
+            Op::Conv1 => self.convs[from][1] += 1,
+            _ => self.reads_tensor[from] = true,
+        }
+    }
+
+    /// How many LIF modules of the reference network the LIF on node `node` stands for: the
+    /// number of LIF-headed (conv) ops reading the node; 0 means the node has no LIF.
+    pub const fn lif_multiplicity(&self, node: usize) -> u32 {
+        if node < NUM_NODES {
+            self.convs[node][0] + self.convs[node][1]
+        } else {
+            0
+        }
+    }
+
+    /// [`lif_multiplicity`](Self::lif_multiplicity) of every node.
+    pub const fn lif_multiplicities(&self) -> [u32; NUM_NODES] {
+        let mut m = [0; NUM_NODES];
+        let mut j = 0;
+        while j < NUM_NODES {
+            m[j] = self.lif_multiplicity(j);
+            j += 1;
+        }
+        m
+    }
+
+    /// Whether node `node` carries a LIF (some conv op reads it).
+    pub const fn has_lif(&self, node: usize) -> bool {
+        self.lif_multiplicity(node) > 0
+    }
+}
+
+/// The forward edges (`from < to`) of `cell` that enter node `to`, with their canonical indices,
+/// in the order a timestep sums them into `x_to`.
+pub fn forward_edges_into(cell: CellType, to: usize) -> impl Iterator<Item = (usize, Edge)> {
+    edges_into(cell, to, false)
+}
+
+/// The backward edges (`from > to`) of `cell` that enter node `to`, with their canonical
+/// indices, in the order they are summed into the back state `B_to` of the next timestep.
+pub fn backward_edges_into(cell: CellType, to: usize) -> impl Iterator<Item = (usize, Edge)> {
+    edges_into(cell, to, true)
+}
+
+fn edges_into(cell: CellType, to: usize, backward: bool) -> impl Iterator<Item = (usize, Edge)> {
+    cell.edges()
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(move |(_, e)| e.to as usize == to && e.is_backward() == backward)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +195,67 @@ mod tests {
         assert_eq!(pooled_hw(cell2_hw(cell1_hw(128, 128, true)), 2), (16, 16));
         assert_eq!(pooled_hw(cell2_hw(cell1_hw(34, 34, false)), 2), (8, 8));
         assert_eq!(pooled_hw((5, 5), 0), (0, 0));
+    }
+
+    #[test]
+    fn layer_names() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(
+            LayerId::CellNode { cell: 0, node: 3 }.to_string(),
+            "cell1.node3"
+        );
+        assert_eq!(LayerId::CellOut { cell: 1 }.to_string(), "cell2.out");
+        assert_eq!(LayerId::Hidden.to_string(), "hidden");
+        // Network order: cell 1's nodes, its output, cell 2's, the hidden layer.
+        assert!(LayerId::CellNode { cell: 0, node: 3 } < LayerId::CellOut { cell: 0 });
+    }
+
+    #[test]
+    fn schedule_of_a_genotype() {
+        // Backward cell: 12 edges. conv3 on 0->1 and 1->2, conv1 on 1->3, skip on 0->3,
+        // avgpool on the backward edge 2->0, zero elsewhere.
+        let mut ops = [Op::Zero; 12];
+        for (i, e) in CellType::Backward.edges().iter().enumerate() {
+            ops[i] = match (e.from, e.to) {
+                (0, 1) | (1, 2) => Op::Conv3,
+                (1, 3) => Op::Conv1,
+                (0, 3) => Op::Skip,
+                (2, 0) => Op::AvgPool,
+                _ => Op::Zero,
+            };
+        }
+        let s = CellSchedule::of_genotype(CellType::Backward, &ops);
+        assert_eq!(s.lif_multiplicities(), [1, 2, 0, 0]);
+        assert_eq!(s.convs[1], [1, 1]);
+        assert_eq!(s.need_back, [true, false, false]);
+        assert_eq!(s.reads_tensor, [true, false, true, false]);
+        assert!(s.has_lif(0) && !s.has_lif(2) && !s.has_lif(7));
+        let (b, f) = (CellType::Backward, CellType::Forward);
+        let fwd: std::vec::Vec<_> = (0..NUM_NODES)
+            .flat_map(|i| forward_edges_into(b, i))
+            .collect();
+        let back: std::vec::Vec<_> = (0..NUM_NODES)
+            .flat_map(|i| backward_edges_into(b, i))
+            .collect();
+        assert_eq!((fwd.len(), back.len()), (6, 6));
+        assert!(fwd
+            .iter()
+            .all(|(k, e)| !e.is_backward() && b.edges()[*k] == *e));
+        assert!(back
+            .iter()
+            .all(|(k, e)| e.is_backward() && b.edges()[*k] == *e));
+        assert_eq!(
+            (0..NUM_NODES)
+                .flat_map(|i| backward_edges_into(f, i))
+                .count(),
+            0
+        );
+        assert_eq!(
+            (0..NUM_NODES)
+                .flat_map(|i| forward_edges_into(f, i))
+                .count(),
+            6
+        );
     }
 }

@@ -3,14 +3,14 @@
 
 use crate::report::{ImageResult, Summary};
 use crate::CIFAR_RECORD;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Context, Result};
 use snn_nostd::engine::{self, Engine};
 use snn_nostd::model;
 
 /// Per-layer facts of a model, for the cost report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LayerInfo {
-    /// Layer name (`cell1.lif0`, `post1.lif`, `hidden.lif`, ...).
+    /// Layer name (`cell1.node0`, `cell1.out`, `hidden`, ...: `snn_nostd::skeleton::LayerId`).
     pub name: String,
     /// Neurons.
     pub neurons: u32,
@@ -45,7 +45,7 @@ pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
             images.len()
         );
     }
-    let model = model::decode(blob).map_err(|e| anyhow!("model blob does not decode: {e}"))?;
+    let model = model::decode(blob).context("model blob does not decode")?;
     let need = engine::buffer_sizes(&model);
     let (mut act, mut acc, mut bits) = (
         vec![0i16; need.act],
@@ -53,7 +53,7 @@ pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
         vec![0u64; need.bits],
     );
     let mut input = vec![0i16; need.input];
-    let mut eng = Engine::new(&model, &mut act, &mut acc, &mut bits).map_err(|e| anyhow!("{e}"))?;
+    let mut eng = Engine::new(&model, &mut act, &mut acc, &mut bits).context("engine set-up")?;
     let layers = eng
         .stats()
         .iter()
@@ -67,8 +67,8 @@ pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
     let mut correct = 0;
     for (i, rec) in images.chunks_exact(CIFAR_RECORD).enumerate() {
         eng.reset_stats();
-        engine::quantize_input_u8(&model, &rec[1..], &mut input).map_err(|e| anyhow!("{e}"))?;
-        let pred = eng.infer(&input, &mut ()).map_err(|e| anyhow!("{e}"))?;
+        engine::quantize_input_u8(&model, &rec[1..], &mut input).context("quantising an image")?;
+        let pred = eng.infer(&input, &mut ()).context("inference")?;
         let stats = eng.stats();
         let total: u64 = stats.iter().map(|s| s.spikes).sum();
         let updates: u64 = stats.iter().map(|s| u64::from(s.neurons) * s.steps).sum();

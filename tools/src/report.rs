@@ -149,7 +149,7 @@ mod tests {
                 correct: 1
             })
         );
-        assert_eq!(parse_image("layer 0 cell1.lif0 neurons 8").unwrap(), None);
+        assert_eq!(parse_image("layer 0 cell1.node0 neurons 8").unwrap(), None);
         assert_eq!(
             parse_count("stack_bytes 8180", "stack_bytes").unwrap(),
             Some(8180)

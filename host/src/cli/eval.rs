@@ -143,7 +143,7 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
     println!("  top-1: {:.2}%", 100.0 * c.integer_top1);
     let (mut spikes, mut slots) = (0u64, 0u64);
     for s in &c.integer.stats {
-        println!("  SAR {:?}: {:.4}", s.layer, s.sar());
+        println!("  SAR {}: {:.4}", s.layer, s.sar());
         spikes += s.spikes;
         slots += s.neurons as u64 * s.steps;
     }

@@ -10,6 +10,7 @@
 use super::{ConvBn, FloatNetwork};
 use snn_nostd::genotype::Op;
 use snn_nostd::model::{CellPlan, InputKind};
+use snn_nostd::skeleton;
 use std::path::Path;
 
 /// The NIR version whose layout [`write()`] produces (the `version` dataset of the file).
@@ -262,7 +263,6 @@ fn cell(
     let weights = if ci == 0 { &net.cell1 } else { &net.cell2 };
     let plan = CellPlan::new(g.cell(), g.ops());
     let pre = format!("cell{}", ci + 1);
-    let edges: Vec<_> = g.edges().collect();
     let shape = [c, hw.0, hw.1];
     let mut x: Vec<String> = Vec::new();
     let mut lif: Vec<Option<String>> = Vec::new();
@@ -313,11 +313,9 @@ fn cell(
         if i == 0 {
             ins.push(x0_in.to_string());
         }
-        for (k, &(e, op)) in edges.iter().enumerate() {
-            if e.to as usize == i && !e.is_backward() {
-                if let Some(n) = op_node(b, k, e.from as usize, op, &x, &lif)? {
-                    ins.push(n);
-                }
+        for (k, e) in skeleton::forward_edges_into(g.cell(), i) {
+            if let Some(n) = op_node(b, k, e.from as usize, g.ops()[k], &x, &lif)? {
+                ins.push(n);
             }
         }
         let xi = b.channel_affine(&format!("{pre}_x{i}"), vec![1.0; c], vec![0.0; c], hw);
@@ -334,10 +332,10 @@ fn cell(
         });
     }
     // Backward edges: a cycle into an earlier node, read at the next timestep.
-    for (k, &(e, op)) in edges.iter().enumerate() {
-        if e.is_backward() {
-            if let Some(n) = op_node(b, k, e.from as usize, op, &x, &lif)? {
-                b.edge(&n, &x[e.to as usize]);
+    for to in 0..3 {
+        for (k, e) in skeleton::backward_edges_into(g.cell(), to) {
+            if let Some(n) = op_node(b, k, e.from as usize, g.ops()[k], &x, &lif)? {
+                b.edge(&n, &x[to]);
             }
         }
     }

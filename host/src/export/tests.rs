@@ -82,27 +82,19 @@ struct Agreement {
 }
 
 /// Counts the spikes of every LIF layer of the Candle network (each layer once, whatever its
-/// multiplicity), under the integer engine's layer ids.
+/// multiplicity).
 #[derive(Default)]
 struct SpikeCounts(Vec<(LayerId, usize, u64)>);
 
 impl SpikeSink for SpikeCounts {
     fn record(
         &mut self,
-        layer: crate::model::LayerId,
+        layer: LayerId,
         _t: usize,
         spikes: &Tensor,
         _multiplicity: u32,
     ) -> anyhow::Result<()> {
-        use crate::model::LayerId as L;
-        let id = match layer {
-            L::CellNode { cell, node } => LayerId::Cell {
-                cell: cell + 1,
-                node,
-            },
-            L::CellOut { cell } => LayerId::Post { cell: cell + 1 },
-            L::Hidden => LayerId::Hidden,
-        };
+        let id = layer;
         let neurons = spikes.dims()[1..].iter().product();
         let n = spikes.sum_all()?.to_scalar::<f32>()? as u64;
         match self.0.iter_mut().find(|e| e.0 == id) {

@@ -59,7 +59,7 @@ impl EdgeWeights {
         EdgeWeights {
             groups: 1,
             edges,
-            node_mult: vec![node_mult(mixing, cell)],
+            node_mult: vec![mixing.schedule(cell).lif_multiplicities()],
         }
     }
 
@@ -126,7 +126,10 @@ impl EdgeWeights {
         Ok(EdgeWeights {
             groups: candidates.len(),
             edges,
-            node_mult: candidates.iter().map(|m| node_mult(m, cell)).collect(),
+            node_mult: candidates
+                .iter()
+                .map(|m| m.schedule(cell).lif_multiplicities())
+                .collect(),
         })
     }
 
@@ -139,15 +142,6 @@ impl EdgeWeights {
     pub fn node_spikes_needed(&self, j: usize) -> bool {
         self.node_mult.iter().any(|m| m[j] > 0)
     }
-}
-
-/// How many LIF-headed ops read each node under `mixing`.
-fn node_mult(mixing: &Mixing, cell: CellType) -> [u32; NUM_NODES] {
-    let mut mult = [0u32; NUM_NODES];
-    for (e, mix) in cell.edges().iter().zip(&mixing.edges) {
-        mult[e.from as usize] += mix.ops.iter().filter(|(o, _)| o.has_lif()).count() as u32;
-    }
-    mult
 }
 
 /// The ops of edge `ei` over all candidates, in an order every candidate agrees with: a

@@ -1,6 +1,7 @@
 //! Which ops are alive on each edge, with their mixing weights (SPEC §6).
 
 use snn_nostd::genotype::{CellType, Genotype, Op, OpSet};
+use snn_nostd::skeleton::CellSchedule;
 
 /// The alive ops of one edge and their weights. The edge output is `sum_o w_o * op_o(x)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +49,18 @@ impl Mixing {
                 })
                 .collect(),
         }
+    }
+
+    /// The schedule of a cell of type `cell` under this mixing: every op on every edge counts
+    /// (the supernet's LIF multiplicities sum over the ops of each edge).
+    pub fn schedule(&self, cell: CellType) -> CellSchedule {
+        let mut s = CellSchedule::empty();
+        for (&e, mix) in cell.edges().iter().zip(&self.edges) {
+            for &(op, _) in &mix.ops {
+                s.add(e, op);
+            }
+        }
+        s
     }
 
     /// The ops that appear on each edge (with any weight).

@@ -15,38 +15,12 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use snn_nostd::genotype::{Op, NUM_NODES};
+use snn_nostd::skeleton;
 use std::collections::BTreeMap;
 
-/// Identifies a LIF layer for spike recording and statistics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LayerId {
-    /// The LIFs at the input of conv ops reading node `node` of cell `cell` (0 or 1). All of
-    /// them see the same input, so they fire identically: they are computed once and counted
-    /// with a multiplicity.
-    CellNode {
-        /// Cell index (0 = cell 1, 1 = cell 2).
-        cell: u8,
-        /// Source node (0..=3).
-        node: u8,
-    },
-    /// The LIF after a cell's BatchNorm.
-    CellOut {
-        /// Cell index (0 or 1).
-        cell: u8,
-    },
-    /// The LIF of the classifier's hidden layer.
-    Hidden,
-}
-
-impl std::fmt::Display for LayerId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LayerId::CellNode { cell, node } => write!(f, "cell{}.node{}", cell + 1, node),
-            LayerId::CellOut { cell } => write!(f, "cell{}.out", cell + 1),
-            LayerId::Hidden => f.write_str("hidden"),
-        }
-    }
-}
+/// Identifies a LIF layer for spike recording and statistics: the one layer name of host and
+/// device ([`snn_nostd::skeleton::LayerId`]).
+pub use snn_nostd::skeleton::LayerId;
 
 /// A real-valued point of the forward pass that a [`SpikeSink`] can
 /// [`observe`](SpikeSink::observe).
@@ -424,7 +398,8 @@ impl Network {
         t: usize,
     ) -> Result<Tensor> {
         let cell = &self.cells[ci];
-        let edges = self.cfg.cell.edges();
+        let cell_type = self.cfg.cell;
+        let edges = cell_type.edges();
         let lif = self.cfg.lif;
         let surrogate = mode.surrogate();
         // u_j = x_j + B_j for j < 3 (forward sources) ; u_3 = x_3.
@@ -478,10 +453,8 @@ impl Network {
         let mut x3 = None;
         for i in 1..NUM_NODES {
             let mut sum: Option<Tensor> = None;
-            for (ei, e) in edges.iter().enumerate() {
-                if e.to as usize == i && !e.is_backward() {
-                    sum = add_edge(ei, sum, &u, &mut spikes, st, &mut *sink)?;
-                }
+            for (ei, _) in skeleton::forward_edges_into(cell_type, i) {
+                sum = add_edge(ei, sum, &u, &mut spikes, st, &mut *sink)?;
             }
             let xi = match sum {
                 Some(s) => s,
@@ -498,10 +471,9 @@ impl Network {
         }
         // Backward edges: new back states from this timestep's values.
         let mut new_back: [Option<Tensor>; 3] = Default::default();
-        for (ei, e) in edges.iter().enumerate() {
-            if e.is_backward() {
-                let i = e.to as usize;
-                new_back[i] = add_edge(ei, new_back[i].take(), &u, &mut spikes, st, &mut *sink)?;
+        for (i, back) in new_back.iter_mut().enumerate() {
+            for (ei, _) in skeleton::backward_edges_into(cell_type, i) {
+                *back = add_edge(ei, back.take(), &u, &mut spikes, st, &mut *sink)?;
             }
         }
         st.back = new_back;

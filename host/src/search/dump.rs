@@ -25,6 +25,7 @@ use crate::search::score::Scorer;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
+use snn_nostd::observer::{SpikeCodes, SpikeObserver};
 use snn_nostd::sahd::SahdKernel;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,27 @@ pub struct CodeRecord {
     pub words: Vec<u64>,
     /// How many LIF modules of the reference network the layer stands for.
     pub mult: u32,
+}
+
+/// A spike observer keeping every code set it sees, in order (a pass's trace).
+#[derive(Clone, Debug, Default)]
+pub struct CodeTrace {
+    /// The code sets seen.
+    pub records: Vec<CodeRecord>,
+}
+
+impl SpikeObserver for CodeTrace {
+    fn on_spikes(&mut self, t: usize, layer: LayerId, codes: &SpikeCodes<'_>) {
+        self.records.push(CodeRecord {
+            layer,
+            t,
+            n: codes.rows(),
+            n_bits: codes.n_bits,
+            words_per_code: codes.words_per_code,
+            words: codes.words.to_vec(),
+            mult: codes.multiplicity,
+        });
+    }
 }
 
 /// One repeat (batch) of a dumped scoring.

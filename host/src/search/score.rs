@@ -14,11 +14,10 @@
 //! one network (the CPU engine's copied weights and stem cache).
 
 use super::cpu::CpuEngine;
-use super::dump::CodeRecord;
-use crate::model::{LayerId, Mixing, Mode, Network, SpikeSink};
-use anyhow::{anyhow, Context, Result};
+use super::dump::{CodeRecord, CodeTrace};
+use crate::model::{LayerId, Mixing, Mode, Network, PackingSink, SpikeSink};
+use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
-use snn_nostd::bits;
 use snn_nostd::sahd::SahdKernel;
 
 /// How the network runs and how spike codes reach the SAHD kernel.
@@ -62,72 +61,28 @@ impl KernelPath {
     }
 }
 
-/// Feeds the SAHD kernels (one per stacked candidate, one for a plain pass) from a Candle pass.
-struct KernelSink<'a, 'k> {
+/// Feeds the SAHD kernels (one per stacked candidate, one for a plain pass) from a Candle pass
+/// on the device-Gram path: each layer's Gram matrices (`[G, N, N]`) stay on the device until
+/// the pass ends. (The bit-packed path reports through [`PackingSink`].)
+struct GramSink<'a, 'k> {
     kernels: &'a mut [SahdKernel<'k>],
-    feed: Feed,
-    /// When set (a plain pass on the packing feed), every packed code set is also kept here.
-    trace: Option<&'a mut Vec<CodeRecord>>,
+    grams: Vec<Tensor>,
+    meta: Vec<(usize, Vec<u32>)>,
 }
 
-/// How a [`KernelSink`] turns spikes into kernel terms.
-enum Feed {
-    /// Copy each layer's spikes to the host, pack them to bits and accumulate at once.
-    Packing { floats: Vec<f32>, words: Vec<u64> },
-    /// Keep each layer's Gram matrices (`[G, N, N]`) on the device until the pass ends.
-    Gram {
-        grams: Vec<Tensor>,
-        meta: Vec<(usize, Vec<u32>)>,
-    },
-}
-
-impl SpikeSink for KernelSink<'_, '_> {
+impl SpikeSink for GramSink<'_, '_> {
     fn record(&mut self, l: LayerId, t: usize, spikes: &Tensor, mult: u32) -> Result<()> {
         self.record_groups(l, t, spikes, &[mult])
     }
 
-    fn record_groups(&mut self, l: LayerId, t: usize, spikes: &Tensor, mult: &[u32]) -> Result<()> {
+    fn record_groups(&mut self, _: LayerId, _: usize, spikes: &Tensor, mult: &[u32]) -> Result<()> {
         let rows = spikes.dim(0)?;
         let flat = spikes.flatten_from(1)?;
         let n_bits = flat.dim(1)?;
-        match &mut self.feed {
-            Feed::Packing { floats, words } => {
-                floats.clear();
-                floats.extend(flat.flatten_all()?.to_vec1::<f32>()?);
-                let wpc = bits::words_for(n_bits);
-                words.clear();
-                words.resize(rows * wpc, 0);
-                bits::pack_rows_f32(floats, rows, words).context("packing spikes")?;
-                let per_group = words.len() / mult.len().max(1);
-                for ((kernel, &m), codes) in self
-                    .kernels
-                    .iter_mut()
-                    .zip(mult)
-                    .zip(words.chunks(per_group))
-                {
-                    kernel
-                        .accumulate(codes, wpc, n_bits, m)
-                        .context("SAHD kernel")?;
-                }
-                if let (Some(trace), [m]) = (&mut self.trace, mult) {
-                    trace.push(CodeRecord {
-                        layer: l,
-                        t,
-                        n: rows,
-                        n_bits,
-                        words_per_code: wpc,
-                        words: words.clone(),
-                        mult: *m,
-                    });
-                }
-            }
-            Feed::Gram { grams, meta } => {
-                let groups = self.kernels.len();
-                let x = flat.reshape((groups, rows / groups, n_bits))?;
-                grams.push(gram(&x, !x.device().is_cpu())?);
-                meta.push((n_bits, mult.to_vec()));
-            }
-        }
+        let groups = self.kernels.len();
+        let x = flat.reshape((groups, rows / groups, n_bits))?;
+        self.grams.push(gram(&x, !x.device().is_cpu())?);
+        self.meta.push((n_bits, mult.to_vec()));
         Ok(())
     }
 }
@@ -164,13 +119,15 @@ fn gram(x: &Tensor, half: bool) -> Result<Tensor> {
         .sum(1)?)
 }
 
-impl KernelSink<'_, '_> {
-    /// Ends the pass: the Gram feed copies every Gram matrix to the host in one transfer and
-    /// accumulates the Hamming distances `p_i + p_j - 2 G_ij`.
+impl GramSink<'_, '_> {
+    /// Ends the pass: copies every Gram matrix to the host in one transfer and accumulates the
+    /// Hamming distances `p_i + p_j - 2 G_ij`.
     fn finish(self) -> Result<()> {
-        let Feed::Gram { grams, meta } = self.feed else {
-            return Ok(());
-        };
+        let GramSink {
+            kernels,
+            grams,
+            meta,
+        } = self;
         if grams.is_empty() {
             return Ok(());
         }
@@ -194,7 +151,7 @@ impl KernelSink<'_, '_> {
                     ham[i * n + j] = h.max(0) as u32;
                 }
             }
-            self.kernels[g]
+            kernels[g]
                 .accumulate_hamming(&pop, &ham, n_bits, mult)
                 .context("SAHD kernel")?;
         }
@@ -414,21 +371,9 @@ impl<'n> Scorer<'n> {
         kernel: &mut SahdKernel<'_>,
     ) -> Result<Vec<CodeRecord>> {
         match &self.engine {
-            Some(e) => Ok(e
-                .trace_batch(mixing, batch, mode, kernel)?
-                .into_iter()
-                .map(|r| CodeRecord {
-                    layer: r.layer,
-                    t: r.t,
-                    n: r.codes.n,
-                    n_bits: r.codes.n_bits(),
-                    words_per_code: r.codes.wpc,
-                    words: r.codes.words,
-                    mult: r.mult,
-                })
-                .collect()),
+            Some(e) => e.trace_batch(mixing, batch, mode, kernel),
             None => {
-                let mut trace = Vec::new();
+                let mut trace = CodeTrace::default();
                 candle_accumulate(
                     self.net,
                     std::slice::from_ref(mixing),
@@ -438,7 +383,7 @@ impl<'n> Scorer<'n> {
                     std::slice::from_mut(kernel),
                     Some(&mut trace),
                 )?;
-                Ok(trace)
+                Ok(trace.records)
             }
         }
     }
@@ -504,33 +449,46 @@ pub fn accumulate_batch(
 /// plain pass: [`Network::forward_candidates`] then runs exactly [`Network::forward`]), feeding
 /// `kernels` (one per candidate) along a Candle path, and `trace` (a plain pass on the packing
 /// path) with every packed code set.
-fn candle_accumulate<'a>(
+fn candle_accumulate(
     net: &Network,
     candidates: &[Mixing],
     batch: &Tensor,
     mode: Mode,
     path: KernelPath,
-    kernels: &'a mut [SahdKernel<'_>],
-    trace: Option<&'a mut Vec<CodeRecord>>,
+    kernels: &mut [SahdKernel<'_>],
+    trace: Option<&mut CodeTrace>,
 ) -> Result<()> {
-    let feed = match path {
-        KernelPath::CpuEvent => unreachable!("the CPU engine is not a Candle path"),
-        KernelPath::BitPacked => Feed::Packing {
-            floats: Vec::new(),
-            words: Vec::new(),
-        },
-        KernelPath::DeviceGram => Feed::Gram {
-            grams: Vec::new(),
-            meta: Vec::new(),
-        },
-    };
-    let mut sink = KernelSink {
-        kernels,
-        feed,
-        trace,
-    };
-    net.forward_candidates(batch, candidates, mode, &mut sink)?;
-    sink.finish()
+    match (path, trace) {
+        (KernelPath::CpuEvent, _) => bail!("the CPU engine is not a Candle path"),
+        (KernelPath::BitPacked, None) => {
+            net.forward_candidates(
+                batch,
+                candidates,
+                mode,
+                &mut PackingSink::new(&mut *kernels),
+            )?;
+        }
+        (KernelPath::BitPacked, Some(trace)) => {
+            let [kernel] = &mut *kernels else {
+                bail!("a traced pass runs one candidate, not {}", kernels.len());
+            };
+            let mut tee = [(kernel, trace)];
+            net.forward_candidates(batch, candidates, mode, &mut PackingSink::new(&mut tee))?;
+        }
+        (KernelPath::DeviceGram, _) => {
+            let mut sink = GramSink {
+                kernels: &mut *kernels,
+                grams: Vec::new(),
+                meta: Vec::new(),
+            };
+            net.forward_candidates(batch, candidates, mode, &mut sink)?;
+            sink.finish()?;
+        }
+    }
+    match kernels.iter().find_map(|k| k.fault()) {
+        Some(e) => Err(e).context("SAHD kernel"),
+        None => Ok(()),
+    }
 }
 
 /// ln|det K| of `net` under `mixing` on one batch `[N, F, C, H, W]`.

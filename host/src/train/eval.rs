@@ -33,7 +33,8 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use snn_nostd::genotype::{Genotype, Op};
+use snn_nostd::genotype::{Genotype, NUM_NODES};
+use snn_nostd::skeleton::CellSchedule;
 use std::collections::BTreeMap;
 
 /// Energy of one accumulate (32-bit float add, 45 nm; Horowitz 2014), in picojoules.
@@ -59,8 +60,8 @@ pub struct LayerCount {
 /// How spikes of each layer turn into accumulates.
 #[derive(Clone, Debug)]
 struct SynopsModel {
-    /// Per cell (0, 1) and source node: (conv3 edges, conv1 edges) leaving it.
-    node_convs: [[(u32, u32); 4]; 2],
+    /// Per source node: the conv3 and conv1 edges leaving it (both cells run the genotype).
+    node_convs: [[u32; 2]; NUM_NODES],
     c1: usize,
     c2: usize,
     pool: usize,
@@ -87,17 +88,7 @@ impl SpikeCounter {
 
     /// Counts spikes and accumulates of `net` running genotype `g`.
     pub fn with_synops(cfg: &NetConfig, g: &Genotype, device: &Device) -> Result<SpikeCounter> {
-        let mut node_convs = [[(0u32, 0u32); 4]; 2];
-        for (e, op) in g.edges() {
-            for cell in &mut node_convs {
-                let slot = &mut cell[e.from as usize];
-                match op {
-                    Op::Conv3 => slot.0 += 1,
-                    Op::Conv1 => slot.1 += 1,
-                    _ => {}
-                }
-            }
-        }
+        let node_convs = CellSchedule::of_genotype(g.cell(), g.ops()).convs;
         Ok(SpikeCounter {
             layers: BTreeMap::new(),
             synops: Some(SynopsModel {
@@ -150,7 +141,7 @@ impl SpikeSink for SpikeCounter {
             None => 0.0,
             Some(s) => match layer {
                 LayerId::CellNode { cell, node } => {
-                    let (n3, n1) = s.node_convs[cell as usize][node as usize];
+                    let [n3, n1] = s.node_convs[node as usize];
                     let c = if cell == 0 { s.c1 } else { s.c2 } as f64;
                     let r3 = if n3 > 0 {
                         reach3(&spikes, &s.ones)?

@@ -9,8 +9,6 @@ use super::kernels::conv_edge;
 use super::kernels::lif_layer;
 use super::kernels::pool3_add;
 use super::kernels::Geom;
-use super::stats::LayerId;
-use super::stats::SpikeObserver;
 use super::weights::Wt;
 use super::Ctx;
 use crate::genotype::Genotype;
@@ -21,6 +19,8 @@ use crate::model::CellParts;
 use crate::model::CellPlan;
 use crate::model::LayerParts;
 use crate::model::PostParts;
+use crate::observer::SpikeObserver;
+use crate::skeleton::LayerId;
 
 /// Per-cell persistent state.
 pub(super) struct CellState<'b> {
@@ -138,15 +138,11 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
         if plan.need_lif[i] {
             let src = &*xi;
             let cnt = lif_layer(st.mem[i], th, st.spk[i], |k| src[k]);
-            ctx.report(
-                LayerId::Cell {
-                    cell: cell_no,
-                    node: i as u8,
-                },
-                st.spk[i],
-                n,
-                cnt,
-            );
+            let layer = LayerId::CellNode {
+                cell: cell_no,
+                node: i as u8,
+            };
+            ctx.report(layer, st.spk[i], n, cnt, plan.schedule.lif_multiplicity(i));
         }
     }
     // Back states for the next timestep, from x_j + B_j (j < 3, old B) and x3.

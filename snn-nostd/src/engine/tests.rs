@@ -321,8 +321,8 @@ fn ref_cell(
             let s = st.lif[i].step(&xi);
             rec.push((
                 t,
-                LayerId::Cell {
-                    cell: cell_no,
+                LayerId::CellNode {
+                    cell: cell_no - 1,
                     node: i as u8,
                 },
                 to_hwc(&s, c, h, w),
@@ -432,7 +432,7 @@ pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record)
         );
         let z1 = ref_post(&y1, c1, h1 * w1, &p.post1, a1);
         let s1 = post1.step(&z1);
-        rec.push((t, LayerId::Post { cell: 1 }, to_hwc(&s1, c1, h1, w1)));
+        rec.push((t, LayerId::CellOut { cell: 0 }, to_hwc(&s1, c1, h1, w1)));
         let a2 = p.cell2.exp as i32;
         let dconv = ref_conv(&s1, c1, h1, w1, 3, &p.down, bits, c2, a2);
         let x0b = maxpool2(&dconv, c2, h1, w1);
@@ -441,7 +441,7 @@ pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record)
         );
         let z2 = ref_post(&y2, c2, h2 * w2, &p.post2, a2);
         let s2 = post2.step(&z2);
-        rec.push((t, LayerId::Post { cell: 2 }, to_hwc(&s2, c2, h2, w2)));
+        rec.push((t, LayerId::CellOut { cell: 1 }, to_hwc(&s2, c2, h2, w2)));
         // MaxPool(p) on spikes, flattened in the blob's HWC order.
         let pp = d.p as usize;
         let mut pooled = vec![0f32; c2 * ph * pw];
@@ -508,7 +508,10 @@ fn argmax(v: &[f32]) -> usize {
 pub(crate) struct Recorder(pub Record);
 
 impl SpikeObserver for Recorder {
-    fn on_spikes(&mut self, t: usize, layer: LayerId, code: &[u64], neurons: usize) {
+    fn on_spikes(&mut self, t: usize, layer: LayerId, codes: &SpikeCodes<'_>) {
+        let (code, neurons) = (codes.words, codes.n_bits);
+        assert_eq!(codes.rows(), 1, "{layer}: one code per timestep");
+        assert!(codes.multiplicity >= 1, "{layer}: multiplicity 0");
         let bits = (0..neurons)
             .map(|i| code[i / 64] >> (i % 64) & 1 == 1)
             .collect();
@@ -1158,8 +1161,8 @@ fn static_stem_runs_once_and_state_resets() {
     let (code, n) = eng.spikes(LayerId::Hidden).unwrap();
     assert_eq!(n, 16);
     assert_eq!(code.len(), 1);
-    assert!(eng.spikes(LayerId::Cell { cell: 1, node: 3 }).is_some());
-    assert!(eng.spikes(LayerId::Cell { cell: 3, node: 0 }).is_none());
+    assert!(eng.spikes(LayerId::CellNode { cell: 0, node: 3 }).is_some());
+    assert!(eng.spikes(LayerId::CellNode { cell: 2, node: 0 }).is_none());
     // The staged input gives the same result and needs no caller buffer.
     assert!(buffer_sizes(&model).input_staged);
     eng.staged_input().unwrap().copy_from_slice(&q);

@@ -1,6 +1,6 @@
 //! One forward pass over T timesteps on the CPU: the same computation as `Network::forward` in
 //! the scoring modes (from the stem output on), feeding every (LIF layer, timestep) code set to
-//! the SAHD kernel in the order the Candle path records them.
+//! a spike observer (the SAHD kernel) in the order the Candle path records them.
 //!
 //! Work is split over samples with rayon wherever samples are independent; batch statistics
 //! are reduced in a fixed order (per channel block, rows in order), so results never depend on
@@ -17,10 +17,10 @@ use super::weights::{ConvW, Weights, HIDDEN_BLOCK};
 use crate::config::NetConfig;
 use crate::model::plain::Bn;
 use crate::model::{LayerId, Mixing};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rayon::prelude::*;
 use snn_nostd::genotype::NUM_NODES;
-use snn_nostd::sahd::SahdKernel;
+use snn_nostd::observer::{SpikeCodes, SpikeObserver};
 
 /// Which statistics the BatchNorms use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,19 +40,6 @@ struct CellState {
     lif: [Vec<f32>; NUM_NODES],
 }
 
-/// One code set recorded by a traced pass.
-#[derive(Clone, Debug)]
-pub struct TracedCodes {
-    /// The LIF layer.
-    pub layer: LayerId,
-    /// The timestep (0-based).
-    pub t: usize,
-    /// The batch's codes.
-    pub codes: Codes,
-    /// How many LIF modules of the reference network the layer stands for.
-    pub mult: u32,
-}
-
 /// A node's conv outputs (after BN), per group (`[k3, k1]`) and slot.
 #[derive(Default)]
 struct NodeConvs {
@@ -63,17 +50,15 @@ struct NodeConvs {
 type Shape = (usize, usize, usize);
 
 /// One forward pass.
-pub struct Pass<'a, 'k> {
+pub struct Pass<'a> {
     w: &'a Weights,
     cfg: &'a NetConfig,
     plans: [CellPlan; 2],
     stats: Stats,
     lif: LifK,
     n: usize,
-    kernel: &'a mut SahdKernel<'k>,
-    /// When set, every recorded code set is also kept here with its layer, timestep and
-    /// multiplicity (for tests, audits and `lightsnn score --dump-codes`).
-    pub trace: Option<Vec<TracedCodes>>,
+    /// Sees every (LIF layer, timestep) code set.
+    obs: &'a mut dyn SpikeObserver,
     /// The timestep being run.
     t: usize,
 }
@@ -81,7 +66,7 @@ pub struct Pass<'a, 'k> {
 /// Channel block of the parallel batch statistics.
 const STATS_BLOCK: usize = 32;
 
-impl<'a, 'k> Pass<'a, 'k> {
+impl<'a> Pass<'a> {
     /// Prepares a pass of `n` samples under `mixing`.
     pub fn new(
         w: &'a Weights,
@@ -89,8 +74,8 @@ impl<'a, 'k> Pass<'a, 'k> {
         mixing: &Mixing,
         stats: Stats,
         n: usize,
-        kernel: &'a mut SahdKernel<'k>,
-    ) -> Result<Pass<'a, 'k>> {
+        obs: &'a mut dyn SpikeObserver,
+    ) -> Result<Pass<'a>> {
         Ok(Pass {
             w,
             cfg,
@@ -101,8 +86,7 @@ impl<'a, 'k> Pass<'a, 'k> {
             stats,
             lif: LifK::new(&cfg.lif),
             n,
-            kernel,
-            trace: None,
+            obs,
             t: 0,
         })
     }
@@ -129,7 +113,7 @@ impl<'a, 'k> Pass<'a, 'k> {
             give(y1);
             let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0]);
             give(z1);
-            self.record(LayerId::CellOut { cell: 0 }, &s1, 1)?;
+            self.record(LayerId::CellOut { cell: 0 }, &s1, 1);
             let d = self
                 .conv_group(&self.w.down, &s1, &self.active(&s1), cfg.c2)
                 .pop()
@@ -142,11 +126,11 @@ impl<'a, 'k> Pass<'a, 'k> {
             give(y2);
             let s2 = self.lif_codes(&z2, s2_shape, &mut out_v[1]);
             give(z2);
-            self.record(LayerId::CellOut { cell: 1 }, &s2, 1)?;
+            self.record(LayerId::CellOut { cell: 1 }, &s2, 1);
             let hdn = self.hidden(&s2);
             let sh = self.lif_codes(&hdn, (1, 1, self.w.hidden), &mut hidden_v);
             give(hdn);
-            self.record(LayerId::Hidden, &sh, 1)?;
+            self.record(LayerId::Hidden, &sh, 1);
         }
         for st in cells {
             st.back.into_iter().flatten().for_each(give);
@@ -157,19 +141,15 @@ impl<'a, 'k> Pass<'a, 'k> {
         Ok(())
     }
 
-    /// Adds one layer's codes to the kernel.
-    fn record(&mut self, layer: LayerId, codes: &Codes, mult: u32) -> Result<()> {
-        if let Some(t) = &mut self.trace {
-            t.push(TracedCodes {
-                layer,
-                t: self.t,
-                codes: codes.clone(),
-                mult,
-            });
-        }
-        self.kernel
-            .accumulate(&codes.words, codes.wpc, codes.n_bits(), mult)
-            .context("SAHD kernel")
+    /// Reports one layer's codes to the observer.
+    fn record(&mut self, layer: LayerId, codes: &Codes, multiplicity: u32) {
+        let codes = SpikeCodes {
+            words: &codes.words,
+            words_per_code: codes.wpc,
+            n_bits: codes.n_bits(),
+            multiplicity,
+        };
+        self.obs.on_spikes(self.t, layer, &codes);
     }
 
     /// One LIF step of the whole batch (`x` of `shape` per sample) with membranes `v`.
@@ -344,7 +324,7 @@ impl<'a, 'k> Pass<'a, 'k> {
             cell: ci as u8,
             node: j as u8,
         };
-        self.record(layer, &codes, mult)?;
+        self.record(layer, &codes, mult);
         let mut out = NodeConvs::default();
         if !spikes_only {
             let act = self.active(&codes);

@@ -14,8 +14,8 @@
 //! - the hidden layer runs over 64-unit column blocks of its weights for 4 samples at a time,
 //!   masked by the pooled spikes (no data-dependent branches);
 //! - node LIFs are deduplicated and recorded with their multiplicity, exactly as `network.rs`
-//!   does, and the codes reach [`SahdKernel::accumulate`] per (layer, timestep) in the same
-//!   order as on the Candle path;
+//!   does, and the codes reach the [`SpikeObserver`] (the SAHD kernel) per (layer, timestep)
+//!   in the same order as on the Candle path;
 //! - the stem (the only layer with real-valued input) is computed by Candle itself: it is the
 //!   same for every candidate, so it is computed once per batch and BN mode and cached by batch
 //!   tensor;
@@ -46,16 +46,26 @@ mod weights;
 #[cfg(test)]
 mod tests;
 
+use super::dump::{CodeRecord, CodeTrace};
 use crate::model::{Mixing, Mode, Network};
+use anyhow::Context;
 use anyhow::{bail, Result};
 use candle_core::{Tensor, TensorId};
-pub use forward::TracedCodes;
 use forward::{Pass, Stats};
 use maps::Maps;
+use snn_nostd::observer::SpikeObserver;
 use snn_nostd::sahd::SahdKernel;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use weights::Weights;
+
+/// The kernel's refusal of a code set it observed, as an error.
+fn kernel_fault(kernel: &SahdKernel<'_>) -> Result<()> {
+    match kernel.fault() {
+        Some(e) => Err(e).context("SAHD kernel"),
+        None => Ok(()),
+    }
+}
 
 /// Most stem outputs kept (a pruning round uses R batches).
 const STEM_CACHE_ENTRIES: usize = 8;
@@ -140,7 +150,9 @@ impl<'n> CpuEngine<'n> {
         mode: Mode,
         kernel: &mut SahdKernel<'_>,
     ) -> Result<()> {
-        self.run(mixing, batch, mode, kernel, None)
+        self.check_kernel(mixing, batch, kernel)?;
+        self.observe_batch(mixing, batch, mode, kernel)?;
+        kernel_fault(kernel)
     }
 
     /// Computes and caches the stem output of `batch` (what the first scoring on it would do).
@@ -157,22 +169,16 @@ impl<'n> CpuEngine<'n> {
         batch: &Tensor,
         mode: Mode,
         kernel: &mut SahdKernel<'_>,
-    ) -> Result<Vec<TracedCodes>> {
-        let mut t = Vec::new();
-        self.run(mixing, batch, mode, kernel, Some(&mut t))?;
-        Ok(t)
+    ) -> Result<Vec<CodeRecord>> {
+        self.check_kernel(mixing, batch, kernel)?;
+        let mut trace = CodeTrace::default();
+        self.observe_batch(mixing, batch, mode, &mut (&mut *kernel, &mut trace))?;
+        kernel_fault(kernel)?;
+        Ok(trace.records)
     }
 
-    fn run(
-        &self,
-        mixing: &Mixing,
-        batch: &Tensor,
-        mode: Mode,
-        kernel: &mut SahdKernel<'_>,
-        trace: Option<&mut Vec<TracedCodes>>,
-    ) -> Result<()> {
-        let cfg = &self.net.cfg;
-        let stats = stats_of(mode)?;
+    /// Refuses a kernel sized for another batch than `batch`.
+    fn check_kernel(&self, mixing: &Mixing, batch: &Tensor, kernel: &SahdKernel<'_>) -> Result<()> {
         let (n, _) = self.net.check_input(batch, mixing)?;
         if kernel.n() != n {
             bail!(
@@ -180,16 +186,23 @@ impl<'n> CpuEngine<'n> {
                 kernel.n()
             );
         }
-        let stems = self.stems(batch, mode, stats)?;
-        let mut pass = Pass::new(&self.weights, cfg, mixing, stats, n, kernel)?;
-        if trace.is_some() {
-            pass.trace = Some(Vec::new());
-        }
-        pass.run(&stems)?;
-        if let (Some(t), Some(got)) = (trace, pass.trace.take()) {
-            *t = got;
-        }
         Ok(())
+    }
+
+    /// Runs the network under `mixing` on `batch` and reports every (LIF layer, timestep) code
+    /// set to `obs`, in the Candle path's order.
+    pub fn observe_batch(
+        &self,
+        mixing: &Mixing,
+        batch: &Tensor,
+        mode: Mode,
+        obs: &mut dyn SpikeObserver,
+    ) -> Result<()> {
+        let cfg = &self.net.cfg;
+        let stats = stats_of(mode)?;
+        let (n, _) = self.net.check_input(batch, mixing)?;
+        let stems = self.stems(batch, mode, stats)?;
+        Pass::new(&self.weights, cfg, mixing, stats, n, obs)?.run(&stems)
     }
 
     /// The stem output of every frame of `batch`, from the cache or computed by Candle.

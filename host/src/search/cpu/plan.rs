@@ -86,18 +86,16 @@ impl CellPlan {
                 terms,
             });
         }
-        let mut mult = [0u32; NUM_NODES];
         let mut groups: [[Option<ConvW>; 2]; NUM_NODES] = Default::default();
         for j in 0..NUM_NODES {
             for g in 0..2 {
-                mult[j] += members[j][g].len() as u32;
                 if !members[j][g].is_empty() {
                     groups[j][g] = Some(ConvW::group(&members[j][g]));
                 }
             }
         }
         Ok(CellPlan {
-            mult,
+            mult: mixing.schedule(cell).lif_multiplicities(),
             groups,
             edges,
         })

@@ -252,12 +252,12 @@ fn compare(
     let trace = engine.trace_batch(mixing, x, mode, &mut kern)?;
     assert_eq!(trace.len(), sink.layers.len(), "{what}: record count");
     for ((l, t, want, wm), tr) in sink.layers.iter().zip(&trace) {
-        let (got, gm) = (&tr.codes, &tr.mult);
+        let (got, gm) = (tr, &tr.mult);
         assert_eq!((l, t), (&tr.layer, &tr.t), "{what}: record order");
         assert_eq!(wm, gm, "{what}: multiplicity of {l} at t={t}");
         assert_eq!(
             (want.n, want.n_bits()),
-            (got.n, got.n_bits()),
+            (got.n, got.n_bits),
             "{what}: shape of {l} at t={t}"
         );
         tally.spikes += (want.n * want.n_bits()) as u64;
