@@ -4,6 +4,21 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Refuses to start a new `what` (e.g. "training run") in `dir` when `dir/state_file` shows
+/// one is already there, pointing at `--resume`.
+pub fn refuse_existing(dir: &Path, state_file: &str, what: &str) -> Result<()> {
+    let sp = dir.join(state_file);
+    if sp.exists() {
+        bail!(
+            "{} already holds a {what} ({}); continue it with --resume {} or choose another --out",
+            dir.display(),
+            sp.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and synced,
 /// then renamed over `path`. A crash or error never leaves a half-written `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

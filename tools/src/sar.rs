@@ -109,7 +109,7 @@ pub fn scale_drive(blob: &[u8], s: f64) -> Result<Vec<u8>> {
         s.is_finite() && s > 0.0,
         "the drive scale must be positive, not {s}"
     );
-    let model = snn_nostd::model::decode(blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = snn_nostd::model::decode(blob).context("decoding the model blob")?;
     let m = OwnedModel::from_parts(model.parts());
     let bits = m.bits;
     let scaled = OwnedModel {
@@ -122,9 +122,7 @@ pub fn scale_drive(blob: &[u8], s: f64) -> Result<Vec<u8>> {
         fc1: scale_layer(&m.fc1, bits, s, "fc1")?,
         ..m
     };
-    scaled
-        .encode()
-        .map_err(|e| anyhow::anyhow!("encoding the scaled model: {e}"))
+    scaled.encode().context("encoding the scaled model")
 }
 
 /// One point of the curve.

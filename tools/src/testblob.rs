@@ -7,7 +7,7 @@
 //! values do not matter for the bit-exact comparison of device and host; they only need to
 //! exercise the engine (non-trivial spikes in every layer, varied predictions).
 
-use anyhow::{anyhow, Result};
+use anyhow::{Context, Result};
 use snn_nostd::genotype::Genotype;
 use snn_nostd::model::owned::OwnedModel;
 use snn_nostd::model::{Bits, Dims, InputKind};
@@ -62,7 +62,7 @@ impl TestModelSpec {
             },
             genotype: genotype
                 .parse()
-                .map_err(|e| anyhow!("genotype {genotype:?}: {e}"))?,
+                .with_context(|| format!("genotype {genotype:?}"))?,
             bits,
             seed,
         })
@@ -102,7 +102,7 @@ pub fn random_model(spec: &TestModelSpec) -> OwnedModel {
 pub fn random_blob(spec: &TestModelSpec) -> Result<Vec<u8>> {
     random_model(spec)
         .encode()
-        .map_err(|e| anyhow!("encoding the test model: {e}"))
+        .context("encoding the test model")
 }
 
 #[cfg(test)]

@@ -127,8 +127,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
     print_summary(&report);
     print_warnings(&report);
     if let Some(out) = &a.out {
-        let json = serde_json::to_vec_pretty(&report)?;
-        write_atomic(out, &json)?;
+        report.write(out)?;
         println!("wrote {}", out.display());
     }
     Ok(())

@@ -3,11 +3,10 @@
 use super::common::{DeviceArg, ShapeArgs};
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::data::{Dataset, Split};
-use crate::search::report::SEARCH_FORMAT;
+use crate::search::report::read_arch;
 use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig, TrainState};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Deserialize;
 use snn_nostd::genotype::{CellType, Genotype, OpSet};
 use std::path::{Path, PathBuf};
 
@@ -84,69 +83,6 @@ pub struct TrainArgs {
     pub stop_after: Option<usize>,
 }
 
-/// The parts of a `lightsnn search --out` file that `train` reads.
-#[derive(Deserialize)]
-struct ArchFile {
-    format: String,
-    genotype: String,
-    cell: String,
-    ops: Vec<String>,
-    #[serde(default)]
-    config: Option<serde_json::Value>,
-}
-
-/// What an architecture file says.
-pub struct Arch {
-    /// The genotype text.
-    pub genotype: String,
-    /// Its cell type.
-    pub cell: CellType,
-    /// The op set it was searched over.
-    pub ops: OpSet,
-    /// The dataset it was searched on, when recorded.
-    pub dataset: Option<DatasetKind>,
-}
-
-/// Reads an architecture file, each error naming the file.
-pub fn read_arch(path: &Path) -> Result<Arch> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    match v.get("format").and_then(|f| f.as_str()) {
-        Some(SEARCH_FORMAT) => {}
-        other => bail!(
-            "{}: not a lightsnn search result (format {:?}, expected {SEARCH_FORMAT:?}; write one with `lightsnn search --out FILE.json`)",
-            path.display(),
-            other.unwrap_or("missing")
-        ),
-    }
-    let a: ArchFile = serde_json::from_value(v)
-        .with_context(|| format!("{}: malformed search result", path.display()))?;
-    debug_assert_eq!(a.format, SEARCH_FORMAT);
-    let cell: CellType = a
-        .cell
-        .parse()
-        .with_context(|| format!("{}: cell {:?}", path.display(), a.cell))?;
-    let ops: OpSet = a
-        .ops
-        .join(",")
-        .parse()
-        .with_context(|| format!("{}: ops {:?}", path.display(), a.ops))?;
-    let dataset = a
-        .config
-        .as_ref()
-        .and_then(|c| c.pointer("/net/dataset"))
-        .and_then(|d| d.as_str())
-        .and_then(|d| d.parse().ok());
-    Ok(Arch {
-        genotype: a.genotype,
-        cell,
-        ops,
-        dataset,
-    })
-}
-
 fn parse_space(s: &str) -> Result<OpSet> {
     s.parse().with_context(|| format!("bad --space {s:?}"))
 }
@@ -204,7 +140,7 @@ fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet, Option<Data
         );
     }
     g.check_op_set(&ops)
-        .map_err(|e| anyhow::anyhow!("{origin}: genotype {g}: {e} ({{{ops}}})"))?;
+        .with_context(|| format!("{origin}: genotype {g} (op set {{{ops}}})"))?;
     Ok((g, cell, ops, file_dataset))
 }
 

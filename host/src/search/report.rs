@@ -1,7 +1,11 @@
-//! The search result as written to `--out FILE.json`.
+//! The search result as written to `--out FILE.json`, and read back (`lightsnn train --arch`).
 
-use crate::config::NetConfig;
+use crate::config::{DatasetKind, NetConfig};
+use crate::fsutil::write_atomic;
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use snn_nostd::genotype::{CellType, OpSet};
+use std::path::Path;
 
 /// Format tag written into every search file.
 pub const SEARCH_FORMAT: &str = "lightsnn-search/1";
@@ -108,6 +112,12 @@ pub struct SearchReport {
 }
 
 impl SearchReport {
+    /// Writes the report as pretty JSON to `path` (atomically: a temporary file, then a rename).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)?;
+        write_atomic(path, &json)
+    }
+
     /// A copy without wall times and device, for comparing two runs for equality.
     pub fn without_timing(&self) -> SearchReport {
         let mut r = self.clone();
@@ -116,5 +126,108 @@ impl SearchReport {
             round.wall_s = 0.0;
         }
         r
+    }
+}
+
+/// The parts of a `lightsnn search --out` file that `train` reads.
+#[derive(Deserialize)]
+struct ArchFile {
+    format: String,
+    genotype: String,
+    cell: String,
+    ops: Vec<String>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+}
+
+/// What an architecture file says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arch {
+    /// The genotype text.
+    pub genotype: String,
+    /// Its cell type.
+    pub cell: CellType,
+    /// The op set it was searched over.
+    pub ops: OpSet,
+    /// The dataset it was searched on, when recorded.
+    pub dataset: Option<DatasetKind>,
+}
+
+/// Reads an architecture file, each error naming the file.
+pub fn read_arch(path: &Path) -> Result<Arch> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    match v.get("format").and_then(|f| f.as_str()) {
+        Some(SEARCH_FORMAT) => {}
+        other => bail!(
+            "{}: not a lightsnn search result (format {:?}, expected {SEARCH_FORMAT:?}; write one with `lightsnn search --out FILE.json`)",
+            path.display(),
+            other.unwrap_or("missing")
+        ),
+    }
+    let a: ArchFile = serde_json::from_value(v)
+        .with_context(|| format!("{}: malformed search result", path.display()))?;
+    debug_assert_eq!(a.format, SEARCH_FORMAT);
+    let cell: CellType = a
+        .cell
+        .parse()
+        .with_context(|| format!("{}: cell {:?}", path.display(), a.cell))?;
+    let ops: OpSet = a
+        .ops
+        .join(",")
+        .parse()
+        .with_context(|| format!("{}: ops {:?}", path.display(), a.ops))?;
+    let dataset = a
+        .config
+        .as_ref()
+        .and_then(|c| c.pointer("/net/dataset"))
+        .and_then(|d| d.as_str())
+        .and_then(|d| d.parse().ok());
+    Ok(Arch {
+        genotype: a.genotype,
+        cell,
+        ops,
+        dataset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_arch_reads_what_search_writes_and_names_the_file_on_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("arch.json");
+        let text = format!(
+            r#"{{"format": "{SEARCH_FORMAT}", "genotype": "conv3 zero skip conv1 avgpool maxpool conv3 zero skip conv1 avgpool maxpool",
+               "cell": "backward", "ops": ["zero", "skip", "conv1", "conv3", "avgpool", "maxpool"],
+               "config": {{"net": {{"dataset": "nmnist"}}}}}}"#
+        );
+        std::fs::write(&good, text).unwrap();
+        let a = read_arch(&good).unwrap();
+        assert_eq!(a.cell, CellType::Backward);
+        assert_eq!(a.ops.len(), 6);
+        assert_eq!(a.dataset, Some(DatasetKind::Nmnist));
+        assert!(a.genotype.starts_with("conv3 zero"));
+
+        let other = dir.path().join("other.json");
+        std::fs::write(&other, r#"{"format": "lightsnn-codes/1"}"#).unwrap();
+        let e = format!("{:#}", read_arch(&other).unwrap_err());
+        assert!(
+            e.contains("other.json") && e.contains("not a lightsnn search result"),
+            "{e}"
+        );
+        let broken = dir.path().join("broken.json");
+        std::fs::write(&broken, "{").unwrap();
+        let e = format!("{:#}", read_arch(&broken).unwrap_err());
+        assert!(e.contains("broken.json") && e.contains("not JSON"), "{e}");
+        let e = format!(
+            "{:#}",
+            read_arch(&dir.path().join("missing.json")).unwrap_err()
+        );
+        assert!(e.contains("missing.json"), "{e}");
     }
 }

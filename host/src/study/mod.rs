@@ -285,15 +285,7 @@ pub fn run_study(
     let cfg = match cfg {
         Some(c) => {
             c.validate()?;
-            let sp = dir.join(files::STUDY);
-            if sp.exists() {
-                bail!(
-                    "{} already holds a study ({}); continue it with --resume {} or choose another --out",
-                    dir.display(),
-                    sp.display(),
-                    dir.display()
-                );
-            }
+            crate::fsutil::refuse_existing(dir, files::STUDY, "study")?;
             std::fs::create_dir_all(dir.join(files::CELLS))
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let file = StudyFile {
@@ -301,7 +293,7 @@ pub fn run_study(
                 config: c.clone(),
                 version: env!("CARGO_PKG_VERSION").into(),
             };
-            write_atomic(&sp, &serde_json::to_vec_pretty(&file)?)?;
+            write_atomic(&dir.join(files::STUDY), &serde_json::to_vec_pretty(&file)?)?;
             c.clone()
         }
         None => read_study(dir)?.config,

@@ -81,7 +81,7 @@ pub fn parse_genotype(s: &str, net: &NetConfig) -> Result<Genotype> {
         );
     }
     g.check_op_set(&net.ops)
-        .map_err(|e| anyhow::anyhow!("genotype {g}: {e} ({{{}}})", net.ops))?;
+        .with_context(|| format!("genotype {g} (op set {{{}}})", net.ops))?;
     Ok(g)
 }
 

@@ -2,7 +2,7 @@
 //! rate per epoch.
 
 use super::metrics::EpochMetrics;
-use anyhow::{anyhow, Result};
+use anyhow::{Context, Result};
 use plotters::prelude::*;
 
 /// A named, coloured line of `(epoch, value)` points.
@@ -46,7 +46,7 @@ pub fn curves_svg(history: &[EpochMetrics]) -> Result<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (1000, 700)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+        root.fill(&WHITE).context("filling the plot")?;
         let areas = root.split_evenly((2, 2));
         let last = history.last().map_or(1.0, |m| m.epoch as f64).max(1.0);
         for (area, panel) in areas.iter().zip(&panels) {
@@ -69,18 +69,18 @@ pub fn curves_svg(history: &[EpochMetrics]) -> Result<String> {
                 .x_label_area_size(30)
                 .y_label_area_size(60)
                 .build_cartesian_2d(1.0..last.max(1.0 + 1e-9), (lo - pad)..(hi + pad))
-                .map_err(|e| anyhow!("{e:?}"))?;
+                .context("laying out a panel")?;
             chart
                 .configure_mesh()
                 .x_desc("epoch")
                 .max_light_lines(2)
                 .draw()
-                .map_err(|e| anyhow!("{e:?}"))?;
+                .context("drawing the axes")?;
             for (name, color, s) in &panel.series {
                 let color = *color;
                 chart
                     .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
-                    .map_err(|e| anyhow!("{e:?}"))?
+                    .context("drawing a series")?
                     .label(*name)
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
             }
@@ -89,9 +89,9 @@ pub fn curves_svg(history: &[EpochMetrics]) -> Result<String> {
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
-                .map_err(|e| anyhow!("{e:?}"))?;
+                .context("drawing the legend")?;
         }
-        root.present().map_err(|e| anyhow!("{e:?}"))?;
+        root.present().context("writing the SVG")?;
     }
     Ok(out)
 }

@@ -250,6 +250,21 @@ pub struct TrainState {
 }
 
 impl TrainState {
+    /// Records a finished epoch's metrics; true when it is the best validation top-1 so far.
+    fn record(&mut self, m: EpochMetrics) -> bool {
+        let is_best = self.best.as_ref().is_none_or(|b| m.val_top1 > b.val_top1);
+        self.epoch = m.epoch;
+        self.rng.next_epoch = m.epoch;
+        if is_best {
+            self.best = Some(Best {
+                epoch: m.epoch,
+                val_top1: m.val_top1,
+            });
+        }
+        self.history.push(m);
+        is_best
+    }
+
     /// Reads `RUN_DIR/state.json`.
     pub fn read(run_dir: &Path) -> Result<TrainState> {
         crate::fsutil::read_format_json(
@@ -334,53 +349,9 @@ pub fn train(
     }
     let mut opt = Sgd::new(cfg.optim.momentum, cfg.optim.weight_decay);
     let mut state = if ctl.resume {
-        let st = TrainState::read(run_dir)?;
-        if &st.config != cfg {
-            bail!(
-                "{}: the run's configuration differs from the one given",
-                run_dir.join(files::STATE).display()
-            );
-        }
-        restore(run_dir, &st, &net, &mut opt, device)?;
-        st
+        resume_run(run_dir, cfg, &net, &mut opt, device)?
     } else {
-        let sp = run_dir.join(files::STATE);
-        if sp.exists() {
-            bail!(
-                "{} already holds a training run ({}); continue it with --resume {} or choose another --out",
-                run_dir.display(),
-                sp.display(),
-                run_dir.display()
-            );
-        }
-        std::fs::create_dir_all(run_dir)
-            .with_context(|| format!("cannot create {}", run_dir.display()))?;
-        TrainState {
-            format: STATE_FORMAT.into(),
-            epoch: 0,
-            config: cfg.clone(),
-            optimizer: OptimState {
-                kind: "sgd".into(),
-                config: cfg.optim.clone(),
-                schedule: format!(
-                    "cosine per epoch: lr_e = eta_min + 0.5 (lr - eta_min)(1 + cos(pi e / {}))",
-                    cfg.epochs
-                ),
-                steps: 0,
-                buffers: files::OPTIM.into(),
-            },
-            rng: RngState {
-                generator: "ChaCha8Rng".into(),
-                seed: cfg.seed,
-                derivation: format!(
-                    "seed_from_u64(seed ^ (epoch + 1) * {EPOCH_SEED_MULT:#x}), epoch 0-based; shuffle, then per batch augmentation and dropout"
-                ),
-                next_epoch: 0,
-            },
-            best: None,
-            history: Vec::new(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
+        start_run(run_dir, cfg)?
     };
     let (train_idx, val_idx) = train_val_split(train_data.len(), cfg.val_fraction, cfg.seed);
     if train_idx.is_empty() || val_idx.is_empty() {
@@ -393,38 +364,8 @@ pub fn train(
     let val_data = train_data.subset(&val_idx);
     let data_label = cfg.data_label();
     if !ctl.quiet {
-        println!(
-            "lightsnn train: {} on {} ({} train / {} validation) | genotype {} | C1/C2 {}/{}, H {}, V {}, T {} | batch {}, lr {}, {} epochs, loss {}, linear init {}, seed {}",
-            cfg.net.dataset,
-            data_label,
-            train_idx.len(),
-            val_idx.len(),
-            g,
-            cfg.net.c1,
-            cfg.net.c2,
-            cfg.net.hidden,
-            cfg.net.votes,
-            cfg.net.timesteps,
-            cfg.batch,
-            cfg.optim.lr,
-            cfg.epochs,
-            cfg.loss,
-            cfg.linear_init,
-            cfg.seed
-        );
-        println!(
-            "{} trainable parameters; run folder {}",
-            net.params.num_trainable(),
-            run_dir.display()
-        );
-        if state.epoch > 0 {
-            println!("resuming after epoch {}", state.epoch);
-        }
-        println!("{}", metrics::table_header());
-        for m in &state.history {
-            let best = state.best.as_ref().is_some_and(|b| b.epoch == m.epoch);
-            println!("{}", m.table_row(cfg.epochs, best));
-        }
+        let split = (train_idx.len(), val_idx.len());
+        print_start(run_dir, cfg, &g, &net, &state, &data_label, split);
     }
     let mut reads = HostReads::default();
     let mut ran = 0usize;
@@ -432,62 +373,23 @@ pub fn train(
         if ctl.stop_after.is_some_and(|n| ran >= n) {
             break;
         }
-        let e = state.epoch;
         let start = Instant::now();
-        let lr = schedule::cosine_lr(cfg.optim.lr, cfg.optim.eta_min, e, cfg.epochs);
-        let mut rng = epoch_rng(cfg.seed, e);
-        let mut order = train_idx.clone();
-        order.shuffle(&mut rng);
-        let n_batches = order.len().div_ceil(cfg.batch);
-        let pb = progress(n_batches, ctl.quiet, &format!("epoch {}", e + 1));
-        let run = epoch::EpochRun {
+        let run = Epoch {
             net: &net,
+            g: &g,
             mixing: &mixing,
             cfg,
-            data: train_data,
-            order: &order,
-            lr,
-            epoch: e,
+            train_data,
+            train_idx: &train_idx,
+            val_data: &val_data,
             device,
+            quiet: ctl.quiet,
         };
-        let totals = epoch::train_epoch(&run, &mut opt, &mut rng, &pb, &mut reads)?;
-        state.optimizer.steps += totals.steps as u64;
-        let (loss_sum, correct) = (totals.loss_sum, totals.correct);
-        pb.finish_and_clear();
-        let vpb = progress(val_data.len().div_ceil(cfg.batch), ctl.quiet, "validation");
-        let val = evaluate(&net, &g, &val_data, cfg.batch, cfg.loss, false, Some(&vpb))?;
-        vpb.finish_and_clear();
-        let n = train_idx.len() as f64;
-        let m = EpochMetrics {
-            epoch: e + 1,
-            lr,
-            train_loss: loss_sum / n,
-            train_top1: correct as f64 / n,
-            val_loss: val.loss,
-            val_top1: val.top1,
-            val_sar: val.sar,
-            epoch_s: start.elapsed().as_secs_f64(),
-        };
-        let is_best = state.best.as_ref().is_none_or(|b| m.val_top1 > b.val_top1);
-        state.epoch = e + 1;
-        state.rng.next_epoch = e + 1;
-        state.history.push(m.clone());
-        if is_best {
-            state.best = Some(Best {
-                epoch: e + 1,
-                val_top1: m.val_top1,
-            });
-        }
-        save_epoch(
-            run_dir,
-            &state,
-            &net,
-            &g,
-            &opt,
-            &data_label,
-            is_best,
-            m.val_top1,
-        )?;
+        let (m, steps) = run.run(state.epoch, &mut opt, &mut reads, start)?;
+        state.optimizer.steps += steps;
+        let is_best = state.record(m.clone());
+        let label = &data_label;
+        save_epoch(run_dir, &state, &net, &g, &opt, label, is_best, m.val_top1)?;
         if !ctl.quiet {
             println!("{}", m.table_row(cfg.epochs, is_best));
         }
@@ -495,22 +397,7 @@ pub fn train(
     }
     let complete = state.epoch >= cfg.epochs;
     if !ctl.quiet {
-        if let Some(b) = &state.best {
-            println!(
-                "best validation top-1 {:.2}% at epoch {} -> {}",
-                100.0 * b.val_top1,
-                b.epoch,
-                run_dir.join(files::BEST).display()
-            );
-        }
-        if !complete {
-            println!(
-                "stopped after epoch {} of {}; continue with: lightsnn train --resume {}",
-                state.epoch,
-                cfg.epochs,
-                run_dir.display()
-            );
-        }
+        print_end(run_dir, cfg, &state, complete);
     }
     Ok(TrainOutcome {
         epochs_done: state.epoch,
@@ -519,6 +406,194 @@ pub fn train(
         history: state.history,
         host_reads: reads.count(),
     })
+}
+
+/// The state of the run in `run_dir`, whose configuration must be `cfg`, with the network's
+/// weights and the optimizer's buffers restored from its latest epoch.
+fn resume_run(
+    run_dir: &Path,
+    cfg: &TrainConfig,
+    net: &Network,
+    opt: &mut Sgd,
+    device: &Device,
+) -> Result<TrainState> {
+    let st = TrainState::read(run_dir)?;
+    if &st.config != cfg {
+        bail!(
+            "{}: the run's configuration differs from the one given",
+            run_dir.join(files::STATE).display()
+        );
+    }
+    restore(run_dir, &st, net, opt, device)?;
+    Ok(st)
+}
+
+/// The state of a new run in `run_dir` (created; refused if it already holds a run).
+fn start_run(run_dir: &Path, cfg: &TrainConfig) -> Result<TrainState> {
+    crate::fsutil::refuse_existing(run_dir, files::STATE, "training run")?;
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    Ok(TrainState {
+        format: STATE_FORMAT.into(),
+        epoch: 0,
+        config: cfg.clone(),
+        optimizer: OptimState {
+            kind: "sgd".into(),
+            config: cfg.optim.clone(),
+            schedule: format!(
+                "cosine per epoch: lr_e = eta_min + 0.5 (lr - eta_min)(1 + cos(pi e / {}))",
+                cfg.epochs
+            ),
+            steps: 0,
+            buffers: files::OPTIM.into(),
+        },
+        rng: RngState {
+            generator: "ChaCha8Rng".into(),
+            seed: cfg.seed,
+            derivation: format!(
+                "seed_from_u64(seed ^ (epoch + 1) * {EPOCH_SEED_MULT:#x}), epoch 0-based; shuffle, then per batch augmentation and dropout"
+            ),
+            next_epoch: 0,
+        },
+        best: None,
+        history: Vec::new(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// What one epoch of a run reads.
+struct Epoch<'a> {
+    net: &'a Network,
+    g: &'a Genotype,
+    mixing: &'a Mixing,
+    cfg: &'a TrainConfig,
+    train_data: &'a Dataset,
+    train_idx: &'a [usize],
+    val_data: &'a Dataset,
+    device: &'a Device,
+    quiet: bool,
+}
+
+impl Epoch<'_> {
+    /// Trains epoch `e` (0-based) and validates: the epoch's metrics and its optimizer steps.
+    fn run(
+        &self,
+        e: usize,
+        opt: &mut Sgd,
+        reads: &mut HostReads,
+        start: Instant,
+    ) -> Result<(EpochMetrics, u64)> {
+        let cfg = self.cfg;
+        let lr = schedule::cosine_lr(cfg.optim.lr, cfg.optim.eta_min, e, cfg.epochs);
+        let mut rng = epoch_rng(cfg.seed, e);
+        let mut order = self.train_idx.to_vec();
+        order.shuffle(&mut rng);
+        let n_batches = order.len().div_ceil(cfg.batch);
+        let pb = progress(n_batches, self.quiet, &format!("epoch {}", e + 1));
+        let run = epoch::EpochRun {
+            net: self.net,
+            mixing: self.mixing,
+            cfg,
+            data: self.train_data,
+            order: &order,
+            lr,
+            epoch: e,
+            device: self.device,
+        };
+        let totals = epoch::train_epoch(&run, opt, &mut rng, &pb, reads)?;
+        pb.finish_and_clear();
+        let vpb = progress(
+            self.val_data.len().div_ceil(cfg.batch),
+            self.quiet,
+            "validation",
+        );
+        let val = evaluate(
+            self.net,
+            self.g,
+            self.val_data,
+            cfg.batch,
+            cfg.loss,
+            false,
+            Some(&vpb),
+        )?;
+        vpb.finish_and_clear();
+        let n = self.train_idx.len() as f64;
+        let m = EpochMetrics {
+            epoch: e + 1,
+            lr,
+            train_loss: totals.loss_sum / n,
+            train_top1: totals.correct as f64 / n,
+            val_loss: val.loss,
+            val_top1: val.top1,
+            val_sar: val.sar,
+            epoch_s: start.elapsed().as_secs_f64(),
+        };
+        Ok((m, totals.steps as u64))
+    }
+}
+
+/// The run's header: configuration, parameters, and the epochs already done.
+fn print_start(
+    run_dir: &Path,
+    cfg: &TrainConfig,
+    g: &Genotype,
+    net: &Network,
+    state: &TrainState,
+    data_label: &str,
+    (n_train, n_val): (usize, usize),
+) {
+    println!(
+        "lightsnn train: {} on {} ({} train / {} validation) | genotype {} | C1/C2 {}/{}, H {}, V {}, T {} | batch {}, lr {}, {} epochs, loss {}, linear init {}, seed {}",
+        cfg.net.dataset,
+        data_label,
+        n_train,
+        n_val,
+        g,
+        cfg.net.c1,
+        cfg.net.c2,
+        cfg.net.hidden,
+        cfg.net.votes,
+        cfg.net.timesteps,
+        cfg.batch,
+        cfg.optim.lr,
+        cfg.epochs,
+        cfg.loss,
+        cfg.linear_init,
+        cfg.seed
+    );
+    println!(
+        "{} trainable parameters; run folder {}",
+        net.params.num_trainable(),
+        run_dir.display()
+    );
+    if state.epoch > 0 {
+        println!("resuming after epoch {}", state.epoch);
+    }
+    println!("{}", metrics::table_header());
+    for m in &state.history {
+        let best = state.best.as_ref().is_some_and(|b| b.epoch == m.epoch);
+        println!("{}", m.table_row(cfg.epochs, best));
+    }
+}
+
+/// The run's footer: the best epoch, and how to continue an unfinished run.
+fn print_end(run_dir: &Path, cfg: &TrainConfig, state: &TrainState, complete: bool) {
+    if let Some(b) = &state.best {
+        println!(
+            "best validation top-1 {:.2}% at epoch {} -> {}",
+            100.0 * b.val_top1,
+            b.epoch,
+            run_dir.join(files::BEST).display()
+        );
+    }
+    if !complete {
+        println!(
+            "stopped after epoch {} of {}; continue with: lightsnn train --resume {}",
+            state.epoch,
+            cfg.epochs,
+            run_dir.display()
+        );
+    }
 }
 
 /// The pending name of a checkpoint file: written before `state.json` commits an epoch and
