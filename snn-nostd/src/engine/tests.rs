@@ -503,9 +503,9 @@ fn argmax(v: &[f32]) -> usize {
     b
 }
 
-/// Records every code the engine emits.
+/// Records every code the engine emits, and each report's multiplicity.
 #[derive(Default)]
-pub(crate) struct Recorder(pub Record);
+pub(crate) struct Recorder(pub Record, pub Vec<u32>);
 
 impl SpikeObserver for Recorder {
     fn on_spikes(&mut self, t: usize, layer: LayerId, codes: &SpikeCodes<'_>) {
@@ -524,6 +524,7 @@ impl SpikeObserver for Recorder {
             );
         }
         self.0.push((t, layer, bits));
+        self.1.push(codes.multiplicity);
     }
 }
 
@@ -587,6 +588,18 @@ fn compare(spec: &Spec, seed: u64, samples: usize) -> (f64, f64, Vec<(LayerId, f
         let pred = eng.infer(&q, &mut rec).unwrap();
         let (ref_scores, ref_rec) = reference(model.parts(), &q);
         assert_eq!(rec.0.len(), ref_rec.len());
+        // A node's LIF stands for every conv op reading the node; the others for one LIF.
+        let g = &model.parts().genotype;
+        for ((_, l, _), &m) in rec.0.iter().zip(&rec.1) {
+            let want = match l {
+                LayerId::CellNode { node, .. } => g
+                    .edges()
+                    .filter(|(e, op)| e.from == *node && op.has_lif())
+                    .count() as u32,
+                _ => 1,
+            };
+            assert_eq!(m, want, "{l}: multiplicity");
+        }
         for ((t, l, s), (rt, rl, rs)) in rec.0.iter().zip(&ref_rec) {
             assert_eq!((t, l), (rt, rl));
             assert_eq!(s.len(), rs.len());
