@@ -182,6 +182,100 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     }
 }
 
+/// One LIF step ([`crate::engine::lif_update`]: `nv = (v + 3x + 2) >> 2`, fire if `nv >= th`,
+/// then reset to 0) of the two `i16` lanes of `v` (membranes) and `x` (inputs), `th2` the
+/// threshold in both lanes. Returns the new membranes and `acc >> 1` with bit 15 (low lane) and
+/// bit 31 (high lane) set for the lanes that fire. `k` must be `0x8000_8000` and `z` zero (kept
+/// in registers by the caller). On Armv7E-M: `MVN`, `SHADD16`, `SHSUB16`, `SSUB16`, two `SEL`
+/// and an `ORR`: `nv = floor((floor((v + x) / 2) - !x) / 2)`, exact in 16 bits.
+#[inline(always)]
+pub fn lif2(v: u32, x: u32, th2: u32, acc: u32, k: u32, z: u32) -> (u32, u32) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let nv;
+        let mut acc = acc;
+        // SAFETY: register-to-register instructions of Armv7E-M; they set the GE flags (not
+        // declared preserved) and touch no memory.
+        unsafe {
+            core::arch::asm!(
+                "mvn {t}, {x}",
+                "shadd16 {n}, {v}, {x}",
+                "shsub16 {n}, {n}, {t}",
+                "ssub16 {t}, {n}, {th}",
+                "sel {n}, {z}, {n}",
+                "sel {t}, {k}, {z}",
+                "orr {acc}, {t}, {acc}, lsr #1",
+                t = out(reg) _,
+                n = out(reg) nv,
+                acc = inout(reg) acc,
+                v = in(reg) v,
+                x = in(reg) x,
+                th = in(reg) th2,
+                z = in(reg) z,
+                k = in(reg) k,
+                options(pure, nomem, nostack)
+            );
+        }
+        (nv, acc)
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let _ = (k, z);
+        let (th, _) = lanes(th2);
+        let lane = |v: i16, x: i16| -> (i16, bool) {
+            let nv = ((v as i32 + 3 * x as i32 + 2) >> 2) as i16;
+            if nv >= th {
+                (0, true)
+            } else {
+                (nv, false)
+            }
+        };
+        let ((v0, v1), (x0, x1)) = (lanes(v), lanes(x));
+        let ((n0, f0), (n1, f1)) = (lane(v0, x0), lane(v1, x1));
+        (pack(n0, n1), (f0 as u32) << 15 | (f1 as u32) << 31 | acc >> 1)
+    }
+}
+
+/// Interleaves the halves of `x`: bit `k` of the low half goes to bit `2k`, bit `k` of the high
+/// half to bit `2k + 1` (four delta swaps).
+#[inline(always)]
+pub fn interleave_halves(mut x: u32) -> u32 {
+    let mut swap = |m: u32, s: u32| {
+        let t = (x ^ (x >> s)) & m;
+        x ^= t ^ (t << s);
+    };
+    swap(0x0000_FF00, 8);
+    swap(0x00F0_00F0, 4);
+    swap(0x0C0C_0C0C, 2);
+    swap(0x2222_2222, 1);
+    x
+}
+
+/// `QADD16 a, b`: the two `i16` lanes of `a` and `b` added with saturation.
+#[inline(always)]
+pub fn qadd16(a: u32, b: u32) -> u32 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let r;
+        // SAFETY: as in `sxtab16` (QADD16 does not set the Q flag).
+        unsafe {
+            core::arch::asm!(
+                "qadd16 {r}, {a}, {b}",
+                r = lateout(reg) r,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        r
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let ((a0, a1), (b0, b1)) = (lanes(a), lanes(b));
+        pack(a0.saturating_add(b0), a1.saturating_add(b1))
+    }
+}
+
 #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
 #[inline(always)]
 fn lanes_add(acc: u32, lo: u16, hi: u16) -> u32 {
@@ -239,6 +333,34 @@ mod tests {
             add_i16x4(&mut got, &bytes);
             let want: [i32; 4] = core::array::from_fn(|k| acc[k].wrapping_add(w[k] as i32));
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn lif2_is_two_lif_updates(v0: i16, v1: i16, x0: i16, x1: i16, e in 0u8..=14) {
+            let th = 1i16 << e;
+            let (nv, m) = lif2(pack(v0, v1), pack(x0, x1), pack(th, th), 0, 0x8000_8000, 0);
+            let (mut w0, mut w1) = (v0, v1);
+            let f0 = crate::engine::lif_update(&mut w0, x0, th);
+            let f1 = crate::engine::lif_update(&mut w1, x1, th);
+            prop_assert_eq!(lanes(nv), (w0, w1));
+            prop_assert_eq!(m, (f0 as u32) << 15 | (f1 as u32) << 31);
+        }
+
+        #[test]
+        fn interleave_halves_moves_each_bit(x: u32) {
+            let mut want = 0u32;
+            for k in 0..16 {
+                want |= (x >> k & 1) << (2 * k) | (x >> (16 + k) & 1) << (2 * k + 1);
+            }
+            prop_assert_eq!(interleave_halves(x), want);
+        }
+
+        #[test]
+        fn qadd16_saturates_each_lane(a0: i16, a1: i16, b0: i16, b1: i16) {
+            prop_assert_eq!(
+                lanes(qadd16(pack(a0, a1), pack(b0, b1))),
+                (a0.saturating_add(b0), a1.saturating_add(b1))
+            );
         }
 
         #[test]

@@ -6,7 +6,8 @@ use super::fixed::sat_i16;
 use super::fixed::threshold;
 use super::kernels::add_sat;
 use super::kernels::conv_edge;
-use super::kernels::lif_layer;
+use super::kernels::lif_pairs;
+use super::kernels::lif_slice;
 use super::kernels::pool3_add;
 use super::kernels::Geom;
 use super::stats::LayerId;
@@ -21,6 +22,7 @@ use crate::model::CellParts;
 use crate::model::CellPlan;
 use crate::model::LayerParts;
 use crate::model::PostParts;
+use crate::simd;
 
 /// Per-cell persistent state.
 pub(super) struct CellState<'b> {
@@ -41,18 +43,63 @@ pub(super) fn post_lif(
     // `round_shift(v, s)` is `(v + 2^(s-1)) >> s` here: `|v| < 2^47` cannot overflow with the
     // rounding term (`s <= 62`, as `round_shift` clamps it).
     let s = (post.shift as u32).min(62);
-    let round = (1i64 << s) >> 1;
-    // `lif_layer` asks for the neurons in order: the channel is a running counter.
+    let x = &x[..mem.len()];
+    if s >= 16 {
+        // In 32-bit halves: with `l = max(0, 32 - s)` and `r = max(0, s - 32)`, `(x * mul +
+        // add + 2^(s-1)) >> s` is the high word of `(x << l) * mul + add * 2^l + 2^(s-1+l)`,
+        // shifted right by `r` (no overflow: `|x << l| <= 2^31`, `|mul| <= 2^31`, `|add * 2^l|
+        // < 2^47`), the `SMLAL` the compiler emits.
+        let (l, r) = (32u32.saturating_sub(s), s.saturating_sub(32));
+        let round = 1i64 << (s - 1 + l);
+        let affine = |v: i16, ch: usize| -> i16 {
+            let mul = crate::model::read_i32(post.mul, ch) as i64;
+            let add = crate::model::read_i32(post.add, ch) as i64;
+            let acc = (((v as i32) << l) as i64) * mul + (add << l) + round;
+            sat_i16((((acc >> 32) as i32) >> r) as i64)
+        };
+        post_pairs(x, c, mem, th, bits, affine)
+    } else {
+        let round = (1i64 << s) >> 1;
+        let affine = |v: i16, ch: usize| -> i16 {
+            let mul = crate::model::read_i32(post.mul, ch) as i64;
+            let add = crate::model::read_i32(post.add, ch) as i64;
+            sat_i16((v as i64 * mul + add + round) >> s)
+        };
+        post_pairs(x, c, mem, th, bits, affine)
+    }
+}
+
+/// The LIF of `affine(x[i], channel of i)` over `mem`, two neurons at a time.
+#[inline(always)]
+fn post_pairs(
+    x: &[i16],
+    c: usize,
+    mem: &mut [i16],
+    th: i16,
+    bits: &mut [u64],
+    affine: impl Fn(i16, usize) -> i16,
+) -> u64 {
+    // `lif_pairs` asks for the pairs in order (then the rest one by one): the channel is a
+    // running counter.
+    let next = |ch: usize| if ch + 1 == c { 0 } else { ch + 1 };
     let mut ch = 0;
-    lif_layer(mem, th, bits, |i| {
-        let mul = crate::model::read_i32(post.mul, ch) as i64;
-        let add = crate::model::read_i32(post.add, ch) as i64;
-        ch += 1;
-        if ch == c {
-            ch = 0;
-        }
-        sat_i16((x[i] as i64 * mul + add + round) >> s)
-    })
+    let mut ch1 = None;
+    lif_pairs(
+        mem,
+        th,
+        bits,
+        |i| {
+            let c1 = next(ch);
+            let (lo, hi) = (affine(x[i], ch), affine(x[i + 1], c1));
+            ch = next(c1);
+            simd::pack(lo, hi)
+        },
+        |i| {
+            let c1 = *ch1.get_or_insert(i % c);
+            ch1 = Some(next(c1));
+            affine(x[i], c1)
+        },
+    )
 }
 
 /// Applies edge op `op` from node input `src` (spikes `spk` for convs) into `dst`.
@@ -136,8 +183,7 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
             add_sat(xi, st.back[i]);
         }
         if plan.need_lif[i] {
-            let src = &*xi;
-            let cnt = lif_layer(st.mem[i], th, st.spk[i], |k| src[k]);
+            let cnt = lif_slice(st.mem[i], th, st.spk[i], xi);
             ctx.report(
                 LayerId::Cell {
                     cell: cell_no,

@@ -8,6 +8,7 @@ use super::fixed::lif_update;
 use super::weights::Wt;
 use crate::bits::for_each_set_bit;
 use crate::model::LayerParts;
+use crate::simd;
 
 /// A `c x h x w` map (stored HWC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +143,77 @@ pub(super) fn lif_layer(
             }
         }
         *out = word;
+        count += word.count_ones() as u64;
+    }
+    count
+}
+
+/// [`lif_layer`] with the inputs in a slice (`src[i]` for neuron `i`).
+#[inline]
+pub(super) fn lif_slice(mem: &mut [i16], th: i16, bits: &mut [u64], src: &[i16]) -> u64 {
+    let src = &src[..mem.len()];
+    lif_pairs(
+        mem,
+        th,
+        bits,
+        |i| {
+            let p = &src[i..i + 2];
+            #[cfg(target_endian = "little")]
+            // SAFETY: `p` is two `i16`, four readable bytes (an unaligned `LDR`); on a
+            // little-endian target their word is `pack(p[0], p[1])`.
+            let w = unsafe { p.as_ptr().cast::<u32>().read_unaligned() };
+            #[cfg(not(target_endian = "little"))]
+            let w = simd::pack(p[0], p[1]);
+            w
+        },
+        |i| src[i],
+    )
+}
+
+/// [`lif_layer`] two neurons at a time ([`simd::lif2`]) for the whole 64-neuron words:
+/// `pair(i)` (`i` even, in increasing order) gives the inputs of neurons `i` (low lane) and
+/// `i + 1` (high lane); the neurons past the last whole word take `one(i)`, one at a time.
+#[inline(always)]
+pub(super) fn lif_pairs(
+    mem: &mut [i16],
+    th: i16,
+    bits: &mut [u64],
+    mut pair: impl FnMut(usize) -> u32,
+    mut one: impl FnMut(usize) -> i16,
+) -> u64 {
+    let n = mem.len();
+    let th2 = simd::pack(th, th);
+    // Opaque to the optimiser: kept in registers instead of rebuilt for every pair.
+    let (k, z) = core::hint::black_box((0x8000_8000u32, 0u32));
+    let full = n / 64;
+    let mut count = 0u64;
+    let (body, tail) = mem.split_at_mut(full * 64);
+    for (wi, (chunk, out)) in body.chunks_exact_mut(64).zip(bits.iter_mut()).enumerate() {
+        let mut word = 0u64;
+        for (h, half) in chunk.chunks_exact_mut(32).enumerate() {
+            let base = wi * 64 + h * 32;
+            // Lane bits 15 and 31 of each pair's mask shifted down: the low lanes end in bits
+            // 0..16, the high lanes in 16..32.
+            let mut acc = 0u32;
+            for (p, v) in half.chunks_exact_mut(2).enumerate() {
+                let nv;
+                (nv, acc) = simd::lif2(simd::pack(v[0], v[1]), pair(base + 2 * p), th2, acc, k, z);
+                (v[0], v[1]) = simd::lanes(nv);
+            }
+            word |= (simd::interleave_halves(acc) as u64) << (32 * h);
+        }
+        *out = word;
+        count += word.count_ones() as u64;
+    }
+    if !tail.is_empty() {
+        let base = full * 64;
+        let mut word = 0u64;
+        for (b, v) in tail.iter_mut().enumerate() {
+            if lif_update(v, one(base + b), th) {
+                word |= 1u64 << b;
+            }
+        }
+        bits[full] = word;
         count += word.count_ones() as u64;
     }
     count
