@@ -420,6 +420,8 @@ impl<const C: usize> LaneRequant<C> {
         let shift: [i32; C] = core::array::from_fn(|co| layer.shift_at(co) as i32);
         let (mut mul, mut add, mut right_shift) = ([1; C], [0; C], [0; C]);
         let mut fast = true;
+        // Weights per output channel: `|sum| <= per_channel * 2^(bits - 1)`.
+        let per_channel = (layer.weights.len() / (C * L::WBYTES)) as i64;
         for co in 0..C {
             let (b, s) = (bias[co] as i64, shift[co]);
             let right = (1..=31).contains(&s);
@@ -431,9 +433,12 @@ impl<const C: usize> LaneRequant<C> {
                     left && (l + b.abs()) << -s <= 1 << 30
                 }
             };
-            // The cheap bound first; the exact one (a pass over the weights) if that fails.
+            // The cheap bounds first (the lanes' own, then the weights per channel times the
+            // largest weight magnitude); the exact one (a pass over the weights) if those fail.
             if !(right || left)
-                || !(L::CHEAP_BOUND.is_some_and(fits) || fits(L::bound(layer, C, co)))
+                || !(L::CHEAP_BOUND.is_some_and(fits)
+                    || fits(per_channel << (8 * L::WBYTES - 1))
+                    || fits(L::bound(layer, C, co)))
             {
                 fast = false;
             } else if right {
