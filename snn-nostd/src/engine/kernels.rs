@@ -86,18 +86,30 @@ pub(super) fn pool3<const AVG: bool>(src: &[i16], g: Geom, dst: &mut [i16], col:
         }
     };
     let comb = |a: i32, b: i32| if avg { a + b } else { a.max(b) };
+    let put = |d: &mut i16, v: i32| *d = (*d as i32 + out(v)).clamp(-32768, 32767) as i16;
     for y in 0..g.h {
         let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
-        for (a, &v) in col.iter_mut().zip(&src[y0 * rl..(y0 + 1) * rl]) {
-            *a = v as i32;
-        }
-        for yy in y0 + 1..=y1 {
-            for (a, &v) in col.iter_mut().zip(&src[yy * rl..(yy + 1) * rl]) {
-                *a = comb(*a, v as i32);
+        let row = |r: usize| &src[r * rl..(r + 1) * rl];
+        // Vertical: the rows y0..=y1 (two or three, or one where h = 1) combined.
+        match y1 - y0 {
+            0 => {
+                for (a, &v) in col.iter_mut().zip(row(y0)) {
+                    *a = v as i32;
+                }
+            }
+            1 => {
+                for (a, (&u, &v)) in col.iter_mut().zip(row(y0).iter().zip(row(y1))) {
+                    *a = comb(u as i32, v as i32);
+                }
+            }
+            _ => {
+                let rows = row(y0).iter().zip(row(y0 + 1)).zip(row(y1));
+                for (a, ((&u, &v), &t)) in col.iter_mut().zip(rows) {
+                    *a = comb(comb(u as i32, v as i32), t as i32);
+                }
             }
         }
         let d = &mut dst[y * rl..(y + 1) * rl];
-        let put = |d: &mut i16, v: i32| *d = (*d as i32 + out(v)).clamp(-32768, 32767) as i16;
         if w == 1 {
             for (dv, &a) in d.iter_mut().zip(col.iter()) {
                 put(dv, a);
