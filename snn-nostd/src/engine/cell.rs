@@ -44,25 +44,31 @@ pub(super) fn post_lif(
     // rounding term (`s <= 62`, as `round_shift` clamps it).
     let s = (post.shift as u32).min(62);
     let x = &x[..mem.len()];
-    if s >= 16 {
+    let (mul, add) = (post.mul, post.add);
+    // Model validation gives `4 * c` bytes to each; without them, the definition's zeros.
+    if s >= 16 && mul.len() >= 4 * c && add.len() >= 4 * c {
         // In 32-bit halves: with `l = max(0, 32 - s)` and `r = max(0, s - 32)`, `(x * mul +
         // add + 2^(s-1)) >> s` is the high word of `(x << l) * mul + add * 2^l + 2^(s-1+l)`,
         // shifted right by `r` (no overflow: `|x << l| <= 2^31`, `|mul| <= 2^31`, `|add * 2^l|
-        // < 2^47`), the `SMLAL` the compiler emits.
+        // < 2^47`): two `SMLAL`s.
         let (l, r) = (32u32.saturating_sub(s), s.saturating_sub(32));
-        let round = 1i64 << (s - 1 + l);
+        // Opaque, so that `add * scale` stays a multiply-accumulate (not a 64-bit shift).
+        let (round, scale) = (1i64 << (s - 1 + l), core::hint::black_box(1i32 << l));
+        let word = |b: &[u8], ch: usize| {
+            // SAFETY: `ch < c` and `b.len() >= 4 * c` (checked above).
+            let w = unsafe { b.get_unchecked(4 * ch..4 * ch + 4) };
+            i32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i64
+        };
         let affine = |v: i16, ch: usize| -> i16 {
-            let mul = crate::model::read_i32(post.mul, ch) as i64;
-            let add = crate::model::read_i32(post.add, ch) as i64;
-            let acc = (((v as i32) << l) as i64) * mul + (add << l) + round;
-            sat_i16((((acc >> 32) as i32) >> r) as i64)
+            let acc = (((v as i32) << l) as i64) * word(mul, ch) + word(add, ch) * scale as i64;
+            sat_i16(((((acc + round) >> 32) as i32) >> r) as i64)
         };
         post_pairs(x, c, mem, th, bits, affine)
     } else {
         let round = (1i64 << s) >> 1;
         let affine = |v: i16, ch: usize| -> i16 {
-            let mul = crate::model::read_i32(post.mul, ch) as i64;
-            let add = crate::model::read_i32(post.add, ch) as i64;
+            let mul = crate::model::read_i32(mul, ch) as i64;
+            let add = crate::model::read_i32(add, ch) as i64;
             sat_i16((v as i64 * mul + add + round) >> s)
         };
         post_pairs(x, c, mem, th, bits, affine)
