@@ -517,19 +517,24 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
         } else {
             count_ones_range(spk, start, start + g.c) + count_ones_range(spk, end - g.c, end)
         };
-        for_each_set_bit(spk, start, end, |idx| {
-            spikes += 1;
-            let rel = idx - start;
-            let x = rel / g.c;
-            let ci = rel - x * g.c;
-            let (po, wo) = (x * pw, ci * K * kcol);
+        // The adds of the spike at `idx` for the kernel rows `rows`.
+        #[inline(always)]
+        fn scatter<L: Lanes, const K: usize, const C: usize>(
+            ring: &mut [i32],
+            weights: &[u8],
+            rows: &[(usize, usize)],
+            (po, wo): (usize, usize),
+        ) {
+            let pw = L::words(C);
+            let col = C * L::WBYTES;
+            let kcol = K * col;
             for &(ro, kyo) in rows {
                 let o = ro + po;
                 let w = wo + kyo;
                 debug_assert!(o + K * pw <= ring.len() && w + kcol <= weights.len());
-                // SAFETY: `ro <= 3 * rw` and `x < g.w`, so `o + K * pw <= 3 * rw + (g.w + 2 * pad)
-                // * pw = 4 * rw = ring.len()`; `ci < g.c` and `ky < K`, so `w + kcol <= g.c * K *
-                // kcol = weights.len()`. (Bounds checks here cost a third of the adds.)
+                // SAFETY: `ro <= 3 * rw` and `x < g.w`, so `o + K * pw <= 3 * rw + (g.w + 2 *
+                // pad) * pw = 4 * rw = ring.len()`; `ci < g.c` and `ky < K`, so `w + kcol <=
+                // g.c * K * kcol = weights.len()`. (Bounds checks here cost a third of the adds.)
                 let (px, wk) = unsafe {
                     (
                         ring.get_unchecked_mut(o..o + K * pw),
@@ -541,7 +546,27 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
                     L::add(p, c);
                 }
             }
-        });
+        }
+        let at = |idx: usize| {
+            let rel = idx - start;
+            let x = rel / g.c;
+            let ci = rel - x * g.c;
+            (x * pw, ci * K * kcol)
+        };
+        if nr == K {
+            // Every kernel row (all but the first and last `pad` rows): a constant trip count,
+            // unrolled, its offsets in registers.
+            let all: [(usize, usize); K] = core::array::from_fn(|r| rows[r]);
+            for_each_set_bit(spk, start, end, |idx| {
+                spikes += 1;
+                scatter::<L, K, C>(ring, weights, &all, at(idx));
+            });
+        } else {
+            for_each_set_bit(spk, start, end, |idx| {
+                spikes += 1;
+                scatter::<L, K, C>(ring, weights, rows, at(idx));
+            });
+        }
         taps += (K as u64 * spikes as u64 - border as u64) * nr as u64;
         if y >= pad {
             emit_lanes::<L, C>(ring, rw, y - pad, g, pad, &rq, &mut out);
