@@ -333,6 +333,15 @@ pub(super) trait Lanes {
     fn words(c: usize) -> usize;
     /// Adds the weight column `col` (`C` weights) into the pixel's words, wrapping.
     fn add(px: &mut [i32], col: &[u8]);
+    /// Adds the `K` weight columns `wk` (`K * C` weights, reversed: pixel `j` takes column `K - 1
+    /// - j`) into the `K` pixels `px`, wrapping.
+    #[inline(always)]
+    fn add_run<const K: usize, const C: usize>(px: &mut [i32], wk: &[u8]) {
+        let (pw, col) = (Self::words(C), C * Self::WBYTES);
+        for (p, c) in px.chunks_exact_mut(pw).zip(wk.chunks_exact(col).rev()) {
+            Self::add(p, c);
+        }
+    }
     /// Channel `co`'s sum in a pixel's words.
     fn lane(px: &[i32], co: usize) -> i32;
     /// A bound on every `|sum|` known without reading the weights, if any.
@@ -385,6 +394,16 @@ impl<W: Wt> Lanes for L32<W> {
     #[inline(always)]
     fn add(px: &mut [i32], col: &[u8]) {
         W::add_col_wrapping(px, col);
+    }
+    #[inline(always)]
+    fn add_run<const K: usize, const C: usize>(px: &mut [i32], wk: &[u8]) {
+        if W::BYTES == 2 && C.is_multiple_of(4) {
+            simd::add_i16_run::<K, C>(px, wk);
+        } else {
+            for (p, c) in px.chunks_exact_mut(C).zip(wk.chunks_exact(C * W::BYTES).rev()) {
+                W::add_col_wrapping(p, c);
+            }
+        }
     }
     #[inline(always)]
     fn lane(px: &[i32], co: usize) -> i32 {
@@ -542,9 +561,7 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
                     )
                 };
                 // Padded pixel `x + j` takes kernel column `kx = K - 1 - j`.
-                for (p, c) in px.chunks_exact_mut(pw).zip(wk.chunks_exact(col).rev()) {
-                    L::add(p, c);
-                }
+                L::add_run::<K, C>(px, wk);
             }
         }
         let at = |idx: usize| {
