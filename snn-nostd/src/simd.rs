@@ -292,7 +292,10 @@ pub fn lif2(v: u32, x: u32, th2: u32, acc: u32, k: u32, z: u32) -> (u32, u32) {
         };
         let ((v0, v1), (x0, x1)) = (lanes(v), lanes(x));
         let ((n0, f0), (n1, f1)) = (lane(v0, x0), lane(v1, x1));
-        (pack(n0, n1), (f0 as u32) << 15 | (f1 as u32) << 31 | acc >> 1)
+        (
+            pack(n0, n1),
+            (f0 as u32) << 15 | (f1 as u32) << 31 | acc >> 1,
+        )
     }
 }
 

@@ -400,7 +400,10 @@ impl<W: Wt> Lanes for L32<W> {
         if W::BYTES == 2 && C.is_multiple_of(4) {
             simd::add_i16_run::<K, C>(px, wk);
         } else {
-            for (p, c) in px.chunks_exact_mut(C).zip(wk.chunks_exact(C * W::BYTES).rev()) {
+            for (p, c) in px
+                .chunks_exact_mut(C)
+                .zip(wk.chunks_exact(C * W::BYTES).rev())
+            {
                 W::add_col_wrapping(p, c);
             }
         }

@@ -1640,7 +1640,7 @@ fn post_lif_matches_the_definition() {
                 .flat_map(|_| (rng.int(i32::MIN as i64, i32::MAX as i64) as i32).to_le_bytes())
                 .collect();
             let post = crate::model::PostParts {
-                exp: (shift % 15) as u8,
+                exp: shift % 15,
                 mul: &mul,
                 add: &add,
                 shift,
