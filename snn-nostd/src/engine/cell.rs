@@ -96,7 +96,11 @@ fn post_pairs(
         bits,
         |i| {
             let c1 = next(ch);
-            let (lo, hi) = (affine(x[i], ch), affine(x[i + 1], c1));
+            // `lif_pairs` asks for pairs inside whole 64-neuron words: `i + 1 < x.len()`.
+            debug_assert!(i + 1 < x.len());
+            // SAFETY: `i + 1 < x.len()` (above).
+            let (a, b) = unsafe { (*x.get_unchecked(i), *x.get_unchecked(i + 1)) };
+            let (lo, hi) = (affine(a, ch), affine(b, c1));
             ch = next(c1);
             simd::pack(lo, hi)
         },

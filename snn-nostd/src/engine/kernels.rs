@@ -177,13 +177,14 @@ pub(super) fn lif_slice(mem: &mut [i16], th: i16, bits: &mut [u64], src: &[i16])
         th,
         bits,
         |i| {
-            let p = &src[i..i + 2];
+            // `lif_pairs` asks for pairs inside whole 64-neuron words: `i + 1 < mem.len()`.
+            debug_assert!(i + 1 < src.len());
             #[cfg(target_endian = "little")]
-            // SAFETY: `p` is two `i16`, four readable bytes (an unaligned `LDR`); on a
-            // little-endian target their word is `pack(p[0], p[1])`.
-            let w = unsafe { p.as_ptr().cast::<u32>().read_unaligned() };
+            // SAFETY: `i + 1 < src.len()` (above): two `i16`, four readable bytes (an unaligned
+            // `LDR`); on a little-endian target their word is `pack(src[i], src[i + 1])`.
+            let w = unsafe { src.as_ptr().add(i).cast::<u32>().read_unaligned() };
             #[cfg(not(target_endian = "little"))]
-            let w = simd::pack(p[0], p[1]);
+            let w = simd::pack(src[i], src[i + 1]);
             w
         },
         |i| src[i],
@@ -191,8 +192,9 @@ pub(super) fn lif_slice(mem: &mut [i16], th: i16, bits: &mut [u64], src: &[i16])
 }
 
 /// [`lif_layer`] two neurons at a time ([`simd::lif2`]) for the whole 64-neuron words:
-/// `pair(i)` (`i` even, in increasing order) gives the inputs of neurons `i` (low lane) and
-/// `i + 1` (high lane); the neurons past the last whole word take `one(i)`, one at a time.
+/// `pair(i)` (`i` even, in increasing order, `i + 1 < 64 * (mem.len() / 64)`) gives the inputs
+/// of neurons `i` (low lane) and `i + 1` (high lane); the neurons past the last whole word take
+/// `one(i)`, one at a time.
 #[inline(always)]
 pub(super) fn lif_pairs(
     mem: &mut [i16],
