@@ -615,9 +615,26 @@ pub(super) fn emit_lanes<L: Lanes, const C: usize>(
             let s = slot(oy);
             let row = &ring[s + pad * pw..s + rw];
             let d = &mut dst[oy * g.w * C..(oy + 1) * g.w * C];
-            for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
-                for (co, dv) in dpx.iter_mut().enumerate() {
-                    *dv = add_sat16(*dv, rq.value(L::lane(px, co), co));
+            if pw == C && rq.fast {
+                // One sum per word: channel by channel, its read-out constants in registers.
+                let n = g.w.min(row.len() / C) * C;
+                for co in 0..C {
+                    let (m, a, r) = (rq.mul[co], rq.add[co], rq.right[co]);
+                    let mut i = co;
+                    while i < n {
+                        // SAFETY: `i < n <= d.len()` and `n <= row.len()`.
+                        unsafe {
+                            let dv = d.get_unchecked_mut(i);
+                            *dv = add_sat16(*dv, (*row.get_unchecked(i) * m + a) >> r);
+                        }
+                        i += C;
+                    }
+                }
+            } else {
+                for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
+                    for (co, dv) in dpx.iter_mut().enumerate() {
+                        *dv = add_sat16(*dv, rq.value(L::lane(px, co), co));
+                    }
                 }
             }
             ring[s..s + rw].fill(0);
