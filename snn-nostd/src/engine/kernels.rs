@@ -134,13 +134,15 @@ pub(super) fn pool3<const AVG: bool>(src: &[i16], g: Geom, dst: &mut [i16], col:
 pub(super) fn add_sat(dst: &mut [i16], src: &[i16]) {
     let n = dst.len().min(src.len());
     let (dst, src) = (&mut dst[..n], &src[..n]);
-    let mut d2 = dst.chunks_exact_mut(2);
-    let mut s2 = src.chunks_exact(2);
-    for (d, s) in (&mut d2).zip(&mut s2) {
-        let v = simd::qadd16(simd::pack(d[0], d[1]), simd::pack(s[0], s[1]));
-        (d[0], d[1]) = simd::lanes(v);
+    let mut d4 = dst.chunks_exact_mut(4);
+    let mut s4 = src.chunks_exact(4);
+    for (d, s) in (&mut d4).zip(&mut s4) {
+        let v0 = simd::qadd16(simd::pack(d[0], d[1]), simd::pack(s[0], s[1]));
+        let v1 = simd::qadd16(simd::pack(d[2], d[3]), simd::pack(s[2], s[3]));
+        (d[0], d[1]) = simd::lanes(v0);
+        (d[2], d[3]) = simd::lanes(v1);
     }
-    for (d, &s) in d2.into_remainder().iter_mut().zip(s2.remainder()) {
+    for (d, &s) in d4.into_remainder().iter_mut().zip(s4.remainder()) {
         *d = d.saturating_add(s);
     }
 }
