@@ -314,6 +314,33 @@ pub fn interleave_halves(mut x: u32) -> u32 {
     x
 }
 
+/// The lane-wise maximum of two pairs of `i16` lanes: `SSUB16` (its GE flags) then `SEL`.
+#[inline(always)]
+pub fn max16(a: u32, b: u32) -> u32 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let r;
+        // SAFETY: register-to-register instructions of Armv7E-M; they set the GE flags (not
+        // declared preserved) and touch no memory.
+        unsafe {
+            core::arch::asm!(
+                "ssub16 {r}, {a}, {b}",
+                "sel {r}, {a}, {b}",
+                r = out(reg) r,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack)
+            );
+        }
+        r
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let ((a0, a1), (b0, b1)) = (lanes(a), lanes(b));
+        pack(a0.max(b0), a1.max(b1))
+    }
+}
+
 /// `QADD16 a, b`: the two `i16` lanes of `a` and `b` added with saturation.
 #[inline(always)]
 pub fn qadd16(a: u32, b: u32) -> u32 {
@@ -416,6 +443,11 @@ mod tests {
                 want |= (x >> k & 1) << (2 * k) | (x >> (16 + k) & 1) << (2 * k + 1);
             }
             prop_assert_eq!(interleave_halves(x), want);
+        }
+
+        #[test]
+        fn max16_is_the_lane_maximum(a0: i16, a1: i16, b0: i16, b1: i16) {
+            prop_assert_eq!(lanes(max16(pack(a0, a1), pack(b0, b1))), (a0.max(b0), a1.max(b1)));
         }
 
         #[test]

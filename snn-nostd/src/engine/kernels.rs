@@ -61,8 +61,53 @@ pub(super) fn conv_edge<W: Wt>(
 pub(super) fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16], col: &mut [i32]) {
     if avg {
         pool3::<true>(src, g, dst, col);
+    } else if g.c.is_multiple_of(2) && g.w >= 2 {
+        maxpool3_pairs(src, g, dst, col);
     } else {
         pool3::<false>(src, g, dst, col);
+    }
+}
+
+/// Two `i16` values of `s` at `i`, `i + 1` as lanes (`i + 1 < s.len()`).
+#[inline(always)]
+fn pair_at(s: &[i16], i: usize) -> u32 {
+    let p = &s[i..i + 2];
+    simd::pack(p[0], p[1])
+}
+
+/// The MaxPool of [`pool3`] for an even channel count (`w >= 2`) on pairs of `i16` lanes: the
+/// maxima ([`simd::max16`]) and the saturating add into `dst` ([`simd::qadd16`]) are those of
+/// the definition, lane by lane (a maximum of `i16`s is an `i16`).
+fn maxpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
+    let (c, w) = (g.c, g.w);
+    let rl = w * c;
+    let (c2, rl2) = (c / 2, rl / 2);
+    let col = &mut col[..rl2];
+    for y in 0..g.h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
+        let row = |r: usize| &src[r * rl..(r + 1) * rl];
+        let (a, b, t) = (row(y0), row(y), row(y1));
+        // Vertical: rows y0, y, y1 (repeating a row leaves the maximum unchanged).
+        for (k, v) in col.iter_mut().enumerate() {
+            let m = simd::max16(simd::max16(pair_at(a, 2 * k), pair_at(b, 2 * k)), pair_at(t, 2 * k));
+            *v = m as i32;
+        }
+        let d = &mut dst[y * rl..(y + 1) * rl];
+        let put = |d: &mut [i16], k: usize, m: u32| {
+            let p = &mut d[2 * k..2 * k + 2];
+            let v = simd::qadd16(simd::pack(p[0], p[1]), m);
+            (p[0], p[1]) = simd::lanes(v);
+        };
+        let at = |k: usize| col[k] as u32;
+        // First and last column: two neighbours; interior columns: three.
+        for k in 0..c2 {
+            put(d, k, simd::max16(at(k), at(k + c2)));
+            let l = rl2 - c2 + k;
+            put(d, l, simd::max16(at(l - c2), at(l)));
+        }
+        for k in c2..rl2 - c2 {
+            put(d, k, simd::max16(simd::max16(at(k - c2), at(k)), at(k + c2)));
+        }
     }
 }
 
