@@ -89,7 +89,10 @@ fn maxpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
         let (a, b, t) = (row(y0), row(y), row(y1));
         // Vertical: rows y0, y, y1 (repeating a row leaves the maximum unchanged).
         for (k, v) in col.iter_mut().enumerate() {
-            let m = simd::max16(simd::max16(pair_at(a, 2 * k), pair_at(b, 2 * k)), pair_at(t, 2 * k));
+            let m = simd::max16(
+                simd::max16(pair_at(a, 2 * k), pair_at(b, 2 * k)),
+                pair_at(t, 2 * k),
+            );
             *v = m as i32;
         }
         let d = &mut dst[y * rl..(y + 1) * rl];
@@ -106,7 +109,11 @@ fn maxpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
             put(d, l, simd::max16(at(l - c2), at(l)));
         }
         for k in c2..rl2 - c2 {
-            put(d, k, simd::max16(simd::max16(at(k - c2), at(k)), at(k + c2)));
+            put(
+                d,
+                k,
+                simd::max16(simd::max16(at(k - c2), at(k)), at(k + c2)),
+            );
         }
     }
 }
