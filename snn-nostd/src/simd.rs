@@ -213,6 +213,34 @@ pub fn add_i16_run<const K: usize, const C: usize>(px: &mut [i32], w: &[u8]) {
     }
 }
 
+/// `SMLALD lo, hi, a, b`: `acc + a.lo * b.lo + a.hi * b.hi` (signed 16 x 16 products, 64-bit
+/// accumulator).
+#[inline(always)]
+pub fn smlald(a: u32, b: u32, acc: i64) -> i64 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let (mut lo, mut hi) = (acc as u32, (acc >> 32) as u32);
+        // SAFETY: a register-to-register instruction of Armv7E-M; it touches no memory and no
+        // flags.
+        unsafe {
+            core::arch::asm!(
+                "smlald {lo}, {hi}, {a}, {b}",
+                lo = inout(reg) lo,
+                hi = inout(reg) hi,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        ((hi as u64) << 32 | lo as u64) as i64
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let ((a0, a1), (b0, b1)) = (lanes(a), lanes(b));
+        acc.wrapping_add(a0 as i64 * b0 as i64 + a1 as i64 * b1 as i64)
+    }
+}
+
 /// `SMLAD a, b, acc`: `acc + a.lo * b.lo + a.hi * b.hi` (signed 16 x 16 products, wrapping
 /// 32-bit sum; the Q flag the instruction may set is never read).
 #[inline(always)]
@@ -477,6 +505,12 @@ mod tests {
                 want[co] = want[co].wrapping_add(w[co] as i32);
             }
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn smlald_is_two_products(a0: i16, a1: i16, b0: i16, b1: i16, acc in -(1i64 << 62)..(1i64 << 62)) {
+            let want = acc + a0 as i64 * b0 as i64 + a1 as i64 * b1 as i64;
+            prop_assert_eq!(smlald(pack(a0, a1), pack(b0, b1), acc), want);
         }
 
         #[test]
