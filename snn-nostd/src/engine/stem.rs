@@ -102,15 +102,15 @@ fn stem_gather3(input: &[i16], s: Shape, layer: &LayerParts<'_>, c_out: usize, d
                         continue;
                     }
                     let row = &input[(r / 3) * plane + (iy - 1) * w..][..w];
-                    let at = |ix: usize| {
-                        if (1..=w).contains(&ix) {
-                            row[ix - 1]
-                        } else {
-                            0
-                        }
+                    // Inputs x - 1, x, x + 1 (zero outside the row).
+                    let (a, b, c) = match (x.checked_sub(1), row.get(x + 1)) {
+                        (Some(l), Some(&n)) => (row[l], row[x], n),
+                        (None, Some(&n)) => (0, row[x], n),
+                        (Some(l), None) => (row[l], row[x], 0),
+                        (None, None) => (0, row[x], 0),
                     };
-                    acc = simd::smlald(simd::pack(at(x), at(x + 1)), p, acc);
-                    acc += t as i64 * at(x + 2) as i64;
+                    acc = simd::smlald(simd::pack(a, b), p, acc);
+                    acc += t as i64 * c as i64;
                 }
             }
             acc
