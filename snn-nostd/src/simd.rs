@@ -209,6 +209,72 @@ pub fn add_i16_run<const K: usize, const C: usize>(px: &mut [i32], w: &[u8]) {
         return;
     }
     #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if K == 3 && C == 8 {
+        // SAFETY: `px` holds the 24 words (aligned) of the three pixels, `w` the 48 bytes of the
+        // three columns (checked above): pixel j takes column 2 - j (bytes 32 (2 - j)..); one
+        // eight-word LDM/STMDB per pixel; r6 and r7 are reserved by the compiler.
+        unsafe {
+            core::arch::asm!(
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {w0}, [{c}, #32]",
+                "ldr {w1}, [{c}, #36]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "ldr {w0}, [{c}, #40]",
+                "ldr {w1}, [{c}, #44]",
+                "sxtah r4, r4, {w0}",
+                "add r5, r5, {w0}, asr #16",
+                "sxtah r8, r8, {w1}",
+                "add r9, r9, {w1}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {w0}, [{c}, #16]",
+                "ldr {w1}, [{c}, #20]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "ldr {w0}, [{c}, #24]",
+                "ldr {w1}, [{c}, #28]",
+                "sxtah r4, r4, {w0}",
+                "add r5, r5, {w0}, asr #16",
+                "sxtah r8, r8, {w1}",
+                "add r9, r9, {w1}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {w0}, [{c}, #0]",
+                "ldr {w1}, [{c}, #4]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "ldr {w0}, [{c}, #8]",
+                "ldr {w1}, [{c}, #12]",
+                "sxtah r4, r4, {w0}",
+                "add r5, r5, {w0}, asr #16",
+                "sxtah r8, r8, {w1}",
+                "add r9, r9, {w1}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                p = inout(reg) px.as_mut_ptr() => _,
+                c = in(reg) w.as_ptr(),
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                options(nostack, preserves_flags)
+            );
+        }
+        return;
+    }
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
     {
         let mut p = px.as_mut_ptr();
         // SAFETY: in bounds: the last column starts at `(K - 1) * 2C <= w.len() - 2C`.
