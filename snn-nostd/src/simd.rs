@@ -153,6 +153,241 @@ pub fn add_i16x4(acc: &mut [i32; 4], w: &[u8; 8]) {
     }
 }
 
+/// The event conv's adds of one kernel row: `K` consecutive pixels of `C` `i32` sums
+/// (`px[..K * C]`, `C` a multiple of 4), pixel `j` taking the `C` `i16` weights of kernel column
+/// `K - 1 - j` (`w[(K - 1 - j) * 2C..][..2C]`), wrapping: [`add_i16x4`] per four channels. On
+/// Armv7E-M the sums are walked with `LDM p!` / `STMDB p` (eight words at a time where `C` allows,
+/// else four) and the weights with a post-incremented load, so no address is recomputed (14
+/// instructions per 8 synaptic events, or 8 per 4, and one more per pixel).
+#[inline(always)]
+pub fn add_i16_run<const K: usize, const C: usize>(px: &mut [i32], w: &[u8]) {
+    assert!(C.is_multiple_of(4) && px.len() >= K * C && w.len() >= K * 2 * C);
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if K == 3 && C == 4 {
+        // SAFETY: `px` holds the 12 words (aligned) of the three pixels, `w` the 24 bytes of the
+        // three columns (checked above): pixels 0 and 1 (one eight-word LDM/STM) take columns 2
+        // and 1 (bytes 16..24, 8..16), pixel 2 column 0; r6 and r7 are reserved by the compiler.
+        unsafe {
+            core::arch::asm!(
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {w0}, [{c}, #16]",
+                "ldr {w1}, [{c}, #20]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "ldr {w0}, [{c}, #8]",
+                "ldr {w1}, [{c}, #12]",
+                "sxtah r4, r4, {w0}",
+                "add r5, r5, {w0}, asr #16",
+                "sxtah r8, r8, {w1}",
+                "add r9, r9, {w1}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}, {{r0, r1, r2, r3}}",
+                "ldr {w0}, [{c}]",
+                "ldr {w1}, [{c}, #4]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "stm {p}, {{r0, r1, r2, r3}}",
+                p = inout(reg) px.as_mut_ptr() => _,
+                c = in(reg) w.as_ptr(),
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                options(nostack, preserves_flags)
+            );
+        }
+        return;
+    }
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if K == 3 && C == 8 {
+        // SAFETY: `px` holds the 24 words (aligned) of the three pixels, `w` the 48 bytes of the
+        // three columns (checked above): pixel j takes column 2 - j (bytes 32 (2 - j)..); one
+        // eight-word LDM/STMDB per pixel; r6 and r7 are reserved by the compiler.
+        unsafe {
+            core::arch::asm!(
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {w0}, [{c}, #32]",
+                "ldr {w1}, [{c}, #36]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "ldr {w0}, [{c}, #40]",
+                "ldr {w1}, [{c}, #44]",
+                "sxtah r4, r4, {w0}",
+                "add r5, r5, {w0}, asr #16",
+                "sxtah r8, r8, {w1}",
+                "add r9, r9, {w1}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {w0}, [{c}, #16]",
+                "ldr {w1}, [{c}, #20]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "ldr {w0}, [{c}, #24]",
+                "ldr {w1}, [{c}, #28]",
+                "sxtah r4, r4, {w0}",
+                "add r5, r5, {w0}, asr #16",
+                "sxtah r8, r8, {w1}",
+                "add r9, r9, {w1}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {w0}, [{c}, #0]",
+                "ldr {w1}, [{c}, #4]",
+                "sxtah r0, r0, {w0}",
+                "add r1, r1, {w0}, asr #16",
+                "sxtah r2, r2, {w1}",
+                "add r3, r3, {w1}, asr #16",
+                "ldr {w0}, [{c}, #8]",
+                "ldr {w1}, [{c}, #12]",
+                "sxtah r4, r4, {w0}",
+                "add r5, r5, {w0}, asr #16",
+                "sxtah r8, r8, {w1}",
+                "add r9, r9, {w1}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                p = inout(reg) px.as_mut_ptr() => _,
+                c = in(reg) w.as_ptr(),
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                options(nostack, preserves_flags)
+            );
+        }
+        return;
+    }
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let mut p = px.as_mut_ptr();
+        // SAFETY: in bounds: the last column starts at `(K - 1) * 2C <= w.len() - 2C`.
+        let mut c = unsafe { w.as_ptr().add((K - 1) * 2 * C) };
+        for j in 0..K {
+            for _ in 0..C / 8 {
+                // SAFETY: as below, eight words and sixteen bytes per step (r6 and r7 are
+                // reserved by the compiler, so the list skips them).
+                unsafe {
+                    core::arch::asm!(
+                        "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                        "ldr {w1}, [{c}, #4]",
+                        "ldr {w0}, [{c}], #8",
+                        "sxtah r0, r0, {w0}",
+                        "add r1, r1, {w0}, asr #16",
+                        "sxtah r2, r2, {w1}",
+                        "add r3, r3, {w1}, asr #16",
+                        "ldr {w1}, [{c}, #4]",
+                        "ldr {w0}, [{c}], #8",
+                        "sxtah r4, r4, {w0}",
+                        "add r5, r5, {w0}, asr #16",
+                        "sxtah r8, r8, {w1}",
+                        "add r9, r9, {w1}, asr #16",
+                        "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                        p = inout(reg) p,
+                        c = inout(reg) c,
+                        w0 = out(reg) _,
+                        w1 = out(reg) _,
+                        out("r0") _,
+                        out("r1") _,
+                        out("r2") _,
+                        out("r3") _,
+                        out("r4") _,
+                        out("r5") _,
+                        out("r8") _,
+                        out("r9") _,
+                        options(nostack, preserves_flags)
+                    );
+                }
+            }
+            for _ in 0..(C % 8) / 4 {
+                // SAFETY: `p` walks the `K * C` words of `px` (checked above), four aligned words
+                // per step, `c` the `2C` bytes of kernel column `K - 1 - j` (unaligned `LDR`s are
+                // allowed on Armv7-M); r0-r3 are named because LDM/STM need an ascending list.
+                unsafe {
+                    core::arch::asm!(
+                        "ldm {p}!, {{r0, r1, r2, r3}}",
+                        "ldr {w1}, [{c}, #4]",
+                        "ldr {w0}, [{c}], #8",
+                        "sxtah r0, r0, {w0}",
+                        "add r1, r1, {w0}, asr #16",
+                        "sxtah r2, r2, {w1}",
+                        "add r3, r3, {w1}, asr #16",
+                        "stmdb {p}, {{r0, r1, r2, r3}}",
+                        p = inout(reg) p,
+                        c = inout(reg) c,
+                        w0 = out(reg) _,
+                        w1 = out(reg) _,
+                        out("r0") _,
+                        out("r1") _,
+                        out("r2") _,
+                        out("r3") _,
+                        options(nostack, preserves_flags)
+                    );
+                }
+            }
+            if j + 1 < K {
+                // Back over the column just added and the one before it.
+                c = c.wrapping_sub(4 * C);
+            }
+        }
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        for (j, pixel) in px[..K * C].chunks_exact_mut(C).enumerate() {
+            let col = &w[(K - 1 - j) * 2 * C..(K - j) * 2 * C];
+            for (a, wq) in pixel.chunks_exact_mut(4).zip(col.chunks_exact(8)) {
+                if let (Ok(a), Ok(wq)) = (a.try_into(), wq.try_into()) {
+                    add_i16x4(a, wq);
+                }
+            }
+        }
+    }
+}
+
+/// `SMLALD lo, hi, a, b`: `acc + a.lo * b.lo + a.hi * b.hi` (signed 16 x 16 products, 64-bit
+/// accumulator).
+#[inline(always)]
+pub fn smlald(a: u32, b: u32, acc: i64) -> i64 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let (mut lo, mut hi) = (acc as u32, (acc >> 32) as u32);
+        // SAFETY: a register-to-register instruction of Armv7E-M; it touches no memory and no
+        // flags.
+        unsafe {
+            core::arch::asm!(
+                "smlald {lo}, {hi}, {a}, {b}",
+                lo = inout(reg) lo,
+                hi = inout(reg) hi,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        ((hi as u64) << 32 | lo as u64) as i64
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let ((a0, a1), (b0, b1)) = (lanes(a), lanes(b));
+        acc.wrapping_add(a0 as i64 * b0 as i64 + a1 as i64 * b1 as i64)
+    }
+}
+
 /// `SMLAD a, b, acc`: `acc + a.lo * b.lo + a.hi * b.hi` (signed 16 x 16 products, wrapping
 /// 32-bit sum; the Q flag the instruction may set is never read).
 #[inline(always)]
@@ -179,6 +414,130 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         let p0 = (a as u16 as i16 as i32) * (b as u16 as i16 as i32);
         let p1 = ((a >> 16) as u16 as i16 as i32) * ((b >> 16) as u16 as i16 as i32);
         acc.wrapping_add(p0).wrapping_add(p1)
+    }
+}
+
+/// One LIF step ([`crate::engine::lif_update`]: `nv = (v + 3x + 2) >> 2`, fire if `nv >= th`,
+/// then reset to 0) of the two `i16` lanes of `v` (membranes) and `x` (inputs), `th2` the
+/// threshold in both lanes. Returns the new membranes and `acc >> 1` with bit 15 (low lane) and
+/// bit 31 (high lane) set for the lanes that fire. `k` must be `0x8000_8000` and `z` zero (kept
+/// in registers by the caller). On Armv7E-M: `MVN`, `SHADD16`, `SHSUB16`, `SSUB16`, two `SEL`
+/// and an `ORR`: `nv = floor((floor((v + x) / 2) - !x) / 2)`, exact in 16 bits.
+#[inline(always)]
+pub fn lif2(v: u32, x: u32, th2: u32, acc: u32, k: u32, z: u32) -> (u32, u32) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let nv;
+        let mut acc = acc;
+        // SAFETY: register-to-register instructions of Armv7E-M; they set the GE flags (not
+        // declared preserved) and touch no memory.
+        unsafe {
+            core::arch::asm!(
+                "mvn {t}, {x}",
+                "shadd16 {n}, {v}, {x}",
+                "shsub16 {n}, {n}, {t}",
+                "ssub16 {t}, {n}, {th}",
+                "sel {n}, {z}, {n}",
+                "sel {t}, {k}, {z}",
+                "orr {acc}, {t}, {acc}, lsr #1",
+                t = out(reg) _,
+                n = out(reg) nv,
+                acc = inout(reg) acc,
+                v = in(reg) v,
+                x = in(reg) x,
+                th = in(reg) th2,
+                z = in(reg) z,
+                k = in(reg) k,
+                options(pure, nomem, nostack)
+            );
+        }
+        (nv, acc)
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let _ = (k, z);
+        let (th, _) = lanes(th2);
+        let lane = |v: i16, x: i16| -> (i16, bool) {
+            let nv = ((v as i32 + 3 * x as i32 + 2) >> 2) as i16;
+            if nv >= th {
+                (0, true)
+            } else {
+                (nv, false)
+            }
+        };
+        let ((v0, v1), (x0, x1)) = (lanes(v), lanes(x));
+        let ((n0, f0), (n1, f1)) = (lane(v0, x0), lane(v1, x1));
+        (
+            pack(n0, n1),
+            (f0 as u32) << 15 | (f1 as u32) << 31 | acc >> 1,
+        )
+    }
+}
+
+/// Interleaves the halves of `x`: bit `k` of the low half goes to bit `2k`, bit `k` of the high
+/// half to bit `2k + 1` (four delta swaps).
+#[inline(always)]
+pub fn interleave_halves(mut x: u32) -> u32 {
+    let mut swap = |m: u32, s: u32| {
+        let t = (x ^ (x >> s)) & m;
+        x ^= t ^ (t << s);
+    };
+    swap(0x0000_FF00, 8);
+    swap(0x00F0_00F0, 4);
+    swap(0x0C0C_0C0C, 2);
+    swap(0x2222_2222, 1);
+    x
+}
+
+/// The lane-wise maximum of two pairs of `i16` lanes: `SSUB16` (its GE flags) then `SEL`.
+#[inline(always)]
+pub fn max16(a: u32, b: u32) -> u32 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let r;
+        // SAFETY: register-to-register instructions of Armv7E-M; they set the GE flags (not
+        // declared preserved) and touch no memory.
+        unsafe {
+            core::arch::asm!(
+                "ssub16 {r}, {a}, {b}",
+                "sel {r}, {a}, {b}",
+                r = out(reg) r,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack)
+            );
+        }
+        r
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let ((a0, a1), (b0, b1)) = (lanes(a), lanes(b));
+        pack(a0.max(b0), a1.max(b1))
+    }
+}
+
+/// `QADD16 a, b`: the two `i16` lanes of `a` and `b` added with saturation.
+#[inline(always)]
+pub fn qadd16(a: u32, b: u32) -> u32 {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        let r;
+        // SAFETY: as in `sxtab16` (QADD16 does not set the Q flag).
+        unsafe {
+            core::arch::asm!(
+                "qadd16 {r}, {a}, {b}",
+                r = lateout(reg) r,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        r
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    {
+        let ((a0, a1), (b0, b1)) = (lanes(a), lanes(b));
+        pack(a0.saturating_add(b0), a1.saturating_add(b1))
     }
 }
 
@@ -239,6 +598,66 @@ mod tests {
             add_i16x4(&mut got, &bytes);
             let want: [i32; 4] = core::array::from_fn(|k| acc[k].wrapping_add(w[k] as i32));
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn lif2_is_two_lif_updates(v0: i16, v1: i16, x0: i16, x1: i16, e in 0u8..=14) {
+            let th = 1i16 << e;
+            let (nv, m) = lif2(pack(v0, v1), pack(x0, x1), pack(th, th), 0, 0x8000_8000, 0);
+            let (mut w0, mut w1) = (v0, v1);
+            let f0 = crate::engine::lif_update(&mut w0, x0, th);
+            let f1 = crate::engine::lif_update(&mut w1, x1, th);
+            prop_assert_eq!(lanes(nv), (w0, w1));
+            prop_assert_eq!(m, (f0 as u32) << 15 | (f1 as u32) << 31);
+        }
+
+        #[test]
+        fn interleave_halves_moves_each_bit(x: u32) {
+            let mut want = 0u32;
+            for k in 0..16 {
+                want |= (x >> k & 1) << (2 * k) | (x >> (16 + k) & 1) << (2 * k + 1);
+            }
+            prop_assert_eq!(interleave_halves(x), want);
+        }
+
+        #[test]
+        fn max16_is_the_lane_maximum(a0: i16, a1: i16, b0: i16, b1: i16) {
+            prop_assert_eq!(lanes(max16(pack(a0, a1), pack(b0, b1))), (a0.max(b0), a1.max(b1)));
+        }
+
+        #[test]
+        fn qadd16_saturates_each_lane(a0: i16, a1: i16, b0: i16, b1: i16) {
+            prop_assert_eq!(
+                lanes(qadd16(pack(a0, a1), pack(b0, b1))),
+                (a0.saturating_add(b0), a1.saturating_add(b1))
+            );
+        }
+
+        #[test]
+        fn add_i16_run_adds_reversed_columns(acc in proptest::collection::vec(any::<i32>(), 24), w in proptest::collection::vec(any::<i16>(), 24)) {
+            let bytes: alloc::vec::Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut got = acc.clone();
+            add_i16_run::<3, 8>(&mut got, &bytes);
+            let mut want = acc.clone();
+            for j in 0..3 {
+                for co in 0..8 {
+                    want[j * 8 + co] = want[j * 8 + co].wrapping_add(w[(2 - j) * 8 + co] as i32);
+                }
+            }
+            prop_assert_eq!(&got, &want);
+            let mut got = acc.clone();
+            add_i16_run::<1, 4>(&mut got, &bytes);
+            let mut want = acc.clone();
+            for co in 0..4 {
+                want[co] = want[co].wrapping_add(w[co] as i32);
+            }
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn smlald_is_two_products(a0: i16, a1: i16, b0: i16, b1: i16, acc in -(1i64 << 62)..(1i64 << 62)) {
+            let want = acc + a0 as i64 * b0 as i64 + a1 as i64 * b1 as i64;
+            prop_assert_eq!(smlald(pack(a0, a1), pack(b0, b1), acc), want);
         }
 
         #[test]

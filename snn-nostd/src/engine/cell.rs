@@ -6,7 +6,8 @@ use super::fixed::sat_i16;
 use super::fixed::threshold;
 use super::kernels::add_sat;
 use super::kernels::conv_edge;
-use super::kernels::lif_layer;
+use super::kernels::lif_pairs;
+use super::kernels::lif_slice;
 use super::kernels::pool3_add;
 use super::kernels::Geom;
 use super::weights::Wt;
@@ -20,7 +21,8 @@ use crate::model::CellPlan;
 use crate::model::LayerParts;
 use crate::model::PostParts;
 use crate::observer::SpikeObserver;
-use crate::skeleton::LayerId;
+use crate::simd;
+use crate::skeleton::{self, LayerId};
 
 /// Per-cell persistent state.
 pub(super) struct CellState<'b> {
@@ -41,18 +43,73 @@ pub(super) fn post_lif(
     // `round_shift(v, s)` is `(v + 2^(s-1)) >> s` here: `|v| < 2^47` cannot overflow with the
     // rounding term (`s <= 62`, as `round_shift` clamps it).
     let s = (post.shift as u32).min(62);
-    let round = (1i64 << s) >> 1;
-    // `lif_layer` asks for the neurons in order: the channel is a running counter.
+    let x = &x[..mem.len()];
+    let (mul, add) = (post.mul, post.add);
+    // Model validation gives `4 * c` bytes to each; without them, the definition's zeros.
+    if s >= 16 && mul.len() >= 4 * c && add.len() >= 4 * c {
+        // In 32-bit halves: with `l = max(0, 32 - s)` and `r = max(0, s - 32)`, `(x * mul +
+        // add + 2^(s-1)) >> s` is the high word of `(x << l) * mul + add * 2^l + 2^(s-1+l)`,
+        // shifted right by `r` (no overflow: `|x << l| <= 2^31`, `|mul| <= 2^31`, `|add * 2^l|
+        // < 2^47`): two `SMLAL`s.
+        let (l, r) = (32u32.saturating_sub(s), s.saturating_sub(32));
+        // Opaque, so that `add * scale` stays a multiply-accumulate (not a 64-bit shift).
+        let (round, scale) = (1i64 << (s - 1 + l), core::hint::black_box(1i32 << l));
+        let word = |b: &[u8], ch: usize| {
+            // SAFETY: `ch < c` and `b.len() >= 4 * c` (checked above).
+            let w = unsafe { b.get_unchecked(4 * ch..4 * ch + 4) };
+            i32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i64
+        };
+        let affine = |v: i16, ch: usize| -> i16 {
+            let acc = (((v as i32) << l) as i64) * word(mul, ch) + word(add, ch) * scale as i64;
+            sat_i16(((((acc + round) >> 32) as i32) >> r) as i64)
+        };
+        post_pairs(x, c, mem, th, bits, affine)
+    } else {
+        let round = (1i64 << s) >> 1;
+        let affine = |v: i16, ch: usize| -> i16 {
+            let mul = crate::model::read_i32(mul, ch) as i64;
+            let add = crate::model::read_i32(add, ch) as i64;
+            sat_i16((v as i64 * mul + add + round) >> s)
+        };
+        post_pairs(x, c, mem, th, bits, affine)
+    }
+}
+
+/// The LIF of `affine(x[i], channel of i)` over `mem`, two neurons at a time.
+#[inline(always)]
+fn post_pairs(
+    x: &[i16],
+    c: usize,
+    mem: &mut [i16],
+    th: i16,
+    bits: &mut [u64],
+    affine: impl Fn(i16, usize) -> i16,
+) -> u64 {
+    // `lif_pairs` asks for the pairs in order (then the rest one by one): the channel is a
+    // running counter.
+    let next = |ch: usize| if ch + 1 == c { 0 } else { ch + 1 };
     let mut ch = 0;
-    lif_layer(mem, th, bits, |i| {
-        let mul = crate::model::read_i32(post.mul, ch) as i64;
-        let add = crate::model::read_i32(post.add, ch) as i64;
-        ch += 1;
-        if ch == c {
-            ch = 0;
-        }
-        sat_i16((x[i] as i64 * mul + add + round) >> s)
-    })
+    let mut ch1 = None;
+    lif_pairs(
+        mem,
+        th,
+        bits,
+        |i| {
+            let c1 = next(ch);
+            // `lif_pairs` asks for pairs inside whole 64-neuron words: `i + 1 < x.len()`.
+            debug_assert!(i + 1 < x.len());
+            // SAFETY: `i + 1 < x.len()` (above).
+            let (a, b) = unsafe { (*x.get_unchecked(i), *x.get_unchecked(i + 1)) };
+            let (lo, hi) = (affine(a, ch), affine(b, c1));
+            ch = next(c1);
+            simd::pack(lo, hi)
+        },
+        |i| {
+            let c1 = *ch1.get_or_insert(i % c);
+            ch1 = Some(next(c1));
+            affine(x[i], c1)
+        },
+    )
 }
 
 /// Applies edge op `op` from node input `src` (spikes `spk` for convs) into `dst`.
@@ -114,14 +171,14 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
     let th = threshold(cp.exp);
     let mut ops = 0;
     let slot = plan.slot.map(usize::from);
-    let edges = g.cell().edges();
     // The tensor an op reads (skip, pools), in a buffer other than `dst`'s (`CellPlan::slot`).
     let source = |op: Op, j: usize| (!op.has_lif()).then_some(slot[j]);
     for i in 0..NUM_NODES {
         if i > 0 {
             nodes[slot[i]][..n].fill(0);
-            for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
-                if edge.to as usize != i || edge.is_backward() || op == Op::Zero {
+            for (k, edge) in skeleton::forward_edges_into(g.cell(), i) {
+                let op = g.ops().get(k).copied().unwrap_or(Op::Zero);
+                if op == Op::Zero {
                     continue;
                 }
                 let j = edge.from as usize;
@@ -136,8 +193,7 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
             add_sat(xi, st.back[i]);
         }
         if plan.need_lif[i] {
-            let src = &*xi;
-            let cnt = lif_layer(st.mem[i], th, st.spk[i], |k| src[k]);
+            let cnt = lif_slice(st.mem[i], th, st.spk[i], xi);
             let layer = LayerId::CellNode {
                 cell: cell_no,
                 node: i as u8,
@@ -152,8 +208,9 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
         }
         let dst = &mut *st.back[i];
         dst.fill(0);
-        for (k, (edge, &op)) in edges.iter().zip(g.ops()).enumerate() {
-            if edge.to as usize != i || !edge.is_backward() || op == Op::Zero {
+        for (k, edge) in skeleton::backward_edges_into(g.cell(), i) {
+            let op = g.ops().get(k).copied().unwrap_or(Op::Zero);
+            if op == Op::Zero {
                 continue;
             }
             let j = edge.from as usize;

@@ -333,6 +333,15 @@ pub(super) trait Lanes {
     fn words(c: usize) -> usize;
     /// Adds the weight column `col` (`C` weights) into the pixel's words, wrapping.
     fn add(px: &mut [i32], col: &[u8]);
+    /// Adds the `K` weight columns `wk` (`K * C` weights, reversed: pixel `j` takes column `K - 1
+    /// - j`) into the `K` pixels `px`, wrapping.
+    #[inline(always)]
+    fn add_run<const K: usize, const C: usize>(px: &mut [i32], wk: &[u8]) {
+        let (pw, col) = (Self::words(C), C * Self::WBYTES);
+        for (p, c) in px.chunks_exact_mut(pw).zip(wk.chunks_exact(col).rev()) {
+            Self::add(p, c);
+        }
+    }
     /// Channel `co`'s sum in a pixel's words.
     fn lane(px: &[i32], co: usize) -> i32;
     /// A bound on every `|sum|` known without reading the weights, if any.
@@ -387,6 +396,19 @@ impl<W: Wt> Lanes for L32<W> {
         W::add_col_wrapping(px, col);
     }
     #[inline(always)]
+    fn add_run<const K: usize, const C: usize>(px: &mut [i32], wk: &[u8]) {
+        if W::BYTES == 2 && C.is_multiple_of(4) {
+            simd::add_i16_run::<K, C>(px, wk);
+        } else {
+            for (p, c) in px
+                .chunks_exact_mut(C)
+                .zip(wk.chunks_exact(C * W::BYTES).rev())
+            {
+                W::add_col_wrapping(p, c);
+            }
+        }
+    }
+    #[inline(always)]
     fn lane(px: &[i32], co: usize) -> i32 {
         px[co]
     }
@@ -420,6 +442,8 @@ impl<const C: usize> LaneRequant<C> {
         let shift: [i32; C] = core::array::from_fn(|co| layer.shift_at(co) as i32);
         let (mut mul, mut add, mut right_shift) = ([1; C], [0; C], [0; C]);
         let mut fast = true;
+        // Weights per output channel: `|sum| <= per_channel * 2^(bits - 1)`.
+        let per_channel = (layer.weights.len() / (C * L::WBYTES)) as i64;
         for co in 0..C {
             let (b, s) = (bias[co] as i64, shift[co]);
             let right = (1..=31).contains(&s);
@@ -431,9 +455,12 @@ impl<const C: usize> LaneRequant<C> {
                     left && (l + b.abs()) << -s <= 1 << 30
                 }
             };
-            // The cheap bound first; the exact one (a pass over the weights) if that fails.
+            // The cheap bounds first (the lanes' own, then the weights per channel times the
+            // largest weight magnitude); the exact one (a pass over the weights) if those fail.
             if !(right || left)
-                || !(L::CHEAP_BOUND.is_some_and(fits) || fits(L::bound(layer, C, co)))
+                || !(L::CHEAP_BOUND.is_some_and(fits)
+                    || fits(per_channel << (8 * L::WBYTES - 1))
+                    || fits(L::bound(layer, C, co)))
             {
                 fast = false;
             } else if right {
@@ -512,19 +539,24 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
         } else {
             count_ones_range(spk, start, start + g.c) + count_ones_range(spk, end - g.c, end)
         };
-        for_each_set_bit(spk, start, end, |idx| {
-            spikes += 1;
-            let rel = idx - start;
-            let x = rel / g.c;
-            let ci = rel - x * g.c;
-            let (po, wo) = (x * pw, ci * K * kcol);
+        // The adds of the spike at `idx` for the kernel rows `rows`.
+        #[inline(always)]
+        fn scatter<L: Lanes, const K: usize, const C: usize>(
+            ring: &mut [i32],
+            weights: &[u8],
+            rows: &[(usize, usize)],
+            (po, wo): (usize, usize),
+        ) {
+            let pw = L::words(C);
+            let col = C * L::WBYTES;
+            let kcol = K * col;
             for &(ro, kyo) in rows {
                 let o = ro + po;
                 let w = wo + kyo;
                 debug_assert!(o + K * pw <= ring.len() && w + kcol <= weights.len());
-                // SAFETY: `ro <= 3 * rw` and `x < g.w`, so `o + K * pw <= 3 * rw + (g.w + 2 * pad)
-                // * pw = 4 * rw = ring.len()`; `ci < g.c` and `ky < K`, so `w + kcol <= g.c * K *
-                // kcol = weights.len()`. (Bounds checks here cost a third of the adds.)
+                // SAFETY: `ro <= 3 * rw` and `x < g.w`, so `o + K * pw <= 3 * rw + (g.w + 2 *
+                // pad) * pw = 4 * rw = ring.len()`; `ci < g.c` and `ky < K`, so `w + kcol <=
+                // g.c * K * kcol = weights.len()`. (Bounds checks here cost a third of the adds.)
                 let (px, wk) = unsafe {
                     (
                         ring.get_unchecked_mut(o..o + K * pw),
@@ -532,11 +564,29 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
                     )
                 };
                 // Padded pixel `x + j` takes kernel column `kx = K - 1 - j`.
-                for (p, c) in px.chunks_exact_mut(pw).zip(wk.chunks_exact(col).rev()) {
-                    L::add(p, c);
-                }
+                L::add_run::<K, C>(px, wk);
             }
-        });
+        }
+        let at = |idx: usize| {
+            let rel = idx - start;
+            let x = rel / g.c;
+            let ci = rel - x * g.c;
+            (x * pw, ci * K * kcol)
+        };
+        if nr == K {
+            // Every kernel row (all but the first and last `pad` rows): a constant trip count,
+            // unrolled, its offsets in registers.
+            let all: [(usize, usize); K] = core::array::from_fn(|r| rows[r]);
+            for_each_set_bit(spk, start, end, |idx| {
+                spikes += 1;
+                scatter::<L, K, C>(ring, weights, &all, at(idx));
+            });
+        } else {
+            for_each_set_bit(spk, start, end, |idx| {
+                spikes += 1;
+                scatter::<L, K, C>(ring, weights, rows, at(idx));
+            });
+        }
         taps += (K as u64 * spikes as u64 - border as u64) * nr as u64;
         if y >= pad {
             emit_lanes::<L, C>(ring, rw, y - pad, g, pad, &rq, &mut out);
@@ -565,9 +615,26 @@ pub(super) fn emit_lanes<L: Lanes, const C: usize>(
             let s = slot(oy);
             let row = &ring[s + pad * pw..s + rw];
             let d = &mut dst[oy * g.w * C..(oy + 1) * g.w * C];
-            for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
-                for (co, dv) in dpx.iter_mut().enumerate() {
-                    *dv = add_sat16(*dv, rq.value(L::lane(px, co), co));
+            if pw == C && rq.fast {
+                // One sum per word: channel by channel, its read-out constants in registers.
+                let n = g.w.min(row.len() / C) * C;
+                for co in 0..C {
+                    let (m, a, r) = (rq.mul[co], rq.add[co], rq.right[co]);
+                    let mut i = co;
+                    while i < n {
+                        // SAFETY: `i < n <= d.len()` and `n <= row.len()`.
+                        unsafe {
+                            let dv = d.get_unchecked_mut(i);
+                            *dv = add_sat16(*dv, (*row.get_unchecked(i) * m + a) >> r);
+                        }
+                        i += C;
+                    }
+                }
+            } else {
+                for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
+                    for (co, dv) in dpx.iter_mut().enumerate() {
+                        *dv = add_sat16(*dv, rq.value(L::lane(px, co), co));
+                    }
                 }
             }
             ring[s..s + rw].fill(0);

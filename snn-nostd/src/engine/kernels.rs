@@ -8,6 +8,7 @@ use super::fixed::lif_update;
 use super::weights::Wt;
 use crate::bits::for_each_set_bit;
 use crate::model::LayerParts;
+use crate::simd;
 
 /// A `c x h x w` map (stored HWC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,8 +61,60 @@ pub(super) fn conv_edge<W: Wt>(
 pub(super) fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16], col: &mut [i32]) {
     if avg {
         pool3::<true>(src, g, dst, col);
+    } else if g.c.is_multiple_of(2) && g.w >= 2 {
+        maxpool3_pairs(src, g, dst, col);
     } else {
         pool3::<false>(src, g, dst, col);
+    }
+}
+
+/// Two `i16` values of `s` at `i`, `i + 1` as lanes (`i + 1 < s.len()`).
+#[inline(always)]
+fn pair_at(s: &[i16], i: usize) -> u32 {
+    let p = &s[i..i + 2];
+    simd::pack(p[0], p[1])
+}
+
+/// The MaxPool of [`pool3`] for an even channel count (`w >= 2`) on pairs of `i16` lanes: the
+/// maxima ([`simd::max16`]) and the saturating add into `dst` ([`simd::qadd16`]) are those of
+/// the definition, lane by lane (a maximum of `i16`s is an `i16`).
+fn maxpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
+    let (c, w) = (g.c, g.w);
+    let rl = w * c;
+    let (c2, rl2) = (c / 2, rl / 2);
+    let col = &mut col[..rl2];
+    for y in 0..g.h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
+        let row = |r: usize| &src[r * rl..(r + 1) * rl];
+        let (a, b, t) = (row(y0), row(y), row(y1));
+        // Vertical: rows y0, y, y1 (repeating a row leaves the maximum unchanged).
+        for (k, v) in col.iter_mut().enumerate() {
+            let m = simd::max16(
+                simd::max16(pair_at(a, 2 * k), pair_at(b, 2 * k)),
+                pair_at(t, 2 * k),
+            );
+            *v = m as i32;
+        }
+        let d = &mut dst[y * rl..(y + 1) * rl];
+        let put = |d: &mut [i16], k: usize, m: u32| {
+            let p = &mut d[2 * k..2 * k + 2];
+            let v = simd::qadd16(simd::pack(p[0], p[1]), m);
+            (p[0], p[1]) = simd::lanes(v);
+        };
+        let at = |k: usize| col[k] as u32;
+        // First and last column: two neighbours; interior columns: three.
+        for k in 0..c2 {
+            put(d, k, simd::max16(at(k), at(k + c2)));
+            let l = rl2 - c2 + k;
+            put(d, l, simd::max16(at(l - c2), at(l)));
+        }
+        for k in c2..rl2 - c2 {
+            put(
+                d,
+                k,
+                simd::max16(simd::max16(at(k - c2), at(k)), at(k + c2)),
+            );
+        }
     }
 }
 
@@ -85,18 +138,30 @@ pub(super) fn pool3<const AVG: bool>(src: &[i16], g: Geom, dst: &mut [i16], col:
         }
     };
     let comb = |a: i32, b: i32| if avg { a + b } else { a.max(b) };
+    let put = |d: &mut i16, v: i32| *d = (*d as i32 + out(v)).clamp(-32768, 32767) as i16;
     for y in 0..g.h {
         let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
-        for (a, &v) in col.iter_mut().zip(&src[y0 * rl..(y0 + 1) * rl]) {
-            *a = v as i32;
-        }
-        for yy in y0 + 1..=y1 {
-            for (a, &v) in col.iter_mut().zip(&src[yy * rl..(yy + 1) * rl]) {
-                *a = comb(*a, v as i32);
+        let row = |r: usize| &src[r * rl..(r + 1) * rl];
+        // Vertical: the rows y0..=y1 (two or three, or one where h = 1) combined.
+        match y1 - y0 {
+            0 => {
+                for (a, &v) in col.iter_mut().zip(row(y0)) {
+                    *a = v as i32;
+                }
+            }
+            1 => {
+                for (a, (&u, &v)) in col.iter_mut().zip(row(y0).iter().zip(row(y1))) {
+                    *a = comb(u as i32, v as i32);
+                }
+            }
+            _ => {
+                let rows = row(y0).iter().zip(row(y0 + 1)).zip(row(y1));
+                for (a, ((&u, &v), &t)) in col.iter_mut().zip(rows) {
+                    *a = comb(comb(u as i32, v as i32), t as i32);
+                }
             }
         }
         let d = &mut dst[y * rl..(y + 1) * rl];
-        let put = |d: &mut i16, v: i32| *d = (*d as i32 + out(v)).clamp(-32768, 32767) as i16;
         if w == 1 {
             for (dv, &a) in d.iter_mut().zip(col.iter()) {
                 put(dv, a);
@@ -117,9 +182,19 @@ pub(super) fn pool3<const AVG: bool>(src: &[i16], g: Geom, dst: &mut [i16], col:
     }
 }
 
-/// `dst += src`, saturating.
+/// `dst += src`, saturating: two lanes at a time ([`simd::qadd16`]).
 pub(super) fn add_sat(dst: &mut [i16], src: &[i16]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    let mut d4 = dst.chunks_exact_mut(4);
+    let mut s4 = src.chunks_exact(4);
+    for (d, s) in (&mut d4).zip(&mut s4) {
+        let v0 = simd::qadd16(simd::pack(d[0], d[1]), simd::pack(s[0], s[1]));
+        let v1 = simd::qadd16(simd::pack(d[2], d[3]), simd::pack(s[2], s[3]));
+        (d[0], d[1]) = simd::lanes(v0);
+        (d[2], d[3]) = simd::lanes(v1);
+    }
+    for (d, &s) in d4.into_remainder().iter_mut().zip(s4.remainder()) {
         *d = d.saturating_add(s);
     }
 }
@@ -142,6 +217,79 @@ pub(super) fn lif_layer(
             }
         }
         *out = word;
+        count += word.count_ones() as u64;
+    }
+    count
+}
+
+/// [`lif_layer`] with the inputs in a slice (`src[i]` for neuron `i`).
+#[inline]
+pub(super) fn lif_slice(mem: &mut [i16], th: i16, bits: &mut [u64], src: &[i16]) -> u64 {
+    let src = &src[..mem.len()];
+    lif_pairs(
+        mem,
+        th,
+        bits,
+        |i| {
+            // `lif_pairs` asks for pairs inside whole 64-neuron words: `i + 1 < mem.len()`.
+            debug_assert!(i + 1 < src.len());
+            #[cfg(target_endian = "little")]
+            // SAFETY: `i + 1 < src.len()` (above): two `i16`, four readable bytes (an unaligned
+            // `LDR`); on a little-endian target their word is `pack(src[i], src[i + 1])`.
+            let w = unsafe { src.as_ptr().add(i).cast::<u32>().read_unaligned() };
+            #[cfg(not(target_endian = "little"))]
+            let w = simd::pack(src[i], src[i + 1]);
+            w
+        },
+        |i| src[i],
+    )
+}
+
+/// [`lif_layer`] two neurons at a time ([`simd::lif2`]) for the whole 64-neuron words:
+/// `pair(i)` (`i` even, in increasing order, `i + 1 < 64 * (mem.len() / 64)`) gives the inputs
+/// of neurons `i` (low lane) and `i + 1` (high lane); the neurons past the last whole word take
+/// `one(i)`, one at a time.
+#[inline(always)]
+pub(super) fn lif_pairs(
+    mem: &mut [i16],
+    th: i16,
+    bits: &mut [u64],
+    mut pair: impl FnMut(usize) -> u32,
+    mut one: impl FnMut(usize) -> i16,
+) -> u64 {
+    let n = mem.len();
+    let th2 = simd::pack(th, th);
+    // Opaque to the optimiser: kept in registers instead of rebuilt for every pair.
+    let (k, z) = core::hint::black_box((0x8000_8000u32, 0u32));
+    let full = n / 64;
+    let mut count = 0u64;
+    let (body, tail) = mem.split_at_mut(full * 64);
+    for (wi, (chunk, out)) in body.chunks_exact_mut(64).zip(bits.iter_mut()).enumerate() {
+        let mut word = 0u64;
+        for (h, half) in chunk.chunks_exact_mut(32).enumerate() {
+            let base = wi * 64 + h * 32;
+            // Lane bits 15 and 31 of each pair's mask shifted down: the low lanes end in bits
+            // 0..16, the high lanes in 16..32.
+            let mut acc = 0u32;
+            for (p, v) in half.chunks_exact_mut(2).enumerate() {
+                let nv;
+                (nv, acc) = simd::lif2(simd::pack(v[0], v[1]), pair(base + 2 * p), th2, acc, k, z);
+                (v[0], v[1]) = simd::lanes(nv);
+            }
+            word |= (simd::interleave_halves(acc) as u64) << (32 * h);
+        }
+        *out = word;
+        count += word.count_ones() as u64;
+    }
+    if !tail.is_empty() {
+        let base = full * 64;
+        let mut word = 0u64;
+        for (b, v) in tail.iter_mut().enumerate() {
+            if lif_update(v, one(base + b), th) {
+                word |= 1u64 << b;
+            }
+        }
+        bits[full] = word;
         count += word.count_ones() as u64;
     }
     count

@@ -11,6 +11,7 @@
 
 use super::{requant, round_shift, sat_i16, Wt};
 use crate::model::{Dims, LayerParts};
+use crate::simd;
 
 /// Input geometry of the stem.
 #[derive(Clone, Copy, Debug)]
@@ -49,8 +50,87 @@ pub(super) fn stem<W: Wt>(
     });
     if fits32 && row.len() >= 2 * s.w {
         stem_rows::<W>(input, s, layer, c_out, dst, row);
+    } else if W::BYTES == 2 && s.c == 3 && input.len() >= 3 * s.h * s.w {
+        stem_gather3(input, s, layer, c_out, dst);
     } else {
         stem_chunks64::<W>(input, s, layer, c_out, dst);
+    }
+}
+
+/// The `i64` stem for three input channels and `i16` weights, output pixel by output pixel:
+/// each of the nine (channel, kernel row) rows of an interior pixel is one `SMLALD` (two
+/// adjacent inputs times two adjacent weights) and one `SMLAL`; border pixels are summed with
+/// their padding tests. Exact (the definition's sums, in `i64`).
+fn stem_gather3(input: &[i16], s: Shape, layer: &LayerParts<'_>, c_out: usize, dst: &mut [i16]) {
+    let (h, w) = (s.h, s.w);
+    let (oh, ow) = if s.pool { (h / 2, w / 2) } else { (h, w) };
+    let plane = h * w;
+    let input = &input[..3 * plane];
+    let wt = |i: usize| super::W16::at(layer.weights, i);
+    for co in 0..c_out {
+        let shift = layer.shift_at(co) as i32;
+        let bias = layer.bias_at(co) as i64;
+        // Kernel row r = 3 ci + ky: weights (kx 0, kx 1) as lanes and kx 2.
+        let base = co * 27;
+        let pairs: [u32; 9] = core::array::from_fn(|r| {
+            simd::pack(wt(base + 3 * r) as i16, wt(base + 3 * r + 1) as i16)
+        });
+        let third: [i32; 9] = core::array::from_fn(|r| wt(base + 3 * r + 2));
+        let px = |y: usize, x: usize| -> i64 {
+            let mut acc = bias;
+            if y >= 1 && y + 1 < h && x >= 1 && x + 1 < w {
+                let top = (y - 1) * w + x - 1;
+                for (r, (&p, &t)) in pairs.iter().zip(&third).enumerate() {
+                    let i = (r / 3) * plane + (r % 3) * w + top;
+                    debug_assert!(i + 3 <= input.len());
+                    // SAFETY: `ci < 3`, `y + ky - 1 < h` and `x + 1 < w`: `i + 3 <= 3 * h * w`,
+                    // the length of `input`. Little-endian: the word of two `i16` is their pair.
+                    let (v01, v2) = unsafe {
+                        let q = input.as_ptr().add(i);
+                        (q.cast::<u32>().read_unaligned(), *q.add(2))
+                    };
+                    #[cfg(not(target_endian = "little"))]
+                    let v01 = simd::pack(input[i], input[i + 1]);
+                    acc = simd::smlald(v01, p, acc);
+                    acc += t as i64 * v2 as i64;
+                }
+            } else {
+                // The same with the padding's zeros (columns) and rows skipped.
+                for (r, (&p, &t)) in pairs.iter().zip(&third).enumerate() {
+                    let iy = y + r % 3;
+                    if iy < 1 || iy > h {
+                        continue;
+                    }
+                    let row = &input[(r / 3) * plane + (iy - 1) * w..][..w];
+                    // Inputs x - 1, x, x + 1 (zero outside the row).
+                    let (a, b, c) = match (x.checked_sub(1), row.get(x + 1)) {
+                        (Some(l), Some(&n)) => (row[l], row[x], n),
+                        (None, Some(&n)) => (0, row[x], n),
+                        (Some(l), None) => (row[l], row[x], 0),
+                        (None, None) => (0, row[x], 0),
+                    };
+                    acc = simd::smlald(simd::pack(a, b), p, acc);
+                    acc += t as i64 * c as i64;
+                }
+            }
+            acc
+        };
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let v = if s.pool {
+                    let (y, x) = (2 * oy, 2 * ox);
+                    px(y, x)
+                        .max(px(y, x + 1))
+                        .max(px(y + 1, x))
+                        .max(px(y + 1, x + 1))
+                } else {
+                    px(oy, ox)
+                };
+                if let Some(d) = dst.get_mut((oy * ow + ox) * c_out + co) {
+                    *d = sat_i16(round_shift(v, shift));
+                }
+            }
+        }
     }
 }
 

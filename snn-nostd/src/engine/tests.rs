@@ -1640,3 +1640,48 @@ fn dense_baseline_equals_event_engine() {
         ));
     }
 }
+
+/// `post_lif` (32-bit halves for shifts >= 16, pairs of neurons, the odd tail one by one) equals
+/// the affine of the definition in `i64` followed by `lif_update`, neuron by neuron, for every
+/// shift, channel count and a length that is not a multiple of 64.
+#[test]
+fn post_lif_matches_the_definition() {
+    let mut rng = test_rng(41);
+    for shift in 0u8..=64 {
+        for (c, n) in [(1usize, 64usize), (3, 3 * 45), (4, 4 * 33), (8, 8 * 16)] {
+            let mul: Vec<u8> = (0..c)
+                .flat_map(|_| (rng.int(i32::MIN as i64, i32::MAX as i64) as i32).to_le_bytes())
+                .collect();
+            let add: Vec<u8> = (0..c)
+                .flat_map(|_| (rng.int(i32::MIN as i64, i32::MAX as i64) as i32).to_le_bytes())
+                .collect();
+            let post = crate::model::PostParts {
+                exp: shift % 15,
+                mul: &mul,
+                add: &add,
+                shift,
+            };
+            let x: Vec<i16> = (0..n).map(|_| rng.int(-32768, 32767) as i16).collect();
+            let mem0: Vec<i16> = (0..n).map(|_| rng.int(-32768, 32767) as i16).collect();
+            let (mut mem, mut bits) = (mem0.clone(), vec![0u64; n.div_ceil(64)]);
+            let count = post_lif(&x, c, &post, &mut mem, &mut bits);
+            let (mut want_mem, mut want_bits) = (mem0, vec![0u64; n.div_ceil(64)]);
+            let s = shift.min(62) as u32;
+            let th = fixed::threshold(post.exp);
+            for i in 0..n {
+                let (m, a) = (
+                    crate::model::read_i32(&mul, i % c) as i64,
+                    crate::model::read_i32(&add, i % c) as i64,
+                );
+                let v = sat_i16((x[i] as i64 * m + a + ((1i64 << s) >> 1)) >> s);
+                if lif_update(&mut want_mem[i], v, th) {
+                    want_bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+            assert_eq!(mem, want_mem, "shift {shift} c {c}");
+            assert_eq!(bits, want_bits, "shift {shift} c {c}");
+            let ones: u32 = want_bits.iter().map(|w| w.count_ones()).sum();
+            assert_eq!(count, ones as u64);
+        }
+    }
+}

@@ -42,7 +42,13 @@ impl Wt for W16 {
     #[inline]
     fn add_col(acc: &mut [i32], col: &[u8]) {
         for (a, b) in acc.iter_mut().zip(col.chunks_exact(2)) {
-            *a = a.saturating_add(i16::from_le_bytes([b[0], b[1]]) as i32);
+            #[cfg(target_endian = "little")]
+            // SAFETY: `b` is two readable bytes; one (possibly unaligned) halfword load, which
+            // is their little-endian `i16` here (the compiler would load and merge two bytes).
+            let w = unsafe { b.as_ptr().cast::<i16>().read_unaligned() };
+            #[cfg(not(target_endian = "little"))]
+            let w = i16::from_le_bytes([b[0], b[1]]);
+            *a = a.saturating_add(w as i32);
         }
     }
     /// Two weights per 32-bit load: the low one sign-extended and added (`SXTAH`), the high one
