@@ -311,16 +311,16 @@ impl<'m, 'b> Engine<'m, 'b> {
     pub fn reset(&mut self) {
         for c in self.cells.iter_mut() {
             for b in c.back.iter_mut() {
-                b.fill(0);
+                crate::simd::zero_i16(b);
             }
             for m in c.mem.iter_mut() {
-                m.fill(0);
+                crate::simd::zero_i16(m);
             }
         }
         for m in self.post_mem.iter_mut() {
-            m.fill(0);
+            crate::simd::zero_i16(m);
         }
-        self.hid_mem.fill(0);
+        crate::simd::zero_i16(self.hid_mem);
         self.scores.fill(0);
         self.t = 0;
         self.stem_valid = false;

@@ -549,6 +549,75 @@ fn lanes_add(acc: u32, lo: u16, hi: u16) -> u32 {
     l as u32 | (h as u32) << 16
 }
 
+/// Sets every element of `buf` to zero (`buf.fill(0)`): the 4-byte aligned middle in blocks of
+/// 16 bytes ([`zero_blocks`]), the at most 1 + 7 elements around it one by one. `fill(0)` calls
+/// `__aeabi_memclr`, 3 instructions per word for `i16` (1.5 for 4-aligned `i32`); this is 0.5.
+#[inline]
+pub fn zero_i16(buf: &mut [i16]) {
+    // SAFETY: every bit pattern is a valid `i16` and a valid `[u32; 4]`.
+    let (head, mid, tail) = unsafe { buf.align_to_mut::<[u32; 4]>() };
+    zero_few(head);
+    zero_blocks(mid);
+    zero_few(tail);
+}
+
+/// [`zero_i16`] for `i32`s.
+#[inline]
+pub fn zero_i32(buf: &mut [i32]) {
+    // SAFETY: every bit pattern is a valid `i32` and a valid `[u32; 4]`.
+    let (head, mid, tail) = unsafe { buf.align_to_mut::<[u32; 4]>() };
+    zero_few(head);
+    zero_blocks(mid);
+    zero_few(tail);
+}
+
+/// Zeroes a few elements one at a time (volatile stores, so that the optimiser does not turn the
+/// loop back into a `memset` call).
+#[inline(always)]
+fn zero_few<T: Copy + Default>(s: &mut [T]) {
+    for v in s {
+        // SAFETY: `v` is a valid, aligned, exclusive reference.
+        unsafe { core::ptr::write_volatile(v, T::default()) };
+    }
+}
+
+/// Zeroes 16-byte blocks. On Armv7E-M: one four-register `STM` per block, two per loop
+/// iteration (0.5 instructions per word).
+#[inline(always)]
+pub fn zero_blocks(b: &mut [[u32; 4]]) {
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    {
+        if b.is_empty() {
+            return;
+        }
+        // SAFETY: the loop stores exactly `b.len()` 16-byte blocks from `b`'s start (4-aligned,
+        // exclusive): one if the count is odd, then two per iteration while any remain.
+        unsafe {
+            core::arch::asm!(
+                "lsrs {n}, {n}, #1",
+                "it cs",
+                "stmcs {p}!, {{r0, r1, r2, r3}}",
+                "beq 3f",
+                "2:",
+                "stm {p}!, {{r0, r1, r2, r3}}",
+                "stm {p}!, {{r0, r1, r2, r3}}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "3:",
+                p = inout(reg) b.as_mut_ptr() => _,
+                n = inout(reg) b.len() => _,
+                in("r0") 0u32,
+                in("r1") 0u32,
+                in("r2") 0u32,
+                in("r3") 0u32,
+                options(nostack)
+            );
+        }
+    }
+    #[cfg(not(all(feature = "dsp", target_arch = "arm")))]
+    b.fill([0; 4]);
+}
+
 /// The low and high lanes of `v`.
 #[inline(always)]
 pub fn lanes(v: u32) -> (i16, i16) {
@@ -618,6 +687,21 @@ mod tests {
                 want |= (x >> k & 1) << (2 * k) | (x >> (16 + k) & 1) << (2 * k + 1);
             }
             prop_assert_eq!(interleave_halves(x), want);
+        }
+
+        #[test]
+        fn zero_i16_clears_every_element(v in proptest::collection::vec(any::<i16>(), 0..80), from in 0usize..8) {
+            let mut v = v;
+            let from = from.min(v.len());
+            let before = v[..from].to_vec();
+            zero_i16(&mut v[from..]);
+            prop_assert_eq!(&v[..from], &before[..]);
+            prop_assert!(v[from..].iter().all(|&x| x == 0));
+            let mut w: alloc::vec::Vec<i32> = (0..v.len() as i32).map(|x| x - 40).collect();
+            let wbefore = w[..from].to_vec();
+            zero_i32(&mut w[from..]);
+            prop_assert_eq!(&w[..from], &wbefore[..]);
+            prop_assert!(w[from..].iter().all(|&x| x == 0));
         }
 
         #[test]

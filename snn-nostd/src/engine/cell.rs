@@ -175,7 +175,7 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
     let source = |op: Op, j: usize| (!op.has_lif()).then_some(slot[j]);
     for i in 0..NUM_NODES {
         if i > 0 {
-            nodes[slot[i]][..n].fill(0);
+            simd::zero_i16(&mut nodes[slot[i]][..n]);
             for (k, edge) in skeleton::forward_edges_into(g.cell(), i) {
                 let op = g.ops().get(k).copied().unwrap_or(Op::Zero);
                 if op == Op::Zero {
@@ -207,7 +207,7 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
             continue;
         }
         let dst = &mut *st.back[i];
-        dst.fill(0);
+        simd::zero_i16(dst);
         for (k, edge) in skeleton::backward_edges_into(g.cell(), i) {
             let op = g.ops().get(k).copied().unwrap_or(Op::Zero);
             if op == Op::Zero {

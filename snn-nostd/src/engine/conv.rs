@@ -511,7 +511,7 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
     let pw = L::words(C);
     let rw = (g.w + 2 * pad) * pw;
     let ring = &mut ring[..RING_ROWS * rw];
-    ring.fill(0);
+    simd::zero_i32(ring);
     let col = C * L::WBYTES;
     let kcol = K * col;
     let row_bits = g.w * g.c;
@@ -637,7 +637,7 @@ pub(super) fn emit_lanes<L: Lanes, const C: usize>(
                     }
                 }
             }
-            ring[s..s + rw].fill(0);
+            simd::zero_i32(&mut ring[s..s + rw]);
         }
         Out::MaxPool2(dst) => {
             let (h2, w2) = (g.h / 2, g.w / 2);
@@ -662,8 +662,8 @@ pub(super) fn emit_lanes<L: Lanes, const C: usize>(
                     *dv = add_sat16(0, rq.value(m, co));
                 }
             }
-            ring[s0..s0 + rw].fill(0);
-            ring[s1..s1 + rw].fill(0);
+            simd::zero_i32(&mut ring[s0..s0 + rw]);
+            simd::zero_i32(&mut ring[s1..s1 + rw]);
         }
     }
 }
