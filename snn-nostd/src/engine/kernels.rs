@@ -59,7 +59,9 @@ pub(super) fn conv_edge<W: Wt>(
 /// `g.w * g.c` words), then three neighbouring columns of `col` give each output, the same
 /// values as summing (maximising) the 3x3 window directly.
 pub(super) fn pool3_add(src: &[i16], g: Geom, avg: bool, dst: &mut [i16], col: &mut [i32]) {
-    if avg {
+    if avg && g.c.is_multiple_of(2) && g.w >= 3 {
+        avgpool3_pairs(src, g, dst, col);
+    } else if avg {
         pool3::<true>(src, g, dst, col);
     } else if g.c.is_multiple_of(2) && g.w >= 2 {
         maxpool3_pairs(src, g, dst, col);
@@ -115,6 +117,80 @@ fn maxpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
                 simd::max16(simd::max16(at(k - c2), at(k)), at(k + c2)),
             );
         }
+    }
+}
+
+/// `floor((2 v + 9) / 18)` for `|2 v + 9| < 18 * 2^15` (the AvgPool3 output of a window sum
+/// `v`), plus `2^15`: an unsigned multiply-by-reciprocal on a positive offset, in `0..2^16`.
+#[inline(always)]
+fn avg9_biased(v: i32) -> u32 {
+    const OFF: i32 = 18 << 15;
+    (2 * v + 9 + OFF) as u32 / 18
+}
+
+/// The AvgPool of [`pool3`] for an even channel count and `w >= 3`: the same vertical sums, then
+/// the interior outputs two channels at a time ([`avg3_interior`]).
+fn avgpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
+    let (c, w) = (g.c, g.w);
+    let rl = w * c;
+    let col = &mut col[..rl];
+    let put = |d: &mut i16, v: i32| {
+        *d = (*d as i32 + avg9_biased(v) as i32 - (1 << 15)).clamp(-32768, 32767) as i16
+    };
+    for y in 0..g.h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
+        let row = |r: usize| &src[r * rl..(r + 1) * rl];
+        match y1 - y0 {
+            0 => {
+                for (a, &v) in col.iter_mut().zip(row(y0)) {
+                    *a = v as i32;
+                }
+            }
+            1 => {
+                for (a, (&u, &v)) in col.iter_mut().zip(row(y0).iter().zip(row(y1))) {
+                    *a = u as i32 + v as i32;
+                }
+            }
+            _ => sum3_rows(row(y0), row(y0 + 1), row(y1), col),
+        }
+        let d = &mut dst[y * rl..(y + 1) * rl];
+        // First and last column: two neighbours.
+        for ch in 0..c {
+            put(&mut d[ch], col[ch] + col[c + ch]);
+            let l = rl - c + ch;
+            put(&mut d[l], col[l - c] + col[l]);
+        }
+        // Interior columns: three.
+        avg3_interior(col, c, &mut d[c..rl - c]);
+    }
+}
+
+/// `col[i] = a[i] + b[i] + t[i]` (the vertical sums of three rows), out of line so that its few
+/// pointers stay in registers.
+#[inline(never)]
+fn sum3_rows(a: &[i16], b: &[i16], t: &[i16], col: &mut [i32]) {
+    for (v, ((&a, &b), &t)) in col.iter_mut().zip(a.iter().zip(b).zip(t)) {
+        *v = a as i32 + b as i32 + t as i32;
+    }
+}
+
+/// The interior AvgPool3 outputs of one row, two channels at a time: `d[j] += avg(col[j] +
+/// col[j + c] + col[j + 2c])` (`d` = the row's pixels `1..w - 1`, `col` its vertical sums, `c`
+/// and `d.len()` even: pairs never straddle), the averages ([`avg9_biased`], the lanes' `2^15`
+/// bias removed by one `EOR`) packed into two `i16` lanes and added with [`simd::qadd16`] (each
+/// average is an `i16`, so the lane saturation is the definition's clamp).
+#[inline(never)]
+fn avg3_interior(col: &[i32], c: usize, d: &mut [i16]) {
+    let n = d.len();
+    let (l, m, r) = (&col[..n], &col[c..c + n], &col[2 * c..2 * c + n]);
+    let cols = l
+        .chunks_exact(2)
+        .zip(m.chunks_exact(2))
+        .zip(r.chunks_exact(2));
+    for (dp, ((l, m), r)) in d.chunks_exact_mut(2).zip(cols) {
+        let (s0, s1) = (l[0] + m[0] + r[0], l[1] + m[1] + r[1]);
+        let q = (avg9_biased(s0) | avg9_biased(s1) << 16) ^ 0x8000_8000;
+        (dp[0], dp[1]) = simd::lanes(simd::qadd16(simd::pack(dp[0], dp[1]), q));
     }
 }
 
