@@ -557,7 +557,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             );
             let n = geom.len();
             let spikes = post_lif(
-                &self.nodes[plan.slot[3] as usize][..n],
+                &mut self.nodes[plan.slot[3] as usize][..n],
                 geom.c,
                 post,
                 self.post_mem[k],

@@ -31,9 +31,10 @@ pub(super) struct CellState<'b> {
     pub(super) spk: [&'b mut [u64]; NUM_NODES],
 }
 
-/// Affine (folded BN) -> LIF over a cell output `x` (HWC, `c` channels).
+/// Affine (folded BN) -> LIF over a cell output `x` (HWC, `c` channels). `x` is scratch: its
+/// contents on return are unspecified (the affine outputs, where computed in place).
 pub(super) fn post_lif(
-    x: &[i16],
+    x: &mut [i16],
     c: usize,
     post: &PostParts<'_>,
     mem: &mut [i16],
@@ -43,7 +44,7 @@ pub(super) fn post_lif(
     // `round_shift(v, s)` is `(v + 2^(s-1)) >> s` here: `|v| < 2^47` cannot overflow with the
     // rounding term (`s <= 62`, as `round_shift` clamps it).
     let s = (post.shift as u32).min(62);
-    let x = &x[..mem.len()];
+    let x = &mut x[..mem.len()];
     let (mul, add) = (post.mul, post.add);
     // Model validation gives `4 * c` bytes to each; without them, the definition's zeros.
     if s >= 16 && mul.len() >= 4 * c && add.len() >= 4 * c {
@@ -59,11 +60,21 @@ pub(super) fn post_lif(
             let w = unsafe { b.get_unchecked(4 * ch..4 * ch + 4) };
             i32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i64
         };
-        let affine = |v: i16, ch: usize| -> i16 {
-            let acc = (((v as i32) << l) as i64) * word(mul, ch) + word(add, ch) * scale as i64;
-            sat_i16(((((acc + round) >> 32) as i32) >> r) as i64)
-        };
-        post_pairs(x, c, mem, th, bits, affine)
+        // Channel by channel, its constants in registers, in place; then the LIF over the
+        // outputs (`mem` order, two neurons at a time).
+        let n = x.len();
+        for ch in 0..c {
+            let (m, bias) = (word(mul, ch), word(add, ch) * scale as i64 + round);
+            let mut i = ch;
+            while i < n {
+                // SAFETY: `i < n = x.len()`.
+                let v = unsafe { x.get_unchecked_mut(i) };
+                let acc = (((*v as i32) << l) as i64) * m + bias;
+                *v = sat_i16((((acc >> 32) as i32) >> r) as i64);
+                i += c;
+            }
+        }
+        lif_slice(mem, th, bits, x)
     } else {
         let round = (1i64 << s) >> 1;
         let affine = |v: i16, ch: usize| -> i16 {

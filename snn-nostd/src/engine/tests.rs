@@ -1664,7 +1664,7 @@ fn post_lif_matches_the_definition() {
             let x: Vec<i16> = (0..n).map(|_| rng.int(-32768, 32767) as i16).collect();
             let mem0: Vec<i16> = (0..n).map(|_| rng.int(-32768, 32767) as i16).collect();
             let (mut mem, mut bits) = (mem0.clone(), vec![0u64; n.div_ceil(64)]);
-            let count = post_lif(&x, c, &post, &mut mem, &mut bits);
+            let count = post_lif(&mut x.clone(), c, &post, &mut mem, &mut bits);
             let (mut want_mem, mut want_bits) = (mem0, vec![0u64; n.div_ceil(64)]);
             let s = shift.min(62) as u32;
             let th = fixed::threshold(post.exp);
