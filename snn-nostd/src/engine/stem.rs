@@ -95,22 +95,31 @@ fn stem_gather3(input: &[i16], s: Shape, layer: &LayerParts<'_>, c_out: usize, d
                     acc += t as i64 * v2 as i64;
                 }
             } else {
-                // The same with the padding's zeros (columns) and rows skipped.
-                for (r, (&p, &t)) in pairs.iter().zip(&third).enumerate() {
-                    let iy = y + r % 3;
-                    if iy < 1 || iy > h {
+                // The same with the padding's zeros (columns) and rows skipped (exact `i64`
+                // sums: the order does not matter).
+                let (left, right) = (x >= 1, x + 1 < w);
+                for ky in 0..3 {
+                    // Input row `y + ky - 1`.
+                    if y + ky < 1 || y + ky > h {
                         continue;
                     }
-                    let row = &input[(r / 3) * plane + (iy - 1) * w..][..w];
-                    // Inputs x - 1, x, x + 1 (zero outside the row).
-                    let (a, b, c) = match (x.checked_sub(1), row.get(x + 1)) {
-                        (Some(l), Some(&n)) => (row[l], row[x], n),
-                        (None, Some(&n)) => (0, row[x], n),
-                        (Some(l), None) => (row[l], row[x], 0),
-                        (None, None) => (0, row[x], 0),
-                    };
-                    acc = simd::smlald(simd::pack(a, b), p, acc);
-                    acc += t as i64 * c as i64;
+                    for ci in 0..3 {
+                        let r = 3 * ci + ky;
+                        let i = ci * plane + (y + ky - 1) * w + x;
+                        debug_assert!(i < input.len());
+                        // SAFETY: `ci < 3`, `y + ky - 1 < h`, `x < w`: `i < 3 * h * w`, the
+                        // length of `input`; `i - 1` and `i + 1` only inside the row.
+                        let (a, b, c) = unsafe {
+                            let q = input.as_ptr().add(i);
+                            let a = if left { *q.sub(1) } else { 0 };
+                            let c = if right { *q.add(1) } else { 0 };
+                            (a, *q, c)
+                        };
+                        // SAFETY: `r < 9`.
+                        let (p, t) = unsafe { (*pairs.get_unchecked(r), *third.get_unchecked(r)) };
+                        acc = simd::smlald(simd::pack(a, b), p, acc);
+                        acc += t as i64 * c as i64;
+                    }
                 }
             }
             acc
