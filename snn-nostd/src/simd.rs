@@ -549,6 +549,290 @@ fn lanes_add(acc: u32, lo: u16, hi: u16) -> u32 {
     l as u32 | (h as u32) << 16
 }
 
+/// Bytes a pointer advances over one kernel row in [`add_i16_rows3`] (`C` = 4: one eight-word
+/// `LDM p!`; 8: three).
+pub const fn rows3_advance(c: usize) -> usize {
+    if c == 8 {
+        96
+    } else {
+        32
+    }
+}
+
+/// The row deltas of [`add_i16_rows3`]: with `o` the word offsets of the three kernel rows' first
+/// pixels (kernel rows 0, 1, 2), the byte steps `4 (o[1] - o[0]) - A` and `4 (o[2] - o[1]) - A`
+/// (`A` = [`rows3_advance`]`(C)`) as the low and high `i16` halves, if both fit.
+pub fn rows3_deltas<const C: usize>(o: [usize; 3]) -> Option<u32> {
+    let a = rows3_advance(C) as i64;
+    let d1 = 4 * (o[1] as i64 - o[0] as i64) - a;
+    let d2 = 4 * (o[2] as i64 - o[1] as i64) - a;
+    let fits = |d: i64| (i16::MIN as i64..=i16::MAX as i64).contains(&d);
+    (fits(d1) && fits(d2)).then_some(pack(d1 as i16, d2 as i16))
+}
+
+/// The event conv's adds of one spike for all three rows of a 3x3 kernel (`C` = 4 or 8 `i32`
+/// sums per pixel, `i16` weights, wrapping): [`add_i16_run`]`::<3, C>` of `w[k * 6C..][..6C]`
+/// (kernel row `k`) into the three pixels at word offset `o[k]` of `ring`, where `o[0] = o0` and
+/// `dd` = [`rows3_deltas`]`(o)`. On Armv7E-M one block: the row pointer steps by the deltas
+/// (`SXTAH`, `ADD ..., ASR #16`), the weights at immediate offsets (no address recomputed).
+///
+/// # Safety
+/// `dd` is `rows3_deltas::<C>(o).unwrap()` for offsets `o` with `o[0] = o0` and `o[k] + 3C <=
+/// ring.len()`; `w.len() >= 18 C`; `C` is 4 or 8.
+#[inline(always)]
+pub unsafe fn add_i16_rows3<const C: usize>(ring: &mut [i32], o0: usize, dd: u32, w: &[u8]) {
+    debug_assert!((C == 4 || C == 8) && w.len() >= 18 * C);
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if C == 4 {
+        // SAFETY: the caller's contract: each row's 12 words lie in `ring` (aligned), the 72
+        // weight bytes in `w`; r6 and r7 are reserved by the compiler.
+        unsafe {
+            core::arch::asm!(
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #16]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #20]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #8]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #12]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}, {{r0, r1, r2, r3}}",
+                "ldr {t}, [{c}, #0]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #4]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "stm {p}, {{r0, r1, r2, r3}}",
+                "sxtah {p}, {p}, {dd}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #40]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #44]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #32]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #36]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}, {{r0, r1, r2, r3}}",
+                "ldr {t}, [{c}, #24]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #28]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "stm {p}, {{r0, r1, r2, r3}}",
+                "add {p}, {p}, {dd}, asr #16",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #64]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #68]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #56]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #60]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}, {{r0, r1, r2, r3}}",
+                "ldr {t}, [{c}, #48]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #52]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "stm {p}, {{r0, r1, r2, r3}}",
+                p = inout(reg) ring.as_mut_ptr().add(o0) => _,
+                c = in(reg) w.as_ptr(),
+                dd = in(reg) dd,
+                t = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                options(nostack, preserves_flags)
+            );
+        }
+        return;
+    }
+    #[cfg(all(feature = "dsp", target_arch = "arm"))]
+    if C == 8 {
+        // SAFETY: as above: 24 words per row, 144 weight bytes.
+        unsafe {
+            core::arch::asm!(
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #32]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #36]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #40]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #44]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #16]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #20]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #24]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #28]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #0]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #4]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #8]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #12]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "sxtah {p}, {p}, {dd}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #80]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #84]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #88]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #92]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #64]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #68]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #72]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #76]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #48]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #52]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #56]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #60]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "add {p}, {p}, {dd}, asr #16",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #128]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #132]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #136]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #140]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #112]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #116]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #120]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #124]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldm {p}!, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                "ldr {t}, [{c}, #96]",
+                "sxtah r0, r0, {t}",
+                "add r1, r1, {t}, asr #16",
+                "ldr {t}, [{c}, #100]",
+                "sxtah r2, r2, {t}",
+                "add r3, r3, {t}, asr #16",
+                "ldr {t}, [{c}, #104]",
+                "sxtah r4, r4, {t}",
+                "add r5, r5, {t}, asr #16",
+                "ldr {t}, [{c}, #108]",
+                "sxtah r8, r8, {t}",
+                "add r9, r9, {t}, asr #16",
+                "stmdb {p}, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                p = inout(reg) ring.as_mut_ptr().add(o0) => _,
+                c = in(reg) w.as_ptr(),
+                dd = in(reg) dd,
+                t = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                options(nostack, preserves_flags)
+            );
+        }
+        return;
+    }
+    let (d1, d2) = lanes(dd);
+    let a = rows3_advance(C) as isize;
+    let o1 = o0 as isize + (d1 as isize + a) / 4;
+    let o2 = o1 + (d2 as isize + a) / 4;
+    for (k, o) in [o0 as isize, o1, o2].into_iter().enumerate() {
+        let o = o as usize;
+        add_i16_run::<3, C>(&mut ring[o..o + 3 * C], &w[k * 6 * C..(k + 1) * 6 * C]);
+    }
+}
+
 /// Sets every element of `buf` to zero (`buf.fill(0)`): the 4-byte aligned middle in blocks of
 /// 16 bytes ([`zero_blocks`]), the at most 1 + 7 elements around it one by one. `fill(0)` calls
 /// `__aeabi_memclr`, 3 instructions per word for `i16` (1.5 for 4-aligned `i32`); this is 0.5.
@@ -715,6 +999,32 @@ mod tests {
                 lanes(qadd16(pack(a0, a1), pack(b0, b1))),
                 (a0.saturating_add(b0), a1.saturating_add(b1))
             );
+        }
+
+        #[test]
+        fn add_i16_rows3_is_three_runs(acc in proptest::collection::vec(any::<i32>(), 200), w in proptest::collection::vec(any::<i16>(), 144), o in proptest::array::uniform3(0usize..170), eight: bool) {
+            let bytes: alloc::vec::Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let c = if eight { 8 } else { 4 };
+            let dd = if eight { rows3_deltas::<8>(o) } else { rows3_deltas::<4>(o) }.unwrap();
+            let mut got = acc.clone();
+            // SAFETY: `o[k] + 24 <= 194 <= 200`, 288 weight bytes, `dd` from `rows3_deltas`.
+            unsafe {
+                if eight {
+                    add_i16_rows3::<8>(&mut got, o[0], dd, &bytes);
+                } else {
+                    add_i16_rows3::<4>(&mut got, o[0], dd, &bytes);
+                }
+            }
+            let mut want = acc.clone();
+            for k in 0..3 {
+                for j in 0..3 {
+                    for co in 0..c {
+                        let i = o[k] + j * c + co;
+                        want[i] = want[i].wrapping_add(w[k * 3 * c + (2 - j) * c + co] as i32);
+                    }
+                }
+            }
+            prop_assert_eq!(got, want);
         }
 
         #[test]

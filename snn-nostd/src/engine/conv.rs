@@ -342,6 +342,9 @@ pub(super) trait Lanes {
             Self::add(p, c);
         }
     }
+    /// Whether a 3x3 kernel's three rows may be added in one [`simd::add_i16_rows3`] (`i16`
+    /// weights on `i32` words, 4 or 8 channels).
+    const ROWS3: bool = false;
     /// Channel `co`'s sum in a pixel's words.
     fn lane(px: &[i32], co: usize) -> i32;
     /// A bound on every `|sum|` known without reading the weights, if any.
@@ -387,6 +390,7 @@ pub(super) struct L32<W>(PhantomData<W>);
 impl<W: Wt> Lanes for L32<W> {
     const WBYTES: usize = W::BYTES;
     const CHEAP_BOUND: Option<i64> = None;
+    const ROWS3: bool = W::BYTES == 2;
     #[inline(always)]
     fn words(c: usize) -> usize {
         c
@@ -577,10 +581,35 @@ fn conv_lanes<L: Lanes, const K: usize, const C: usize>(
             // Every kernel row (all but the first and last `pad` rows): a constant trip count,
             // unrolled, its offsets in registers.
             let all: [(usize, usize); K] = core::array::from_fn(|r| rows[r]);
-            for_each_set_bit(spk, start, end, |idx| {
-                spikes += 1;
-                scatter::<L, K, C>(ring, weights, &all, at(idx));
-            });
+            // Kernel rows 0, 1, 2 in order (`ky_lo = 0`): one block for the three where allowed.
+            let dd = if K == 3 && L::ROWS3 && (C == 4 || C == 8) {
+                simd::rows3_deltas::<C>(core::array::from_fn(|r| all[r % K].0))
+            } else {
+                None
+            };
+            if let Some(dd) = dd {
+                for_each_set_bit(spk, start, end, |idx| {
+                    spikes += 1;
+                    let (po, wo) = at(idx);
+                    debug_assert!(wo + K * kcol <= weights.len());
+                    // SAFETY: as in `scatter`: every row's `K` pixels lie in `ring` and the
+                    // spike's `K * kcol = 18 C` weight bytes in `weights`; `dd` is the rows'
+                    // deltas, `all[0].0 + po` the first row's offset.
+                    unsafe {
+                        simd::add_i16_rows3::<C>(
+                            ring,
+                            all[0].0 + po,
+                            dd,
+                            weights.get_unchecked(wo..wo + K * kcol),
+                        );
+                    }
+                });
+            } else {
+                for_each_set_bit(spk, start, end, |idx| {
+                    spikes += 1;
+                    scatter::<L, K, C>(ring, weights, &all, at(idx));
+                });
+            }
         } else {
             for_each_set_bit(spk, start, end, |idx| {
                 spikes += 1;
