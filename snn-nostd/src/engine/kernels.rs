@@ -138,21 +138,7 @@ fn avgpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
         *d = (*d as i32 + avg9_biased(v) as i32 - (1 << 15)).clamp(-32768, 32767) as i16
     };
     for y in 0..g.h {
-        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
-        let row = |r: usize| &src[r * rl..(r + 1) * rl];
-        match y1 - y0 {
-            0 => {
-                for (a, &v) in col.iter_mut().zip(row(y0)) {
-                    *a = v as i32;
-                }
-            }
-            1 => {
-                for (a, (&u, &v)) in col.iter_mut().zip(row(y0).iter().zip(row(y1))) {
-                    *a = u as i32 + v as i32;
-                }
-            }
-            _ => sum3_rows(row(y0), row(y0 + 1), row(y1), col),
-        }
+        vertical::<true>(src, rl, y, g.h, col);
         let d = &mut dst[y * rl..(y + 1) * rl];
         // First and last column: two neighbours.
         for ch in 0..c {
@@ -162,6 +148,35 @@ fn avgpool3_pairs(src: &[i16], g: Geom, dst: &mut [i16], col: &mut [i32]) {
         }
         // Interior columns: three.
         avg3_interior(col, c, &mut d[c..rl - c]);
+    }
+}
+
+/// The vertical pass of a 3x3 pool at output row `y` of `h`: rows `y - 1..=y + 1` of `src` (rows
+/// of `rl` elements; two at the borders, one where `h = 1`) combined into `col`, summed for an
+/// AvgPool (`AVG`, three rows through [`sum3_rows`]), their maximum for a MaxPool.
+#[inline(always)]
+fn vertical<const AVG: bool>(src: &[i16], rl: usize, y: usize, h: usize, col: &mut [i32]) {
+    let comb = |a: i32, b: i32| if AVG { a + b } else { a.max(b) };
+    let (y0, y1) = (y.saturating_sub(1), (y + 1).min(h - 1));
+    let row = |r: usize| &src[r * rl..(r + 1) * rl];
+    match y1 - y0 {
+        0 => {
+            for (a, &v) in col.iter_mut().zip(row(y0)) {
+                *a = v as i32;
+            }
+        }
+        1 => {
+            for (a, (&u, &v)) in col.iter_mut().zip(row(y0).iter().zip(row(y1))) {
+                *a = comb(u as i32, v as i32);
+            }
+        }
+        _ if AVG => sum3_rows(row(y0), row(y0 + 1), row(y1), col),
+        _ => {
+            let rows = row(y0).iter().zip(row(y0 + 1)).zip(row(y1));
+            for (a, ((&u, &v), &t)) in col.iter_mut().zip(rows) {
+                *a = comb(comb(u as i32, v as i32), t as i32);
+            }
+        }
     }
 }
 
@@ -216,27 +231,7 @@ pub(super) fn pool3<const AVG: bool>(src: &[i16], g: Geom, dst: &mut [i16], col:
     let comb = |a: i32, b: i32| if avg { a + b } else { a.max(b) };
     let put = |d: &mut i16, v: i32| *d = (*d as i32 + out(v)).clamp(-32768, 32767) as i16;
     for y in 0..g.h {
-        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(g.h - 1));
-        let row = |r: usize| &src[r * rl..(r + 1) * rl];
-        // Vertical: the rows y0..=y1 (two or three, or one where h = 1) combined.
-        match y1 - y0 {
-            0 => {
-                for (a, &v) in col.iter_mut().zip(row(y0)) {
-                    *a = v as i32;
-                }
-            }
-            1 => {
-                for (a, (&u, &v)) in col.iter_mut().zip(row(y0).iter().zip(row(y1))) {
-                    *a = comb(u as i32, v as i32);
-                }
-            }
-            _ => {
-                let rows = row(y0).iter().zip(row(y0 + 1)).zip(row(y1));
-                for (a, ((&u, &v), &t)) in col.iter_mut().zip(rows) {
-                    *a = comb(comb(u as i32, v as i32), t as i32);
-                }
-            }
-        }
+        vertical::<AVG>(src, rl, y, g.h, col);
         let d = &mut dst[y * rl..(y + 1) * rl];
         if w == 1 {
             for (dv, &a) in d.iter_mut().zip(col.iter()) {
