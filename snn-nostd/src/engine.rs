@@ -196,12 +196,20 @@ impl<'m, 'b> Engine<'m, 'b> {
             carve(&mut act, if plan.slots > 3 { l.nmax } else { 0 }),
         ];
         let cell = |n: usize, act: &mut &'b mut [i16], bits: &mut &'b mut [u64]| {
-            let back: [&'b mut [i16]; 3] =
-                core::array::from_fn(|i| carve(act, if plan.need_back[i] { n } else { 0 }));
+            let back: [&'b mut [i16]; 3] = core::array::from_fn(|i| {
+                carve(act, if plan.schedule.need_back[i] { n } else { 0 })
+            });
             let mem: [&'b mut [i16]; 4] =
-                core::array::from_fn(|i| carve(act, if plan.need_lif[i] { n } else { 0 }));
+                core::array::from_fn(|i| carve(act, if plan.schedule.has_lif(i) { n } else { 0 }));
             let spk: [&'b mut [u64]; 4] = core::array::from_fn(|i| {
-                carve(bits, if plan.need_lif[i] { words_for(n) } else { 0 })
+                carve(
+                    bits,
+                    if plan.schedule.has_lif(i) {
+                        words_for(n)
+                    } else {
+                        0
+                    },
+                )
             });
             CellState { back, mem, spk }
         };
@@ -237,7 +245,7 @@ impl<'m, 'b> Engine<'m, 'b> {
         };
         for (cell, n) in [(0u8, l.n1), (1u8, l.n2)] {
             for node in 0..NUM_NODES {
-                if plan.need_lif[node] {
+                if plan.schedule.has_lif(node) {
                     push(
                         LayerId::CellNode {
                             cell,
@@ -382,7 +390,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                     1 => n2,
                     _ => return None,
                 };
-                if node >= NUM_NODES || !self.model.plan().need_lif[node] {
+                if node >= NUM_NODES || !self.model.plan().schedule.has_lif(node) {
                     return None;
                 }
                 Some((&*self.cells[cell as usize].spk[node], n))

@@ -259,25 +259,18 @@ impl Dims {
     }
 }
 
-/// Which node tensors of a cell need state, from the genotype: the [`CellSchedule`] and the
+/// Which node tensors of a cell need state, from the genotype: the [`CellSchedule`] (which node
+/// has a LIF, which back states exist, which node tensors skip and pool edges read) and the
 /// integer engine's buffer allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CellPlan {
-    /// The cell's schedule (LIF multiplicities, back states, tensor reads).
+    /// The cell's schedule. A node `j` whose tensor some skip or pool edge reads
+    /// (`schedule.reads_tensor[j]`) must keep `x_j` until the cell's back states are done; node
+    /// 3's tensor is read after the cell (post BN) in any case.
     pub schedule: CellSchedule,
-    /// `need_back[i]`: back state `B_i` exists (`schedule.need_back`).
-    pub need_back: [bool; 3],
-    /// `need_lif[j]`: the LIF on `x_j + B_j` (on `x3` for `j = 3`) exists
-    /// ([`CellSchedule::has_lif`]). One LIF per distinct input: every conv edge from `j` sees the
-    /// same spikes.
-    pub need_lif: [bool; NUM_NODES],
-    /// `keep_x[j]`: some non-zero edge that reads the tensor (not the spikes) leaves node `j`
-    /// (skip, pools; `schedule.reads_tensor`), so `x_j` must live until the cell's back states
-    /// are done. Node 3's tensor is read after the cell (post BN) in any case.
-    pub keep_x: [bool; NUM_NODES],
     /// `slot[j]`: the node buffer that holds `x_j` during a timestep. A node whose tensor is
-    /// dead after its own LIF (`!keep_x[j]`, `j < 3`) frees its buffer for the next nodes:
-    /// convs read spikes, never the tensor. Node 0 is always in buffer 0.
+    /// dead after its own LIF (not `schedule.reads_tensor[j]`, `j < 3`) frees its buffer for the
+    /// next nodes: convs read spikes, never the tensor. Node 0 is always in buffer 0.
     pub slot: [u8; NUM_NODES],
     /// Number of node buffers (`1..=4`).
     pub slots: u8,
@@ -288,22 +281,15 @@ impl CellPlan {
     /// ops are ignored).
     pub const fn new(cell: CellType, ops: &[Op]) -> CellPlan {
         let schedule = CellSchedule::of_genotype(cell, ops);
+        let keep_x = schedule.reads_tensor;
         let mut plan = CellPlan {
             schedule,
-            need_back: schedule.need_back,
-            need_lif: [false; NUM_NODES],
-            keep_x: schedule.reads_tensor,
             slot: [0; NUM_NODES],
             slots: 1,
         };
-        let mut j = 0;
-        while j < NUM_NODES {
-            plan.need_lif[j] = schedule.has_lif(j);
-            j += 1;
-        }
         // Buffers: a node reuses the buffer of the latest dead node before it, else takes a new
         // one. Node j < 3 is dead once its LIF has run, unless its tensor is kept.
-        let mut free: i32 = if plan.keep_x[0] { -1 } else { 0 };
+        let mut free: i32 = if keep_x[0] { -1 } else { 0 };
         let mut j = 1;
         while j < NUM_NODES {
             let s = if free >= 0 {
@@ -313,11 +299,7 @@ impl CellPlan {
                 plan.slots - 1
             };
             plan.slot[j] = s;
-            free = if j < 3 && !plan.keep_x[j] {
-                s as i32
-            } else {
-                -1
-            };
+            free = if j < 3 && !keep_x[j] { s as i32 } else { -1 };
             j += 1;
         }
         plan
@@ -325,15 +307,17 @@ impl CellPlan {
 
     /// Number of back-state tensors.
     pub const fn backs(&self) -> usize {
-        self.need_back[0] as usize + self.need_back[1] as usize + self.need_back[2] as usize
+        let b = self.schedule.need_back;
+        b[0] as usize + b[1] as usize + b[2] as usize
     }
 
     /// Number of LIF layers.
     pub const fn lifs(&self) -> usize {
-        self.need_lif[0] as usize
-            + self.need_lif[1] as usize
-            + self.need_lif[2] as usize
-            + self.need_lif[3] as usize
+        let s = &self.schedule;
+        s.has_lif(0) as usize
+            + s.has_lif(1) as usize
+            + s.has_lif(2) as usize
+            + s.has_lif(3) as usize
     }
 }
 

@@ -323,7 +323,7 @@ fn cell(
             b.edge(s, &xi);
         }
         x.push(xi.clone());
-        lif.push(if plan.need_lif[i] {
+        lif.push(if plan.schedule.has_lif(i) {
             let l = b.lif(&format!("{pre}_lif{i}"), &shape, LIF_TAU, LIF_THRESHOLD);
             b.edge(&xi, &l);
             Some(l)

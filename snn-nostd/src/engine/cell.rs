@@ -163,7 +163,7 @@ pub(super) fn apply_edge<W: Wt>(
 
 /// One timestep of a cell. On entry node buffer 0 holds the cell input `x0`; on exit buffer
 /// `plan.slot[3]` holds the output `x3`, and the buffer of every kept node `j < 3`
-/// (`plan.keep_x`) holds `x_j + B_j`. Returns the weight adds.
+/// (`plan.schedule.reads_tensor`) holds `x_j + B_j`. Returns the weight adds.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
     nodes: &mut [&mut [i16]; NUM_NODES],
@@ -200,10 +200,10 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
             }
         }
         let xi = &mut nodes[slot[i]][..n];
-        if i < 3 && plan.need_back[i] {
+        if i < 3 && plan.schedule.need_back[i] {
             add_sat(xi, st.back[i]);
         }
-        if plan.need_lif[i] {
+        if plan.schedule.has_lif(i) {
             let cnt = lif_slice(st.mem[i], th, st.spk[i], xi);
             let layer = LayerId::CellNode {
                 cell: cell_no,
@@ -214,7 +214,7 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
     }
     // Back states for the next timestep, from x_j + B_j (j < 3, old B) and x3.
     for i in 0..3 {
-        if !plan.need_back[i] {
+        if !plan.schedule.need_back[i] {
             continue;
         }
         let dst = &mut *st.back[i];

@@ -1573,7 +1573,7 @@ proptest! {
         prop_assert!(plan.slot.iter().all(|&s| s < plan.slots));
         for i in 0..NUM_NODES {
             for j in 0..i {
-                if plan.keep_x[j] {
+                if plan.schedule.reads_tensor[j] {
                     prop_assert_ne!(plan.slot[j], plan.slot[i], "kept x{} vs x{}", j, i);
                 }
             }
