@@ -93,6 +93,11 @@ impl<'a> SahdKernel<'a> {
         self.fault
     }
 
+    /// `Err` with the [`fault`](Self::fault), if a code set was refused while observing a pass.
+    pub fn check(&self) -> Result<(), SahdError> {
+        self.fault.map_or(Ok(()), Err)
+    }
+
     /// The new (pairs, bits_sum) after adding a pair of `n_bits` `multiplicity` times.
     fn counts_after(&self, n_bits: usize, multiplicity: u32) -> Result<(u64, u64), SahdError> {
         let m = u64::from(multiplicity);
@@ -272,9 +277,7 @@ impl<'a> SahdKernel<'a> {
     }
 
     fn check_out(&self, len: usize, needed: usize) -> Result<f64, SahdError> {
-        if let Some(e) = self.fault {
-            return Err(e);
-        }
+        self.check()?;
         let nbar = self.nbar().ok_or(SahdError::NoPairs)?;
         if len < needed {
             return Err(SahdError::BufferTooSmall { needed, got: len });
@@ -588,11 +591,12 @@ mod tests {
         observed.on_spikes(0, LayerId::Hidden, &c);
         let (mut s1, mut s2) = ([0.0; 12], [0.0; 12]);
         assert_eq!(direct.score(&mut s1), observed.score(&mut s2));
-        assert_eq!(observed.fault(), None);
+        assert_eq!((observed.fault(), observed.check()), (None, Ok(())));
         // A bit beyond n_bits = 2 is refused; the fault sticks and a good set after it is ignored.
         observed.on_spikes(1, LayerId::Hidden, &SpikeCodes { n_bits: 2, ..c });
         observed.on_spikes(2, LayerId::Hidden, &c);
         assert_eq!(observed.fault(), Some(SahdError::NonZeroPadding { row: 0 }));
+        assert_eq!(observed.check(), Err(SahdError::NonZeroPadding { row: 0 }));
         assert_eq!(observed.pairs(), 2);
         assert_eq!(
             observed.score(&mut s2),

@@ -475,7 +475,10 @@ fn candle_accumulate(
             let mut tee = [(kernel, trace)];
             net.forward_candidates(batch, candidates, mode, &mut PackingSink::new(&mut tee))?;
         }
-        (KernelPath::DeviceGram, _) => {
+        (KernelPath::DeviceGram, Some(_)) => {
+            bail!("a traced pass runs on the packing path: the Gram path never sees the codes")
+        }
+        (KernelPath::DeviceGram, None) => {
             let mut sink = GramSink {
                 kernels: &mut *kernels,
                 grams: Vec::new(),
@@ -485,10 +488,10 @@ fn candle_accumulate(
             sink.finish()?;
         }
     }
-    match kernels.iter().find_map(|k| k.fault()) {
-        Some(e) => Err(e).context("SAHD kernel"),
-        None => Ok(()),
-    }
+    kernels
+        .iter()
+        .try_for_each(|k| k.check())
+        .context("SAHD kernel")
 }
 
 /// ln|det K| of `net` under `mixing` on one batch `[N, F, C, H, W]`.

@@ -59,14 +59,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use weights::Weights;
 
-/// The kernel's refusal of a code set it observed, as an error.
-fn kernel_fault(kernel: &SahdKernel<'_>) -> Result<()> {
-    match kernel.fault() {
-        Some(e) => Err(e).context("SAHD kernel"),
-        None => Ok(()),
-    }
-}
-
 /// Most stem outputs kept (a pruning round uses R batches).
 const STEM_CACHE_ENTRIES: usize = 8;
 /// Most bytes of stem outputs kept (the newest entry is always kept).
@@ -150,9 +142,8 @@ impl<'n> CpuEngine<'n> {
         mode: Mode,
         kernel: &mut SahdKernel<'_>,
     ) -> Result<()> {
-        self.check_kernel(mixing, batch, kernel)?;
-        self.observe_batch(mixing, batch, mode, kernel)?;
-        kernel_fault(kernel)
+        self.run(mixing, batch, mode, Some(kernel.n()), kernel)?;
+        kernel.check().context("SAHD kernel")
     }
 
     /// Computes and caches the stem output of `batch` (what the first scoring on it would do).
@@ -170,23 +161,11 @@ impl<'n> CpuEngine<'n> {
         mode: Mode,
         kernel: &mut SahdKernel<'_>,
     ) -> Result<Vec<CodeRecord>> {
-        self.check_kernel(mixing, batch, kernel)?;
         let mut trace = CodeTrace::default();
-        self.observe_batch(mixing, batch, mode, &mut (&mut *kernel, &mut trace))?;
-        kernel_fault(kernel)?;
+        let n = Some(kernel.n());
+        self.run(mixing, batch, mode, n, &mut (&mut *kernel, &mut trace))?;
+        kernel.check().context("SAHD kernel")?;
         Ok(trace.records)
-    }
-
-    /// Refuses a kernel sized for another batch than `batch`.
-    fn check_kernel(&self, mixing: &Mixing, batch: &Tensor, kernel: &SahdKernel<'_>) -> Result<()> {
-        let (n, _) = self.net.check_input(batch, mixing)?;
-        if kernel.n() != n {
-            bail!(
-                "the SAHD kernel is for {} samples, the batch has {n}",
-                kernel.n()
-            );
-        }
-        Ok(())
     }
 
     /// Runs the network under `mixing` on `batch` and reports every (LIF layer, timestep) code
@@ -198,9 +177,25 @@ impl<'n> CpuEngine<'n> {
         mode: Mode,
         obs: &mut dyn SpikeObserver,
     ) -> Result<()> {
+        self.run(mixing, batch, mode, None, obs)
+    }
+
+    /// [`observe_batch`](Self::observe_batch), refusing a batch of other than `kernel_n`
+    /// samples when given (the SAHD kernel's size).
+    fn run(
+        &self,
+        mixing: &Mixing,
+        batch: &Tensor,
+        mode: Mode,
+        kernel_n: Option<usize>,
+        obs: &mut dyn SpikeObserver,
+    ) -> Result<()> {
         let cfg = &self.net.cfg;
         let stats = stats_of(mode)?;
         let (n, _) = self.net.check_input(batch, mixing)?;
+        if let Some(k) = kernel_n.filter(|&k| k != n) {
+            bail!("the SAHD kernel is for {k} samples, the batch has {n}");
+        }
         let stems = self.stems(batch, mode, stats)?;
         Pass::new(&self.weights, cfg, mixing, stats, n, obs)?.run(&stems)
     }
