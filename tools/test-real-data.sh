@@ -2,7 +2,7 @@
 # The extended test suite: the tests compiled in by the cargo feature `real-data` (test paths
 # containing `real_data::`), on the larger real data of the folder LIGHTSNN_DATA names, laid
 # out like the project's ../shared/data (cifar10-lossless-subset/, cifar10-jpeg/,
-# nmnist-small/). Run the default suite (tools/test.sh) first: it installs the toolchain parts.
+# nmnist-small/, spikenas-bench/). Run the default suite (tools/test.sh) first: it installs the toolchain parts.
 #
 #   LIGHTSNN_DATA=/path/to/shared/data bash tools/test-real-data.sh
 set -euo pipefail
@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 
 if [ -z "${LIGHTSNN_DATA:-}" ]; then
     echo "error: LIGHTSNN_DATA is not set: name a folder laid out like ../shared/data" >&2
-    echo "       (cifar10-lossless-subset/, cifar10-jpeg/, nmnist-small/)" >&2
+    echo "       (cifar10-lossless-subset/, cifar10-jpeg/, nmnist-small/, spikenas-bench/)" >&2
     exit 1
 fi
-for d in cifar10-lossless-subset cifar10-jpeg nmnist-small; do
+for d in cifar10-lossless-subset cifar10-jpeg nmnist-small spikenas-bench; do
     if [ ! -d "$LIGHTSNN_DATA/$d" ]; then
         echo "error: LIGHTSNN_DATA=$LIGHTSNN_DATA has no folder $d/" >&2
         exit 1

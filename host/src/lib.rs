@@ -7,6 +7,8 @@ pub mod data;
 pub mod export;
 pub mod fsutil;
 pub mod model;
+pub mod nasbench;
 pub mod search;
+pub mod stats;
 pub mod study;
 pub mod train;

@@ -14,8 +14,12 @@ use std::path::PathBuf;
 pub const DATA_VAR: &str = "LIGHTSNN_DATA";
 
 /// The sub-folders of the real-data folder the extended suite reads.
-pub const REAL_DATA_FOLDERS: [&str; 3] =
-    ["cifar10-lossless-subset", "cifar10-jpeg", "nmnist-small"];
+pub const REAL_DATA_FOLDERS: [&str; 4] = [
+    "cifar10-lossless-subset",
+    "cifar10-jpeg",
+    "nmnist-small",
+    "spikenas-bench",
+];
 
 /// Path of a data folder shipped in the repository (`data/NAME` from the repository root).
 /// Panics with a message naming the path when it is missing: tests never skip silently.

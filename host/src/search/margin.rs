@@ -141,7 +141,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 fn sample_sd(v: &[f64]) -> f64 {
-    crate::study::stats::mean_std(v).1
+    crate::stats::mean_std(v).1
 }
 
 #[cfg(test)]

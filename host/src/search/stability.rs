@@ -125,7 +125,7 @@ impl StabilityReport {
             })
             .collect();
         ratios.sort_by(f64::total_cmp);
-        let median_margin_over_se = crate::study::stats::quantile(&ratios, 0.5);
+        let median_margin_over_se = crate::stats::quantile(&ratios, 0.5);
         StabilityReport {
             format: STABILITY_FORMAT.to_string(),
             seeds,

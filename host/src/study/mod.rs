@@ -9,7 +9,7 @@
 //!
 //! Each cell gets its SAHD score on its own untrained single-path network (mean and standard
 //! deviation over the score repeats), a test top-1 and a test SAR. Then [`report`] relates score
-//! to accuracy (Kendall's tau-b and Spearman's rho with bootstrap intervals, [`stats`]) and
+//! to accuracy (Kendall's tau-b and Spearman's rho with bootstrap intervals, [`crate::stats`]) and
 //! ranks the found cells among the random ones.
 //!
 //! # The study folder
@@ -24,7 +24,6 @@
 //! retrained; a cell killed mid-training continues from its last epoch.
 
 pub mod report;
-pub mod stats;
 
 use crate::config::NetConfig;
 use crate::data::{Dataset, DatasetKind, Split};
@@ -555,7 +554,7 @@ fn run_cell(
 ) -> Result<CellResult> {
     let start = Instant::now();
     let scores = cell_scores(cfg, &cell.genotype, train_data, device)?;
-    let (score_mean, score_std) = stats::mean_std(&scores);
+    let (score_mean, score_std) = crate::stats::mean_std(&scores);
     let run_dir = cell_dir(dir, cell).join("run");
     let tcfg = TrainConfig {
         genotype: cell.genotype.to_string(),

@@ -1,9 +1,9 @@
 //! The study's summary: `report.json`, `cells.csv` and `scatter.svg`.
 
-use super::stats::{self, Estimate};
 use super::{files, CellKind, CellResult, StudyConfig};
 use crate::fsutil::write_atomic;
 use crate::search::SearchReport;
+use crate::stats::{self, Estimate};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
