@@ -41,4 +41,4 @@ pub mod skeleton;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 
-pub use sahd::{SahdError, SahdKernel};
+pub use sahd::{Distance, SahdError, SahdKernel};

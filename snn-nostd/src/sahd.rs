@@ -14,6 +14,10 @@
 //!
 //! `E_ij` is evaluated as `(p_i + p_j) - 2 p_i p_j / n` with the popcounts `p`, which equals the
 //! formula above and rounds once less.
+//!
+//! The same kernel with [`Distance::Hamming`] is NASWOT's (Mellor et al., 2021): `K_ij += n -
+//! H_ij`, the plain Hamming distance with no sparsity rescale, stored as `A_ij = -(1 / pairs) *
+//! sum over pairs of H_ij`. It is the baseline that tells what the rescale adds.
 
 use crate::bits::words_for;
 use crate::logdet::{rank_one_core, square};
@@ -22,6 +26,17 @@ use crate::pairwise::for_each_pair;
 use crate::skeleton::LayerId;
 
 pub use crate::error::SahdError;
+
+/// The distance between two codes that a kernel accumulates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Distance {
+    /// The sparsity-aware Hamming distance `0.5 H_ij / (E_ij + 1e-3)` (LightSNN, SNASNet).
+    #[default]
+    SparsityAware,
+    /// The plain Hamming distance `H_ij` (NASWOT's kernel).
+    Hamming,
+}
 
 /// The SAHD kernel of one batch of `N` samples, accumulated over (layer, timestep) pairs in a
 /// caller buffer of `N * N` f64.
@@ -39,6 +54,7 @@ pub struct SahdKernel<'a> {
     pairs: u64,
     bits_sum: u64,
     fault: Option<SahdError>,
+    distance: Distance,
 }
 
 impl<'a> SahdKernel<'a> {
@@ -61,7 +77,26 @@ impl<'a> SahdKernel<'a> {
             pairs: 0,
             bits_sum: 0,
             fault: None,
+            distance: Distance::SparsityAware,
         })
+    }
+
+    /// The same kernel accumulating `distance` instead of the sparsity-aware distance.
+    ///
+    /// ```
+    /// use snn_nostd::sahd::{Distance, SahdKernel};
+    /// // two samples, one 4-bit code each: 0b0011 and 0b0101 differ in 2 bits
+    /// let mut buf = [0.0; 4];
+    /// let mut k = SahdKernel::new(2, &mut buf)?.with_distance(Distance::Hamming);
+    /// k.accumulate(&[0b0011, 0b0101], 1, 4, 1)?;
+    /// let mut out = [0.0; 4];
+    /// k.kernel(&mut out)?;
+    /// assert_eq!(out, [4.0, 2.0, 2.0, 4.0]); // n - H
+    /// # Ok::<(), snn_nostd::sahd::SahdError>(())
+    /// ```
+    pub fn with_distance(mut self, distance: Distance) -> Self {
+        self.distance = distance;
+        self
     }
 
     /// Batch size `N`.
@@ -119,9 +154,15 @@ impl<'a> SahdKernel<'a> {
         for i in 0..n {
             let pi = self.sum[i * n + i];
             for j in i + 1..n {
-                let pj = self.sum[j * n + j];
-                let e = (pi + pj) - 2.0 * (pi * pj / nb);
-                let term = self.sum[j * n + i] / (e + 1e-3);
+                let h = self.sum[j * n + i];
+                let term = match self.distance {
+                    Distance::SparsityAware => {
+                        let pj = self.sum[j * n + j];
+                        let e = (pi + pj) - 2.0 * (pi * pj / nb);
+                        h / (e + 1e-3)
+                    }
+                    Distance::Hamming => h,
+                };
                 self.sum[i * n + j] += m * term;
             }
         }
@@ -288,10 +329,14 @@ impl<'a> SahdKernel<'a> {
     /// `A_ij`, computed from the sums (`A_ii = 0`).
     fn a(&self, i: usize, j: usize) -> f64 {
         let (i, j) = if i <= j { (i, j) } else { (j, i) };
+        let scale = match self.distance {
+            Distance::SparsityAware => -0.5,
+            Distance::Hamming => -1.0,
+        };
         if i == j {
             0.0
         } else {
-            -0.5 * self.sum[i * self.n + j] / self.pairs as f64
+            scale * self.sum[i * self.n + j] / self.pairs as f64
         }
     }
 
@@ -521,6 +566,55 @@ mod tests {
             }
             assert!(close(kern3.score(&mut scratch).unwrap(), score, 1e-12));
         }
+    }
+
+    #[test]
+    fn hamming_distance_is_naswots_kernel() {
+        // K_ij = mean over pairs (with multiplicity) of n - H_ij, straight from 0/1 vectors
+        let mut rng = Rng(77);
+        let n = 9;
+        let pairs: Vec<Pair> = [50usize, 300, 129]
+            .iter()
+            .enumerate()
+            .map(|(l, &nb)| random_pair(&mut rng, n, nb, 1 + l as u32))
+            .collect();
+        let mut want = vec![0.0; n * n];
+        let mut count = 0.0;
+        for p in &pairs {
+            let code = |i: usize| &p.bits[i * p.n_bits..(i + 1) * p.n_bits];
+            for i in 0..n {
+                for j in 0..n {
+                    let h = code(i).iter().zip(code(j)).filter(|(a, b)| a != b).count();
+                    want[i * n + j] += p.mult as f64 * (p.n_bits - h) as f64;
+                }
+            }
+            count += p.mult as f64;
+        }
+        let mut buf = vec![0.0; n * n];
+        let mut kern = SahdKernel::new(n, &mut buf)
+            .unwrap()
+            .with_distance(Distance::Hamming);
+        for p in &pairs {
+            let (codes, wpc) = packed(p, n);
+            kern.accumulate(&codes, wpc, p.n_bits, p.mult).unwrap();
+        }
+        let mut got = vec![0.0; n * n];
+        kern.kernel(&mut got).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(close(*g, w / count, 1e-12), "{g} vs {}", w / count);
+        }
+        let mut scratch = vec![0.0; n * n + n];
+        let want_k: Vec<f64> = want.iter().map(|w| w / count).collect();
+        let score = kern.score(&mut scratch).unwrap();
+        assert!(close(score, direct_slogdet(&want_k, n), 1e-9));
+        // and it differs from the sparsity-aware score of the same codes
+        let mut buf2 = vec![0.0; n * n];
+        let mut sahd = SahdKernel::new(n, &mut buf2).unwrap();
+        for p in &pairs {
+            let (codes, wpc) = packed(p, n);
+            sahd.accumulate(&codes, wpc, p.n_bits, p.mult).unwrap();
+        }
+        assert!(sahd.score(&mut scratch).unwrap() != score);
     }
 
     #[test]
