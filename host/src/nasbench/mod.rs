@@ -15,7 +15,9 @@
 mod cell_id;
 mod csv_table;
 mod error;
+pub mod evolution;
 mod record;
+pub mod sample;
 mod table;
 mod train_process;
 
