@@ -83,7 +83,7 @@ pub fn regularized_evolution(table: &Table, cfg: EvolutionConfig, seed: u64) -> 
     let mut pop: VecDeque<(BenchCell, f64)> = VecDeque::with_capacity(population);
     let mut best: Option<(BenchCell, f64)> = None;
     let mut queries = 0;
-    let mut record = |c: BenchCell, best: &mut Option<(BenchCell, f64)>| {
+    let record = |c: BenchCell, best: &mut Option<(BenchCell, f64)>| {
         let f = fitness(table, c);
         if best.is_none_or(|(_, b)| f > b) {
             *best = Some((c, f));

@@ -16,6 +16,7 @@ mod cell_id;
 mod csv_table;
 mod error;
 pub mod evolution;
+pub mod proxy_stats;
 mod record;
 pub mod sample;
 mod table;
