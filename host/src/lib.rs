@@ -8,6 +8,7 @@ pub mod export;
 pub mod fsutil;
 pub mod model;
 pub mod nasbench;
+pub mod progress;
 pub mod search;
 pub mod stats;
 pub mod study;

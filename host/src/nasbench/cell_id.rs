@@ -20,6 +20,10 @@ pub const NUM_CELLS: u32 = 15_625;
 /// The benchmark's op names, in its op-index order (`zero` is 0).
 pub const OP_NAMES: [&str; NUM_OPS] = ["zero", "skip", "conv3_th0.5", "conv3_th1.0", "conv3_th1.5"];
 
+/// lightsnn's names of the benchmark's ops, in its op-index order: `conv3` fires at the network's
+/// threshold (1.0), `conv3@0.5` and `conv3@1.5` at half and one and a half times it.
+pub const LIGHTSNN_OP_NAMES: [&str; NUM_OPS] = ["zero", "skip", "conv3@0.5", "conv3", "conv3@1.5"];
+
 /// For each canonical edge, the position (0 = most significant) of its base-5 digit in the id.
 const DIGIT_OF_EDGE: [u32; NUM_EDGES] = [5, 4, 2, 3, 1, 0];
 
@@ -103,6 +107,41 @@ impl BenchCell {
         Ok(BenchCell(ops))
     }
 
+    /// The cell as a lightsnn forward-cell genotype string (six op names separated by commas,
+    /// [`LIGHTSNN_OP_NAMES`]), as `lightsnn search` prints it.
+    ///
+    /// ```
+    /// use lightsnn::nasbench::BenchCell;
+    /// let c = BenchCell::from_id(10001).unwrap();
+    /// assert_eq!(c.genotype_string(), "skip,zero,zero,zero,skip,conv3");
+    /// assert_eq!(BenchCell::parse_genotype("skip,zero,zero,zero,skip,conv3").unwrap(), c);
+    /// ```
+    pub fn genotype_string(&self) -> String {
+        self.0.map(|o| LIGHTSNN_OP_NAMES[o as usize]).join(",")
+    }
+
+    /// Parses a lightsnn forward-cell genotype string over the benchmark's ops (the inverse of
+    /// [`genotype_string`](Self::genotype_string)); `conv3@1.0` is accepted for `conv3`.
+    pub fn parse_genotype(s: &str) -> Result<BenchCell, CellIdError> {
+        let names: Vec<&str> = s.split(',').map(str::trim).collect();
+        if names.len() != NUM_EDGES {
+            return Err(CellIdError::EdgeCount(names.len()));
+        }
+        let mut ops = [0u8; NUM_EDGES];
+        for (op, name) in ops.iter_mut().zip(names) {
+            let name = if name == "conv3@1.0" || name == "conv3@1" {
+                "conv3"
+            } else {
+                name
+            };
+            *op = LIGHTSNN_OP_NAMES
+                .iter()
+                .position(|&n| n == name)
+                .ok_or_else(|| CellIdError::UnknownOp(name.to_string()))? as u8;
+        }
+        Ok(BenchCell(ops))
+    }
+
     /// The benchmark's names of the six ops.
     pub fn op_names(&self) -> [&'static str; NUM_EDGES] {
         self.0.map(|o| OP_NAMES[o as usize])
@@ -160,6 +199,7 @@ mod tests {
         for (id, c) in BenchCell::all().enumerate() {
             assert_eq!(c.id(), id as u32);
             assert_eq!(BenchCell::parse(&c.to_string()).unwrap(), c);
+            assert_eq!(BenchCell::parse_genotype(&c.genotype_string()).unwrap(), c);
             assert!(seen.insert(c), "two ids give the cell {c}");
         }
         assert_eq!(seen.len(), NUM_CELLS as usize);

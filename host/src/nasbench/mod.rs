@@ -16,13 +16,16 @@ mod cell_id;
 mod csv_table;
 mod error;
 pub mod evolution;
+pub mod method_stats;
 pub mod proxy_stats;
 mod record;
 pub mod sample;
 mod table;
 mod train_process;
 
-pub use cell_id::{BenchCell, CellIdError, NUM_CELLS, NUM_EDGES, NUM_OPS, OP_NAMES};
+pub use cell_id::{
+    BenchCell, CellIdError, LIGHTSNN_OP_NAMES, NUM_CELLS, NUM_EDGES, NUM_OPS, OP_NAMES,
+};
 pub use error::TableError;
 pub use record::{Record, EARLY_EPOCHS, FIRING_RATES};
 pub use table::Table;

@@ -33,6 +33,69 @@ pub struct EdgeAgreement {
     pub counts: BTreeMap<String, usize>,
 }
 
+/// What several searches agree on: the distinct genotypes and the per-edge agreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    /// Distinct genotypes, most frequent first (ties: first found first).
+    pub genotypes: Vec<GenotypeCount>,
+    /// Per edge, in canonical order.
+    pub edges: Vec<EdgeAgreement>,
+    /// Mean per-edge agreement.
+    pub mean_agreement: f64,
+}
+
+impl Agreement {
+    /// The agreement of `found` (seed, genotype as comma-separated op names) over `ops` (the op
+    /// set, which decides ties of the modal op) on the edges named `edge_names`.
+    pub fn of(found: &[(u64, &str)], ops: &[String], edge_names: &[String]) -> Agreement {
+        let mut genotypes: Vec<GenotypeCount> = Vec::new();
+        for &(seed, g) in found {
+            match genotypes.iter_mut().find(|c| c.genotype == g) {
+                Some(c) => {
+                    c.count += 1;
+                    c.seeds.push(seed);
+                }
+                None => genotypes.push(GenotypeCount {
+                    genotype: g.to_string(),
+                    count: 1,
+                    seeds: vec![seed],
+                }),
+            }
+        }
+        // stable sort: equal counts keep the order they were first found in
+        genotypes.sort_by_key(|g| std::cmp::Reverse(g.count));
+        let mut edges = Vec::new();
+        for (ei, name) in edge_names.iter().enumerate() {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for &(_, g) in found {
+                if let Some(op) = g.split(',').nth(ei) {
+                    *counts.entry(op.to_string()).or_default() += 1;
+                }
+            }
+            let mut modal = (String::new(), 0usize);
+            for op in ops {
+                let c = counts.get(op).copied().unwrap_or(0);
+                if c > modal.1 {
+                    modal = (op.clone(), c);
+                }
+            }
+            edges.push(EdgeAgreement {
+                edge: name.clone(),
+                modal_op: modal.0,
+                agreement: modal.1 as f64 / found.len().max(1) as f64,
+                counts,
+            });
+        }
+        let mean_agreement =
+            edges.iter().map(|e| e.agreement).sum::<f64>() / edges.len().max(1) as f64;
+        Agreement {
+            genotypes,
+            edges,
+            mean_agreement,
+        }
+    }
+}
+
 /// The multi-seed summary (and every search it summarises).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StabilityReport {
@@ -61,50 +124,19 @@ impl StabilityReport {
     /// Summarises searches that differ only in their seed.
     pub fn new(searches: Vec<SearchReport>) -> StabilityReport {
         let seeds: Vec<u64> = searches.iter().map(|s| s.seed).collect();
-        let mut genotypes: Vec<GenotypeCount> = Vec::new();
-        for s in &searches {
-            match genotypes.iter_mut().find(|g| g.genotype == s.genotype) {
-                Some(g) => {
-                    g.count += 1;
-                    g.seeds.push(s.seed);
-                }
-                None => genotypes.push(GenotypeCount {
-                    genotype: s.genotype.clone(),
-                    count: 1,
-                    seeds: vec![s.seed],
-                }),
-            }
-        }
-        // stable sort: equal counts keep the order they were first found in
-        genotypes.sort_by_key(|g| std::cmp::Reverse(g.count));
+        let found: Vec<(u64, &str)> = searches
+            .iter()
+            .map(|s| (s.seed, s.genotype.as_str()))
+            .collect();
         let (ops, edge_names) = match searches.first() {
             Some(s) => (s.ops.clone(), s.edges.clone()),
             None => (Vec::new(), Vec::new()),
         };
-        let mut edges = Vec::new();
-        for (ei, name) in edge_names.iter().enumerate() {
-            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-            for s in &searches {
-                if let Some(op) = s.genotype.split(',').nth(ei) {
-                    *counts.entry(op.to_string()).or_default() += 1;
-                }
-            }
-            let mut modal = (String::new(), 0usize);
-            for op in &ops {
-                let c = counts.get(op).copied().unwrap_or(0);
-                if c > modal.1 {
-                    modal = (op.clone(), c);
-                }
-            }
-            edges.push(EdgeAgreement {
-                edge: name.clone(),
-                modal_op: modal.0,
-                agreement: modal.1 as f64 / searches.len().max(1) as f64,
-                counts,
-            });
-        }
-        let mean_agreement =
-            edges.iter().map(|e| e.agreement).sum::<f64>() / edges.len().max(1) as f64;
+        let Agreement {
+            genotypes,
+            edges,
+            mean_agreement,
+        } = Agreement::of(&found, &ops, &edge_names);
         let all: Vec<_> = searches
             .iter()
             .flat_map(|s| s.rounds.iter().flat_map(|r| r.decisions.iter()))
