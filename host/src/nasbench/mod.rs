@@ -17,9 +17,12 @@ mod csv_table;
 mod error;
 pub mod evolution;
 pub mod method_stats;
+pub mod proxies;
+pub mod proxy_run;
 pub mod proxy_stats;
 mod record;
 pub mod sample;
+pub mod search_run;
 mod table;
 mod train_process;
 

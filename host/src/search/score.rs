@@ -18,6 +18,7 @@ use super::dump::{CodeRecord, CodeTrace};
 use crate::model::{LayerId, Mixing, Mode, Network, PackingSink, SpikeSink};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
+use snn_nostd::observer::SpikeObserver;
 use snn_nostd::sahd::SahdKernel;
 
 /// How the network runs and how spike codes reach the SAHD kernel.
@@ -357,6 +358,30 @@ impl<'n> Scorer<'n> {
                 std::slice::from_mut(kernel),
                 None,
             ),
+        }
+    }
+
+    /// Runs the network on `batch` and reports every (LIF layer, timestep) code set to `obs`
+    /// (several kernels at once through the observer pair, a trace, ...). The Candle paths
+    /// report through the bit-packing path, whatever this scorer's path.
+    pub fn observe_batch(
+        &self,
+        mixing: &Mixing,
+        batch: &Tensor,
+        mode: Mode,
+        obs: &mut dyn SpikeObserver,
+    ) -> Result<()> {
+        match &self.engine {
+            Some(e) => e.observe_batch(mixing, batch, mode, obs),
+            None => {
+                self.net.forward_candidates(
+                    batch,
+                    std::slice::from_ref(mixing),
+                    mode,
+                    &mut PackingSink::new(std::slice::from_mut(&mut &mut *obs)),
+                )?;
+                Ok(())
+            }
         }
     }
 
