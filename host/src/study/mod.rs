@@ -638,7 +638,7 @@ pub fn cell_scores(
         .collect()
 }
 
-/// The default study configuration for a dataset (documented in the README): sized to finish
+/// The default study configuration for a dataset (documented in docs/cli.md): sized to finish
 /// in about 30 minutes on a 2-core CPU.
 pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig> {
     use crate::config::Overrides;

@@ -1,4 +1,4 @@
-//! The training steps of one epoch (SPEC §7).
+//! The training steps of one epoch (docs/design.md, "Training").
 //!
 //! Nothing here reads a tensor's value on the host: the loss and the correct predictions are
 //! summed on the device ([`EpochSums`]) and read once at the end of the epoch, through the

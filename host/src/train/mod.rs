@@ -1,4 +1,5 @@
-//! Surrogate-gradient training of a single-path network (SPEC §7) and its evaluation.
+//! Surrogate-gradient training of a single-path network (docs/design.md, "Training") and its
+//! evaluation.
 //!
 //! A run lives in a folder `RUN_DIR`:
 //! - `metrics.csv`: one row per epoch (see [`metrics::CSV_HEADER`]);
@@ -111,9 +112,9 @@ pub struct TrainConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinearInit {
-    /// N(0, 0.01^2), as the reference (SPEC §4). At the paper's widths fc1 sums ~10^4 active
-    /// spikes and the hidden LIFs reach threshold; in small networks (fan-in ~10^3) they stay
-    /// silent, no gradient reaches fc2, and training stalls at chance.
+    /// N(0, 0.01^2), as the reference (docs/design.md, "Initialisation"). At the paper's widths
+    /// fc1 sums ~10^4 active spikes and the hidden LIFs reach threshold; in small networks
+    /// (fan-in ~10^3) they stay silent, no gradient reaches fc2, and training stalls at chance.
     Reference,
     /// N(0, 2 / fan_in) (Kaiming normal): the hidden potential has the same spread at every
     /// width. At the paper's CIFAR-10 widths fc1 gets std 0.0078, close to the reference's 0.01.
