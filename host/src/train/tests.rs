@@ -88,6 +88,7 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
         resume,
         stop_after: Some(1),
         quiet: true,
+        ..Default::default()
     };
     let first = train(&c, cfg, data, &dev, &step(false))?;
     assert_eq!((first.epochs_done, first.complete), (1, false));
