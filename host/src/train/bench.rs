@@ -1,8 +1,8 @@
 //! Training throughput benchmark on the demo configuration: the built-in CIFAR-10 sample,
 //! width 1/32 (C1/C2 = 8/16), H = 1024, V = 10, T = 5, batch 64.
 
-use super::metrics::LossKind;
 use super::fast::{FastTrainer, TrainPath};
+use super::metrics::LossKind;
 use super::optim::{Sgd, SgdConfig};
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::data::Split;

@@ -5,10 +5,10 @@
 //! counting [`HostReads`] (a test scans this file for other reads). Batches and labels go the
 //! other way, host to device, once per step.
 
+use super::fast::{FastNet, FastTrainer};
 use super::host_reads::{EpochSums, HostReads};
 use super::metrics::LossKind;
 use super::optim::Sgd;
-use super::fast::{FastNet, FastTrainer};
 use super::TrainConfig;
 use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};

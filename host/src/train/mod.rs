@@ -308,7 +308,10 @@ pub fn select_path(
     if path == TrainPath::Cpu {
         bail!("--train-path cpu does not cover {why}; use --train-path auto or candle");
     }
-    Ok((None, format!("candle (autograd; the CPU path does not cover {why})")))
+    Ok((
+        None,
+        format!("candle (autograd; the CPU path does not cover {why})"),
+    ))
 }
 
 /// Options of one invocation (not part of the run's definition).
@@ -336,7 +339,8 @@ pub struct TrainOutcome {
     /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
     /// Device-to-host reads made by this invocation's training steps (validation excluded):
-    /// two per epoch (loss and correct-prediction sums), however many steps it has.
+    /// on the Candle path two per epoch (loss and correct-prediction sums), however many steps
+    /// it has; none on the CPU path, whose values live on the host.
     pub host_reads: u64,
 }
 

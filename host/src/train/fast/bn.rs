@@ -28,12 +28,7 @@ pub struct Cols {
 }
 
 /// Sums over rows and samples of `f(row slice)` per channel, partial per sample, in order.
-fn reduce(
-    x: &[f32],
-    n: usize,
-    width: usize,
-    f: impl Fn(&[f32], &mut [f64]) + Sync,
-) -> Vec<f64> {
+fn reduce(x: &[f32], n: usize, width: usize, f: impl Fn(&[f32], &mut [f64]) + Sync) -> Vec<f64> {
     let per = x.len() / n;
     let parts: Vec<Vec<f64>> = x
         .par_chunks(per)
@@ -97,7 +92,15 @@ pub fn forward_stats(
 }
 
 /// `dst[row][..width] += (x[row][c0 + i] - mean) * inv * gamma + beta` (rows of `width`).
-pub fn apply_add(x: &[f32], n: usize, cols: Cols, st: &BnStats, gamma: &[f32], beta: &[f32], dst: &mut [f32]) {
+pub fn apply_add(
+    x: &[f32],
+    n: usize,
+    cols: Cols,
+    st: &BnStats,
+    gamma: &[f32],
+    beta: &[f32],
+    dst: &mut [f32],
+) {
     let Cols { stride, c0, width } = cols;
     let scale: Vec<f32> = st.inv.iter().zip(gamma).map(|(&i, &g)| i * g).collect();
     let per_x = x.len() / n;

@@ -177,7 +177,14 @@ pub struct LifRec {
 
 /// Runs a LIF step over a batch (`x`, `n` samples of `hw x c`), updating the membranes `v`
 /// (empty = 0).
-pub fn lif_step(x: &[f32], v: &mut Vec<f32>, n: usize, hw: (usize, usize), c: usize, lif: &LifK) -> LifRec {
+pub fn lif_step(
+    x: &[f32],
+    v: &mut Vec<f32>,
+    n: usize,
+    hw: (usize, usize),
+    c: usize,
+    lif: &LifK,
+) -> LifRec {
     let first = v.is_empty();
     if first {
         *v = vec![0.0; x.len()];
@@ -230,7 +237,14 @@ pub fn lif_back(
 }
 
 /// The convolution of a batch of spikes (`act`) with `taps`: `[n][h][w][stride]`.
-pub fn conv_events(act: &[Active], hw: (usize, usize), cin: usize, k: usize, stride: usize, taps: &[f32]) -> Vec<f32> {
+pub fn conv_events(
+    act: &[Active],
+    hw: (usize, usize),
+    cin: usize,
+    k: usize,
+    stride: usize,
+    taps: &[f32],
+) -> Vec<f32> {
     let geom = ConvGeom {
         h: hw.0,
         w: hw.1,
@@ -300,7 +314,10 @@ pub fn conv_events_back(
 /// `a += b`, or `a = b` when `a` is empty.
 pub fn add_into(a: &mut Option<Vec<f32>>, b: &[f32]) {
     match a {
-        Some(a) => a.par_iter_mut().zip(b.par_iter()).for_each(|(x, y)| *x += y),
+        Some(a) => a
+            .par_iter_mut()
+            .zip(b.par_iter())
+            .for_each(|(x, y)| *x += y),
         None => *a = Some(b.to_vec()),
     }
 }
@@ -356,7 +373,9 @@ impl CellRun<'_> {
         let mut u: [Option<Vec<f32>>; NUM_NODES] = Default::default();
         let mut u0 = x0.to_vec();
         if let Some(b) = &st.back[0] {
-            u0.par_iter_mut().zip(b.par_iter()).for_each(|(a, b)| *a += b);
+            u0.par_iter_mut()
+                .zip(b.par_iter())
+                .for_each(|(a, b)| *a += b);
         }
         u[0] = Some(u0);
         self.run_node(0, &u, st, &mut tape, p);
@@ -367,7 +386,9 @@ impl CellRun<'_> {
             }
             if i < 3 {
                 if let Some(b) = &st.back[i] {
-                    x.par_iter_mut().zip(b.par_iter()).for_each(|(a, b)| *a += b);
+                    x.par_iter_mut()
+                        .zip(b.par_iter())
+                        .for_each(|(a, b)| *a += b);
                 }
             }
             u[i] = Some(x);
@@ -434,7 +455,10 @@ impl CellRun<'_> {
         let src = u[e.from].as_ref().expect("node computed");
         let per = plan.per();
         match e.op {
-            EdgeOp::Skip => dst.par_iter_mut().zip(src.par_iter()).for_each(|(a, b)| *a += b),
+            EdgeOp::Skip => dst
+                .par_iter_mut()
+                .zip(src.par_iter())
+                .for_each(|(a, b)| *a += b),
             EdgeOp::AvgPool => {
                 let (h, w) = plan.hw;
                 dst.par_chunks_mut(per)
@@ -508,7 +532,8 @@ impl CellRun<'_> {
                         let rec = tape.groups[group].as_ref().expect("group recorded");
                         let stride = plan.stride(group);
                         let name = &plan.groups[group].names[slot];
-                        let d = draw[group].get_or_insert_with(|| vec![0f32; n * hw.0 * hw.1 * stride]);
+                        let d =
+                            draw[group].get_or_insert_with(|| vec![0f32; n * hw.0 * hw.1 * stride]);
                         let cols = Cols {
                             stride,
                             c0: slot * c,
@@ -546,7 +571,9 @@ impl CellRun<'_> {
             if plan.has_lif[j] {
                 let rec = tape.lif[j].as_ref().expect("node spikes recorded");
                 let dv = gs.v[j].take();
-                if let Some((dx, dvp)) = lif_back(&rec.charged, ds.as_deref(), dv.as_deref(), n, self.lif) {
+                if let Some((dx, dvp)) =
+                    lif_back(&rec.charged, ds.as_deref(), dv.as_deref(), n, self.lif)
+                {
                     add_into(&mut acc, &dx);
                     gs.v[j] = Some(dvp);
                 }

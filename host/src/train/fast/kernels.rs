@@ -205,11 +205,19 @@ fn window(g: &Geom, y: usize, x: usize, mut f: impl FnMut(std::ops::Range<usize>
 
 #[inline(always)]
 fn dense_fixed<const C: usize>(input: &[f32], g: &Geom, rows: &[f32], out: &mut [f32]) {
+    let pad = g.k / 2;
     for y in 0..g.h {
         for x in 0..g.w {
             let mut acc = [[0f32; C]; 4];
-            window(g, y, x, |range, r0| {
-                let seg = &input[range];
+            // The window rows (no closure: closures do not get the caller's target features).
+            let x0 = x.saturating_sub(pad);
+            let x1 = (x + pad).min(g.w - 1);
+            for ky in 0..g.k {
+                let Some(yy) = (y + ky).checked_sub(pad).filter(|&v| v < g.h) else {
+                    continue;
+                };
+                let r0 = (ky * g.k + x0 + pad - x) * g.cin;
+                let seg = &input[(yy * g.w + x0) * g.cin..(yy * g.w + x1 + 1) * g.cin];
                 let w = &rows[r0 * C..(r0 + seg.len()) * C];
                 let mut quads = seg.chunks_exact(4);
                 let mut wq = w.chunks_exact(4 * C);
@@ -227,7 +235,7 @@ fn dense_fixed<const C: usize>(input: &[f32], g: &Geom, rows: &[f32], out: &mut 
                         acc[0][i] += s * wr[i];
                     }
                 }
-            });
+            }
             let o: &mut [f32; C] = (&mut out[(y * g.w + x) * C..(y * g.w + x + 1) * C])
                 .try_into()
                 .expect("row");

@@ -68,7 +68,11 @@ pub struct FastNet {
 impl FastNet {
     /// The CPU path for `cfg` and `g` with `frames` input frames per sample, or why it does not
     /// cover them.
-    pub fn new(cfg: &NetConfig, g: &Genotype, frames: usize) -> std::result::Result<FastNet, String> {
+    pub fn new(
+        cfg: &NetConfig,
+        g: &Genotype,
+        frames: usize,
+    ) -> std::result::Result<FastNet, String> {
         if frames != 1 {
             return Err("event data (one frame per timestep)".into());
         }
@@ -88,7 +92,10 @@ impl FastNet {
         };
         Ok(FastNet {
             cfg: cfg.clone(),
-            cells: [plan("cell1", cfg.c1, (h1, w1))?, plan("cell2", cfg.c2, (h2, w2))?],
+            cells: [
+                plan("cell1", cfg.c1, (h1, w1))?,
+                plan("cell2", cfg.c2, (h2, w2))?,
+            ],
             lif: LifK::new(&cfg.lif),
         })
     }
@@ -143,7 +150,14 @@ impl FastTrainer {
         let n = labels.len();
         let mask =
             rng.map(|r| crate::model::network::dropout_values(r, n, self.net.cfg.features()));
-        step::step(&self.net, &mut self.params, x, labels, mask.as_deref(), loss)
+        step::step(
+            &self.net,
+            &mut self.params,
+            x,
+            labels,
+            mask.as_deref(),
+            loss,
+        )
     }
 
     /// Writes the tensors back into `net` and the momentum buffers into `opt`.

@@ -72,7 +72,10 @@ impl Params {
         let mut bufs = BTreeMap::new();
         for (name, b) in &self.momentum {
             let dims = net.params.trainable()[name].dims().to_vec();
-            bufs.insert(name.clone(), Tensor::from_vec(b.clone(), dims, &Device::Cpu)?);
+            bufs.insert(
+                name.clone(),
+                Tensor::from_vec(b.clone(), dims, &Device::Cpu)?,
+            );
         }
         opt.set_buffers(bufs);
         Ok(())

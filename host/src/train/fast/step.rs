@@ -29,7 +29,14 @@ pub struct StepOut {
 }
 
 /// `a @ b` of row-major matrices (`ta` / `tb`: use the transpose), through Candle's CPU gemm.
-fn mm(a: &[f32], ash: (usize, usize), ta: bool, b: &[f32], bsh: (usize, usize), tb: bool) -> Result<Vec<f32>> {
+fn mm(
+    a: &[f32],
+    ash: (usize, usize),
+    ta: bool,
+    b: &[f32],
+    bsh: (usize, usize),
+    tb: bool,
+) -> Result<Vec<f32>> {
     let dev = Device::Cpu;
     let mut x = Tensor::from_slice(a, ash, &dev)?;
     if ta {
@@ -240,19 +247,40 @@ pub fn step(
     let hid = cfg.hidden;
     let outs = cfg.classes * cfg.votes;
     let rows = tt * n;
-    let hdn = mm(&feat, (rows, feats), false, p.get("fc1.weight"), (hid, feats), true)?;
+    let hdn = mm(
+        &feat,
+        (rows, feats),
+        false,
+        p.get("fc1.weight"),
+        (hid, feats),
+        true,
+    )?;
     let mut vh = vec![0f32; n * hid];
     let mut hcharged = vec![0f32; rows * hid];
     let mut sh = vec![0f32; rows * hid];
     for t in 0..tt {
         let r = t * n * hid..(t + 1) * n * hid;
         let mut code = vec![0u64; (n * hid).div_ceil(64)];
-        kernels::lif_forward(&hdn[r.clone()], &mut vh, t == 0, lif, &mut hcharged[r.clone()], &mut code);
+        kernels::lif_forward(
+            &hdn[r.clone()],
+            &mut vh,
+            t == 0,
+            lif,
+            &mut hcharged[r.clone()],
+            &mut code,
+        );
         for (s, &c) in sh[r.clone()].iter_mut().zip(&hcharged[r]) {
             *s = if c >= lif.th { 1.0 } else { 0.0 };
         }
     }
-    let mut o = mm(&sh, (rows, hid), false, p.get("fc2.weight"), (outs, hid), true)?;
+    let mut o = mm(
+        &sh,
+        (rows, hid),
+        false,
+        p.get("fc2.weight"),
+        (outs, hid),
+        true,
+    )?;
     let bias = p.get("fc2.bias");
     for row in o.chunks_exact_mut(outs) {
         for (v, &b) in row.iter_mut().zip(bias) {
@@ -294,19 +322,41 @@ pub fn step(
             *a += v;
         }
     }
-    let dsh = mm(&d_o, (rows, outs), false, p.get("fc2.weight"), (outs, hid), false)?;
+    let dsh = mm(
+        &d_o,
+        (rows, outs),
+        false,
+        p.get("fc2.weight"),
+        (outs, hid),
+        false,
+    )?;
     let mut dhdn = vec![0f32; rows * hid];
     let mut dvh: Option<Vec<f32>> = None;
     for t in (0..tt).rev() {
         let r = t * n * hid..(t + 1) * n * hid;
-        let (dx, dvp) = lif_back(&hcharged[r.clone()], Some(&dsh[r.clone()]), dvh.as_deref(), n, lif)
-            .expect("the spikes have a gradient");
+        let (dx, dvp) = lif_back(
+            &hcharged[r.clone()],
+            Some(&dsh[r.clone()]),
+            dvh.as_deref(),
+            n,
+            lif,
+        )
+        .expect("the spikes have a gradient");
         dhdn[r].copy_from_slice(&dx);
         dvh = Some(dvp);
     }
     let dfc1 = mm(&dhdn, (rows, hid), true, &feat, (rows, feats), false)?;
-    grads.entry("fc1.weight", hid * feats).copy_from_slice(&dfc1);
-    let dfeat = mm(&dhdn, (rows, hid), false, p.get("fc1.weight"), (hid, feats), false)?;
+    grads
+        .entry("fc1.weight", hid * feats)
+        .copy_from_slice(&dfc1);
+    let dfeat = mm(
+        &dhdn,
+        (rows, hid),
+        false,
+        p.get("fc1.weight"),
+        (hid, feats),
+        false,
+    )?;
     // Backward through time: cells and the blocks between them.
     let mut cg = [CellGrad::default(), CellGrad::default()];
     let (mut dv1, mut dv2): (Option<Vec<f32>>, Option<Vec<f32>>) = (None, None);
@@ -355,7 +405,16 @@ pub fn step(
         let (dz2, dvp) = lif_back(&tp.out2.charged, Some(&ds2), dv2.as_deref(), n, lif)
             .expect("the spikes have a gradient");
         dv2 = Some(dvp);
-        let dy2 = bn_back(&tp.y2, n, cols(c2), &tp.bn2, p, "cell2_bn", &dz2, &mut grads);
+        let dy2 = bn_back(
+            &tp.y2,
+            n,
+            cols(c2),
+            &tp.bn2,
+            p,
+            "cell2_bn",
+            &dz2,
+            &mut grads,
+        );
         let dx2 = runs[1].backward(Some(dy2), &tp.cells[1], &mut cg[1], t == 0, p, &mut grads);
         let ds1 = match dx2 {
             Some(dx2) => {
@@ -373,7 +432,16 @@ pub fn step(
                     c0: 0,
                     width: c2,
                 };
-                let draw = bn_back(&tp.down_raw, n, dcols, &tp.down_bn, p, "down.bn", &ddown, &mut grads);
+                let draw = bn_back(
+                    &tp.down_raw,
+                    n,
+                    dcols,
+                    &tp.down_bn,
+                    p,
+                    "down.bn",
+                    &ddown,
+                    &mut grads,
+                );
                 let (dtaps, ds1) =
                     conv_events_back(&tp.out1.act, hw1, c1, 3, down_stride, &down_flip, &draw);
                 let dw = grads.entry("down.conv.weight", c2 * c1 * 9);
@@ -385,7 +453,16 @@ pub fn step(
         let dy1 = match lif_back(&tp.out1.charged, ds1.as_deref(), dv1.as_deref(), n, lif) {
             Some((dz1, dvp)) => {
                 dv1 = Some(dvp);
-                Some(bn_back(&tp.y1, n, cols(c1), &tp.bn1, p, "cell1_bn", &dz1, &mut grads))
+                Some(bn_back(
+                    &tp.y1,
+                    n,
+                    cols(c1),
+                    &tp.bn1,
+                    p,
+                    "cell1_bn",
+                    &dz1,
+                    &mut grads,
+                ))
             }
             None => None,
         };
@@ -395,7 +472,16 @@ pub fn step(
     }
     // Stem.
     if let Some(dx0) = dx0 {
-        let draw = bn_back(&stem_raw, n, cols(c1), &stem_st, p, "stem.bn", &dx0, &mut grads);
+        let draw = bn_back(
+            &stem_raw,
+            n,
+            cols(c1),
+            &stem_st,
+            p,
+            "stem.bn",
+            &dx0,
+            &mut grads,
+        );
         let parts: Vec<Vec<f32>> = xin
             .par_chunks(per_in)
             .zip(draw.par_chunks(per1))
@@ -418,7 +504,12 @@ pub fn step(
 }
 
 /// The mean loss, the correct predictions and the gradient of the loss w.r.t. the logits.
-fn loss_and_grad(logits: &[f32], labels: &[u32], classes: usize, kind: LossKind) -> (StepOut, Vec<f32>) {
+fn loss_and_grad(
+    logits: &[f32],
+    labels: &[u32],
+    classes: usize,
+    kind: LossKind,
+) -> (StepOut, Vec<f32>) {
     let n = labels.len();
     let mut d = vec![0f32; logits.len()];
     let mut total = 0f64;
