@@ -73,6 +73,7 @@ fn bn_fresh(
 }
 
 /// The backward of [`bn_fresh`]: the input gradient (rows of `cols.stride`).
+#[allow(clippy::too_many_arguments)]
 fn bn_back(
     raw: &[f32],
     n: usize,
