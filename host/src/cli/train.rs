@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// Device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+    /// Which implementation runs the training steps: `auto` (the hand-written CPU path where it
+    /// covers the network, else Candle; the printout says which ran), `cpu` or `candle`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub train_path: crate::train::fast::TrainPath,
     /// Run folder: metrics.csv, curves.svg, last/best.safetensors, last.optim.safetensors,
     /// state.json.
     #[arg(long, required_unless_present = "resume")]
@@ -339,6 +343,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         resume,
         stop_after: a.stop_after,
         quiet: false,
+        path: a.train_path,
     };
     let out = train::train(&dir, &cfg, &data, &device, &ctl)?;
     if out.complete {

@@ -546,8 +546,14 @@ fn dropout_mask(
     features: usize,
     dev: &Device,
 ) -> Result<Tensor> {
-    let data: Vec<f32> = (0..n * features)
-        .map(|_| if rng.gen_bool(0.5) { 2.0 } else { 0.0 })
-        .collect();
+    let data = dropout_values(rng, n, features);
     Ok(Tensor::from_vec(data, (n, features), dev)?.to_dtype(DType::F32)?)
+}
+
+/// The values of a Dropout(0.5) mask of `n` sequences of `features`: 0 or 2 each, drawn in
+/// order (one `gen_bool(0.5)` per value). Every training path draws its mask with it.
+pub fn dropout_values(rng: &mut dyn rand::RngCore, n: usize, features: usize) -> Vec<f32> {
+    (0..n * features)
+        .map(|_| if rng.gen_bool(0.5) { 2.0 } else { 0.0 })
+        .collect()
 }

@@ -572,6 +572,7 @@ fn run_cell(
         resume: run_dir.join(train::files::STATE).exists(),
         stop_after: None,
         quiet: true,
+        ..Default::default()
     };
     let outcome = train::train(&run_dir, &tcfg, train_data, device, &ctl)
         .with_context(|| format!("training cell {} ({})", cell.id, cell.genotype))?;

@@ -90,6 +90,12 @@ impl Sgd {
         &self.buffers
     }
 
+    /// Replaces the momentum buffers with ones kept elsewhere (the CPU training path keeps its
+    /// own during an epoch).
+    pub fn set_buffers(&mut self, buffers: BTreeMap<String, Tensor>) {
+        self.buffers = buffers;
+    }
+
     /// Replaces the momentum buffers (resume). Every buffer must name a parameter of `params`
     /// with the same shape; `origin` names the file in errors.
     pub fn load_buffers(
