@@ -232,3 +232,127 @@ fn eval_model_reads_the_dataset_from_the_blob() {
         "{e}"
     );
 }
+
+/// `--preset spikenas-bench` end to end on the shipped sample, in small: search, score (the
+/// benchmark's op spellings), train one epoch, eval; the blob export is refused by name, the
+/// NIR export works (with the `nir` feature).
+#[test]
+fn spikenas_bench_preset_smoke() {
+    let d = tempfile::tempdir().unwrap();
+    let data = shipped_data("cifar10-sample");
+    let data = data.to_str().unwrap();
+    let shape = [
+        "--preset",
+        "spikenas-bench",
+        "--data",
+        data,
+        "--width",
+        "0.03125",
+        "--timesteps",
+        "2",
+        "--hidden",
+        "32",
+        "--votes",
+        "2",
+    ];
+    let run = |args: &[&str]| {
+        let o = lightsnn(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let arch = d.path().join("arch.json");
+    let out = run(&[
+        &["search", "--batch", "8", "--repeats", "1", "--out"],
+        &[arch.to_str().unwrap()][..],
+        &shape,
+    ]
+    .concat());
+    assert!(
+        out.contains("C1/C2 4/8") && out.contains("round 4"),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&arch).unwrap()).unwrap();
+    assert_eq!(v["cell"], "forward");
+    assert_eq!(v["config"]["net"]["downsample"], "avg");
+    let ops = ["zero", "skip", "conv3@0.5", "conv3", "conv3@1.5"];
+    assert_eq!(v["ops"], serde_json::json!(ops));
+    let g = v["genotype"].as_str().unwrap();
+    assert!(
+        g.split(',').all(|op| ops.contains(&op)) && g.split(',').count() == 6,
+        "{g}"
+    );
+    let out = run(&[
+        &["score", "--batch", "8", "--repeats", "1", "--genotype"],
+        &["conv3_th0.5 skip zero conv3_th1.0 zero conv3_th1.5"][..],
+        &shape,
+    ]
+    .concat());
+    assert!(
+        out.contains("genotype: conv3@0.5,skip,zero,conv3,zero,conv3@1.5")
+            && out.contains("SAHD ln|det K|"),
+        "{out}"
+    );
+    // Train the found cell (the preset comes from the arch file) for one epoch.
+    let runs = d.path().join("run");
+    let shape_only = &shape[2..];
+    let out = run(&[
+        &["train", "--epochs", "1", "--arch", arch.to_str().unwrap()][..],
+        &["--out", runs.to_str().unwrap()],
+        shape_only,
+    ]
+    .concat());
+    assert!(
+        out.contains("spikenas-bench") && out.contains("done: 1 epochs"),
+        "{out}"
+    );
+    let ck = runs.join("best.safetensors");
+    let ck = ck.to_str().unwrap();
+    let out = run(&[
+        "eval",
+        "--checkpoint",
+        ck,
+        "--preset",
+        "spikenas-bench",
+        "--data",
+        data,
+    ]);
+    assert!(out.contains("top-1"), "{out}");
+    let blob = d.path().join("m.bin");
+    let o = lightsnn(&[
+        "export",
+        "--checkpoint",
+        ck,
+        "--out",
+        blob.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("does not support average-pool downsampling") && e.contains("--format nir"),
+        "{e}"
+    );
+    assert!(!blob.exists(), "no blob written");
+    if cfg!(feature = "nir") {
+        let nir = d.path().join("net.nir");
+        run(&[
+            "export",
+            "--format",
+            "nir",
+            "--checkpoint",
+            ck,
+            "--out",
+            nir.to_str().unwrap(),
+        ]);
+        assert!(nir.is_file());
+    }
+    // The preset is CIFAR-10's network.
+    let o = lightsnn(&[
+        "search",
+        "--preset",
+        "spikenas-bench",
+        "--dataset",
+        "nmnist",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("contradicts"), "{}", stderr(&o));
+}

@@ -56,7 +56,7 @@
 #[cfg(test)]
 use crate::bits::count_ones_range;
 use crate::bits::{for_each_set_bit, set_bit, words_for};
-use crate::genotype::NUM_NODES;
+use crate::genotype::{LifClass, NUM_NODES};
 use crate::model::{Bits, InputKind, Model};
 
 mod cell;
@@ -199,12 +199,20 @@ impl<'m, 'b> Engine<'m, 'b> {
             let back: [&'b mut [i16]; 3] = core::array::from_fn(|i| {
                 carve(act, if plan.schedule.need_back[i] { n } else { 0 })
             });
-            let mem: [&'b mut [i16]; 4] =
-                core::array::from_fn(|i| carve(act, if plan.schedule.has_lif(i) { n } else { 0 }));
+            let mem: [&'b mut [i16]; 4] = core::array::from_fn(|i| {
+                carve(
+                    act,
+                    if plan.schedule.has_lif(i, LifClass::Th10) {
+                        n
+                    } else {
+                        0
+                    },
+                )
+            });
             let spk: [&'b mut [u64]; 4] = core::array::from_fn(|i| {
                 carve(
                     bits,
-                    if plan.schedule.has_lif(i) {
+                    if plan.schedule.has_lif(i, LifClass::Th10) {
                         words_for(n)
                     } else {
                         0
@@ -245,11 +253,12 @@ impl<'m, 'b> Engine<'m, 'b> {
         };
         for (cell, n) in [(0u8, l.n1), (1u8, l.n2)] {
             for node in 0..NUM_NODES {
-                if plan.schedule.has_lif(node) {
+                if plan.schedule.has_lif(node, LifClass::Th10) {
                     push(
                         LayerId::CellNode {
                             cell,
                             node: node as u8,
+                            class: LifClass::Th10,
                         },
                         n,
                     );
@@ -383,14 +392,14 @@ impl<'m, 'b> Engine<'m, 'b> {
         let d = self.model.dims();
         let (n1, n2) = (d.n1(), d.n2());
         match layer {
-            LayerId::CellNode { cell, node } => {
+            LayerId::CellNode { cell, node, class } => {
                 let node = node as usize;
                 let n = match cell {
                     0 => n1,
                     1 => n2,
                     _ => return None,
                 };
-                if node >= NUM_NODES || !self.model.plan().schedule.has_lif(node) {
+                if node >= NUM_NODES || !self.model.plan().schedule.has_lif(node, class) {
                     return None;
                 }
                 Some((&*self.cells[cell as usize].spk[node], n))

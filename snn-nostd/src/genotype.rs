@@ -25,17 +25,73 @@ pub enum Op {
     AvgPool = 4,
     /// MaxPool 3x3, stride 1, pad 1 (no LIF).
     MaxPool = 5,
+    /// LIF at half the network's threshold -> Conv3x3 (stride 1, pad 1, no bias) -> BatchNorm
+    /// (SpikeNAS-Bench's `conv3_th0.5`).
+    Conv3Th05 = 6,
+    /// LIF at 1.5 times the network's threshold -> Conv3x3 -> BatchNorm (SpikeNAS-Bench's
+    /// `conv3_th1.5`).
+    Conv3Th15 = 7,
+}
+
+/// Which threshold a LIF fires at, as a multiple of the network's threshold
+/// (`LifParams::v_threshold`, 1.0 by default): the LIF classes of the conv ops. Every conv op
+/// has a LIF on its input; conv ops leaving one node with the same class see the same input and
+/// fire the same spikes, so they share one LIF layer. Declared (and ordered) by threshold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LifClass {
+    /// 0.5 times the network's threshold (`conv3@0.5`).
+    Th05,
+    /// The network's threshold (`conv1`, `conv3`; every LIF outside the cells).
+    #[default]
+    Th10,
+    /// 1.5 times the network's threshold (`conv3@1.5`).
+    Th15,
+}
+
+/// Number of LIF classes.
+pub const LIF_CLASSES: usize = 3;
+
+impl LifClass {
+    /// Every class, in threshold order (the order a node's LIF layers run in).
+    pub const ALL: [LifClass; LIF_CLASSES] = [LifClass::Th05, LifClass::Th10, LifClass::Th15];
+
+    /// Position in [`LifClass::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The threshold as a multiple of the network's threshold: 0.5, 1.0 or 1.5.
+    pub const fn scale(self) -> f64 {
+        match self {
+            LifClass::Th05 => 0.5,
+            LifClass::Th10 => 1.0,
+            LifClass::Th15 => 1.5,
+        }
+    }
+
+    /// The suffix of a layer or op name: empty for the network's own threshold, `@0.5`,
+    /// `@1.5` otherwise.
+    pub const fn suffix(self) -> &'static str {
+        match self {
+            LifClass::Th05 => "@0.5",
+            LifClass::Th10 => "",
+            LifClass::Th15 => "@1.5",
+        }
+    }
 }
 
 impl Op {
     /// Every operation, in id order.
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 8] = [
         Op::Zero,
         Op::Skip,
         Op::Conv1,
         Op::Conv3,
         Op::AvgPool,
         Op::MaxPool,
+        Op::Conv3Th05,
+        Op::Conv3Th15,
     ];
 
     /// The op's stable numeric id (used in files and on the device).
@@ -49,7 +105,7 @@ impl Op {
     }
 
     /// The op's name as printed in genotypes: `zero`, `skip`, `conv1`, `conv3`, `avgpool`,
-    /// `maxpool`.
+    /// `maxpool`, `conv3@0.5`, `conv3@1.5`.
     pub const fn name(self) -> &'static str {
         match self {
             Op::Zero => "zero",
@@ -58,12 +114,33 @@ impl Op {
             Op::Conv3 => "conv3",
             Op::AvgPool => "avgpool",
             Op::MaxPool => "maxpool",
+            Op::Conv3Th05 => "conv3@0.5",
+            Op::Conv3Th15 => "conv3@1.5",
         }
     }
 
     /// Whether the op starts with a LIF neuron (and so produces spike codes).
     pub const fn has_lif(self) -> bool {
-        matches!(self, Op::Conv1 | Op::Conv3)
+        self.lif_class().is_some()
+    }
+
+    /// The class of the op's LIF (its threshold), `None` for ops without a LIF.
+    pub const fn lif_class(self) -> Option<LifClass> {
+        match self {
+            Op::Conv1 | Op::Conv3 => Some(LifClass::Th10),
+            Op::Conv3Th05 => Some(LifClass::Th05),
+            Op::Conv3Th15 => Some(LifClass::Th15),
+            Op::Zero | Op::Skip | Op::AvgPool | Op::MaxPool => None,
+        }
+    }
+
+    /// The kernel size of the op's convolution (1 or 3), `None` for ops without one.
+    pub const fn kernel(self) -> Option<usize> {
+        match self {
+            Op::Conv1 => Some(1),
+            Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => Some(3),
+            Op::Zero | Op::Skip | Op::AvgPool | Op::MaxPool => None,
+        }
     }
 
     /// Whether the op has learnable weights (a convolution and its BatchNorm).
@@ -82,6 +159,8 @@ impl FromStr for Op {
     type Err = ParseError;
 
     /// Parses an op name (case-insensitive, a few common aliases accepted) or a numeric id.
+    /// The thresholded convs are also accepted in SpikeNAS-Bench's spelling: `conv3_th0.5`,
+    /// `conv3_th1.0` (= `conv3`), `conv3_th1.5`; `conv3@1.0` and `conv3@1` are `conv3`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
         if let Ok(id) = t.parse::<u8>() {
@@ -94,8 +173,18 @@ impl FromStr for Op {
             Op::Skip
         } else if matches("conv1") || matches("conv_1x1") || matches("conv1x1") {
             Op::Conv1
-        } else if matches("conv3") || matches("conv_3x3") || matches("conv3x3") {
+        } else if matches("conv3")
+            || matches("conv_3x3")
+            || matches("conv3x3")
+            || matches("conv3_th1.0")
+            || matches("conv3@1.0")
+            || matches("conv3@1")
+        {
             Op::Conv3
+        } else if matches("conv3@0.5") || matches("conv3_th0.5") {
+            Op::Conv3Th05
+        } else if matches("conv3@1.5") || matches("conv3_th1.5") {
+            Op::Conv3Th15
         } else if matches("avgpool") || matches("avg_pool_3x3") {
             Op::AvgPool
         } else if matches("maxpool") || matches("max_pool_3x3") {
@@ -107,8 +196,8 @@ impl FromStr for Op {
     }
 }
 
-/// Maximum number of ops in an op set.
-pub const MAX_OPS: usize = 6;
+/// Maximum number of ops in an op set (every op once).
+pub const MAX_OPS: usize = Op::ALL.len();
 
 /// An ordered set of candidate operations (the search space). Order matters: it is the order in
 /// which scores are listed, and ties in pruning go to the op listed first.
@@ -126,6 +215,13 @@ impl OpSet {
     /// The SNASNet space: {zero, skip, conv1, conv3, avgpool} (docs/design.md, "Operations").
     pub fn snasnet() -> OpSet {
         OpSet::new(&[Op::Zero, Op::Skip, Op::Conv1, Op::Conv3, Op::AvgPool]).expect("valid op set")
+    }
+
+    /// The SpikeNAS-Bench space: {zero, skip, conv3@0.5, conv3, conv3@1.5}, in the benchmark's
+    /// op-index order (digit `k` of a benchmark id means `ops()[k]`).
+    pub fn spikenas_bench() -> OpSet {
+        OpSet::new(&[Op::Zero, Op::Skip, Op::Conv3Th05, Op::Conv3, Op::Conv3Th15])
+            .expect("valid op set")
     }
 
     /// An op set from a list; fails on an empty list or a repeated op.
@@ -189,7 +285,7 @@ impl fmt::Display for OpSet {
 impl FromStr for OpSet {
     type Err = ParseError;
 
-    /// `lightsnn`, `snasnet`, or a comma-separated list of op names.
+    /// `lightsnn`, `snasnet`, `spikenas-bench`, or a comma-separated list of op names.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
         if t.eq_ignore_ascii_case("lightsnn") {
@@ -197,6 +293,9 @@ impl FromStr for OpSet {
         }
         if t.eq_ignore_ascii_case("snasnet") {
             return Ok(OpSet::snasnet());
+        }
+        if t.eq_ignore_ascii_case("spikenas-bench") {
+            return Ok(OpSet::spikenas_bench());
         }
         let mut ops: heapless::Vec<Op, MAX_OPS> = heapless::Vec::new();
         for part in t.split(',') {
@@ -408,6 +507,62 @@ impl FromStr for Genotype {
     }
 }
 
+/// A cell of the SpikeNAS-Bench space: a forward genotype (6 edges) whose ops are all in
+/// [`OpSet::spikenas_bench`]. Parses from and prints as a genotype, e.g.
+/// `conv3@0.5,skip,zero,conv3,zero,conv3@1.5` (the benchmark's spellings `conv3_th0.5` ...
+/// are accepted too).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BenchCell {
+    genotype: Genotype,
+}
+
+impl BenchCell {
+    /// Checks that `genotype` is a forward cell over the SpikeNAS-Bench op set.
+    pub fn new(genotype: Genotype) -> Result<BenchCell, ParseError> {
+        if genotype.cell() != CellType::Forward {
+            return Err(ParseError::WrongCellType {
+                expected: CellType::Forward,
+            });
+        }
+        genotype.check_op_set(&OpSet::spikenas_bench())?;
+        Ok(BenchCell { genotype })
+    }
+
+    /// The cell's genotype.
+    pub fn genotype(&self) -> &Genotype {
+        &self.genotype
+    }
+
+    /// The ops on the 6 forward edges, in canonical edge order ([`FORWARD_EDGES`]).
+    pub fn ops(&self) -> [Op; 6] {
+        let mut ops = [Op::Zero; 6];
+        ops.copy_from_slice(self.genotype.ops());
+        ops
+    }
+}
+
+impl From<BenchCell> for Genotype {
+    fn from(c: BenchCell) -> Genotype {
+        c.genotype
+    }
+}
+
+impl fmt::Display for BenchCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.genotype.fmt(f)
+    }
+}
+
+impl FromStr for BenchCell {
+    type Err = ParseError;
+
+    /// 6 op names of [`OpSet::spikenas_bench`] in canonical forward edge order, separated by
+    /// commas and/or whitespace.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BenchCell::new(s.parse()?)
+    }
+}
+
 /// Why a genotype, op or op set could not be parsed or built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -435,17 +590,22 @@ pub enum ParseError {
         /// The offending op.
         op: Op,
     },
+    /// The genotype is not of the cell type required.
+    WrongCellType {
+        /// The cell type required.
+        expected: CellType,
+    },
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParseError::UnknownOp => f.write_str(
-                "unknown op: expected one of zero, skip, conv1, conv3, avgpool, maxpool or an id 0-5",
+                "unknown op: expected one of zero, skip, conv1, conv3, avgpool, maxpool, conv3@0.5, conv3@1.5 or an id 0-7",
             ),
             ParseError::BadOpAt { index } => write!(
                 f,
-                "op {index} of the genotype is not one of zero, skip, conv1, conv3, avgpool, maxpool (or an id 0-5)"
+                "op {index} of the genotype is not one of zero, skip, conv1, conv3, avgpool, maxpool, conv3@0.5, conv3@1.5 (or an id 0-7)"
             ),
             ParseError::WrongEdgeCount { found } => write!(
                 f,
@@ -455,6 +615,7 @@ impl fmt::Display for ParseError {
             ParseError::DuplicateOp => f.write_str("an op set lists the same op twice"),
             ParseError::EmptyOpSet => f.write_str("an op set needs at least one op"),
             ParseError::OpNotInSet { op } => write!(f, "the genotype uses {op}, which is not in the op set"),
+            ParseError::WrongCellType { expected } => write!(f, "expected a {expected} cell ({} ops)", expected.num_edges()),
         }
     }
 }
@@ -547,6 +708,99 @@ mod tests {
             assert_eq!(op.name().parse::<Op>(), Ok(op));
             assert_eq!(Op::from_id(op.id()), Some(op));
         }
-        assert_eq!(Op::from_id(6), None);
+        assert_eq!(Op::from_id(8), None);
+    }
+
+    #[test]
+    fn thresholded_convs_names_ids_and_spellings() {
+        // Old ids unchanged, new ones appended.
+        let ids: heapless::Vec<u8, 8> = Op::ALL.iter().map(|o| o.id()).collect();
+        assert_eq!(ids.as_slice(), &[0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(Op::from_id(6), Some(Op::Conv3Th05));
+        assert_eq!(Op::from_id(7), Some(Op::Conv3Th15));
+        assert_eq!(Op::Conv3Th05.name(), "conv3@0.5");
+        assert_eq!(Op::Conv3Th15.name(), "conv3@1.5");
+        for (text, op) in [
+            ("conv3_th0.5", Op::Conv3Th05),
+            ("conv3_th1.0", Op::Conv3),
+            ("conv3_th1.5", Op::Conv3Th15),
+            ("conv3@1.0", Op::Conv3),
+            ("conv3@1", Op::Conv3),
+            ("CONV3@0.5", Op::Conv3Th05),
+            ("6", Op::Conv3Th05),
+            ("7", Op::Conv3Th15),
+        ] {
+            assert_eq!(text.parse::<Op>(), Ok(op), "{text}");
+        }
+        for bad in ["conv3@2", "conv3_th2.0", "conv3@", "8"] {
+            assert_eq!(bad.parse::<Op>(), Err(ParseError::UnknownOp), "{bad}");
+        }
+        // LIF classes and kernels.
+        assert_eq!(Op::Conv3Th05.lif_class(), Some(LifClass::Th05));
+        assert_eq!(Op::Conv3.lif_class(), Some(LifClass::Th10));
+        assert_eq!(Op::Conv1.lif_class(), Some(LifClass::Th10));
+        assert_eq!(Op::Conv3Th15.lif_class(), Some(LifClass::Th15));
+        assert_eq!(Op::Skip.lif_class(), None);
+        assert!(Op::Conv3Th15.has_lif() && Op::Conv3Th15.has_weights());
+        assert_eq!(
+            [
+                Op::Conv1,
+                Op::Conv3,
+                Op::Conv3Th05,
+                Op::Conv3Th15,
+                Op::AvgPool
+            ]
+            .map(Op::kernel),
+            [Some(1), Some(3), Some(3), Some(3), None]
+        );
+        assert_eq!(LifClass::ALL.map(LifClass::scale), [0.5, 1.0, 1.5]);
+        assert_eq!(LifClass::default(), LifClass::Th10);
+        for (k, c) in LifClass::ALL.iter().enumerate() {
+            assert_eq!(c.index(), k);
+        }
+    }
+
+    #[test]
+    fn spikenas_bench_space_and_cells() {
+        let space: OpSet = "spikenas-bench".parse().unwrap();
+        assert_eq!(space, OpSet::spikenas_bench());
+        assert_eq!(
+            space.ops(),
+            &[Op::Zero, Op::Skip, Op::Conv3Th05, Op::Conv3, Op::Conv3Th15]
+        );
+        // The table's spelling, printed back in ours, and parsed again.
+        let c: BenchCell = "conv3_th0.5 skip zero conv3_th1.0 zero conv3_th1.5"
+            .parse()
+            .unwrap();
+        let mut out: heapless::String<64> = heapless::String::new();
+        core::fmt::write(&mut out, format_args!("{c}")).unwrap();
+        assert_eq!(out.as_str(), "conv3@0.5,skip,zero,conv3,zero,conv3@1.5");
+        assert_eq!(out.parse::<BenchCell>(), Ok(c.clone()));
+        assert_eq!(
+            c.ops(),
+            [
+                Op::Conv3Th05,
+                Op::Skip,
+                Op::Zero,
+                Op::Conv3,
+                Op::Zero,
+                Op::Conv3Th15
+            ]
+        );
+        assert_eq!(Genotype::from(c.clone()).cell(), CellType::Forward);
+        assert_eq!(
+            "conv1 skip zero conv3 zero zero".parse::<BenchCell>(),
+            Err(ParseError::OpNotInSet { op: Op::Conv1 })
+        );
+        assert_eq!(
+            "zero,zero,zero,zero,zero,zero,zero,zero,zero,zero,zero,conv3".parse::<BenchCell>(),
+            Err(ParseError::WrongCellType {
+                expected: CellType::Forward
+            })
+        );
+        assert_eq!(
+            "conv3 skip".parse::<BenchCell>(),
+            Err(ParseError::WrongEdgeCount { found: 2 })
+        );
     }
 }

@@ -311,13 +311,15 @@ impl CellPlan {
         b[0] as usize + b[1] as usize + b[2] as usize
     }
 
-    /// Number of LIF layers.
+    /// Number of LIF layers (one per node at most: the engine runs the network's own threshold
+    /// only, see [`Model::new`]).
     pub const fn lifs(&self) -> usize {
         let s = &self.schedule;
-        s.has_lif(0) as usize
-            + s.has_lif(1) as usize
-            + s.has_lif(2) as usize
-            + s.has_lif(3) as usize
+        let base = crate::genotype::LifClass::Th10;
+        s.has_lif(0, base) as usize
+            + s.has_lif(1, base) as usize
+            + s.has_lif(2, base) as usize
+            + s.has_lif(3, base) as usize
     }
 }
 
@@ -635,7 +637,8 @@ fn check_cell(
 
 impl<'a> Model<'a> {
     /// Validates `parts`: every dimension within [`limits`] and non-degenerate, the genotype
-    /// consistent with its cell type, every weight, bias and shift array of the right length,
+    /// consistent with its cell type and free of thresholded convs (`conv3@0.5`, `conv3@1.5`:
+    /// one LIF per node here), every weight, bias and shift array of the right length,
     /// every shift and exponent in range, a conv exactly on the conv edges.
     pub fn new(parts: ModelParts<'a>) -> Result<Model<'a>, Invalid> {
         use limits::*;
@@ -682,6 +685,10 @@ impl<'a> Model<'a> {
         ensure(
             Genotype::new(g.cell(), g.ops()).is_ok(),
             "genotype has the wrong number of ops for its cell type",
+        )?;
+        ensure(
+            crate::skeleton::CellSchedule::of_genotype(g.cell(), g.ops()).base_class_only(),
+            "the genotype has thresholded conv ops (conv3@0.5, conv3@1.5), which the integer engine does not run yet",
         )?;
         ensure(
             parts.dataset.input() == d.input,

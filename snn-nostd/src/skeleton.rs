@@ -3,15 +3,15 @@
 //! statistics, export) and the device (the blob's [`Dims`], the integer engine's [`CellPlan`]):
 //! - the LIF constants and BN_EPS;
 //! - the map sizes of each stage ([`cell1_hw`], [`cell2_hw`], [`pooled_hw`]);
-//! - the cell schedule ([`CellSchedule`]): which node carries a LIF and how many LIF modules of
-//!   the reference network it stands for, which back states exist, which node tensors are read
-//!   by tensor ops, and the ordered forward and backward edges;
+//! - the cell schedule ([`CellSchedule`]): which node carries a LIF of which threshold class
+//!   and how many LIF modules of the reference network it stands for, which back states exist,
+//!   which node tensors are read by tensor ops, and the ordered forward and backward edges;
 //! - the names of the LIF layers ([`LayerId`]), the same on the host and on the device.
 //!
 //! [`Dims`]: crate::model::Dims
 //! [`CellPlan`]: crate::model::CellPlan
 
-use crate::genotype::{CellType, Edge, Op, NUM_NODES};
+use crate::genotype::{CellType, Edge, LifClass, Op, LIF_CLASSES, NUM_NODES};
 use core::fmt;
 
 /// LIF membrane time constant: the charge is `V <- V + (X - V) / tau`, `(V + 3X) / 4`.
@@ -48,18 +48,23 @@ pub const fn pooled_hw(cell2: (usize, usize), p: usize) -> (usize, usize) {
 }
 
 /// A LIF layer of the network, named the same way by every forward pass (Candle, CPU engine,
-/// integer engine) and in every report: `cell1.node0`, `cell1.out`, `hidden`.
+/// integer engine) and in every report: `cell1.node0`, `cell1.node0@0.5`, `cell1.out`,
+/// `hidden`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum LayerId {
-    /// The LIF at the input of the conv ops reading node `node` of cell `cell`: on
-    /// `x_node + B_node` for nodes 0..=2, on `x3` for node 3. Every conv op leaving the node sees
-    /// the same input, so one layer stands for all of them ([`CellSchedule::lif_multiplicity`]).
+    /// The LIF of class `class` at the input of the conv ops reading node `node` of cell
+    /// `cell`: on `x_node + B_node` for nodes 0..=2, on `x3` for node 3. Every conv op of that
+    /// class leaving the node sees the same input, so one layer stands for all of them
+    /// ([`CellSchedule::lif_multiplicity`]). Printed `cell1.node0` for the network's own
+    /// threshold ([`LifClass::Th10`]), `cell1.node0@0.5` / `@1.5` for the others.
     CellNode {
         /// Cell index, 0-based (0 = cell 1, 1 = cell 2).
         cell: u8,
         /// Source node (0..=3).
         node: u8,
+        /// The LIF's threshold class.
+        class: LifClass,
     },
     /// The LIF after a cell's BatchNorm.
     CellOut {
@@ -73,23 +78,30 @@ pub enum LayerId {
 impl fmt::Display for LayerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LayerId::CellNode { cell, node } => write!(f, "cell{}.node{}", cell + 1, node),
+            LayerId::CellNode { cell, node, class } => {
+                write!(f, "cell{}.node{}{}", cell + 1, node, class.suffix())
+            }
             LayerId::CellOut { cell } => write!(f, "cell{}.out", cell + 1),
             LayerId::Hidden => f.write_str("hidden"),
         }
     }
 }
 
-/// Maximum number of LIF layers: 4 per cell, one after each cell, the hidden one.
-pub const MAX_LAYERS: usize = 2 * NUM_NODES + 3;
+/// Maximum number of LIF layers: one per node and LIF class in each cell, one after each cell,
+/// the hidden one.
+pub const MAX_LAYERS: usize = 2 * NUM_NODES * LIF_CLASSES + 3;
+
+/// Conv op counts of one (node, LIF class): `[3x3, 1x1]`.
+pub type ConvCounts = [u32; 2];
 
 /// What a cell computes, from the ops on its edges (docs/design.md, "The cell"): the rules every
 /// forward pass shares. Built with [`CellSchedule::of_genotype`] (one op per edge) or op by op with
 /// [`CellSchedule::add`] (the supernet's several ops per edge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct CellSchedule {
-    /// Per source node: the number of 3x3 and of 1x1 conv ops reading it (`[conv3, conv1]`).
-    pub convs: [[u32; 2]; NUM_NODES],
+    /// Per source node and LIF class ([`LifClass::index`]): the number of 3x3 and of 1x1 conv
+    /// ops reading it (`[conv3, conv1]`).
+    pub convs: [[ConvCounts; LIF_CLASSES]; NUM_NODES],
     /// `need_back[i]`: some non-zero backward edge enters node `i`, so back state `B_i` exists.
     pub need_back: [bool; 3],
     /// `reads_tensor[j]`: some non-zero op that reads the tensor rather than the spikes (skip,
@@ -101,7 +113,7 @@ impl CellSchedule {
     /// The schedule of a cell with no ops (every edge `zero`).
     pub const fn empty() -> CellSchedule {
         CellSchedule {
-            convs: [[0; 2]; NUM_NODES],
+            convs: [[[0; 2]; LIF_CLASSES]; NUM_NODES],
             need_back: [false; 3],
             reads_tensor: [false; NUM_NODES],
         }
@@ -129,37 +141,76 @@ impl CellSchedule {
         if e.is_backward() && to < 3 {
             self.need_back[to] = true;
         }
-        match op {
-            Op::Conv3 => self.convs[from][0] += 1,
-            Op::Conv1 => self.convs[from][1] += 1,
+        match (op.lif_class(), op.kernel()) {
+            (Some(c), Some(k)) => self.convs[from][c.index()][(k == 1) as usize] += 1,
             _ => self.reads_tensor[from] = true,
         }
     }
 
-    /// How many LIF modules of the reference network the LIF on node `node` stands for: the
-    /// number of LIF-headed (conv) ops reading the node; 0 means the node has no LIF.
-    pub const fn lif_multiplicity(&self, node: usize) -> u32 {
+    /// How many LIF modules of the reference network the LIF of class `class` on node `node`
+    /// stands for: the number of conv ops of that class reading the node; 0 means there is no
+    /// such layer.
+    pub const fn lif_multiplicity(&self, node: usize, class: LifClass) -> u32 {
         if node < NUM_NODES {
-            self.convs[node][0] + self.convs[node][1]
+            let c = self.convs[node][class.index()];
+            c[0] + c[1]
         } else {
             0
         }
     }
 
-    /// [`lif_multiplicity`](Self::lif_multiplicity) of every node.
-    pub const fn lif_multiplicities(&self) -> [u32; NUM_NODES] {
-        let mut m = [0; NUM_NODES];
+    /// [`lif_multiplicity`](Self::lif_multiplicity) of every node and class.
+    pub const fn lif_multiplicities(&self) -> [[u32; LIF_CLASSES]; NUM_NODES] {
+        let mut m = [[0; LIF_CLASSES]; NUM_NODES];
         let mut j = 0;
         while j < NUM_NODES {
-            m[j] = self.lif_multiplicity(j);
+            let mut c = 0;
+            while c < LIF_CLASSES {
+                m[j][c] = self.lif_multiplicity(j, LifClass::ALL[c]);
+                c += 1;
+            }
             j += 1;
         }
         m
     }
 
-    /// Whether node `node` carries a LIF (some conv op reads it).
-    pub const fn has_lif(&self, node: usize) -> bool {
-        self.lif_multiplicity(node) > 0
+    /// Whether node `node` carries a LIF of class `class` (some conv op of that class reads
+    /// it).
+    pub const fn has_lif(&self, node: usize, class: LifClass) -> bool {
+        self.lif_multiplicity(node, class) > 0
+    }
+
+    /// Whether node `node` carries a LIF of any class.
+    pub const fn node_has_lif(&self, node: usize) -> bool {
+        let mut c = 0;
+        while c < LIF_CLASSES {
+            if self.has_lif(node, LifClass::ALL[c]) {
+                return true;
+            }
+            c += 1;
+        }
+        false
+    }
+
+    /// Whether every LIF of the cell has the network's own threshold ([`LifClass::Th10`]).
+    pub const fn base_class_only(&self) -> bool {
+        let mut j = 0;
+        while j < NUM_NODES {
+            if self.has_lif(j, LifClass::Th05) || self.has_lif(j, LifClass::Th15) {
+                return false;
+            }
+            j += 1;
+        }
+        true
+    }
+
+    /// The LIF classes of node `node` that exist, with their multiplicities, in threshold
+    /// order (the order a node's layers run and are recorded in).
+    pub fn node_lifs(&self, node: usize) -> impl Iterator<Item = (LifClass, u32)> + '_ {
+        LifClass::ALL
+            .into_iter()
+            .map(move |c| (c, self.lif_multiplicity(node, c)))
+            .filter(|&(_, m)| m > 0)
     }
 }
 
@@ -201,14 +252,59 @@ mod tests {
     fn layer_names() {
         extern crate std;
         use std::string::ToString;
-        assert_eq!(
-            LayerId::CellNode { cell: 0, node: 3 }.to_string(),
-            "cell1.node3"
-        );
+        let node = |node: u8, class: LifClass| LayerId::CellNode {
+            cell: 0,
+            node,
+            class,
+        };
+        assert_eq!(node(3, LifClass::Th10).to_string(), "cell1.node3");
+        assert_eq!(node(0, LifClass::Th05).to_string(), "cell1.node0@0.5");
+        assert_eq!(node(2, LifClass::Th15).to_string(), "cell1.node2@1.5");
         assert_eq!(LayerId::CellOut { cell: 1 }.to_string(), "cell2.out");
         assert_eq!(LayerId::Hidden.to_string(), "hidden");
-        // Network order: cell 1's nodes, its output, cell 2's, the hidden layer.
-        assert!(LayerId::CellNode { cell: 0, node: 3 } < LayerId::CellOut { cell: 0 });
+        // Network order: cell 1's nodes (by node, then threshold), its output, cell 2's, the
+        // hidden layer.
+        assert!(node(3, LifClass::Th15) < LayerId::CellOut { cell: 0 });
+        assert!(node(0, LifClass::Th05) < node(0, LifClass::Th10));
+        assert!(node(0, LifClass::Th15) < node(1, LifClass::Th05));
+    }
+
+    #[test]
+    fn schedule_of_a_multi_threshold_cell() {
+        // Forward cell: 1<-0 conv3@0.5, 2<-0 conv3, 2<-1 conv3@1.5, 3<-0 conv3@1.5,
+        // 3<-1 skip, 3<-2 conv3@0.5. Node 0 feeds one conv of each threshold: three layers.
+        use Op::{Conv3, Conv3Th05 as Lo, Conv3Th15 as Hi, Skip};
+        let s = CellSchedule::of_genotype(CellType::Forward, &[Lo, Conv3, Hi, Hi, Skip, Lo]);
+        assert_eq!(
+            s.lif_multiplicities(),
+            [[1, 1, 1], [0, 0, 1], [1, 0, 0], [0, 0, 0]]
+        );
+        assert_eq!(s.reads_tensor, [false, true, false, false]);
+        assert!(s.node_has_lif(0) && s.node_has_lif(2) && !s.node_has_lif(3));
+        assert!(!s.base_class_only());
+        let layers: std::vec::Vec<(LifClass, u32)> = s.node_lifs(0).collect();
+        assert_eq!(
+            layers,
+            [
+                (LifClass::Th05, 1),
+                (LifClass::Th10, 1),
+                (LifClass::Th15, 1)
+            ]
+        );
+        assert_eq!(
+            s.node_lifs(1).collect::<std::vec::Vec<_>>(),
+            [(LifClass::Th15, 1)]
+        );
+        // Two ops of one threshold on one node share a layer of multiplicity 2; a conv1 shares
+        // the network threshold's layer with conv3.
+        let mut t = CellSchedule::empty();
+        t.add(Edge { to: 2, from: 0 }, Hi);
+        t.add(Edge { to: 3, from: 0 }, Hi);
+        t.add(Edge { to: 1, from: 0 }, Op::Conv1);
+        t.add(Edge { to: 1, from: 0 }, Conv3);
+        assert_eq!(t.lif_multiplicities()[0], [0, 2, 2]);
+        assert_eq!(t.convs[0][LifClass::Th10.index()], [1, 1]);
+        assert_eq!(MAX_LAYERS, 27);
     }
 
     #[test]
@@ -226,11 +322,16 @@ mod tests {
             };
         }
         let s = CellSchedule::of_genotype(CellType::Backward, &ops);
-        assert_eq!(s.lif_multiplicities(), [1, 2, 0, 0]);
-        assert_eq!(s.convs[1], [1, 1]);
+        let base = LifClass::Th10;
+        assert_eq!(
+            s.lif_multiplicities(),
+            [[0, 1, 0], [0, 2, 0], [0, 0, 0], [0, 0, 0]]
+        );
+        assert_eq!(s.convs[1][base.index()], [1, 1]);
         assert_eq!(s.need_back, [true, false, false]);
         assert_eq!(s.reads_tensor, [true, false, true, false]);
-        assert!(s.has_lif(0) && !s.has_lif(2) && !s.has_lif(7));
+        assert!(s.has_lif(0, base) && !s.has_lif(2, base) && !s.has_lif(7, base));
+        assert!(!s.has_lif(0, LifClass::Th05) && s.base_class_only());
         let (b, f) = (CellType::Backward, CellType::Forward);
         let fwd: std::vec::Vec<_> = (0..NUM_NODES)
             .flat_map(|i| forward_edges_into(b, i))

@@ -1,6 +1,6 @@
 //! Options shared by several subcommands.
 
-use crate::config::{BnMode, DatasetKind, NetConfig, Overrides};
+use crate::config::{BnMode, DatasetKind, NetConfig, Overrides, Preset};
 use crate::data::{Dataset, Split};
 use crate::search::KernelPath;
 use anyhow::{bail, Context, Result};
@@ -59,20 +59,26 @@ impl EngineArg {
 /// Dataset and network shape options.
 #[derive(Args, Debug, Clone)]
 pub struct NetArgs {
-    /// Dataset.
-    #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
-    pub dataset: DatasetKind,
+    /// A named network: `spikenas-bench` (SpikeNAS-Bench's CIFAR-10 network: C1/C2 128/256,
+    /// forward cell over zero, skip, conv3@0.5, conv3, conv3@1.5, average pools, H 1024, V 10,
+    /// T 5). The other options override its values; `--width` multiplies its C1/C2.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Dataset [default: cifar10, or the preset's].
+    #[arg(long, value_parser = parse_dataset)]
+    pub dataset: Option<DatasetKind>,
     /// Dataset folder in the official layout. Without it, the built-in CIFAR-10 sample is used
     /// (CIFAR-10 only).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Search space: `lightsnn` (zero, conv3, skip), `snasnet` (zero, skip, conv1, conv3,
-    /// avgpool), or a comma-separated op list.
-    #[arg(long, default_value = "lightsnn", value_parser = parse_ops)]
-    pub space: OpSet,
-    /// Cell type.
-    #[arg(long, default_value = "backward", value_parser = parse_cell)]
-    pub cell: CellType,
+    /// avgpool), `spikenas-bench` (zero, skip, conv3@0.5, conv3, conv3@1.5), or a
+    /// comma-separated op list [default: lightsnn, or the preset's].
+    #[arg(long, value_parser = parse_ops)]
+    pub space: Option<OpSet>,
+    /// Cell type [default: backward, or the preset's].
+    #[arg(long, value_parser = parse_cell)]
+    pub cell: Option<CellType>,
     /// Network shape: `--width`, `--timesteps`, `--hidden`, `--votes`.
     #[command(flatten)]
     pub shape: ShapeArgs,
@@ -84,15 +90,24 @@ pub struct NetArgs {
     pub device: DeviceArg,
 }
 
-/// Width of the demo configuration on the built-in sample.
+/// Width of the demo configuration on the built-in sample (C1/C2 8/16 of CIFAR-10's 256/512).
 pub const DEMO_WIDTH: f64 = 1.0 / 32.0;
+
+/// Width of the demo configuration of a preset on the built-in sample: the same C1/C2 8/16
+/// (1/16 of SpikeNAS-Bench's 128/256).
+pub fn demo_width(preset: Option<Preset>) -> f64 {
+    match preset {
+        None => DEMO_WIDTH,
+        Some(Preset::SpikenasBench) => 1.0 / 16.0,
+    }
+}
 
 /// Network shape options, each optional: what is not given takes the per-dataset default
 /// ([`ShapeArgs::overrides`]), or with `train --resume` the run's value.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ShapeArgs {
-    /// Width multiplier for C1/C2 (1 = the paper's widths) [default: 1, or 1/32 on the
-    /// built-in sample].
+    /// Width multiplier for C1/C2 (1 = the paper's widths, or the preset's) [default: 1, or on
+    /// the built-in sample C1/C2 8/16: 1/32, 1/16 with `--preset spikenas-bench`].
     #[arg(long)]
     pub width: Option<f64>,
     /// Timesteps T [default: per dataset].
@@ -107,16 +122,40 @@ pub struct ShapeArgs {
 }
 
 impl ShapeArgs {
-    /// The configuration overrides these options give; the width defaults to 1, or to
-    /// [`DEMO_WIDTH`] on the built-in sample (`built_in_sample`).
-    pub fn overrides(&self, built_in_sample: bool) -> Overrides {
-        let default_width = if built_in_sample { DEMO_WIDTH } else { 1.0 };
+    /// The configuration overrides these options give; the width defaults to 1, or on the
+    /// built-in sample (`built_in_sample`) to [`demo_width`] of `preset`.
+    pub fn overrides(&self, built_in_sample: bool, preset: Option<Preset>) -> Overrides {
+        let default_width = if built_in_sample {
+            demo_width(preset)
+        } else {
+            1.0
+        };
         Overrides {
             width: Some(self.width.unwrap_or(default_width)),
             timesteps: self.timesteps,
             hidden: self.hidden,
             votes: self.votes,
         }
+    }
+}
+
+/// `--preset` on a command that reads a checkpoint (which carries its configuration): checks
+/// that the checkpoint `origin` is a network of `preset`'s skeleton.
+pub fn check_preset(
+    net: &NetConfig,
+    preset: Option<Preset>,
+    origin: &std::path::Path,
+) -> Result<()> {
+    match preset {
+        Some(p) if net.preset() != Some(p) => bail!(
+            "{}: the checkpoint is not a {p} network (C1/C2 {}/{}, {} pools, {}); leave out --preset",
+            origin.display(),
+            net.c1,
+            net.c2,
+            if net.downsample.is_max() { "max" } else { "average" },
+            net.dataset
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -134,28 +173,40 @@ pub(super) fn parse_cell(s: &str) -> Result<CellType, String> {
 }
 
 impl NetArgs {
-    /// The network configuration these options describe.
+    /// The network configuration these options describe: the preset's or the dataset's, with
+    /// every option given applied on top.
     pub fn net_config(&self) -> Result<NetConfig> {
-        let o = self.shape.overrides(self.data.is_none());
-        let mut cfg = NetConfig::for_dataset(self.dataset, &o)?;
-        cfg.ops = self.space.clone();
-        cfg.cell = self.cell;
+        let o = self.shape.overrides(self.data.is_none(), self.preset);
+        let mut cfg = NetConfig::for_preset_or_dataset(self.preset, self.dataset, &o)?;
+        if let Some(ops) = &self.space {
+            cfg.ops = ops.clone();
+        }
+        if let Some(cell) = self.cell {
+            cfg.cell = cell;
+        }
         cfg.bn_mode = self.bn_mode;
         Ok(cfg)
     }
 
+    /// The dataset: `--dataset`, the preset's, or CIFAR-10.
+    pub fn dataset(&self) -> DatasetKind {
+        self.dataset
+            .or(self.preset.map(Preset::dataset))
+            .unwrap_or(DatasetKind::Cifar10)
+    }
+
     /// Loads a split, and a label describing where it came from.
     pub fn load(&self, split: Split, timesteps: usize) -> Result<(Dataset, String)> {
+        let dataset = self.dataset();
         match &self.data {
             Some(dir) => {
-                let d = Dataset::load(self.dataset, dir, split, timesteps)?;
+                let d = Dataset::load(dataset, dir, split, timesteps)?;
                 Ok((d, dir.display().to_string()))
             }
             None => {
-                if self.dataset != DatasetKind::Cifar10 {
+                if dataset != DatasetKind::Cifar10 {
                     bail!(
-                        "--data DIR is required for {}: only a CIFAR-10 sample is built in",
-                        self.dataset
+                        "--data DIR is required for {dataset}: only a CIFAR-10 sample is built in"
                     );
                 }
                 Ok((

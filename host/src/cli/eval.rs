@@ -1,7 +1,8 @@
 //! `lightsnn eval`: a checkpoint (Candle, float) or, with `--model`, a model blob (the integer
 //! engine of snn-nostd on the host, the firmware's code).
 
-use super::common::DeviceArg;
+use super::common::{check_preset, DeviceArg};
+use crate::config::Preset;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::export::pipeline::compare;
 use crate::fsutil::write_atomic;
@@ -28,6 +29,10 @@ pub struct EvalArgs {
     /// built-in CIFAR-10 sample.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Check that `--checkpoint` is this preset's network (`spikenas-bench`); the checkpoint
+    /// carries its configuration, so nothing else needs the flag.
+    #[arg(long, value_enum, requires = "checkpoint")]
+    pub preset: Option<Preset>,
     /// Batch size.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
@@ -61,6 +66,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         .expect("clap requires --checkpoint or --model");
     let device = a.device.open()?;
     let (net, meta) = train::load_checkpoint(&checkpoint, &device)?;
+    check_preset(&meta.net, a.preset, &checkpoint)?;
     let g = meta.genotype()?;
     let kind = meta.net.dataset;
     let (data, label) = match &a.data {
@@ -128,6 +134,7 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
     let float = match &a.checkpoint {
         Some(ck) => {
             let (net, meta) = train::load_checkpoint(ck, &candle_core::Device::Cpu)?;
+            check_preset(&meta.net, a.preset, ck)?;
             let g = meta.genotype()?;
             Some((net, g))
         }

@@ -1,6 +1,8 @@
 //! `lightsnn export`: a trained checkpoint to a quantised model blob for the device, or to a
 //! NIR graph (`--format nir`).
 
+use super::common::check_preset;
+use crate::config::Preset;
 use crate::data::Split;
 use crate::export::pipeline::export_checkpoint;
 use crate::export::{board, check_fit, Bits, BOARDS};
@@ -18,6 +20,11 @@ pub struct ExportArgs {
     /// Where to write the model blob.
     #[arg(long)]
     out: PathBuf,
+    /// Check that the checkpoint is this preset's network (`spikenas-bench`; it carries its
+    /// configuration, so nothing else needs the flag). The blob format does not support that
+    /// network yet: export it with `--format nir`.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
     /// Weight precision.
     #[arg(long, default_value_t = 8, value_parser = clap::builder::ValueParser::new(parse_bits))]
     bits: u8,
@@ -62,6 +69,7 @@ pub enum Format {
 fn export_nir(a: &ExportArgs) -> Result<()> {
     use crate::export::nir;
     let (net, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
+    check_preset(&meta.net, a.preset, &a.checkpoint)?;
     let genotype = meta.genotype()?;
     let fnet = crate::export::from_network(&net, &genotype)?;
     let opts = nir::NirOptions {
@@ -109,6 +117,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         return export_nir(&a);
     }
     let (_, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
+    check_preset(&meta.net, a.preset, &a.checkpoint)?;
     let cfg = meta.net.clone();
     let data = match &a.data {
         Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Train, cfg.timesteps)?,

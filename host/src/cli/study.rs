@@ -1,7 +1,7 @@
 //! `lightsnn study`.
 
 use super::common::{parse_cell, parse_dataset, parse_ops, DeviceArg};
-use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
 use crate::study::{default_config, run_study, RandomBaseline, StudyConfig};
 use crate::train::LossKind;
 use anyhow::{bail, Result};
@@ -13,6 +13,11 @@ use std::path::PathBuf;
 /// (see docs/cli.md); with `--resume` everything comes from the folder's `study.json`.
 #[derive(Args, Debug)]
 pub struct StudyArgs {
+    /// A named network: `spikenas-bench` (SpikeNAS-Bench's CIFAR-10 network: C1/C2 128/256
+    /// times --width, its op set, average pools, H 1024, V 10, T 5) instead of the dataset's
+    /// study network; --width, --timesteps, --hidden, --space, --cell override it.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
     /// Dataset: cifar10 or nmnist (any dataset lightsnn reads works).
     #[arg(long, default_value = "cifar10", value_parser = parse_dataset)]
     dataset: DatasetKind,
@@ -102,7 +107,8 @@ pub struct StudyArgs {
 impl StudyArgs {
     /// Whether any option that defines the study was given (refused with `--resume`).
     fn defines_anything(&self) -> bool {
-        self.data.is_some()
+        self.preset.is_some()
+            || self.data.is_some()
             || self.cells.is_some()
             || self.noise_seeds.is_some()
             || self.epochs.is_some()
@@ -132,7 +138,15 @@ impl StudyArgs {
             bail!("--data DIR is required for a new study");
         };
         let mut c = default_config(self.dataset, data.clone())?;
-        if self.width.is_some() || self.timesteps.is_some() || self.hidden.is_some() {
+        if let Some(p) = self.preset {
+            let o = Overrides {
+                width: self.width,
+                timesteps: self.timesteps,
+                hidden: self.hidden,
+                votes: None,
+            };
+            c.net = NetConfig::for_preset_or_dataset(Some(p), Some(self.dataset), &o)?;
+        } else if self.width.is_some() || self.timesteps.is_some() || self.hidden.is_some() {
             let o = Overrides {
                 width: Some(
                     self.width
@@ -211,4 +225,45 @@ pub fn run(a: StudyArgs) -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PoolKind;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        study: StudyArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<StudyConfig> {
+        let base = ["study", "--data", "some/dir", "--out", "some/out"];
+        Cli::try_parse_from(base.iter().chain(args))?.study.config()
+    }
+
+    #[test]
+    fn study_preset_replaces_the_study_network() -> Result<()> {
+        let c = config(&["--preset", "spikenas-bench", "--width", "0.0625"])?;
+        let n = &c.net;
+        assert_eq!(
+            (n.c1, n.c2, n.timesteps, n.hidden, n.votes),
+            (8, 16, 5, 1024, 10)
+        );
+        assert_eq!((n.cell, n.downsample), (CellType::Forward, PoolKind::Avg));
+        assert_eq!(n.ops, OpSet::spikenas_bench());
+        let c = config(&["--preset", "spikenas-bench", "--timesteps", "2"])?;
+        assert_eq!((c.net.c1, c.net.timesteps), (128, 2));
+        let e = config(&["--preset", "spikenas-bench", "--dataset", "nmnist"]).unwrap_err();
+        assert!(e.to_string().contains("contradicts"), "{e}");
+        // Without it, the study's own small network.
+        let c = config(&[])?;
+        assert_eq!(
+            (c.net.c1, c.net.timesteps, c.net.downsample),
+            (8, 2, PoolKind::Max)
+        );
+        Ok(())
+    }
 }

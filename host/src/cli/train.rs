@@ -1,7 +1,7 @@
 //! `lightsnn train`.
 
 use super::common::{DeviceArg, ShapeArgs};
-use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
 use crate::data::{Dataset, Split};
 use crate::search::report::read_arch;
 use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig, TrainState};
@@ -24,8 +24,15 @@ pub struct TrainArgs {
     /// Architecture: 12 (backward cell) or 6 (forward cell) op names in canonical edge order.
     #[arg(long)]
     pub genotype: Option<String>,
-    /// Op set: `lightsnn` (zero, conv3, skip), `snasnet`, or a comma-separated list. Default:
-    /// the arch file's, else lightsnn. An arch file from another op set is an error.
+    /// A named network: `spikenas-bench` (SpikeNAS-Bench's CIFAR-10 network: C1/C2 128/256
+    /// times --width, its op set, average pools, H 1024, V 10, T 5; dropout 0.5 as always).
+    /// The other options override its values [default: the arch file's, if it was searched on
+    /// a preset's network].
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Op set: `lightsnn` (zero, conv3, skip), `snasnet`, `spikenas-bench`, or a
+    /// comma-separated list. Default: the arch file's, else the preset's, else lightsnn. An
+    /// arch file from another op set is an error.
     #[arg(long)]
     pub space: Option<String>,
     /// Cell type (backward or forward). Default: the arch file's or the genotype's. An arch
@@ -99,16 +106,35 @@ fn parse_dataset(s: &str) -> Result<DatasetKind> {
     s.parse().with_context(|| format!("bad --dataset {s:?}"))
 }
 
-/// The genotype, cell type, op set (and the arch file's dataset) given by
-/// `--arch`/`--genotype`/`--space`/`--cell`.
-fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet, Option<DatasetKind>)> {
+/// What `--arch`/`--genotype`/`--space`/`--cell`/`--preset` give.
+struct Architecture {
+    genotype: Genotype,
+    cell: CellType,
+    ops: OpSet,
+    /// The arch file's dataset, when it records one.
+    file_dataset: Option<DatasetKind>,
+    /// `--preset`, or the preset of the arch file's network.
+    preset: Option<Preset>,
+}
+
+/// The genotype, cell type, op set, preset (and the arch file's dataset) given by
+/// `--arch`/`--genotype`/`--space`/`--cell`/`--preset`.
+fn architecture(a: &TrainArgs) -> Result<Architecture> {
     let space = a.space.as_deref().map(parse_space).transpose()?;
     let cell = a.cell.as_deref().map(parse_cell).transpose()?;
     let mut file_dataset = None;
+    let mut preset = a.preset;
     let (text, file_cell, file_ops, origin) = match (&a.arch, &a.genotype) {
         (Some(path), _) => {
             let arch = read_arch(path)?;
             file_dataset = arch.dataset;
+            if let (None, Some(p)) = (preset, arch.preset) {
+                println!(
+                    "note: {} was searched on the {p} network; training that network",
+                    path.display()
+                );
+                preset = Some(p);
+            }
             let (g, c, o) = (arch.genotype, arch.cell, arch.ops);
             if let Some(s) = &space {
                 if s != &o {
@@ -134,7 +160,10 @@ fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet, Option<Data
     let g: Genotype = text
         .parse()
         .with_context(|| format!("{origin}: genotype {text:?}"))?;
-    let ops = file_ops.or(space).unwrap_or_else(OpSet::lightsnn);
+    let ops = file_ops
+        .or(space)
+        .or_else(|| preset.map(Preset::ops))
+        .unwrap_or_else(OpSet::lightsnn);
     let cell = file_cell.or(cell).unwrap_or(g.cell());
     if g.cell() != cell {
         bail!(
@@ -145,7 +174,13 @@ fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet, Option<Data
     }
     g.check_op_set(&ops)
         .with_context(|| format!("{origin}: genotype {g} (op set {{{ops}}})"))?;
-    Ok((g, cell, ops, file_dataset))
+    Ok(Architecture {
+        genotype: g,
+        cell,
+        ops,
+        file_dataset,
+        preset,
+    })
 }
 
 /// Printed after `lightsnn train --help`: the defaults that differ from the paper or the
@@ -171,15 +206,23 @@ pub fn default_loss(dataset: DatasetKind) -> LossKind {
 
 /// The run configuration of a new run.
 pub fn new_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let (g, cell, ops, file_dataset) = architecture(a)?;
+    let Architecture {
+        genotype: g,
+        cell,
+        ops,
+        file_dataset,
+        preset,
+    } = architecture(a)?;
     let dataset = match &a.dataset {
-        Some(s) => parse_dataset(s)?,
-        None => file_dataset.unwrap_or(DatasetKind::Cifar10),
+        Some(s) => Some(parse_dataset(s)?),
+        None => file_dataset,
     };
+    let o = a.shape.overrides(a.data.is_none(), preset);
+    let mut net = NetConfig::for_preset_or_dataset(preset, dataset, &o)?;
+    let dataset = net.dataset;
     if a.data.is_none() && dataset != DatasetKind::Cifar10 {
         bail!("--data DIR is required for {dataset}: only a CIFAR-10 sample is built in");
     }
-    let mut net = NetConfig::for_dataset(dataset, &a.shape.overrides(a.data.is_none()))?;
     net.cell = cell;
     net.ops = ops;
     let Some(epochs) = a.epochs else {
@@ -217,11 +260,19 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
         check("--out", out == dir, dir.display().to_string());
     }
     if a.arch.is_some() || a.genotype.is_some() {
-        let (g, _, _, _) = architecture(a)?;
+        let g = architecture(a)?.genotype;
         check(
             "--arch/--genotype",
             g.to_string() == cfg.genotype,
             cfg.genotype.clone(),
+        );
+    }
+    let run_preset = cfg.net.preset();
+    if let Some(p) = a.preset {
+        check(
+            "--preset",
+            run_preset == Some(p),
+            run_preset.map_or("no preset".to_string(), |r| r.to_string()),
         );
     }
     if let Some(s) = &a.space {
@@ -250,7 +301,7 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
             width: Some(w),
             ..Default::default()
         };
-        let n = NetConfig::for_dataset(cfg.net.dataset, &o)?;
+        let n = NetConfig::for_preset_or_dataset(run_preset, Some(cfg.net.dataset), &o)?;
         check(
             "--width",
             (n.c1, n.c2) == (cfg.net.c1, cfg.net.c2),

@@ -7,7 +7,7 @@ use crate::model::params::BnParams;
 use crate::model::plain::values;
 use crate::model::Network;
 use anyhow::{bail, Context, Result};
-use snn_nostd::genotype::{Genotype, Op};
+use snn_nostd::genotype::Genotype;
 use snn_nostd::model::InputKind;
 
 fn bn(b: &BnParams, what: &str) -> Result<Bn> {
@@ -52,14 +52,14 @@ pub fn from_network(net: &Network, genotype: &Genotype) -> Result<FloatNetwork> 
     for (ci, cell) in net.cells.iter().enumerate() {
         let mut convs = Vec::new();
         for (ei, &op) in genotype.ops().iter().enumerate() {
-            convs.push(match op {
-                Op::Conv1 | Op::Conv3 => {
+            convs.push(match op.kernel() {
+                Some(_) => {
                     let c = cell.edges[ei].get(&op).with_context(|| {
                         format!("cell {} edge {ei} has no {op} weights", ci + 1)
                     })?;
                     Some(conv_bn(c, &format!("cell{}.e{ei}.{op}", ci + 1))?)
                 }
-                _ => None,
+                None => None,
             });
         }
         cells.push(CellWeights { convs });
@@ -83,6 +83,7 @@ pub fn from_network(net: &Network, genotype: &Genotype) -> Result<FloatNetwork> 
         c1: cfg.c1,
         c2: cfg.c2,
         p: cfg.pool,
+        downsample: cfg.downsample,
         h: cfg.hidden,
         classes: cfg.classes,
         v: cfg.votes,

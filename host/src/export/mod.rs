@@ -39,6 +39,11 @@ pub enum ExportError {
     /// The float network's shapes are inconsistent.
     #[error("float network shape error: {0}")]
     Shape(String),
+    /// The model blob (and the integer engine) cannot express a part of the network yet.
+    #[error(
+        "the model blob format does not support {0} yet; export this network with --format nir"
+    )]
+    Unsupported(String),
     /// A value cannot be represented in the fixed-point formats.
     #[error("quantisation range error: {0}")]
     Range(String),

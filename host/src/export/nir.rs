@@ -8,9 +8,10 @@
 //! the previous timestep. See docs/nir.md for the mapping.
 
 use super::{ConvBn, FloatNetwork};
-use snn_nostd::genotype::Op;
-use snn_nostd::model::{CellPlan, InputKind};
-use snn_nostd::skeleton;
+use crate::config::PoolKind;
+use snn_nostd::genotype::{LifClass, Op, LIF_CLASSES};
+use snn_nostd::model::InputKind;
+use snn_nostd::skeleton::{self, CellSchedule};
 use std::path::Path;
 
 /// The NIR version whose layout [`write()`] produces (the `version` dataset of the file).
@@ -23,6 +24,23 @@ pub const LIF_TAU: f32 = snn_nostd::skeleton::LIF_TAU as f32;
 /// Our LIF fires at `V >= 1`; NIR fires at `v > v_threshold`. The largest f32 below 1 makes the
 /// two agree on every f32 membrane value.
 pub const LIF_THRESHOLD: f32 = 0.999_999_94;
+
+/// The NIR threshold of a LIF of class `class` (fires at `V >= scale`): the largest f32 below
+/// the class's threshold ([`LIF_THRESHOLD`] for the network's own).
+pub fn lif_threshold(class: LifClass) -> f32 {
+    (class.scale() as f32).next_down()
+}
+
+/// The suffix of a cell LIF's node name for class `class`: none for the network's threshold,
+/// `_th05` / `_th15` otherwise (NIR node names become Python identifiers in `nirtorch`, so no
+/// `@` or `.`).
+fn class_suffix(class: LifClass) -> &'static str {
+    match class {
+        LifClass::Th05 => "_th05",
+        LifClass::Th10 => "",
+        LifClass::Th15 => "_th15",
+    }
+}
 
 /// A parameter of a NIR node.
 #[derive(Clone, Debug, PartialEq)]
@@ -226,7 +244,7 @@ impl Builder {
         src: &str,
         c: usize,
         k: usize,
-        (h, w): (usize, usize),
+        hw: (usize, usize),
         opts: NirOptions,
     ) -> Result<String, NirError> {
         if !opts.approx_maxpool {
@@ -234,6 +252,19 @@ impl Builder {
                 part: what.to_string(),
             });
         }
+        Ok(self.avg_pool(what, src, c, k, hw))
+    }
+
+    /// An average pool `k x k` (stride `k`) over `c x h x w`: a sum pool, then `1 / k^2` per
+    /// channel (exact).
+    fn avg_pool(
+        &mut self,
+        what: &str,
+        src: &str,
+        c: usize,
+        k: usize,
+        (h, w): (usize, usize),
+    ) -> String {
         let pool = self.sum_pool(&format!("{what}_sum"), k);
         self.edge(src, &pool);
         let inv = 1.0 / (k * k) as f32;
@@ -244,7 +275,23 @@ impl Builder {
             (h / k, w / k),
         );
         self.edge(&pool, &avg);
-        Ok(avg)
+        avg
+    }
+
+    /// The down block's 2x2 pool of `src` (`c x h x w`): exact for [`PoolKind::Avg`], the
+    /// approximation of [`Self::analog_max_pool`] for a max pool.
+    fn down_pool(
+        &mut self,
+        src: &str,
+        kind: PoolKind,
+        c: usize,
+        hw: (usize, usize),
+        opts: NirOptions,
+    ) -> Result<String, NirError> {
+        match kind {
+            PoolKind::Max => self.analog_max_pool("down_maxpool2", src, c, 2, hw, opts),
+            PoolKind::Avg => Ok(self.avg_pool("down_avgpool2", src, c, 2, hw)),
+        }
     }
 }
 
@@ -261,11 +308,12 @@ fn cell(
 ) -> Result<String, NirError> {
     let g = &net.genotype;
     let weights = if ci == 0 { &net.cell1 } else { &net.cell2 };
-    let plan = CellPlan::new(g.cell(), g.ops());
+    let schedule = CellSchedule::of_genotype(g.cell(), g.ops());
     let pre = format!("cell{}", ci + 1);
     let shape = [c, hw.0, hw.1];
     let mut x: Vec<String> = Vec::new();
-    let mut lif: Vec<Option<String>> = Vec::new();
+    // Per node: its LIF of each class, where it has one.
+    let mut lif: Vec<[Option<String>; LIF_CLASSES]> = Vec::new();
     // The op of edge `k` (from node `j`); returns the node that carries its output, `None`
     // for a zero edge.
     let op_node = |b: &mut Builder,
@@ -273,22 +321,25 @@ fn cell(
                    j: usize,
                    op: Op,
                    x: &[String],
-                   lif: &[Option<String>]|
+                   lif: &[[Option<String>; LIF_CLASSES]]|
      -> Result<Option<String>, NirError> {
         let what = format!("{pre}_e{k}_{j}_{op}");
+        // `conv3@0.5` -> `conv3_th05` in node names.
+        let what = what.replace("@0.5", "_th05").replace("@1.5", "_th15");
         Ok(match op {
             Op::Zero => None,
             Op::Skip => Some(x[j].clone()),
-            Op::Conv1 | Op::Conv3 => {
+            Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
                 let cb: &ConvBn = weights.convs[k]
                     .as_ref()
                     .ok_or_else(|| super::ExportError::Shape(format!("{what}: conv missing")))?;
-                let kk = if op == Op::Conv3 { 3 } else { 1 };
+                let kk = op.kernel().expect("a conv op");
+                let class = op.lif_class().expect("a conv op");
                 let (wt, bias) = cb.folded();
                 let n = b.conv(&what, (c, c, kk), wt, bias, hw);
-                let src = lif[j]
+                let src = lif[j][class.index()]
                     .as_ref()
-                    .expect("CellPlan puts a LIF on every conv source");
+                    .expect("the schedule puts a LIF of its class on every conv source");
                 b.edge(src, &n);
                 Some(n)
             }
@@ -323,13 +374,14 @@ fn cell(
             b.edge(s, &xi);
         }
         x.push(xi.clone());
-        lif.push(if plan.schedule.has_lif(i) {
-            let l = b.lif(&format!("{pre}_lif{i}"), &shape, LIF_TAU, LIF_THRESHOLD);
+        let mut node_lifs: [Option<String>; LIF_CLASSES] = Default::default();
+        for (class, _) in schedule.node_lifs(i) {
+            let name = format!("{pre}_lif{i}{}", class_suffix(class));
+            let l = b.lif(&name, &shape, LIF_TAU, lif_threshold(class));
             b.edge(&xi, &l);
-            Some(l)
-        } else {
-            None
-        });
+            node_lifs[class.index()] = Some(l);
+        }
+        lif.push(node_lifs);
     }
     // Backward edges: a cycle into an earlier node, read at the next timestep.
     for to in 0..3 {
@@ -383,18 +435,20 @@ pub fn build(net: &FloatNetwork, opts: NirOptions) -> Result<NirGraph, NirError>
     let (dw, db) = net.down.folded();
     let down = b.conv("down", (net.c2, net.c1, 3), dw, db, (h1, w1));
     b.edge(&s1, &down);
-    let x0b = b.analog_max_pool("down_maxpool2", &down, net.c2, 2, (h1, w1), opts)?;
+    let x0b = b.down_pool(&down, net.downsample, net.c2, (h1, w1), opts)?;
     let s2 = cell(&mut b, net, 1, &x0b, net.c2, (h2, w2), opts)?;
-    // MaxPool(p) of 0/1 spikes is their OR: a sum pool, then a LIF with tau = dt = 1 (which
-    // forgets its state every step) firing when the count exceeds 1/2.
-    let pooled = if net.p > 1 {
-        let sum = b.sum_pool("pool_sum", net.p);
-        b.edge(&s2, &sum);
-        let or = b.lif("pool_or", &[net.c2, ph, pw], 1.0, 0.5);
-        b.edge(&sum, &or);
-        or
-    } else {
-        s2
+    let pooled = match net.downsample {
+        _ if net.p == 1 => s2,
+        // MaxPool(p) of 0/1 spikes is their OR: a sum pool, then a LIF with tau = dt = 1
+        // (which forgets its state every step) firing when the count exceeds 1/2.
+        PoolKind::Max => {
+            let sum = b.sum_pool("pool_sum", net.p);
+            b.edge(&s2, &sum);
+            let or = b.lif("pool_or", &[net.c2, ph, pw], 1.0, 0.5);
+            b.edge(&sum, &or);
+            or
+        }
+        PoolKind::Avg => b.avg_pool("pool", &s2, net.c2, net.p, (h2, w2)),
     };
     let flat = b.add(
         "flatten",
@@ -615,7 +669,9 @@ impl crate::model::SpikeSink for LayerCounts {
     ) -> anyhow::Result<()> {
         use crate::model::LayerId;
         let name = match layer {
-            LayerId::CellNode { cell, node } => format!("cell{}_lif{node}", cell + 1),
+            LayerId::CellNode { cell, node, class } => {
+                format!("cell{}_lif{node}{}", cell + 1, class_suffix(class))
+            }
             LayerId::CellOut { cell } => format!("cell{}_out_lif", cell + 1),
             LayerId::Hidden => "hidden_lif".to_string(),
         };
@@ -783,6 +839,64 @@ mod tests {
         for row in w.chunks(10) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn thresholded_convs_and_average_pools() {
+        // Node 0 feeds a conv of each threshold (three LIFs on x0), node 2 one at 0.5.
+        let mut n = net("conv3@0.5 conv3 conv3@1.5 conv3@1.5 skip conv3@0.5");
+        n.downsample = PoolKind::Avg;
+        // No max pool anywhere: exact without --approx-maxpool.
+        let g = build(&n, NirOptions::default()).unwrap();
+        let node = |suffix: &str| {
+            g.nodes
+                .iter()
+                .find(|x| x.name.ends_with(suffix))
+                .unwrap_or_else(|| panic!("no node {suffix}"))
+        };
+        let threshold = |x: &NirNode| match &x.params.iter().find(|p| p.0 == "v_threshold") {
+            Some((_, Param::F32(_, v))) => v[0],
+            p => panic!("{}: {p:?}", x.name),
+        };
+        for ci in ["cell1", "cell2"] {
+            let lif = |s: &str| threshold(node(&format!("{ci}_lif{s}")));
+            assert_eq!(lif("0_th05"), 0.5f32.next_down());
+            assert_eq!(lif("0"), LIF_THRESHOLD);
+            assert_eq!(lif("0_th15"), 1.5f32.next_down());
+            assert_eq!(lif("1_th15"), 1.5f32.next_down());
+            assert_eq!(lif("2_th05"), 0.5f32.next_down());
+            // Each conv reads the LIF of its own threshold.
+            for (edge, lif) in [
+                ("e0_0_conv3_th05", "lif0_th05"),
+                ("e1_0_conv3", "lif0"),
+                ("e3_0_conv3_th15", "lif0_th15"),
+                ("e2_1_conv3_th15", "lif1_th15"),
+                ("e5_2_conv3_th05", "lif2_th05"),
+            ] {
+                let (e, l) = (node(&format!("{ci}_{edge}")), node(&format!("{ci}_{lif}")));
+                assert!(
+                    g.edges.contains(&(l.name.clone(), e.name.clone())),
+                    "{edge}"
+                );
+            }
+        }
+        assert!(!g
+            .nodes
+            .iter()
+            .any(|x| x.name.ends_with("_lif1") || x.name.ends_with("_lif3")));
+        assert_eq!(lif_threshold(LifClass::Th10), LIF_THRESHOLD);
+        // Average pools: a sum pool and 1/4 after the down conv and before fc1, no OR.
+        for pool in ["down_avgpool2", "pool"] {
+            let avg = node(&format!("{pool}_avg"));
+            assert!(
+                matches!(&avg.params[1].1, Param::F32(_, w) if w.iter().all(|&v| v == 0.0 || v == 0.25))
+            );
+            assert_eq!(node(&format!("{pool}_sum")).kind, "SumPool2d");
+        }
+        assert!(!g
+            .nodes
+            .iter()
+            .any(|x| x.name.contains("pool_or") || x.name.contains("maxpool")));
     }
 
     #[cfg(feature = "nir")]

@@ -42,6 +42,8 @@ pub fn export_checkpoint(
     let (net, meta) = load_checkpoint(checkpoint, &Device::Cpu)?;
     let genotype = meta.genotype()?;
     let fnet = from_network(&net, &genotype)?;
+    fnet.check_blob_support()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint.display()))?;
     let k = calib.min(train.len());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let idx = rand::seq::index::sample(&mut rng, train.len(), k).into_vec();

@@ -202,6 +202,7 @@ pub fn quantize_with_report(
     ranges: &Ranges,
 ) -> Result<(Vec<u8>, QuantReport), ExportError> {
     net.validate()?;
+    net.check_blob_support()?;
     let folded = Folded::new(net);
     let f = QuantReport::choose(net, ranges);
     let cell = |k: usize, c: usize| quantize_cell(net, &folded, bits, &f, k, c);

@@ -63,10 +63,10 @@ pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
             .genotype
             .ops()
             .iter()
-            .map(|op| match op {
-                Op::Conv3 => Some(conv(rng, c, c, 3, 5.0)),
-                Op::Conv1 => Some(conv(rng, c, c, 1, 2.5)),
-                _ => None,
+            .map(|op| match op.kernel() {
+                Some(3) => Some(conv(rng, c, c, 3, 5.0)),
+                Some(k) => Some(conv(rng, c, c, k, 2.5)),
+                None => None,
             })
             .collect(),
     };
@@ -86,6 +86,7 @@ pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
         c1: spec.c1,
         c2: spec.c2,
         p: spec.p,
+        downsample: crate::config::PoolKind::Max,
         h: spec.h,
         classes: spec.classes,
         v: spec.v,
@@ -167,6 +168,7 @@ pub fn random_network(spec: &RandomSpec, seed: u64) -> (Network, FloatNetwork) {
     cfg.cell = spec.genotype.cell();
     (cfg.c1, cfg.c2, cfg.pool, cfg.hidden) = (spec.c1, spec.c2, spec.p, spec.h);
     (cfg.classes, cfg.votes) = (spec.classes, spec.v);
+    cfg.downsample = w.downsample;
     let alive: Vec<Vec<Op>> = spec.genotype.ops().iter().map(|&op| vec![op]).collect();
     let net = Network::new(&cfg, &alive, seed, &Device::Cpu).unwrap();
     set_conv_bn(&net.stem, &w.stem);

@@ -438,3 +438,36 @@ fn export_refuses_lif_constants_it_cannot_represent() {
     cnet.cfg.lif.alpha = 4.0;
     assert!(from_network(&cnet, &g).is_ok());
 }
+
+/// The model blob refuses what the integer engine cannot run yet, by name: average-pool
+/// downsampling and thresholded convs (the SpikeNAS-Bench network). The float conversion
+/// reads their weights; only the blob is refused.
+#[test]
+fn blob_refuses_the_spikenas_bench_network() {
+    let bench = "conv3@0.5 conv3 conv3@1.5 conv3@1.5 skip conv3@0.5";
+    let sp = spec(InputKind::Static, bench);
+    let (cnet, net) = random_network(&sp, 3);
+    assert_eq!(
+        net,
+        random_weights(&sp, 3),
+        "every thresholded conv read back"
+    );
+    let ranges = calibrate(&cnet, &net.genotype, &[vec![0.0; 192]]).unwrap();
+    let e = quantize(&net, Bits::B8, &ranges).unwrap_err();
+    assert!(
+        matches!(&e, ExportError::Unsupported(w) if w.contains("conv3@0.5")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--format nir"), "{e}");
+    let mut avg = random_weights(
+        &spec(InputKind::Static, "conv3 skip zero conv3 conv3 skip"),
+        3,
+    );
+    assert!(avg.check_blob_support().is_ok());
+    avg.downsample = crate::config::PoolKind::Avg;
+    let e = quantize(&avg, Bits::B8, &ranges).unwrap_err();
+    assert!(
+        matches!(&e, ExportError::Unsupported(w) if w.contains("average-pool")),
+        "{e}"
+    );
+}

@@ -3,8 +3,10 @@
 //! with their BatchNorms, the post-cell BatchNorms, the classifier and the input normalisation.
 
 use super::ExportError;
-use snn_nostd::genotype::{Genotype, Op};
+use crate::config::PoolKind;
+use snn_nostd::genotype::Genotype;
 use snn_nostd::model::InputKind;
+use snn_nostd::skeleton::CellSchedule;
 
 pub use crate::model::plain::{Bn, BN_EPS};
 
@@ -65,7 +67,8 @@ impl ConvBn {
 }
 
 /// The weights of one cell: one entry per edge of the genotype's cell type, in canonical edge
-/// order; `Some` exactly on conv edges (`conv3`: k = 3, `conv1`: k = 1).
+/// order; `Some` exactly on conv edges (`conv3` and the thresholded `conv3@0.5`, `conv3@1.5`:
+/// k = 3, `conv1`: k = 1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellWeights {
     /// Per-edge conv + BN.
@@ -103,8 +106,10 @@ pub struct FloatNetwork {
     pub c1: usize,
     /// Channels of cell 2.
     pub c2: usize,
-    /// MaxPool size after cell 2.
+    /// Pool size after cell 2.
     pub p: usize,
+    /// The pool of the two downsampling stages (after the down conv and after cell 2).
+    pub downsample: PoolKind,
     /// Hidden units.
     pub h: usize,
     /// Classes.
@@ -119,7 +124,7 @@ pub struct FloatNetwork {
     pub cell1: CellWeights,
     /// BN after cell 1 (before its LIF).
     pub bn_cell1: Bn,
-    /// Down conv `c1 -> c2` (3x3) + BN, followed by MaxPool2.
+    /// Down conv `c1 -> c2` (3x3) + BN, followed by the 2x2 pool of `downsample`.
     pub down: ConvBn,
     /// Cell 2 weights.
     pub cell2: CellWeights,
@@ -164,6 +169,24 @@ impl FloatNetwork {
         }
     }
 
+    /// Refuses, naming it, what the model blob and the integer engine cannot express yet:
+    /// average-pool downsampling and thresholded convs (the SpikeNAS-Bench network; its NIR
+    /// export works).
+    pub fn check_blob_support(&self) -> Result<(), ExportError> {
+        if self.downsample == PoolKind::Avg {
+            return Err(ExportError::Unsupported(
+                "average-pool downsampling (the SpikeNAS-Bench network)".into(),
+            ));
+        }
+        let g = &self.genotype;
+        if !CellSchedule::of_genotype(g.cell(), g.ops()).base_class_only() {
+            return Err(ExportError::Unsupported(format!(
+                "thresholded conv ops (conv3@0.5, conv3@1.5; genotype {g})"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks every shape against the dimensions.
     pub fn validate(&self) -> Result<(), ExportError> {
         let shape = |ok: bool, what: &str| {
@@ -199,18 +222,17 @@ impl FloatNetwork {
                 &format!("{name}: one entry per edge needed"),
             )?;
             for (e, (conv, &op)) in cell.convs.iter().zip(self.genotype.ops()).enumerate() {
-                match (op, conv) {
-                    (Op::Conv3, Some(cb)) => cb.check(c, c, 3, &format!("{name} edge {e}"))?,
-                    (Op::Conv1, Some(cb)) => cb.check(c, c, 1, &format!("{name} edge {e}"))?,
-                    (Op::Conv3 | Op::Conv1, None) => {
+                match (op.kernel(), conv) {
+                    (Some(k), Some(cb)) => cb.check(c, c, k, &format!("{name} edge {e}"))?,
+                    (Some(_), None) => {
                         return Err(ExportError::Shape(format!("{name} edge {e}: conv missing")))
                     }
-                    (_, Some(_)) => {
+                    (None, Some(_)) => {
                         return Err(ExportError::Shape(format!(
                             "{name} edge {e}: weights on a {op} edge"
                         )))
                     }
-                    (_, None) => {}
+                    (None, None) => {}
                 }
             }
         }

@@ -12,7 +12,7 @@
 use super::mixing::Mixing;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
-use snn_nostd::genotype::{CellType, Op, NUM_NODES};
+use snn_nostd::genotype::{CellType, LifClass, Op, LIF_CLASSES, NUM_NODES};
 
 /// How one op's output is scaled before it is summed into the edge output.
 #[derive(Debug)]
@@ -32,9 +32,10 @@ pub(crate) struct EdgeWeights {
     pub groups: usize,
     /// Per edge: the ops present in any candidate, in the candidates' common order.
     pub edges: Vec<Vec<(Op, OpWeight)>>,
-    /// Per candidate: how many LIF-headed ops read each node (docs/design.md, "Operations"), the
-    /// multiplicity of that node's spike layer.
-    pub node_mult: Vec<[u32; NUM_NODES]>,
+    /// Per candidate: how many LIF-headed ops of each threshold class read each node, the
+    /// multiplicity of that (node, class) spike layer (see docs/design.md, "Thresholded conv
+    /// ops, LIF classes and average-pool downsampling").
+    pub node_mult: Vec<[[u32; LIF_CLASSES]; NUM_NODES]>,
 }
 
 impl EdgeWeights {
@@ -134,14 +135,14 @@ impl EdgeWeights {
         })
     }
 
-    /// Multiplicities of node `j`'s spike layer, one per candidate.
-    pub fn mults(&self, j: usize) -> Vec<u32> {
-        self.node_mult.iter().map(|m| m[j]).collect()
+    /// Multiplicities of node `j`'s spike layer of class `class`, one per candidate.
+    pub fn mults(&self, j: usize, class: LifClass) -> Vec<u32> {
+        self.node_mult.iter().map(|m| m[j][class.index()]).collect()
     }
 
-    /// Whether any candidate reads node `j` through a LIF-headed op.
-    pub fn node_spikes_needed(&self, j: usize) -> bool {
-        self.node_mult.iter().any(|m| m[j] > 0)
+    /// Whether any candidate reads node `j` through a LIF-headed op of class `class`.
+    pub fn spikes_needed(&self, j: usize, class: LifClass) -> bool {
+        self.node_mult.iter().any(|m| m[j][class.index()] > 0)
     }
 }
 
@@ -210,7 +211,9 @@ mod tests {
         assert!(matches!(w.edges[1][0].1, OpWeight::Scalar(x) if (x - 1.0 / 3.0).abs() < 1e-7));
         // Node 0 loses one conv in candidate a only.
         let from0 = cell.edges().iter().filter(|e| e.from == 0).count() as u32;
-        assert_eq!(w.mults(0), vec![from0 - 1, from0]);
+        assert_eq!(w.mults(0, LifClass::Th10), vec![from0 - 1, from0]);
+        assert_eq!(w.mults(0, LifClass::Th05), vec![0, 0]);
+        assert!(w.spikes_needed(0, LifClass::Th10) && !w.spikes_needed(0, LifClass::Th15));
         Ok(())
     }
 

@@ -10,12 +10,12 @@ use super::edge_weights::{EdgeWeights, OpWeight};
 use super::layers::{avg_pool3, batch_norm_groups, max_pool3, vote, ConvBn, Mode};
 use super::lif::LifState;
 use super::mixing::Mixing;
-use super::params::{BnParams, ParamStore};
-use crate::config::NetConfig;
+use super::params::{BnParams, ParamCount, ParamStore};
+use crate::config::{NetConfig, PoolKind};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
-use snn_nostd::genotype::{Op, NUM_NODES};
+use snn_nostd::genotype::{LifClass, Op, LIF_CLASSES, NUM_NODES};
 use snn_nostd::skeleton;
 use std::collections::BTreeMap;
 
@@ -170,10 +170,8 @@ impl Network {
             for (ei, ops) in alive.iter().enumerate() {
                 let mut m = BTreeMap::new();
                 for &op in ops {
-                    let k = match op {
-                        Op::Conv3 => 3,
-                        Op::Conv1 => 1,
-                        _ => continue,
+                    let Some(k) = op.kernel() else {
+                        continue;
                     };
                     m.insert(op, ConvBn::new(ps, &format!("{name}.e{ei}.{op}"), c, c, k)?);
                 }
@@ -203,29 +201,9 @@ impl Network {
     }
 
     /// Number of f32 values [`Network::new`] allocates for `cfg` and `alive` (weights, biases
-    /// and BatchNorm statistics), counted without allocating them.
+    /// and BatchNorm statistics), counted without allocating them ([`ParamCount`]).
     pub fn param_count(cfg: &NetConfig, alive: &[Vec<Op>]) -> u64 {
-        let conv_bn = |inp: usize, out: usize, k: usize| (out * inp * k * k + 4 * out) as u64;
-        let cell = |c: usize| -> u64 {
-            alive
-                .iter()
-                .flatten()
-                .map(|op| match op {
-                    Op::Conv3 => conv_bn(c, c, 3),
-                    Op::Conv1 => conv_bn(c, c, 1),
-                    _ => 0,
-                })
-                .sum()
-        };
-        let outputs = cfg.classes * cfg.votes;
-        conv_bn(cfg.input[0], cfg.c1, 3)
-            + cell(cfg.c1)
-            + 4 * cfg.c1 as u64
-            + conv_bn(cfg.c1, cfg.c2, 3)
-            + cell(cfg.c2)
-            + 4 * cfg.c2 as u64
-            + (cfg.hidden * cfg.features()) as u64
-            + (outputs * cfg.hidden + outputs) as u64
+        ParamCount::of(cfg, alive).total()
     }
 
     /// Checks a batch `[N, F, C, H, W]` and a mixing against the network (frame shape, F = 1 or
@@ -355,13 +333,17 @@ impl Network {
             sink.observe(Probe::CellOut { cell: 0 }, t, &y1)?;
             let s1 = out_lif[0].step(&y1, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 0 }, t, &s1, &ones)?;
-            let x2 = self.down.forward_groups(&s1, mode, groups)?.max_pool2d(2)?;
+            let x2 = downsample(
+                &self.down.forward_groups(&s1, mode, groups)?,
+                cfg.downsample,
+                2,
+            )?;
             let y2 = self.cell_step(1, &x2, &mut cell_states[1], weights, mode, sink, t)?;
             let y2 = batch_norm_groups(&y2, &self.cell_bn[1], mode, groups)?;
             sink.observe(Probe::CellOut { cell: 1 }, t, &y2)?;
             let s2 = out_lif[1].step(&y2, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 1 }, t, &s2, &ones)?;
-            let mut f = s2.max_pool2d(cfg.pool)?.flatten_from(1)?;
+            let mut f = downsample(&s2, cfg.downsample, cfg.pool)?.flatten_from(1)?;
             if let Some(m) = &dropout_mask {
                 f = (f * m)?;
             }
@@ -402,11 +384,10 @@ impl Network {
         let cell = &self.cells[ci];
         let cell_type = self.cfg.cell;
         let edges = cell_type.edges();
-        let lif = self.cfg.lif;
         let surrogate = mode.surrogate();
         // u_j = x_j + B_j for j < 3 (forward sources) ; u_3 = x_3.
         let mut u: [Option<Tensor>; NUM_NODES] = Default::default();
-        let mut spikes: [Option<Tensor>; NUM_NODES] = Default::default();
+        let mut spikes: [Option<NodeSpikes>; NUM_NODES] = Default::default();
         let add_back = |x: Tensor, b: &Option<Tensor>| -> Result<Tensor> {
             Ok(match b {
                 Some(b) => (x + b)?,
@@ -419,24 +400,34 @@ impl Network {
         sink.observe(probe, t, u[0].as_ref().expect("just set"))?;
         // Adds edge `ei`'s output (from its source node's value and spikes) to `sum`, observing
         // the output and the new sum; a node's spikes are computed (and recorded) once per
-        // timestep, when the first LIF-headed op needs them.
+        // timestep, when the first LIF-headed op needs them: every LIF class the node has, in
+        // threshold order.
         let add_edge = |ei: usize,
                         sum: Option<Tensor>,
                         u: &[Option<Tensor>; NUM_NODES],
-                        spikes: &mut [Option<Tensor>; NUM_NODES],
+                        spikes: &mut [Option<NodeSpikes>; NUM_NODES],
                         st: &mut CellState,
                         sink: &mut dyn SpikeSink|
          -> Result<Option<Tensor>> {
             let j = edges[ei].from as usize;
             let uj = u[j].as_ref().expect("node computed before use");
-            if weights.node_spikes_needed(j) && spikes[j].is_none() {
-                let s = st.lif[j].step(uj, &lif, surrogate)?;
-                let node = LayerId::CellNode {
-                    cell: ci as u8,
-                    node: j as u8,
-                };
-                sink.record_groups(node, t, &s, &weights.mults(j))?;
-                spikes[j] = Some(s);
+            if spikes[j].is_none() {
+                let mut node_spikes = NodeSpikes::default();
+                for class in LifClass::ALL {
+                    if !weights.spikes_needed(j, class) {
+                        continue;
+                    }
+                    let p = self.cfg.lif_for(class);
+                    let s = st.lif[j][class.index()].step(uj, &p, surrogate)?;
+                    let node = LayerId::CellNode {
+                        cell: ci as u8,
+                        node: j as u8,
+                        class,
+                    };
+                    sink.record_groups(node, t, &s, &weights.mults(j, class))?;
+                    node_spikes.0[class.index()] = Some(s);
+                }
+                spikes[j] = Some(node_spikes);
             }
             let Some(y) = self.edge(cell, ei, weights, uj, spikes[j].as_ref(), mode)? else {
                 return Ok(sum);
@@ -482,14 +473,14 @@ impl Network {
         Ok(x3.expect("x3 computed"))
     }
 
-    /// Output of edge `ei` given its source value `u` and that value's spikes.
+    /// Output of edge `ei` given its source value `u` and that value's spikes (per LIF class).
     fn edge(
         &self,
         cell: &CellParams,
         ei: usize,
         weights: &EdgeWeights,
         u: &Tensor,
-        spikes: Option<&Tensor>,
+        spikes: Option<&NodeSpikes>,
         mode: Mode,
     ) -> Result<Option<Tensor>> {
         let mut sum: Option<Tensor> = None;
@@ -500,14 +491,17 @@ impl Network {
                 Op::Skip => u.clone(),
                 Op::AvgPool => avg_pool3(u)?,
                 Op::MaxPool => max_pool3(u)?,
-                Op::Conv1 | Op::Conv3 => {
+                Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
                     let conv = match cell.edges[ei].get(&op) {
                         Some(c) => c,
                         None => bail!(
                             "edge {ei} has no parameters for {op} (network built for other ops)"
                         ),
                     };
-                    let s = spikes.expect("spikes exist for conv ops");
+                    let class = op.lif_class().expect("conv ops have a LIF");
+                    let s = spikes
+                        .and_then(|s| s.0[class.index()].as_ref())
+                        .expect("spikes exist for conv ops");
                     conv.forward_groups(s, mode, weights.groups)?
                 }
             };
@@ -527,8 +521,20 @@ impl Network {
 struct CellState {
     /// Back states B0, B1, B2 (None = 0).
     back: [Option<Tensor>; 3],
-    /// LIF membranes of the conv inputs, per source node.
-    lif: [LifState; NUM_NODES],
+    /// LIF membranes of the conv inputs, per source node and LIF class.
+    lif: [[LifState; LIF_CLASSES]; NUM_NODES],
+}
+
+/// One node's spikes of one timestep, per LIF class (`None` where the node has no such LIF).
+#[derive(Default)]
+struct NodeSpikes([Option<Tensor>; LIF_CLASSES]);
+
+/// A `k x k` pool with stride `k` of the kind the network downsamples with.
+fn downsample(x: &Tensor, kind: PoolKind, k: usize) -> Result<Tensor> {
+    Ok(match kind {
+        PoolKind::Max => x.max_pool2d(k)?,
+        PoolKind::Avg => x.avg_pool2d(k)?,
+    })
 }
 
 fn add_opt(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {

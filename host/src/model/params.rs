@@ -167,6 +167,83 @@ impl ParamStore {
     }
 }
 
+/// The parameters of a network counted from its configuration, without allocating them: what
+/// [`Network::new`](super::Network::new) creates for the same configuration and ops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParamCount {
+    /// Trainable scalars: conv kernels, BatchNorm weights and biases, linear weights, the
+    /// output bias (what PyTorch's `sum(p.numel() for p in net.parameters())` counts, e.g.
+    /// SpikeNAS-Bench's `params` column).
+    pub trainable: u64,
+    /// BatchNorm running means and variances.
+    pub state: u64,
+}
+
+impl ParamCount {
+    /// The counts of a network of `cfg` with the ops `alive` on each edge (every op of every
+    /// edge has its own weights; both cells share `alive`).
+    pub fn of(
+        cfg: &crate::config::NetConfig,
+        alive: &[Vec<snn_nostd::genotype::Op>],
+    ) -> ParamCount {
+        let bn = |c: usize| ParamCount {
+            trainable: 2 * c as u64,
+            state: 2 * c as u64,
+        };
+        let conv_bn = |inp: usize, out: usize, k: usize| {
+            bn(out)
+                + ParamCount {
+                    trainable: (out * inp * k * k) as u64,
+                    state: 0,
+                }
+        };
+        let cell = |c: usize| {
+            alive
+                .iter()
+                .flatten()
+                .filter_map(|op| op.kernel())
+                .map(|k| conv_bn(c, c, k))
+                .fold(ParamCount::default(), |a, b| a + b)
+        };
+        let outputs = cfg.classes * cfg.votes;
+        let linear = ParamCount {
+            trainable: (cfg.hidden * cfg.features() + outputs * cfg.hidden + outputs) as u64,
+            state: 0,
+        };
+        conv_bn(cfg.input[0], cfg.c1, 3)
+            + cell(cfg.c1)
+            + bn(cfg.c1)
+            + conv_bn(cfg.c1, cfg.c2, 3)
+            + cell(cfg.c2)
+            + bn(cfg.c2)
+            + linear
+    }
+
+    /// The counts of the single-path network of genotype `g` under `cfg`.
+    pub fn of_genotype(
+        cfg: &crate::config::NetConfig,
+        g: &snn_nostd::genotype::Genotype,
+    ) -> ParamCount {
+        let alive: Vec<Vec<_>> = g.ops().iter().map(|&o| vec![o]).collect();
+        ParamCount::of(cfg, &alive)
+    }
+
+    /// Every f32 value: trainable and state.
+    pub fn total(&self) -> u64 {
+        self.trainable + self.state
+    }
+}
+
+impl std::ops::Add for ParamCount {
+    type Output = ParamCount;
+    fn add(self, o: ParamCount) -> ParamCount {
+        ParamCount {
+            trainable: self.trainable + o.trainable,
+            state: self.state + o.state,
+        }
+    }
+}
+
 /// A standard normal draw (Box-Muller), enough for initialisation without another dependency.
 mod rand_distr_lite {
     use rand::Rng;

@@ -1,11 +1,13 @@
 //! Network-level tests on random inputs.
 
 use super::*;
-use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
+use crate::model::params::ParamCount;
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use snn_nostd::genotype::Genotype;
+use snn_nostd::genotype::Op;
 
 fn tiny_cfg() -> NetConfig {
     let o = Overrides {
@@ -123,18 +125,95 @@ fn param_count_matches_the_allocated_tensors() -> Result<()> {
         )?;
         cfg.cell = cell;
         let alive = Mixing::supernet(cell, &ops).alive();
-        let net = Network::new(&cfg, &alive, 0, &Device::Cpu)?;
-        let allocated: usize = net
-            .params
-            .all_tensors()
-            .values()
-            .map(|t| t.elem_count())
-            .sum();
+        check_param_count(&cfg, &alive, &format!("{ops} {cell}"))?;
+    }
+    // The SpikeNAS-Bench preset, small: its supernet and single paths.
+    let o = Overrides {
+        width: Some(1.0 / 16.0),
+        hidden: Some(24),
+        ..Default::default()
+    };
+    let cfg = NetConfig::for_preset(Preset::SpikenasBench, &o)?;
+    check_param_count(
+        &cfg,
+        &Mixing::supernet(cfg.cell, &cfg.ops).alive(),
+        "preset supernet",
+    )?;
+    for g in BENCH_ROWS.iter().map(|r| r.1) {
+        let g: Genotype = g.parse()?;
+        let alive: Vec<Vec<_>> = g.ops().iter().map(|&o| vec![o]).collect();
+        check_param_count(&cfg, &alive, &g.to_string())?;
+    }
+    Ok(())
+}
+
+/// [`ParamCount::of`] against the tensors [`Network::new`] allocates (all, and trainable).
+fn check_param_count(cfg: &NetConfig, alive: &[Vec<Op>], what: &str) -> Result<()> {
+    let net = Network::new(cfg, alive, 0, &Device::Cpu)?;
+    let allocated: usize = net
+        .params
+        .all_tensors()
+        .values()
+        .map(|t| t.elem_count())
+        .sum();
+    let count = ParamCount::of(cfg, alive);
+    assert_eq!(Network::param_count(cfg, alive), allocated as u64, "{what}");
+    assert_eq!(count.total(), allocated as u64, "{what}");
+    assert_eq!(
+        count.trainable,
+        net.params.num_trainable() as u64,
+        "{what}: trainable"
+    );
+    Ok(())
+}
+
+/// Rows of SpikeNAS-Bench's CIFAR-10 table (`cifar10.csv` of the benchmark's data, columns
+/// `id`, `ops`, `params`; sha256 3578287c...9c6b): the trainable parameters of the full-width
+/// network around each cell.
+const BENCH_ROWS: [(u32, &str, u64); 7] = [
+    (0, "zero zero zero zero zero zero", 17_179_620),
+    (2, "conv3_th0.5 zero zero zero zero zero", 17_917_668),
+    (
+        1234,
+        "conv3_th1.5 skip conv3_th1.5 conv3_th1.5 skip zero",
+        19_393_764,
+    ),
+    (
+        7312,
+        "conv3_th0.5 conv3_th0.5 conv3_th1.0 conv3_th0.5 skip conv3_th0.5",
+        20_869_860,
+    ),
+    (10001, "skip zero zero zero skip conv3_th1.0", 17_917_668),
+    (
+        12617,
+        "conv3_th0.5 conv3_th1.0 zero conv3_th1.5 zero conv3_th1.5",
+        20_131_812,
+    ),
+    (
+        15624,
+        "conv3_th1.5 conv3_th1.5 conv3_th1.5 conv3_th1.5 conv3_th1.5 conv3_th1.5",
+        21_607_908,
+    ),
+];
+
+#[test]
+fn preset_param_count_is_the_benchmark_table() -> Result<()> {
+    let cfg = NetConfig::for_preset(Preset::SpikenasBench, &Overrides::default())?;
+    assert_eq!(
+        (cfg.c1, cfg.c2, cfg.hidden, cfg.votes),
+        (128, 256, 1024, 10)
+    );
+    for (id, ops, params) in BENCH_ROWS {
+        let g: Genotype = ops.parse()?;
+        g.check_op_set(&cfg.ops)?;
         assert_eq!(
-            Network::param_count(&cfg, &alive),
-            allocated as u64,
-            "{ops} {cell}"
+            ParamCount::of_genotype(&cfg, &g).trainable,
+            params,
+            "id {id}: {g}"
         );
     }
+    // +147,712 per conv op in cell 1 (128 channels) and +590,336 in cell 2 (256).
+    let conv = |c: u64| 9 * c * c + 2 * c;
+    assert_eq!((conv(128), conv(256)), (147_712, 590_336));
     Ok(())
 }

@@ -41,11 +41,8 @@ pub fn activation_bytes(net: &NetConfig, batch: usize) -> f64 {
 /// Kernel taps (`k * k`) of the conv ops of `ops`.
 fn conv_taps<'a>(ops: impl IntoIterator<Item = &'a Op>) -> f64 {
     ops.into_iter()
-        .map(|op| match op {
-            Op::Conv3 => 9.0,
-            Op::Conv1 => 1.0,
-            _ => 0.0,
-        })
+        .filter_map(|op| op.kernel())
+        .map(|k| (k * k) as f64)
         .sum()
 }
 

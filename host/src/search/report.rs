@@ -1,6 +1,6 @@
 //! The search result as written to `--out FILE.json`, and read back (`lightsnn train --arch`).
 
-use crate::config::{DatasetKind, NetConfig};
+use crate::config::{DatasetKind, NetConfig, Preset};
 use crate::fsutil::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -151,6 +151,8 @@ pub struct Arch {
     pub ops: OpSet,
     /// The dataset it was searched on, when recorded.
     pub dataset: Option<DatasetKind>,
+    /// The preset whose network it was searched on ([`NetConfig::preset`]), when recorded.
+    pub preset: Option<Preset>,
 }
 
 /// Reads an architecture file, each error naming the file.
@@ -185,11 +187,18 @@ pub fn read_arch(path: &Path) -> Result<Arch> {
         .and_then(|c| c.pointer("/net/dataset"))
         .and_then(|d| d.as_str())
         .and_then(|d| d.parse().ok());
+    let preset = a
+        .config
+        .as_ref()
+        .and_then(|c| c.get("net"))
+        .and_then(|n| serde_json::from_value::<NetConfig>(n.clone()).ok())
+        .and_then(|n| n.preset());
     Ok(Arch {
         genotype: a.genotype,
         cell,
         ops,
         dataset,
+        preset,
     })
 }
 

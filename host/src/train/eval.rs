@@ -10,7 +10,9 @@
 //!   `C_out` per spike; a linear layer its output count per spike.
 //!   - a cell node's spikes feed every conv op on the edges leaving that node (C outputs each);
 //!   - cell 1's output spikes feed the down conv (C2 outputs, 3x3);
-//!   - cell 2's output spikes, after MaxPool(p), feed fc1 (H outputs);
+//!   - cell 2's output spikes, after MaxPool(p), feed fc1 (H outputs); after AvgPool(p) (the
+//!     SpikeNAS-Bench network) every spike inside the pooled windows does (the pool's `1/p^2`
+//!     folds into fc1's weights);
 //!   - the hidden spikes feed fc2 (classes x V outputs).
 //! - **MAC** (multiply-accumulate) for the dense stem conv on the real-valued input:
 //!   `C1 x C_in x (in-bounds taps summed over output positions)`. For static images it is
@@ -26,15 +28,15 @@
 //! estimate of arithmetic energy only (no memory access).
 
 use super::metrics::{predictions, LossKind};
-use crate::config::NetConfig;
+use crate::config::{NetConfig, PoolKind};
 use crate::data::{Dataset, DatasetKind};
 use crate::model::{Forward, LayerId, Mixing, Mode, Network, SpikeSink};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use snn_nostd::genotype::{Genotype, NUM_NODES};
-use snn_nostd::skeleton::CellSchedule;
+use snn_nostd::genotype::{Genotype, LIF_CLASSES, NUM_NODES};
+use snn_nostd::skeleton::{CellSchedule, ConvCounts};
 use std::collections::BTreeMap;
 
 /// Energy of one accumulate (32-bit float add, 45 nm; Horowitz 2014), in picojoules.
@@ -60,11 +62,13 @@ pub struct LayerCount {
 /// How spikes of each layer turn into accumulates.
 #[derive(Clone, Debug)]
 struct SynopsModel {
-    /// Per source node: the conv3 and conv1 edges leaving it (both cells run the genotype).
-    node_convs: [[u32; 2]; NUM_NODES],
+    /// Per source node and LIF class: the conv3 and conv1 edges leaving it (both cells run the
+    /// genotype).
+    node_convs: [[ConvCounts; LIF_CLASSES]; NUM_NODES],
     c1: usize,
     c2: usize,
     pool: usize,
+    downsample: PoolKind,
     hidden: usize,
     outputs: usize,
     ones: Tensor,
@@ -96,6 +100,7 @@ impl SpikeCounter {
                 c1: cfg.c1,
                 c2: cfg.c2,
                 pool: cfg.pool,
+                downsample: cfg.downsample,
                 hidden: cfg.hidden,
                 outputs: cfg.classes * cfg.votes,
                 ones: Tensor::ones((1, 1, 3, 3), DType::F32, device)?,
@@ -140,8 +145,8 @@ impl SpikeSink for SpikeCounter {
         let ac = match &self.synops {
             None => 0.0,
             Some(s) => match layer {
-                LayerId::CellNode { cell, node } => {
-                    let [n3, n1] = s.node_convs[node as usize];
+                LayerId::CellNode { cell, node, class } => {
+                    let [n3, n1] = s.node_convs[node as usize][class.index()];
                     let c = if cell == 0 { s.c1 } else { s.c2 } as f64;
                     let r3 = if n3 > 0 {
                         reach3(&spikes, &s.ones)?
@@ -152,7 +157,14 @@ impl SpikeSink for SpikeCounter {
                 }
                 LayerId::CellOut { cell: 0 } => s.c2 as f64 * reach3(&spikes, &s.ones)?,
                 LayerId::CellOut { .. } => {
-                    s.hidden as f64 * exact_sum(&spikes.max_pool2d(s.pool)?)?
+                    let feeding_fc1 = match s.downsample {
+                        PoolKind::Max => exact_sum(&spikes.max_pool2d(s.pool)?)?,
+                        // The spikes inside the pooled windows: their mean times p^2.
+                        PoolKind::Avg => (exact_sum(&spikes.avg_pool2d(s.pool)?)?
+                            * (s.pool * s.pool) as f64)
+                            .round(),
+                    };
+                    s.hidden as f64 * feeding_fc1
                 }
                 LayerId::Hidden => s.outputs as f64 * count,
             },

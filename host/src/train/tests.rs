@@ -11,6 +11,7 @@ use crate::model::lif::{atan_surrogate_grad_scalar, LifState};
 use crate::model::{LayerId, SpikeSink};
 use candle_core::{DType, Var};
 use lightsnn_tests::shipped_data;
+use snn_nostd::genotype::LifClass;
 
 /// x1 = conv3(x0), x2 = x0, x3 = x1 + conv3(x2): two conv3 edges per cell (cheap on the CPU).
 const GENOTYPE: &str = "zero,zero,zero,conv3,zero,zero,skip,zero,zero,zero,skip,conv3";
@@ -261,7 +262,16 @@ fn train_synop_counting_matches_brute_force() -> Result<()> {
         .map(|_| rand::Rng::gen_bool(&mut rng, 0.3) as u8 as f32)
         .collect();
     let spikes = Tensor::from_vec(v.clone(), (n, c, h, w), &Device::Cpu)?;
-    counter.record(LayerId::CellNode { cell: 0, node: 0 }, 0, &spikes, 1)?;
+    counter.record(
+        LayerId::CellNode {
+            cell: 0,
+            node: 0,
+            class: LifClass::Th10,
+        },
+        0,
+        &spikes,
+        1,
+    )?;
     let mut brute = 0.0;
     for (i, &s) in v.iter().enumerate() {
         if s == 0.0 {
@@ -272,7 +282,11 @@ fn train_synop_counting_matches_brute_force() -> Result<()> {
         let xs = (x.saturating_sub(1)..=(x + 1).min(w - 1)).count();
         brute += (ys * xs * cfg.c1) as f64;
     }
-    let l = &counter.layers[&LayerId::CellNode { cell: 0, node: 0 }];
+    let l = &counter.layers[&LayerId::CellNode {
+        cell: 0,
+        node: 0,
+        class: LifClass::Th10,
+    }];
     assert_eq!(l.ac, brute);
     assert_eq!(l.spikes, v.iter().map(|&s| s as f64).sum::<f64>());
     assert_eq!(counter.sar(), l.spikes / (n * c * h * w) as f64);

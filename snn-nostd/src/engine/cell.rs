@@ -13,6 +13,7 @@ use super::kernels::Geom;
 use super::weights::Wt;
 use super::Ctx;
 use crate::genotype::Genotype;
+use crate::genotype::LifClass;
 use crate::genotype::Op;
 use crate::genotype::NUM_EDGES;
 use crate::genotype::NUM_NODES;
@@ -158,6 +159,8 @@ pub(super) fn apply_edge<W: Wt>(
         }
         // Validation guarantees a conv on every conv edge.
         (Op::Conv3 | Op::Conv1, None) => 0,
+        // `Model::new` refuses the thresholded convs (one LIF per node here).
+        (Op::Conv3Th05 | Op::Conv3Th15, _) => 0,
     }
 }
 
@@ -203,13 +206,16 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
         if i < 3 && plan.schedule.need_back[i] {
             add_sat(xi, st.back[i]);
         }
-        if plan.schedule.has_lif(i) {
+        // One LIF per node: `Model::new` refuses the other threshold classes.
+        let mult = plan.schedule.lif_multiplicity(i, LifClass::Th10);
+        if mult > 0 {
             let cnt = lif_slice(st.mem[i], th, st.spk[i], xi);
             let layer = LayerId::CellNode {
                 cell: cell_no,
                 node: i as u8,
+                class: LifClass::Th10,
             };
-            ctx.report(layer, st.spk[i], n, cnt, plan.schedule.lif_multiplicity(i));
+            ctx.report(layer, st.spk[i], n, cnt, mult);
         }
     }
     // Back states for the next timestep, from x_j + B_j (j < 3, old B) and x3.

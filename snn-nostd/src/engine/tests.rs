@@ -2,7 +2,7 @@
 //! reference forward of the dequantised model, and the blob format.
 
 use super::*;
-use crate::genotype::{CellType, Genotype, Op};
+use crate::genotype::{CellType, Genotype, LifClass, Op};
 use crate::model::owned::{OwnedLayer, OwnedModel};
 use crate::model::{
     decode, encode, Bits, CellPlan, DecodeError, Dims, InputKind, LayerParts, ModelParts,
@@ -297,6 +297,7 @@ fn ref_cell(
                     a,
                 )
             }
+            Op::Conv3Th05 | Op::Conv3Th15 => unreachable!("refused by Model::new"),
         }
     };
     let uses_lif = |j: usize| {
@@ -324,6 +325,7 @@ fn ref_cell(
                 LayerId::CellNode {
                     cell: cell_no - 1,
                     node: i as u8,
+                    class: LifClass::Th10,
                 },
                 to_hwc(&s, c, h, w),
             ));
@@ -1174,8 +1176,10 @@ fn static_stem_runs_once_and_state_resets() {
     let (code, n) = eng.spikes(LayerId::Hidden).unwrap();
     assert_eq!(n, 16);
     assert_eq!(code.len(), 1);
-    assert!(eng.spikes(LayerId::CellNode { cell: 0, node: 3 }).is_some());
-    assert!(eng.spikes(LayerId::CellNode { cell: 2, node: 0 }).is_none());
+    let node = |cell, node, class| LayerId::CellNode { cell, node, class };
+    assert!(eng.spikes(node(0, 3, LifClass::Th10)).is_some());
+    assert!(eng.spikes(node(0, 3, LifClass::Th05)).is_none());
+    assert!(eng.spikes(node(2, 0, LifClass::Th10)).is_none());
     // The staged input gives the same result and needs no caller buffer.
     assert!(buffer_sizes(&model).input_staged);
     eng.staged_input().unwrap().copy_from_slice(&q);
@@ -1400,6 +1404,45 @@ fn inconsistent_parts_are_rejected() {
     b.extend_from_slice(&postcard_bytes(&parts));
     fix_header(&mut b);
     assert!(matches!(decode(&b), Err(DecodeError::Invalid(_))));
+}
+
+/// A blob whose genotype holds the thresholded convs (ids 6 and 7: SpikeNAS-Bench's
+/// `conv3@0.5`, `conv3@1.5`) decodes to an error naming them, with or without conv weights on
+/// their edges: the integer engine runs one LIF per node.
+#[test]
+fn thresholded_convs_are_refused_by_the_blob() {
+    let spec = Spec {
+        dims: small_dims(InputKind::Static),
+        genotype: "conv3 skip zero conv3 conv3 skip".parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let owned = random_model(&spec, 4);
+    let mut ops: Vec<Op> = spec.genotype.ops().to_vec();
+    for (edge, op, keep_weights) in [
+        (0, Op::Conv3Th05, true),
+        (3, Op::Conv3Th15, true),
+        (2, Op::Conv3Th05, false),
+    ] {
+        ops.copy_from_slice(spec.genotype.ops());
+        ops[edge] = op;
+        let mut bad = owned.clone();
+        bad.genotype = Genotype::new(CellType::Forward, &ops).unwrap();
+        if !keep_weights {
+            // An op without weights in its edge's slot.
+            bad.cell1.convs[edge] = None;
+            bad.cell2.convs[edge] = None;
+        }
+        let mut b = vec![0u8; HEADER_LEN];
+        b.extend_from_slice(&postcard_bytes(&bad.parts()));
+        fix_header(&mut b);
+        match decode(&b) {
+            Err(DecodeError::Invalid(i)) => {
+                assert!(i.0.contains("thresholded conv"), "{op}: {}", i.0)
+            }
+            other => panic!("{op} on edge {edge}: {other:?}"),
+        }
+        assert!(bad.encode().is_err(), "{op}: encode refuses it too");
+    }
 }
 
 fn postcard_bytes(p: &ModelParts<'_>) -> Vec<u8> {

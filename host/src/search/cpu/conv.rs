@@ -336,31 +336,33 @@ fn gather_pair<const B: usize>(
 }
 
 simd_kernel! {
-    /// A block of `width` columns of a linear layer on 0/1 inputs for a whole batch:
-    /// `out[s * width + j] = sum over active inputs f (increasing) of weights[f * width + j]`,
-    /// from 0, where input `f` of sample `s` is active when `masks[s * feats + f]` is all ones
-    /// (0 when inactive), `weights` is the block `[feats][width]` and `out.len() = n * width`.
+    /// A block of `width` columns of a linear layer on sparse non-negative inputs (0/1 spikes,
+    /// or their pooled averages) for a whole batch:
+    /// `out[s * width + j] = sum over inputs f (increasing) of x * weights[f * width + j]`,
+    /// from 0, where `x = inputs[s * feats + f]`, `weights` is the block `[feats][width]` and
+    /// `out.len() = n * width`.
     ///
     /// Runs over every input for blocks of 4 samples and 64 columns held in registers: each
-    /// weight row is read once per block and added to each sample masked (an inactive input
-    /// adds +0, which changes no sum that starts at +0), so the per-sample sums are exactly
-    /// the sparse ones, without data-dependent branches. The (contiguous) weight block stays in
-    /// cache across the sample blocks.
-    pub fn linear_masked(
-        masks: &[u32],
+    /// weight row is read once per block and added to each sample scaled by its input (an
+    /// inactive input adds `w * 0 = ±0`, which changes no sum that starts at +0; an input of 1
+    /// adds `w` exactly), so on 0/1 inputs the per-sample sums are exactly the sparse ones,
+    /// without data-dependent branches. The (contiguous) weight block stays in cache across the
+    /// sample blocks.
+    pub fn linear(
+        inputs: &[f32],
         n: usize,
         feats: usize,
         weights: &[f32],
         out: &mut [f32],
-    ) => linear_masked_impl
+    ) => linear_impl
 }
 
-/// Samples per register block of [`linear_masked`].
+/// Samples per register block of [`linear`].
 const LIN_SAMPLES: usize = 4;
 
 #[inline(always)]
-fn linear_masked_impl(masks: &[u32], n: usize, feats: usize, weights: &[f32], out: &mut [f32]) {
-    assert_eq!(masks.len(), n * feats);
+fn linear_impl(inputs: &[f32], n: usize, feats: usize, weights: &[f32], out: &mut [f32]) {
+    assert_eq!(inputs.len(), n * feats);
     let width = out.len() / n;
     assert_eq!(weights.len(), feats * width);
     let mut s0 = 0;
@@ -371,21 +373,21 @@ fn linear_masked_impl(masks: &[u32], n: usize, feats: usize, weights: &[f32], ou
             1
         };
         let dst = &mut out[s0 * width..(s0 + group) * width];
-        let masks = &masks[s0 * feats..(s0 + group) * feats];
+        let inputs = &inputs[s0 * feats..(s0 + group) * feats];
         match (width, group) {
             (MAX_BLOCK, LIN_SAMPLES) => {
-                linear_block::<MAX_BLOCK, LIN_SAMPLES>(masks, feats, weights, dst)
+                linear_block::<MAX_BLOCK, LIN_SAMPLES>(inputs, feats, weights, dst)
             }
-            (MAX_BLOCK, _) => linear_block::<MAX_BLOCK, 1>(masks, feats, weights, dst),
+            (MAX_BLOCK, _) => linear_block::<MAX_BLOCK, 1>(inputs, feats, weights, dst),
             _ => {
                 // A narrow last block: one sample at a time, over its active inputs.
-                for (d, mk) in dst.chunks_exact_mut(width).zip(masks.chunks_exact(feats)) {
+                for (d, xs) in dst.chunks_exact_mut(width).zip(inputs.chunks_exact(feats)) {
                     d.fill(0.0);
-                    for (f, &mk) in mk.iter().enumerate() {
-                        if mk != 0 {
+                    for (f, &x) in xs.iter().enumerate() {
+                        if x != 0.0 {
                             let row = &weights[f * width..(f + 1) * width];
                             for (a, &r) in d.iter_mut().zip(row) {
-                                *a += r;
+                                *a += r * x;
                             }
                         }
                     }
@@ -396,10 +398,10 @@ fn linear_masked_impl(masks: &[u32], n: usize, feats: usize, weights: &[f32], ou
     }
 }
 
-/// [`linear_masked`] for `S` samples and `B` columns.
+/// [`linear`] for `S` samples and `B` columns.
 #[inline(always)]
 fn linear_block<const B: usize, const S: usize>(
-    masks: &[u32],
+    inputs: &[f32],
     feats: usize,
     weights: &[f32],
     out: &mut [f32],
@@ -408,9 +410,9 @@ fn linear_block<const B: usize, const S: usize>(
     for (f, row) in weights.chunks_exact(B).enumerate() {
         let row: &[f32; B] = row.try_into().expect("block");
         for (s, a) in acc.iter_mut().enumerate() {
-            let mk = masks[s * feats + f];
+            let x = inputs[s * feats + f];
             for i in 0..B {
-                a[i] += f32::from_bits(row[i].to_bits() & mk);
+                a[i] += row[i] * x;
             }
         }
     }

@@ -8,18 +8,18 @@
 
 use super::bn::{batch_stats, BnAffine};
 use super::buffers::{give, take, take_copy};
-use super::conv::{conv_gather, linear_masked, Active, ConvGeom};
+use super::conv::{conv_gather, linear, Active, ConvGeom};
 use super::lif::{lif_step, LifK};
 use super::maps::{for_each_set_bit, Codes, Maps};
-use super::ops::{add_assign, avg_pool3, edge_sums, max_pool};
+use super::ops::{add_assign, avg_pool, avg_pool3, edge_sums, max_pool};
 use super::plan::{CellPlan, Src};
 use super::weights::{ConvW, Weights, HIDDEN_BLOCK};
-use crate::config::NetConfig;
+use crate::config::{NetConfig, PoolKind};
 use crate::model::plain::Bn;
 use crate::model::{LayerId, Mixing};
 use anyhow::Result;
 use rayon::prelude::*;
-use snn_nostd::genotype::NUM_NODES;
+use snn_nostd::genotype::{LifClass, LIF_CLASSES, NUM_NODES};
 use snn_nostd::observer::{SpikeCodes, SpikeObserver};
 
 /// Which statistics the BatchNorms use.
@@ -36,14 +36,14 @@ pub enum Stats {
 struct CellState {
     /// Back states B0, B1, B2 (`None` = 0).
     back: [Option<Vec<f32>>; 3],
-    /// Membranes of the node LIFs (empty = not started, i.e. 0).
-    lif: [Vec<f32>; NUM_NODES],
+    /// Membranes of the node LIFs, per node and LIF class (empty = not started, i.e. 0).
+    lif: [[Vec<f32>; LIF_CLASSES]; NUM_NODES],
 }
 
-/// A node's conv outputs (after BN), per group (`[k3, k1]`) and slot.
+/// A node's conv outputs (after BN), per LIF class, group (`[k3, k1]`) and slot.
 #[derive(Default)]
 struct NodeConvs {
-    groups: [Vec<Vec<f32>>; 2],
+    groups: [[Vec<Vec<f32>>; 2]; LIF_CLASSES],
 }
 
 /// Shape of one sample's map: (height, width, channels).
@@ -55,7 +55,9 @@ pub struct Pass<'a> {
     cfg: &'a NetConfig,
     plans: [CellPlan; 2],
     stats: Stats,
-    lif: LifK,
+    /// The LIF constants per class ([`LifClass::index`]); the LIFs outside the cells have the
+    /// network's own threshold ([`LifClass::Th10`]).
+    lif: [LifK; LIF_CLASSES],
     n: usize,
     /// Sees every (LIF layer, timestep) code set.
     obs: &'a mut dyn SpikeObserver,
@@ -84,7 +86,7 @@ impl<'a> Pass<'a> {
                 CellPlan::new(w, 1, cfg.cell, mixing)?,
             ],
             stats,
-            lif: LifK::new(&cfg.lif),
+            lif: LifClass::ALL.map(|c| LifK::new(&cfg.lif_for(c))),
             n,
             obs,
             t: 0,
@@ -111,30 +113,30 @@ impl<'a> Pass<'a> {
             let y1 = self.cell_step(0, &x0.data, s1_shape, &mut cells[0], last)?;
             let z1 = self.batch_norm(&y1, cfg.c1, &self.w.cell_bn[0]);
             give(y1);
-            let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0]);
+            let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0], LifClass::Th10);
             give(z1);
             self.record(LayerId::CellOut { cell: 0 }, &s1, 1);
             let d = self
                 .conv_group(&self.w.down, &s1, &self.active(&s1), cfg.c2)
                 .pop()
                 .expect("one slot");
-            let x2 = self.max_pool_maps(&d, (s1_shape.0, s1_shape.1, cfg.c2), 2);
+            let x2 = self.downsample(&d, (s1_shape.0, s1_shape.1, cfg.c2), 2);
             give(d);
             let y2 = self.cell_step(1, &x2, s2_shape, &mut cells[1], last)?;
             give(x2);
             let z2 = self.batch_norm(&y2, cfg.c2, &self.w.cell_bn[1]);
             give(y2);
-            let s2 = self.lif_codes(&z2, s2_shape, &mut out_v[1]);
+            let s2 = self.lif_codes(&z2, s2_shape, &mut out_v[1], LifClass::Th10);
             give(z2);
             self.record(LayerId::CellOut { cell: 1 }, &s2, 1);
             let hdn = self.hidden(&s2);
-            let sh = self.lif_codes(&hdn, (1, 1, self.w.hidden), &mut hidden_v);
+            let sh = self.lif_codes(&hdn, (1, 1, self.w.hidden), &mut hidden_v, LifClass::Th10);
             give(hdn);
             self.record(LayerId::Hidden, &sh, 1);
         }
         for st in cells {
             st.back.into_iter().flatten().for_each(give);
-            st.lif.into_iter().for_each(give);
+            st.lif.into_iter().flatten().for_each(give);
         }
         out_v.into_iter().for_each(give);
         give(hidden_v);
@@ -152,15 +154,16 @@ impl<'a> Pass<'a> {
         self.obs.on_spikes(self.t, layer, &codes);
     }
 
-    /// One LIF step of the whole batch (`x` of `shape` per sample) with membranes `v`.
-    fn lif_codes(&self, x: &[f32], (h, w, c): Shape, v: &mut Vec<f32>) -> Codes {
+    /// One LIF step of the whole batch (`x` of `shape` per sample) with membranes `v`, at the
+    /// threshold of class `class`.
+    fn lif_codes(&self, x: &[f32], (h, w, c): Shape, v: &mut Vec<f32>, class: LifClass) -> Codes {
         if v.is_empty() {
             *v = take(x.len());
             v.fill(0.0);
         }
         let mut codes = Codes::zeros(self.n, h, w, c);
         let per = h * w * c;
-        let lif = self.lif;
+        let lif = self.lif[class.index()];
         codes
             .words
             .par_chunks_mut(codes.wpc)
@@ -250,34 +253,44 @@ impl<'a> Pass<'a> {
         outs
     }
 
-    /// `k x k` max pool with stride `k` of a whole batch of maps of `shape`.
-    fn max_pool_maps(&self, x: &[f32], (h, w, c): Shape, k: usize) -> Vec<f32> {
+    /// `k x k` pool with stride `k` of a whole batch of maps of `shape`, of the network's
+    /// downsampling kind (the down block's pool).
+    fn downsample(&self, x: &[f32], (h, w, c): Shape, k: usize) -> Vec<f32> {
         let (oh, ow) = (h / k, w / k);
         let mut out = take(self.n * oh * ow * c);
-        out.par_chunks_mut(oh * ow * c)
-            .zip(x.par_chunks(h * w * c))
-            .for_each(|(o, x)| max_pool(x, h, w, c, k, k, 0, o));
+        let chunks = out.par_chunks_mut(oh * ow * c).zip(x.par_chunks(h * w * c));
+        match self.cfg.downsample {
+            PoolKind::Max => chunks.for_each(|(o, x)| max_pool(x, h, w, c, k, k, 0, o)),
+            PoolKind::Avg => chunks.for_each(|(o, x)| avg_pool(x, h, w, c, k, o)),
+        }
         out
     }
 
-    /// The hidden layer's input currents: max pool of the cell-2 spikes, flattened in Candle's
-    /// `[C, H, W]` order, times `fc1^T` (`[N][hidden]`).
+    /// The hidden layer's input currents: the pool of the cell-2 spikes (max: any spike in the
+    /// window, 1; average: the window's spike count times `f32(1 / p^2)`, Candle's `sum *
+    /// scale` with an exact integer sum), flattened in Candle's `[C, H, W]` order, times
+    /// `fc1^T` (`[N][hidden]`).
     fn hidden(&self, s2: &Codes) -> Vec<f32> {
         let p = self.cfg.pool;
         let (h, w, c) = (s2.h, s2.w, s2.c);
         let (fh, fw) = (h / p, w / p);
         let feats = c * fh * fw;
         let (n, m) = (self.n, self.w.hidden);
-        // Pooled spike = any spike in the window: all-ones mask per active feature.
-        let mut masks = vec![0u32; n * feats];
-        masks.par_chunks_mut(feats).enumerate().for_each(|(i, mk)| {
+        let avg = self.cfg.downsample == PoolKind::Avg;
+        let scale = (1.0 / (p * p) as f64) as f32;
+        let mut inputs = vec![0f32; n * feats];
+        inputs.par_chunks_mut(feats).enumerate().for_each(|(i, x)| {
             for_each_set_bit(s2.row(i), 0, h * w * c, |b| {
                 let (pix, ch) = (b / c, b % c);
-                let (y, x) = (pix / w / p, pix % w / p);
-                if y < fh && x < fw {
-                    mk[(ch * fh + y) * fw + x] = !0;
+                let (y, xx) = (pix / w / p, pix % w / p);
+                if y < fh && xx < fw {
+                    let f = &mut x[(ch * fh + y) * fw + xx];
+                    *f = if avg { *f + 1.0 } else { 1.0 };
                 }
             });
+            if avg {
+                x.iter_mut().for_each(|v| *v *= scale);
+            }
         });
         let blocks: Vec<Vec<f32>> = self
             .w
@@ -286,7 +299,7 @@ impl<'a> Pass<'a> {
             .map(|wb| {
                 let width = wb.len() / feats;
                 let mut o = vec![0f32; n * width];
-                linear_masked(&masks, n, feats, wb, &mut o);
+                linear(&inputs, n, feats, wb, &mut o);
                 o
             })
             .collect();
@@ -301,8 +314,8 @@ impl<'a> Pass<'a> {
         out
     }
 
-    /// Records node `j`'s spikes and, unless `spikes_only`, runs the convs reading it; once
-    /// per timestep.
+    /// Records node `j`'s spikes of every LIF class it has (in threshold order) and, unless
+    /// `spikes_only`, runs the convs reading them; once per timestep.
     #[allow(clippy::too_many_arguments)]
     fn ensure_node(
         &mut self,
@@ -314,23 +327,30 @@ impl<'a> Pass<'a> {
         convs: &mut [Option<NodeConvs>; NUM_NODES],
         spikes_only: bool,
     ) -> Result<()> {
-        let mult = self.plans[ci].mult[j];
-        if mult == 0 || convs[j].is_some() {
+        if convs[j].is_some() || self.plans[ci].mult[j].iter().all(|&m| m == 0) {
             return Ok(());
         }
         let uj = u[j].as_ref().expect("node computed before use");
-        let codes = self.lif_codes(uj, shape, &mut st.lif[j]);
-        let layer = LayerId::CellNode {
-            cell: ci as u8,
-            node: j as u8,
-        };
-        self.record(layer, &codes, mult);
         let mut out = NodeConvs::default();
-        if !spikes_only {
-            let act = self.active(&codes);
-            for (g, slot) in self.plans[ci].groups[j].iter().zip(out.groups.iter_mut()) {
-                if let Some(g) = g {
-                    *slot = self.conv_group(g, &codes, &act, shape.2);
+        for class in LifClass::ALL {
+            let mult = self.plans[ci].mult[j][class.index()];
+            if mult == 0 {
+                continue;
+            }
+            let codes = self.lif_codes(uj, shape, &mut st.lif[j][class.index()], class);
+            let layer = LayerId::CellNode {
+                cell: ci as u8,
+                node: j as u8,
+                class,
+            };
+            self.record(layer, &codes, mult);
+            if !spikes_only {
+                let act = self.active(&codes);
+                let groups = &self.plans[ci].groups[j][class.index()];
+                for (g, slot) in groups.iter().zip(out.groups[class.index()].iter_mut()) {
+                    if let Some(g) = g {
+                        *slot = self.conv_group(g, &codes, &act, shape.2);
+                    }
                 }
             }
         }
@@ -407,7 +427,7 @@ impl<'a> Pass<'a> {
         let x3 = u[3].take().expect("x3 computed");
         u.into_iter().flatten().for_each(give);
         for c in convs.into_iter().flatten() {
-            c.groups.into_iter().flatten().for_each(give);
+            c.groups.into_iter().flatten().flatten().for_each(give);
         }
         pooled.into_iter().flatten().flatten().for_each(give);
         Ok(x3)
@@ -472,8 +492,9 @@ impl<'a> Pass<'a> {
                         Src::Skip => u[j].as_deref().expect("node computed"),
                         Src::AvgPool => pooled[j][0].as_deref().expect("pool computed"),
                         Src::MaxPool => pooled[j][1].as_deref().expect("pool computed"),
-                        Src::Conv { k1, slot } => {
-                            &convs[j].as_ref().expect("convs computed").groups[k1 as usize][slot]
+                        Src::Conv { class, k1, slot } => {
+                            &convs[j].as_ref().expect("convs computed").groups[class.index()]
+                                [k1 as usize][slot]
                         }
                     };
                     (s, wt)

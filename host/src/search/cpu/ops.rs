@@ -1,5 +1,5 @@
 //! The element-wise and pooling parts of a cell on channels-last maps of one sample: edge and
-//! node sums, 3x3 average and max pools, the max pools of the skeleton.
+//! node sums, 3x3 average and max pools, the max and average pools of the skeleton.
 
 use super::simd::simd_kernel;
 
@@ -118,6 +118,38 @@ fn avg_pool3_impl(src: &[f32], h: usize, w: usize, c: usize, dst: &mut [f32]) {
 }
 
 simd_kernel! {
+    /// `k x k` average pool with stride `k` of one sample `[h][w][c]` (the last rows and
+    /// columns that fill no window dropped): each window's values summed in row-major order
+    /// from 0, times `f32(1 / k^2)` (Candle's `avg_pool2d`).
+    pub fn avg_pool(src: &[f32], h: usize, w: usize, c: usize, k: usize, dst: &mut [f32])
+        => avg_pool_impl
+}
+
+#[inline(always)]
+fn avg_pool_impl(src: &[f32], h: usize, w: usize, c: usize, k: usize, dst: &mut [f32]) {
+    let (oh, ow) = (h / k, w / k);
+    assert_eq!(dst.len(), oh * ow * c);
+    let scale = (1.0 / (k * k) as f64) as f32;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let d = &mut dst[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            d.fill(0.0);
+            for yy in oy * k..oy * k + k {
+                for xx in ox * k..ox * k + k {
+                    let s = &src[(yy * w + xx) * c..(yy * w + xx + 1) * c];
+                    for (a, &v) in d.iter_mut().zip(s) {
+                        *a += v;
+                    }
+                }
+            }
+            for v in d.iter_mut() {
+                *v *= scale;
+            }
+        }
+    }
+}
+
+simd_kernel! {
     /// Max over the windows of one sample `[h][w][c]`: window `k x k` at
     /// `(y * stride - pad, x * stride - pad)` clipped to the map (edge-replicated or `-inf`
     /// padding both reduce to that). Same comparisons as Candle (`if largest < v`).
@@ -204,5 +236,8 @@ mod tests {
         let mut p = vec![0f32; 1];
         max_pool(&x, 3, 3, 1, 2, 2, 0, &mut p);
         assert_eq!(p[0], 4.0);
+        // 2x2 average, stride 2, of a 3x3 map: one window (0 + 1 + 3 + 4) / 4.
+        avg_pool(&x, 3, 3, 1, 2, &mut p);
+        assert_eq!(p[0], 2.0);
     }
 }

@@ -1,11 +1,11 @@
 //! What one forward pass under a [`Mixing`] computes, decided once per pass: which conv ops read
-//! each node (grouped into one convolution per node and kernel size), and the weighted terms of
-//! every edge.
+//! each node's spikes of each LIF class (grouped into one convolution per node, class and kernel
+//! size), and the weighted terms of every edge.
 
 use super::weights::{ConvW, Weights};
 use crate::model::Mixing;
 use anyhow::{bail, Result};
-use snn_nostd::genotype::{CellType, Op, NUM_NODES};
+use snn_nostd::genotype::{CellType, LifClass, Op, LIF_CLASSES, NUM_NODES};
 
 /// Where one term of an edge comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,8 +16,11 @@ pub enum Src {
     AvgPool,
     /// 3x3 max pool of the source value.
     MaxPool,
-    /// Output `slot` of the source node's conv group of kernel size 3 (`k1 == false`) or 1.
+    /// Output `slot` of the conv group of the source node's LIF class `class` and kernel size
+    /// 3 (`k1 == false`) or 1.
     Conv {
+        /// The LIF class whose spikes the conv reads.
+        class: LifClass,
         /// The 1x1 group rather than the 3x3 one.
         k1: bool,
         /// Position in the group.
@@ -38,14 +41,18 @@ pub struct EdgePlan {
     pub terms: Vec<(Src, f32)>,
 }
 
+/// Conv groups of one node and LIF class: the 3x3 and the 1x1 ops, merged (`[k3, k1]`).
+pub type ClassGroups = [Option<ConvW>; 2];
+
 /// The plan of one cell.
 #[derive(Debug)]
 pub struct CellPlan {
-    /// LIF-headed ops reading each node (the multiplicity of its spike record).
-    pub mult: [u32; NUM_NODES],
-    /// Per node: the 3x3 and the 1x1 conv ops reading it, merged (`[k3, k1]`, see
-    /// [`ConvW::group`]).
-    pub groups: [[Option<ConvW>; 2]; NUM_NODES],
+    /// LIF-headed ops of each class reading each node (the multiplicity of that spike record;
+    /// 0: no such layer).
+    pub mult: [[u32; LIF_CLASSES]; NUM_NODES],
+    /// Per node and LIF class ([`LifClass::index`]): the 3x3 and the 1x1 conv ops reading its
+    /// spikes, merged (see [`ConvW::group`]).
+    pub groups: [[ClassGroups; LIF_CLASSES]; NUM_NODES],
     /// Edges in canonical order.
     pub edges: Vec<EdgePlan>,
 }
@@ -53,7 +60,7 @@ pub struct CellPlan {
 impl CellPlan {
     /// The plan of cell `ci` of `w` under `mixing`.
     pub fn new(w: &Weights, ci: usize, cell: CellType, mixing: &Mixing) -> Result<CellPlan> {
-        let mut members: [[Vec<&ConvW>; 2]; NUM_NODES] = Default::default();
+        let mut members: [[[Vec<&ConvW>; 2]; LIF_CLASSES]; NUM_NODES] = Default::default();
         let mut edges = Vec::new();
         for (ei, (e, mix)) in cell.edges().iter().zip(&mixing.edges).enumerate() {
             let from = e.from as usize;
@@ -64,14 +71,16 @@ impl CellPlan {
                     Op::Skip => Src::Skip,
                     Op::AvgPool => Src::AvgPool,
                     Op::MaxPool => Src::MaxPool,
-                    Op::Conv1 | Op::Conv3 => {
+                    Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
                         let Some(c) = w.cells[ci].get(ei).and_then(|m| m.get(&op)) else {
                             bail!("edge {ei} has no parameters for {op} (network built for other ops)");
                         };
-                        let k1 = op == Op::Conv1;
-                        let g = &mut members[from][k1 as usize];
+                        let class = op.lif_class().expect("conv ops have a LIF");
+                        let k1 = op.kernel() == Some(1);
+                        let g = &mut members[from][class.index()][k1 as usize];
                         g.push(c);
                         Src::Conv {
+                            class,
                             k1,
                             slot: g.len() - 1,
                         }
@@ -86,11 +95,13 @@ impl CellPlan {
                 terms,
             });
         }
-        let mut groups: [[Option<ConvW>; 2]; NUM_NODES] = Default::default();
-        for j in 0..NUM_NODES {
-            for g in 0..2 {
-                if !members[j][g].is_empty() {
-                    groups[j][g] = Some(ConvW::group(&members[j][g]));
+        let mut groups: [[ClassGroups; LIF_CLASSES]; NUM_NODES] = Default::default();
+        for (gj, mj) in groups.iter_mut().zip(&members) {
+            for (gc, mc) in gj.iter_mut().zip(mj) {
+                for (g, m) in gc.iter_mut().zip(mc) {
+                    if !m.is_empty() {
+                        *g = Some(ConvW::group(m));
+                    }
                 }
             }
         }

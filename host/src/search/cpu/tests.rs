@@ -6,7 +6,7 @@ use super::bn::{batch_stats, BnAffine};
 use super::conv::{conv_gather, padded, Active, ConvGeom};
 use super::maps::{Codes, Maps};
 use super::CpuEngine;
-use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
 use crate::model::layers::{batch_norm, Mode};
 use crate::model::params::ParamStore;
 use crate::model::{Forward, LayerId, Mixing, Network, SpikeSink};
@@ -187,6 +187,25 @@ fn tiny_cfg(cell: CellType, ops: &OpSet) -> Result<NetConfig> {
     cfg.ops = ops.clone();
     Ok(cfg)
 }
+
+/// The SpikeNAS-Bench preset in small: C1/C2 6/12 (its forward cell over
+/// {zero, skip, conv3@0.5, conv3, conv3@1.5}, average-pool downsampling).
+fn tiny_preset() -> Result<NetConfig> {
+    let o = Overrides {
+        width: Some(6.0 / 128.0),
+        timesteps: Some(3),
+        hidden: Some(24),
+        votes: Some(2),
+    };
+    Ok(NetConfig::for_preset(Preset::SpikenasBench, &o)?)
+}
+
+/// SpikeNAS-Bench cells: node 0 feeds one conv of each threshold (three LIF layers on one
+/// node), and one with two convs of one threshold on one node (a shared layer).
+const BENCH_GENOTYPES: &[&str] = &[
+    "conv3@0.5 conv3 conv3@1.5 conv3@1.5 skip conv3@0.5",
+    "conv3@1.5 skip conv3@0.5 conv3@1.5 conv3 zero",
+];
 
 fn static_batch(cfg: &NetConfig, n: usize, seed: u64) -> Result<Tensor> {
     let [c, h, w] = cfg.input;
@@ -403,6 +422,16 @@ fn engine_matches_candle_static_input() -> Result<()> {
 }
 
 #[test]
+fn engine_matches_candle_on_the_spikenas_bench_preset() -> Result<()> {
+    // The supernet (every op of the space on every edge: three LIF classes on nodes 0-2), a
+    // pruned supernet and single-path cells, average pools before cell 2 and before fc1.
+    let mut tally = Tally::default();
+    equivalence(&tiny_preset()?, BENCH_GENOTYPES, false, &mut tally)?;
+    check(&tally, "spikenas-bench preset");
+    Ok(())
+}
+
+#[test]
 fn engine_matches_candle_event_input() -> Result<()> {
     let mut tally = Tally::default();
     let all: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
@@ -449,15 +478,29 @@ fn engine_matches_candle_wide_hidden() -> Result<()> {
 #[test]
 fn engine_matches_candle_with_the_hidden_layer_firing() -> Result<()> {
     let all: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
-    let cfg = tiny_cfg(CellType::Backward, &all)?;
+    hidden_layer_firing(
+        &tiny_cfg(CellType::Backward, &all)?,
+        BACKWARD_GENOTYPES,
+        "max pool",
+    )
+}
+
+/// [`engine_matches_candle_with_the_hidden_layer_firing`] with the preset's average pool
+/// before fc1: its inputs are 0, 1/4, 1/2, 3/4 or 1.
+#[test]
+fn engine_matches_candle_with_the_hidden_layer_firing_after_an_average_pool() -> Result<()> {
+    hidden_layer_firing(&tiny_preset()?, BENCH_GENOTYPES, "average pool")
+}
+
+fn hidden_layer_firing(cfg: &NetConfig, genotypes: &[&str], label: &str) -> Result<()> {
     let dev = Device::Cpu;
     let sup = Mixing::supernet(cfg.cell, &cfg.ops);
-    let net = Network::new(&cfg, &sup.alive(), 11, &dev)?;
+    let net = Network::new(cfg, &sup.alive(), 11, &dev)?;
     net.fc1.set(&(net.fc1.as_tensor() * 40.0)?)?;
     let engine = CpuEngine::new(&net)?;
-    let x = static_batch(&cfg, 6, 5)?;
+    let x = static_batch(cfg, 6, 5)?;
     let mut tally = Tally::default();
-    for (name, mix) in mixings(cfg.cell, &cfg.ops, BACKWARD_GENOTYPES) {
+    for (name, mix) in mixings(cfg.cell, &cfg.ops, genotypes) {
         for mode in [Mode::ScoreBatchStats, Mode::ScoreRunningStats] {
             let what = format!("fc1 x40, {name}, {mode:?}");
             compare(&net, &engine, &mix, &x, mode, &mut tally, &what)?;
@@ -469,7 +512,7 @@ fn engine_matches_candle_with_the_hidden_layer_firing() -> Result<()> {
         (0.05..=0.95).contains(&rate),
         "the hidden layer should fire on some slots and not on others: {rate}"
     );
-    check(&tally, "hidden layer firing");
+    check(&tally, &format!("hidden layer firing, {label}"));
     Ok(())
 }
 
@@ -489,8 +532,11 @@ fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
 
 #[test]
 fn pruning_search_matches_candle() -> Result<()> {
+    pruning_search_on_both_paths(tiny_cfg(CellType::Backward, &OpSet::lightsnn())?)
+}
+
+fn pruning_search_on_both_paths(cfg: NetConfig) -> Result<()> {
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
-    let cfg = tiny_cfg(CellType::Backward, &OpSet::lightsnn())?;
     let pb = indicatif::ProgressBar::hidden();
     let a = run_search(
         &tiny_setup(cfg.clone(), KernelPath::BitPacked),

@@ -32,8 +32,8 @@ use snn_nostd::genotype::{CellType, Genotype, Op, OpSet, NUM_NODES};
 pub type ConnectionMatrix = [[Op; NUM_NODES]; NUM_NODES];
 
 /// Draws that fail acceptance before [`snasnet_genotype`] gives up. A draw is accepted with
-/// probability at least 1/12 (coin 1/2, a non-zero op at least 1/6), so reaching the cap means
-/// a bug, not bad luck (the chance is below 1e-370).
+/// probability at least 1/16 (coin 1/2, a non-zero op at least 1/8: an op set has at most 8
+/// ops), so reaching the cap means a bug, not bad luck (the chance is below 1e-280).
 pub const MAX_DRAWS: usize = 10_000;
 
 /// Step 1: a sampled connection matrix of `cell` over `ops`.
