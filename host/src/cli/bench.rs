@@ -23,6 +23,16 @@ enum BenchWhat {
     /// Search wall times (demo and width-1/16 CIFAR-10 configs), scorings/s, the SAHD kernel
     /// bit-packed against a dense f32 GEMM formulation, and training-step images/s.
     Search(SearchBenchArgs),
+    /// Proxies against SpikeNAS-Bench: a stratified sample of its 15,625 cells scored untrained
+    /// (SAHD with batch and running BatchNorm, NASWOT, parameters, grad-norm), each score's
+    /// Kendall tau, Spearman rho, tau within equal parameter counts and top-5% hit rate against
+    /// the benchmark's 100-epoch test accuracy, per split (development ids `id % 5 != 0`,
+    /// held-out ids `id % 5 == 0`), and the width transfer of the scores.
+    Nas(super::bench_nas::NasArgs),
+    /// Search methods on SpikeNAS-Bench: the pruning search, SNASNet's random search, one
+    /// random cell and regularized evolution on the table, over several seeds, each found cell
+    /// looked up in the table (test accuracy, percentile, firing rate, parameters, search time).
+    NasSearch(super::bench_nas::NasSearchArgs),
     /// Training images/s on the CPU demo configuration (built-in CIFAR-10 sample, width 1/32,
     /// T = 5, batch 64): batch filling with augmentation, forward, backward, SGD update.
     Train(TrainBenchArgs),
@@ -81,6 +91,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     match a.what {
         BenchWhat::Search(s) => bench_search(s),
         BenchWhat::Train(t) => bench_train(t),
+        BenchWhat::Nas(n) => super::bench_nas::nas(n),
+        BenchWhat::NasSearch(n) => super::bench_nas::nas_search(n),
     }
 }
 

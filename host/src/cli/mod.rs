@@ -1,6 +1,7 @@
 //! The `lightsnn` command line.
 
 mod bench;
+mod bench_nas;
 mod common;
 mod eval;
 mod export;

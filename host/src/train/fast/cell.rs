@@ -79,7 +79,7 @@ impl CellPlan {
                 Op::Zero => continue,
                 Op::Skip => EdgeOp::Skip,
                 Op::AvgPool => EdgeOp::AvgPool,
-                Op::MaxPool => return None,
+                Op::MaxPool | Op::Conv3Th05 | Op::Conv3Th15 => return None,
                 Op::Conv1 | Op::Conv3 => {
                     let k = if op == Op::Conv3 { 3 } else { 1 };
                     has_lif[from] = true;

@@ -79,6 +79,9 @@ impl FastNet {
         if cfg.stem_pool {
             return Err("the stem's max pool (DVS128 Gesture)".into());
         }
+        if !cfg.downsample.is_max() {
+            return Err("average-pool downsampling (the SpikeNAS-Bench network)".into());
+        }
         if cfg.lif.v_reset != 0.0 {
             return Err("a LIF reset potential other than 0".into());
         }
@@ -88,7 +91,8 @@ impl FastNet {
             return Err("map sizes that the max pools do not divide".into());
         }
         let plan = |name: &str, c: usize, hw: (usize, usize)| {
-            CellPlan::new(g, name, c, hw).ok_or_else(|| "the maxpool op".to_string())
+            CellPlan::new(g, name, c, hw)
+                .ok_or_else(|| "the maxpool op or a thresholded conv op (conv3@0.5, conv3@1.5)".to_string())
         };
         Ok(FastNet {
             cfg: cfg.clone(),

@@ -1,0 +1,304 @@
+//! `lightsnn bench nas` and `lightsnn bench nas-search`: the search judged on SpikeNAS-Bench.
+
+use super::common::DeviceArg;
+use crate::config::{NetConfig, Overrides, Preset};
+use crate::data::{Dataset, DatasetKind, Split as DataSplit};
+use crate::nasbench::evolution::EvolutionConfig;
+use crate::nasbench::proxies::{Proxy, ProxySetup, WeightsFrom};
+use crate::nasbench::search_run::{MethodSpec, SearchRunConfig};
+use crate::nasbench::{proxy_run, sample, search_run, Split, Table, NUM_CELLS};
+use crate::progress::Progress;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+/// Which ids a proxy run may sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdPool {
+    /// Every id; figures are reported per split.
+    All,
+    /// Only the development ids (`id % 5 != 0`): for choosing settings without seeing the
+    /// held-out cells.
+    Dev,
+    /// Only the held-out ids (`id % 5 == 0`).
+    HeldOut,
+}
+
+/// Options of the network, data and device shared by both benchmark commands.
+#[derive(Args, Debug)]
+pub struct BenchNetArgs {
+    /// The benchmark table: SpikeNAS-Bench's one-file CSV, or its folder layout
+    /// (`data/CIFAR10/<id>/train_process.txt`).
+    #[arg(long)]
+    table: PathBuf,
+    /// CIFAR-10 folder (binary layout) for the score batches [default: the built-in sample].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Width multiplier of the SpikeNAS-Bench network's 128/256 channels.
+    #[arg(long, default_value_t = 1.0 / 16.0)]
+    width: f64,
+    /// Timesteps T [default: the benchmark's 5].
+    #[arg(long)]
+    timesteps: Option<usize>,
+    /// Hidden units H [default: the benchmark's 1024].
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in `--out` (same options).
+    #[arg(long)]
+    resume: bool,
+}
+
+impl BenchNetArgs {
+    fn net(&self) -> Result<NetConfig> {
+        Ok(NetConfig::for_preset(
+            Preset::SpikenasBench,
+            &Overrides {
+                width: Some(self.width),
+                timesteps: self.timesteps,
+                hidden: self.hidden,
+                votes: None,
+            },
+        )?)
+    }
+
+    fn load(&self, timesteps: usize) -> Result<(Dataset, String)> {
+        match &self.data {
+            Some(dir) => Ok((
+                Dataset::load(DatasetKind::Cifar10, dir, DataSplit::Train, timesteps)?,
+                dir.display().to_string(),
+            )),
+            None => Ok((
+                crate::data::sample::cifar10_sample(DataSplit::Train)?,
+                crate::data::sample::SAMPLE_LABEL.to_string(),
+            )),
+        }
+    }
+
+    fn table(&self) -> Result<Table> {
+        Table::read(&self.table).map_err(Into::into)
+    }
+}
+
+/// Options of `lightsnn bench nas`.
+#[derive(Args, Debug)]
+pub struct NasArgs {
+    #[command(flatten)]
+    net: BenchNetArgs,
+    /// Cells to score: a sample stratified by conv count (all cells of the pool if larger).
+    #[arg(long, default_value_t = 1000)]
+    cells: usize,
+    /// Which ids the sample is drawn from.
+    #[arg(long, value_enum, default_value = "all")]
+    ids: IdPool,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 0)]
+    sample_seed: u64,
+    /// Proxies, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sahd,sahd-running,naswot,params,grad-norm")]
+    proxies: Vec<Proxy>,
+    /// Samples per score batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Score batches per cell.
+    #[arg(long, default_value_t = 2)]
+    repeats: usize,
+    /// Seed of the weights and batches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the untrained weights come from.
+    #[arg(long, value_enum, default_value = "shared")]
+    weights: WeightsFrom,
+    /// Cells of the sample scored again at wider widths (the first ones of the sample).
+    #[arg(long, default_value_t = 100)]
+    transfer_cells: usize,
+    /// Width multipliers of the transfer check, relative to `--width`.
+    #[arg(long, value_delimiter = ',', default_value = "2,4")]
+    transfer_factors: Vec<f64>,
+    /// Bootstrap resamples of the intervals.
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+}
+
+/// Options of `lightsnn bench nas-search`.
+#[derive(Args, Debug)]
+pub struct NasSearchArgs {
+    #[command(flatten)]
+    net: BenchNetArgs,
+    /// Seeds `seed .. seed + seeds - 1`; every method runs once per seed.
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Methods, comma-separated: prune, random-K (SNASNet's random search over K cells),
+    /// uniform (one random cell), evolution-Q (regularized evolution, Q table queries).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "prune,random-100,random-1000,uniform,evolution-100,evolution-1000"
+    )]
+    methods: Vec<String>,
+    /// Search batch of the pruning search.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Search batch of SNASNet's random search [default: SNASNet's 256].
+    #[arg(long, default_value_t = crate::search::random::SNASNET_SEARCH_BATCH)]
+    random_batch: usize,
+    /// Score repeats of both scoring searches.
+    #[arg(long, default_value_t = 2)]
+    repeats: usize,
+}
+
+/// A progress bar for the benchmark commands.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, total: u64, what: &str) {
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(what.to_string());
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn note(&self, line: &str) {
+        self.0.println(line);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn bar() -> Bar {
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    Bar(pb)
+}
+
+/// Runs `lightsnn bench nas`.
+pub fn nas(a: NasArgs) -> Result<()> {
+    let table = a.net.table()?;
+    let net = a.net.net()?;
+    let device = a.net.device.open()?;
+    let pool: Vec<u32> = table
+        .records()
+        .iter()
+        .map(|r| r.id)
+        .filter(|&id| match a.ids {
+            IdPool::All => true,
+            IdPool::Dev => Split::of(id) == Split::Dev,
+            IdPool::HeldOut => Split::of(id) == Split::HeldOut,
+        })
+        .collect();
+    if pool.is_empty() {
+        bail!(
+            "{}: no cells of the requested ids ({:?})",
+            table.source().display(),
+            a.ids
+        );
+    }
+    if a.proxies.is_empty() {
+        bail!("--proxies: name at least one proxy");
+    }
+    let cells = sample::stratified(&pool, a.cells, a.sample_seed);
+    let transfer_cells: Vec<u32> = cells.iter().copied().take(a.transfer_cells).collect();
+    let (data, data_label) = a.net.load(net.timesteps)?;
+    let cfg = proxy_run::ProxyRunConfig {
+        format: proxy_run::CONFIG_FORMAT.to_string(),
+        setup: ProxySetup {
+            net,
+            batch: a.batch,
+            repeats: a.repeats,
+            seed: a.seed,
+            weights: a.weights,
+        },
+        proxies: a.proxies.clone(),
+        cells,
+        transfer_cells,
+        transfer_factors: a.transfer_factors.clone(),
+        bootstrap: a.bootstrap,
+        data: data_label,
+        table: a.net.table.display().to_string(),
+    };
+    eprintln!(
+        "bench nas: {} of {} cells ({} held out), C1/C2 {}/{}, T {}, batch {}, {} repeat(s), weights {:?}, into {}",
+        cfg.cells.len(),
+        table.len(),
+        cfg.cells.iter().filter(|&&i| Split::of(i) == Split::HeldOut).count(),
+        cfg.setup.net.c1,
+        cfg.setup.net.c2,
+        cfg.setup.net.timesteps,
+        cfg.setup.batch,
+        cfg.setup.repeats,
+        cfg.setup.weights,
+        a.net.out.display()
+    );
+    let report = proxy_run::run(
+        &cfg,
+        &table,
+        &data,
+        &device,
+        &a.net.out,
+        a.net.resume,
+        &bar(),
+    )?;
+    print!("{}", proxy_run::report_markdown(&report));
+    Ok(())
+}
+
+/// Runs `lightsnn bench nas-search`.
+pub fn nas_search(a: NasSearchArgs) -> Result<()> {
+    let table = a.net.table()?;
+    if table.len() < NUM_CELLS as usize {
+        bail!(
+            "{}: holds {} of the benchmark's {NUM_CELLS} cells; the method comparison needs the \
+             whole table",
+            table.source().display(),
+            table.len()
+        );
+    }
+    let net = a.net.net()?;
+    let device = a.net.device.open()?;
+    let methods = a
+        .methods
+        .iter()
+        .map(|m| MethodSpec::parse(m))
+        .collect::<Result<Vec<_>>>()
+        .context("--methods")?;
+    let (data, data_label) = a.net.load(net.timesteps)?;
+    let cfg = SearchRunConfig {
+        format: search_run::CONFIG_FORMAT.to_string(),
+        net,
+        prune_batch: a.batch,
+        random_batch: a.random_batch,
+        repeats: a.repeats,
+        seeds: (a.seed..a.seed + a.seeds).collect(),
+        methods,
+        evolution: EvolutionConfig::default(),
+        data: data_label,
+        table: a.net.table.display().to_string(),
+    };
+    let report = search_run::run(
+        &cfg,
+        &table,
+        &data,
+        &device,
+        &a.net.out,
+        a.net.resume,
+        &bar(),
+    )?;
+    print!("{}", search_run::report_markdown(&report));
+    Ok(())
+}
