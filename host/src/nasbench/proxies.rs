@@ -6,6 +6,7 @@ use crate::config::NetConfig;
 use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};
 use crate::progress::Progress;
+use crate::search::random::sample::effective;
 use crate::search::{KernelPath, Scorer};
 use crate::train::LossKind;
 use anyhow::{bail, Context, Result};
@@ -41,8 +42,14 @@ pub enum Proxy {
     SahdRunning,
     /// NASWOT: ln|det K| of the plain Hamming kernel (`n - H`), batch statistics.
     Naswot,
+    /// SAHD (batch statistics) of the cell's effective network: the ops of dangling nodes
+    /// removed (an op whose value never reaches the output cannot change it, but its LIF's
+    /// spikes would still enter the kernel).
+    SahdEff,
     /// The network's trainable parameter count.
     Params,
+    /// The trainable parameter count of the cell's effective network (dangling ops removed).
+    ParamsEff,
     /// The sum over weight tensors (convolutions and linear layers) of the L2 norm of the
     /// cross-entropy gradient through the surrogate, on the first score batch
     /// (Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021).
@@ -51,11 +58,13 @@ pub enum Proxy {
 
 impl Proxy {
     /// Every proxy, in report order.
-    pub const ALL: [Proxy; 5] = [
+    pub const ALL: [Proxy; 7] = [
         Proxy::Sahd,
         Proxy::SahdRunning,
         Proxy::Naswot,
+        Proxy::SahdEff,
         Proxy::Params,
+        Proxy::ParamsEff,
         Proxy::GradNorm,
     ];
 
@@ -65,7 +74,9 @@ impl Proxy {
             Proxy::Sahd => "sahd",
             Proxy::SahdRunning => "sahd-running",
             Proxy::Naswot => "naswot",
+            Proxy::SahdEff => "sahd-eff",
             Proxy::Params => "params",
+            Proxy::ParamsEff => "params-eff",
             Proxy::GradNorm => "grad-norm",
         }
     }
@@ -173,26 +184,26 @@ pub fn score_cells(
         None => None,
     };
     let wants = |p: Proxy| proxies.contains(&p);
-    let kernel_modes: Vec<Mode> = [
-        (
-            wants(Proxy::Sahd) || wants(Proxy::Naswot),
-            Mode::ScoreBatchStats,
-        ),
-        (wants(Proxy::SahdRunning), Mode::ScoreRunningStats),
-    ]
-    .into_iter()
-    .filter_map(|(w, m)| w.then_some(m))
-    .collect();
+    let need = KernelNeeds {
+        batch_stats: wants(Proxy::Sahd) || wants(Proxy::Naswot) || wants(Proxy::SahdEff),
+        running: wants(Proxy::SahdRunning),
+        effective: wants(Proxy::SahdEff),
+    };
     if let Some(s) = &shared_scorer {
-        for &m in &kernel_modes {
-            s.prepare(&xs, m)?;
+        if need.batch_stats {
+            s.prepare(&xs, Mode::ScoreBatchStats)?;
+        }
+        if need.running {
+            s.prepare(&xs, Mode::ScoreRunningStats)?;
         }
     }
+    let kernel_proxies = [Proxy::Sahd, Proxy::SahdRunning, Proxy::Naswot, Proxy::SahdEff];
     let mut seconds: Vec<(Proxy, f64)> = proxies.iter().map(|&p| (p, 0.0)).collect();
     let mut add_secs = |p: &[Proxy], s: f64| {
+        let mine: Vec<Proxy> = p.iter().copied().filter(|q| proxies.contains(q)).collect();
         for (q, t) in seconds.iter_mut() {
-            if p.contains(q) {
-                *t += s / p.len() as f64;
+            if mine.contains(q) {
+                *t += s / mine.len() as f64;
             }
         }
     };
@@ -201,65 +212,46 @@ pub fn score_cells(
     progress.start(cells.len() as u64, "scoring benchmark cells");
     for (ci, group) in cells.chunks(chunk).enumerate() {
         let t0 = Instant::now();
-        let kernel_scores: Vec<[f64; 3]> = {
-            let one = |cell: &BenchCell| -> Result<[f64; 3]> {
-                let g = genotype_of(*cell)?;
-                let mixing = Mixing::single_path(&g);
-                match &shared_scorer {
-                    Some(s) => kernel_proxies(s, &mixing, &xs, &kernel_modes, setup.batch),
-                    None => {
-                        let alive: Vec<Vec<Op>> = g.ops().iter().map(|&o| vec![o]).collect();
-                        let net =
-                            Network::new(&setup.net, &alive, cell_seed(setup.seed, *cell), device)?;
-                        let s = Scorer::new(&net, path)?;
-                        kernel_proxies(&s, &mixing, &xs, &kernel_modes, setup.batch)
-                    }
-                }
-            };
-            if kernel_modes.is_empty() {
-                vec![[f64::NAN; 3]; group.len()]
-            } else {
-                match &shared_scorer {
-                    Some(s) => s.map_candidates(group, one)?,
-                    None => {
-                        use rayon::prelude::*;
-                        if path == KernelPath::CpuEvent {
-                            group.par_iter().map(one).collect::<Result<_>>()?
-                        } else {
-                            group.iter().map(one).collect::<Result<_>>()?
-                        }
-                    }
+        let one = |cell: &BenchCell| -> Result<KernelScores> {
+            let g = genotype_of(*cell)?;
+            match &shared_scorer {
+                Some(s) => kernel_scores(s, &g, &xs, need, setup.batch),
+                None => {
+                    let net = single_path_net(setup, &g, *cell, device)?;
+                    kernel_scores(&Scorer::new(&net, path)?, &g, &xs, need, setup.batch)
                 }
             }
         };
-        add_secs(
-            &[Proxy::Sahd, Proxy::SahdRunning, Proxy::Naswot],
-            t0.elapsed().as_secs_f64(),
-        );
+        let scores: Vec<KernelScores> = if !(need.batch_stats || need.running) {
+            vec![KernelScores::default(); group.len()]
+        } else if let Some(s) = &shared_scorer {
+            s.map_candidates(group, one)?
+        } else if path == KernelPath::CpuEvent {
+            use rayon::prelude::*;
+            group.par_iter().map(one).collect::<Result<_>>()?
+        } else {
+            group.iter().map(one).collect::<Result<_>>()?
+        };
+        add_secs(&kernel_proxies, t0.elapsed().as_secs_f64());
         for (k, cell) in group.iter().enumerate() {
             let g = genotype_of(*cell)?;
             let mut out = Vec::with_capacity(proxies.len());
             for &p in proxies {
                 let t0 = Instant::now();
                 let v = match p {
-                    Proxy::Sahd => kernel_scores[k][0],
-                    Proxy::Naswot => kernel_scores[k][1],
-                    Proxy::SahdRunning => kernel_scores[k][2],
+                    Proxy::Sahd => scores[k].sahd,
+                    Proxy::Naswot => scores[k].naswot,
+                    Proxy::SahdRunning => scores[k].sahd_running,
+                    Proxy::SahdEff => scores[k].sahd_eff,
                     Proxy::Params => param_count(&setup.net, &g) as f64,
+                    Proxy::ParamsEff => param_count(&setup.net, &effective(&g)?) as f64,
                     Proxy::GradNorm => {
                         let (x, labels) = &batches[0];
                         let mixing = Mixing::single_path(&g);
                         let v = match &shared {
                             Some(net) => grad_norm(net, &mixing, x, labels)?,
                             None => {
-                                let alive: Vec<Vec<Op>> =
-                                    g.ops().iter().map(|&o| vec![o]).collect();
-                                let net = Network::new(
-                                    &setup.net,
-                                    &alive,
-                                    cell_seed(setup.seed, *cell),
-                                    device,
-                                )?;
+                                let net = single_path_net(setup, &g, *cell, device)?;
                                 grad_norm(&net, &mixing, x, labels)?
                             }
                         };
@@ -277,46 +269,102 @@ pub fn score_cells(
     Ok(seconds)
 }
 
-/// The seed of a cell's own network ([`WeightsFrom::PerCell`]).
-fn cell_seed(seed: u64, cell: BenchCell) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(cell.id())
+/// The network of one cell ([`WeightsFrom::PerCell`]): its own ops only, drawn from the seed
+/// and the cell's id.
+fn single_path_net(
+    setup: &ProxySetup,
+    g: &Genotype,
+    cell: BenchCell,
+    device: &Device,
+) -> Result<Network> {
+    let alive: Vec<Vec<Op>> = g.ops().iter().map(|&o| vec![o]).collect();
+    let seed = setup.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(cell.id());
+    Network::new(&setup.net, &alive, seed, device)
 }
 
-/// `[sahd, naswot, sahd-running]` of one cell, each averaged over the batches (NaN where its
-/// mode was not asked for). SAHD and NASWOT observe the same batch-statistics pass.
-fn kernel_proxies(
+/// Which kernel passes a cell needs.
+#[derive(Clone, Copy, Debug)]
+struct KernelNeeds {
+    /// A batch-statistics pass (SAHD and NASWOT).
+    batch_stats: bool,
+    /// A running-statistics pass.
+    running: bool,
+    /// The effective cell's SAHD (a second batch-statistics pass where it differs).
+    effective: bool,
+}
+
+/// The kernel-based scores of one cell, each averaged over the batches; NaN where not asked.
+#[derive(Clone, Copy, Debug)]
+struct KernelScores {
+    sahd: f64,
+    naswot: f64,
+    sahd_running: f64,
+    sahd_eff: f64,
+}
+
+impl Default for KernelScores {
+    fn default() -> Self {
+        KernelScores {
+            sahd: f64::NAN,
+            naswot: f64::NAN,
+            sahd_running: f64::NAN,
+            sahd_eff: f64::NAN,
+        }
+    }
+}
+
+/// The kernel scores of cell `g` on `xs` with scorer `s`. SAHD and NASWOT observe the same
+/// batch-statistics pass; the effective cell reuses it when nothing dangles.
+fn kernel_scores(
+    s: &Scorer<'_>,
+    g: &Genotype,
+    xs: &[Tensor],
+    need: KernelNeeds,
+    n: usize,
+) -> Result<KernelScores> {
+    let mut out = KernelScores::default();
+    let mixing = Mixing::single_path(g);
+    if need.batch_stats {
+        (out.sahd, out.naswot) = mean_pair(s, &mixing, xs, Mode::ScoreBatchStats, n)?;
+    }
+    if need.running {
+        out.sahd_running = mean_pair(s, &mixing, xs, Mode::ScoreRunningStats, n)?.0;
+    }
+    if need.effective {
+        let eff = effective(g)?;
+        out.sahd_eff = if &eff == g {
+            out.sahd
+        } else {
+            mean_pair(s, &Mixing::single_path(&eff), xs, Mode::ScoreBatchStats, n)?.0
+        };
+    }
+    Ok(out)
+}
+
+/// (SAHD, NASWOT) of `mixing` in `mode`, each averaged over `xs`, from one pass per batch.
+fn mean_pair(
     s: &Scorer<'_>,
     mixing: &Mixing,
     xs: &[Tensor],
-    modes: &[Mode],
+    mode: Mode,
     n: usize,
-) -> Result<[f64; 3]> {
-    let mut out = [f64::NAN; 3];
+) -> Result<(f64, f64)> {
     let mut scratch = vec![0f64; n * n + n];
-    for &mode in modes {
-        let (mut sums, mut naswot) = (0.0, 0.0);
-        for x in xs {
-            let (mut a, mut b) = (vec![0f64; n * n], vec![0f64; n * n]);
-            let mut ka = SahdKernel::new(n, &mut a).context("SAHD kernel")?;
-            let mut kb = SahdKernel::new(n, &mut b)
-                .context("NASWOT kernel")?
-                .with_distance(Distance::Hamming);
-            s.observe_batch(mixing, x, mode, &mut (&mut ka, &mut kb))?;
-            ka.check().context("SAHD kernel")?;
-            kb.check().context("NASWOT kernel")?;
-            sums += ka.score(&mut scratch).context("SAHD log-det")?;
-            naswot += kb.score(&mut scratch).context("NASWOT log-det")?;
-        }
-        let r = xs.len() as f64;
-        match mode {
-            Mode::ScoreBatchStats => {
-                out[0] = sums / r;
-                out[1] = naswot / r;
-            }
-            _ => out[2] = sums / r,
-        }
+    let (mut sahd, mut naswot) = (0.0, 0.0);
+    for x in xs {
+        let (mut a, mut b) = (vec![0f64; n * n], vec![0f64; n * n]);
+        let mut ka = SahdKernel::new(n, &mut a).context("SAHD kernel")?;
+        let mut kb = SahdKernel::new(n, &mut b)
+            .context("NASWOT kernel")?
+            .with_distance(Distance::Hamming);
+        s.observe_batch(mixing, x, mode, &mut (&mut ka, &mut kb))?;
+        ka.check().context("SAHD kernel")?;
+        kb.check().context("NASWOT kernel")?;
+        sahd += ka.score(&mut scratch).context("SAHD log-det")?;
+        naswot += kb.score(&mut scratch).context("NASWOT log-det")?;
     }
-    Ok(out)
+    let r = xs.len() as f64;
+    Ok((sahd / r, naswot / r))
 }
 
 /// Trainable parameters of the network of `cfg` with cell `g` (weights, BatchNorm's affine

@@ -180,7 +180,12 @@ pub fn run(
         transfer_csv.push_str(n);
     }
     transfer_csv.push('\n');
-    for &factor in &cfg.transfer_factors {
+    let factors: &[f64] = if cells.is_empty() {
+        &[]
+    } else {
+        &cfg.transfer_factors
+    };
+    for &factor in factors {
         let mut wide = cfg.setup.clone();
         wide.net.c1 = ((cfg.setup.net.c1 as f64) * factor).round().max(1.0) as usize;
         wide.net.c2 = ((cfg.setup.net.c2 as f64) * factor).round().max(1.0) as usize;
@@ -228,7 +233,7 @@ pub fn run(
             });
         }
     }
-    if !cfg.transfer_factors.is_empty() {
+    if !factors.is_empty() {
         write_atomic(&out.join("transfer.csv"), transfer_csv.as_bytes())?;
     }
     let mut all_stats = Vec::new();

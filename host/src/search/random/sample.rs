@@ -117,6 +117,24 @@ pub fn genotype_of(cell: CellType, m: &ConnectionMatrix) -> Result<Genotype> {
     Ok(Genotype::new(cell, &ops)?)
 }
 
+/// The connection matrix of `g`.
+pub fn matrix_of(g: &Genotype) -> ConnectionMatrix {
+    let mut m = [[Op::Zero; NUM_NODES]; NUM_NODES];
+    for (e, op) in g.edges() {
+        m[e.from as usize][e.to as usize] = op;
+    }
+    m
+}
+
+/// The effective cell of `g`: `g` with every edge of a dangling node removed (step 2), i.e.
+/// only the ops on paths from the input to the output. It computes the same output as `g`: a
+/// removed op's value never reaches node 3.
+pub fn effective(g: &Genotype) -> Result<Genotype> {
+    let mut m = matrix_of(g);
+    remove_dangling(&mut m);
+    genotype_of(g.cell(), &m)
+}
+
 /// One random cell drawn as SNASNet draws it (steps 1-3, redrawing until accepted).
 ///
 /// Fails when `ops` lacks `zero` (SNASNet's absent edge, needed for the unchosen direction and
@@ -238,6 +256,20 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    #[test]
+    fn effective_cells_keep_only_input_to_output_paths() {
+        // forward cell 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
+        let g: Genotype = "conv3,zero,conv3,skip,zero,zero".parse().unwrap();
+        // node 2 never reaches node 3, so 2<-1 goes; node 1 then reaches nothing: 1<-0 goes
+        assert_eq!(effective(&g).unwrap().to_string(), "zero,zero,zero,skip,zero,zero");
+        let g: Genotype = "zero,conv3,conv3,zero,conv3,conv3".parse().unwrap();
+        // node 1 has no input: 2<-1 and 3<-1 go
+        assert_eq!(effective(&g).unwrap().to_string(), "zero,conv3,zero,zero,zero,conv3");
+        let full: Genotype = "conv3,conv3,conv3,conv3,conv3,conv3".parse().unwrap();
+        assert_eq!(effective(&full).unwrap(), full);
+        assert_eq!(matrix_of(&full)[1][3], Op::Conv3);
     }
 
     #[test]
