@@ -76,7 +76,12 @@ mod tests;
 mod weights;
 
 pub use crate::observer::{SpikeCodes, SpikeObserver};
-pub use crate::skeleton::{LayerId, MAX_LAYERS};
+pub use crate::skeleton::LayerId;
+
+/// Most LIF layers the engine reports: one per cell node, one after each cell, the hidden one
+/// (it runs the network's own threshold only, see [`Model::new`]; the host's networks may have
+/// up to [`skeleton::MAX_LAYERS`](crate::skeleton::MAX_LAYERS)).
+pub const MAX_LAYERS: usize = crate::skeleton::MAX_BASE_LAYERS;
 pub use error::EngineError;
 pub use fixed::{lif_charge, lif_update, round_shift, sat_i16, sat_i32};
 pub use input::{quantize_input_f32, quantize_input_u8};

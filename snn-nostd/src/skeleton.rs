@@ -91,6 +91,11 @@ impl fmt::Display for LayerId {
 /// the hidden one.
 pub const MAX_LAYERS: usize = 2 * NUM_NODES * LIF_CLASSES + 3;
 
+/// Maximum number of LIF layers of a network whose LIFs all fire at the network's threshold
+/// ([`LifClass::Th10`]: no thresholded convs): one per node in each cell, one after each cell,
+/// the hidden one.
+pub const MAX_BASE_LAYERS: usize = 2 * NUM_NODES + 3;
+
 /// Conv op counts of one (node, LIF class): `[3x3, 1x1]`.
 pub type ConvCounts = [u32; 2];
 
@@ -304,7 +309,7 @@ mod tests {
         t.add(Edge { to: 1, from: 0 }, Conv3);
         assert_eq!(t.lif_multiplicities()[0], [0, 2, 2]);
         assert_eq!(t.convs[0][LifClass::Th10.index()], [1, 1]);
-        assert_eq!(MAX_LAYERS, 27);
+        assert_eq!((MAX_LAYERS, MAX_BASE_LAYERS), (27, 11));
     }
 
     #[test]
