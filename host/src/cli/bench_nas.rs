@@ -101,7 +101,12 @@ pub struct NasArgs {
     #[arg(long, default_value_t = 0)]
     sample_seed: u64,
     /// Proxies, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "sahd,sahd-running,naswot,params,grad-norm")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sahd,sahd-running,naswot,params,grad-norm"
+    )]
     proxies: Vec<Proxy>,
     /// Samples per score batch.
     #[arg(long, default_value_t = 32)]

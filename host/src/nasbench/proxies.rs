@@ -197,7 +197,12 @@ pub fn score_cells(
             s.prepare(&xs, Mode::ScoreRunningStats)?;
         }
     }
-    let kernel_proxies = [Proxy::Sahd, Proxy::SahdRunning, Proxy::Naswot, Proxy::SahdEff];
+    let kernel_proxies = [
+        Proxy::Sahd,
+        Proxy::SahdRunning,
+        Proxy::Naswot,
+        Proxy::SahdEff,
+    ];
     let mut seconds: Vec<(Proxy, f64)> = proxies.iter().map(|&p| (p, 0.0)).collect();
     let mut add_secs = |p: &[Proxy], s: f64| {
         let mine: Vec<Proxy> = p.iter().copied().filter(|q| proxies.contains(q)).collect();

@@ -263,10 +263,16 @@ mod tests {
         // forward cell 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
         let g: Genotype = "conv3,zero,conv3,skip,zero,zero".parse().unwrap();
         // node 2 never reaches node 3, so 2<-1 goes; node 1 then reaches nothing: 1<-0 goes
-        assert_eq!(effective(&g).unwrap().to_string(), "zero,zero,zero,skip,zero,zero");
+        assert_eq!(
+            effective(&g).unwrap().to_string(),
+            "zero,zero,zero,skip,zero,zero"
+        );
         let g: Genotype = "zero,conv3,conv3,zero,conv3,conv3".parse().unwrap();
         // node 1 has no input: 2<-1 and 3<-1 go
-        assert_eq!(effective(&g).unwrap().to_string(), "zero,conv3,zero,zero,zero,conv3");
+        assert_eq!(
+            effective(&g).unwrap().to_string(),
+            "zero,conv3,zero,zero,zero,conv3"
+        );
         let full: Genotype = "conv3,conv3,conv3,conv3,conv3,conv3".parse().unwrap();
         assert_eq!(effective(&full).unwrap(), full);
         assert_eq!(matrix_of(&full)[1][3], Op::Conv3);

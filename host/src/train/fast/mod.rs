@@ -91,8 +91,9 @@ impl FastNet {
             return Err("map sizes that the max pools do not divide".into());
         }
         let plan = |name: &str, c: usize, hw: (usize, usize)| {
-            CellPlan::new(g, name, c, hw)
-                .ok_or_else(|| "the maxpool op or a thresholded conv op (conv3@0.5, conv3@1.5)".to_string())
+            CellPlan::new(g, name, c, hw).ok_or_else(|| {
+                "the maxpool op or a thresholded conv op (conv3@0.5, conv3@1.5)".to_string()
+            })
         };
         Ok(FastNet {
             cfg: cfg.clone(),
