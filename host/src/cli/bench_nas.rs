@@ -100,12 +100,13 @@ pub struct NasArgs {
     /// Seed of the sample.
     #[arg(long, default_value_t = 0)]
     sample_seed: u64,
-    /// Proxies, comma-separated.
+    /// Proxies, comma-separated. `grad-norm` (a Candle backward pass per cell, far slower than
+    /// the spike scores: docs/spikenas-bench.md) is not in the default list.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "sahd,sahd-running,naswot,params,grad-norm"
+        default_value = "sahd,sahd-running,naswot,sahd-eff,params,params-eff"
     )]
     proxies: Vec<Proxy>,
     /// Samples per score batch.
@@ -118,7 +119,7 @@ pub struct NasArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Where the untrained weights come from.
-    #[arg(long, value_enum, default_value = "shared")]
+    #[arg(long, value_enum, default_value = "per-cell")]
     weights: WeightsFrom,
     /// Cells of the sample scored again at wider widths (the first ones of the sample).
     #[arg(long, default_value_t = 100)]
