@@ -94,9 +94,36 @@ pub enum ConfigError {
     /// The width multiplier is not a positive finite number.
     #[error("width multiplier must be a positive number, got {0}")]
     BadWidth(f64),
+    /// The width multiplier gives more channels than [`MAX_SIZE`].
+    #[error("width multiplier {0} gives C2 = {1} channels, above the limit of {MAX_SIZE}")]
+    HugeWidth(f64, usize),
     /// A size is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// A size is beyond any machine ([`MAX_SIZE`]); sizes below it are checked against the
+    /// free memory by the commands' estimates.
+    #[error("{name} is {value}, above the limit of {MAX_SIZE}")]
+    Huge {
+        /// Which size.
+        name: &'static str,
+        /// Its value.
+        value: usize,
+    },
+    /// A LIF constant is not a finite number, or the time constant is not positive.
+    #[error("LIF constants must be finite with tau > 0, got {0:?}")]
+    BadLif(LifParams),
+    /// The input shape or class count is not the dataset's (a hand-edited checkpoint or state).
+    #[error("{what} is {found}, but {dataset} has {expected}")]
+    NotTheDataset {
+        /// `input shape` or `classes`.
+        what: &'static str,
+        /// The dataset.
+        dataset: DatasetKind,
+        /// What the configuration says.
+        found: String,
+        /// What the dataset has.
+        expected: String,
+    },
     /// The feature map vanishes before the classifier.
     #[error(
         "input {h}x{w} is too small for the skeleton (feature map before the classifier is empty)"
@@ -108,6 +135,11 @@ pub enum ConfigError {
         w: usize,
     },
 }
+
+/// The largest channel count, hidden size, vote count or timestep count a configuration may
+/// have (2^24): far above any machine's memory, and low enough that the products of sizes in
+/// parameter counts and estimates cannot overflow.
+pub const MAX_SIZE: usize = 1 << 24;
 
 fn scale(c: usize, width: f64) -> usize {
     ((c as f64 * width).round() as usize).max(1)
@@ -127,6 +159,9 @@ impl NetConfig {
         let width = o.width.unwrap_or(1.0);
         if !(width.is_finite() && width > 0.0) {
             return Err(ConfigError::BadWidth(width));
+        }
+        if scale(c2, width) > MAX_SIZE {
+            return Err(ConfigError::HugeWidth(width, scale(c2, width)));
         }
         let cfg = NetConfig {
             dataset,
@@ -161,6 +196,35 @@ impl NetConfig {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
             }
+            if v > MAX_SIZE {
+                return Err(ConfigError::Huge { name, value: v });
+            }
+        }
+        let l = self.lif;
+        let finite = [l.tau, l.v_threshold, l.v_reset, l.alpha]
+            .iter()
+            .all(|v| v.is_finite());
+        if !(finite && l.tau > 0.0) {
+            return Err(ConfigError::BadLif(l));
+        }
+        let d = self.dataset;
+        let input = [d.channels(), d.height(), d.width()];
+        if self.input != input {
+            let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
+            return Err(ConfigError::NotTheDataset {
+                what: "input shape",
+                dataset: d,
+                found: shape(self.input),
+                expected: shape(input),
+            });
+        }
+        if self.classes != d.num_classes() {
+            return Err(ConfigError::NotTheDataset {
+                what: "classes",
+                dataset: d,
+                found: self.classes.to_string(),
+                expected: d.num_classes().to_string(),
+            });
         }
         let (h, w) = self.feature_hw();
         if h == 0 || w == 0 {
