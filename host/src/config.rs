@@ -112,17 +112,13 @@ pub enum ConfigError {
     /// A LIF constant is not a finite number, or the time constant is not positive.
     #[error("LIF constants must be finite with tau > 0, got {0:?}")]
     BadLif(LifParams),
-    /// The input shape or class count is not the dataset's (a hand-edited checkpoint or state).
-    #[error("{what} is {found}, but {dataset} has {expected}")]
-    NotTheDataset {
-        /// `input shape` or `classes`.
-        what: &'static str,
-        /// The dataset.
-        dataset: DatasetKind,
-        /// What the configuration says.
-        found: String,
-        /// What the dataset has.
-        expected: String,
+    /// A weight tensor would have more than [`MAX_PARAMS`] values.
+    #[error("the {name} would hold {count} values, above the limit of {MAX_PARAMS}")]
+    HugeTensor {
+        /// Which tensor.
+        name: &'static str,
+        /// Its values.
+        count: u128,
     },
     /// The feature map vanishes before the classifier.
     #[error(
@@ -140,6 +136,10 @@ pub enum ConfigError {
 /// have (2^24): far above any machine's memory, and low enough that the products of sizes in
 /// parameter counts and estimates cannot overflow.
 pub const MAX_SIZE: usize = 1 << 24;
+
+/// The most values one weight tensor may have (2^50, four PiB of f32): far above any machine,
+/// and low enough that parameter counts cannot overflow.
+pub const MAX_PARAMS: u64 = 1 << 50;
 
 fn scale(c: usize, width: f64) -> usize {
     ((c as f64 * width).round() as usize).max(1)
@@ -192,6 +192,10 @@ impl NetConfig {
             (self.c1, "C1"),
             (self.c2, "C2"),
             (self.pool, "pool size"),
+            (self.classes, "classes"),
+            (self.input[0], "input channels"),
+            (self.input[1], "input height"),
+            (self.input[2], "input width"),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
@@ -207,24 +211,17 @@ impl NetConfig {
         if !(finite && l.tau > 0.0) {
             return Err(ConfigError::BadLif(l));
         }
-        let d = self.dataset;
-        let input = [d.channels(), d.height(), d.width()];
-        if self.input != input {
-            let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
-            return Err(ConfigError::NotTheDataset {
-                what: "input shape",
-                dataset: d,
-                found: shape(self.input),
-                expected: shape(input),
-            });
-        }
-        if self.classes != d.num_classes() {
-            return Err(ConfigError::NotTheDataset {
-                what: "classes",
-                dataset: d,
-                found: self.classes.to_string(),
-                expected: d.num_classes().to_string(),
-            });
+        let (fh, fw) = self.feature_hw();
+        let count = |f: &[usize]| f.iter().map(|&x| x as u128).product::<u128>();
+        for (name, n) in [
+            ("stem weights", count(&[self.input[0], self.c1, 9])),
+            ("cell 2 conv weights", count(&[self.c2, self.c2, 9])),
+            ("fc1 weights", count(&[self.hidden, self.c2, fh, fw])),
+            ("fc2 weights", count(&[self.hidden, self.classes, self.votes])),
+        ] {
+            if n > MAX_PARAMS as u128 {
+                return Err(ConfigError::HugeTensor { name, count: n });
+            }
         }
         let (h, w) = self.feature_hw();
         if h == 0 || w == 0 {

@@ -451,10 +451,20 @@ mod tests {
         assert!(e.contains("--out") && e.contains("FIFO"), "{e}");
         let e = format!(
             "{:#}",
-            check_output_file("--out", Path::new("/dev/null"), &[]).unwrap_err()
+            check_output_file("--out", &char_device(), &[]).unwrap_err()
         );
         assert!(e.contains("character device"), "{e}");
         Ok(())
+    }
+
+    /// A character device of this machine (the first of /dev/null, /dev/zero, /dev/full that
+    /// still is one: on a shared machine a careless program running as root can replace one).
+    fn char_device() -> PathBuf {
+        ["/dev/null", "/dev/zero", "/dev/full"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device()))
+            .expect("a character device in /dev")
     }
 
     #[test]

@@ -143,20 +143,24 @@ fn same_network(model: &Model<'_>, model_path: &Path, meta: &CheckpointMeta, ck:
     let d = model.dims();
     let n = &meta.net;
     let blob_kind = DatasetKind::from_blob_tag(model.dataset());
-    let shape = |kind: DatasetKind, g: &str, c1, c2, h, t, v| {
-        format!("{kind}, genotype {g}, C1/C2 {c1}/{c2}, H {h}, T {t}, V {v}")
+    let shape = |kind: DatasetKind, g: &str, input: [usize; 3], sizes: [usize; 5]| {
+        let [c, h, w] = input;
+        let [c1, c2, hidden, t, v] = sizes;
+        format!("{kind} {c}x{h}x{w}, genotype {g}, C1/C2 {c1}/{c2}, H {hidden}, T {t}, V {v}")
     };
     let blob = shape(
         blob_kind,
         &model.genotype().to_string(),
-        d.c1 as usize,
-        d.c2 as usize,
-        d.hidden as usize,
-        d.t as usize,
-        d.votes as usize,
+        [d.in_c, d.in_h, d.in_w].map(usize::from),
+        [d.c1, d.c2, d.hidden, d.t, d.votes].map(usize::from),
     );
     let ckpt = match meta.genotype() {
-        Ok(g) => shape(n.dataset, &g.to_string(), n.c1, n.c2, n.hidden, n.timesteps, n.votes),
+        Ok(g) => shape(
+            n.dataset,
+            &g.to_string(),
+            n.input,
+            [n.c1, n.c2, n.hidden, n.timesteps, n.votes],
+        ),
         Err(_) => format!("genotype {:?}", meta.genotype),
     };
     if blob != ckpt {
@@ -192,7 +196,10 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
                 a.batch,
                 Pass::Eval,
                 &candle_core::Device::Cpu,
-                "lower --batch",
+                &format!(
+                    "lower --batch (the network is the one {} describes)",
+                    ck.display()
+                ),
             )?;
             Some(ck)
         }

@@ -137,13 +137,22 @@ pub fn read_tensors(
     device: &Device,
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+    tensors_from_bytes(&bytes, path, device)
+}
+
+/// [`read_tensors`] of a file's bytes (`path` names it in errors).
+pub fn tensors_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     check_finite(&st, path)?;
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+    let tensors = candle_core::safetensors::load_buffer(bytes, device)
         .with_context(|| format!("{}: cannot read the tensors", path.display()))?;
     Ok((tensors, meta))
 }
@@ -178,15 +187,17 @@ pub fn parse_meta(md: &HashMap<String, String>, origin: &str) -> Result<Checkpoi
     Ok(meta)
 }
 
-/// Reads only a checkpoint's metadata.
+/// Reads only a checkpoint's metadata (checked: a network that can exist).
 pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    parse_meta(
-        &header.metadata().clone().unwrap_or_default(),
-        &path.display().to_string(),
-    )
+    checkpoint_meta_from_bytes(&bytes, &path.display().to_string())
+}
+
+/// [`read_checkpoint_meta`] of a file's bytes (`origin` names it in errors).
+pub fn checkpoint_meta_from_bytes(bytes: &[u8], origin: &str) -> Result<CheckpointMeta> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .with_context(|| format!("{origin}: not a safetensors file"))?;
+    parse_meta(&header.metadata().clone().unwrap_or_default(), origin)
 }
 
 /// Rebuilds the single-path network saved in `path` on `device`, with its weights and BatchNorm

@@ -302,6 +302,13 @@ impl TrainState {
         Ok(st)
     }
 
+    /// Parses and checks `text`, the `state.json` at `file` (named in errors).
+    pub fn parse(text: &str, file: &Path) -> Result<TrainState> {
+        let st: TrainState = crate::fsutil::parse_format_json(file, text, STATE_FORMAT)?;
+        st.check(file)?;
+        Ok(st)
+    }
+
     /// Checks the values of a state read from `file`: the configuration, the epochs done within
     /// it, and the best epoch among them.
     pub fn check(&self, file: &Path) -> Result<()> {
