@@ -217,7 +217,10 @@ impl NetConfig {
             ("stem weights", count(&[self.input[0], self.c1, 9])),
             ("cell 2 conv weights", count(&[self.c2, self.c2, 9])),
             ("fc1 weights", count(&[self.hidden, self.c2, fh, fw])),
-            ("fc2 weights", count(&[self.hidden, self.classes, self.votes])),
+            (
+                "fc2 weights",
+                count(&[self.hidden, self.classes, self.votes]),
+            ),
         ] {
             if n > MAX_PARAMS as u128 {
                 return Err(ConfigError::HugeTensor { name, count: n });

@@ -365,6 +365,28 @@ pub fn check_output_dir(
     check_writable(flag, dir)
 }
 
+/// Reads the input file `path` whole, refusing what is not a regular file (a FIFO would block
+/// and a device never end) and a file larger than the free memory. The caller names `path`.
+pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
+    let m = std::fs::metadata(path)?;
+    if !m.is_file() {
+        return Err(std::io::Error::other(format!(
+            "it is {}, not a regular file",
+            kind_of(&m)
+        )));
+    }
+    crate::limits::check_free(m.len() as f64, "the file", "", "free some memory")
+        .map_err(std::io::Error::other)?;
+    std::fs::read(path)
+}
+
+/// [`read_input`] as UTF-8 text; `path` is named in errors.
+pub fn read_input_text(path: &Path) -> Result<String> {
+    let bytes = read_input(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", path.display()))
+}
+
 /// Reads `dir/name`, a JSON file whose `format` field must be `format`, into `T`. Every error
 /// names the file; a missing or unreadable file also asks whether `dir` is `what` (e.g. "a
 /// training run folder").
@@ -375,15 +397,14 @@ pub fn read_format_json<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T> {
     let path = dir.join(name);
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read {} (is {} {what}?)",
+    if !path.exists() {
+        bail!(
+            "cannot read {} (is {} {what}?): no such file",
             path.display(),
             dir.display()
-        )
-    })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not JSON (not UTF-8 text: {e})", path.display()))?;
+        );
+    }
+    let text = read_input_text(&path)?;
     parse_format_json(&path, &text, format)
 }
 
@@ -477,7 +498,12 @@ mod tests {
         let ck = d.path().join("ck.safetensors");
         std::fs::write(&ck, "x")?;
         let inputs: [(&str, &Path); 2] = [("--data", &data), ("--checkpoint", &ck)];
-        let err = |out: &Path| format!("{:#}", check_output_file("--out", out, &inputs).unwrap_err());
+        let err = |out: &Path| {
+            format!(
+                "{:#}",
+                check_output_file("--out", out, &inputs).unwrap_err()
+            )
+        };
         assert!(err(&list).contains("inside the --data folder"));
         // a new file beside the data is allowed
         check_output_file("--out", &data.join("new.json"), &inputs)?;
@@ -513,12 +539,39 @@ mod tests {
         std::fs::write(&arch, "x")?;
         let e = format!(
             "{:#}",
-            check_output_dir("--out", &d.path().join("run"), &["state.json"], &[("--arch", &arch)])
-                .unwrap_err()
+            check_output_dir(
+                "--out",
+                &d.path().join("run"),
+                &["state.json"],
+                &[("--arch", &arch)]
+            )
+            .unwrap_err()
         );
         assert!(e.contains("--arch"), "{e}");
         check_output_dir("--out", &d.path().join("run2"), &["state.json"], &inputs)?;
         assert!(!d.path().join("run2").exists(), "checking creates nothing");
+        Ok(())
+    }
+
+    #[test]
+    fn inputs_must_be_regular_files() -> Result<()> {
+        let d = tempfile::tempdir()?;
+        let fifo = d.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()?
+            .success());
+        // refused at once instead of blocking on the FIFO or reading a device forever
+        let e = read_input(&fifo).unwrap_err().to_string();
+        assert!(e.contains("a FIFO, not a regular file"), "{e}");
+        let e = read_input(&char_device()).unwrap_err().to_string();
+        assert!(e.contains("character device"), "{e}");
+        let e = format!("{:#}", read_input_text(d.path()).unwrap_err());
+        assert!(e.contains("a folder"), "{e}");
+        let f = d.path().join("f.json");
+        std::fs::write(&f, [0xFF, 0xFE])?;
+        let e = format!("{:#}", read_input_text(&f).unwrap_err());
+        assert!(e.contains("f.json: not UTF-8"), "{e}");
         Ok(())
     }
 
@@ -545,14 +598,19 @@ mod tests {
         let d = tempfile::tempdir()?;
         // pid 2^31 - 1 cannot be alive (above Linux's pid_max)
         let stale = d.path().join(".out.json.lightsnn-2147483647.tmp");
-        let ours = d.path().join(format!(".x.lightsnn-{}.tmp", std::process::id()));
+        let ours = d
+            .path()
+            .join(format!(".x.lightsnn-{}.tmp", std::process::id()));
         let foreign = d.path().join(".notes.1234.tmp");
         for p in [&stale, &ours, &foreign] {
             std::fs::write(p, "x")?;
         }
         write_atomic(&d.path().join("other.json"), b"{}")?;
         assert!(!stale.exists(), "stale temp removed");
-        assert!(ours.exists() && foreign.exists(), "live and foreign files kept");
+        assert!(
+            ours.exists() && foreign.exists(),
+            "live and foreign files kept"
+        );
         assert_eq!(temp_pid(OsStr::new(".a.b.lightsnn-17.tmp")), Some(17));
         assert_eq!(temp_pid(OsStr::new(".a.17.tmp")), None);
         Ok(())

@@ -127,17 +127,30 @@ mod tests {
         assert_eq!(mem_available("MemTotal: 5 kB\n"), None);
         assert_eq!(format_bytes(512.0), "512 B");
         assert_eq!(format_bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
-        assert_eq!(format_bytes(f64::INFINITY), "more bytes than can be counted");
-        assert!(format_bytes(1e30).ends_with("EiB"), "{}", format_bytes(1e30));
+        assert_eq!(
+            format_bytes(f64::INFINITY),
+            "more bytes than can be counted"
+        );
+        assert!(
+            format_bytes(1e30).ends_with("EiB"),
+            "{}",
+            format_bytes(1e30)
+        );
         assert!(available_memory().is_some(), "Linux exposes MemAvailable");
     }
 
     #[test]
     fn fits_and_refusals() {
         assert!(check_fits(1000.0, Some(1000), "x", "", "h").is_ok());
-        let e = check_fits(1001.0, Some(1000), "training", "weights 1 KiB", "lower --batch")
-            .unwrap_err()
-            .to_string();
+        let e = check_fits(
+            1001.0,
+            Some(1000),
+            "training",
+            "weights 1 KiB",
+            "lower --batch",
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "training needs about 1001 B, but only 1000 B is free (weights 1 KiB); lower --batch"

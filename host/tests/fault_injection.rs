@@ -9,39 +9,17 @@
 //! The cases form a table (not random): about a hundred runs of tiny networks, spread over two
 //! threads, that take seconds in release mode.
 
+mod common;
+
+use common::{tiny, GENOTYPE};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A genotype with convs, skips and zeros (backward cell).
-const GENOTYPE: &str = "conv3,skip,zero,conv3,conv3,zero,skip,conv3,zero,conv3,skip,conv3";
 /// One run may take this long before it counts as a hang.
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The tiny N-MNIST network every case uses (C1/C2 1/2, T 2, H 8, V 1).
-fn net_args(data: &Path) -> Vec<String> {
-    let mut v = vec!["--dataset", "nmnist", "--data"]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    v.push(data.display().to_string());
-    v.extend(
-        [
-            "--width",
-            "0.015625",
-            "--timesteps",
-            "2",
-            "--hidden",
-            "8",
-            "--votes",
-            "1",
-        ]
-        .map(String::from),
-    );
-    v
-}
 
 /// What one run gave.
 struct Run {
@@ -123,29 +101,9 @@ fn generic(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-/// A safetensors file's header JSON and data region.
-fn split_safetensors(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    (header, bytes[8 + n..].to_vec())
-}
-
-/// A safetensors file from a header and a data region.
-fn join_safetensors(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
-    let mut h = serde_json::to_vec(header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    out.extend(data);
-    out
-}
-
 /// Checkpoint mutations beyond the generic ones: huge values in its metadata, a huge header
 /// length, NaN and infinite weights with an intact header.
 fn checkpoint_mutations(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let (header, data) = split_safetensors(bytes);
     let mut out = Vec::new();
     for (field, value) in [
         ("/net/timesteps", serde_json::json!(10_000_000u64)),
@@ -156,28 +114,19 @@ fn checkpoint_mutations(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
         ("/net/lif/tau", serde_json::json!(0.0)),
         ("/genotype", serde_json::json!("conv3")),
     ] {
-        let mut h = header.clone();
-        let md = h["__metadata__"]["lightsnn"].as_str().unwrap();
-        let mut meta: serde_json::Value = serde_json::from_str(md).unwrap();
-        *meta.pointer_mut(field).unwrap() = value.clone();
-        h["__metadata__"]["lightsnn"] = serde_json::Value::String(meta.to_string());
-        out.push((format!("metadata {field} = {value}"), join_safetensors(&h, &data)));
+        let name = format!("metadata {field} = {value}");
+        out.push((name, common::with_meta_value(bytes, field, value)));
     }
     let mut huge_len = bytes.to_vec();
     huge_len[..8].copy_from_slice(&u64::MAX.to_le_bytes());
     out.push(("header length 2^64 - 1".into(), huge_len));
-    for (name, v) in [("NaN", f32::NAN), ("infinite", f32::INFINITY)] {
-        let weights: Vec<u8> = (0..data.len()).map(|i| v.to_le_bytes()[i % 4]).collect();
-        out.push((format!("{name} weights"), join_safetensors(&header, &weights)));
+    for (name, v) in [
+        ("NaN weights", f32::NAN),
+        ("infinite weights", f32::INFINITY),
+        ("weights 3e38", 3e38),
+    ] {
+        out.push((name.into(), common::with_weights(bytes, v)));
     }
-    let mut huge_weights = data.clone();
-    for c in huge_weights.chunks_exact_mut(4) {
-        c.copy_from_slice(&3e38f32.to_le_bytes());
-    }
-    out.push((
-        "weights 3e38".into(),
-        join_safetensors(&header, &huge_weights),
-    ));
     out
 }
 
@@ -220,7 +169,10 @@ fn labels_mutations(text: &[u8]) -> Vec<(String, Vec<u8>)> {
     let s = String::from_utf8_lossy(text);
     let second = s.lines().nth(1).unwrap_or_default().to_string();
     vec![
-        ("a repeated id".into(), format!("{s}{second}\r\n").into_bytes()),
+        (
+            "a repeated id".into(),
+            format!("{s}{second}\r\n").into_bytes(),
+        ),
         (
             "a huge id".into(),
             format!("{s}99999999999999999999999999\t1\r\n").into_bytes(),
@@ -253,9 +205,6 @@ struct Fixtures {
 }
 
 impl Fixtures {
-    fn data(&self) -> PathBuf {
-        self.root.path().join("nmnist")
-    }
     fn run(&self) -> PathBuf {
         self.root.path().join("run")
     }
@@ -272,86 +221,14 @@ impl Fixtures {
     fn new() -> Fixtures {
         let root = tempfile::tempdir().unwrap();
         let f = Fixtures { root };
-        let src = lightsnn_tests::shipped_data("nmnist-sample");
-        std::fs::create_dir(f.data()).unwrap();
-        for e in std::fs::read_dir(&src).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, f.data().join(p.file_name().unwrap())).unwrap();
-        }
+        let data = common::nmnist_copy(f.root.path());
         let ok = |args: Vec<String>| {
             let r = lightsnn(&args);
             assert_eq!(r.code, Some(0), "fixture {args:?}: {}", r.stderr);
         };
-        let mut train = vec!["train".into(), "--genotype".into(), GENOTYPE.into()];
-        train.extend(net_args(&f.data()));
-        train.extend(
-            [
-                "--epochs",
-                "2",
-                "--stop-after",
-                "1",
-                "--batch",
-                "8",
-                "--out",
-                f.run().to_str().unwrap(),
-            ]
-            .map(String::from),
-        );
-        ok(train);
-        ok([
-            "export",
-            "--checkpoint",
-            f.checkpoint().to_str().unwrap(),
-            "--data",
-            f.data().to_str().unwrap(),
-            "--calib",
-            "4",
-            "--out",
-            f.blob().to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec());
-        let mut study = vec![
-            "study".to_string(),
-            "--dataset".into(),
-            "nmnist".into(),
-            "--data".into(),
-            f.data().display().to_string(),
-            "--out".into(),
-            f.study().display().to_string(),
-        ];
-        study.extend(
-            [
-                "--cells",
-                "1",
-                "--noise-seeds",
-                "0",
-                "--epochs",
-                "1",
-                "--train-batch",
-                "8",
-                "--width",
-                "0.015625",
-                "--timesteps",
-                "2",
-                "--hidden",
-                "8",
-                "--search-batch",
-                "4",
-                "--search-repeats",
-                "1",
-                "--score-repeats",
-                "1",
-                "--random-samples",
-                "2",
-                "--random-batch",
-                "4",
-                "--bootstrap",
-                "10",
-            ]
-            .map(String::from),
-        );
-        ok(study);
+        ok(common::tiny_train(&data, &f.run()));
+        ok(common::tiny_export(&f.checkpoint(), &data, &f.blob()));
+        ok(common::tiny_study(&data, &f.study()));
         f
     }
 }
@@ -409,7 +286,7 @@ fn prepare(f: &Fixtures, case: &Case, dir: &Path) -> Vec<String> {
 /// The commands that read a file, as argument templates.
 fn commands_reading(what: &str) -> Vec<Vec<String>> {
     let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-    let net = net_args(Path::new("{data}"));
+    let net = tiny(Path::new("{data}"));
     let with_net = |head: &str, tail: &str| {
         let mut v = words(head);
         v.extend(net.iter().cloned());
@@ -420,7 +297,10 @@ fn commands_reading(what: &str) -> Vec<Vec<String>> {
         "search",
         "--method random-shared --samples 2 --batch 4 --repeats 1 --out {out}/s.json",
     );
-    let score = with_net(&format!("score --genotype {GENOTYPE}"), "--batch 4 --repeats 1");
+    let score = with_net(
+        &format!("score --genotype {GENOTYPE}"),
+        "--batch 4 --repeats 1",
+    );
     let train = with_net(
         &format!("train --genotype {GENOTYPE}"),
         "--epochs 1 --batch 8 --out {out}/run",
@@ -442,78 +322,95 @@ fn commands_reading(what: &str) -> Vec<Vec<String>> {
 }
 
 fn cases(f: &Fixtures) -> Vec<Case> {
-    let read = |rel: &str| std::fs::read(f.root.path().join(rel)).unwrap();
-    let mut groups: Vec<(&str, &str, Vec<(String, Vec<u8>)>, Option<&'static str>)> = Vec::new();
-    let events = |rel: &str| {
-        let b = read(rel);
+    use serde_json::json;
+    type Mutations = Vec<(String, Vec<u8>)>;
+    // the generic mutations of a fixture file and those `extra` makes of it
+    let mutate = |rel: &str, extra: &dyn Fn(&[u8]) -> Mutations| -> Mutations {
+        let b = std::fs::read(f.root.path().join(rel)).unwrap();
         let mut m = generic(&b);
-        m.extend(events_mutations(&b));
+        m.extend(extra(&b));
         m
     };
-    groups.push(("train events", "nmnist/1.bs2", events("nmnist/1.bs2"), None));
-    groups.push((
-        "test events",
-        "nmnist/60001.bs2",
-        events("nmnist/60001.bs2"),
-        None,
-    ));
-    for (what, rel) in [
-        ("train labels", "nmnist/train1K.txt"),
-        ("test labels", "nmnist/test100.txt"),
-    ] {
-        let b = read(rel);
-        let mut m = generic(&b);
-        m.extend(labels_mutations(&b));
-        groups.push((what, rel, m, None));
-    }
-    let ck = read("run/best.safetensors");
-    let mut m = generic(&ck);
-    m.extend(checkpoint_mutations(&ck));
-    groups.push(("checkpoint", "run/best.safetensors", m, None));
-    let blob = read("model.blob");
-    let mut m = generic(&blob);
-    m.extend(blob_mutations(&blob));
-    groups.push(("blob", "model.blob", m, None));
-    let state = read("run/state.json");
-    let mut m = generic(&state);
-    m.extend(json_mutations(
-        &state,
-        &[
-            ("/epoch", serde_json::json!(1_000_000_000_000u64)),
-            ("/config/epochs", serde_json::json!(0)),
-            ("/config/batch", serde_json::json!(0)),
-            ("/config/val_fraction", serde_json::json!(7.5)),
-            ("/config/optim/lr", serde_json::json!(-1.0)),
-            ("/config/net/hidden", serde_json::json!(1_000_000_000u64)),
-            ("/config/net/timesteps", serde_json::json!(10_000_000u64)),
-            ("/config/genotype", serde_json::json!("conv3,conv3")),
-            ("/best/epoch", serde_json::json!(99)),
-        ],
-    ));
-    groups.push(("state", "run/state.json", m, Some("run")));
-    let study = read("study/study.json");
-    let mut m = generic(&study);
-    m.extend(json_mutations(
-        &study,
-        &[
-            ("/config/epochs", serde_json::json!(3)),
-            ("/config/net/hidden", serde_json::json!(12)),
-            ("/config/net/timesteps", serde_json::json!(10_000_000u64)),
-            ("/config/search_batch", serde_json::json!(1)),
-        ],
-    ));
-    groups.push(("study", "study/study.json", m, Some("study")));
-    let result = read("study/cells/prune/result.json");
-    let mut m = generic(&result);
-    m.extend(json_mutations(
-        &result,
-        &[
-            ("/test_top1", serde_json::json!(2.0)),
-            ("/score_mean", serde_json::json!(1e300)),
-            ("/best_epoch", serde_json::json!(0)),
-        ],
-    ));
-    groups.push(("study", "study/cells/prune/result.json", m, Some("study")));
+    let state_edits = [
+        ("/epoch", json!(1_000_000_000_000u64)),
+        ("/config/epochs", json!(0)),
+        ("/config/batch", json!(0)),
+        ("/config/val_fraction", json!(7.5)),
+        ("/config/optim/lr", json!(-1.0)),
+        ("/config/net/hidden", json!(1_000_000_000u64)),
+        ("/config/net/timesteps", json!(10_000_000u64)),
+        ("/config/genotype", json!("conv3,conv3")),
+        ("/best/epoch", json!(99)),
+    ];
+    let study_edits = [
+        ("/config/epochs", json!(3)),
+        ("/config/net/hidden", json!(12)),
+        ("/config/net/timesteps", json!(10_000_000u64)),
+        ("/config/search_batch", json!(1)),
+    ];
+    let result_edits = [
+        ("/test_top1", json!(2.0)),
+        ("/score_mean", json!(1e300)),
+        ("/best_epoch", json!(0)),
+    ];
+    let groups: Vec<(&str, &str, Mutations, Option<&'static str>)> = vec![
+        (
+            "train events",
+            "nmnist/1.bs2",
+            mutate("nmnist/1.bs2", &events_mutations),
+            None,
+        ),
+        (
+            "test events",
+            "nmnist/60001.bs2",
+            mutate("nmnist/60001.bs2", &events_mutations),
+            None,
+        ),
+        (
+            "train labels",
+            "nmnist/train1K.txt",
+            mutate("nmnist/train1K.txt", &labels_mutations),
+            None,
+        ),
+        (
+            "test labels",
+            "nmnist/test100.txt",
+            mutate("nmnist/test100.txt", &labels_mutations),
+            None,
+        ),
+        (
+            "checkpoint",
+            "run/best.safetensors",
+            mutate("run/best.safetensors", &checkpoint_mutations),
+            None,
+        ),
+        (
+            "blob",
+            "model.blob",
+            mutate("model.blob", &blob_mutations),
+            None,
+        ),
+        (
+            "state",
+            "run/state.json",
+            mutate("run/state.json", &|b| json_mutations(b, &state_edits)),
+            Some("run"),
+        ),
+        (
+            "study",
+            "study/study.json",
+            mutate("study/study.json", &|b| json_mutations(b, &study_edits)),
+            Some("study"),
+        ),
+        (
+            "study",
+            "study/cells/prune/result.json",
+            mutate("study/cells/prune/result.json", &|b| {
+                json_mutations(b, &result_edits)
+            }),
+            Some("study"),
+        ),
+    ];
     let mut out = Vec::new();
     for (what, rel, mutations, inout) in groups {
         for args in commands_reading(what) {
@@ -552,7 +449,11 @@ fn check(f: &Fixtures, case: &Case) -> Vec<String> {
     if r.stderr.contains("panicked") || r.stdout.contains("panicked") {
         problems.push("panicked".into());
     }
-    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error")).collect();
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
     if r.code.is_some_and(|c| c != 0) {
         let name = case.file.file_name().unwrap().to_str().unwrap();
         match errors[..] {

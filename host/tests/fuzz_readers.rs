@@ -6,11 +6,14 @@
 //! own checks; none may panic. `PROPTEST_CASES` sets the number of cases (CI runs more, see
 //! `.ci/run`).
 
+mod common;
+
+use common::readers::{check_checkpoint as read_checkpoint, check_state as read_state};
+use common::GENOTYPE;
 use lightsnn::config::{DatasetKind, NetConfig, Overrides};
 use lightsnn::model::{Mixing, Network};
 use lightsnn::train::checkpoint::{
-    checkpoint_meta_from_bytes, tensors_from_bytes, tensors_to_bytes, CheckpointMeta,
-    METADATA_KEY,
+    checkpoint_meta_from_bytes, tensors_to_bytes, CheckpointMeta, METADATA_KEY,
 };
 use lightsnn::train::{
     Best, LinearInit, LossKind, OptimState, RngState, SgdConfig, TrainConfig, TrainState,
@@ -22,8 +25,6 @@ use snn_nostd::genotype::Genotype;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
-
-const GENOTYPE: &str = "conv3,skip,zero,conv3,conv3,zero,skip,conv3,zero,conv3,skip,conv3";
 
 /// A tiny N-MNIST network's configuration.
 fn net() -> NetConfig {
@@ -197,49 +198,9 @@ fn replace_leaves(v: &Value, picks: &[(usize, Value)]) -> Value {
     m
 }
 
-/// A safetensors file holding `seed`'s tensors and `meta` as its lightsnn metadata.
+/// The checkpoint seed with `meta` (any text) as its lightsnn metadata.
 fn with_metadata(meta: &str) -> Vec<u8> {
-    let bytes = checkpoint_seed();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    header["__metadata__"][METADATA_KEY] = Value::String(meta.to_string());
-    let mut h = serde_json::to_vec(&header).unwrap();
-    h.resize(h.len().div_ceil(8) * 8, b' ');
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    out.extend(&bytes[8 + n..]);
-    out
-}
-
-/// The checkpoint readers on `bytes`: an error, or metadata and tensors that pass the checks.
-fn read_checkpoint(bytes: &[u8]) {
-    if let Ok(meta) = checkpoint_meta_from_bytes(bytes, "fuzz.safetensors") {
-        meta.net.validate().expect("accepted metadata is valid");
-        if let Ok(g) = meta.genotype() {
-            Network::param_count(&meta.net, &Mixing::single_path(&g).alive());
-        }
-    }
-    let path = Path::new("fuzz.safetensors");
-    if let Ok((tensors, _)) = tensors_from_bytes(bytes, path, &candle_core::Device::Cpu) {
-        for t in tensors.values() {
-            let v: Vec<f32> = t
-                .to_dtype(candle_core::DType::F32)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            assert!(v.iter().all(|x| x.is_finite()), "accepted tensors are finite");
-        }
-    }
-}
-
-/// The `state.json` reader on `text`: an error, or a state that passes its checks.
-fn read_state(text: &str) {
-    if let Ok(st) = TrainState::parse(text, Path::new("state.json")) {
-        st.config.validate().expect("accepted configuration is valid");
-        assert!(st.epoch <= st.config.epochs);
-    }
+    common::with_meta(checkpoint_seed(), meta)
 }
 
 #[test]
@@ -262,20 +223,13 @@ proptest! {
 
     #[test]
     fn checkpoint_metadata_values(picks in prop::collection::vec((any::<usize>(), value()), 1..4)) {
-        let bytes = checkpoint_seed();
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        let meta: Value =
-            serde_json::from_str(header["__metadata__"][METADATA_KEY].as_str().unwrap()).unwrap();
+        let meta = common::checkpoint_meta(checkpoint_seed());
         read_checkpoint(&with_metadata(&replace_leaves(&meta, &picks).to_string()));
     }
 
     #[test]
     fn checkpoint_metadata_text(edits in prop::collection::vec(edit(), 1..6)) {
-        let bytes = checkpoint_seed();
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        let meta = header["__metadata__"][METADATA_KEY].as_str().unwrap();
+        let meta = common::checkpoint_meta(checkpoint_seed()).to_string();
         let text = String::from_utf8_lossy(&apply(meta.as_bytes(), &edits)).into_owned();
         read_checkpoint(&with_metadata(&text));
     }

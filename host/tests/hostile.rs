@@ -4,10 +4,11 @@
 //! message naming the file or flag and the problem, and destroys nothing. See docs/cli.md,
 //! "Errors and outputs".
 
+mod common;
+
+use common::{nmnist_copy, tiny, GENOTYPE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-const GENOTYPE: &str = "conv3,skip,zero,conv3,conv3,zero,skip,conv3,zero,conv3,skip,conv3";
 
 fn lightsnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lightsnn"))
@@ -44,38 +45,6 @@ fn fails(o: &Output, code: i32, needles: &[&str]) -> String {
     errors[0].to_string()
 }
 
-/// A copy of the shipped N-MNIST sample in `dir`.
-fn nmnist_copy(dir: &Path) -> PathBuf {
-    let src = lightsnn_tests::shipped_data("nmnist-sample");
-    let dst = dir.join("nmnist");
-    std::fs::create_dir(&dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
-    }
-    dst
-}
-
-/// The tiny N-MNIST network flags.
-fn tiny(data: &Path) -> Vec<String> {
-    [
-        "--dataset",
-        "nmnist",
-        "--data",
-        data.to_str().unwrap(),
-        "--width",
-        "0.015625",
-        "--timesteps",
-        "2",
-        "--hidden",
-        "8",
-        "--votes",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 fn run_with(head: &[&str], tail: &[String]) -> Output {
     let mut a: Vec<&str> = head.to_vec();
     a.extend(tail.iter().map(String::as_str));
@@ -86,21 +55,7 @@ fn run_with(head: &[&str], tail: &[String]) -> Output {
 fn tiny_run(dir: &Path) -> (PathBuf, PathBuf) {
     let data = nmnist_copy(dir);
     let out = dir.join("run");
-    let mut tail = tiny(&data);
-    tail.extend(
-        [
-            "--epochs",
-            "2",
-            "--stop-after",
-            "1",
-            "--batch",
-            "8",
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from),
-    );
-    let o = run_with(&["train", "--genotype", GENOTYPE], &tail);
+    let o = run_with(&[], &common::tiny_train(&data, &out));
     assert!(o.status.success(), "{}", stderr(&o));
     (data, out)
 }
@@ -132,7 +87,15 @@ fn huge_sizes_are_refused_before_allocating() {
     let data = lightsnn_tests::shipped_data("nmnist-sample");
     let data = data.to_str().unwrap();
     for t in ["1000000000", "10000000"] {
-        let o = lightsnn_limited(&["search", "--dataset", "nmnist", "--data", data, "--timesteps", t]);
+        let o = lightsnn_limited(&[
+            "search",
+            "--dataset",
+            "nmnist",
+            "--data",
+            data,
+            "--timesteps",
+            t,
+        ]);
         fails(&o, 1, &["timesteps"]);
     }
 }
@@ -142,21 +105,17 @@ fn checkpoint_metadata_sizes_are_checked() {
     let d = tempfile::tempdir().unwrap();
     let (data, run) = tiny_run(d.path());
     let bytes = std::fs::read(run.join("best.safetensors")).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let md = header["__metadata__"]["lightsnn"].as_str().unwrap();
-    let mut meta: serde_json::Value = serde_json::from_str(md).unwrap();
-    meta["net"]["timesteps"] = 10_000_000.into();
-    header["__metadata__"]["lightsnn"] = meta.to_string().into();
-    let mut h = serde_json::to_vec(&header).unwrap();
-    h.resize(h.len().div_ceil(8) * 8, b' ');
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    out.extend(&bytes[8 + n..]);
     let big = d.path().join("big.safetensors");
-    std::fs::write(&big, out).unwrap();
+    let huge_t = common::with_meta_value(&bytes, "/net/timesteps", 10_000_000.into());
+    std::fs::write(&big, huge_t).unwrap();
     let data = data.to_str().unwrap();
-    let o = lightsnn_limited(&["eval", "--checkpoint", big.to_str().unwrap(), "--data", data]);
+    let o = lightsnn_limited(&[
+        "eval",
+        "--checkpoint",
+        big.to_str().unwrap(),
+        "--data",
+        data,
+    ]);
     fails(&o, 1, &["needs about", "big.safetensors"]);
     let blob = d.path().join("m.blob");
     let o = lightsnn_limited(&[
@@ -183,19 +142,7 @@ fn outputs_that_are_inputs_or_special_files_are_refused() {
     assert_eq!(std::fs::read(&list).unwrap(), before);
     let ck = run.join("best.safetensors");
     let ck_bytes = std::fs::read(&ck).unwrap();
-    let export = |out: &Path| {
-        lightsnn(&[
-            "export",
-            "--checkpoint",
-            ck.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--calib",
-            "4",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
+    let export = |out: &Path| run_with(&[], &common::tiny_export(&ck, &data, out));
     fails(&export(&ck), 1, &["--out", "--checkpoint", "destroy"]);
     // the same file through a hard link
     let hard = d.path().join("hard.safetensors");
@@ -204,7 +151,11 @@ fn outputs_that_are_inputs_or_special_files_are_refused() {
     assert_eq!(std::fs::read(&ck).unwrap(), ck_bytes);
     // a FIFO and a device node are refused, a symlink is written through
     let fifo = d.path().join("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     fails(&export(&fifo), 1, &["--out", "FIFO"]);
     let device = ["/dev/null", "/dev/zero", "/dev/full"]
         .iter()
@@ -285,8 +236,15 @@ fn data_without_events_is_refused_or_warned_about() {
     let out = d.path().join("s.json");
     let mut tail = tiny(&data);
     tail.extend(
-        ["--method", "random-shared", "--samples", "2", "--batch", "40"]
-            .map(String::from),
+        [
+            "--method",
+            "random-shared",
+            "--samples",
+            "2",
+            "--batch",
+            "40",
+        ]
+        .map(String::from),
     );
     tail.extend(["--out".to_string(), out.display().to_string()]);
     let o = run_with(&["search"], &tail);
@@ -317,16 +275,21 @@ fn non_finite_weights_are_refused_naming_the_file() {
     let d = tempfile::tempdir().unwrap();
     let (data, run) = tiny_run(d.path());
     let bytes = std::fs::read(run.join("best.safetensors")).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut nan = bytes.clone();
-    nan[8 + n..8 + n + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     let path = d.path().join("nan.safetensors");
-    std::fs::write(&path, nan).unwrap();
+    std::fs::write(&path, common::with_weights(&bytes, f32::NAN)).unwrap();
     let (p, data) = (path.to_str().unwrap(), data.to_str().unwrap());
     let o = lightsnn(&["eval", "--checkpoint", p, "--data", data]);
     fails(&o, 1, &["nan.safetensors", "NaN"]);
     let out = d.path().join("m.blob");
-    let o = lightsnn(&["export", "--checkpoint", p, "--data", data, "--out", out.to_str().unwrap()]);
+    let o = lightsnn(&[
+        "export",
+        "--checkpoint",
+        p,
+        "--data",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     fails(&o, 1, &["nan.safetensors", "NaN"]);
 }
 
@@ -338,8 +301,15 @@ fn leftovers_and_error_texts() {
     let out = d.path().join("never");
     let mut tail = tiny(&data);
     tail.extend(
-        ["--epochs", "1", "--val-fraction", "0.99", "--out", out.to_str().unwrap()]
-            .map(String::from),
+        [
+            "--epochs",
+            "1",
+            "--val-fraction",
+            "0.99",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from),
     );
     let o = run_with(&["train", "--genotype", GENOTYPE], &tail);
     fails(&o, 1, &["--val-fraction"]);
@@ -357,7 +327,11 @@ fn leftovers_and_error_texts() {
     // the OS cause once (a DVS128 recording without its labels file)
     let dvs = d.path().join("DvsGesture");
     std::fs::create_dir(&dvs).unwrap();
-    std::fs::write(dvs.join("user01_led.aedat"), "#!AER-DAT3.1\r\n#!END-HEADER\r\n").unwrap();
+    std::fs::write(
+        dvs.join("user01_led.aedat"),
+        "#!AER-DAT3.1\r\n#!END-HEADER\r\n",
+    )
+    .unwrap();
     let o = lightsnn(&[
         "search",
         "--dataset",
@@ -394,21 +368,11 @@ fn leftovers_and_error_texts() {
 fn a_blob_and_another_checkpoint_name_the_checkpoint() {
     let d = tempfile::tempdir().unwrap();
     let (data, run) = tiny_run(d.path());
-    let data = data.to_str().unwrap();
     let blob = d.path().join("m.blob");
     let ck = run.join("best.safetensors");
-    let o = lightsnn(&[
-        "export",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--data",
-        data,
-        "--calib",
-        "4",
-        "--out",
-        blob.to_str().unwrap(),
-    ]);
+    let o = run_with(&[], &common::tiny_export(&ck, &data, &blob));
     assert!(o.status.success(), "{}", stderr(&o));
+    let data = data.to_str().unwrap();
     // another network: H 16
     let other = d.path().join("other");
     let mut tail = tiny(Path::new(data));
@@ -427,7 +391,11 @@ fn a_blob_and_another_checkpoint_name_the_checkpoint() {
         "--data",
         data,
     ]);
-    fails(&o, 1, &["--checkpoint", "other/best.safetensors", "H 16", "H 8"]);
+    fails(
+        &o,
+        1,
+        &["--checkpoint", "other/best.safetensors", "H 16", "H 8"],
+    );
 }
 
 #[test]
@@ -447,46 +415,8 @@ fn an_edited_study_is_not_resumed() {
     let d = tempfile::tempdir().unwrap();
     let data = nmnist_copy(d.path());
     let out = d.path().join("study");
-    let mut tail = vec![
-        "--dataset".to_string(),
-        "nmnist".into(),
-        "--data".into(),
-        data.display().to_string(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    tail.extend(
-        [
-            "--cells",
-            "1",
-            "--noise-seeds",
-            "0",
-            "--epochs",
-            "1",
-            "--train-batch",
-            "8",
-            "--width",
-            "0.015625",
-            "--timesteps",
-            "2",
-            "--hidden",
-            "8",
-            "--search-batch",
-            "4",
-            "--search-repeats",
-            "1",
-            "--score-repeats",
-            "1",
-            "--random-samples",
-            "2",
-            "--random-batch",
-            "4",
-            "--bootstrap",
-            "10",
-        ]
-        .map(String::from),
-    );
-    let o = run_with(&["study"], &tail);
+    let tail = common::tiny_study(&data, &out);
+    let o = run_with(&[], &tail);
     assert!(o.status.success(), "{}", stderr(&o));
     let study = out.join("study.json");
     let text = std::fs::read_to_string(&study).unwrap();

@@ -185,7 +185,9 @@ pub fn load_split(
         ),
         None => {
             if kind != DatasetKind::Cifar10 {
-                bail!("{whose}--data DIR is required for {kind}: only a CIFAR-10 sample is built in");
+                bail!(
+                    "{whose}--data DIR is required for {kind}: only a CIFAR-10 sample is built in"
+                );
             }
             (
                 crate::data::sample::cifar10_sample(split)?,

@@ -139,7 +139,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
 
 /// Refuses a `--checkpoint` (`meta`, read from `ck`) that is not the network of the blob
 /// `model` (read from `model_path`): another dataset, genotype or shape.
-fn same_network(model: &Model<'_>, model_path: &Path, meta: &CheckpointMeta, ck: &Path) -> Result<()> {
+fn same_network(
+    model: &Model<'_>,
+    model_path: &Path,
+    meta: &CheckpointMeta,
+    ck: &Path,
+) -> Result<()> {
     let d = model.dims();
     let n = &meta.net;
     let blob_kind = DatasetKind::from_blob_tag(model.dataset());
@@ -176,7 +181,7 @@ fn same_network(model: &Model<'_>, model_path: &Path, meta: &CheckpointMeta, ck:
 
 /// `--model`: the integer model on the test split; compared with `--checkpoint` when given.
 fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
-    let blob = std::fs::read(model_path)
+    let blob = crate::fsutil::read_input(model_path)
         .with_context(|| format!("cannot read {}", model_path.display()))?;
     let model = decode(&blob)
         .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;
@@ -230,12 +235,13 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
         }
         None => None,
     };
-    let c = compare(&blob, float.as_ref().map(|(n, g)| (n, g)), &data, a.batch).with_context(
-        || match &a.checkpoint {
-            Some(ck) => format!("{} against {}", model_path.display(), ck.display()),
-            None => model_path.display().to_string(),
-        },
-    )?;
+    let c =
+        compare(&blob, float.as_ref().map(|(n, g)| (n, g)), &data, a.batch).with_context(|| {
+            match &a.checkpoint {
+                Some(ck) => format!("{} against {}", model_path.display(), ck.display()),
+                None => model_path.display().to_string(),
+            }
+        })?;
     println!(
         "integer model {} ({} bytes) on {} test samples",
         model_path.display(),

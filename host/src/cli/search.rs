@@ -3,9 +3,9 @@
 use super::common::{EngineArg, NetArgs};
 use crate::data::Split;
 use crate::fsutil::{check_output_dir, check_output_file, write_atomic};
-use crate::search::estimate::frames_per_sample;
 use crate::model::Mixing;
 use crate::search::dump as dump_codes;
+use crate::search::estimate::frames_per_sample;
 use crate::search::setup::{draw_batches, round_batch_seed};
 use crate::search::stability::StabilityReport;
 use crate::search::{

@@ -196,14 +196,7 @@ pub(crate) fn parse_labels(name: &Path, text: &str) -> Result<Vec<Gesture>, Data
                 start,
                 end,
             }),
-            _ => {
-                return Err(DataError::bad_line(
-                    name,
-                    i + 1,
-                    excerpt(line),
-                    expected,
-                ))
-            }
+            _ => return Err(DataError::bad_line(name, i + 1, excerpt(line), expected)),
         }
     }
     Ok(out)

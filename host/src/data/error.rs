@@ -137,7 +137,7 @@ pub(crate) fn excerpt(line: &str) -> String {
 
 /// Reads a whole file, naming it in the error.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|e| DataError::io(path, e))
+    crate::fsutil::read_input(path).map_err(|e| DataError::io(path, e))
 }
 
 /// Reads a whole text file (lossy UTF-8), naming it in the error.

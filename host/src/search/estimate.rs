@@ -308,7 +308,8 @@ impl Estimate {
         // per sample and timestep: the cell maps, and the classifier's input, hidden and output
         // values (with their surrogate and membrane copies)
         let per_step = maps * product(&[net.c1, h1, w1])
-            + 3.0 * (net.features() as f64 + net.hidden as f64 + product(&[net.classes, net.votes]));
+            + 3.0
+                * (net.features() as f64 + net.hidden as f64 + product(&[net.classes, net.votes]));
         let act = 4.0 * product(&[batch, net.timesteps]) * per_step;
         let on_candle = weights + batch_bytes + act;
         let (host_bytes, device_bytes) = if device.is_cpu() {

@@ -175,8 +175,7 @@ pub struct Arch {
 
 /// Reads an architecture file, each error naming the file.
 pub fn read_arch(path: &Path) -> Result<Arch> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::fsutil::read_input_text(path)?;
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     match v.get("format").and_then(|f| f.as_str()) {

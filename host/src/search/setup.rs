@@ -3,11 +3,11 @@
 //! report.
 
 use super::estimate::Estimate;
-use crate::limits::available_memory;
 use super::report::{RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
 use super::score::{KernelPath, Scorer};
 use crate::config::NetConfig;
 use crate::data::Dataset;
+use crate::limits::available_memory;
 use crate::model::{Mixing, Mode, Network};
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};

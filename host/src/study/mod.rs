@@ -51,7 +51,15 @@ pub const CELL_FORMAT: &str = "lightsnn-study-cell/1";
 /// File names inside a study folder.
 pub mod files {
     /// The files written at the top of the folder.
-    pub const WRITTEN: [&str; 7] = [STUDY, SEARCH_PRUNE, SEARCH_RANDOM, REPORT, CSV, SCATTER, CELLS];
+    pub const WRITTEN: [&str; 7] = [
+        STUDY,
+        SEARCH_PRUNE,
+        SEARCH_RANDOM,
+        REPORT,
+        CSV,
+        SCATTER,
+        CELLS,
+    ];
     /// The configuration.
     pub const STUDY: &str = "study.json";
     /// The pruning search.
@@ -122,24 +130,54 @@ impl StudyConfig {
         let pairs = "must be at least 2: the SAHD kernel compares pairs of samples";
         let checks: [(bool, &'static str, &'static str, String); 10] = [
             (self.epochs == 0, "epochs", "--epochs", at_least(1)),
-            (self.train_batch == 0, "train_batch", "--train-batch", at_least(1)),
-            (self.search_batch < 2, "search_batch", "--search-batch", pairs.into()),
+            (
+                self.train_batch == 0,
+                "train_batch",
+                "--train-batch",
+                at_least(1),
+            ),
+            (
+                self.search_batch < 2,
+                "search_batch",
+                "--search-batch",
+                pairs.into(),
+            ),
             (
                 self.random_batch.is_some_and(|b| b < 2),
                 "random_batch",
                 "--random-batch",
                 pairs.into(),
             ),
-            (self.search_repeats == 0, "search_repeats", "--search-repeats", at_least(1)),
-            (self.score_repeats == 0, "score_repeats", "--score-repeats", at_least(1)),
-            (self.random_samples == 0, "random_samples", "--random-samples", at_least(1)),
+            (
+                self.search_repeats == 0,
+                "search_repeats",
+                "--search-repeats",
+                at_least(1),
+            ),
+            (
+                self.score_repeats == 0,
+                "score_repeats",
+                "--score-repeats",
+                at_least(1),
+            ),
+            (
+                self.random_samples == 0,
+                "random_samples",
+                "--random-samples",
+                at_least(1),
+            ),
             (
                 self.train_samples.is_some_and(|n| n < 10),
                 "train_samples",
                 "--train-samples",
                 at_least(10),
             ),
-            (self.test_samples == Some(0), "test_samples", "--test-samples", at_least(1)),
+            (
+                self.test_samples == Some(0),
+                "test_samples",
+                "--test-samples",
+                at_least(1),
+            ),
             (
                 !(self.lr.is_finite() && self.lr > 0.0),
                 "lr",
@@ -445,16 +483,33 @@ fn check_memory(cfg: &StudyConfig, device: &Device) -> Result<()> {
         .unwrap_or(Op::Zero);
     let heaviest = Genotype::new(cfg.net.cell, &vec![op; cfg.net.cell.num_edges()])?;
     let hint = "lower --train-batch, --width, --timesteps or --hidden";
-    check_network(&cfg.net, &heaviest, cfg.train_batch, Pass::Train, device, hint)?;
+    check_network(
+        &cfg.net,
+        &heaviest,
+        cfg.train_batch,
+        Pass::Train,
+        device,
+        hint,
+    )?;
     let eval_batch = cfg.train_batch.max(EVAL_MIN_BATCH);
     check_network(&cfg.net, &heaviest, eval_batch, Pass::Eval, device, hint)?;
     let alive: Vec<Vec<Op>> = heaviest.ops().iter().map(|&o| vec![o]).collect();
-    let shape = (cfg.search_batch, cfg.score_repeats, frames_per_sample(&cfg.net));
-    Estimate::for_scoring(&cfg.net, &alive, shape, KernelPath::for_device(device), device)
-        .check_memory_hint(
-            available_memory(),
-            "lower --search-batch, --score-repeats, --width or --timesteps",
-        )
+    let shape = (
+        cfg.search_batch,
+        cfg.score_repeats,
+        frames_per_sample(&cfg.net),
+    );
+    Estimate::for_scoring(
+        &cfg.net,
+        &alive,
+        shape,
+        KernelPath::for_device(device),
+        device,
+    )
+    .check_memory_hint(
+        available_memory(),
+        "lower --search-batch, --score-repeats, --width or --timesteps",
+    )
 }
 
 /// The smallest batch a cell is evaluated on.
@@ -508,8 +563,8 @@ fn search_stage(
     };
     let path = dir.join(name);
     if path.exists() {
-        let text =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = crate::fsutil::read_input(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let r: SearchReport = serde_json::from_slice(&text).with_context(|| {
             format!(
                 "{}: malformed search result; delete it to run that search again",
@@ -599,7 +654,12 @@ fn differences(a: &serde_json::Value, b: &serde_json::Value, at: &str, out: &mut
                 } else {
                     format!("{at}.{k}")
                 };
-                differences(x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), &path, out);
+                differences(
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    &path,
+                    out,
+                );
             }
         }
         _ if a != b => out.push(at.to_string()),
@@ -669,7 +729,8 @@ fn read_result(dir: &Path, cfg: &StudyConfig, cell: &CellPlan) -> Result<Option<
     if !path.exists() {
         return Ok(None);
     }
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::fsutil::read_input(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let r: CellResult = serde_json::from_slice(&bytes).with_context(|| {
         format!(
             "{}: corrupt cell result; delete it to retrain the cell",
@@ -743,7 +804,11 @@ fn check_result(r: &CellResult, cfg: &StudyConfig, cell: &CellPlan) -> Result<()
         );
     }
     if r.best_epoch == 0 || r.best_epoch > cfg.epochs {
-        bail!("best_epoch {} is not one of 1..={}", r.best_epoch, cfg.epochs);
+        bail!(
+            "best_epoch {} is not one of 1..={}",
+            r.best_epoch,
+            cfg.epochs
+        );
     }
     if r.scores.len() != cfg.score_repeats || r.scores.iter().any(|s| !s.is_finite()) {
         bail!(

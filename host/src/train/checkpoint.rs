@@ -136,7 +136,8 @@ pub fn read_tensors(
     path: &Path,
     device: &Device,
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::fsutil::read_input(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     tensors_from_bytes(&bytes, path, device)
 }
 
@@ -189,7 +190,8 @@ pub fn parse_meta(md: &HashMap<String, String>, origin: &str) -> Result<Checkpoi
 
 /// Reads only a checkpoint's metadata (checked: a network that can exist).
 pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::fsutil::read_input(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     checkpoint_meta_from_bytes(&bytes, &path.display().to_string())
 }
 
