@@ -345,7 +345,7 @@ pub fn check_run(
     dir: &Path,
     cfg: &TrainConfig,
     arch: Option<&Path>,
-    device: &candle_core::Device,
+    (path, device): (train::fast::TrainPath, &candle_core::Device),
 ) -> Result<()> {
     let mut inputs: Vec<(&str, &Path)> = Vec::new();
     if let Some(p) = arch {
@@ -355,11 +355,17 @@ pub fn check_run(
         inputs.push(("--data", p));
     }
     crate::fsutil::check_output_dir(flag, dir, &RUN_FILES, &inputs)?;
+    let g = cfg.genotype()?;
+    let frames = crate::search::estimate::frames_per_sample(&cfg.net);
+    let pass = match train::select_path(path, &cfg.net, &g, frames, device)? {
+        (Some(_), _) => crate::search::Pass::TrainCpu,
+        (None, _) => crate::search::Pass::Train,
+    };
     crate::search::estimate::check_network(
         &cfg.net,
-        &cfg.genotype()?,
+        &g,
         cfg.batch,
-        crate::search::Pass::Train,
+        pass,
         device,
         "lower --batch, --width, --timesteps or --hidden",
     )
@@ -380,7 +386,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let device = a.device.open()?;
     let flag = if resume { "--resume" } else { "--out" };
-    check_run(flag, &dir, &cfg, a.arch.as_deref(), &device)?;
+    check_run(flag, &dir, &cfg, a.arch.as_deref(), (a.train_path, &device))?;
     let data = load_train_data(&cfg)?;
     let ctl = RunControl {
         resume,

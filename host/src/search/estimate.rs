@@ -58,13 +58,29 @@ pub const TRAIN_MAPS_PER_CONV: f64 = 22.0;
 /// 180 for training.
 pub const EVAL_MAPS_SHARE: f64 = 0.55;
 
-/// What a Candle pass over one batch keeps alive ([`Estimate::for_network`]).
+/// Cell-1-sized maps per sample and timestep that the hand-written CPU training path
+/// (`--train-path cpu`) keeps, besides [`TRAIN_CPU_MAPS_PER_CONV`] per conv edge. Measured like
+/// [`TRAIN_MAPS_BASE`] (`lightsnn bench train --steps 1`, width 1/32, T 5, batch 32 and 96): 9.4
+/// maps with no conv edge, 34 with 9 conv3 edges, 43 with 12.
+pub const TRAIN_CPU_MAPS_BASE: f64 = 12.0;
+
+/// Cell-1-sized maps per sample and timestep that each conv edge adds on the CPU training path
+/// (see [`TRAIN_CPU_MAPS_BASE`]).
+pub const TRAIN_CPU_MAPS_PER_CONV: f64 = 3.0;
+
+/// What a pass over one batch keeps alive ([`Estimate::for_network`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
-    /// Training: every timestep's maps kept for the backward pass, and the weights' gradients
-    /// and momentum buffers besides the weights.
+    /// Candle training: every timestep's maps kept for the backward pass, and the weights'
+    /// gradients and momentum buffers besides the weights.
     Train,
-    /// Evaluation (also calibration and the integer comparison): the forward pass only.
+    /// Training on the hand-written CPU path, whose validation still runs on Candle: the peak is
+    /// the larger of the two (with the CPU path's own copies of the weights, gradients and
+    /// momentum). Measured with `lightsnn train` (width 1/32, T 5, 9 conv edges) at batch 32
+    /// and 96: 87 maps per sample and timestep, the validation's count.
+    TrainCpu,
+    /// Candle evaluation (also validation, calibration and the integer comparison): the
+    /// forward pass only.
     Eval,
 }
 
@@ -286,9 +302,11 @@ impl Estimate {
         device: &Device,
     ) -> Estimate {
         let params = 4.0 * Network::param_count(net, alive) as f64;
-        // weights; training adds their gradients and the momentum buffers
+        // weights; training adds their gradients and the momentum buffers (the CPU path its own
+        // copies of the three)
         let weights = match pass {
             Pass::Train => 3.0 * params,
+            Pass::TrainCpu => 6.0 * params,
             Pass::Eval => params,
         };
         let [c, h, w] = net.input;
@@ -299,11 +317,13 @@ impl Estimate {
             .flatten()
             .filter(|op| !matches!(op, Op::Zero | Op::Skip))
             .count();
-        let share = match pass {
-            Pass::Train => 1.0,
-            Pass::Eval => EVAL_MAPS_SHARE,
+        let candle = TRAIN_MAPS_BASE + TRAIN_MAPS_PER_CONV * convs as f64;
+        let maps = match pass {
+            Pass::Train => candle,
+            Pass::TrainCpu => (EVAL_MAPS_SHARE * candle)
+                .max(TRAIN_CPU_MAPS_BASE + TRAIN_CPU_MAPS_PER_CONV * convs as f64),
+            Pass::Eval => EVAL_MAPS_SHARE * candle,
         };
-        let maps = share * (TRAIN_MAPS_BASE + TRAIN_MAPS_PER_CONV * convs as f64);
         let (h1, w1) = net.cell1_hw();
         // per sample and timestep: the cell maps, and the classifier's input, hidden and output
         // values (with their surrogate and membrane copies)

@@ -483,22 +483,17 @@ fn check_memory(cfg: &StudyConfig, device: &Device) -> Result<()> {
         .unwrap_or(Op::Zero);
     let heaviest = Genotype::new(cfg.net.cell, &vec![op; cfg.net.cell.num_edges()])?;
     let hint = "lower --train-batch, --width, --timesteps or --hidden";
-    check_network(
-        &cfg.net,
-        &heaviest,
-        cfg.train_batch,
-        Pass::Train,
-        device,
-        hint,
-    )?;
+    let frames = frames_per_sample(&cfg.net);
+    let auto = train::fast::TrainPath::Auto;
+    let pass = match train::select_path(auto, &cfg.net, &heaviest, frames, device)? {
+        (Some(_), _) => Pass::TrainCpu,
+        (None, _) => Pass::Train,
+    };
+    check_network(&cfg.net, &heaviest, cfg.train_batch, pass, device, hint)?;
     let eval_batch = cfg.train_batch.max(EVAL_MIN_BATCH);
     check_network(&cfg.net, &heaviest, eval_batch, Pass::Eval, device, hint)?;
     let alive: Vec<Vec<Op>> = heaviest.ops().iter().map(|&o| vec![o]).collect();
-    let shape = (
-        cfg.search_batch,
-        cfg.score_repeats,
-        frames_per_sample(&cfg.net),
-    );
+    let shape = (cfg.search_batch, cfg.score_repeats, frames);
     Estimate::for_scoring(
         &cfg.net,
         &alive,
