@@ -43,25 +43,26 @@ pub fn activation_bytes(net: &NetConfig, batch: usize) -> f64 {
 
 /// Cell-1-sized f32 maps (`C1 x H1 x W1`) that Candle keeps per sample and timestep while
 /// training (forward and BPTT backward), besides [`TRAIN_MAPS_PER_CONV`] per conv or pool edge.
-/// Measured from the peak RSS of `lightsnn bench train --steps 1` (width 1/32, T 5) at two batch
-/// sizes, whose difference is the per-sample part: 41 maps with no conv edge (three skips), 234
-/// with 9 conv3 edges, 290 with 12 (the fit 41 + 20.7 per conv edge, rounded up).
+/// Measured from the peak RSS of `lightsnn bench train --steps 1 --train-path candle` (width
+/// 1/32, T 5) at two batch sizes, whose difference is the per-sample part: 41 maps with no conv
+/// edge (three skips), 234 with 8 conv3 edges, 290 with 12; 48 + 24 per conv edge bounds all
+/// three.
 pub const TRAIN_MAPS_BASE: f64 = 48.0;
 
 /// Cell-1-sized maps per sample and timestep that each conv (or pool) edge adds while training
 /// (see [`TRAIN_MAPS_BASE`]).
-pub const TRAIN_MAPS_PER_CONV: f64 = 22.0;
+pub const TRAIN_MAPS_PER_CONV: f64 = 24.0;
 
 /// The share of the training maps that an evaluation keeps: Candle records the forward graph
 /// of the weights there too, without the gradients. Measured from the peak RSS of `lightsnn
-/// eval` at batch 100 and 200 (T 2, 6 conv edges): 95 maps per sample and timestep, against
-/// 180 for training.
+/// eval` (width 1/32): 95 maps per sample and timestep with 6 conv edges (T 2, batch 100 and
+/// 200), 111 with 8 (T 5, batch 32 and 96), against 192 and 240 counted for training.
 pub const EVAL_MAPS_SHARE: f64 = 0.55;
 
 /// Cell-1-sized maps per sample and timestep that the hand-written CPU training path
 /// (`--train-path cpu`) keeps, besides [`TRAIN_CPU_MAPS_PER_CONV`] per conv edge. Measured like
 /// [`TRAIN_MAPS_BASE`] (`lightsnn bench train --steps 1`, width 1/32, T 5, batch 32 and 96): 9.4
-/// maps with no conv edge, 34 with 9 conv3 edges, 43 with 12.
+/// maps with no conv edge, 34 with 8 conv3 edges, 43 with 12.
 pub const TRAIN_CPU_MAPS_BASE: f64 = 12.0;
 
 /// Cell-1-sized maps per sample and timestep that each conv edge adds on the CPU training path
@@ -76,8 +77,8 @@ pub enum Pass {
     Train,
     /// Training on the hand-written CPU path, whose validation still runs on Candle: the peak is
     /// the larger of the two (with the CPU path's own copies of the weights, gradients and
-    /// momentum). Measured with `lightsnn train` (width 1/32, T 5, 9 conv edges) at batch 32
-    /// and 96: 87 maps per sample and timestep, the validation's count.
+    /// momentum). Measured with `lightsnn train` (width 1/32, T 5, 8 conv edges) at batch 32
+    /// and 96: 87 maps per sample and timestep, below the validation's count.
     TrainCpu,
     /// Candle evaluation (also validation, calibration and the integer comparison): the
     /// forward pass only.
@@ -509,6 +510,48 @@ mod tests {
         let err = e.check_memory(Some(1000)).unwrap_err().to_string();
         assert!(
             err.contains("1000 B is free") && err.contains("per candidate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn network_passes_follow_the_measured_map_counts() {
+        let net = demo(1.0 / 32.0);
+        let g: snn_nostd::genotype::Genotype =
+            "conv3,skip,zero,conv3,conv3,skip,conv3,conv3,zero,conv3,conv3,conv3"
+                .parse()
+                .unwrap();
+        let alive = Mixing::single_path(&g).alive();
+        let est = |pass| Estimate::for_network(&net, &alive, (64, 1), pass, &Device::Cpu);
+        let (train, cpu, eval) = (est(Pass::Train), est(Pass::TrainCpu), est(Pass::Eval));
+        // 8 conv edges: 48 + 24 * 8 = 240 maps of 8 x 32 x 32 per sample and timestep
+        let maps = 4.0 * (64 * 5 * 8 * 32 * 32) as f64;
+        let classifier = 4.0 * (64 * 5) as f64 * 3.0 * (16 * 8 * 8 + 1024 + 100) as f64;
+        assert_eq!(train.activation_bytes, 240.0 * maps + classifier);
+        assert_eq!(
+            eval.activation_bytes,
+            EVAL_MAPS_SHARE * 240.0 * maps + classifier
+        );
+        // the CPU path's peak is its Candle validation (0.55 * 240 > 12 + 3 * 8)
+        assert_eq!(cpu.activation_bytes, eval.activation_bytes);
+        assert_eq!(cpu.weight_bytes, 2.0 * train.weight_bytes);
+        assert_eq!(train.weight_bytes, 3.0 * eval.weight_bytes);
+        assert!(train.scorings_per_round.is_empty() && train.seconds.is_none());
+        assert_eq!(
+            train.host_bytes,
+            train.weight_bytes + train.data_bytes + train.activation_bytes
+        );
+        assert!(
+            train.breakdown().starts_with("weights "),
+            "{}",
+            train.breakdown()
+        );
+        let err = train
+            .check_memory_hint(Some(1 << 20), "lower --batch")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("; lower --batch") && err.contains("1.0 MiB is free"),
             "{err}"
         );
     }
