@@ -60,6 +60,19 @@ fn tiny_run(dir: &Path) -> (PathBuf, PathBuf) {
     (data, out)
 }
 
+/// A tiny run's best checkpoint changed by `mutate`, written to `dir/name`: (data, that file).
+fn mutated_checkpoint(
+    dir: &Path,
+    name: &str,
+    mutate: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> (PathBuf, PathBuf) {
+    let (data, run) = tiny_run(dir);
+    let path = dir.join(name);
+    let bytes = std::fs::read(run.join("best.safetensors")).unwrap();
+    std::fs::write(&path, mutate(&bytes)).unwrap();
+    (data, path)
+}
+
 #[test]
 fn huge_sizes_are_refused_before_allocating() {
     let d = tempfile::tempdir().unwrap();
@@ -103,11 +116,9 @@ fn huge_sizes_are_refused_before_allocating() {
 #[test]
 fn checkpoint_metadata_sizes_are_checked() {
     let d = tempfile::tempdir().unwrap();
-    let (data, run) = tiny_run(d.path());
-    let bytes = std::fs::read(run.join("best.safetensors")).unwrap();
-    let big = d.path().join("big.safetensors");
-    let huge_t = common::with_meta_value(&bytes, "/net/timesteps", 10_000_000.into());
-    std::fs::write(&big, huge_t).unwrap();
+    let (data, big) = mutated_checkpoint(d.path(), "big.safetensors", |b| {
+        common::with_meta_value(b, "/net/timesteps", 10_000_000.into())
+    });
     let data = data.to_str().unwrap();
     let o = lightsnn_limited(&[
         "eval",
@@ -273,10 +284,9 @@ fn data_without_events_is_refused_or_warned_about() {
 #[test]
 fn non_finite_weights_are_refused_naming_the_file() {
     let d = tempfile::tempdir().unwrap();
-    let (data, run) = tiny_run(d.path());
-    let bytes = std::fs::read(run.join("best.safetensors")).unwrap();
-    let path = d.path().join("nan.safetensors");
-    std::fs::write(&path, common::with_weights(&bytes, f32::NAN)).unwrap();
+    let (data, path) = mutated_checkpoint(d.path(), "nan.safetensors", |b| {
+        common::with_weights(b, f32::NAN)
+    });
     let (p, data) = (path.to_str().unwrap(), data.to_str().unwrap());
     let o = lightsnn(&["eval", "--checkpoint", p, "--data", data]);
     fails(&o, 1, &["nan.safetensors", "NaN"]);
