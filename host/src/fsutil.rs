@@ -322,7 +322,7 @@ fn check_writable(flag: &str, folder: &Path) -> Result<()> {
         format!(
             "{flag}: cannot write in {}{}",
             existing.display(),
-            if existing.as_path() == folder {
+            if std::path::absolute(folder).is_ok_and(|f| f == existing) {
                 String::new()
             } else {
                 format!(" (to create {})", folder.display())

@@ -372,6 +372,18 @@ fn leftovers_and_error_texts() {
         "--approx-maxpool",
     ]);
     fails(&o, 2, &["--approx-maxpool", "--format nir"]);
+    let reference = d.path().join("ref.json");
+    let o = lightsnn(&[
+        "export",
+        "--checkpoint",
+        run.join("best.safetensors").to_str().unwrap(),
+        "--out",
+        d.path().join("m.blob").to_str().unwrap(),
+        "--reference-out",
+        reference.to_str().unwrap(),
+    ]);
+    fails(&o, 2, &["--reference-out", "--format nir"]);
+    assert!(!reference.exists() && !d.path().join("m.blob").exists());
 }
 
 #[test]
@@ -442,4 +454,36 @@ fn an_edited_study_is_not_resumed() {
     r["test_top1"] = 2.0.into();
     std::fs::write(&result, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
     fails(&resume(), 1, &["result.json", "test_top1 2"]);
+}
+
+#[test]
+fn nir_export_creates_its_folder_only_when_it_can_write() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, run) = tiny_run(d.path());
+    let folder = d.path().join("new");
+    let out = folder.join("m.nir");
+    let ck = run.join("best.safetensors");
+    let export = |extra: &[&str]| {
+        let mut a = vec!["export", "--checkpoint", ck.to_str().unwrap()];
+        a.extend(["--format", "nir", "--out", out.to_str().unwrap()]);
+        a.extend(extra);
+        lightsnn(&a)
+    };
+    // the tiny network has a max pool, which NIR cannot hold exactly: refused, nothing created
+    let o = export(&[]);
+    if cfg!(feature = "nir") {
+        fails(&o, 1, &["--approx-maxpool"]);
+    } else {
+        fails(&o, 1, &["without NIR support"]);
+    }
+    assert!(!folder.exists());
+    let o = export(&["--approx-maxpool"]);
+    if cfg!(feature = "nir") {
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(out.is_file());
+    } else {
+        // a build without NIR refuses before it reads or creates anything
+        fails(&o, 1, &["without NIR support"]);
+        assert!(!folder.exists());
+    }
 }

@@ -67,14 +67,21 @@ pub enum Format {
 /// fit, before anything is loaded or written.
 fn check_before_work(a: &ExportArgs, batch: usize) -> Result<()> {
     if a.format == Format::Blob {
-        for (given, flag) in [
-            (a.approx_maxpool, "--approx-maxpool"),
-            (a.reference_out.is_some(), "--reference-out"),
+        for (given, flag, why) in [
+            (
+                a.approx_maxpool,
+                "--approx-maxpool",
+                "a blob is exported with the integer max pool of the device",
+            ),
+            (
+                a.reference_out.is_some(),
+                "--reference-out",
+                "the reference predictions are written for checking a NIR graph",
+            ),
         ] {
             if given {
                 return Err(super::usage(format!(
-                    "{flag} applies to --format nir only; a blob is exported with the integer \
-                     max pool of the device"
+                    "{flag} applies to --format nir only; {why}"
                 )));
             }
         }
