@@ -108,8 +108,22 @@ fn temp_pid(file_name: &OsStr) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Removes the temporary files of our naming pattern in `dir` whose process is gone (left by a
-/// run that was killed). Returns how many were removed; unreadable entries are skipped.
+/// The temporary name of `target` (a file, or a folder written whole and then renamed) for
+/// this process: `.<name>.lightsnn-<pid>.tmp` in the same folder.
+pub fn temp_path(target: &Path) -> std::io::Result<PathBuf> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} is not a file path", target.display())))?;
+    Ok(parent_dir(target).join(format!(
+        ".{}{TEMP_MARK}{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+/// Removes the temporary files (and folders) of our naming pattern in `dir` whose process is
+/// gone (left by a run that was killed). Returns how many were removed; unreadable entries are
+/// skipped.
 pub fn clean_stale_temps(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -120,11 +134,16 @@ pub fn clean_stale_temps(dir: &Path) -> usize {
         let Some(pid) = temp_pid(&entry.file_name()) else {
             continue;
         };
-        let stale = pid != me && process_alive(pid) == Some(false);
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if stale && is_file && std::fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
+        if pid == me || process_alive(pid) != Some(false) {
+            continue;
         }
+        let gone = match entry.file_type() {
+            Ok(t) if t.is_file() => std::fs::remove_file(entry.path()).is_ok(),
+            // a folder written whole before its rename (a `--dump-codes` dump)
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(entry.path()).is_ok(),
+            _ => false,
+        };
+        removed += usize::from(gone);
     }
     removed
 }
@@ -146,14 +165,7 @@ impl PendingOutput {
         let dir = parent_dir(&target);
         std::fs::create_dir_all(dir)?;
         clean_stale_temps(dir);
-        let name = target.file_name().ok_or_else(|| {
-            std::io::Error::other(format!("{} is not a file path", path.display()))
-        })?;
-        let tmp = dir.join(format!(
-            ".{}{TEMP_MARK}{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let tmp = temp_path(&target)?;
         Ok(PendingOutput {
             target,
             tmp,
@@ -605,8 +617,20 @@ mod tests {
         for p in [&stale, &ours, &foreign] {
             std::fs::write(p, "x")?;
         }
+        // a folder of a killed `--dump-codes` write, and a foreign folder of the same shape
+        let stale_dir = d.path().join(".codes.lightsnn-2147483647.tmp");
+        std::fs::create_dir_all(stale_dir.join("r0"))?;
+        std::fs::write(stale_dir.join("r0/kernel.npy"), "x")?;
+        let foreign_dir = d.path().join(".codes.2147483647.tmp");
+        std::fs::create_dir(&foreign_dir)?;
         write_atomic(&d.path().join("other.json"), b"{}")?;
         assert!(!stale.exists(), "stale temp removed");
+        assert!(!stale_dir.exists(), "stale temp folder removed");
+        assert!(foreign_dir.exists(), "foreign folder kept");
+        assert_eq!(
+            temp_path(Path::new("a/codes"))?,
+            Path::new("a").join(format!(".codes.lightsnn-{}.tmp", std::process::id()))
+        );
         assert!(
             ours.exists() && foreign.exists(),
             "live and foreign files kept"
