@@ -10,8 +10,9 @@
 //! - an existing output that is not a regular file (a folder, FIFO, device node or socket) is
 //!   refused, never replaced;
 //! - the folder that will hold the output must be writable before the work starts;
-//! - temporary files are named `.<name>.lightsnn-<pid>.tmp`; one left behind by a killed run
-//!   (its process gone) is removed by the next write into the same folder.
+//! - temporary files (and folders written whole) are named `.<name>.lightsnn-<pid>.tmp`; one
+//!   left behind by a killed run (its process gone) is removed by the next write into the same
+//!   folder.
 
 use anyhow::{bail, Context, Result};
 use std::ffi::OsStr;
