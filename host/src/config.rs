@@ -174,6 +174,9 @@ pub enum ConfigError {
     /// The width multiplier is not a positive finite number.
     #[error("width multiplier must be a positive number, got {0}")]
     BadWidth(f64),
+    /// The width multiplier gives more channels than [`MAX_SIZE`].
+    #[error("width multiplier {0} gives C2 = {1} channels, above the limit of {MAX_SIZE}")]
+    HugeWidth(f64, usize),
     /// A size is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
@@ -184,6 +187,26 @@ pub enum ConfigError {
         preset: Preset,
         /// The dataset asked for.
         dataset: DatasetKind,
+    },
+    /// A size is beyond any machine ([`MAX_SIZE`]); sizes below it are checked against the
+    /// free memory by the commands' estimates.
+    #[error("{name} is {value}, above the limit of {MAX_SIZE}")]
+    Huge {
+        /// Which size.
+        name: &'static str,
+        /// Its value.
+        value: usize,
+    },
+    /// A LIF constant is not a finite number, or the time constant is not positive.
+    #[error("LIF constants must be finite with tau > 0, got {0:?}")]
+    BadLif(LifParams),
+    /// A weight tensor would have more than [`MAX_PARAMS`] values.
+    #[error("the {name} would hold {count} values, above the limit of {MAX_PARAMS}")]
+    HugeTensor {
+        /// Which tensor.
+        name: &'static str,
+        /// Its values.
+        count: u128,
     },
     /// The feature map vanishes before the classifier.
     #[error(
@@ -196,6 +219,15 @@ pub enum ConfigError {
         w: usize,
     },
 }
+
+/// The largest channel count, hidden size, vote count or timestep count a configuration may
+/// have (2^24): far above any machine's memory, and low enough that the products of sizes in
+/// parameter counts and estimates cannot overflow.
+pub const MAX_SIZE: usize = 1 << 24;
+
+/// The most values one weight tensor may have (2^50, four PiB of f32): far above any machine,
+/// and low enough that parameter counts cannot overflow.
+pub const MAX_PARAMS: u64 = 1 << 50;
 
 fn scale(c: usize, width: f64) -> usize {
     ((c as f64 * width).round() as usize).max(1)
@@ -220,6 +252,9 @@ impl Skeleton {
         let width = o.width.unwrap_or(1.0);
         if !(width.is_finite() && width > 0.0) {
             return Err(ConfigError::BadWidth(width));
+        }
+        if scale(self.c2, width) > MAX_SIZE {
+            return Err(ConfigError::HugeWidth(width, scale(self.c2, width)));
         }
         let cfg = NetConfig {
             dataset,
@@ -342,9 +377,38 @@ impl NetConfig {
             (self.c1, "C1"),
             (self.c2, "C2"),
             (self.pool, "pool size"),
+            (self.classes, "classes"),
+            (self.input[0], "input channels"),
+            (self.input[1], "input height"),
+            (self.input[2], "input width"),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
+            }
+            if v > MAX_SIZE {
+                return Err(ConfigError::Huge { name, value: v });
+            }
+        }
+        let l = self.lif;
+        let finite = [l.tau, l.v_threshold, l.v_reset, l.alpha]
+            .iter()
+            .all(|v| v.is_finite());
+        if !(finite && l.tau > 0.0) {
+            return Err(ConfigError::BadLif(l));
+        }
+        let (fh, fw) = self.feature_hw();
+        let count = |f: &[usize]| f.iter().map(|&x| x as u128).product::<u128>();
+        for (name, n) in [
+            ("stem weights", count(&[self.input[0], self.c1, 9])),
+            ("cell 2 conv weights", count(&[self.c2, self.c2, 9])),
+            ("fc1 weights", count(&[self.hidden, self.c2, fh, fw])),
+            (
+                "fc2 weights",
+                count(&[self.hidden, self.classes, self.votes]),
+            ),
+        ] {
+            if n > MAX_PARAMS as u128 {
+                return Err(ConfigError::HugeTensor { name, count: n });
             }
         }
         let (h, w) = self.feature_hw();

@@ -6,6 +6,7 @@ pub mod config;
 pub mod data;
 pub mod export;
 pub mod fsutil;
+pub mod limits;
 pub mod model;
 pub mod nasbench;
 pub mod progress;

@@ -9,7 +9,7 @@ fn main() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     if let Err(e) = lightsnn::cli::run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        eprintln!("error: {}", lightsnn::cli::error_text(&e));
+        std::process::exit(lightsnn::cli::exit_code(&e));
     }
 }

@@ -126,6 +126,11 @@ fn bench_train(a: TrainBenchArgs) -> Result<()> {
 fn bench_search(a: SearchBenchArgs) -> Result<()> {
     // With `--json` alone, stdout carries only the JSON.
     let json_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
+    if let (Some(p), false) = (&a.json, json_stdout) {
+        let inputs: Vec<(&str, &std::path::Path)> =
+            a.data.iter().map(|d| ("--data", d.as_path())).collect();
+        crate::fsutil::check_output_file("--json", p, &inputs)?;
+    }
     let say = |line: String| {
         if json_stdout {
             eprintln!("{line}");

@@ -156,6 +156,13 @@ pub fn check_preset(
             net.dataset
         ),
         _ => Ok(()),
+/// clap parser of a count that must be at least 1 (`--batch`, `--stop-after`, ...): 0 is a
+/// usage error (exit status 2) naming the flag.
+pub(super) fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -195,25 +202,49 @@ impl NetArgs {
             .unwrap_or(DatasetKind::Cifar10)
     }
 
-    /// Loads a split, and a label describing where it came from.
-    pub fn load(&self, split: Split, timesteps: usize) -> Result<(Dataset, String)> {
-        let dataset = self.dataset();
-        match &self.data {
-            Some(dir) => {
-                let d = Dataset::load(dataset, dir, split, timesteps)?;
-                Ok((d, dir.display().to_string()))
-            }
-            None => {
-                if dataset != DatasetKind::Cifar10 {
-                    bail!(
-                        "--data DIR is required for {dataset}: only a CIFAR-10 sample is built in"
-                    );
-                }
-                Ok((
-                    crate::data::sample::cifar10_sample(split)?,
-                    crate::data::sample::SAMPLE_LABEL.to_string(),
-                ))
-            }
-        }
+    /// The inputs these options name (`--data`), for the output checks of
+    /// [`crate::fsutil`].
+    pub fn inputs(&self) -> Vec<(&'static str, &std::path::Path)> {
+        self.data.iter().map(|d| ("--data", d.as_path())).collect()
     }
+
+    /// Loads a split, and a label describing where it came from; prints the loader's warnings
+    /// (samples without events).
+    pub fn load(&self, split: Split, timesteps: usize) -> Result<(Dataset, String)> {
+        load_split(self.dataset(), self.data.as_deref(), split, timesteps, "")
+    }
+}
+
+/// Loads `split` of `kind` from `dir` or, without a folder, the built-in CIFAR-10 sample
+/// (CIFAR-10 only; `whose` names what needs the data otherwise, e.g. "x.safetensors: "), with
+/// `timesteps` frames per event sample. Prints the loader's warnings (samples without events)
+/// and returns the dataset and a label for where it came from.
+pub fn load_split(
+    kind: DatasetKind,
+    dir: Option<&std::path::Path>,
+    split: Split,
+    timesteps: usize,
+    whose: &str,
+) -> Result<(Dataset, String)> {
+    let (d, label) = match dir {
+        Some(dir) => (
+            Dataset::load(kind, dir, split, timesteps)?,
+            dir.display().to_string(),
+        ),
+        None => {
+            if kind != DatasetKind::Cifar10 {
+                bail!(
+                    "{whose}--data DIR is required for {kind}: only a CIFAR-10 sample is built in"
+                );
+            }
+            (
+                crate::data::sample::cifar10_sample(split)?,
+                crate::data::sample::SAMPLE_LABEL.to_string(),
+            )
+        }
+    };
+    for w in d.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok((d, label))
 }

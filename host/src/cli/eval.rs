@@ -1,16 +1,21 @@
 //! `lightsnn eval`: a checkpoint (Candle, float) or, with `--model`, a model blob (the integer
 //! engine of snn-nostd on the host, the firmware's code).
 
-use super::common::{check_preset, DeviceArg};
+use super::common::{check_preset, load_split, parse_positive, DeviceArg};
 use crate::config::Preset;
-use crate::data::{Dataset, DatasetKind, Split};
+use crate::data::{DatasetKind, Split};
 use crate::export::pipeline::compare;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_output_file, write_atomic};
+use crate::limits::{check_free, product};
+use crate::search::estimate::check_network;
+use crate::search::Pass;
+use crate::train::checkpoint::{read_checkpoint_meta, CheckpointMeta};
 use crate::train::{self, LossKind};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
-use snn_nostd::model::decode;
+use snn_nostd::engine::buffer_sizes;
+use snn_nostd::model::{decode, Model};
 use std::path::{Path, PathBuf};
 
 /// Options of `lightsnn eval`.
@@ -34,7 +39,7 @@ pub struct EvalArgs {
     #[arg(long, value_enum, requires = "checkpoint")]
     pub preset: Option<Preset>,
     /// Batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse_positive)]
     pub batch: usize,
     /// Device.
     #[arg(long, value_enum, default_value = "cpu")]
@@ -57,6 +62,19 @@ struct EvalFile<'a> {
 
 /// Runs `lightsnn eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
+    if let Some(json) = &a.json {
+        let mut inputs: Vec<(&str, &Path)> = vec![];
+        for (flag, p) in [
+            ("--checkpoint", &a.checkpoint),
+            ("--model", &a.model),
+            ("--data", &a.data),
+        ] {
+            if let Some(p) = p {
+                inputs.push((flag, p.as_path()));
+            }
+        }
+        check_output_file("--json", json, &inputs)?;
+    }
     if let Some(model) = &a.model {
         return run_model(model, &a);
     }
@@ -65,28 +83,29 @@ pub fn run(a: EvalArgs) -> Result<()> {
         .clone()
         .expect("clap requires --checkpoint or --model");
     let device = a.device.open()?;
+    // The network and the batches must fit before anything is loaded.
+    let described = read_checkpoint_meta(&checkpoint)?;
+    let g = described
+        .genotype()
+        .with_context(|| checkpoint.display().to_string())?;
+    check_network(
+        &described.net,
+        &g,
+        a.batch,
+        Pass::Eval,
+        &device,
+        &format!(
+            "lower --batch (the network is the one {} describes)",
+            checkpoint.display()
+        ),
+    )?;
     let (net, meta) = train::load_checkpoint(&checkpoint, &device)?;
     check_preset(&meta.net, a.preset, &checkpoint)?;
     let g = meta.genotype()?;
     let kind = meta.net.dataset;
-    let (data, label) = match &a.data {
-        Some(dir) => (
-            Dataset::load(kind, dir, Split::Test, meta.net.timesteps)?,
-            dir.display().to_string(),
-        ),
-        None => {
-            if kind != crate::data::DatasetKind::Cifar10 {
-                anyhow::bail!(
-                    "{}: the checkpoint is for {kind}; give its dataset folder with --data DIR",
-                    checkpoint.display()
-                );
-            }
-            (
-                crate::data::sample::cifar10_sample(Split::Test)?,
-                crate::data::sample::SAMPLE_LABEL.to_string(),
-            )
-        }
-    };
+    let whose = format!("{}: ", checkpoint.display());
+    let t = meta.net.timesteps;
+    let (data, label) = load_split(kind, a.data.as_deref(), Split::Test, t, &whose)?;
     println!(
         "lightsnn eval: {} (epoch {}, genotype {}, C1/C2 {}/{}, H {}, T {}) on the {kind} test split of {label}",
         checkpoint.display(),
@@ -100,6 +119,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let pb = indicatif::ProgressBar::new(data.len().div_ceil(a.batch.max(1)) as u64);
     let report = train::evaluate(&net, &g, &data, a.batch, LossKind::Ce, true, Some(&pb))?;
     pb.finish_and_clear();
+    if !report.loss.is_finite() {
+        bail!(
+            "{}: the network's outputs are not finite on the test data (loss {}); the weights \
+             are corrupt or the training diverged: use another checkpoint",
+            checkpoint.display(),
+            report.loss
+        );
+    }
     print!("{}", report.render());
     if let Some(path) = &a.json {
         let f = EvalFile {
@@ -116,9 +143,51 @@ pub fn run(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a `--checkpoint` (`meta`, read from `ck`) that is not the network of the blob
+/// `model` (read from `model_path`): another dataset, genotype or shape.
+fn same_network(
+    model: &Model<'_>,
+    model_path: &Path,
+    meta: &CheckpointMeta,
+    ck: &Path,
+) -> Result<()> {
+    let d = model.dims();
+    let n = &meta.net;
+    let blob_kind = DatasetKind::from_blob_tag(model.dataset());
+    let shape = |kind: DatasetKind, g: &str, input: [usize; 3], sizes: [usize; 5]| {
+        let [c, h, w] = input;
+        let [c1, c2, hidden, t, v] = sizes;
+        format!("{kind} {c}x{h}x{w}, genotype {g}, C1/C2 {c1}/{c2}, H {hidden}, T {t}, V {v}")
+    };
+    let blob = shape(
+        blob_kind,
+        &model.genotype().to_string(),
+        [d.in_c, d.in_h, d.in_w].map(usize::from),
+        [d.c1, d.c2, d.hidden, d.t, d.votes].map(usize::from),
+    );
+    let ckpt = match meta.genotype() {
+        Ok(g) => shape(
+            n.dataset,
+            &g.to_string(),
+            n.input,
+            [n.c1, n.c2, n.hidden, n.timesteps, n.votes],
+        ),
+        Err(_) => format!("genotype {:?}", meta.genotype),
+    };
+    if blob != ckpt {
+        bail!(
+            "--checkpoint {} ({ckpt}) is not the network of --model {} ({blob}); give the \
+             checkpoint the blob was exported from",
+            ck.display(),
+            model_path.display()
+        );
+    }
+    Ok(())
+}
+
 /// `--model`: the integer model on the test split; compared with `--checkpoint` when given.
 fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
-    let blob = std::fs::read(model_path)
+    let blob = crate::fsutil::read_input(model_path)
         .with_context(|| format!("cannot read {}", model_path.display()))?;
     let model = decode(&blob)
         .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;
@@ -126,12 +195,45 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
     // The blob records its dataset (format 2).
     let kind = DatasetKind::from_blob_tag(model.dataset());
     let t = dims.t as usize;
-    let data = match &a.data {
-        Some(d) => Dataset::load(kind, d, Split::Test, t)?,
-        None if kind == DatasetKind::Cifar10 => crate::data::sample::cifar10_sample(Split::Test)?,
-        None => bail!("--data DIR is needed for a {kind} model"),
+    // The float network must be the blob's, and fit, before any data is read.
+    let described = match &a.checkpoint {
+        Some(ck) => {
+            let meta = read_checkpoint_meta(ck)?;
+            same_network(&model, model_path, &meta, ck)?;
+            let g = meta.genotype()?;
+            check_network(
+                &meta.net,
+                &g,
+                a.batch,
+                Pass::Eval,
+                &candle_core::Device::Cpu,
+                &format!(
+                    "lower --batch (the network is the one {} describes)",
+                    ck.display()
+                ),
+            )?;
+            Some(ck)
+        }
+        None => None,
     };
-    let float = match &a.checkpoint {
+    let engine = buffer_sizes(&model).bytes_with_input() as f64;
+    let frame = product(&[dims.in_c as usize, dims.in_h as usize, dims.in_w as usize]);
+    check_free(
+        engine + 4.0 * frame * t as f64,
+        &format!("running {}", model_path.display()),
+        format!("engine buffers {engine} B"),
+        "the blob describes a network too large for this machine",
+    )?;
+    let whose = format!("{}: ", model_path.display());
+    let (data, _) = load_split(kind, a.data.as_deref(), Split::Test, t, &whose)?;
+    // every test sample is quantised from one buffer
+    check_free(
+        4.0 * data.len() as f64 * data.sample_len() as f64,
+        &format!("the {} test samples", data.len()),
+        "",
+        "evaluate a smaller test split",
+    )?;
+    let float = match described {
         Some(ck) => {
             let (net, meta) = train::load_checkpoint(ck, &candle_core::Device::Cpu)?;
             check_preset(&meta.net, a.preset, ck)?;
@@ -140,7 +242,13 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
         }
         None => None,
     };
-    let c = compare(&blob, float.as_ref().map(|(n, g)| (n, g)), &data, a.batch)?;
+    let c =
+        compare(&blob, float.as_ref().map(|(n, g)| (n, g)), &data, a.batch).with_context(|| {
+            match &a.checkpoint {
+                Some(ck) => format!("{} against {}", model_path.display(), ck.display()),
+                None => model_path.display().to_string(),
+            }
+        })?;
     println!(
         "integer model {} ({} bytes) on {} test samples",
         model_path.display(),

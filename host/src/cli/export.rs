@@ -1,15 +1,19 @@
 //! `lightsnn export`: a trained checkpoint to a quantised model blob for the device, or to a
 //! NIR graph (`--format nir`).
 
-use super::common::check_preset;
+use super::common::{check_preset, load_split, parse_positive};
 use crate::config::Preset;
 use crate::data::Split;
 use crate::export::pipeline::export_checkpoint;
 use crate::export::{board, check_fit, Bits, BOARDS};
-use anyhow::{bail, Context, Result};
+use crate::fsutil::check_output_file;
+use crate::search::estimate::{check_network, frames_per_sample};
+use crate::search::Pass;
+use crate::train::checkpoint::read_checkpoint_meta;
+use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `lightsnn export`.
 #[derive(Args, Debug)]
@@ -37,7 +41,7 @@ pub struct ExportArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Number of calibration samples.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse_positive)]
     calib: usize,
     /// What to write: `blob` (the quantised model for the device) or `nir` (a NIR graph of
     /// the float network, HDF5).
@@ -65,9 +69,74 @@ pub enum Format {
     Nir,
 }
 
+/// Checks the flags together and the outputs, and that the network and `batch` samples
+/// fit, before anything is loaded or written.
+fn check_before_work(a: &ExportArgs, batch: usize) -> Result<()> {
+    if a.format == Format::Blob {
+        for (given, flag, why) in [
+            (
+                a.approx_maxpool,
+                "--approx-maxpool",
+                "a blob is exported with the integer max pool of the device",
+            ),
+            (
+                a.reference_out.is_some(),
+                "--reference-out",
+                "the reference predictions are written for checking a NIR graph",
+            ),
+        ] {
+            if given {
+                return Err(super::usage(format!(
+                    "{flag} applies to --format nir only; {why}"
+                )));
+            }
+        }
+    }
+    let mut inputs: Vec<(&str, &Path)> = vec![("--checkpoint", &a.checkpoint)];
+    if let Some(d) = &a.data {
+        inputs.push(("--data", d));
+    }
+    check_output_file("--out", &a.out, &inputs)?;
+    if let Some(r) = &a.reference_out {
+        inputs.push(("--out", &a.out));
+        check_output_file("--reference-out", r, &inputs)?;
+    }
+    let meta = read_checkpoint_meta(&a.checkpoint)?;
+    let g = meta
+        .genotype()
+        .with_context(|| a.checkpoint.display().to_string())?;
+    check_network(
+        &meta.net,
+        &g,
+        batch,
+        Pass::Eval,
+        &Device::Cpu,
+        &format!(
+            "the network is the one {} describes; lower --calib",
+            a.checkpoint.display()
+        ),
+    )?;
+    let [c, h, w] = meta.net.input;
+    let sample = crate::limits::product(&[frames_per_sample(&meta.net), c, h, w]);
+    crate::limits::check_free(
+        4.0 * batch as f64 * sample,
+        &format!("{batch} samples of {}", a.checkpoint.display()),
+        "",
+        "lower --calib or --reference-samples",
+    )?;
+    Ok(())
+}
+
 /// `lightsnn export --format nir`.
 fn export_nir(a: &ExportArgs) -> Result<()> {
     use crate::export::nir;
+    nir::check_available()?;
+    let samples = if a.reference_out.is_some() {
+        a.reference_samples
+    } else {
+        1
+    };
+    check_before_work(a, samples)?;
     let (net, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
     check_preset(&meta.net, a.preset, &a.checkpoint)?;
     let genotype = meta.genotype()?;
@@ -90,16 +159,9 @@ fn export_nir(a: &ExportArgs) -> Result<()> {
     }
     if let Some(path) = &a.reference_out {
         let cfg = &meta.net;
-        let data = match &a.data {
-            Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Test, cfg.timesteps)?,
-            None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
-                crate::data::sample::cifar10_sample(Split::Test)?
-            }
-            None => bail!(
-                "--data DIR is needed for the reference of a {} network",
-                cfg.dataset
-            ),
-        };
+        let whose = format!("the reference of {}: ", a.checkpoint.display());
+        let split = Split::Test;
+        let (data, _) = load_split(cfg.dataset, a.data.as_deref(), split, cfg.timesteps, &whose)?;
         let r = nir::reference(&net, &genotype, &data, a.reference_samples)?;
         crate::fsutil::write_atomic(path, serde_json::to_string(&r)?.as_bytes())?;
         println!(
@@ -116,19 +178,13 @@ pub fn export(a: ExportArgs) -> Result<()> {
     if a.format == Format::Nir {
         return export_nir(&a);
     }
+    check_before_work(&a, a.calib)?;
     let (_, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
     check_preset(&meta.net, a.preset, &a.checkpoint)?;
     let cfg = meta.net.clone();
-    let data = match &a.data {
-        Some(d) => crate::data::Dataset::load(cfg.dataset, d, Split::Train, cfg.timesteps)?,
-        None if cfg.dataset == crate::data::DatasetKind::Cifar10 => {
-            crate::data::sample::cifar10_sample(Split::Train)?
-        }
-        None => bail!(
-            "--data DIR is needed to calibrate a {} network",
-            cfg.dataset
-        ),
-    };
+    let whose = format!("calibrating {}: ", a.checkpoint.display());
+    let split = Split::Train;
+    let (data, _) = load_split(cfg.dataset, a.data.as_deref(), split, cfg.timesteps, &whose)?;
     let bits = if a.bits == 16 { Bits::B16 } else { Bits::B8 };
     let e = export_checkpoint(&a.checkpoint, &data, bits, a.calib)?;
     let fp = e.footprint;

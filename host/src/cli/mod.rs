@@ -58,6 +58,44 @@ pub fn wants_serial_elementwise(args: &[String]) -> bool {
     )
 }
 
+/// A command line whose flags cannot go together or whose value is outside the flag's range
+/// (found after parsing); the binary exits with status 2 for it, as for clap's own usage
+/// errors. The message names the flag.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A [`UsageError`] as an `anyhow::Error`, for `return Err(usage(...))`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// The exit status for an error of [`run`]: 2 for a [`UsageError`] anywhere in its chain, 1
+/// otherwise.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.chain().any(|c| c.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
+}
+
+/// The one-line text of an error and its causes, `message: cause: cause`, leaving out a cause
+/// whose text is already in the line (an error that prints its source and also returns it).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.is_empty() {
+            out = s;
+        } else if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+    }
+    out
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
@@ -69,6 +107,26 @@ pub fn run() -> Result<()> {
         Command::Study(a) => study::run(*a),
         Command::Bench(a) => bench::bench(a),
         Command::Export(a) => export::export(a),
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn causes_are_printed_once_and_usage_errors_exit_2() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let text = io.to_string();
+        let e = anyhow::Error::new(io).context(format!("cannot read x: {text}"));
+        assert_eq!(error_text(&e), format!("cannot read x: {text}"));
+        assert_eq!(exit_code(&e), 1);
+        let e = Err::<(), _>(usage("--stop-after must be at least 1"))
+            .context("train")
+            .unwrap_err();
+        assert_eq!(error_text(&e), "train: --stop-after must be at least 1");
+        assert_eq!(exit_code(&e), 2);
     }
 }
 

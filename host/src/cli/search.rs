@@ -2,9 +2,10 @@
 
 use super::common::{EngineArg, NetArgs};
 use crate::data::Split;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_output_dir, check_output_file, write_atomic};
 use crate::model::Mixing;
 use crate::search::dump as dump_codes;
+use crate::search::estimate::frames_per_sample;
 use crate::search::setup::{draw_batches, round_batch_seed};
 use crate::search::stability::StabilityReport;
 use crate::search::{
@@ -101,9 +102,11 @@ pub fn progress_bar() -> ProgressBar {
 /// Runs `lightsnn search`.
 pub fn search(a: SearchArgs) -> Result<()> {
     let cfg = a.net.net_config()?;
+    if let Some(out) = &a.out {
+        check_output_file("--out", out, &a.net.inputs())?;
+    }
     let device = a.net.device.open()?;
-    let (data, label) = a.net.load(Split::Train, cfg.timesteps)?;
-    let setup = SearchSetup {
+    let mut setup = SearchSetup {
         net: cfg,
         batch: a.batch.unwrap_or(a.method.default_batch()),
         repeats: a.repeats,
@@ -112,11 +115,14 @@ pub fn search(a: SearchArgs) -> Result<()> {
         random_samples: a.samples,
         kernel_path: a.engine.kernel_path(&device),
         candidates_per_pass: a.candidates_per_pass,
-        data_label: label,
+        data_label: String::new(),
     };
     check_batch(setup.batch)?;
-    let estimate = Estimate::for_search(&setup, data.frames(), &device);
+    // Before the data is framed: what the search needs must fit.
+    let estimate = Estimate::for_search(&setup, frames_per_sample(&setup.net), &device);
     estimate.check_memory(available_memory())?;
+    let (data, label) = a.net.load(Split::Train, setup.net.timesteps)?;
+    setup.data_label = label;
     eprintln!("estimate: {}", estimate.breakdown());
     if a.seeds > 1 {
         eprintln!("(per seed; {} seeds)", a.seeds);
@@ -296,18 +302,21 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     g.check_op_set(&cfg.ops)
         .with_context(|| format!("genotype {g} does not fit --space {}", cfg.ops))?;
     check_batch(a.batch)?;
+    if let Some(dir) = &a.dump_codes {
+        check_output_dir("--dump-codes", dir, &[], &a.net.inputs())?;
+    }
     let device = a.net.device.open()?;
-    let (data, _) = a.net.load(Split::Train, cfg.timesteps)?;
     let alive: Vec<Vec<_>> = g.ops().iter().map(|&o| vec![o]).collect();
     let path = a.engine.kernel_path(&device);
     Estimate::for_scoring(
         &cfg,
         &alive,
-        (a.batch, a.repeats, data.frames()),
+        (a.batch, a.repeats, frames_per_sample(&cfg)),
         path,
         &device,
     )
     .check_memory(available_memory())?;
+    let (data, _) = a.net.load(Split::Train, cfg.timesteps)?;
     let net = crate::model::Network::new(&cfg, &alive, a.seed, &device)?;
     let batches = draw_batches(
         &data,
@@ -335,6 +344,9 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     };
     println!("genotype: {g}");
     println!("SAHD ln|det K|: {s:.6}");
+    if !s.is_finite() {
+        eprintln!("warning: {}", crate::search::score::NOT_FINITE_HELP);
+    }
     if a.dump_codes.is_some() {
         println!("SAHD ln|det K| (all digits): {s:?}");
     }

@@ -2,7 +2,8 @@
 
 use super::common::{parse_cell, parse_dataset, parse_ops, DeviceArg};
 use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
-use crate::study::{default_config, run_study, RandomBaseline, StudyConfig};
+use crate::fsutil::check_output_dir;
+use crate::study::{default_config, files, run_study, RandomBaseline, StudyConfig};
 use crate::train::LossKind;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -208,11 +209,14 @@ pub fn run(a: StudyArgs) -> Result<()> {
                     dir.join(crate::study::files::STUDY).display()
                 );
             }
+            let data = crate::study::read_study(dir)?.config.data;
+            check_output_dir("--resume", dir, &files::WRITTEN, &[("--data", &data)])?;
             run_study(dir, None, &device, false)?
         }
         None => {
             let cfg = a.config()?;
             let out = a.out.as_ref().expect("clap requires --out");
+            check_output_dir("--out", out, &files::WRITTEN, &[("--data", &cfg.data)])?;
             run_study(out, Some(&cfg), &device, false)?
         }
     };

@@ -1,6 +1,6 @@
 //! `lightsnn train`.
 
-use super::common::{DeviceArg, ShapeArgs};
+use super::common::{parse_positive, DeviceArg, ShapeArgs};
 use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
 use crate::data::{Dataset, Split};
 use crate::search::report::read_arch;
@@ -89,8 +89,9 @@ pub struct TrainArgs {
     /// Continue the run in this folder (all configuration from its state.json).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Stop after N epochs in this invocation (a time-boxed job); continue with --resume.
-    #[arg(long)]
+    /// Stop after N epochs (at least 1) in this invocation (a time-boxed job); continue with
+    /// --resume.
+    #[arg(long, value_parser = parse_positive)]
     pub stop_after: Option<usize>,
 }
 
@@ -373,9 +374,55 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
 
 /// Loads the training split a configuration names.
 pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
-    Ok(match &cfg.data {
-        Some(dir) => Dataset::load(cfg.net.dataset, dir, Split::Train, cfg.net.timesteps)?,
-        None => crate::data::sample::cifar10_sample(Split::Train)?,
+    let (kind, t) = (cfg.net.dataset, cfg.net.timesteps);
+    let (d, _) = super::common::load_split(kind, cfg.data.as_deref(), Split::Train, t, "")?;
+    Ok(d)
+}
+
+/// The files a run writes into its folder.
+pub const RUN_FILES: [&str; 6] = [
+    train::files::STATE,
+    train::files::METRICS,
+    train::files::CURVES,
+    train::files::LAST,
+    train::files::BEST,
+    train::files::OPTIM,
+];
+
+/// Checks, before any work, the run folder (an output: writable, not an input) and that the
+/// machine can hold the training.
+pub fn check_run(
+    flag: &str,
+    dir: &Path,
+    cfg: &TrainConfig,
+    arch: Option<&Path>,
+    (path, device): (train::fast::TrainPath, &candle_core::Device),
+) -> Result<()> {
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    if let Some(p) = arch {
+        inputs.push(("--arch", p));
+    }
+    if let Some(p) = &cfg.data {
+        inputs.push(("--data", p));
+    }
+    crate::fsutil::check_output_dir(flag, dir, &RUN_FILES, &inputs)?;
+    let g = cfg.genotype()?;
+    let frames = crate::search::estimate::frames_per_sample(&cfg.net);
+    let pass = match train::select_path(path, &cfg.net, &g, frames, device)? {
+        (Some(_), _) => crate::search::Pass::TrainCpu,
+        (None, _) => crate::search::Pass::Train,
+    };
+    crate::search::estimate::check_network(
+        &cfg.net,
+        &g,
+        cfg.batch,
+        pass,
+        device,
+        "lower --batch, --width, --timesteps or --hidden",
+    )
+    .with_context(|| match flag {
+        "--resume" => format!("the run of {}", dir.join(train::files::STATE).display()),
+        _ => "the run".to_string(),
     })
 }
 
@@ -389,6 +436,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     };
     let device = a.device.open()?;
+    let flag = if resume { "--resume" } else { "--out" };
+    check_run(flag, &dir, &cfg, a.arch.as_deref(), (a.train_path, &device))?;
     let data = load_train_data(&cfg)?;
     let ctl = RunControl {
         resume,

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{read_file, read_text, require_dir};
+use super::error::{excerpt, read_file, read_text, require_dir};
 use super::frames::Event;
 use super::{DataError, Split};
 
@@ -24,6 +24,9 @@ use super::{DataError, Split};
 pub const SIDE: usize = 128;
 /// Number of gesture classes.
 const CLASSES: u16 = 11;
+/// Gestures a recording holds at most in the official set (one of each class, one repeated);
+/// sizes the memory check before framing.
+pub(crate) const GESTURES_PER_RECORDING: usize = 12;
 const PACKET_HEADER: usize = 28;
 const POLARITY_EVENT: i16 = 1;
 const POLARITY_EVENT_SIZE: usize = 8;
@@ -180,19 +183,20 @@ pub(crate) fn parse_labels(name: &Path, text: &str) -> Result<Vec<Gesture>, Data
             _ => None,
         };
         match parsed {
+            Some(((_, start), end)) if start > end => {
+                return Err(DataError::bad_line(
+                    name,
+                    i + 1,
+                    format!("start {start} after end {end} in {}", excerpt(line)),
+                    "startTime_usec <= endTime_usec",
+                ))
+            }
             Some(((class, start), end)) if (1..=CLASSES).contains(&class) => out.push(Gesture {
                 label: class - 1,
                 start,
                 end,
             }),
-            _ => {
-                return Err(DataError::bad_line(
-                    name,
-                    i + 1,
-                    format!("{line:?}"),
-                    expected,
-                ))
-            }
+            _ => return Err(DataError::bad_line(name, i + 1, excerpt(line), expected)),
         }
     }
     Ok(out)

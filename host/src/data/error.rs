@@ -23,7 +23,7 @@ pub enum DataError {
         expected: String,
     },
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -55,6 +55,23 @@ pub enum DataError {
         /// What the format requires there.
         expected: String,
     },
+    /// Every sample of a split has no events: there is nothing to learn or score.
+    #[error(
+        "every one of the {samples} samples in {} has no events ({named}); the files hold no \
+         events, or their label windows select none: check the dataset",
+        dir.display()
+    )]
+    NoEvents {
+        /// The dataset folder.
+        dir: PathBuf,
+        /// How many samples.
+        samples: usize,
+        /// Some of them, by file.
+        named: String,
+    },
+    /// Loading would need more memory than is free.
+    #[error(transparent)]
+    TooLarge(#[from] crate::limits::TooLarge),
     /// An argument that cannot be honoured (unknown dataset name, zero timesteps, ...).
     #[error("{0}")]
     InvalidArgument(String),
@@ -108,9 +125,19 @@ impl DataError {
     }
 }
 
+/// `line` quoted for a message, cut after 60 characters (a binary file read as text can be one
+/// very long line).
+pub(crate) fn excerpt(line: &str) -> String {
+    const MAX: usize = 60;
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &line[..cut], line.len()),
+        None => format!("{line:?}"),
+    }
+}
+
 /// Reads a whole file, naming it in the error.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|e| DataError::io(path, e))
+    crate::fsutil::read_input(path).map_err(|e| DataError::io(path, e))
 }
 
 /// Reads a whole text file (lossy UTF-8), naming it in the error.

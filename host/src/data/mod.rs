@@ -48,6 +48,8 @@ pub struct Dataset {
     /// CIFAR-100 coarse labels; empty for the other datasets.
     coarse: Vec<u16>,
     samples: Samples,
+    /// What the loader found suspicious but usable (samples without events), in words.
+    warnings: Vec<String>,
 }
 
 impl Dataset {
@@ -64,6 +66,23 @@ impl Dataset {
         split: Split,
         timesteps: usize,
     ) -> Result<Dataset, DataError> {
+        let d = Dataset::load_any(kind, dir, split, timesteps)?;
+        if d.is_empty() {
+            return Err(DataError::missing(
+                dir,
+                format!("no {kind} {split} samples (the split's files or label list are empty)"),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// [`Dataset::load`], also of a split without samples.
+    fn load_any(
+        kind: DatasetKind,
+        dir: &Path,
+        split: Split,
+        timesteps: usize,
+    ) -> Result<Dataset, DataError> {
         match kind {
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
                 Ok(Dataset::from_records(kind, cifar::load(kind, dir, split)?))
@@ -71,15 +90,28 @@ impl Dataset {
             DatasetKind::Nmnist => {
                 check_timesteps(timesteps)?;
                 let files = nmnist::split_files(dir, split)?;
-                let (frames, labels) = frame_files(kind, &files, timesteps, |(path, label)| {
+                let framing = Framing {
+                    kind,
+                    dir,
+                    timesteps,
+                    samples_per_file: 1,
+                };
+                let name = |(path, _): &nmnist::Labelled| path.display().to_string();
+                framing.frame(&files, name, |(path, label)| {
                     Ok(vec![(nmnist::read_events(path)?, *label)])
-                })?;
-                Ok(Dataset::from_frames(kind, labels, frames))
+                })
             }
             DatasetKind::Dvs128 => {
                 check_timesteps(timesteps)?;
                 let files = dvs::split_files(dir, split)?;
-                let (frames, labels) = frame_files(kind, &files, timesteps, |path| {
+                let framing = Framing {
+                    kind,
+                    dir,
+                    timesteps,
+                    samples_per_file: dvs::GESTURES_PER_RECORDING,
+                };
+                let name = |path: &std::path::PathBuf| path.display().to_string();
+                framing.frame(&files, name, |path| {
                     let (events, gestures) = dvs::read_recording(path)?;
                     Ok(gestures
                         .iter()
@@ -92,8 +124,7 @@ impl Dataset {
                             (window, g.label)
                         })
                         .collect())
-                })?;
-                Ok(Dataset::from_frames(kind, labels, frames))
+                })
             }
         }
     }
@@ -166,6 +197,7 @@ impl Dataset {
             labels: r.labels,
             coarse: r.coarse,
             samples: Samples::Images(r.pixels),
+            warnings: Vec::new(),
         }
     }
 
@@ -175,7 +207,14 @@ impl Dataset {
             labels,
             coarse: Vec::new(),
             samples: Samples::Events(frames),
+            warnings: Vec::new(),
         }
+    }
+
+    /// What the loader found suspicious but usable, in words (e.g. samples without events,
+    /// which are all-zero inputs); the commands print them as warnings.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Which dataset this is.
@@ -309,6 +348,7 @@ impl Dataset {
                 indices.iter().map(|&i| self.coarse[i]).collect()
             },
             samples,
+            warnings: self.warnings.clone(),
         }
     }
 }
@@ -334,54 +374,129 @@ fn check_timesteps(timesteps: usize) -> Result<(), DataError> {
     Ok(())
 }
 
-/// Reads and frames event files in parallel (order preserved). `read` turns one file into its
-/// labelled samples (events in time order, label).
-fn frame_files<T: Sync>(
+/// Event samples shown in a warning or error before "and N more".
+const NAMED_SAMPLES: usize = 3;
+
+/// How the event files of one split are framed.
+struct Framing<'a> {
     kind: DatasetKind,
-    files: &[T],
+    /// The dataset folder (for messages).
+    dir: &'a Path,
     timesteps: usize,
-    read: impl Fn(&T) -> Result<Vec<(Vec<Event>, u16)>, DataError> + Sync,
-) -> Result<(EventFrames, Vec<u16>), DataError> {
-    let (h, w) = (kind.height(), kind.width());
-    let cells_per_frame = kind.channels() * h * w;
-    let frame_chunk = |chunk: &[T]| -> Result<(EventFrames, Vec<u16>), DataError> {
+    /// Labelled samples a file holds at most (for the memory check before framing).
+    samples_per_file: usize,
+}
+
+impl Framing<'_> {
+    /// Checks that the frame index of the files' samples fits in memory: `T + 1` offsets per
+    /// sample, before any is allocated (a huge `--timesteps` would otherwise abort here).
+    fn check_memory(&self, files: usize) -> Result<(), DataError> {
+        let samples = crate::limits::product(&[files, self.samples_per_file]);
+        let needed = samples * (self.timesteps as f64 + 1.0) * 8.0;
+        crate::limits::check_free(
+            needed,
+            &format!(
+                "framing {} into {} frames per sample",
+                self.dir.display(),
+                self.timesteps
+            ),
+            format!("{samples} samples"),
+            "lower --timesteps",
+        )?;
+        Ok(())
+    }
+
+    /// Reads and frames event files in parallel (order preserved) into a dataset. `read` turns
+    /// one file into its labelled samples (events in time order, label); `name` names a file.
+    /// Samples without events become warnings; a split whose samples all lack events is an
+    /// error.
+    fn frame<T: Sync>(
+        &self,
+        files: &[T],
+        name: impl Fn(&T) -> String + Sync,
+        read: impl Fn(&T) -> Result<Vec<(Vec<Event>, u16)>, DataError> + Sync,
+    ) -> Result<Dataset, DataError> {
+        self.check_memory(files.len())?;
+        let kind = self.kind;
+        let (h, w) = (kind.height(), kind.width());
+        let cells_per_frame = kind.channels() * h * w;
+        let timesteps = self.timesteps;
+        type Part = (EventFrames, Vec<u16>, Vec<String>);
+        let frame_chunk = |chunk: &[T]| -> Result<Part, DataError> {
+            let mut frames = EventFrames::new(timesteps, cells_per_frame);
+            let mut labels = Vec::new();
+            let mut empty = Vec::new();
+            let mut scratch = Vec::new();
+            let mut cells = Vec::new();
+            for file in chunk {
+                let samples = read(file)?;
+                let several = samples.len() > 1;
+                for (k, (events, label)) in samples.into_iter().enumerate() {
+                    if events.is_empty() {
+                        empty.push(if several {
+                            format!("{} (sample {})", name(file), k + 1)
+                        } else {
+                            name(file)
+                        });
+                    }
+                    cells.clear();
+                    cells.extend(events.iter().map(|e| e.cell(h, w)));
+                    frames.push_sample(&cells, &mut scratch);
+                    labels.push(label);
+                }
+            }
+            Ok((frames, labels, empty))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(files.len().div_ceil(16))
+            .max(1);
+        let chunk_len = files.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<Part, DataError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(chunk_len)
+                .map(|chunk| s.spawn(move || frame_chunk(chunk)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("event reader thread panicked"))
+                .collect()
+        });
         let mut frames = EventFrames::new(timesteps, cells_per_frame);
         let mut labels = Vec::new();
-        let mut scratch = Vec::new();
-        let mut cells = Vec::new();
-        for file in chunk {
-            for (events, label) in read(file)? {
-                cells.clear();
-                cells.extend(events.iter().map(|e| e.cell(h, w)));
-                frames.push_sample(&cells, &mut scratch);
-                labels.push(label);
-            }
+        let mut empty = Vec::new();
+        for part in parts {
+            let (f, l, e) = part?;
+            frames.append(&f);
+            labels.extend(l);
+            empty.extend(e);
         }
-        Ok((frames, labels))
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().div_ceil(16))
-        .max(1);
-    let chunk_len = files.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<(EventFrames, Vec<u16>), DataError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk_len)
-            .map(|chunk| s.spawn(move || frame_chunk(chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("event reader thread panicked"))
-            .collect()
-    });
-    let mut frames = EventFrames::new(timesteps, cells_per_frame);
-    let mut labels = Vec::new();
-    for part in parts {
-        let (f, l) = part?;
-        frames.append(&f);
-        labels.extend(l);
+        let mut d = Dataset::from_frames(kind, labels, frames);
+        if !empty.is_empty() {
+            let named = empty[..empty.len().min(NAMED_SAMPLES)].join(", ");
+            let more = empty.len().saturating_sub(NAMED_SAMPLES);
+            let named = if more > 0 {
+                format!("{named} and {more} more")
+            } else {
+                named
+            };
+            if empty.len() == d.len() {
+                return Err(DataError::NoEvents {
+                    dir: self.dir.to_path_buf(),
+                    samples: d.len(),
+                    named,
+                });
+            }
+            d.warnings.push(format!(
+                "{} of the {} samples in {} have no events ({named}): they are all-zero inputs; \
+                 check those files or leave them out of the split",
+                empty.len(),
+                d.len(),
+                self.dir.display()
+            ));
+        }
+        Ok(d)
     }
-    Ok((frames, labels))
 }
 
 /// Seeded, reproducible split of `0..n` into `(train, val)` index lists: `val` has

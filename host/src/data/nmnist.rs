@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{read_file, read_text, require_dir};
+use super::error::{excerpt, read_file, read_text, require_dir};
 use super::frames::Event;
 use super::{DataError, Split};
 
@@ -99,6 +99,8 @@ fn read_label_list(dir: &Path, path: &Path) -> Result<Vec<Labelled>, DataError> 
     let text = read_text(path)?;
     let expected = "`<id><TAB><class>` with a numeric id and a class 0..9";
     let mut out = Vec::new();
+    // the line of each id seen (a repeated id would count one sample twice)
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || (i == 0 && line.starts_with('#')) {
@@ -109,7 +111,7 @@ fn read_label_list(dir: &Path, path: &Path) -> Result<Vec<Labelled>, DataError> 
             return Err(DataError::bad_line(
                 path,
                 i + 1,
-                format!("{} fields in {line:?}", fields.len()),
+                format!("{} fields in {}", fields.len(), excerpt(line)),
                 expected,
             ));
         };
@@ -132,7 +134,34 @@ fn read_label_list(dir: &Path, path: &Path) -> Result<Vec<Labelled>, DataError> 
                 ))
             }
         };
-        out.push((dir.join(format!("{id}.bs2")), label));
+        // the same id names the same file (`<id>.bs2`)
+        if let Some(first) = seen.insert(id.to_string(), i + 1) {
+            return Err(DataError::bad_line(
+                path,
+                i + 1,
+                format!("id {id} repeats line {first}"),
+                "each id once",
+            ));
+        }
+        let file = dir.join(format!("{id}.bs2"));
+        if !file.is_file() {
+            return Err(DataError::bad_line(
+                path,
+                i + 1,
+                format!("id {id} has no file {}", file.display()),
+                "an <id>.bs2 file beside the list for every id",
+            ));
+        }
+        out.push((file, label));
+    }
+    if out.is_empty() {
+        return Err(DataError::missing(
+            dir,
+            format!(
+                "no samples listed in {}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        ));
     }
     Ok(out)
 }

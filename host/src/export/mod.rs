@@ -62,13 +62,13 @@ pub enum ExportError {
         got: usize,
     },
     /// The quantised model could not be encoded.
-    #[error("{0}")]
+    #[error(transparent)]
     Encode(#[from] EncodeError),
     /// A blob could not be decoded.
-    #[error("{0}")]
+    #[error(transparent)]
     Decode(#[from] DecodeError),
     /// The integer engine refused to run.
-    #[error("{0}")]
+    #[error(transparent)]
     Engine(#[from] EngineError),
     /// The model does not fit the board.
     #[error(
@@ -94,7 +94,7 @@ pub enum ExportError {
     #[error("unknown board `{0}` (known: stm32f411, stm32f746, nrf52840, stm32h743)")]
     UnknownBoard(String),
     /// File I/O failed.
-    #[error("I/O error: {0}")]
+    #[error("I/O error")]
     Io(#[from] std::io::Error),
 }
 

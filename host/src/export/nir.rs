@@ -96,7 +96,7 @@ pub enum NirError {
         part: String,
     },
     /// The float network's shapes are inconsistent.
-    #[error("{0}")]
+    #[error(transparent)]
     Shape(#[from] super::ExportError),
     /// HDF5 failed.
     #[error("cannot write NIR file {path}: {message}")]
@@ -110,7 +110,7 @@ pub enum NirError {
     #[error("this lightsnn was built without NIR support: rebuild with `cargo build --release --features nir` (needs the system HDF5 library; Debian: apt-get install libhdf5-dev pkg-config)")]
     NoHdf5,
     /// File I/O failed.
-    #[error("cannot write NIR file {path}: {source}")]
+    #[error("cannot write NIR file {path}")]
     Io {
         /// The file.
         path: String,
@@ -595,35 +595,32 @@ mod h5 {
     }
 }
 
+/// [`NirError::NoHdf5`] in a build without the `nir` feature: checked before any work or
+/// output folder.
+pub fn check_available() -> Result<(), NirError> {
+    if cfg!(feature = "nir") {
+        Ok(())
+    } else {
+        Err(NirError::NoHdf5)
+    }
+}
+
 /// Writes `graph` to `path` as a NIR HDF5 file (through a temporary file and a rename).
 pub fn write(graph: &NirGraph, path: &Path) -> Result<(), NirError> {
+    check_available()?;
     let io = |source| NirError::Io {
         path: path.display().to_string(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let res = h5::write_file(graph, &tmp).map_err(|e| match e {
+    let out = crate::fsutil::PendingOutput::new(path).map_err(io)?;
+    h5::write_file(graph, out.tmp()).map_err(|e| match e {
         NirError::Hdf5 { message, .. } => NirError::Hdf5 {
             path: path.display().to_string(),
             message,
         },
         e => e,
-    });
-    let res = res.and_then(|()| std::fs::rename(&tmp, path).map_err(io));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+    })?;
+    out.commit().map_err(io)
 }
 
 /// Our own network's results on some samples, written next to a NIR file so that a NIR

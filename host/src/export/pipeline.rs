@@ -8,7 +8,7 @@ use super::{
 use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};
 use crate::train::load_checkpoint;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
 use rand::SeedableRng;
 use snn_nostd::genotype::Genotype;
@@ -51,8 +51,9 @@ pub fn export_checkpoint(
     train.fill_batch(&idx, None, &mut buf);
     let per = buf.len() / k;
     let samples: Vec<&[f32]> = buf.chunks(per).collect();
-    let ranges = calibrate(&net, &genotype, &samples)?;
-    let (blob, _) = quantize_with_report(&fnet, bits, &ranges)?;
+    let origin = || checkpoint.display().to_string();
+    let ranges = calibrate(&net, &genotype, &samples).with_context(origin)?;
+    let (blob, _) = quantize_with_report(&fnet, bits, &ranges).with_context(origin)?;
     let footprint = footprint(&blob)?;
     Ok(Exported {
         net,
@@ -124,6 +125,13 @@ pub fn compare(
                     dropout_rng: None,
                 },
             )?;
+            let sum: f32 = out.logits.sum_all()?.to_scalar()?;
+            if !sum.is_finite() {
+                bail!(
+                    "the float network's outputs are not finite on the test data; its weights \
+                     are corrupt or the training diverged"
+                );
+            }
             let p: Vec<u32> = out.logits.argmax(D::Minus1)?.to_vec1()?;
             preds.extend(p.into_iter().map(|v| v as usize));
         }

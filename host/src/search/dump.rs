@@ -28,7 +28,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use snn_nostd::observer::{SpikeCodes, SpikeObserver};
 use snn_nostd::sahd::SahdKernel;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Format tag of `manifest.json`.
 pub const CODES_FORMAT: &str = "lightsnn-codes/1";
@@ -178,7 +178,11 @@ pub fn write_dump(dir: &Path, genotype: &str, repeats: &[RepeatDump]) -> Result<
             dir.display()
         );
     }
-    let tmp = temp_sibling(dir)?;
+    let tmp =
+        crate::fsutil::temp_path(dir).with_context(|| format!("--dump-codes {}", dir.display()))?;
+    if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
+        crate::fsutil::clean_stale_temps(parent);
+    }
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)
             .with_context(|| format!("cannot remove {}", tmp.display()))?;
@@ -247,22 +251,6 @@ fn is_dump(dir: &Path) -> bool {
                 .map(|f| f == CODES_FORMAT)
         })
         .unwrap_or(false)
-}
-
-/// `.NAME.PID.tmp` beside `dir`.
-fn temp_sibling(dir: &Path) -> Result<PathBuf> {
-    let name = dir
-        .file_name()
-        .with_context(|| format!("{} is not a folder path", dir.display()))?;
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Ok(parent.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    )))
 }
 
 /// A dump read back: the manifest, each record's words (manifest order) and each repeat's

@@ -1,14 +1,17 @@
-//! What a search or a scoring will need, estimated before anything is allocated: memory
-//! (weights, batches, and the activations of every candidate scored at once) and time (dense
+//! What a search, a scoring, a training run or an evaluation will need, estimated before
+//! anything is allocated: memory (weights, batches, and the activations of every candidate
+//! scored at once, or of the network trained or evaluated) and, for searches, time (dense
 //! multiply-accumulates per scoring at a measured cost). A configuration that does not fit the
-//! machine's free memory is refused with the estimate instead of starting a network that cannot
-//! finish; otherwise the estimate goes to the progress bar.
+//! machine's free memory is refused with the estimate ([`crate::limits`]) instead of starting a
+//! network that cannot finish; otherwise the estimate goes to the progress bar. Every command
+//! checks its estimate (see docs/cli.md, "Errors and outputs").
 
 use super::score::KernelPath;
 use super::setup::{Method, SearchSetup};
 use crate::config::NetConfig;
+use crate::limits::{check_fits, format_bytes as bytes, product};
 use crate::model::{Mixing, Network};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::Device;
 use snn_nostd::genotype::Op;
 
@@ -35,7 +38,51 @@ pub const CANDLE_CPU_S_PER_MAC: f64 = 1.0e-9;
 /// Bytes of the activations of one candidate's forward pass on a batch of `batch`.
 pub fn activation_bytes(net: &NetConfig, batch: usize) -> f64 {
     let (h, w) = net.cell1_hw();
-    LIVE_MAPS * 4.0 * (batch * net.c1 * h * w) as f64
+    LIVE_MAPS * 4.0 * product(&[batch, net.c1, h, w])
+}
+
+/// Cell-1-sized f32 maps (`C1 x H1 x W1`) that Candle keeps per sample and timestep while
+/// training (forward and BPTT backward), besides [`TRAIN_MAPS_PER_CONV`] per conv or pool edge.
+/// Measured from the peak RSS of `lightsnn bench train --steps 1 --train-path candle` (width
+/// 1/32, T 5) at two batch sizes, whose difference is the per-sample part: 41 maps with no conv
+/// edge (three skips), 234 with 8 conv3 edges, 290 with 12; 48 + 24 per conv edge bounds all
+/// three.
+pub const TRAIN_MAPS_BASE: f64 = 48.0;
+
+/// Cell-1-sized maps per sample and timestep that each conv (or pool) edge adds while training
+/// (see [`TRAIN_MAPS_BASE`]).
+pub const TRAIN_MAPS_PER_CONV: f64 = 24.0;
+
+/// The share of the training maps that an evaluation keeps: Candle records the forward graph
+/// of the weights there too, without the gradients. Measured from the peak RSS of `lightsnn
+/// eval` (width 1/32): 95 maps per sample and timestep with 6 conv edges (T 2, batch 100 and
+/// 200), 111 with 8 (T 5, batch 32 and 96), against 192 and 240 counted for training.
+pub const EVAL_MAPS_SHARE: f64 = 0.55;
+
+/// Cell-1-sized maps per sample and timestep that the hand-written CPU training path
+/// (`--train-path cpu`) keeps, besides [`TRAIN_CPU_MAPS_PER_CONV`] per conv edge. Measured like
+/// [`TRAIN_MAPS_BASE`] (`lightsnn bench train --steps 1`, width 1/32, T 5, batch 32 and 96): 9.4
+/// maps with no conv edge, 34 with 8 conv3 edges, 43 with 12.
+pub const TRAIN_CPU_MAPS_BASE: f64 = 12.0;
+
+/// Cell-1-sized maps per sample and timestep that each conv edge adds on the CPU training path
+/// (see [`TRAIN_CPU_MAPS_BASE`]).
+pub const TRAIN_CPU_MAPS_PER_CONV: f64 = 3.0;
+
+/// What a pass over one batch keeps alive ([`Estimate::for_network`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Candle training: every timestep's maps kept for the backward pass, and the weights'
+    /// gradients and momentum buffers besides the weights.
+    Train,
+    /// Training on the hand-written CPU path, whose validation still runs on Candle: the peak is
+    /// the larger of the two (with the CPU path's own copies of the weights, gradients and
+    /// momentum). Measured with `lightsnn train` (width 1/32, T 5, 8 conv edges) at batch 32
+    /// and 96: 87 maps per sample and timestep, below the validation's count.
+    TrainCpu,
+    /// Candle evaluation (also validation, calibration and the integer comparison): the
+    /// forward pass only.
+    Eval,
 }
 
 /// Kernel taps (`k * k`) of the conv ops of `ops`.
@@ -50,12 +97,38 @@ fn conv_taps<'a>(ops: impl IntoIterator<Item = &'a Op>) -> f64 {
 /// `taps` kernel taps in all (the sum of `k * k` over the conv ops of every edge), from cell 1
 /// to the output (the stem, computed once per batch, is left out).
 pub fn dense_macs_per_step(net: &NetConfig, taps: f64) -> f64 {
-    let cell = |(h, w): (usize, usize), c: usize| -> f64 { (h * w * c * c) as f64 * taps };
+    let cell = |(h, w): (usize, usize), c: usize| -> f64 { product(&[h, w, c, c]) * taps };
     let (h1, w1) = net.cell1_hw();
     cell(net.cell1_hw(), net.c1)
-        + (h1 * w1 * net.c1 * net.c2 * 9) as f64
+        + product(&[h1, w1, net.c1, net.c2, 9])
         + cell(net.cell2_hw(), net.c2)
-        + (net.features() * net.hidden + net.hidden * net.classes * net.votes) as f64
+        + product(&[net.features(), net.hidden])
+        + product(&[net.hidden, net.classes, net.votes])
+}
+
+/// Frames per sample of `net`'s data: T for event data, 1 for images (repeated over time).
+pub fn frames_per_sample(net: &NetConfig) -> usize {
+    if net.dataset.is_event() {
+        net.timesteps
+    } else {
+        1
+    }
+}
+
+/// Refuses training or evaluating (`pass`) the single-path network `net` of genotype `g` on
+/// batches of `batch` samples on `device` when the machine cannot hold it, before anything is
+/// allocated; `hint` says what to do.
+pub fn check_network(
+    net: &NetConfig,
+    g: &snn_nostd::genotype::Genotype,
+    batch: usize,
+    pass: Pass,
+    device: &Device,
+    hint: &str,
+) -> Result<()> {
+    let alive = Mixing::single_path(g).alive();
+    Estimate::for_network(net, &alive, (batch, frames_per_sample(net)), pass, device)
+        .check_memory_hint(crate::limits::available_memory(), hint)
 }
 
 /// Memory and time a search (or one scoring) needs.
@@ -172,9 +245,9 @@ impl Estimate {
         let params = 4.0 * Network::param_count(net, w.alive) as f64;
         let frames = w.frames;
         let [c, h, wd] = net.input;
-        let inputs = 4.0 * (w.repeats * w.batch * frames * c * h * wd) as f64;
+        let inputs = 4.0 * product(&[w.repeats, w.batch, frames, c, h, wd]);
         let (h1, w1) = net.cell1_hw();
-        let stems = 4.0 * (w.repeats * w.batch * frames * net.c1 * h1 * w1) as f64;
+        let stems = 4.0 * product(&[w.repeats, w.batch, frames, net.c1, h1, w1]);
         let act = activation_bytes(net, w.batch);
         // Candle's tensors (weights, batches, its activations) live on the device; the CPU
         // engine holds its own weights, stem outputs and activations on the host.
@@ -190,7 +263,7 @@ impl Estimate {
             (host_engine, Some(candle))
         };
         let macs_per_scoring =
-            dense_macs_per_step(net, w.taps) * (net.timesteps * w.batch * w.repeats) as f64;
+            dense_macs_per_step(net, w.taps) * product(&[net.timesteps, w.batch, w.repeats]);
         let scorings: u64 = w.scorings_per_round.iter().sum();
         // CPU time spread over the threads (candidates on the engine, inside ops on Candle).
         let cpu_seconds = |per_mac: f64| {
@@ -216,20 +289,82 @@ impl Estimate {
         }
     }
 
-    /// Refuses when the host memory needed is above `available` bytes (`None`: unknown, not
-    /// checked). The error gives the estimate.
-    pub fn check_memory(&self, available: Option<u64>) -> Result<()> {
-        if let Some(free) = available {
-            if self.host_bytes > free as f64 {
-                bail!(
-                    "this configuration needs about {} of memory, but only {} is free \
-                     (MemAvailable): {}; lower --width, --batch, --timesteps or --hidden",
-                    bytes(self.host_bytes),
-                    bytes(free as f64),
-                    self.breakdown()
-                );
-            }
+    /// The estimate of training (`pass` [`Pass::Train`]) or evaluating ([`Pass::Eval`]) the
+    /// network `net` with the ops `alive` on batches of `batch` samples of `frames` frames (1
+    /// for images, T for event data) on `device`.
+    pub fn for_network(
+        net: &NetConfig,
+        alive: &[Vec<Op>],
+        (batch, frames): (usize, usize),
+        pass: Pass,
+        device: &Device,
+    ) -> Estimate {
+        let params = 4.0 * Network::param_count(net, alive) as f64;
+        // weights; training adds their gradients and the momentum buffers (the CPU path its own
+        // copies of the three)
+        let weights = match pass {
+            Pass::Train => 3.0 * params,
+            Pass::TrainCpu => 6.0 * params,
+            Pass::Eval => params,
+        };
+        let [c, h, w] = net.input;
+        // the host batch buffer and its tensor
+        let batch_bytes = 4.0 * product(&[batch, frames, c, h, w]);
+        let convs = alive
+            .iter()
+            .flatten()
+            .filter(|op| !matches!(op, Op::Zero | Op::Skip))
+            .count();
+        let candle = TRAIN_MAPS_BASE + TRAIN_MAPS_PER_CONV * convs as f64;
+        let maps = match pass {
+            Pass::Train => candle,
+            Pass::TrainCpu => (EVAL_MAPS_SHARE * candle)
+                .max(TRAIN_CPU_MAPS_BASE + TRAIN_CPU_MAPS_PER_CONV * convs as f64),
+            Pass::Eval => EVAL_MAPS_SHARE * candle,
+        };
+        let (h1, w1) = net.cell1_hw();
+        // per sample and timestep: the cell maps, and the classifier's input, hidden and output
+        // values (with their surrogate and membrane copies)
+        let per_step = maps * product(&[net.c1, h1, w1])
+            + 3.0
+                * (net.features() as f64 + net.hidden as f64 + product(&[net.classes, net.votes]));
+        let act = 4.0 * product(&[batch, net.timesteps]) * per_step;
+        let on_candle = weights + batch_bytes + act;
+        let (host_bytes, device_bytes) = if device.is_cpu() {
+            (on_candle + batch_bytes, None)
+        } else {
+            (params + batch_bytes, Some(on_candle))
+        };
+        Estimate {
+            weight_bytes: weights,
+            data_bytes: 2.0 * batch_bytes,
+            activation_bytes: act,
+            in_flight: 1,
+            host_bytes,
+            device_bytes,
+            scorings_per_round: Vec::new(),
+            macs_per_scoring: 0.0,
+            seconds: None,
         }
+    }
+
+    /// Refuses when the host memory needed is above `available` bytes (`None`: unknown, only
+    /// the absurd refused, see [`crate::limits::check_fits`]). The error gives the estimate and
+    /// says which flags lower it.
+    pub fn check_memory(&self, available: Option<u64>) -> Result<()> {
+        self.check_memory_hint(available, "lower --width, --batch, --timesteps or --hidden")
+    }
+
+    /// [`Estimate::check_memory`] with another `hint` (what to do), e.g. for a network described
+    /// by a checkpoint rather than by flags.
+    pub fn check_memory_hint(&self, available: Option<u64>, hint: &str) -> Result<()> {
+        check_fits(
+            self.host_bytes,
+            available,
+            "this configuration",
+            self.breakdown(),
+            hint,
+        )?;
         Ok(())
     }
 
@@ -247,6 +382,14 @@ impl Estimate {
 
     /// Every term of the estimate, in words.
     pub fn breakdown(&self) -> String {
+        if self.scorings_per_round.is_empty() {
+            return format!(
+                "weights {}, batches {}, activations {}",
+                bytes(self.weight_bytes),
+                bytes(self.data_bytes),
+                bytes(self.activation_bytes)
+            );
+        }
         let rounds: Vec<String> = self
             .scorings_per_round
             .iter()
@@ -271,50 +414,6 @@ impl Estimate {
     }
 }
 
-/// Free host memory in bytes: `MemAvailable` of `/proc/meminfo`, lowered to what a cgroup v2
-/// memory limit leaves; `None` when neither can be read.
-pub fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
-    let avail = meminfo.as_deref().and_then(mem_available);
-    let read = |f: &str| {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-    };
-    let cgroup = match (read("memory.max"), read("memory.current")) {
-        (Some(max), Some(cur)) => Some(max.saturating_sub(cur)),
-        _ => None,
-    };
-    match (avail, cgroup) {
-        (Some(a), Some(c)) => Some(a.min(c)),
-        (a, c) => a.or(c),
-    }
-}
-
-/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
-fn mem_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let mut it = line.split_whitespace().skip(1);
-    let kb: u64 = it.next()?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// `b` bytes in binary units.
-fn bytes(b: f64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// `t` seconds as s, min, h or days.
 fn duration(t: f64) -> String {
     if t < 120.0 {
@@ -332,17 +431,12 @@ fn duration(t: f64) -> String {
 mod tests {
     use super::*;
     use crate::config::{DatasetKind, Overrides};
+    use crate::limits::available_memory;
 
     #[test]
-    fn meminfo_and_units() {
-        let m = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   23548192 kB\n";
-        assert_eq!(mem_available(m), Some(23_548_192 * 1024));
-        assert_eq!(mem_available("MemTotal: 5 kB\n"), None);
-        assert_eq!(bytes(512.0), "512 B");
-        assert_eq!(bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
+    fn durations() {
         assert_eq!(duration(30.0), "30 s");
         assert_eq!(duration(3.0 * 86_400.0), "3 days");
-        assert!(available_memory().is_some(), "Linux exposes MemAvailable");
     }
 
     fn demo(width: f64) -> NetConfig {
@@ -413,6 +507,48 @@ mod tests {
         let err = e.check_memory(Some(1000)).unwrap_err().to_string();
         assert!(
             err.contains("1000 B is free") && err.contains("per candidate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn network_passes_follow_the_measured_map_counts() {
+        let net = demo(1.0 / 32.0);
+        let g: snn_nostd::genotype::Genotype =
+            "conv3,skip,zero,conv3,conv3,skip,conv3,conv3,zero,conv3,conv3,conv3"
+                .parse()
+                .unwrap();
+        let alive = Mixing::single_path(&g).alive();
+        let est = |pass| Estimate::for_network(&net, &alive, (64, 1), pass, &Device::Cpu);
+        let (train, cpu, eval) = (est(Pass::Train), est(Pass::TrainCpu), est(Pass::Eval));
+        // 8 conv edges: 48 + 24 * 8 = 240 maps of 8 x 32 x 32 per sample and timestep
+        let maps = 4.0 * (64 * 5 * 8 * 32 * 32) as f64;
+        let classifier = 4.0 * (64 * 5) as f64 * 3.0 * (16 * 8 * 8 + 1024 + 100) as f64;
+        assert_eq!(train.activation_bytes, 240.0 * maps + classifier);
+        assert_eq!(
+            eval.activation_bytes,
+            EVAL_MAPS_SHARE * 240.0 * maps + classifier
+        );
+        // the CPU path's peak is its Candle validation (0.55 * 240 > 12 + 3 * 8)
+        assert_eq!(cpu.activation_bytes, eval.activation_bytes);
+        assert_eq!(cpu.weight_bytes, 2.0 * train.weight_bytes);
+        assert_eq!(train.weight_bytes, 3.0 * eval.weight_bytes);
+        assert!(train.scorings_per_round.is_empty() && train.seconds.is_none());
+        assert_eq!(
+            train.host_bytes,
+            train.weight_bytes + train.data_bytes + train.activation_bytes
+        );
+        assert!(
+            train.breakdown().starts_with("weights "),
+            "{}",
+            train.breakdown()
+        );
+        let err = train
+            .check_memory_hint(Some(1 << 20), "lower --batch")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("; lower --batch") && err.contains("1.0 MiB is free"),
             "{err}"
         );
     }

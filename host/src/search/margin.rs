@@ -34,7 +34,9 @@ pub struct Decision {
     pub pruned: String,
     /// The runner-up: the op whose removal scored next best.
     pub runner_up: String,
-    /// Winner's score minus the runner-up's (mean over the repeats).
+    /// Winner's score minus the runner-up's (mean over the repeats); +inf, written as JSON
+    /// `null`, when the runner-up scored -inf.
+    #[serde(deserialize_with = "margin_or_null")]
     pub margin: f64,
     /// Standard error of the margin from the paired per-batch differences (`None` with one
     /// repeat: the noise cannot be estimated).
@@ -45,6 +47,11 @@ pub struct Decision {
     pub decisive: Option<bool>,
     /// Repeats that would make an indecisive decision decisive at the same batch size.
     pub repeats_needed: Option<usize>,
+}
+
+/// A margin as JSON writes it: a number, or `null` for +inf (the runner-up scored -inf).
+fn margin_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 impl Decision {

@@ -14,7 +14,8 @@ pub mod score;
 pub mod setup;
 pub mod stability;
 
-pub use estimate::{available_memory, Estimate};
+pub use crate::limits::available_memory;
+pub use estimate::{Estimate, Pass};
 pub use report::{CandidateScore, RoundReport, SearchReport};
 pub use score::{check_batch, sahd_score, KernelPath, Scorer};
 pub use setup::{run_search, Method, SearchSetup};

@@ -17,12 +17,32 @@ pub struct CandidateScore {
     pub edge: String,
     /// The op removed (pruning) or the whole genotype (random search).
     pub candidate: String,
-    /// SAHD score ln|det K| averaged over the repeats.
+    /// SAHD score ln|det K| averaged over the repeats (-inf, written as JSON `null`, for a
+    /// singular kernel).
+    #[serde(deserialize_with = "score_or_null")]
     pub score: f64,
     /// The score on each repeat batch, in batch order (their mean is `score`; empty in files
     /// written before version 0.1 recorded them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "scores_or_null"
+    )]
     pub repeat_scores: Vec<f64>,
+}
+
+/// A score as JSON writes it: a number, or `null` for a score that was not finite (read back
+/// as -inf, which ranks it last as the search did).
+fn score_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+}
+
+/// [`score_or_null`] for a list of scores.
+fn scores_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let v = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(v.into_iter()
+        .map(|s| s.unwrap_or(f64::NEG_INFINITY))
+        .collect())
 }
 
 /// An op pruned from an edge at the end of a round.
@@ -157,8 +177,7 @@ pub struct Arch {
 
 /// Reads an architecture file, each error naming the file.
 pub fn read_arch(path: &Path) -> Result<Arch> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::fsutil::read_input_text(path)?;
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     match v.get("format").and_then(|f| f.as_str()) {

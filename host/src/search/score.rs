@@ -198,6 +198,12 @@ pub fn check_batch(batch: usize) -> Result<()> {
     Ok(())
 }
 
+/// What a score of -inf (or NaN) means, and what to do about it.
+pub const NOT_FINITE_HELP: &str = "the SAHD score is not finite: two samples of a batch have \
+    the same spike codes at every layer and timestep (samples without events do, and so does a \
+    network that fires nothing), so the kernel matrix is singular; check that every sample of \
+    the data has events, or raise --timesteps or --width";
+
 /// Scores mixings of one network along one [`KernelPath`], keeping what can be reused between
 /// scorings (for [`KernelPath::CpuEvent`]: the copied weights and the stem outputs of the
 /// batches seen, keyed by batch tensor). Build one per search.

@@ -2,11 +2,12 @@
 //! per-round batches and [`run_search`], which runs pruning or a random search and writes the
 //! report.
 
-use super::estimate::{available_memory, Estimate};
+use super::estimate::Estimate;
 use super::report::{RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
 use super::score::{KernelPath, Scorer};
 use crate::config::NetConfig;
 use crate::data::Dataset;
+use crate::limits::available_memory;
 use crate::model::{Mixing, Mode, Network};
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
@@ -186,6 +187,7 @@ pub fn run_search(
         }
     };
     pb.finish_and_clear();
+    check_result_scores(&rounds, best_score)?;
     let warnings: Vec<String> = rounds
         .iter()
         .flat_map(|r| {
@@ -217,6 +219,33 @@ pub fn run_search(
         warnings,
         version: env!("CARGO_PKG_VERSION").to_string(),
     })
+}
+
+/// Refuses a search result that rests on non-finite scores: a random search whose best
+/// sample scored -inf, or a pruning round in which every candidate of an edge did (the choice
+/// there is arbitrary). A score of -inf is never a search result.
+pub fn check_result_scores(rounds: &[RoundReport], best_score: Option<f64>) -> Result<()> {
+    if best_score.is_some_and(|s| !s.is_finite()) {
+        bail!(
+            "every sampled genotype scored -inf, so none is a search result: {}",
+            super::score::NOT_FINITE_HELP
+        );
+    }
+    for r in rounds.iter().filter(|r| !r.pruned.is_empty()) {
+        for p in &r.pruned {
+            let mut scores = r.scores.iter().filter(|s| s.edge == p.edge).peekable();
+            if scores.peek().is_some() && scores.all(|s| !s.score.is_finite()) {
+                bail!(
+                    "round {}, edge {}: every candidate scored -inf, so the pruning choice \
+                     there would be arbitrary: {}",
+                    r.round,
+                    p.edge,
+                    super::score::NOT_FINITE_HELP
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A short device name for reports.

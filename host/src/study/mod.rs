@@ -49,6 +49,16 @@ pub const CELL_FORMAT: &str = "lightsnn-study-cell/1";
 
 /// File names inside a study folder.
 pub mod files {
+    /// The files written at the top of the folder.
+    pub const WRITTEN: [&str; 7] = [
+        STUDY,
+        SEARCH_PRUNE,
+        SEARCH_RANDOM,
+        REPORT,
+        CSV,
+        SCATTER,
+        CELLS,
+    ];
     /// The configuration.
     pub const STUDY: &str = "study.json";
     /// The pruning search.
@@ -113,26 +123,91 @@ pub struct StudyConfig {
 }
 
 impl StudyConfig {
-    /// Checks the numbers.
+    /// The first impossible number: `(its study.json field, its flag, what is wrong)`.
+    fn first_problem(&self) -> Option<(&'static str, &'static str, String)> {
+        let at_least = |n: usize| format!("must be at least {n}");
+        let pairs = "must be at least 2: the SAHD kernel compares pairs of samples";
+        let checks: [(bool, &'static str, &'static str, String); 10] = [
+            (self.epochs == 0, "epochs", "--epochs", at_least(1)),
+            (
+                self.train_batch == 0,
+                "train_batch",
+                "--train-batch",
+                at_least(1),
+            ),
+            (
+                self.search_batch < 2,
+                "search_batch",
+                "--search-batch",
+                pairs.into(),
+            ),
+            (
+                self.random_batch.is_some_and(|b| b < 2),
+                "random_batch",
+                "--random-batch",
+                pairs.into(),
+            ),
+            (
+                self.search_repeats == 0,
+                "search_repeats",
+                "--search-repeats",
+                at_least(1),
+            ),
+            (
+                self.score_repeats == 0,
+                "score_repeats",
+                "--score-repeats",
+                at_least(1),
+            ),
+            (
+                self.random_samples == 0,
+                "random_samples",
+                "--random-samples",
+                at_least(1),
+            ),
+            (
+                self.train_samples.is_some_and(|n| n < 10),
+                "train_samples",
+                "--train-samples",
+                at_least(10),
+            ),
+            (
+                self.test_samples == Some(0),
+                "test_samples",
+                "--test-samples",
+                at_least(1),
+            ),
+            (
+                !(self.lr.is_finite() && self.lr > 0.0),
+                "lr",
+                "--lr",
+                format!("must be a positive number, got {}", self.lr),
+            ),
+        ];
+        checks
+            .into_iter()
+            .find(|c| c.0)
+            .map(|(_, field, flag, problem)| (field, flag, problem))
+    }
+
+    /// Checks the numbers, naming the flags that gave them.
     pub fn validate(&self) -> Result<()> {
         self.net.validate()?;
-        if self.epochs == 0 || self.train_batch == 0 {
-            bail!("--epochs and --train-batch must be at least 1");
+        if let Some((_, flag, problem)) = self.first_problem() {
+            bail!("{flag} {problem}");
         }
-        if self.search_batch < 2 || self.random_batch.is_some_and(|b| b < 2) {
-            bail!("--search-batch and --random-batch must be at least 2: the SAHD kernel compares pairs of samples");
-        }
-        if self.search_repeats == 0 || self.score_repeats == 0 {
-            bail!("--search-repeats and --score-repeats must be at least 1");
-        }
-        if self.random_samples == 0 {
-            bail!("--random-samples must be at least 1");
-        }
-        if self.train_samples.is_some_and(|n| n < 10) || self.test_samples == Some(0) {
-            bail!("--train-samples must be at least 10 and --test-samples at least 1");
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            bail!("--lr must be a positive number, got {}", self.lr);
+        Ok(())
+    }
+
+    /// Checks the numbers of a configuration recorded in `file` (`study.json`), naming its
+    /// fields.
+    pub fn validate_recorded(&self, file: &Path) -> Result<()> {
+        let f = file.display();
+        self.net
+            .validate()
+            .with_context(|| format!("{f}: config.net"))?;
+        if let Some((field, _, problem)) = self.first_problem() {
+            bail!("{f}: config.{field} {problem}");
         }
         Ok(())
     }
@@ -281,18 +356,11 @@ pub fn run_study(
     device: &Device,
     quiet: bool,
 ) -> Result<report::StudyReport> {
+    let new = cfg.is_some();
     let cfg = match cfg {
         Some(c) => {
             c.validate()?;
             crate::fsutil::refuse_existing(dir, files::STUDY, "study")?;
-            std::fs::create_dir_all(dir.join(files::CELLS))
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let file = StudyFile {
-                format: STUDY_FORMAT.into(),
-                config: c.clone(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            };
-            write_atomic(&dir.join(files::STUDY), &serde_json::to_vec_pretty(&file)?)?;
             c.clone()
         }
         None => read_study(dir)?.config,
@@ -302,7 +370,30 @@ pub fn run_study(
             println!("{s}");
         }
     };
+    check_memory(&cfg, device).with_context(|| {
+        if new {
+            "the study".to_string()
+        } else {
+            format!("the study of {}", dir.join(files::STUDY).display())
+        }
+    })?;
     let (train_data, test_data) = load_data(&cfg)?;
+    if !quiet {
+        for w in train_data.warnings().iter().chain(test_data.warnings()) {
+            eprintln!("warning: {w}");
+        }
+    }
+    if new {
+        // Only once the data is known good: a study that cannot start leaves no folder.
+        std::fs::create_dir_all(dir.join(files::CELLS))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let file = StudyFile {
+            format: STUDY_FORMAT.into(),
+            config: cfg.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        write_atomic(&dir.join(files::STUDY), &serde_json::to_vec_pretty(&file)?)?;
+    }
     say(format!(
         "lightsnn study: {} on {} ({} train / {} test samples) | C1/C2 {}/{}, H {}, T {} | {} epochs, batch {}, lr {} | {} random cells, {} noise seeds, seed {}",
         cfg.net.dataset,
@@ -341,7 +432,7 @@ pub fn run_study(
     let plan = plan_cells(&cfg, &prune, &random)?;
     let mut results: Vec<CellResult> = Vec::new();
     for (i, cell) in plan.iter().enumerate() {
-        let r = match read_result(dir, cell)? {
+        let r = match read_result(dir, &cfg, cell)? {
             Some(r) => {
                 say(format!(
                     "[{:>2}/{}] {:<14} done before: top-1 {:.2}%",
@@ -378,16 +469,51 @@ pub fn run_study(
     Ok(rep)
 }
 
+/// Refuses a study whose cells' training or evaluation, or whose scoring, the machine cannot
+/// hold (the searches check their own estimates), before any data is loaded.
+fn check_memory(cfg: &StudyConfig, device: &Device) -> Result<()> {
+    use crate::search::estimate::{check_network, frames_per_sample};
+    use crate::search::{available_memory, Estimate, Pass};
+    // the heaviest cell: a conv on every edge (or the op set's first op that is not zero)
+    let op = [Op::Conv3, Op::Conv1]
+        .into_iter()
+        .find(|o| cfg.net.ops.ops().contains(o))
+        .or_else(|| cfg.net.ops.ops().iter().copied().find(|&o| o != Op::Zero))
+        .unwrap_or(Op::Zero);
+    let heaviest = Genotype::new(cfg.net.cell, &vec![op; cfg.net.cell.num_edges()])?;
+    let hint = "lower --train-batch, --width, --timesteps or --hidden";
+    let frames = frames_per_sample(&cfg.net);
+    let auto = train::fast::TrainPath::Auto;
+    let pass = match train::select_path(auto, &cfg.net, &heaviest, frames, device)? {
+        (Some(_), _) => Pass::TrainCpu,
+        (None, _) => Pass::Train,
+    };
+    check_network(&cfg.net, &heaviest, cfg.train_batch, pass, device, hint)?;
+    let eval_batch = cfg.train_batch.max(EVAL_MIN_BATCH);
+    check_network(&cfg.net, &heaviest, eval_batch, Pass::Eval, device, hint)?;
+    let alive: Vec<Vec<Op>> = heaviest.ops().iter().map(|&o| vec![o]).collect();
+    let shape = (cfg.search_batch, cfg.score_repeats, frames);
+    Estimate::for_scoring(
+        &cfg.net,
+        &alive,
+        shape,
+        KernelPath::for_device(device),
+        device,
+    )
+    .check_memory_hint(
+        available_memory(),
+        "lower --search-batch, --score-repeats, --width or --timesteps",
+    )
+}
+
+/// The smallest batch a cell is evaluated on.
+const EVAL_MIN_BATCH: usize = 32;
+
 /// Reads and checks `dir/study.json`.
 pub fn read_study(dir: &Path) -> Result<StudyFile> {
     let file: StudyFile =
         crate::fsutil::read_format_json(dir, files::STUDY, STUDY_FORMAT, "a study folder")?;
-    file.config.validate().with_context(|| {
-        format!(
-            "{}: impossible configuration",
-            dir.join(files::STUDY).display()
-        )
-    })?;
+    file.config.validate_recorded(&dir.join(files::STUDY))?;
     Ok(file)
 }
 
@@ -431,14 +557,16 @@ fn search_stage(
     };
     let path = dir.join(name);
     if path.exists() {
-        let text =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        return serde_json::from_slice(&text).with_context(|| {
+        let text = crate::fsutil::read_input(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let r: SearchReport = serde_json::from_slice(&text).with_context(|| {
             format!(
                 "{}: malformed search result; delete it to run that search again",
                 path.display()
             )
-        });
+        })?;
+        check_search(&r, cfg, method, batch, &path)?;
+        return Ok(r);
     }
     let setup = SearchSetup {
         net: cfg.net.clone(),
@@ -460,6 +588,77 @@ fn search_stage(
     let r = run_search(&setup, data, device, &pb)?;
     write_atomic(&path, &serde_json::to_vec_pretty(&r)?)?;
     Ok(r)
+}
+
+/// Refuses a finished search (read from `path`) that was run under another configuration than
+/// the study's (`study.json` edited after it ran), or whose result is not a finite score.
+fn check_search(
+    r: &SearchReport,
+    cfg: &StudyConfig,
+    method: Method,
+    batch: usize,
+    path: &Path,
+) -> Result<()> {
+    let mut differ = Vec::new();
+    if r.config.net != cfg.net {
+        differences(
+            &serde_json::to_value(&r.config.net)?,
+            &serde_json::to_value(&cfg.net)?,
+            "net",
+            &mut differ,
+        );
+    }
+    let random_samples = method.is_random().then_some(cfg.random_samples);
+    for (field, same) in [
+        ("batch", r.config.batch == batch),
+        ("repeats", r.config.repeats == cfg.search_repeats),
+        ("method", r.config.method == method.name()),
+        ("seed", r.seed == cfg.seed),
+        ("random_samples", r.config.random_samples == random_samples),
+    ] {
+        if !same {
+            differ.push(field.to_string());
+        }
+    }
+    if !differ.is_empty() {
+        bail!(
+            "{}: the search ran with other values of {} than {} gives; {} was changed after \
+             the search ran: restore it, or start a new study",
+            path.display(),
+            differ.join(", "),
+            files::STUDY,
+            files::STUDY
+        );
+    }
+    crate::search::setup::check_result_scores(&r.rounds, r.best_score)
+        .with_context(|| path.display().to_string())
+}
+
+/// The paths (`net.hidden`, `epochs`, ...) below `at` where two JSON values differ.
+fn differences(a: &serde_json::Value, b: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let null = serde_json::Value::Null;
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                differences(
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    &path,
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(at.to_string()),
+        _ => {}
+    }
 }
 
 /// Every cell of the study, in training order: the two found cells, the random cells, then the
@@ -516,13 +715,16 @@ fn cell_dir(dir: &Path, cell: &CellPlan) -> PathBuf {
     dir.join(files::CELLS).join(&cell.id)
 }
 
-/// A cell's committed result, checked against the plan; `None` if the cell is not finished.
-fn read_result(dir: &Path, cell: &CellPlan) -> Result<Option<CellResult>> {
+/// A cell's committed result, checked against the plan and the study's configuration (its
+/// values in range, its training run's configuration the one the study gives); `None` if the
+/// cell is not finished.
+fn read_result(dir: &Path, cfg: &StudyConfig, cell: &CellPlan) -> Result<Option<CellResult>> {
     let path = cell_dir(dir, cell).join(files::RESULT);
     if !path.exists() {
         return Ok(None);
     }
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::fsutil::read_input(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let r: CellResult = serde_json::from_slice(&bytes).with_context(|| {
         format!(
             "{}: corrupt cell result; delete it to retrain the cell",
@@ -540,7 +742,88 @@ fn read_result(dir: &Path, cell: &CellPlan) -> Result<Option<CellResult>> {
             cell.kind
         );
     }
+    check_result(&r, cfg, cell).with_context(|| {
+        format!(
+            "{}: impossible cell result; delete it to retrain the cell",
+            path.display()
+        )
+    })?;
+    let run_dir = cell_dir(dir, cell).join("run");
+    let state = train::TrainState::read(&run_dir).with_context(|| {
+        format!(
+            "{} cannot be checked against its training run; delete it to retrain the cell",
+            path.display()
+        )
+    })?;
+    let expected = cell_train_config(cfg, cell);
+    if state.config != expected {
+        let mut differ = Vec::new();
+        differences(
+            &serde_json::to_value(&state.config)?,
+            &serde_json::to_value(&expected)?,
+            "",
+            &mut differ,
+        );
+        bail!(
+            "{}: the cell was trained with other values of {} than {} gives; {} was changed \
+             after the cell ran: restore it, or start a new study",
+            run_dir.join(train::files::STATE).display(),
+            differ.join(", "),
+            files::STUDY,
+            files::STUDY
+        );
+    }
     Ok(Some(r))
+}
+
+/// Range checks of a cell result read from a file.
+fn check_result(r: &CellResult, cfg: &StudyConfig, cell: &CellPlan) -> Result<()> {
+    let unit = |v: f64| (0.0..=1.0).contains(&v);
+    for (name, v) in [
+        ("test_top1", r.test_top1),
+        ("test_sar", r.test_sar),
+        ("val_top1", r.val_top1),
+    ] {
+        if !unit(v) {
+            bail!("{name} {v} is not a fraction in 0..1");
+        }
+    }
+    if r.id != cell.id || r.train_seed != cell.train_seed {
+        bail!(
+            "id {:?}, train_seed {}: the study plans {:?} with seed {} here",
+            r.id,
+            r.train_seed,
+            cell.id,
+            cell.train_seed
+        );
+    }
+    if r.best_epoch == 0 || r.best_epoch > cfg.epochs {
+        bail!(
+            "best_epoch {} is not one of 1..={}",
+            r.best_epoch,
+            cfg.epochs
+        );
+    }
+    if r.scores.len() != cfg.score_repeats || r.scores.iter().any(|s| !s.is_finite()) {
+        bail!(
+            "scores {:?}: expected {} finite scores",
+            r.scores,
+            cfg.score_repeats
+        );
+    }
+    let (mean, std) = stats::mean_std(&r.scores);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
+    if !close(mean, r.score_mean) || !close(std, r.score_std) {
+        bail!(
+            "score_mean {} / score_std {} are not the mean and deviation of its scores ({mean} / {std})",
+            r.score_mean,
+            r.score_std
+        );
+    }
+    if !(r.wall_s.is_finite() && r.wall_s >= 0.0) {
+        bail!("wall_s {} is not a duration", r.wall_s);
+    }
+    Ok(())
 }
 
 /// Scores, trains and evaluates one cell, and commits its `result.json`.
@@ -554,20 +837,17 @@ fn run_cell(
 ) -> Result<CellResult> {
     let start = Instant::now();
     let scores = cell_scores(cfg, &cell.genotype, train_data, device)?;
+    if scores.iter().any(|s| !s.is_finite()) {
+        bail!(
+            "cell {} ({}): {}",
+            cell.id,
+            cell.genotype,
+            crate::search::score::NOT_FINITE_HELP
+        );
+    }
     let (score_mean, score_std) = crate::stats::mean_std(&scores);
     let run_dir = cell_dir(dir, cell).join("run");
-    let tcfg = TrainConfig {
-        genotype: cell.genotype.to_string(),
-        net: cfg.net.clone(),
-        epochs: cfg.epochs,
-        batch: cfg.train_batch,
-        optim: SgdConfig::paper(cfg.lr),
-        loss: cfg.loss,
-        seed: cell.train_seed,
-        val_fraction: 0.1,
-        data: Some(cfg.data.clone()),
-        linear_init: LinearInit::Kaiming,
-    };
+    let tcfg = cell_train_config(cfg, cell);
     let ctl = RunControl {
         resume: run_dir.join(train::files::STATE).exists(),
         stop_after: None,
@@ -584,7 +864,7 @@ fn run_cell(
         &net,
         &cell.genotype,
         test_data,
-        cfg.train_batch.max(32),
+        cfg.train_batch.max(EVAL_MIN_BATCH),
         cfg.loss,
         false,
         None,
@@ -609,6 +889,22 @@ fn run_cell(
         &serde_json::to_vec_pretty(&r)?,
     )?;
     Ok(r)
+}
+
+/// The training run of `cell` in the study `cfg`.
+fn cell_train_config(cfg: &StudyConfig, cell: &CellPlan) -> TrainConfig {
+    TrainConfig {
+        genotype: cell.genotype.to_string(),
+        net: cfg.net.clone(),
+        epochs: cfg.epochs,
+        batch: cfg.train_batch,
+        optim: SgdConfig::paper(cfg.lr),
+        loss: cfg.loss,
+        seed: cell.train_seed,
+        val_fraction: 0.1,
+        data: Some(cfg.data.clone()),
+        linear_init: LinearInit::Kaiming,
+    }
 }
 
 /// The SAHD score of the untrained single-path network of `g` (weights from the study seed) on

@@ -9,7 +9,9 @@
 
 use crate::config::NetConfig;
 use crate::fsutil::write_atomic;
+use crate::limits::available_memory;
 use crate::model::{Mixing, Network};
+use crate::search::{Estimate, Pass};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
@@ -103,16 +105,55 @@ pub fn tensors_to_bytes(
     Ok(safetensors::serialize(views, Some(metadata))?)
 }
 
-/// Reads a safetensors file: its tensors on `device` and its metadata. Errors name the file.
+/// Refuses a tensor of `st` holding a NaN or infinite value: weights that would make every
+/// output NaN (a corrupt file or a diverged run). Errors name the file, tensor and element.
+fn check_finite(st: &safetensors::SafeTensors<'_>, path: &Path) -> Result<()> {
+    for (name, view) in st.tensors() {
+        let bad = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .position(|v| !v.is_finite())
+                .map(|i| (i, view.data()[4 * i..4 * i + 4].to_vec())),
+            _ => None,
+        };
+        if let Some((i, b)) = bad {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            bail!(
+                "{}: tensor {name} holds {v} at element {i}: the weights are corrupt or the \
+                 training diverged; use another checkpoint",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reads a safetensors file: its tensors on `device` and its metadata. Errors name the file;
+/// a tensor holding NaN or infinity is refused.
 pub fn read_tensors(
     path: &Path,
     device: &Device,
 ) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+    let bytes = crate::fsutil::read_input(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    tensors_from_bytes(&bytes, path, device)
+}
+
+/// [`read_tensors`] of a file's bytes (`path` names it in errors).
+pub fn tensors_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+    check_finite(&st, path)?;
+    let tensors = candle_core::safetensors::load_buffer(bytes, device)
         .with_context(|| format!("{}: cannot read the tensors", path.display()))?;
     Ok((tensors, meta))
 }
@@ -139,19 +180,26 @@ pub fn parse_meta(md: &HashMap<String, String>, origin: &str) -> Result<Checkpoi
     if format != CHECKPOINT_FORMAT {
         bail!("{origin}: checkpoint format {format:?}, this lightsnn reads {CHECKPOINT_FORMAT:?}");
     }
-    serde_json::from_value(v)
-        .with_context(|| format!("{origin}: malformed `{METADATA_KEY}` metadata"))
+    let meta: CheckpointMeta = serde_json::from_value(v)
+        .with_context(|| format!("{origin}: malformed `{METADATA_KEY}` metadata"))?;
+    meta.net.validate().with_context(|| {
+        format!("{origin}: the `{METADATA_KEY}` metadata describes an impossible network")
+    })?;
+    Ok(meta)
 }
 
-/// Reads only a checkpoint's metadata.
+/// Reads only a checkpoint's metadata (checked: a network that can exist).
 pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    parse_meta(
-        &header.metadata().clone().unwrap_or_default(),
-        &path.display().to_string(),
-    )
+    let bytes = crate::fsutil::read_input(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    checkpoint_meta_from_bytes(&bytes, &path.display().to_string())
+}
+
+/// [`read_checkpoint_meta`] of a file's bytes (`origin` names it in errors).
+pub fn checkpoint_meta_from_bytes(bytes: &[u8], origin: &str) -> Result<CheckpointMeta> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .with_context(|| format!("{origin}: not a safetensors file"))?;
+    parse_meta(&header.metadata().clone().unwrap_or_default(), origin)
 }
 
 /// Rebuilds the single-path network saved in `path` on `device`, with its weights and BatchNorm
@@ -163,6 +211,13 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Network, Checkpo
     let meta = parse_meta(&md, &origin)?;
     let g = meta.genotype().with_context(|| origin.clone())?;
     let alive: Vec<Vec<_>> = Mixing::single_path(&g).alive();
+    // the weights alone, before they are allocated (the command checks its batches)
+    Estimate::for_network(&meta.net, &alive, (0, 1), Pass::Eval, device)
+        .check_memory_hint(
+            available_memory(),
+            "the checkpoint's metadata describes a network too large for this machine",
+        )
+        .with_context(|| origin.clone())?;
     let net = Network::new(&meta.net, &alive, 0, device)
         .with_context(|| format!("{origin}: cannot build the network it describes"))?;
     net.params.load_from(&tensors, &origin)?;

@@ -114,7 +114,8 @@ pub(crate) fn train_epoch(
     let (loss_sum, correct) = sums.read(reads)?;
     if !loss_sum.is_finite() {
         bail!(
-            "the training loss became {loss_sum} in epoch {}",
+            "the training loss became {loss_sum} in epoch {}: the run diverged; start it \
+             again with a lower --lr",
             run.epoch + 1
         );
     }

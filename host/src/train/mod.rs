@@ -161,25 +161,50 @@ impl TrainConfig {
         checkpoint::parse_genotype(&self.genotype, &self.net)
     }
 
-    /// Checks the numbers.
-    pub fn validate(&self) -> Result<()> {
+    /// The first impossible number: `(its state.json field, its flag, what is wrong)`.
+    fn first_problem(&self) -> Option<(&'static str, &'static str, String)> {
         if self.epochs == 0 {
-            bail!("--epochs must be at least 1");
+            return Some(("epochs", "--epochs", "must be at least 1".into()));
         }
         if self.batch == 0 {
-            bail!("--batch must be at least 1");
+            return Some(("batch", "--batch", "must be at least 1".into()));
         }
         if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
-            bail!(
-                "--val-fraction must be between 0 and 1 (exclusive), got {}",
+            let p = format!(
+                "must be between 0 and 1 (exclusive), got {}",
                 self.val_fraction
             );
+            return Some(("val_fraction", "--val-fraction", p));
         }
         if !(self.optim.lr.is_finite() && self.optim.lr > 0.0) {
-            bail!("--lr must be a positive number, got {}", self.optim.lr);
+            let p = format!("must be a positive number, got {}", self.optim.lr);
+            return Some(("optim.lr", "--lr", p));
+        }
+        None
+    }
+
+    /// Checks the numbers, naming the flags that gave them.
+    pub fn validate(&self) -> Result<()> {
+        if let Some((_, flag, problem)) = self.first_problem() {
+            bail!("{flag} {problem}");
         }
         self.net.validate()?;
         self.genotype()?;
+        Ok(())
+    }
+
+    /// Checks the numbers of a configuration recorded in `file` (a run's `state.json`), naming
+    /// its fields.
+    pub fn validate_recorded(&self, file: &Path) -> Result<()> {
+        let f = file.display();
+        if let Some((field, _, problem)) = self.first_problem() {
+            bail!("{f}: config.{field} {problem}");
+        }
+        self.net
+            .validate()
+            .with_context(|| format!("{f}: config.net"))?;
+        self.genotype()
+            .with_context(|| format!("{f}: config.genotype"))?;
         Ok(())
     }
 
@@ -267,14 +292,49 @@ impl TrainState {
         is_best
     }
 
-    /// Reads `RUN_DIR/state.json`.
+    /// Reads `RUN_DIR/state.json` and checks its values (errors name the file and field).
     pub fn read(run_dir: &Path) -> Result<TrainState> {
-        crate::fsutil::read_format_json(
+        let st: TrainState = crate::fsutil::read_format_json(
             run_dir,
             files::STATE,
             STATE_FORMAT,
             "a training run folder",
-        )
+        )?;
+        st.check(&run_dir.join(files::STATE))?;
+        Ok(st)
+    }
+
+    /// Parses and checks `text`, the `state.json` at `file` (named in errors).
+    pub fn parse(text: &str, file: &Path) -> Result<TrainState> {
+        let st: TrainState = crate::fsutil::parse_format_json(file, text, STATE_FORMAT)?;
+        st.check(file)?;
+        Ok(st)
+    }
+
+    /// Checks the values of a state read from `file`: the configuration, the epochs done within
+    /// it, and the best epoch among them.
+    pub fn check(&self, file: &Path) -> Result<()> {
+        self.config.validate_recorded(file)?;
+        let f = file.display();
+        if self.epoch > self.config.epochs {
+            bail!(
+                "{f}: epoch {} is beyond config.epochs {}",
+                self.epoch,
+                self.config.epochs
+            );
+        }
+        if let Some(b) = &self.best {
+            if b.epoch == 0 || b.epoch > self.epoch || !(0.0..=1.0).contains(&b.val_top1) {
+                bail!(
+                    "{f}: best epoch {} (validation top-1 {}) is not one of the {} epochs done \
+                     with a top-1 in 0..1",
+                    b.epoch,
+                    b.val_top1,
+                    self.epoch
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -466,11 +526,18 @@ fn resume_run(
     Ok(st)
 }
 
-/// The state of a new run in `run_dir` (created; refused if it already holds a run).
+/// The state of a new run in `run_dir` (refused if it already holds a run). The folder is
+/// created by the first epoch's files, so a run that fails or is killed before it leaves no
+/// empty folder; pending checkpoints of such a run are removed.
 fn start_run(run_dir: &Path, cfg: &TrainConfig) -> Result<TrainState> {
     crate::fsutil::refuse_existing(run_dir, files::STATE, "training run")?;
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    for name in [files::LAST, files::OPTIM, files::BEST] {
+        let p = pending(run_dir, name);
+        if p.is_file() {
+            std::fs::remove_file(&p)
+                .with_context(|| format!("cannot remove the stale {}", p.display()))?;
+        }
+    }
     Ok(TrainState {
         format: STATE_FORMAT.into(),
         epoch: 0,
@@ -728,6 +795,28 @@ fn settle_pending(run_dir: &Path, state: &TrainState) -> Result<()> {
     Ok(())
 }
 
+/// Checks that the run's `best.safetensors` holds the best epoch `state.json` records.
+fn check_best(run_dir: &Path, st: &TrainState) -> Result<()> {
+    let Some(b) = &st.best else { return Ok(()) };
+    let path = run_dir.join(files::BEST);
+    let problem = if !path.exists() {
+        "is missing".to_string()
+    } else {
+        match file_epoch(&path) {
+            Some(e) if e == b.epoch => return Ok(()),
+            Some(e) => format!("holds epoch {e}"),
+            None => "is not a readable checkpoint".to_string(),
+        }
+    };
+    bail!(
+        "{} {problem}, but {} records epoch {} as the best: the run folder is incomplete; put \
+         the run's best.safetensors back, or start a new run",
+        path.display(),
+        files::STATE,
+        b.epoch
+    )
+}
+
 /// Loads the weights, BatchNorm statistics and momentum buffers of a run into `net` and `opt`,
 /// checking that every file belongs to the epoch `state.json` records.
 fn restore(
@@ -738,6 +827,7 @@ fn restore(
     device: &Device,
 ) -> Result<()> {
     settle_pending(run_dir, st)?;
+    check_best(run_dir, st)?;
     write_derived(run_dir, st)?;
     let last = run_dir.join(files::LAST);
     let origin = last.display().to_string();

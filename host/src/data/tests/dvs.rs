@@ -251,3 +251,42 @@ fn layout_errors() {
     let err = Dataset::load(DatasetKind::Dvs128, dir, Split::Train, 0).unwrap_err();
     assert!(matches!(err, DataError::InvalidArgument(_)));
 }
+
+/// Gestures without events are named in a warning; a split whose gestures all lack events (a
+/// header-only recording) is an error; a label row ending before it starts is a bad line.
+#[test]
+fn empty_gestures_and_reversed_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_gestures(dir, true);
+    // user01's second window moved to a time without events
+    write(
+        dir,
+        "user01_led_labels.csv",
+        b"class,startTime_usec,endTime_usec\n1,100,200\n11,5000,6000\n",
+    );
+    let train = Dataset::load(DatasetKind::Dvs128, dir, Split::Train, 2).unwrap();
+    assert_eq!(train.len(), 2);
+    let w = train.warnings().join("\n");
+    assert!(
+        w.contains("1 of the 2 samples") && w.contains("user01_led.aedat (sample 2)"),
+        "{w}"
+    );
+    // a header-only recording: no sample has events
+    write(dir, "user01_led.aedat", HEADER.as_bytes());
+    let err = Dataset::load(DatasetKind::Dvs128, dir, Split::Train, 2).unwrap_err();
+    assert!(
+        matches!(err, DataError::NoEvents { samples: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no events"), "{err}");
+    // start after end
+    write(
+        dir,
+        "user01_led_labels.csv",
+        b"class,startTime_usec,endTime_usec\n1,300,200\n",
+    );
+    let err = Dataset::load(DatasetKind::Dvs128, dir, Split::Train, 2).unwrap_err();
+    assert!(matches!(err, DataError::BadLine { line: 2, .. }), "{err}");
+    assert!(err.to_string().contains("start 300 after end 200"), "{err}");
+}

@@ -228,9 +228,9 @@ fn small_layout_errors() {
         b"#sample #class\r\n1\t3\r\n2\t9\r\n\r\n",
     );
     write(dir, "1.bs2", &encode(&[(0, 0, 0, 1), (1, 1, 1, 2)]));
-    // 2.bs2 missing: the error names it.
+    // 2.bs2 missing: the error names it and the list's line.
     let err = Dataset::load(DatasetKind::Nmnist, dir, Split::Train, 4).unwrap_err();
-    assert!(matches!(err, DataError::Io { .. }));
+    assert!(matches!(err, DataError::BadLine { line: 3, .. }));
     assert!(err.to_string().contains("2.bs2"), "{err}");
 
     write(dir, "2.bs2", &encode(&[(5, 6, 1, 3)]));
