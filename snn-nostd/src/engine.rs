@@ -65,6 +65,8 @@ mod conv;
 mod dense;
 mod error;
 mod fixed;
+#[cfg(test)]
+mod golden;
 mod input;
 mod kernels;
 mod plan;

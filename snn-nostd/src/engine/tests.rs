@@ -549,7 +549,7 @@ impl Arenas {
     }
 }
 
-fn random_input(rng: &mut Rng, d: &Dims, m: &Model<'_>) -> Vec<i16> {
+pub(crate) fn random_input(rng: &mut Rng, d: &Dims, m: &Model<'_>) -> Vec<i16> {
     let mut q = vec![0i16; d.input_len()];
     match d.input {
         InputKind::Static => {
