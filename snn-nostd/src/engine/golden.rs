@@ -41,13 +41,14 @@ fn recipe(input: InputKind, heat: u8) -> Recipe {
     r.cell_exp = 12;
     r.conv3 = LayerInit::new(20.0 * k, (-2.0 * k, 1.0 * k));
     r.conv1 = LayerInit::new(12.0 * k, (-2.0 * k, 1.0 * k));
-    r.down = LayerInit::new(20.0 * k, (-1.0 * k, 1.0 * k));
+    r.down = LayerInit::new(20.0 * k, (-k, k));
     r.stem = LayerInit::new(16.0 * k, (-2.0 * k, 3.0 * k));
     r
 }
 
-/// The fingerprint of one case: `samples` random inputs through a random model.
-fn fingerprint(dims: Dims, geno: &str, bits: Bits, heat: u8, seed: u64) -> u32 {
+/// The fingerprint of one case: three random inputs through a random model, with the stem's
+/// output kept or recomputed at every timestep (static input; `None`: the engine's choice).
+fn fingerprint(dims: Dims, geno: &str, bits: Bits, heat: u8, seed: u64, keep: Option<bool>) -> u32 {
     let genotype: Genotype = geno.parse().unwrap();
     let spec = Spec {
         dims,
@@ -59,7 +60,13 @@ fn fingerprint(dims: Dims, geno: &str, bits: Bits, heat: u8, seed: u64) -> u32 {
     let blob = owned.encode().unwrap();
     let model = decode(&blob).unwrap();
     let mut ar = Arenas::for_model(&model);
-    let mut eng = ar.engine(&model);
+    // Room for either choice.
+    ar.act.resize(2 * ar.act.len() + dims.input_len(), 0);
+    let (act, acc, bits_arena) = (&mut ar.act, &mut ar.acc, &mut ar.bits);
+    let mut eng = Engine::with_stem(&model, act, acc, bits_arena, keep).unwrap();
+    if let Some(k) = keep {
+        assert_eq!(eng.keeps_stem(), k && dims.input == InputKind::Static);
+    }
     let mut rng = test_rng(seed + 77);
     let mut crc = 0u32;
     for _ in 0..3 {
@@ -100,7 +107,10 @@ fn all_fingerprints() -> Vec<u32> {
             for heat in 0..3 {
                 for seed in 0..2 {
                     let dims = super::tests::small_dims(input);
-                    out.push(fingerprint(dims, geno, bits, heat, seed));
+                    let a = fingerprint(dims, geno, bits, heat, seed, Some(false));
+                    let b = fingerprint(dims, geno, bits, heat, seed, Some(true));
+                    assert_eq!(a, b, "{geno} {input:?} {bits:?} heat {heat} seed {seed}");
+                    out.push(a);
                 }
             }
         }
