@@ -1,7 +1,8 @@
 //! `lightsnn search` and `lightsnn score`.
 
-use super::common::{EngineArg, NetArgs};
+use super::common::{full_width, BoardArgs, EngineArg, NetArgs};
 use crate::data::Split;
+use crate::export::fit::Cells;
 use crate::fsutil::write_atomic;
 use crate::model::Mixing;
 use crate::search::dump as dump_codes;
@@ -21,6 +22,8 @@ use std::path::PathBuf;
 pub struct SearchArgs {
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    board: BoardArgs,
     /// Search algorithm: `prune` (LightSNN), `random` (SNASNet's random search: its sampling
     /// rules, a fresh network and fresh batches per candidate) or `random-shared` (every edge
     /// drawn independently, one set of weights and batches for all candidates).
@@ -101,6 +104,22 @@ pub fn progress_bar() -> ProgressBar {
 /// Runs `lightsnn search`.
 pub fn search(a: SearchArgs) -> Result<()> {
     let cfg = a.net.net_config()?;
+    // With --board: sized for the worst-case cell of the op set, so that every cell the search
+    // can return fits (checked again for the cell it returns).
+    let cfg = match &a.board.board {
+        None => cfg,
+        Some(_) => {
+            let base = full_width(cfg, a.net.shape.width.is_some())?;
+            let ops = base.ops.clone();
+            let cells = Cells::Space {
+                cell: base.cell,
+                ops: &ops,
+            };
+            let sized = a.board.size(base, a.net.shape.fixed(), cells)?;
+            println!("every cell of the space fits: the sizes are for its worst case");
+            sized
+        }
+    };
     let device = a.net.device.open()?;
     let (data, label) = a.net.load(Split::Train, cfg.timesteps)?;
     let setup = SearchSetup {
@@ -120,12 +139,13 @@ pub fn search(a: SearchArgs) -> Result<()> {
     eprintln!("estimate: {}", estimate.breakdown());
     if a.seeds > 1 {
         eprintln!("(per seed; {} seeds)", a.seeds);
-        return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref());
+        return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref(), &a.board);
     }
     let pb = progress_bar();
     let report = run_search(&setup, &data, &device, &pb)?;
     print_summary(&report);
     print_warnings(&report);
+    a.board.check_found(&setup.net, &report.genotype)?;
     if let Some(out) = &a.out {
         report.write(out)?;
         println!("wrote {}", out.display());
@@ -154,6 +174,7 @@ fn search_seeds(
     data: &crate::data::Dataset,
     device: &candle_core::Device,
     out: Option<&std::path::Path>,
+    board: &BoardArgs,
 ) -> Result<()> {
     let mut reports = Vec::new();
     for k in 0..seeds {
@@ -170,6 +191,7 @@ fn search_seeds(
             r.warnings.len(),
             r.rounds.iter().map(|x| x.decisions.len()).sum::<usize>()
         );
+        board.check_found(&s.net, &r.genotype)?;
         reports.push(r);
     }
     let st = StabilityReport::new(reports);
