@@ -45,14 +45,7 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn search_train_export_with_a_board_runs_bit_exact_on_the_firmware() {
-    let ok_qemu = Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok_qemu,
-        "qemu-system-arm is required for this test: apt-get install -y qemu-system-arm"
-    );
+    assert!(Qemu::default().installed(), "{}", Qemu::MISSING);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -131,11 +124,9 @@ fn search_train_export_with_a_board_runs_bit_exact_on_the_firmware() {
     };
     let o = e2e::run(&cfg).unwrap_or_else(|e| panic!("{e:#}"));
     println!("{}", e2e::describe(&o));
-    let stack = o
-        .device
-        .stack_bytes
+    let ram = o
+        .ram_needed_with_rtt()
         .expect("the firmware logs its stack peak");
-    let ram = o.footprint.ram + stack + 1024;
     assert!(ram <= 128 * 1024, "{ram} B of RAM");
     assert!(
         o.footprint.flash <= 512 * 1024,

@@ -215,17 +215,22 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
             || skeleton::forward_edges_into(g.cell(), i).filter(|&(k, _)| op_of(k) != Op::Zero);
         // The forward sum is a single edge: node 0 (the cell input) or one non-zero edge.
         let single_forward = i == 0 || forward().count() <= 1;
+        // B_i's edges (convs of the spikes of timestep t - 1) into `x`: each as one more edge
+        // of the sum, or (`sum`, a single edge) as a finished sum.
+        let back = |x: &mut [i16], sum: bool, row: &mut [i32], mut dense: Option<&mut [i32]>| {
+            let mut ops = 0;
+            for (k, edge) in skeleton::backward_edges_into(g.cell(), i) {
+                let spk = &*st.spk[edge.from as usize];
+                let (conv, d) = (cp.convs[k].as_ref(), dense.as_deref_mut());
+                ops += apply_edge::<W>(op_of(k), &[], spk, conv, kernels[k], geom, x, sum, row, d);
+            }
+            ops
+        };
         let x = &mut nodes[slot[i]][..n];
         simd::zero_i16(x);
         if live_back && single_forward {
             // B_i first (every edge a conv), then the forward edge as a finished sum.
-            for (k, edge) in skeleton::backward_edges_into(g.cell(), i) {
-                let op = op_of(k);
-                let spk = &*st.spk[edge.from as usize];
-                let conv = cp.convs[k].as_ref();
-                let d = dense.as_deref_mut();
-                ops += apply_edge::<W>(op, &[], spk, conv, kernels[k], geom, x, false, row, d);
-            }
+            ops += back(x, false, row, dense.as_deref_mut());
         }
         let as_sum = live_back && single_forward;
         if i == 0 {
@@ -244,13 +249,8 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
         let xi = &mut nodes[slot[i]][..n];
         if live_back && !single_forward {
             // Node 2 (several forward edges): its one backward edge as a finished sum.
-            for (k, edge) in skeleton::backward_edges_into(g.cell(), i) {
-                let op = op_of(k);
-                let spk = &*st.spk[edge.from as usize];
-                let conv = cp.convs[k].as_ref();
-                let d = dense.as_deref_mut();
-                ops += apply_edge::<W>(op, &[], spk, conv, kernels[k], geom, xi, true, row, d);
-            }
+            debug_assert!(skeleton::backward_edges_into(g.cell(), i).count() <= 1);
+            ops += back(xi, true, row, dense.as_deref_mut());
         } else if i < 3 && plan.stored_back[i] {
             add_sat(xi, st.back[i]);
         }
