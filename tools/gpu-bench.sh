@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurement of issue "Speed", in two steps (see ../shared/design/GPU.md).
+# The GPU measurement of issue "Speed", in two steps (see docs/design.md, "GPU").
 #
 #   bash tools/gpu-bench.sh build   # here, on the CPU machine: CUDA build into dist/ (ignored)
 #   bash tools/gpu-bench.sh run     # on the lent GPU machine, with dist/ carried:

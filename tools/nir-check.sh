@@ -5,7 +5,7 @@
 # usage: tools/nir-check.sh [CHECKPOINT] [MIN_AGREEMENT]
 #   CHECKPOINT     default firmware/assets/trained.safetensors
 #   MIN_AGREEMENT  fail below this fraction of matching predictions (default 0.40; measured
-#                  0.49 on the default checkpoint, see README "NIR export")
+#                  0.49 on the default checkpoint, see docs/nir.md)
 # Needs: python3 with venv, the system HDF5 library (Debian: libhdf5-dev pkg-config) for the
 # lightsnn build. The venv (NIR_VENV, default target/nir-venv) is made once: PyPI's torch
 # brings its CUDA wheels (about 5.5 GB, 4 minutes here).

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Recomputes a SAHD score from a `lightsnn score --dump-codes DIR` folder with numpy alone.
 
-An independent check of lightsnn's SAHD kernel and log-determinant (SPEC section 5): it reads
-the packed codes, unpacks them, counts popcounts and Hamming distances by matrix products,
+An independent check of lightsnn's SAHD kernel and log-determinant (docs/design.md, "The SAHD
+score"): it reads the packed codes, unpacks them, counts popcounts and Hamming distances by matrix
+products,
 builds the kernel K = nbar * J + A (J all ones) from the formula, and takes ln|det K| by an
 orthogonal change of basis that isolates the large rank-one part (not by lightsnn's method).
 

@@ -1,4 +1,5 @@
-//! Network configuration: the macro skeleton of SPEC §4 per dataset, width multiplier and overrides.
+//! Network configuration: the macro skeleton (docs/design.md, "Macro skeleton") per dataset, width
+//! multiplier and overrides.
 
 use serde::{Deserialize, Serialize};
 use snn_nostd::genotype::{CellType, OpSet};
@@ -8,7 +9,7 @@ use snn_nostd::skeleton;
 /// model can be configured without loading data.
 pub use crate::data::DatasetKind;
 
-/// Constants of the LIF neuron (SPEC §1).
+/// Constants of the LIF neuron (docs/design.md, "The LIF neuron").
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LifParams {
     /// Membrane time constant; the charge is `V <- V + (X - V) / tau`.
@@ -32,7 +33,8 @@ impl Default for LifParams {
     }
 }
 
-/// How BatchNorm normalises while scoring an untrained network (SPEC §5).
+/// How BatchNorm normalises while scoring an untrained network (docs/design.md, "BatchNorm while
+/// scoring").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BnMode {
@@ -114,7 +116,7 @@ fn scale(c: usize, width: f64) -> usize {
 }
 
 impl NetConfig {
-    /// The SPEC §4 skeleton for `dataset`, with overrides applied.
+    /// The skeleton of docs/design.md, "Macro skeleton", for `dataset`, with overrides applied.
     ///
     /// N-MNIST (not in the paper) uses C1/C2 = 64/128, p = 2, H = 256, V = 10, T = 10.
     pub fn for_dataset(dataset: DatasetKind, o: &Overrides) -> Result<NetConfig, ConfigError> {

@@ -1,4 +1,4 @@
-//! Bit-packed spike codes (SPEC §5).
+//! Bit-packed spike codes (docs/design.md, "The SAHD score").
 //!
 //! A code of `n` bits is stored in [`words_for`]`(n)` `u64` words, least significant bit first:
 //! bit `k` of the code is bit `k % 64` of word `k / 64`. The unused high bits of the last word are

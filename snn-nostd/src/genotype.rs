@@ -1,4 +1,4 @@
-//! Operations, cell edges, cell types and genotypes (SPEC §2, §3).
+//! Operations, cell edges, cell types and genotypes (docs/design.md, "Operations" and "The cell").
 //!
 //! A cell has four nodes `x0..x3`. Edge `i<-j` carries node `j` into node `i`; it is a forward
 //! edge when `j < i` and a backward edge (carrying the value of timestep `t-1`) when `j > i`.
@@ -118,12 +118,12 @@ pub struct OpSet {
 }
 
 impl OpSet {
-    /// The LightSNN space: {zero, conv3, skip} (SPEC §2).
+    /// The LightSNN space: {zero, conv3, skip} (docs/design.md, "Operations").
     pub fn lightsnn() -> OpSet {
         OpSet::new(&[Op::Zero, Op::Conv3, Op::Skip]).expect("valid op set")
     }
 
-    /// The SNASNet space: {zero, skip, conv1, conv3, avgpool} (SPEC §2).
+    /// The SNASNet space: {zero, skip, conv1, conv3, avgpool} (docs/design.md, "Operations").
     pub fn snasnet() -> OpSet {
         OpSet::new(&[Op::Zero, Op::Skip, Op::Conv1, Op::Conv3, Op::AvgPool]).expect("valid op set")
     }

@@ -1,5 +1,6 @@
 //! All-pairs Hamming distances of a batch of bit-packed codes: the inner loop of the SAHD kernel
-//! (SPEC §5), tiled for the L1 cache and dispatched on the CPU's popcount instructions.
+//! (docs/design.md, "The SAHD score"), tiled for the L1 cache and dispatched on the CPU's popcount
+//! instructions.
 //!
 //! For `N` codes of `W` words the kernel needs `N (N - 1) / 2` Hamming distances. Computed pair
 //! by pair, every pair streams both codes from L2 (for the host's 32 codes of 131,072 bits that

@@ -1,4 +1,5 @@
-//! The sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score (SPEC §5).
+//! The sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score
+//! (docs/design.md, "The SAHD score").
 //!
 //! For every LIF layer `l` and timestep `t` (a *pair*) with the `N` codes `c_i` of `n` bits of a
 //! batch: `s_i = popcount(c_i) / n`, `E_ij = n (s_i (1 - s_j) + s_j (1 - s_i))`,

@@ -1,6 +1,6 @@
-//! The network's shape rules and neuron constants (SPEC §1, §3, §4), defined once for the host
-//! (Candle network, CPU scoring engine, training statistics, export) and the device (the blob's
-//! [`Dims`], the integer engine's [`CellPlan`]):
+//! The network's shape rules and neuron constants (docs/design.md: "The LIF neuron", "The cell",
+//! "Macro skeleton"), defined once for the host (Candle network, CPU scoring engine, training
+//! statistics, export) and the device (the blob's [`Dims`], the integer engine's [`CellPlan`]):
 //! - the LIF constants and BN_EPS;
 //! - the map sizes of each stage ([`cell1_hw`], [`cell2_hw`], [`pooled_hw`]);
 //! - the cell schedule ([`CellSchedule`]): which node carries a LIF and how many LIF modules of
@@ -83,8 +83,8 @@ impl fmt::Display for LayerId {
 /// Maximum number of LIF layers: 4 per cell, one after each cell, the hidden one.
 pub const MAX_LAYERS: usize = 2 * NUM_NODES + 3;
 
-/// What a cell computes, from the ops on its edges (SPEC §3): the rules every forward pass
-/// shares. Built with [`CellSchedule::of_genotype`] (one op per edge) or op by op with
+/// What a cell computes, from the ops on its edges (docs/design.md, "The cell"): the rules every
+/// forward pass shares. Built with [`CellSchedule::of_genotype`] (one op per edge) or op by op with
 /// [`CellSchedule::add`] (the supernet's several ops per edge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct CellSchedule {

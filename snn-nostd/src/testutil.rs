@@ -136,8 +136,8 @@ fn layer(
     OwnedLayer::new(bits, &w, &b, &s)
 }
 
-/// CIFAR-10 normalisation (SPEC §7) of the first `channels` (at most 3) channels, as an integer
-/// affine with shift 16 onto the input format `input_exp`.
+/// CIFAR-10 normalisation (docs/design.md, "Training") of the first `channels` (at most 3)
+/// channels, as an integer affine with shift 16 onto the input format `input_exp`.
 fn cifar_norm(channels: usize, input_exp: i32) -> InputNorm {
     let (mean, std) = ([0.4913, 0.4821, 0.4465], [0.2470, 0.2434, 0.2615]);
     let s = 16;

@@ -6,7 +6,7 @@
 //! - [`elf`], [`icount`]: function address ranges and exact instruction counts with the
 //!   `qemu-icount` TCG plugin;
 //! - [`firmware`]: build the firmware with a given model blob and image set;
-//! - [`reference`]: the host integer reference (the same `snn-nostd` engine on the host);
+//! - [`mod@reference`]: the host integer reference (the same `snn-nostd` engine on the host);
 //! - [`testblob`]: random test models in the blob format;
 //! - [`e2e`]: the whole check: build, run under QEMU, decode, compare with the reference, count
 //!   instructions.

@@ -146,7 +146,7 @@ enum Cmd {
     },
     /// Copy CIFAR-10 binary records (label + 3072 bytes) from a batch file.
     Images {
-        /// Source batch file, e.g. `../shared/data/cifar10-lossless-subset/test_batch.bin`.
+        /// Source batch file, e.g. `$LIGHTSNN_DATA/cifar10-lossless-subset/test_batch.bin`.
         #[arg(long)]
         from: PathBuf,
         /// First record.

@@ -39,6 +39,12 @@ struct TrainBenchArgs {
     /// Batch size.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Timesteps T (default: the demo configuration's 5).
+    #[arg(long)]
+    timesteps: Option<usize>,
+    /// Which implementation runs the steps (as `train --train-path`).
+    #[arg(long, value_enum, default_value = "auto")]
+    train_path: crate::train::fast::TrainPath,
     /// Device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -80,9 +86,16 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 
 fn bench_train(a: TrainBenchArgs) -> Result<()> {
     let dev = a.device.open()?;
-    let r = crate::train::bench::bench_train(&a.genotype, a.steps, a.batch, &dev)?;
+    let r = crate::train::bench::bench_train(
+        &a.genotype,
+        a.steps,
+        a.batch,
+        a.timesteps,
+        a.train_path,
+        &dev,
+    )?;
     println!(
-        "train: {:.1} images/s ({} steps of batch {} in {:.2} s; C1/C2 {}/{}, H {}, T {}, genotype {}, device {:?})",
+        "train: {:.1} images/s ({} steps of batch {} in {:.2} s; C1/C2 {}/{}, H {}, T {}, genotype {}, device {:?}, path {})",
         r.images_per_s,
         r.steps,
         r.batch,
@@ -92,7 +105,8 @@ fn bench_train(a: TrainBenchArgs) -> Result<()> {
         r.net.hidden,
         r.net.timesteps,
         a.genotype,
-        a.device
+        a.device,
+        r.path
     );
     Ok(())
 }
@@ -205,11 +219,13 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
             crate::train::bench::DEMO_GENOTYPE,
             steps,
             batch,
+            None,
+            crate::train::fast::TrainPath::Auto,
             &device,
         )?;
         say(format!(
-            "training step (demo config: width 1/32, H {}, T {}, batch {}): {:.1} images/s",
-            r.net.hidden, r.net.timesteps, r.batch, r.images_per_s
+            "training step (demo config: width 1/32, H {}, T {}, batch {}, path {}): {:.1} images/s",
+            r.net.hidden, r.net.timesteps, r.batch, r.path, r.images_per_s
         ));
         train_images_per_s = Some(r.images_per_s);
     }

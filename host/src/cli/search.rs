@@ -83,7 +83,7 @@ pub struct ScoreArgs {
     #[arg(long, value_enum, default_value = "auto")]
     engine: EngineArg,
     /// Also write every (layer, timestep) code set, its bit count and multiplicity, and each
-    /// repeat's kernel matrix to this folder (npy files and manifest.json; see the README), so
+    /// repeat's kernel matrix to this folder (npy files and manifest.json; see docs/cli.md), so
     /// the score can be recomputed elsewhere (`tools/sahd-check.py`).
     #[arg(long)]
     dump_codes: Option<PathBuf>,

@@ -11,7 +11,7 @@ use snn_nostd::genotype::{CellType, OpSet};
 use std::path::PathBuf;
 
 /// Options of `lightsnn study`. Options without a default here take the dataset's study default
-/// (see the README); with `--resume` everything comes from the folder's `study.json`.
+/// (see docs/cli.md); with `--resume` everything comes from the folder's `study.json`.
 #[derive(Args, Debug)]
 pub struct StudyArgs {
     /// Dataset: cifar10 or nmnist (any dataset lightsnn reads works).

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 /// Options of `lightsnn train`. Options without a default here take the per-dataset or
 /// documented default; with `--resume` every option is taken from the run and any option given
 /// must agree with it (except `--data`, `--device`, `--stop-after`).
-/// The defaults that differ from the paper or the SPEC are listed, with the reason, after
-/// `--help` ([`DEFAULTS_HELP`]).
+/// The defaults that differ from the paper or the reference code are listed, with the reason,
+/// after `--help` ([`DEFAULTS_HELP`]).
 #[derive(Args, Debug, Default)]
 #[command(after_help = DEFAULTS_HELP)]
 pub struct TrainArgs {
@@ -47,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch: Option<usize>,
     /// Initial learning rate; SGD with momentum 0.9 and weight decay 5e-4, cosine per epoch to
-    /// 0.01 x lr [default: 0.1, as SPEC §7 and SNASNet's code; the paper states 0.2].
+    /// 0.01 x lr [default: 0.1, as the reference's and SNASNet's code; the paper states 0.2].
     #[arg(long)]
     pub lr: Option<f64>,
     /// Network shape: `--width`, `--timesteps`, `--hidden`, `--votes`.
@@ -61,17 +61,21 @@ pub struct TrainArgs {
     #[arg(long)]
     pub val_fraction: Option<f64>,
     /// Loss: `ce` = cross-entropy on the output; `mse` = mean squared error against the one-hot
-    /// label [default: mse for dvs128 (SPEC §7, as the reference), ce otherwise].
+    /// label [default: mse for dvs128 (as the reference), ce otherwise].
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
-    /// Initialisation of the linear layers: `reference` = N(0, 0.01^2) (SPEC §4); `kaiming` =
-    /// N(0, 2/fan_in), which keeps the hidden LIF layer active in small networks (at the
-    /// reference init it stays silent there and training stalls at chance) [default: kaiming].
+    /// Initialisation of the linear layers: `reference` = N(0, 0.01^2) (the reference's);
+    /// `kaiming` = N(0, 2/fan_in), which keeps the hidden LIF layer active in small networks (at
+    /// the reference init it stays silent there and training stalls at chance) [default: kaiming].
     #[arg(long, value_enum)]
     pub linear_init: Option<LinearInit>,
     /// Device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+    /// Which implementation runs the training steps: `auto` (the hand-written CPU path where it
+    /// covers the network, else Candle; the printout says which ran), `cpu` or `candle`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub train_path: crate::train::fast::TrainPath,
     /// Run folder: metrics.csv, curves.svg, last/best.safetensors, last.optim.safetensors,
     /// state.json.
     #[arg(long, required_unless_present = "resume")]
@@ -149,19 +153,20 @@ fn architecture(a: &TrainArgs) -> Result<(Genotype, CellType, OpSet, Option<Data
     Ok((g, cell, ops, file_dataset))
 }
 
-/// Printed after `lightsnn train --help`: the defaults that differ from the paper or the SPEC.
+/// Printed after `lightsnn train --help`: the defaults that differ from the paper or the
+/// reference code (docs/design.md, "Differences from the paper and the reference code").
 const DEFAULTS_HELP: &str = "\
-Defaults that differ from the paper or the SPEC:
-  --lr 0.1                 the paper states 0.2; SPEC section 7 and SNASNet's code use 0.1
-  --linear-init kaiming    SPEC section 4 says N(0, 0.01^2); in small networks that init leaves
+Defaults that differ from the paper or the reference code (docs/design.md):
+  --lr 0.1                 the paper states 0.2; the reference's and SNASNet's code use 0.1
+  --linear-init kaiming    the reference uses N(0, 0.01^2); in small networks that init leaves
                            the hidden LIF layer silent and training stalls at chance
   --epochs (required)      the paper trains 300 epochs; a run's length is always given
   weight decay 5e-4        really applied (the reference passes it into SGD's dampening)
-Defaults as in the SPEC: --loss mse for dvs128 (against one-hot labels), ce otherwise; batch 64;
-SGD momentum 0.9; cosine schedule to 0.01 x lr.";
+Defaults as in the paper or the reference: --loss mse for dvs128 (against one-hot labels), ce
+otherwise; batch 64; SGD momentum 0.9; cosine schedule to 0.01 x lr.";
 
-/// The default loss of a dataset: MSE against one-hot labels for DVS128 Gesture (SPEC §7, as
-/// the reference), cross-entropy otherwise.
+/// The default loss of a dataset: MSE against one-hot labels for DVS128 Gesture (as the
+/// reference, docs/design.md, "Training"), cross-entropy otherwise.
 pub fn default_loss(dataset: DatasetKind) -> LossKind {
     match dataset {
         DatasetKind::Dvs128 => LossKind::Mse,
@@ -354,6 +359,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         resume,
         stop_after: a.stop_after,
         quiet: false,
+        path: a.train_path,
     };
     let out = train::train(&dir, &cfg, &data, &device, &ctl)?;
     if out.complete {

@@ -1,5 +1,5 @@
 //! Static-image preprocessing: normalisation and the CIFAR training augmentation
-//! (random crop 32 with 4 zero-padding, then random horizontal flip; SPEC §7).
+//! (random crop 32 with 4 zero-padding, then random horizontal flip; docs/design.md, "Training").
 
 use rand::{Rng, RngCore};
 

@@ -1,4 +1,5 @@
-//! Event framing (SPEC §8, SpikingJelly `split_by='number'`) and compact frame storage.
+//! Event framing (docs/design.md, "Event data"; SpikingJelly `split_by='number'`) and compact
+//! frame storage.
 //!
 //! An event is reduced to its *cell*: `polarity * H * W + y * W + x`, i.e. its position in one
 //! `[C=2, H, W]` frame. With `N` events and `T` frames, `di = N / T`; frame `i` takes events

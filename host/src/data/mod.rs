@@ -1,6 +1,6 @@
 //! Dataset readers: CIFAR-10/100 (binary version), N-MNIST and DVS128 Gesture (event data,
-//! framed into `T` count frames, SPEC §8), the CIFAR training augmentation (SPEC §7) and a
-//! seeded train/validation split.
+//! framed into `T` count frames, docs/design.md, "Event data"), the CIFAR training augmentation
+//! (docs/design.md, "Training") and a seeded train/validation split.
 //!
 //! Samples are kept compact in memory (raw `u8` images; sparse `u16` event-count frames) and
 //! turned into normalised `f32` batches by [`Dataset::fill_batch`].
@@ -249,7 +249,7 @@ impl Dataset {
     /// Writes the samples `indices` into `out` (cleared first), layout `[N, frames, C, H, W]`
     /// `f32`.
     ///
-    /// Static data is normalised with the per-dataset mean/std (SPEC §7); with
+    /// Static data is normalised with the per-dataset mean/std (docs/design.md, "Training"); with
     /// `augment = Some(rng)` each image first gets the training augmentation: random crop 32
     /// from the image zero-padded by 4, then a random horizontal flip. Event data: values are
     /// per-pixel, per-polarity event counts (channel = polarity), never augmented.
@@ -314,8 +314,8 @@ impl Dataset {
 }
 
 impl DatasetKind {
-    /// Per-channel `(mean, std)` used to normalise static images (SPEC §7); event data is not
-    /// normalised and gets `([0; 3], [1; 3])`.
+    /// Per-channel `(mean, std)` used to normalise static images (docs/design.md, "Training");
+    /// event data is not normalised and gets `([0; 3], [1; 3])`.
     pub fn mean_std(self) -> ([f32; 3], [f32; 3]) {
         match self {
             DatasetKind::Cifar10 => (CIFAR10_MEAN, CIFAR10_STD),

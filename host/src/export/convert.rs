@@ -25,8 +25,9 @@ fn conv_bn(c: &CandleConvBn, what: &str) -> Result<ConvBn> {
 /// parameters for every conv op of the genotype).
 pub fn from_network(net: &Network, genotype: &Genotype) -> Result<FloatNetwork> {
     let cfg = &net.cfg;
-    // The integer engine (and the NIR graph) implement SPEC's LIF only: refuse other constants
-    // rather than export a network that computes something else.
+    // The integer engine (and the NIR graph) implement the default LIF only (docs/design.md,
+    // "The LIF neuron"): refuse other constants rather than export a network that computes
+    // something else.
     let (lif, spec) = (cfg.lif, crate::config::LifParams::default());
     if (lif.tau, lif.v_threshold, lif.v_reset) != (spec.tau, spec.v_threshold, spec.v_reset) {
         bail!(

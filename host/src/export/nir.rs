@@ -5,7 +5,7 @@
 //! Every node name starts with its evaluation order (`003_cell1_x0`), so a simulator that steps
 //! the nodes in name order (as `nirtorch` does, `nir.read` returning them sorted) computes each
 //! node after its forward inputs, and a cycle (a backward edge of the cell) reads the value of
-//! the previous timestep. See the README section "NIR export" for the mapping.
+//! the previous timestep. See docs/nir.md for the mapping.
 
 use super::{ConvBn, FloatNetwork};
 use snn_nostd::genotype::Op;

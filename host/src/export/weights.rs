@@ -1,6 +1,6 @@
-//! The weights of a trained single-path network in plain Rust (SPEC §4), as the quantiser
-//! ([`super::quantize`]) and the NIR export ([`super::nir`]) take them: convs with their
-//! BatchNorms, the post-cell BatchNorms, the classifier and the input normalisation.
+//! The weights of a trained single-path network in plain Rust (docs/design.md, "Macro skeleton"),
+//! as the quantiser ([`super::quantize`]) and the NIR export ([`super::nir`]) take them: convs
+//! with their BatchNorms, the post-cell BatchNorms, the classifier and the input normalisation.
 
 use super::ExportError;
 use snn_nostd::genotype::{Genotype, Op};
@@ -81,7 +81,8 @@ pub struct Normalization {
     pub std: Vec<f32>,
 }
 
-/// A trained single-path LightSNN network in plain Rust (SPEC §4), as exported from Candle.
+/// A trained single-path LightSNN network in plain Rust (docs/design.md, "Macro skeleton"), as
+/// exported from Candle.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatNetwork {
     /// The dataset it was trained on (recorded in the blob).

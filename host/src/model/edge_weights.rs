@@ -2,8 +2,9 @@
 //! candidate mixings stacked on the batch axis (candidate `g` owns samples `g*N..(g+1)*N`).
 //!
 //! Stacking scores all candidates of a pruning round in one pass, which is what a GPU needs to
-//! be busy (SPEC §6 rounds have 24-36 candidates that differ in one edge). The weights are
-//! chosen so that every sample sees exactly the arithmetic of its own candidate's unstacked
+//! be busy (a round of docs/design.md, "Pruning by importance", has 24-36 candidates that differ
+//! in one edge). The weights are chosen so that every sample sees exactly the arithmetic of its
+//! own candidate's unstacked
 //! pass: an op whose weight is the same for every candidate keeps the scalar path, an op some
 //! candidates lack is multiplied by 0 for their samples (`x + 0 = x` exactly), and the
 //! summation order over ops is the candidates' common op order.
@@ -31,8 +32,8 @@ pub(crate) struct EdgeWeights {
     pub groups: usize,
     /// Per edge: the ops present in any candidate, in the candidates' common order.
     pub edges: Vec<Vec<(Op, OpWeight)>>,
-    /// Per candidate: how many LIF-headed ops read each node (SPEC §3), the multiplicity of
-    /// that node's spike layer.
+    /// Per candidate: how many LIF-headed ops read each node (docs/design.md, "Operations"), the
+    /// multiplicity of that node's spike layer.
     pub node_mult: Vec<[u32; NUM_NODES]>,
 }
 

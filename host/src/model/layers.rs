@@ -1,4 +1,5 @@
-//! Building blocks: conv + BatchNorm, pooling with SPEC §2 padding, voting.
+//! Building blocks: conv + BatchNorm, pooling with the padding of docs/design.md, "Operations",
+//! voting.
 
 use super::params::{BnParams, ParamStore};
 use anyhow::Result;
@@ -18,8 +19,8 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The scoring mode of a BatchNorm choice (SPEC §5): batch statistics or the reference's
-    /// running statistics.
+    /// The scoring mode of a BatchNorm choice (docs/design.md, "BatchNorm while scoring"): batch
+    /// statistics or the reference's running statistics.
     pub fn scoring(bn: crate::config::BnMode) -> Mode {
         match bn {
             crate::config::BnMode::Batch => Mode::ScoreBatchStats,

@@ -1,4 +1,5 @@
-//! The LIF neuron of SPEC §1 with the ATan surrogate gradient, for search and training alike.
+//! The LIF neuron (docs/design.md, "The LIF neuron") with the ATan surrogate gradient, for search
+//! and training alike.
 
 use crate::config::LifParams;
 use anyhow::Result;
@@ -48,7 +49,8 @@ impl LifState {
     }
 
     /// One timestep: charge `V <- V + (X - V)/tau`, fire where `V >= V_th`, hard reset to
-    /// `V_reset`. The reset is detached from the graph (SPEC §1). Returns the spikes.
+    /// `V_reset`. The reset is detached from the graph (docs/design.md, "The LIF neuron").
+    /// Returns the spikes.
     pub fn step(&mut self, x: &Tensor, p: &LifParams, surrogate: bool) -> Result<Tensor> {
         let k = 1.0 / p.tau;
         let charged = match &self.v {

@@ -1,4 +1,5 @@
-//! Which ops are alive on each edge, with their mixing weights (SPEC §6).
+//! Which ops are alive on each edge, with their mixing weights (docs/design.md, "Pruning by
+//! importance").
 
 use snn_nostd::genotype::{CellType, Genotype, Op, OpSet};
 use snn_nostd::skeleton::CellSchedule;

@@ -1,5 +1,6 @@
-//! The LightSNN network (SPEC §3, §4): stem, two searched cells with forward and backward edges,
-//! the downsampling block and the voting classifier, unrolled over T timesteps.
+//! The LightSNN network (docs/design.md, "The cell" and "Macro skeleton"): stem, two searched
+//! cells with forward and backward edges, the downsampling block and the voting classifier,
+//! unrolled over T timesteps.
 //!
 //! One type serves the supernet (several weighted ops per edge, for the search) and the
 //! single-path network (one op per edge, for training and export): what differs is the
@@ -385,7 +386,8 @@ impl Network {
         Ok(Output { logits })
     }
 
-    /// One timestep of cell `ci` (SPEC §3) with input `x0`; returns the output node x3.
+    /// One timestep of cell `ci` (docs/design.md, "The cell") with input `x0`; returns the output
+    /// node x3.
     #[allow(clippy::too_many_arguments)]
     fn cell_step(
         &self,
@@ -544,8 +546,14 @@ fn dropout_mask(
     features: usize,
     dev: &Device,
 ) -> Result<Tensor> {
-    let data: Vec<f32> = (0..n * features)
-        .map(|_| if rng.gen_bool(0.5) { 2.0 } else { 0.0 })
-        .collect();
+    let data = dropout_values(rng, n, features);
     Ok(Tensor::from_vec(data, (n, features), dev)?.to_dtype(DType::F32)?)
+}
+
+/// The values of a Dropout(0.5) mask of `n` sequences of `features`: 0 or 2 each, drawn in
+/// order (one `gen_bool(0.5)` per value). Every training path draws its mask with it.
+pub fn dropout_values(rng: &mut dyn rand::RngCore, n: usize, features: usize) -> Vec<f32> {
+    (0..n * features)
+        .map(|_| if rng.gen_bool(0.5) { 2.0 } else { 0.0 })
+        .collect()
 }

@@ -1,5 +1,5 @@
-//! Named parameters with deterministic, seeded initialisation (SPEC §4: conv kaiming-uniform with
-//! a = 2, BN weight 1 / bias 0, linear N(0, 0.01) / bias 0).
+//! Named parameters with deterministic, seeded initialisation (docs/design.md, "Initialisation":
+//! conv kaiming-uniform with a = 2, BN weight 1 / bias 0, linear N(0, 0.01) / bias 0).
 //!
 //! Candle's CPU backend cannot be seeded, so every initial value is drawn here from a ChaCha8
 //! stream in a fixed order and uploaded: the same seed gives the same weights on every device.

@@ -15,7 +15,7 @@ pub fn values(v: &Var, what: &str) -> Result<Vec<f32>> {
         .with_context(|| format!("reading tensor {what}"))
 }
 
-/// BatchNorm epsilon (SPEC §2).
+/// BatchNorm epsilon (docs/design.md, "Operations").
 pub const BN_EPS: f32 = snn_nostd::skeleton::BN_EPS as f32;
 
 /// Inference-mode BatchNorm parameters, one entry per channel.

@@ -193,7 +193,8 @@ pub fn search_bench(
 
 /// The search setups of the benchmark: the demo (built-in sample, width 1/32) and the CIFAR-10
 /// width-1/16 config (16/32 channels, batch 32, T = 5, 2 repeats); with `full`, also the
-/// paper's full CIFAR-10 config (256/512 channels, SPEC §4), which is for GPUs.
+/// paper's full CIFAR-10 config (256/512 channels, docs/design.md, "Macro skeleton"), which is
+/// for GPUs.
 pub fn bench_setups(path: KernelPath, full: bool) -> Result<Vec<(String, SearchSetup)>> {
     let mut widths = vec![32, 16];
     if full {

@@ -12,8 +12,9 @@
 //!   is the engine's (the CPU engine stores positions channel-last); every sample uses the same
 //!   order, so popcounts and Hamming distances, all the score reads, do not depend on it.
 //! - `DIR/r<R>/kernel.npy`: `float64` (`<f8`), shape `(n, n)`: the kernel `K` of repeat `R`
-//!   (SPEC §5), `K_ij = sum_l m_l (n_l - 0.5 H_ij / (E_ij + 1e-3)) / sum_l m_l` over its code sets
-//!   `l` with multiplicity `m_l`, `E_ij = (p_i + p_j) - 2 p_i p_j / n_l` from the popcounts `p`.
+//!   (docs/design.md, "The SAHD score"), `K_ij = sum_l m_l (n_l - 0.5 H_ij / (E_ij + 1e-3)) /
+//!   sum_l m_l` over its code sets `l` with multiplicity `m_l`,
+//!   `E_ij = (p_i + p_j) - 2 p_i p_j / n_l` from the popcounts `p`.
 //!
 //! The `.npy` files are NumPy format version 1.0 (`numpy.load` reads them); this module writes
 //! and reads that one fixed layout itself (two dtypes, 2-D, C order): a general `.npy` crate

@@ -1,5 +1,6 @@
 //! The training-free architecture search: SAHD scoring, pruning by importance and the random
-//! baseline (SPEC §5, §6).
+//! baseline (docs/design.md: "The SAHD score", "Pruning by importance", "Random search
+//! baselines").
 
 pub mod bench;
 pub mod cpu;

@@ -1,4 +1,4 @@
-//! Pruning by importance (SPEC §6, paper Algorithm 1).
+//! Pruning by importance (docs/design.md, "Pruning by importance"; the paper's Algorithm 1).
 
 use super::margin::Decision;
 use super::report::{CandidateScore, Pruned, RoundReport};

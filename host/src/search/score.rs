@@ -1,4 +1,5 @@
-//! The SAHD fitness of a network on a batch (SPEC §5), computed by `snn_nostd::sahd`.
+//! The SAHD fitness of a network on a batch (docs/design.md, "The SAHD score"), computed by
+//! `snn_nostd::sahd`.
 //!
 //! Three ways to run the network and feed the kernel ([`KernelPath`]):
 //! - CPU engine (default on the CPU): the forward pass in plain Rust, event-driven on the
@@ -263,7 +264,8 @@ impl<'n> Scorer<'n> {
         }
     }
 
-    /// SAHD scores of `candidates` (each averaged over `batches`, SPEC §5), in candidate order.
+    /// SAHD scores of `candidates` (each averaged over `batches`, docs/design.md, "The SAHD
+    /// score"), in candidate order.
     /// `done(k)` is called as `k` more candidates finish (for progress bars).
     ///
     /// The CPU engine scores candidates in parallel threads. The Candle paths stack up to
@@ -409,7 +411,7 @@ impl<'n> Scorer<'n> {
         Ok(k)
     }
 
-    /// The SAHD score averaged over the repeat batches (SPEC §5).
+    /// The SAHD score averaged over the repeat batches (docs/design.md, "The SAHD score").
     pub fn sahd_score(&self, mixing: &Mixing, batches: &[Tensor], mode: Mode) -> Result<f64> {
         if batches.is_empty() {
             return Err(anyhow!(
@@ -516,8 +518,8 @@ pub fn kernel_matrix(
     Scorer::new(net, path)?.kernel_matrix(mixing, batch, mode)
 }
 
-/// The SAHD score averaged over the repeat batches (SPEC §5). Builds a [`Scorer`] for this one
-/// call; to score many mixings of one network, keep a [`Scorer`].
+/// The SAHD score averaged over the repeat batches (docs/design.md, "The SAHD score"). Builds a
+/// [`Scorer`] for this one call; to score many mixings of one network, keep a [`Scorer`].
 pub fn sahd_score(
     net: &Network,
     mixing: &Mixing,

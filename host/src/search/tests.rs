@@ -1,5 +1,5 @@
 //! An independent check of the SAHD pipeline: the kernel computed a second way, densely in f64
-//! from unpacked 0/1 spike matrices, straight from the SPEC §5 formula.
+//! from unpacked 0/1 spike matrices, straight from the formula of docs/design.md, "The SAHD score".
 
 use super::score::{kernel_matrix, sahd_one, KernelPath};
 use crate::config::{DatasetKind, NetConfig, Overrides};
@@ -157,7 +157,7 @@ fn code_dump_recomputes_the_score() -> Result<()> {
                 recs.iter().any(|(e, _)| e.multiplicity > 1),
                 "multiplicities"
             );
-            // The dense SPEC formula on the unpacked codes.
+            // The dense formula (docs/design.md, "The SAHD score") on the unpacked codes.
             let layers: Vec<(Vec<Vec<f64>>, u32)> = recs
                 .iter()
                 .map(|(e, words)| {

@@ -573,6 +573,7 @@ fn run_cell(
         resume: run_dir.join(train::files::STATE).exists(),
         stop_after: None,
         quiet: true,
+        ..Default::default()
     };
     let outcome = train::train(&run_dir, &tcfg, train_data, device, &ctl)
         .with_context(|| format!("training cell {} ({})", cell.id, cell.genotype))?;
@@ -639,7 +640,7 @@ pub fn cell_scores(
         .collect()
 }
 
-/// The default study configuration for a dataset (documented in the README): sized to finish
+/// The default study configuration for a dataset (documented in docs/cli.md): sized to finish
 /// in about 30 minutes on a 2-core CPU.
 pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig> {
     use crate::config::Overrides;

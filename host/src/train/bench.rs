@@ -1,6 +1,7 @@
 //! Training throughput benchmark on the demo configuration: the built-in CIFAR-10 sample,
 //! width 1/32 (C1/C2 = 8/16), H = 1024, V = 10, T = 5, batch 64.
 
+use super::fast::{FastTrainer, TrainPath};
 use super::metrics::LossKind;
 use super::optim::{Sgd, SgdConfig};
 use crate::config::{DatasetKind, NetConfig, Overrides};
@@ -35,18 +36,24 @@ pub struct BenchResult {
     /// Training images per second (batch filling with augmentation, forward, backward and
     /// SGD update).
     pub images_per_s: f64,
+    /// Which training path ran (see `train::select_path`).
+    pub path: String,
 }
 
 /// Times `steps` training steps (after one warm-up step) of `genotype` on the demo
-/// configuration with batches of `batch` on `device`.
+/// configuration (T overridden by `timesteps`) with batches of `batch` on `device`, on the
+/// training path `path` selects.
 pub fn bench_train(
     genotype: &str,
     steps: usize,
     batch: usize,
+    timesteps: Option<usize>,
+    path: TrainPath,
     device: &Device,
 ) -> Result<BenchResult> {
     let o = Overrides {
         width: Some(DEMO_WIDTH),
+        timesteps,
         ..Default::default()
     };
     let net_cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o)?;
@@ -59,11 +66,20 @@ pub fn bench_train(
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut buf = Vec::new();
     let [c, h, w] = data.frame_shape();
+    let (fast, path) = super::select_path(path, &net_cfg, &g, 1, device)?;
+    let mut fast = match fast {
+        Some(f) => Some(FastTrainer::new(f, &net, &opt)?),
+        None => None,
+    };
     let mut step = |i: usize, rng: &mut ChaCha8Rng| -> Result<()> {
         let idx: Vec<usize> = (0..batch).map(|k| (i * batch + k) % data.len()).collect();
         data.fill_batch(&idx, Some(rng), &mut buf);
-        let x = Tensor::from_slice(&buf, (batch, 1, c, h, w), device)?;
         let labels: Vec<u32> = idx.iter().map(|&k| data.label(k) as u32).collect();
+        if let Some(f) = fast.as_mut() {
+            f.step(&buf, &labels, LossKind::Ce, sgd.lr, rng)?;
+            return Ok(());
+        }
+        let x = Tensor::from_slice(&buf, (batch, 1, c, h, w), device)?;
         super::train_step(
             &net,
             &mixing,
@@ -89,5 +105,6 @@ pub fn bench_train(
         steps,
         seconds,
         images_per_s: (steps * batch) as f64 / seconds,
+        path,
     })
 }

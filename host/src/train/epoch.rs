@@ -1,10 +1,11 @@
-//! The training steps of one epoch (SPEC §7).
+//! The training steps of one epoch (docs/design.md, "Training").
 //!
 //! Nothing here reads a tensor's value on the host: the loss and the correct predictions are
 //! summed on the device ([`EpochSums`]) and read once at the end of the epoch, through the
 //! counting [`HostReads`] (a test scans this file for other reads). Batches and labels go the
 //! other way, host to device, once per step.
 
+use super::fast::{FastNet, FastTrainer};
 use super::host_reads::{EpochSums, HostReads};
 use super::metrics::LossKind;
 use super::optim::Sgd;
@@ -74,6 +75,8 @@ pub(crate) struct EpochRun<'a> {
     pub epoch: usize,
     /// Where tensors live.
     pub device: &'a Device,
+    /// The CPU training path, when it runs the steps (else Candle does).
+    pub fast: Option<&'a FastNet>,
 }
 
 /// Runs the steps of one epoch; augmentation (static data) and dropout draw from `rng` in step
@@ -85,6 +88,9 @@ pub(crate) fn train_epoch(
     pb: &ProgressBar,
     reads: &mut HostReads,
 ) -> Result<EpochTotals> {
+    if let Some(fast) = run.fast {
+        return train_epoch_fast(run, fast, opt, rng, pb);
+    }
     let (data, cfg) = (run.data, run.cfg);
     let augment = !cfg.net.dataset.is_event();
     let [c, h, w] = data.frame_shape();
@@ -106,6 +112,43 @@ pub(crate) fn train_epoch(
         pb.inc(1);
     }
     let (loss_sum, correct) = sums.read(reads)?;
+    if !loss_sum.is_finite() {
+        bail!(
+            "the training loss became {loss_sum} in epoch {}",
+            run.epoch + 1
+        );
+    }
+    Ok(EpochTotals {
+        loss_sum,
+        correct,
+        steps,
+    })
+}
+
+/// [`train_epoch`] on the CPU training path: the weights and momentum buffers are copied out
+/// of `run.net` and `opt` before the first step and written back after the last. The loss and
+/// correct predictions are host values already: no device read.
+fn train_epoch_fast(
+    run: &EpochRun<'_>,
+    fast: &FastNet,
+    opt: &mut Sgd,
+    rng: &mut dyn RngCore,
+    pb: &ProgressBar,
+) -> Result<EpochTotals> {
+    let (data, cfg) = (run.data, run.cfg);
+    let mut trainer = FastTrainer::new(fast.clone(), run.net, opt)?;
+    let mut buf = Vec::new();
+    let (mut loss_sum, mut correct, mut steps) = (0f64, 0usize, 0usize);
+    for chunk in run.order.chunks(cfg.batch) {
+        data.fill_batch(chunk, Some(&mut *rng), &mut buf);
+        let labels: Vec<u32> = chunk.iter().map(|&i| data.label(i) as u32).collect();
+        let out = trainer.step(&buf, &labels, cfg.loss, run.lr, &mut *rng)?;
+        loss_sum += out.loss * chunk.len() as f64;
+        correct += out.correct;
+        steps += 1;
+        pb.inc(1);
+    }
+    trainer.store(run.net, opt)?;
     if !loss_sum.is_finite() {
         bail!(
             "the training loss became {loss_sum} in epoch {}",

@@ -5,7 +5,7 @@ use anyhow::Result;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-/// The training loss (SPEC §7).
+/// The training loss (docs/design.md, "Training").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
@@ -79,7 +79,7 @@ pub struct EpochMetrics {
     pub val_loss: f64,
     /// Validation top-1 accuracy (0..1).
     pub val_top1: f64,
-    /// Validation spike activity rate over all LIF layers (SPEC §7).
+    /// Validation spike activity rate over all LIF layers (docs/design.md, "Training").
     pub val_sar: f64,
     /// Wall time of the epoch (training and validation) in seconds.
     pub epoch_s: f64,

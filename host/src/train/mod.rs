@@ -1,4 +1,5 @@
-//! Surrogate-gradient training of a single-path network (SPEC §7) and its evaluation.
+//! Surrogate-gradient training of a single-path network (docs/design.md, "Training") and its
+//! evaluation.
 //!
 //! A run lives in a folder `RUN_DIR`:
 //! - `metrics.csv`: one row per epoch (see [`metrics::CSV_HEADER`]);
@@ -26,6 +27,7 @@ pub mod checkpoint;
 pub mod curves;
 mod epoch;
 pub mod eval;
+pub mod fast;
 pub mod host_reads;
 pub mod metrics;
 pub mod optim;
@@ -111,9 +113,9 @@ pub struct TrainConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinearInit {
-    /// N(0, 0.01^2), as the reference (SPEC §4). At the paper's widths fc1 sums ~10^4 active
-    /// spikes and the hidden LIFs reach threshold; in small networks (fan-in ~10^3) they stay
-    /// silent, no gradient reaches fc2, and training stalls at chance.
+    /// N(0, 0.01^2), as the reference (docs/design.md, "Initialisation"). At the paper's widths
+    /// fc1 sums ~10^4 active spikes and the hidden LIFs reach threshold; in small networks
+    /// (fan-in ~10^3) they stay silent, no gradient reaches fc2, and training stalls at chance.
     Reference,
     /// N(0, 2 / fan_in) (Kaiming normal): the hidden potential has the same spread at every
     /// width. At the paper's CIFAR-10 widths fc1 gets std 0.0078, close to the reference's 0.01.
@@ -283,6 +285,36 @@ pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(EPOCH_SEED_MULT))
 }
 
+/// The CPU training path for `path` (`None`: Candle runs the steps) and a line saying which
+/// path runs and, when Candle does under `auto`, why. `frames` is the input frames per sample.
+pub fn select_path(
+    path: fast::TrainPath,
+    net: &NetConfig,
+    g: &Genotype,
+    frames: usize,
+    device: &Device,
+) -> Result<(Option<fast::FastNet>, String)> {
+    use fast::TrainPath;
+    if path == TrainPath::Candle {
+        return Ok((None, "candle (autograd; --train-path candle)".into()));
+    }
+    let why = if device.is_cpu() {
+        match fast::FastNet::new(net, g, frames) {
+            Ok(f) => return Ok((Some(f), "cpu (hand-written forward and backward)".into())),
+            Err(why) => why,
+        }
+    } else {
+        "a GPU device".to_string()
+    };
+    if path == TrainPath::Cpu {
+        bail!("--train-path cpu does not cover {why}; use --train-path auto or candle");
+    }
+    Ok((
+        None,
+        format!("candle (autograd; the CPU path does not cover {why})"),
+    ))
+}
+
 /// Options of one invocation (not part of the run's definition).
 #[derive(Clone, Debug, Default)]
 pub struct RunControl {
@@ -292,6 +324,8 @@ pub struct RunControl {
     pub stop_after: Option<usize>,
     /// No table, no progress bars.
     pub quiet: bool,
+    /// Which implementation runs the steps.
+    pub path: fast::TrainPath,
 }
 
 /// What [`train`] did.
@@ -306,7 +340,8 @@ pub struct TrainOutcome {
     /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
     /// Device-to-host reads made by this invocation's training steps (validation excluded):
-    /// two per epoch (loss and correct-prediction sums), however many steps it has.
+    /// on the Candle path two per epoch (loss and correct-prediction sums), however many steps
+    /// it has; none on the CPU path, whose values live on the host.
     pub host_reads: u64,
 }
 
@@ -363,9 +398,11 @@ pub fn train(
     }
     let val_data = train_data.subset(&val_idx);
     let data_label = cfg.data_label();
+    let (fast, path_label) = select_path(ctl.path, &cfg.net, &g, train_data.frames(), device)?;
     if !ctl.quiet {
         let split = (train_idx.len(), val_idx.len());
         print_start(run_dir, cfg, &g, &net, &state, &data_label, split);
+        println!("training path: {path_label}");
     }
     let mut reads = HostReads::default();
     let mut ran = 0usize;
@@ -384,6 +421,7 @@ pub fn train(
             val_data: &val_data,
             device,
             quiet: ctl.quiet,
+            fast: fast.as_ref(),
         };
         let (m, steps) = run.run(state.epoch, &mut opt, &mut reads, start)?;
         state.optimizer.steps += steps;
@@ -472,6 +510,7 @@ struct Epoch<'a> {
     val_data: &'a Dataset,
     device: &'a Device,
     quiet: bool,
+    fast: Option<&'a fast::FastNet>,
 }
 
 impl Epoch<'_> {
@@ -499,6 +538,7 @@ impl Epoch<'_> {
             lr,
             epoch: e,
             device: self.device,
+            fast: self.fast,
         };
         let totals = epoch::train_epoch(&run, opt, &mut rng, &pb, reads)?;
         pb.finish_and_clear();

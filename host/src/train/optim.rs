@@ -1,5 +1,5 @@
-//! SGD with momentum and weight decay, with PyTorch's semantics (SPEC §7: the weight decay is
-//! really applied, unlike the reference, which passes it into `dampening`).
+//! SGD with momentum and weight decay, with PyTorch's semantics (docs/design.md, "Training": the
+//! weight decay is really applied, unlike the reference, which passes it into `dampening`).
 //!
 //! For each trainable tensor `w` with gradient `g`, in the sorted order of
 //! [`ParamStore::trainable`](crate::model::params::ParamStore::trainable):
@@ -27,8 +27,8 @@ pub struct SgdConfig {
 }
 
 impl SgdConfig {
-    /// The paper's optimiser (SPEC §7) at learning rate `lr`: momentum 0.9, weight decay
-    /// 5e-4, cosine down to `0.01 * lr`.
+    /// The paper's optimiser (docs/design.md, "Training") at learning rate `lr`: momentum 0.9,
+    /// weight decay 5e-4, cosine down to `0.01 * lr`.
     pub fn paper(lr: f64) -> SgdConfig {
         SgdConfig {
             lr,
@@ -88,6 +88,12 @@ impl Sgd {
     /// The momentum buffers by tensor name.
     pub fn buffers(&self) -> &BTreeMap<String, Tensor> {
         &self.buffers
+    }
+
+    /// Replaces the momentum buffers with ones kept elsewhere (the CPU training path keeps its
+    /// own during an epoch).
+    pub fn set_buffers(&mut self, buffers: BTreeMap<String, Tensor>) {
+        self.buffers = buffers;
     }
 
     /// Replaces the momentum buffers (resume). Every buffer must name a parameter of `params`

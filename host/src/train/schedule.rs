@@ -1,4 +1,5 @@
-//! The learning-rate schedule (SPEC §7): cosine annealing per epoch down to `eta_min`.
+//! The learning-rate schedule (docs/design.md, "Training"): cosine annealing per epoch down to
+//! `eta_min`.
 
 /// Learning rate of epoch `epoch` (0-based) out of `epochs`:
 /// `eta_min + 0.5 (lr - eta_min) (1 + cos(pi epoch / epochs))`, as PyTorch's

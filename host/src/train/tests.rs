@@ -88,6 +88,7 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
         resume,
         stop_after: Some(1),
         quiet: true,
+        ..Default::default()
     };
     let first = train(&c, cfg, data, &dev, &step(false))?;
     assert_eq!((first.epochs_done, first.complete), (1, false));
@@ -456,27 +457,33 @@ mod real_data {
     }
 }
 
-/// The training steps read the device twice per epoch (the loss and correct-prediction sums),
-/// however many steps the epoch has: 6 steps or 1 step per epoch give the same count.
+/// The Candle path's training steps read the device twice per epoch (the loss and
+/// correct-prediction sums), however many steps the epoch has: 6 steps or 1 step per epoch
+/// give the same count. The CPU path keeps its values on the host: no reads.
 #[test]
 fn train_host_reads_do_not_grow_with_steps() -> Result<()> {
     let data =
         crate::data::sample::cifar10_sample(Split::Train)?.subset(&(0..40).collect::<Vec<_>>());
-    let mut counts = Vec::new();
-    for batch in [5, 30] {
-        let mut cfg = config(DatasetKind::Cifar10, 1.0 / 64.0, 1, 2, batch);
-        cfg.net.hidden = 16;
-        cfg.val_fraction = 0.25;
-        let dir = tempfile::tempdir()?;
-        let out = train(dir.path(), &cfg, &data, &Device::Cpu, &quiet())?;
-        let st = TrainState::read(dir.path())?;
-        assert_eq!(st.optimizer.steps, 2 * 30usize.div_ceil(batch) as u64);
-        counts.push(out.host_reads);
+    for (path, want) in [
+        (fast::TrainPath::Candle, [4, 4]),
+        (fast::TrainPath::Cpu, [0, 0]),
+    ] {
+        let mut counts = Vec::new();
+        for batch in [5, 30] {
+            let mut cfg = config(DatasetKind::Cifar10, 1.0 / 64.0, 1, 2, batch);
+            cfg.net.hidden = 16;
+            cfg.val_fraction = 0.25;
+            let dir = tempfile::tempdir()?;
+            let ctl = RunControl { path, ..quiet() };
+            let out = train(dir.path(), &cfg, &data, &Device::Cpu, &ctl)?;
+            let st = TrainState::read(dir.path())?;
+            assert_eq!(st.optimizer.steps, 2 * 30usize.div_ceil(batch) as u64);
+            counts.push(out.host_reads);
+        }
+        assert_eq!(
+            counts, want,
+            "{path:?}: device-to-host reads of 2 epochs at 6 and 1 steps each"
+        );
     }
-    assert_eq!(
-        counts,
-        [4, 4],
-        "device-to-host reads of 2 epochs at 6 and 1 steps each"
-    );
     Ok(())
 }

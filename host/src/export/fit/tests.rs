@@ -159,14 +159,20 @@ fn sized_networks_fit_and_are_the_widest_that_do() {
         (4, 64, 4)
     );
     match size_for_board(f411, &cifar(64, 64, 4), fixed, cells, Bits::B8) {
-        Err(ExportError::DoesNotFit {
-            resource,
-            need,
-            have,
-            ..
-        }) => {
-            assert_eq!(resource, "flash");
-            assert!(need > have);
+        Err(ExportError::NoSizeFits { sizes, cause }) => {
+            assert_eq!(sizes, "C1/C2 64/128, H 64, T 4");
+            match *cause {
+                ExportError::DoesNotFit {
+                    resource,
+                    need,
+                    have,
+                    ..
+                } => {
+                    assert_eq!(resource, "flash");
+                    assert!(need > have);
+                }
+                other => panic!("{other:?}"),
+            }
         }
         other => panic!("{other:?}"),
     }

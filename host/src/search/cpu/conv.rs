@@ -72,6 +72,17 @@ impl Active {
     pub fn pixels(&self) -> usize {
         self.h * self.w
     }
+
+    /// The active inputs of pixel `q` (`y * w + x`), as row bit positions `x * c + ci`.
+    #[inline(always)]
+    pub fn pixel(&self, q: usize) -> &[u32] {
+        &self.entries[self.start[q] as usize..self.start[q + 1] as usize]
+    }
+
+    /// Number of active inputs.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 simd_kernel! {

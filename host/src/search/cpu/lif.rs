@@ -1,4 +1,4 @@
-//! The LIF neuron of SPEC §1 for one sample, writing its spikes as bits.
+//! The LIF neuron (docs/design.md, "The LIF neuron") for one sample, writing its spikes as bits.
 
 use super::simd::simd_kernel;
 use crate::config::LifParams;

@@ -40,7 +40,7 @@ pub mod lif;
 pub mod maps;
 pub mod ops;
 mod plan;
-mod simd;
+pub(crate) mod simd;
 mod weights;
 
 #[cfg(test)]

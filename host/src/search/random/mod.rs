@@ -1,4 +1,5 @@
-//! The random-search baselines (SPEC §6): score K random genotypes, keep the best.
+//! The random-search baselines (docs/design.md, "Random search baselines"): score K random
+//! genotypes, keep the best.
 //!
 //! - [`snasnet_search`] (`--method random`, the default baseline) does what SNASNet's
 //!   `find_best_neuroncell` does (github.com/Intelligent-Computing-Lab-Yale/SNASNet,

@@ -1,0 +1,592 @@
+//! One searched cell of the CPU training path: its plan (which ops read each node, merged into
+//! one convolution per node and kernel size), one timestep forward (recording what the
+//! backward pass needs) and one timestep backward (BPTT through the back states and the node
+//! LIFs). See docs/design.md, 'The cell'.
+
+use super::bn::{self, BnStats, Cols};
+use super::kernels::{self, Geom, LifK};
+use super::params::{Grads, Params};
+use crate::search::cpu::conv::{conv_gather, padded, Active, ConvGeom};
+use rayon::prelude::*;
+use snn_nostd::bits::words_for;
+use snn_nostd::genotype::{Genotype, Op, NUM_NODES};
+
+/// What an edge computes from its source node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeOp {
+    /// The node value.
+    Skip,
+    /// 3x3 average pool of the node value.
+    AvgPool,
+    /// Slot `slot` (one op's output channels) of the node's conv group `group`.
+    Conv {
+        /// Index into [`CellPlan::groups`].
+        group: usize,
+        /// Position in the group.
+        slot: usize,
+    },
+}
+
+/// A non-zero edge.
+#[derive(Clone, Debug)]
+pub struct EdgePlan {
+    /// Source node.
+    pub from: usize,
+    /// Destination node (or back state).
+    pub to: usize,
+    /// Whether it feeds the next timestep's back state.
+    pub backward: bool,
+    /// The op.
+    pub op: EdgeOp,
+}
+
+/// The conv ops of one kernel size reading one node, run as one convolution.
+#[derive(Clone, Debug)]
+pub struct GroupPlan {
+    /// Source node.
+    pub node: usize,
+    /// Kernel size.
+    pub k: usize,
+    /// Parameter prefix of each op (`cell1.e3.conv3`), in slot order.
+    pub names: Vec<String>,
+}
+
+/// The plan of one cell (both cells run the same genotype with their own channels).
+#[derive(Clone, Debug)]
+pub struct CellPlan {
+    /// Channels.
+    pub c: usize,
+    /// Map height and width.
+    pub hw: (usize, usize),
+    /// Non-zero edges in canonical order.
+    pub edges: Vec<EdgePlan>,
+    /// Conv groups.
+    pub groups: Vec<GroupPlan>,
+    /// Whether node `j` carries a LIF (some conv reads it).
+    pub has_lif: [bool; NUM_NODES],
+}
+
+impl CellPlan {
+    /// The plan of cell `name` with `c` channels on `hw` maps; `None` for an op this path does
+    /// not implement.
+    pub fn new(g: &Genotype, name: &str, c: usize, hw: (usize, usize)) -> Option<CellPlan> {
+        let mut groups: Vec<GroupPlan> = Vec::new();
+        let mut edges = Vec::new();
+        let mut has_lif = [false; NUM_NODES];
+        for (ei, (e, &op)) in g.cell().edges().iter().zip(g.ops()).enumerate() {
+            let (from, to) = (e.from as usize, e.to as usize);
+            let op = match op {
+                Op::Zero => continue,
+                Op::Skip => EdgeOp::Skip,
+                Op::AvgPool => EdgeOp::AvgPool,
+                Op::MaxPool => return None,
+                Op::Conv1 | Op::Conv3 => {
+                    let k = if op == Op::Conv3 { 3 } else { 1 };
+                    has_lif[from] = true;
+                    let gi = match groups.iter().position(|gp| gp.node == from && gp.k == k) {
+                        Some(i) => i,
+                        None => {
+                            groups.push(GroupPlan {
+                                node: from,
+                                k,
+                                names: Vec::new(),
+                            });
+                            groups.len() - 1
+                        }
+                    };
+                    groups[gi].names.push(format!("{name}.e{ei}.{op}"));
+                    EdgeOp::Conv {
+                        group: gi,
+                        slot: groups[gi].names.len() - 1,
+                    }
+                }
+            };
+            edges.push(EdgePlan {
+                from,
+                to,
+                backward: e.is_backward(),
+                op,
+            });
+        }
+        Some(CellPlan {
+            c,
+            hw,
+            edges,
+            groups,
+            has_lif,
+        })
+    }
+
+    /// Values per sample of a map.
+    pub fn per(&self) -> usize {
+        self.hw.0 * self.hw.1 * self.c
+    }
+
+    /// Output channels of group `gi` as stored (a multiple of the conv kernels' lanes).
+    pub fn stride(&self, gi: usize) -> usize {
+        padded(self.groups[gi].names.len() * self.c)
+    }
+}
+
+/// A group's kernels for one step: forward taps and the flipped rows of the input gradient.
+pub struct GroupWeights {
+    taps: Vec<f32>,
+    flip: Vec<f32>,
+}
+
+/// Builds every group's kernels of `plan` from the current weights.
+pub fn group_weights(plan: &CellPlan, p: &Params) -> Vec<GroupWeights> {
+    let c = plan.c;
+    plan.groups
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| {
+            let stride = plan.stride(gi);
+            let k = g.k;
+            let mut taps = vec![0f32; k * k * c * stride];
+            let mut flip = vec![0f32; k * k * stride * c];
+            for (slot, name) in g.names.iter().enumerate() {
+                let w = p.get(&format!("{name}.conv.weight"));
+                let t = kernels::taps(w, c, c, k, c);
+                let f = kernels::flip_taps(w, c, c, k, c);
+                for row in 0..k * k * c {
+                    taps[row * stride + slot * c..row * stride + (slot + 1) * c]
+                        .copy_from_slice(&t[row * c..(row + 1) * c]);
+                }
+                for tap in 0..k * k {
+                    for co in 0..c {
+                        let dst = (tap * stride + slot * c + co) * c;
+                        let src = (tap * c + co) * c;
+                        flip[dst..dst + c].copy_from_slice(&f[src..src + c]);
+                    }
+                }
+            }
+            GroupWeights { taps, flip }
+        })
+        .collect()
+}
+
+/// A LIF layer's record of one timestep: the membrane before firing (spikes are where it
+/// reaches the threshold) and the spikes' active-input lists.
+pub struct LifRec {
+    /// `[n][per]`.
+    pub charged: Vec<f32>,
+    /// Per sample.
+    pub act: Vec<Active>,
+}
+
+/// Runs a LIF step over a batch (`x`, `n` samples of `hw x c`), updating the membranes `v`
+/// (empty = 0).
+pub fn lif_step(
+    x: &[f32],
+    v: &mut Vec<f32>,
+    n: usize,
+    hw: (usize, usize),
+    c: usize,
+    lif: &LifK,
+) -> LifRec {
+    let first = v.is_empty();
+    if first {
+        *v = vec![0.0; x.len()];
+    }
+    let per = x.len() / n;
+    let mut charged = vec![0f32; x.len()];
+    let act: Vec<Active> = x
+        .par_chunks(per)
+        .zip(v.par_chunks_mut(per))
+        .zip(charged.par_chunks_mut(per))
+        .map(|((x, v), ch)| {
+            let mut code = vec![0u64; words_for(per)];
+            kernels::lif_forward(x, v, first, lif, ch, &mut code);
+            Active::new(&code, hw.0, hw.1, c)
+        })
+        .collect();
+    LifRec { charged, act }
+}
+
+/// The backward of [`lif_step`]: the input gradient (`None` when nothing flows) and the
+/// previous membrane's gradient, from the spikes' gradient `ds` and this membrane's `dv`.
+pub fn lif_back(
+    charged: &[f32],
+    ds: Option<&[f32]>,
+    dv: Option<&[f32]>,
+    n: usize,
+    lif: &LifK,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    if ds.is_none() && dv.is_none() {
+        return None;
+    }
+    let len = charged.len();
+    let per = len / n;
+    let (mut dx, mut dvp) = (vec![0f32; len], vec![0f32; len]);
+    dx.par_chunks_mut(per)
+        .zip(dvp.par_chunks_mut(per))
+        .enumerate()
+        .for_each(|(i, (dx, dvp))| {
+            let r = i * per..(i + 1) * per;
+            kernels::lif_backward(
+                &charged[r.clone()],
+                ds.map(|d| &d[r.clone()]),
+                dv.map(|d| &d[r.clone()]),
+                lif,
+                dx,
+                dvp,
+            );
+        });
+    Some((dx, dvp))
+}
+
+/// The convolution of a batch of spikes (`act`) with `taps`: `[n][h][w][stride]`.
+pub fn conv_events(
+    act: &[Active],
+    hw: (usize, usize),
+    cin: usize,
+    k: usize,
+    stride: usize,
+    taps: &[f32],
+) -> Vec<f32> {
+    let geom = ConvGeom {
+        h: hw.0,
+        w: hw.1,
+        cin,
+        k,
+        cout: stride,
+    };
+    let per = hw.0 * hw.1 * stride;
+    let mut out = vec![0f32; act.len() * per];
+    out.par_chunks_mut(per)
+        .zip(act.par_iter())
+        .for_each(|(o, a)| conv_gather(a, &geom, taps, o));
+    out
+}
+
+/// The backward of [`conv_events`] for output gradient `draw` (`[n][h][w][stride]`): the kernel
+/// gradient in the taps layout (event-driven, per-sample partials added in order) and the
+/// spikes' gradient `[n][h][w][cin]` (dense, through `flip`).
+pub fn conv_events_back(
+    act: &[Active],
+    hw: (usize, usize),
+    cin: usize,
+    k: usize,
+    stride: usize,
+    flip: &[f32],
+    draw: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let n = act.len();
+    let per = hw.0 * hw.1 * stride;
+    let g_w = Geom {
+        h: hw.0,
+        w: hw.1,
+        cin,
+        cout: stride,
+        k,
+    };
+    let parts: Vec<Vec<f32>> = act
+        .par_iter()
+        .zip(draw.par_chunks(per))
+        .map(|(a, d)| {
+            let mut t = vec![0f32; k * k * cin * stride];
+            kernels::conv_dw_events(a, &g_w, d, &mut t);
+            t
+        })
+        .collect();
+    let mut dtaps = vec![0f32; k * k * cin * stride];
+    for p in parts {
+        for (a, b) in dtaps.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    let g_x = Geom {
+        h: hw.0,
+        w: hw.1,
+        cin: stride,
+        cout: cin,
+        k,
+    };
+    let per_s = hw.0 * hw.1 * cin;
+    let mut ds = vec![0f32; n * per_s];
+    ds.par_chunks_mut(per_s)
+        .zip(draw.par_chunks(per))
+        .for_each(|(o, d)| kernels::conv_dense(d, &g_x, flip, o));
+    (dtaps, ds)
+}
+
+/// `a += b`, or `a = b` when `a` is empty.
+pub fn add_into(a: &mut Option<Vec<f32>>, b: &[f32]) {
+    match a {
+        Some(a) => a
+            .par_iter_mut()
+            .zip(b.par_iter())
+            .for_each(|(x, y)| *x += y),
+        None => *a = Some(b.to_vec()),
+    }
+}
+
+/// A conv group's record of one timestep: its raw output and each slot's BN statistics.
+pub struct GroupRec {
+    raw: Vec<f32>,
+    stats: Vec<BnStats>,
+}
+
+/// Everything one timestep of a cell leaves for its backward pass.
+pub struct CellTape {
+    lif: [Option<LifRec>; NUM_NODES],
+    groups: Vec<Option<GroupRec>>,
+}
+
+/// A cell's state across timesteps: back states and node membranes.
+#[derive(Default)]
+pub struct CellState {
+    back: [Option<Vec<f32>>; 3],
+    v: [Vec<f32>; NUM_NODES],
+}
+
+/// The backward state carried from timestep `t + 1` to `t`: gradients of the back states that
+/// `t` produced and of the node membranes after `t`.
+#[derive(Default)]
+pub struct CellGrad {
+    back: [Option<Vec<f32>>; 3],
+    v: [Option<Vec<f32>>; NUM_NODES],
+}
+
+/// One cell run over a batch of `n` samples.
+pub struct CellRun<'a> {
+    /// The plan.
+    pub plan: &'a CellPlan,
+    /// This step's group kernels.
+    pub gw: &'a [GroupWeights],
+    /// Samples.
+    pub n: usize,
+    /// LIF constants.
+    pub lif: &'a LifK,
+}
+
+impl CellRun<'_> {
+    /// One forward timestep from input `x0`; returns `x3` and the tape.
+    pub fn forward(&self, x0: &[f32], st: &mut CellState, p: &mut Params) -> (Vec<f32>, CellTape) {
+        let plan = self.plan;
+        let len = self.n * plan.per();
+        let mut tape = CellTape {
+            lif: Default::default(),
+            groups: (0..plan.groups.len()).map(|_| None).collect(),
+        };
+        let mut u: [Option<Vec<f32>>; NUM_NODES] = Default::default();
+        let mut u0 = x0.to_vec();
+        if let Some(b) = &st.back[0] {
+            u0.par_iter_mut()
+                .zip(b.par_iter())
+                .for_each(|(a, b)| *a += b);
+        }
+        u[0] = Some(u0);
+        self.run_node(0, &u, st, &mut tape, p);
+        for i in 1..NUM_NODES {
+            let mut x = vec![0f32; len];
+            for e in plan.edges.iter().filter(|e| e.to == i && !e.backward) {
+                self.add_edge(e, &u, &tape, p, &mut x);
+            }
+            if i < 3 {
+                if let Some(b) = &st.back[i] {
+                    x.par_iter_mut()
+                        .zip(b.par_iter())
+                        .for_each(|(a, b)| *a += b);
+                }
+            }
+            u[i] = Some(x);
+            self.run_node(i, &u, st, &mut tape, p);
+        }
+        let mut back: [Option<Vec<f32>>; 3] = Default::default();
+        for (i, b) in back.iter_mut().enumerate() {
+            for e in plan.edges.iter().filter(|e| e.to == i && e.backward) {
+                let dst = b.get_or_insert_with(|| vec![0f32; len]);
+                self.add_edge(e, &u, &tape, p, dst);
+            }
+        }
+        st.back = back;
+        (u[3].take().expect("x3"), tape)
+    }
+
+    /// The LIF and conv groups of node `j` (once its value is complete).
+    fn run_node(
+        &self,
+        j: usize,
+        u: &[Option<Vec<f32>>; NUM_NODES],
+        st: &mut CellState,
+        tape: &mut CellTape,
+        p: &mut Params,
+    ) {
+        let plan = self.plan;
+        if !plan.has_lif[j] {
+            return;
+        }
+        let uj = u[j].as_ref().expect("node computed");
+        let rec = lif_step(uj, &mut st.v[j], self.n, plan.hw, plan.c, self.lif);
+        for (gi, g) in plan.groups.iter().enumerate().filter(|(_, g)| g.node == j) {
+            let stride = plan.stride(gi);
+            let raw = conv_events(&rec.act, plan.hw, plan.c, g.k, stride, &self.gw[gi].taps);
+            let stats = g
+                .names
+                .iter()
+                .enumerate()
+                .map(|(slot, name)| {
+                    let cols = Cols {
+                        stride,
+                        c0: slot * plan.c,
+                        width: plan.c,
+                    };
+                    let (rm, rv) = p.running_mut(&format!("{name}.bn"));
+                    bn::forward_stats(&raw, self.n, cols, rm, rv)
+                })
+                .collect();
+            tape.groups[gi] = Some(GroupRec { raw, stats });
+        }
+        tape.lif[j] = Some(rec);
+    }
+
+    /// Adds edge `e`'s output to `dst`.
+    fn add_edge(
+        &self,
+        e: &EdgePlan,
+        u: &[Option<Vec<f32>>; NUM_NODES],
+        tape: &CellTape,
+        p: &Params,
+        dst: &mut [f32],
+    ) {
+        let plan = self.plan;
+        let src = u[e.from].as_ref().expect("node computed");
+        let per = plan.per();
+        match e.op {
+            EdgeOp::Skip => dst
+                .par_iter_mut()
+                .zip(src.par_iter())
+                .for_each(|(a, b)| *a += b),
+            EdgeOp::AvgPool => {
+                let (h, w) = plan.hw;
+                dst.par_chunks_mut(per)
+                    .zip(src.par_chunks(per))
+                    .for_each(|(d, s)| {
+                        let mut tmp = vec![0f32; per];
+                        kernels::avg_pool3(s, h, w, plan.c, &mut tmp);
+                        d.iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+                    });
+            }
+            EdgeOp::Conv { group, slot } => {
+                let rec = tape.groups[group].as_ref().expect("group computed");
+                let name = &plan.groups[group].names[slot];
+                let cols = Cols {
+                    stride: plan.stride(group),
+                    c0: slot * plan.c,
+                    width: plan.c,
+                };
+                bn::apply_add(
+                    &rec.raw,
+                    self.n,
+                    cols,
+                    &rec.stats[slot],
+                    p.get(&format!("{name}.bn.weight")),
+                    p.get(&format!("{name}.bn.bias")),
+                    dst,
+                );
+            }
+        }
+    }
+
+    /// One backward timestep: from the gradient of `x3` (`None`: no path to the loss) and the
+    /// state of `t + 1`, accumulates the parameter gradients and returns the gradient of the
+    /// cell input `x0`. `first` is timestep 0 (no back state before it).
+    pub fn backward(
+        &self,
+        dx3: Option<Vec<f32>>,
+        tape: &CellTape,
+        gs: &mut CellGrad,
+        first: bool,
+        p: &Params,
+        grads: &mut Grads,
+    ) -> Option<Vec<f32>> {
+        let plan = self.plan;
+        let (n, c, hw) = (self.n, plan.c, plan.hw);
+        let per = plan.per();
+        let mut du: [Option<Vec<f32>>; NUM_NODES] = Default::default();
+        du[3] = dx3;
+        for j in (0..NUM_NODES).rev() {
+            let mut draw: Vec<Option<Vec<f32>>> = plan.groups.iter().map(|_| None).collect();
+            let mut acc = du[j].take();
+            for e in plan.edges.iter().filter(|e| e.from == j) {
+                let g = if e.backward {
+                    gs.back[e.to].as_deref()
+                } else {
+                    du[e.to].as_deref()
+                };
+                let Some(g) = g else { continue };
+                match e.op {
+                    EdgeOp::Skip => add_into(&mut acc, g),
+                    EdgeOp::AvgPool => {
+                        let (h, w) = hw;
+                        let mut pooled = vec![0f32; g.len()];
+                        pooled
+                            .par_chunks_mut(per)
+                            .zip(g.par_chunks(per))
+                            .for_each(|(o, s)| kernels::avg_pool3(s, h, w, c, o));
+                        add_into(&mut acc, &pooled);
+                    }
+                    EdgeOp::Conv { group, slot } => {
+                        let rec = tape.groups[group].as_ref().expect("group recorded");
+                        let stride = plan.stride(group);
+                        let name = &plan.groups[group].names[slot];
+                        let d =
+                            draw[group].get_or_insert_with(|| vec![0f32; n * hw.0 * hw.1 * stride]);
+                        let cols = Cols {
+                            stride,
+                            c0: slot * c,
+                            width: c,
+                        };
+                        let (dgamma, dbeta) = grads.bn_pair(&format!("{name}.bn"), c);
+                        bn::backward(
+                            &rec.raw,
+                            n,
+                            cols,
+                            &rec.stats[slot],
+                            p.get(&format!("{name}.bn.weight")),
+                            g,
+                            dgamma,
+                            dbeta,
+                            d,
+                        );
+                    }
+                }
+            }
+            let mut ds: Option<Vec<f32>> = None;
+            for (gi, d) in draw.iter().enumerate() {
+                let Some(d) = d else { continue };
+                let gp = &plan.groups[gi];
+                let stride = plan.stride(gi);
+                let rec = tape.lif[j].as_ref().expect("node spikes recorded");
+                let (dtaps, dsg) =
+                    conv_events_back(&rec.act, hw, c, gp.k, stride, &self.gw[gi].flip, d);
+                for (slot, name) in gp.names.iter().enumerate() {
+                    let dw = grads.entry(&format!("{name}.conv.weight"), c * c * gp.k * gp.k);
+                    kernels::add_taps_grad(&dtaps, slot * c, c, c, gp.k, stride, dw);
+                }
+                add_into(&mut ds, &dsg);
+            }
+            if plan.has_lif[j] {
+                let rec = tape.lif[j].as_ref().expect("node spikes recorded");
+                let dv = gs.v[j].take();
+                if let Some((dx, dvp)) =
+                    lif_back(&rec.charged, ds.as_deref(), dv.as_deref(), n, self.lif)
+                {
+                    add_into(&mut acc, &dx);
+                    gs.v[j] = Some(dvp);
+                }
+            }
+            du[j] = acc;
+        }
+        let dx0 = du[0].clone();
+        for (i, b) in gs.back.iter_mut().enumerate() {
+            // Back state B_i exists at this timestep if a backward edge enters node i and an
+            // earlier timestep produced it.
+            let exists = !first && plan.edges.iter().any(|e| e.backward && e.to == i);
+            *b = if exists { du[i].take() } else { None };
+        }
+        dx0
+    }
+}

@@ -1,0 +1,167 @@
+//! The CPU training path: a hand-written forward and backward pass (BPTT) of the single-path
+//! network in plain Rust, used by `train` and `bench train` on the CPU instead of Candle's
+//! autograd (see docs/design.md, 'Training'; figures in docs/results.md, 'Training speed').
+//!
+//! Why: Candle builds a graph of small element-wise tensors per LIF, BatchNorm and edge, every
+//! one allocated, written and read back; its backward pass walks that graph. Here:
+//! - maps are channels-last (`[n][h][w][c]`) vectors; every pass over samples runs on rayon;
+//! - the LIF writes its spikes as bits and records only its membrane before firing (the
+//!   backward pass derives the spike and the ATan surrogate from it); its backward is one
+//!   fused pass per layer and timestep;
+//! - convolutions whose input is spikes (every conv op, the down conv) run event-driven in the
+//!   forward pass (the CPU scoring engine's `conv_gather`) and for the kernel gradient
+//!   ([`kernels::conv_dw_events`]); the input gradient is a dense convolution with the flipped
+//!   kernel ([`kernels::conv_dense`]); the conv ops reading one node run as one convolution;
+//! - BatchNorm (training mode) is fused: statistics, then normalise-and-add into the node sum;
+//!   backward in two passes;
+//! - the classifier (fc1, hidden LIF, fc2, votes) runs all timesteps as one matrix product.
+//!
+//! It computes the same function as the Candle network in `Mode::Train` (same dropout draws,
+//! BatchNorm running statistics, Candle's max-pool gradient), up to float rounding: a test
+//! compares gradients with Candle's autograd and trained weights after a few steps.
+//! Deterministic: reductions over samples add per-sample partials in sample order.
+//!
+//! Covered: static input (CIFAR), ops zero, skip, conv3, conv1, avgpool, both cell types,
+//! both losses, LIF with hard reset to 0, even map sizes. Anything else (event data, the stem
+//! pool, maxpool ops) trains on the Candle path ([`FastNet::new`] says why).
+
+mod bn;
+mod cell;
+pub mod kernels;
+mod params;
+mod step;
+
+#[cfg(test)]
+mod tests;
+
+use crate::config::NetConfig;
+use crate::model::Network;
+use crate::train::metrics::LossKind;
+use crate::train::optim::Sgd;
+use anyhow::Result;
+use cell::CellPlan;
+use kernels::LifK;
+pub use params::{Grads, Params};
+use snn_nostd::genotype::Genotype;
+pub use step::StepOut;
+
+/// Which implementation runs the training steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainPath {
+    /// The CPU path where it covers the configuration, else Candle (the default).
+    #[default]
+    Auto,
+    /// Candle's autograd on any device.
+    Candle,
+    /// The CPU path; an error where it does not cover the configuration.
+    Cpu,
+}
+
+/// The static description of a network the CPU path trains.
+#[derive(Clone, Debug)]
+pub struct FastNet {
+    cfg: NetConfig,
+    cells: [CellPlan; 2],
+    lif: LifK,
+}
+
+impl FastNet {
+    /// The CPU path for `cfg` and `g` with `frames` input frames per sample, or why it does not
+    /// cover them.
+    pub fn new(
+        cfg: &NetConfig,
+        g: &Genotype,
+        frames: usize,
+    ) -> std::result::Result<FastNet, String> {
+        if frames != 1 {
+            return Err("event data (one frame per timestep)".into());
+        }
+        if cfg.stem_pool {
+            return Err("the stem's max pool (DVS128 Gesture)".into());
+        }
+        if cfg.lif.v_reset != 0.0 {
+            return Err("a LIF reset potential other than 0".into());
+        }
+        let (h1, w1) = cfg.cell1_hw();
+        let (h2, w2) = cfg.cell2_hw();
+        if h1 % 2 != 0 || w1 % 2 != 0 || h2 % cfg.pool != 0 || w2 % cfg.pool != 0 {
+            return Err("map sizes that the max pools do not divide".into());
+        }
+        let plan = |name: &str, c: usize, hw: (usize, usize)| {
+            CellPlan::new(g, name, c, hw).ok_or_else(|| "the maxpool op".to_string())
+        };
+        Ok(FastNet {
+            cfg: cfg.clone(),
+            cells: [
+                plan("cell1", cfg.c1, (h1, w1))?,
+                plan("cell2", cfg.c2, (h2, w2))?,
+            ],
+            lif: LifK::new(&cfg.lif),
+        })
+    }
+}
+
+/// Training steps on the CPU path, with the network's tensors and the optimiser's momentum
+/// copied in ([`FastTrainer::new`]) and written back ([`FastTrainer::store`]).
+#[derive(Debug)]
+pub struct FastTrainer {
+    net: FastNet,
+    params: Params,
+    momentum: f64,
+    weight_decay: f64,
+}
+
+impl FastTrainer {
+    /// Copies the tensors of `net` and the buffers of `opt`.
+    pub fn new(fast: FastNet, net: &Network, opt: &Sgd) -> Result<FastTrainer> {
+        Ok(FastTrainer {
+            net: fast,
+            params: Params::load(net, opt)?,
+            momentum: opt.momentum,
+            weight_decay: opt.weight_decay,
+        })
+    }
+
+    /// One SGD step at rate `lr` on `x` (`[n][C][H][W]` values) with `labels`; the dropout
+    /// mask (0 or 2 per feature) is drawn from `rng` as the Candle path draws it.
+    pub fn step(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        loss: LossKind,
+        lr: f64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Result<StepOut> {
+        let (out, grads) = self.gradients(x, labels, loss, Some(rng))?;
+        self.params
+            .sgd(&grads, self.momentum, self.weight_decay, lr);
+        Ok(out)
+    }
+
+    /// The loss and gradients of a training-mode pass (dropout from `rng` when given),
+    /// updating the BatchNorm running statistics.
+    pub fn gradients(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        loss: LossKind,
+        rng: Option<&mut dyn rand::RngCore>,
+    ) -> Result<(StepOut, Grads)> {
+        let n = labels.len();
+        let mask =
+            rng.map(|r| crate::model::network::dropout_values(r, n, self.net.cfg.features()));
+        step::step(
+            &self.net,
+            &mut self.params,
+            x,
+            labels,
+            mask.as_deref(),
+            loss,
+        )
+    }
+
+    /// Writes the tensors back into `net` and the momentum buffers into `opt`.
+    pub fn store(&self, net: &Network, opt: &mut Sgd) -> Result<()> {
+        self.params.store(net, opt)
+    }
+}

@@ -1,0 +1,187 @@
+//! The CPU training path against Candle's autograd: gradients of one pass, and weights after a
+//! few SGD steps.
+
+use super::*;
+use crate::config::{DatasetKind, Overrides};
+use crate::model::{Forward, Mixing, Mode, NoSink};
+use crate::train::SgdConfig;
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Every op Candle can train (it has no backward for the 3x3 average pool), forward and
+/// backward edges, both kernel sizes, nodes read by two convs.
+const ALL_OPS: &str = "conv3,skip,conv1,skip,zero,conv3,conv3,conv3,skip,zero,conv1,conv3";
+
+fn net_cfg(t: usize) -> NetConfig {
+    let o = Overrides {
+        width: Some(1.0 / 32.0),
+        timesteps: Some(t),
+        hidden: Some(32),
+        votes: Some(2),
+    };
+    let mut cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o).unwrap();
+    cfg.ops = snn_nostd::genotype::OpSet::snasnet();
+    cfg
+}
+
+fn batch(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = (0..n * 3 * 32 * 32)
+        .map(|_| rng.gen_range(-2.0..2.0))
+        .collect();
+    let y = (0..n).map(|_| rng.gen_range(0..10)).collect();
+    (x, y)
+}
+
+/// max |a - b| / max |b| over a tensor.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Every gradient of the CPU path matches Candle's autograd (no dropout), relative to the
+/// tensor's largest gradient: 1e-4 (float rounding; measured below 5e-6; a spike that flips on a
+/// rounding difference), and so do the BatchNorm running statistics.
+#[test]
+fn gradients_match_candle_autograd() -> Result<()> {
+    for (genotype, t, loss) in [
+        (ALL_OPS, 3, LossKind::Ce),
+        (
+            "conv3,conv3,conv3,skip,zero,zero,skip,conv3,conv3,skip,zero,conv3",
+            2,
+            LossKind::Mse,
+        ),
+    ] {
+        let cfg = net_cfg(t);
+        let g: Genotype = crate::train::checkpoint::parse_genotype(genotype, &cfg)?;
+        let mixing = Mixing::single_path(&g);
+        let dev = Device::Cpu;
+        let net = Network::new(&cfg, &mixing.alive(), 3, &dev)?;
+        crate::train::kaiming_linear_init(&net, 3)?;
+        let opt = Sgd::new(0.9, 5e-4);
+        let mut fast = FastTrainer::new(FastNet::new(&cfg, &g, 1).unwrap(), &net, &opt)?;
+        let (x, y) = batch(6, 1);
+        let (out, grads) = fast.gradients(&x, &y, loss, None)?;
+        let xt = Tensor::from_slice(&x, (6, 1, 3, 32, 32), &dev)?;
+        let o = net.forward(
+            &xt,
+            Forward {
+                mixing: &mixing,
+                mode: Mode::Train,
+                sink: &mut NoSink,
+                dropout_rng: None,
+            },
+        )?;
+        let l = loss.loss(&o.logits, &y)?;
+        let cl = l.to_scalar::<f32>()? as f64;
+        assert!(
+            (out.loss - cl).abs() < 1e-4 * cl.abs().max(1.0),
+            "loss {} vs {cl}",
+            out.loss
+        );
+        let cg = l.backward()?;
+        for (name, var) in net.params.trainable() {
+            let want = cg.get(var.as_tensor());
+            let got = grads.get(name);
+            match (want, got) {
+                (None, None) => {}
+                (Some(w), Some(gv)) => {
+                    let w: Vec<f32> = w.flatten_all()?.to_vec1()?;
+                    let d = rel_diff(gv, &w);
+                    assert!(d < 1e-4, "{genotype}: {name}: relative difference {d}");
+                }
+                (w, gv) => panic!(
+                    "{name}: Candle has a gradient: {}, the CPU path: {}",
+                    w.is_some(),
+                    gv.is_some()
+                ),
+            }
+        }
+        let mut check = Sgd::new(0.9, 5e-4);
+        fast.store(&net, &mut check)?;
+        let _ = SgdConfig::paper(0.1);
+    }
+    Ok(())
+}
+
+/// The 3x3 average pool (zero padding, divisor 9) is its own adjoint, which its backward pass
+/// relies on: <pool(a), b> = <a, pool(b)>.
+#[test]
+fn avg_pool_is_self_adjoint() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let (h, w, c) = (5, 7, 3);
+    let mut r = |_| rng.gen_range(-1.0f32..1.0);
+    let a: Vec<f32> = (0..h * w * c).map(&mut r).collect();
+    let b: Vec<f32> = (0..h * w * c).map(&mut r).collect();
+    let (mut pa, mut pb) = (vec![0f32; a.len()], vec![0f32; b.len()]);
+    kernels::avg_pool3(&a, h, w, c, &mut pa);
+    kernels::avg_pool3(&b, h, w, c, &mut pb);
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p * q) as f64).sum::<f64>();
+    let (l, rr) = (dot(&pa, &b), dot(&a, &pb));
+    assert!((l - rr).abs() < 1e-5 * l.abs().max(1.0), "{l} vs {rr}");
+}
+
+/// Four SGD steps (dropout, momentum, weight decay) on each path from the same weights end
+/// with every tensor (weights, BatchNorm running statistics, momentum buffers) within 1e-3 of
+/// the Candle path's, relative to the tensor's largest value.
+#[test]
+fn weights_after_steps_match_candle() -> Result<()> {
+    let cfg = net_cfg(2);
+    let genotype = "conv3,conv3,conv3,skip,zero,zero,skip,conv3,conv3,skip,zero,conv3";
+    let g: Genotype = crate::train::checkpoint::parse_genotype(genotype, &cfg)?;
+    let mixing = Mixing::single_path(&g);
+    let dev = Device::Cpu;
+    let nets = [0, 1].map(|_| Network::new(&cfg, &mixing.alive(), 5, &dev).unwrap());
+    for n in &nets {
+        crate::train::kaiming_linear_init(n, 5)?;
+    }
+    let mut opt_c = Sgd::new(0.9, 5e-4);
+    let mut opt_f = Sgd::new(0.9, 5e-4);
+    let mut fast = FastTrainer::new(FastNet::new(&cfg, &g, 1).unwrap(), &nets[1], &opt_f)?;
+    let (mut rng_c, mut rng_f) = (ChaCha8Rng::seed_from_u64(7), ChaCha8Rng::seed_from_u64(7));
+    for s in 0..4 {
+        let (x, y) = batch(8, 10 + s);
+        let xt = Tensor::from_slice(&x, (8, 1, 3, 32, 32), &dev)?;
+        let (lc, _) = crate::train::train_step(
+            &nets[0],
+            &mixing,
+            &mut opt_c,
+            LossKind::Ce,
+            &xt,
+            &y,
+            0.1,
+            &mut rng_c,
+        )?;
+        let out = fast.step(&x, &y, LossKind::Ce, 0.1, &mut rng_f)?;
+        let lc = lc.to_scalar::<f32>()? as f64;
+        assert!(
+            (out.loss - lc).abs() < 1e-3 * lc,
+            "step {s}: loss {} vs {lc}",
+            out.loss
+        );
+    }
+    fast.store(&nets[1], &mut opt_f)?;
+    let [a, b] = &nets;
+    let pairs = a
+        .params
+        .all_tensors()
+        .into_iter()
+        .zip(b.params.all_tensors());
+    let mut worst = 0f32;
+    for ((name, ta), (_, tb)) in pairs {
+        let (va, vb): (Vec<f32>, Vec<f32>) =
+            (ta.flatten_all()?.to_vec1()?, tb.flatten_all()?.to_vec1()?);
+        let d = rel_diff(&vb, &va);
+        worst = worst.max(d);
+        assert!(d < 1e-3, "{name}: relative difference {d}");
+    }
+    for (name, ba) in opt_c.buffers() {
+        let va: Vec<f32> = ba.flatten_all()?.to_vec1()?;
+        let vb: Vec<f32> = opt_f.buffers()[name].flatten_all()?.to_vec1()?;
+        assert!(rel_diff(&vb, &va) < 1e-3, "momentum {name}");
+    }
+    assert_eq!(opt_c.buffers().len(), opt_f.buffers().len());
+    eprintln!("largest relative difference after 4 steps: {worst:e}");
+    Ok(())
+}
