@@ -56,7 +56,7 @@ fn search_train_export_with_a_board_runs_bit_exact_on_the_firmware() {
         dir.path().join("model.bin"),
     );
 
-    // Search: sized for the op set's worst-case cell, so the cell it returns fits.
+    // Search: sized for the op set's conv cells; it returns the best-scoring cell that fits.
     let out = ok(&[
         "search",
         "--data",
@@ -73,7 +73,7 @@ fn search_train_export_with_a_board_runs_bit_exact_on_the_firmware() {
         s(&arch),
     ]);
     assert!(out.contains("board stm32f411: C1/C2"), "{out}");
-    assert!(out.contains("every cell of the space fits"), "{out}");
+    assert!(out.contains("among those that fit"), "{out}");
     assert!(out.contains("the cell found fits stm32f411"), "{out}");
 
     // Train: sized for the cell found (the timesteps given are kept).
@@ -171,4 +171,26 @@ fn sizes_that_cannot_fit_are_refused_before_training() {
     let o = lightsnn(&["search", "--board", "esp32"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown board `esp32`"));
+}
+
+/// `bench train --board` measures the network `train --board` would train for the genotype.
+#[test]
+fn bench_train_with_a_board_measures_the_sized_network() {
+    let g = "conv3,conv3,conv3,conv3,conv3,zero,conv3,conv3,conv3,zero,conv3,conv3";
+    let out = ok(&[
+        "bench",
+        "train",
+        "--genotype",
+        g,
+        "--board",
+        "stm32f411",
+        "--timesteps",
+        "2",
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+    ]);
+    assert!(out.contains("board stm32f411: C1/C2 8/16"), "{out}");
+    assert!(out.contains("C1/C2 8/16, H 128, T 2"), "{out}");
 }

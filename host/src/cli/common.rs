@@ -2,7 +2,9 @@
 
 use crate::config::{BnMode, DatasetKind, NetConfig, Overrides};
 use crate::data::{Dataset, Split};
-use crate::export::fit::{planned_footprint, size_for_board, Cells, Fixed};
+use crate::export::fit::{
+    heaviest_genotype, planned_footprint, size_for_board, Cells, FitFilter, Fixed,
+};
 use crate::export::{board, check_fit, Bits};
 use crate::search::KernelPath;
 use anyhow::{bail, Context, Result};
@@ -10,6 +12,7 @@ use candle_core::Device;
 use clap::{Args, ValueEnum};
 use snn_nostd::genotype::{CellType, Genotype, OpSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where tensors live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -143,18 +146,67 @@ impl BoardArgs {
     /// `cfg` sized to the board (or `cfg` itself without `--board`), printing what was chosen
     /// and why. `fixed`: the sizes the user gave; `cells`: the cells the network must fit with.
     pub fn size(&self, cfg: NetConfig, fixed: Fixed, cells: Cells<'_>) -> Result<NetConfig> {
+        self.size_saying(cfg, fixed, cells, &|l| println!("{l}"))
+    }
+
+    /// [`BoardArgs::size`], saying what was chosen through `say`.
+    pub fn size_saying(
+        &self,
+        cfg: NetConfig,
+        fixed: Fixed,
+        cells: Cells<'_>,
+        say: &dyn Fn(&str),
+    ) -> Result<NetConfig> {
         let Some(name) = &self.board else {
             return Ok(cfg);
         };
         let b = board(name)?;
         let s = size_for_board(b, &cfg, fixed, cells, Bits::B8)
             .with_context(|| format!("--board {}: refused before any work", b.name))?;
-        println!("{}", s.why);
+        say(&s.why);
         Ok(s.cfg)
     }
 
+    /// `cfg` sized for a search with `--board` (or `cfg` itself without): at the widest sizes
+    /// the op set's conv cells fit (every edge its heaviest conv), from the dataset's full
+    /// width where the width is not fixed; the search then returns the best-scoring cell among
+    /// those that fit at these sizes ([`BoardArgs::filter`]).
+    pub fn size_search(&self, cfg: NetConfig, fixed: Fixed) -> Result<NetConfig> {
+        self.size_search_saying(cfg, fixed, &|l| println!("{l}"))
+    }
+
+    /// [`BoardArgs::size_search`], saying what was chosen through `say`.
+    pub fn size_search_saying(
+        &self,
+        cfg: NetConfig,
+        fixed: Fixed,
+        say: &dyn Fn(&str),
+    ) -> Result<NetConfig> {
+        if self.board.is_none() {
+            return Ok(cfg);
+        }
+        let base = full_width(cfg, fixed.channels)?;
+        let heaviest = heaviest_genotype(base.cell, &base.ops);
+        let sized = self.size_saying(base, fixed, Cells::One(&heaviest), say)?;
+        say(
+            "the search returns the best-scoring cell among those that fit at these sizes \
+             (cells whose skips or pools make the engine keep node tensors or back states may \
+             need more RAM and are then never chosen)",
+        );
+        Ok(sized)
+    }
+
+    /// With `--board`: the filter of the cells that fit the board at `cfg`'s sizes, for the
+    /// search (see [`FitFilter`]).
+    pub fn filter(&self, cfg: &NetConfig) -> Result<Option<Arc<FitFilter>>> {
+        let Some(name) = &self.board else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(FitFilter::new(board(name)?, cfg, Bits::B8))))
+    }
+
     /// With `--board`: checks that the cell a search returned (`genotype`, in `cfg`) fits, and
-    /// says so. A search sized for its space's worst case always passes; a failure is a bug.
+    /// says so. The search only returns cells that fit; a failure is a bug.
     pub fn check_found(&self, cfg: &NetConfig, genotype: &str) -> Result<()> {
         let Some(name) = &self.board else {
             return Ok(());

@@ -1,8 +1,7 @@
 //! `lightsnn search` and `lightsnn score`.
 
-use super::common::{full_width, BoardArgs, EngineArg, NetArgs};
+use super::common::{BoardArgs, EngineArg, NetArgs};
 use crate::data::Split;
-use crate::export::fit::Cells;
 use crate::fsutil::write_atomic;
 use crate::model::Mixing;
 use crate::search::dump as dump_codes;
@@ -104,22 +103,10 @@ pub fn progress_bar() -> ProgressBar {
 /// Runs `lightsnn search`.
 pub fn search(a: SearchArgs) -> Result<()> {
     let cfg = a.net.net_config()?;
-    // With --board: sized for the worst-case cell of the op set, so that every cell the search
-    // can return fits (checked again for the cell it returns).
-    let cfg = match &a.board.board {
-        None => cfg,
-        Some(_) => {
-            let base = full_width(cfg, a.net.shape.width.is_some())?;
-            let ops = base.ops.clone();
-            let cells = Cells::Space {
-                cell: base.cell,
-                ops: &ops,
-            };
-            let sized = a.board.size(base, a.net.shape.fixed(), cells)?;
-            println!("every cell of the space fits: the sizes are for its worst case");
-            sized
-        }
-    };
+    // With --board: sized for the op set's conv cells; the search returns the best-scoring
+    // cell among those that fit (checked again for the cell it returns).
+    let cfg = a.board.size_search(cfg, a.net.shape.fixed())?;
+    let fit = a.board.filter(&cfg)?;
     let device = a.net.device.open()?;
     let (data, label) = a.net.load(Split::Train, cfg.timesteps)?;
     let setup = SearchSetup {
@@ -132,6 +119,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         kernel_path: a.engine.kernel_path(&device),
         candidates_per_pass: a.candidates_per_pass,
         data_label: label,
+        fit,
     };
     check_batch(setup.batch)?;
     let estimate = Estimate::for_search(&setup, data.frames(), &device);
@@ -153,8 +141,12 @@ pub fn search(a: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints the search's noise warnings on stderr.
+/// Prints where a board overruled the scores (stdout) and the search's noise warnings
+/// (stderr).
 fn print_warnings(r: &SearchReport) {
+    for note in r.rounds.iter().flat_map(|x| &x.board) {
+        println!("{note}");
+    }
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }

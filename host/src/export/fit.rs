@@ -183,7 +183,7 @@ pub fn lanes16_sure(cfg: &NetConfig, bits: Bits) -> bool {
 
 /// The genotype of `cell` over `ops` with the largest blob: every edge the heaviest conv of the
 /// op set (conv3, else conv1, else any op).
-fn heaviest_genotype(cell: CellType, ops: &OpSet) -> Genotype {
+pub fn heaviest_genotype(cell: CellType, ops: &OpSet) -> Genotype {
     let op = [Op::Conv3, Op::Conv1]
         .into_iter()
         .find(|o| ops.contains(*o))
@@ -217,6 +217,127 @@ pub fn planned_footprint(
         model.weight_bytes(),
         buffers,
     ))
+}
+
+/// Which cells of a search space fit a board at a fixed network size: the search's filter
+/// (`search --board`), so that the cell a search returns is the best-scoring one *among those
+/// that fit*.
+///
+/// A cell fits when [`planned_footprint`] of the network with that one cell passes
+/// [`check_fit`] (what `train --board` and `export --board` check). The footprint depends on
+/// the cell only through its plan's buffer counts (node buffers, kept back states, LIF nodes:
+/// the key [`space_plans`] uses) and its numbers of `conv3` and `conv1` edges (the blob), so
+/// answers are cached by that key.
+pub struct FitFilter {
+    board: Board,
+    cfg: NetConfig,
+    bits: Bits,
+    cache: std::sync::Mutex<std::collections::HashMap<FitKey, bool>>,
+}
+
+/// What a cell's footprint depends on: (node buffers, kept back states, LIF nodes, conv3
+/// edges, conv1 edges).
+type FitKey = (u8, usize, usize, usize, usize);
+
+impl fmt::Debug for FitFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "FitFilter({}, C1/C2 {}/{}, H {}, T {}, {}-bit)",
+            self.board.name,
+            self.cfg.c1,
+            self.cfg.c2,
+            self.cfg.hidden,
+            self.cfg.timesteps,
+            self.bits.bits()
+        )
+    }
+}
+
+impl FitFilter {
+    /// The filter of networks of configuration `cfg` (its sizes fixed) on `board` with
+    /// `bits`-bit weights.
+    pub fn new(board: &Board, cfg: &NetConfig, bits: Bits) -> FitFilter {
+        FitFilter {
+            board: *board,
+            cfg: cfg.clone(),
+            bits,
+            cache: Default::default(),
+        }
+    }
+
+    /// The board's name.
+    pub fn board_name(&self) -> &'static str {
+        self.board.name
+    }
+
+    fn key(cell: CellType, ops: &[Op]) -> FitKey {
+        let plan = CellPlan::new(cell, ops);
+        let count = |o: Op| ops.iter().filter(|&&x| x == o).count();
+        (
+            plan.slots,
+            plan.stored_backs(),
+            plan.lifs(),
+            count(Op::Conv3),
+            count(Op::Conv1),
+        )
+    }
+
+    fn fits_ops(&self, cell: CellType, ops: &[Op]) -> Result<bool, ExportError> {
+        let key = Self::key(cell, ops);
+        if let Some(&f) = self.cache.lock().expect("fit cache").get(&key) {
+            return Ok(f);
+        }
+        let g = Genotype::new(cell, ops).map_err(|e| ExportError::Shape(e.to_string()))?;
+        let fp = planned_footprint(&self.cfg, Cells::One(&g), self.bits)?;
+        let f = check_fit(&fp, &self.board).is_ok();
+        self.cache.lock().expect("fit cache").insert(key, f);
+        Ok(f)
+    }
+
+    /// Whether a network with cell `g` fits the board.
+    pub fn fits(&self, g: &Genotype) -> Result<bool, ExportError> {
+        self.fits_ops(g.cell(), g.ops())
+    }
+
+    /// Whether some cell with one op of `alive[e]` on every edge `e` fits: the pruning
+    /// search keeps this true, so that the one cell left at its end fits. Each edge's ops are
+    /// reduced to one of each kind that could fit best (`zero`; the lightest conv, `conv1`
+    /// before `conv3`; one tensor op: the plan is the same for `skip` and the pools), and the
+    /// reduced cells are tried (at most 3^12 plans, each cheap; footprints come from the cache).
+    pub fn any_fits(&self, cell: CellType, alive: &[Vec<Op>]) -> Result<bool, ExportError> {
+        let reps: Vec<Vec<Op>> = alive
+            .iter()
+            .map(|ops| {
+                let mut r = Vec::new();
+                if ops.contains(&Op::Zero) {
+                    r.push(Op::Zero);
+                }
+                if let Some(c) = [Op::Conv1, Op::Conv3].into_iter().find(|o| ops.contains(o)) {
+                    r.push(c);
+                }
+                if let Some(&t) = ops.iter().find(|o| **o != Op::Zero && !o.has_lif()) {
+                    r.push(t);
+                }
+                r
+            })
+            .collect();
+        if reps.iter().any(|r| r.is_empty()) {
+            return Ok(false);
+        }
+        let total: usize = reps.iter().map(|r| r.len()).product();
+        let mut ops = vec![Op::Zero; reps.len()];
+        for mut code in 0..total {
+            for (o, r) in ops.iter_mut().zip(&reps) {
+                *o = r[code % r.len()];
+                code /= r.len();
+            }
+            if self.fits_ops(cell, &ops)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Sizes the user fixed (`None`: the sizing chooses).

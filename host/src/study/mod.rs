@@ -451,6 +451,7 @@ fn search_stage(
         kernel_path: KernelPath::for_device(device),
         candidates_per_pass: 0,
         data_label: cfg.data.display().to_string(),
+        fit: None,
     };
     let pb = if quiet {
         ProgressBar::hidden()

@@ -202,3 +202,74 @@ fn sized_networks_fit_and_are_the_widest_that_do() {
     assert!(check_fit(&h.footprint, &small_flash).is_ok());
     assert!(h.why.contains("halved"), "{}", h.why);
 }
+
+/// The search's filter: a cell passes exactly when its planned footprint fits (checked against
+/// exported blobs), and `any_fits` over alive op sets agrees with trying every cell.
+#[test]
+fn fit_filter_agrees_with_the_footprint_and_every_cell() {
+    let f411 = board("stm32f411").unwrap();
+    // Sized for the all-conv3 cell: 8/16, H 128, T 5; cells with skips may not fit.
+    let cfg = cifar(8, 128, 5);
+    let filter = FitFilter::new(f411, &cfg, Bits::B8);
+    let ops = OpSet::lightsnn();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (mut fit, mut unfit) = (0, 0);
+    for k in 0..24 {
+        let pick: Vec<Op> = (0..12)
+            .map(|_| ops.ops()[rng.gen_range(0..ops.ops().len())])
+            .collect();
+        let g = Genotype::new(CellType::Backward, &pick).unwrap();
+        let planned = planned_footprint(&cfg, Cells::One(&g), Bits::B8).unwrap();
+        let passes = filter.fits(&g).unwrap();
+        assert_eq!(passes, check_fit(&planned, f411).is_ok(), "{g}");
+        if k < 6 {
+            let fp = footprint(&exported(&cfg, &g, Bits::B8, k)).unwrap();
+            if passes {
+                assert!(check_fit(&fp, f411).is_ok(), "{g}");
+            }
+        }
+        if passes {
+            fit += 1;
+        } else {
+            unfit += 1;
+        }
+    }
+    assert!(fit > 0 && unfit > 0, "{fit} fit, {unfit} do not");
+    // any_fits against every cell of small alive sets.
+    for _ in 0..40 {
+        let alive: Vec<Vec<Op>> = (0..12)
+            .map(|e| {
+                let mut a: Vec<Op> = ops
+                    .ops()
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.gen_bool(0.4))
+                    .collect();
+                if a.is_empty() || e % 3 != 0 {
+                    a = vec![ops.ops()[rng.gen_range(0..ops.ops().len())]];
+                }
+                a
+            })
+            .collect();
+        let total: usize = alive.iter().map(|a| a.len()).product();
+        let mut any = false;
+        for mut code in 0..total {
+            let cell: Vec<Op> = alive
+                .iter()
+                .map(|a| {
+                    let o = a[code % a.len()];
+                    code /= a.len();
+                    o
+                })
+                .collect();
+            any |= filter
+                .fits(&Genotype::new(CellType::Backward, &cell).unwrap())
+                .unwrap();
+        }
+        assert_eq!(
+            filter.any_fits(CellType::Backward, &alive).unwrap(),
+            any,
+            "{alive:?}"
+        );
+    }
+}
