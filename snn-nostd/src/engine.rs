@@ -10,10 +10,13 @@
 //! - LIF charge, tau = 4/3, `V <- V + (X - V) * 3/4 = (V + 3X) / 4`: computed exactly in `i32` as
 //!   `(V + 3X + 2) >> 2`, i.e. `(V + 3X) / 4` rounded half up; the result always fits an `i16`
 //!   (it lies between `V` and `X`), so no saturation is needed. Fire if `V >= 2^exp` (threshold
-//!   1.0), then hard reset to 0. Membranes start at 0 on [`Engine::reset`].
+//!   1.0), then hard reset to 0. Membranes start at 0 for every sample.
 //! - AvgPool 3x3: the sum of the 9 neighbours (zero padding) divided by 9, rounded half up
 //!   (`floor((2 sum + 9) / 18)`). MaxPool 3x3 ignores padding.
-//! - Node sums add their incoming edges in canonical edge order, saturating after each edge.
+//! - A node's input is `x_i + B_i`, saturating: `x_i` adds its forward edges (node 0: the cell
+//!   input), `B_i` its backward edges at the previous timestep (0 at the first), each in
+//!   canonical edge order, saturating after each edge (see `cell::cell_step` for how the engine
+//!   computes `B_i` without keeping it where every backward edge is a conv).
 //!
 //! # Event-driven layers and spike maps
 //! Spike maps are bit-packed, LSB-first in `u64` words (bit `i` is `word[i / 64] >> (i % 64)`),
@@ -27,13 +30,24 @@
 //! lanes added two at a time with `SXTAB16` (feature `dsp` on Cortex-M4/M7, portable code
 //! elsewhere), wherever the weight sums prove the result equal to the saturating `i32` adds of
 //! the definition above; every other layer uses those `i32` adds. Only the stem is dense (its
-//! input is real-valued): static input runs it once per sample, event input once per frame
-//! (with the DVS MaxPool2 fused).
+//! input is real-valued): event input runs it once per frame (with the DVS MaxPool2 fused);
+//! static input once per sample where its output is kept, else once per timestep
+//! ([`BufferSizes::stem_cache`]).
 //!
-//! # Buffers
+//! # Stages and buffers
+//! A sample runs in two stages, each over all `T` timesteps: stage 1 is the stem, cell 1 and its
+//! post-cell LIF, whose output spikes it keeps for every timestep (`T` bits per neuron); stage 2
+//! is the down conv, cell 2, its post-cell LIF, the pool and the classifier. Stage 2 at timestep
+//! `t` needs only stage 1's output at `t`, so the results are those of running the network
+//! timestep by timestep, while the two cells' state (membranes, node tensors, spike maps) never
+//! exists at once: the arenas hold the larger stage. Within a cell, node tensors are shared
+//! where they are dead (`CellPlan::slot`), and a back state is kept between timesteps only
+//! where a skip or pool edge makes it (`CellPlan::stored_back`). Observers see stage 1's layers
+//! at every timestep, then stage 2's.
+//!
 //! The caller provides three arenas sized by [`buffer_sizes`] (or the `const`
-//! [`buffer_sizes_for`]): `act` (`i16`), `acc` (`i32`), `bits` (`u64`). The four node tensors are
-//! transient and shared by both cells; back states and membranes persist across timesteps.
+//! [`buffer_sizes_for`]): `act` (`i16`), `acc` (`i32`), `bits` (`u64`); the layout is in the
+//! `sizing` module.
 //!
 //! # Use
 //! ```ignore
@@ -57,7 +71,7 @@
 use crate::bits::count_ones_range;
 use crate::bits::{for_each_set_bit, set_bit, words_for};
 use crate::genotype::{LifClass, NUM_NODES};
-use crate::model::{Bits, InputKind, Model};
+use crate::model::{Bits, CellPlan, InputKind, Model};
 
 mod cell;
 mod conv;
@@ -65,6 +79,8 @@ mod conv;
 mod dense;
 mod error;
 mod fixed;
+#[cfg(test)]
+mod golden;
 mod input;
 mod kernels;
 mod plan;
@@ -85,7 +101,9 @@ pub const MAX_LAYERS: usize = crate::skeleton::MAX_BASE_LAYERS;
 pub use error::EngineError;
 pub use fixed::{lif_charge, lif_update, round_shift, sat_i16, sat_i32};
 pub use input::{quantize_input_f32, quantize_input_u8};
-pub use sizing::{buffer_sizes, buffer_sizes_for, dense_scratch_len, BufferSizes};
+pub use sizing::{
+    buffer_sizes, buffer_sizes_for, buffer_sizes_for_plan, dense_scratch_len, BufferSizes,
+};
 pub use stats::LayerStats;
 
 use cell::*;
@@ -136,27 +154,55 @@ impl<O: SpikeObserver> Ctx<'_, O> {
     }
 }
 
+/// The buffers of one stage's cell (carved from the arenas at the start of the stage).
+struct StageBufs<'a> {
+    nodes: [&'a mut [i16]; NUM_NODES],
+    cell: CellState<'a>,
+    post_mem: &'a mut [i16],
+}
+
+impl<'a> StageBufs<'a> {
+    /// Takes the buffers of a cell of `n` neurons per map from the fronts of `act` and `bits`
+    /// (see [`sizing::Layout`]), and zeroes the state (membranes, kept back states, spikes).
+    fn carve(act: &mut &'a mut [i16], bits: &mut &'a mut [u64], plan: &CellPlan, n: usize) -> Self {
+        let s = &plan.schedule;
+        let nodes =
+            core::array::from_fn(|i| carve(act, if i < plan.slots as usize { n } else { 0 }));
+        let back: [&'a mut [i16]; 3] =
+            core::array::from_fn(|i| carve(act, if plan.stored_back[i] { n } else { 0 }));
+        let mem: [&'a mut [i16]; NUM_NODES] =
+            core::array::from_fn(|i| carve(act, if s.has_lif(i, LifClass::Th10) { n } else { 0 }));
+        let spk: [&'a mut [u64]; NUM_NODES] =
+            core::array::from_fn(|i| carve(bits, if s.has_lif(i, LifClass::Th10) { words_for(n) } else { 0 }));
+        let post_mem = carve(act, n);
+        let mut b = StageBufs {
+            nodes,
+            cell: CellState { back, mem, spk },
+            post_mem,
+        };
+        for x in b.cell.back.iter_mut().chain(b.cell.mem.iter_mut()) {
+            crate::simd::zero_i16(x);
+        }
+        for x in b.cell.spk.iter_mut() {
+            x.fill(0);
+        }
+        crate::simd::zero_i16(b.post_mem);
+        b
+    }
+}
+
 /// The integer inference engine: a model plus caller-provided scratch.
 pub struct Engine<'m, 'b> {
     model: &'m Model<'m>,
-    stem_out: &'b mut [i16],
-    stem_valid: bool,
-    nodes: [&'b mut [i16]; NUM_NODES],
-    cells: [CellState<'b>; 2],
-    post_mem: [&'b mut [i16]; 2],
-    post_spk: [&'b mut [u64]; 2],
-    pooled: &'b mut [u64],
-    hid_mem: &'b mut [i16],
-    hid_spk: &'b mut [u64],
-    row: &'b mut [i32],
-    out: &'b mut [i32],
-    scores: &'b mut [i32],
+    act: &'b mut [i16],
+    acc: &'b mut [i32],
+    bits: &'b mut [u64],
+    layout: Layout,
     kernels: KernelPlan,
     /// [`BufferSizes::input_staged`].
     input_staged: bool,
     /// Scratch of the dense baseline while it is selected ([`Engine::use_dense`]).
     dense: Option<&'b mut [i32]>,
-    t: usize,
     stats: [LayerStats; MAX_LAYERS],
     n_stats: usize,
     synops: u64,
@@ -164,12 +210,25 @@ pub struct Engine<'m, 'b> {
 
 impl<'m, 'b> Engine<'m, 'b> {
     /// An engine over `model` using the arenas `act`, `acc`, `bits` (at least
-    /// [`buffer_sizes`]; extra space is unused). The state starts reset.
+    /// [`buffer_sizes`]). With [`BufferSizes::stem_cache`] more `act` elements it keeps the
+    /// stem's output between timesteps (faster, same results); other extra space is unused.
     pub fn new(
         model: &'m Model<'m>,
         act: &'b mut [i16],
         acc: &'b mut [i32],
         bits: &'b mut [u64],
+    ) -> Result<Engine<'m, 'b>, EngineError> {
+        Self::with_stem(model, act, acc, bits, None)
+    }
+
+    /// [`Engine::new`], keeping the stem's output (`Some(true)`), recomputing it at every
+    /// timestep (`Some(false)`: static input) or choosing as [`Engine::new`] does (`None`).
+    pub(crate) fn with_stem(
+        model: &'m Model<'m>,
+        act: &'b mut [i16],
+        acc: &'b mut [i32],
+        bits: &'b mut [u64],
+        keep: Option<bool>,
     ) -> Result<Engine<'m, 'b>, EngineError> {
         let need = buffer_sizes(model);
         for (buffer, needed, got) in [
@@ -188,57 +247,18 @@ impl<'m, 'b> Engine<'m, 'b> {
         let d = *model.dims();
         let plan = *model.plan();
         let kernels = KernelPlan::new(model);
-        let l = layout(&d, kernels.lanes16_only(model));
+        let keep_stem = keep.unwrap_or(
+            keep_stem_by_default(&d) || act.len() >= need.act.saturating_add(need.stem_cache),
+        );
+        let layout = layout(&d, &plan, kernels.lanes16_only(model), keep_stem);
+        if act.len() < layout.act {
+            return Err(EngineError::BufferTooSmall {
+                buffer: "act",
+                needed: layout.act,
+                got: act.len(),
+            });
+        }
         let hidden = d.hidden as usize;
-        let mut act = act;
-        let mut acc = acc;
-        let mut bits = bits;
-        let stem_out = carve(&mut act, l.stem);
-        let nodes = [
-            carve(&mut act, l.nmax),
-            carve(&mut act, if plan.slots > 1 { l.nmax } else { 0 }),
-            carve(&mut act, if plan.slots > 2 { l.nmax } else { 0 }),
-            carve(&mut act, if plan.slots > 3 { l.nmax } else { 0 }),
-        ];
-        let cell = |n: usize, act: &mut &'b mut [i16], bits: &mut &'b mut [u64]| {
-            let back: [&'b mut [i16]; 3] = core::array::from_fn(|i| {
-                carve(act, if plan.schedule.need_back[i] { n } else { 0 })
-            });
-            let mem: [&'b mut [i16]; 4] = core::array::from_fn(|i| {
-                carve(
-                    act,
-                    if plan.schedule.has_lif(i, LifClass::Th10) {
-                        n
-                    } else {
-                        0
-                    },
-                )
-            });
-            let spk: [&'b mut [u64]; 4] = core::array::from_fn(|i| {
-                carve(
-                    bits,
-                    if plan.schedule.has_lif(i, LifClass::Th10) {
-                        words_for(n)
-                    } else {
-                        0
-                    },
-                )
-            });
-            CellState { back, mem, spk }
-        };
-        let c1 = cell(l.n1, &mut act, &mut bits);
-        let c2 = cell(l.n2, &mut act, &mut bits);
-        let post_mem = [carve(&mut act, l.n1), carve(&mut act, l.n2)];
-        let post_spk = [
-            carve(&mut bits, words_for(l.n1)),
-            carve(&mut bits, words_for(l.n2)),
-        ];
-        let hid_mem = carve(&mut act, hidden);
-        let pooled = carve(&mut bits, words_for(d.fc1_in()));
-        let hid_spk = carve(&mut bits, words_for(hidden));
-        let row = carve(&mut acc, l.row);
-        let out = carve(&mut acc, d.outputs());
-        let scores = carve(&mut acc, d.classes as usize);
 
         let mut stats = [LayerStats {
             layer: LayerId::Hidden,
@@ -256,7 +276,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             };
             n_stats += 1;
         };
-        for (cell, n) in [(0u8, l.n1), (1u8, l.n2)] {
+        for (cell, n) in [(0u8, layout.n1), (1u8, layout.n2)] {
             for node in 0..NUM_NODES {
                 if plan.schedule.has_lif(node, LifClass::Th10) {
                     push(
@@ -275,22 +295,13 @@ impl<'m, 'b> Engine<'m, 'b> {
 
         let mut e = Engine {
             model,
-            stem_out,
-            stem_valid: false,
-            nodes,
-            cells: [c1, c2],
-            post_mem,
-            post_spk,
-            pooled,
-            hid_mem,
-            hid_spk,
-            row,
-            out,
-            scores,
+            act,
+            acc,
+            bits,
+            layout,
             kernels,
             input_staged: need.input_staged,
             dense: None,
-            t: 0,
             stats,
             n_stats,
             synops: 0,
@@ -328,24 +339,16 @@ impl<'m, 'b> Engine<'m, 'b> {
         self.model
     }
 
-    /// Starts a new sample: zeroes membranes, back states and class scores, timestep 0.
-    /// Statistics are kept (see [`Engine::reset_stats`]).
-    pub fn reset(&mut self) {
-        for c in self.cells.iter_mut() {
-            for b in c.back.iter_mut() {
-                crate::simd::zero_i16(b);
-            }
-            for m in c.mem.iter_mut() {
-                crate::simd::zero_i16(m);
-            }
-        }
-        for m in self.post_mem.iter_mut() {
-            crate::simd::zero_i16(m);
-        }
-        crate::simd::zero_i16(self.hid_mem);
-        self.scores.fill(0);
-        self.t = 0;
-        self.stem_valid = false;
+    /// Whether the engine keeps the stem's output between timesteps (see
+    /// [`BufferSizes::stem_cache`]) rather than recomputing it at every timestep.
+    pub fn keeps_stem(&self) -> bool {
+        self.layout.keep_stem
+    }
+
+    /// Zeroes the class scores (every state is zeroed when its stage starts).
+    fn reset(&mut self) {
+        let classes = self.model.dims().classes as usize;
+        self.acc[..classes].fill(0);
     }
 
     /// Zeroes the spike and synaptic-operation counters.
@@ -369,56 +372,29 @@ impl<'m, 'b> Engine<'m, 'b> {
         self.synops
     }
 
-    /// Timesteps run since [`Engine::reset`].
-    pub fn timestep(&self) -> usize {
-        self.t
-    }
-
-    /// Class scores: the fc2 outputs summed over each voting group and over the timesteps run,
-    /// in format `out_exp` (real mean output = `score / (votes * T * 2^out_exp)`).
+    /// Class scores of the latest sample: the fc2 outputs summed over each voting group and
+    /// over the timesteps, in format `out_exp` (real mean output = `score / (votes * T *
+    /// 2^out_exp)`).
     pub fn scores(&self) -> &[i32] {
-        self.scores
+        &self.acc[..self.model.dims().classes as usize]
     }
 
     /// The predicted class: the first index of the largest score.
     pub fn prediction(&self) -> usize {
+        let scores = self.scores();
         let mut best = 0;
-        for (i, &s) in self.scores.iter().enumerate() {
-            if s > self.scores[best] {
+        for (i, &s) in scores.iter().enumerate() {
+            if s > scores[best] {
                 best = i;
             }
         }
         best
     }
 
-    /// The bit-packed spike code (HWC) that `layer` produced at the latest timestep, with its
-    /// neuron count; `None` if the network has no such layer.
-    pub fn spikes(&self, layer: LayerId) -> Option<(&[u64], usize)> {
-        let d = self.model.dims();
-        let (n1, n2) = (d.n1(), d.n2());
-        match layer {
-            LayerId::CellNode { cell, node, class } => {
-                let node = node as usize;
-                let n = match cell {
-                    0 => n1,
-                    1 => n2,
-                    _ => return None,
-                };
-                if node >= NUM_NODES || !self.model.plan().schedule.has_lif(node, class) {
-                    return None;
-                }
-                Some((&*self.cells[cell as usize].spk[node], n))
-            }
-            LayerId::CellOut { cell: 0 } => Some((&*self.post_spk[0], n1)),
-            LayerId::CellOut { cell: 1 } => Some((&*self.post_spk[1], n2)),
-            LayerId::CellOut { .. } => None,
-            LayerId::Hidden => Some((&*self.hid_spk, d.hidden as usize)),
-        }
-    }
-
-    /// Runs a whole sample from [`Engine::reset`]: `input` is one quantised frame (static input,
-    /// repeated for `T` timesteps) or `T` frames back to back (events). Returns the prediction;
-    /// see also [`Engine::scores`].
+    /// Runs a whole sample: `input` is one quantised frame (static input, repeated for `T`
+    /// timesteps) or `T` frames back to back (events). Returns the prediction; see also
+    /// [`Engine::scores`]. The observer sees stage 1's layers (cell 1) at every timestep, then
+    /// stage 2's (cell 2, hidden); see [`SpikeObserver`].
     pub fn infer<O: SpikeObserver>(
         &mut self,
         input: &[i16],
@@ -431,76 +407,46 @@ impl<'m, 'b> Engine<'m, 'b> {
                 got: input.len(),
             });
         }
-        self.reset();
-        let frame = d.frame_len();
-        for t in 0..d.t as usize {
-            let f = match d.input {
-                InputKind::Static => input,
-                InputKind::Events => &input[t * frame..(t + 1) * frame],
-            };
-            self.step(f, obs)?;
-        }
+        self.run(Some(input), obs);
         Ok(self.prediction())
     }
 
-    /// Runs one timestep on `frame` (one quantised CHW frame). For static input the frame is
-    /// read only at the first step after [`Engine::reset`] (the stem output is cached).
-    pub fn step<O: SpikeObserver>(
-        &mut self,
-        frame: &[i16],
-        obs: &mut O,
-    ) -> Result<(), EngineError> {
-        let d = *self.model.dims();
-        if frame.len() != d.frame_len() {
-            return Err(EngineError::InputLength {
-                expected: d.frame_len(),
-                got: frame.len(),
-            });
-        }
-        self.step_from(Some(frame), obs);
-        Ok(())
-    }
-
-    /// The engine's own input buffer, for static input whose frame fits a node buffer
-    /// ([`BufferSizes::input_staged`]): quantise a sample into it (e.g. with
-    /// [`quantize_input_u8`]) and run [`Engine::infer_staged`], and the caller needs no input
-    /// buffer. The buffer is free until the stem has read it; any step overwrites it.
+    /// The engine's own input buffer (static input, [`BufferSizes::input_staged`]): quantise a
+    /// sample into it (e.g. with [`quantize_input_u8`]) and run [`Engine::infer_staged`], and
+    /// the caller needs no input buffer. An inference may overwrite it.
     pub fn staged_input(&mut self) -> Option<&mut [i16]> {
-        let d = *self.model.dims();
-        let n = d.input_len();
-        (self.input_staged && self.nodes[0].len() >= n).then(|| &mut self.nodes[0][..n])
+        let n = self.model.dims().input_len();
+        let at = self.layout.input_at;
+        self.input_staged.then(|| &mut self.act[at..at + n])
     }
 
     /// [`Engine::infer`] of the sample in [`Engine::staged_input`].
     pub fn infer_staged<O: SpikeObserver>(&mut self, obs: &mut O) -> Result<usize, EngineError> {
-        if self.staged_input().is_none() {
+        if !self.input_staged {
             return Err(EngineError::NoStagedInput);
         }
-        self.reset();
-        for _ in 0..self.model.dims().t {
-            self.step_from(None, obs);
-        }
+        self.run(None, obs);
         Ok(self.prediction())
     }
 
-    /// One timestep on `frame`, or on the staged input (`None`; static input only).
-    fn step_from<O: SpikeObserver>(&mut self, frame: Option<&[i16]>, obs: &mut O) {
+    /// A whole sample on `input`, or on the staged input (`None`; static input only).
+    fn run<O: SpikeObserver>(&mut self, input: Option<&[i16]>, obs: &mut O) {
+        self.reset();
         match self.model.bits() {
-            Bits::B8 => self.step_w::<W8, O>(frame, obs),
-            Bits::B16 => self.step_w::<W16, O>(frame, obs),
+            Bits::B8 => self.run_w::<W8, O>(input, obs),
+            Bits::B16 => self.run_w::<W16, O>(input, obs),
         }
-        self.t += 1;
     }
 
-    fn step_w<W: Wt, O: SpikeObserver>(&mut self, frame: Option<&[i16]>, obs: &mut O) {
+    fn run_w<W: Wt, O: SpikeObserver>(&mut self, input: Option<&[i16]>, obs: &mut O) {
         let model = self.model;
         let p = model.parts();
         let d = *model.dims();
         let plan = *model.plan();
+        let l = self.layout;
         let g = &p.genotype;
         let (h1, w1) = d.cell1_hw();
         let (h2, w2) = d.cell2_hw();
-        let (ph, pw) = d.pooled_hw();
         let (c1, c2) = (d.c1 as usize, d.c2 as usize);
         let g1 = Geom {
             c: c1,
@@ -513,113 +459,146 @@ impl<'m, 'b> Engine<'m, 'b> {
             w: w2,
         };
         let (n1, n2) = (g1.len(), g2.len());
-        let mut ctx = Ctx {
-            obs,
-            t: self.t,
-            stats: &mut self.stats[..self.n_stats],
-        };
+        let wd1 = words_for(n1);
+        let t_max = d.t as usize;
+        let frame_len = d.frame_len();
+        let stats = &mut self.stats[..self.n_stats];
+        let kernels = &self.kernels;
+        let mut dense = self.dense.as_deref_mut();
+        let (carry, bits) = self.bits.split_at_mut(l.carry);
+        let classes = d.classes as usize;
+        let (scores, acc) = self.acc.split_at_mut(classes);
+        let (out, row) = acc.split_at_mut(d.outputs());
         let mut synops = 0u64;
 
-        // Stem -> cell-1 input x0 (nodes[0]).
-        let (in_c, in_h, in_w) = (d.in_c as usize, d.in_h as usize, d.in_w as usize);
-        let shape = stem::Shape {
-            c: in_c,
-            h: in_h,
-            w: in_w,
-            pool: d.stem_pool,
-        };
-        match d.input {
-            InputKind::Static => {
-                if !self.stem_valid {
-                    // The staged input lives in node buffer 0, which the stem does not write.
-                    let input = frame.unwrap_or(&self.nodes[0][..d.frame_len()]);
-                    stem::stem::<W>(input, shape, &p.stem, c1, self.stem_out, self.row);
-                    self.stem_valid = true;
-                }
-                self.nodes[0][..n1].copy_from_slice(self.stem_out);
+        // Stage 1: stem -> cell 1 -> BN -> LIF, every timestep; the output spikes go to `carry`.
+        {
+            let (lead, mut act) = self.act.split_at_mut(l.lead);
+            let shape = stem::Shape {
+                c: d.in_c as usize,
+                h: d.in_h as usize,
+                w: d.in_w as usize,
+                pool: d.stem_pool,
+            };
+            if l.keep_stem {
+                // The stem once, into `lead`, from the caller's input or the staged one (behind
+                // `lead`, in buffers not used yet).
+                let staged = &act[l.input_at - l.lead..][..frame_len];
+                let frame = input.map_or(staged, |i| &i[..frame_len]);
+                crate::simd::zero_i16(lead);
+                stem::stem::<W>(frame, shape, &p.stem, c1, lead, row);
             }
-            InputKind::Events => {
-                // `infer_staged` refuses event input: a frame is always given here.
-                let frame = frame.unwrap_or(&[]);
-                let dst = &mut self.nodes[0][..n1];
-                stem::stem::<W>(frame, shape, &p.stem, c1, dst, self.row);
+            let mut bits1 = &mut *bits;
+            let mut s = StageBufs::carve(&mut act, &mut bits1, &plan, n1);
+            for t in 0..t_max {
+                let mut ctx = Ctx { obs, t, stats };
+                let kept: &[i16] = lead;
+                let frame: &[i16] = match (d.input, input) {
+                    (InputKind::Events, Some(i)) => &i[t * frame_len..(t + 1) * frame_len],
+                    (_, Some(i)) => &i[..frame_len],
+                    // The staged input (static, stem recomputed): `lead`.
+                    (_, None) => kept,
+                };
+                let keep = l.keep_stem;
+                let mut x0 = |dst: &mut [i16], row: &mut [i32], _: Option<&mut [i32]>| {
+                    if keep {
+                        add_sat(dst, kept);
+                    } else {
+                        stem::stem::<W>(frame, shape, &p.stem, c1, dst, row);
+                    }
+                    0
+                };
+                synops += cell_step::<W, O>(
+                    &mut s.nodes,
+                    &mut s.cell,
+                    &p.cell1,
+                    g,
+                    &plan,
+                    g1,
+                    &kernels.cells[0],
+                    row,
+                    dense.as_deref_mut(),
+                    &mut ctx,
+                    0,
+                    &mut x0,
+                );
+                let spk = &mut carry[t * wd1..(t + 1) * wd1];
+                let x3 = &mut s.nodes[plan.slot[3] as usize][..n1];
+                let spikes = post_lif(x3, c1, &p.post1, s.post_mem, spk);
+                ctx.report(LayerId::CellOut { cell: 0 }, spk, n1, spikes, 1);
             }
         }
 
-        // Cell 1 and cell 2, each followed by BN -> LIF.
-        let stages = [(&p.cell1, &p.post1, g1), (&p.cell2, &p.post2, g2)];
-        for (k, (cp, post, geom)) in stages.into_iter().enumerate() {
-            if k == 1 {
-                // Down conv + BN + MaxPool2 of the cell-1 spikes -> cell-2 input x0.
-                synops += conv_edge::<W>(
-                    self.post_spk[0],
-                    g1,
-                    3,
-                    &p.down,
-                    self.kernels.down,
-                    c2,
-                    conv::Out::MaxPool2(&mut self.nodes[0][..n2]),
-                    self.row,
-                    self.dense.as_deref_mut(),
-                );
-            }
-            let cell = k as u8;
+        // Stage 2: down conv + BN + MaxPool2 -> cell 2 -> BN -> LIF -> MaxPool(p) -> fc1 -> LIF
+        // -> fc2, every timestep.
+        let mut act = &mut *self.act;
+        let mut bits2 = &mut *bits;
+        let mut s = StageBufs::carve(&mut act, &mut bits2, &plan, n2);
+        let hidden = d.hidden as usize;
+        let hid_mem = carve(&mut act, hidden);
+        crate::simd::zero_i16(hid_mem);
+        let post_spk = carve(&mut bits2, words_for(n2));
+        let pooled = carve(&mut bits2, words_for(d.fc1_in()));
+        let hid_spk = carve(&mut bits2, words_for(hidden));
+        let (ph, pw) = d.pooled_hw();
+        let th = threshold(p.hidden_exp);
+        for t in 0..t_max {
+            let mut ctx = Ctx { obs, t, stats };
+            let spk1: &[u64] = &carry[t * wd1..(t + 1) * wd1];
+            let down = kernels.down;
+            let mut x0 = |dst: &mut [i16], row: &mut [i32], dense: Option<&mut [i32]>| {
+                let out = conv::Out::MaxPool2(dst);
+                conv_edge::<W>(spk1, g1, 3, &p.down, down, c2, out, row, dense)
+            };
             synops += cell_step::<W, O>(
-                &mut self.nodes,
-                &mut self.cells[k],
-                cp,
+                &mut s.nodes,
+                &mut s.cell,
+                &p.cell2,
                 g,
                 &plan,
-                geom,
-                &self.kernels.cells[k],
-                self.row,
-                self.dense.as_deref_mut(),
+                g2,
+                &kernels.cells[1],
+                row,
+                dense.as_deref_mut(),
                 &mut ctx,
-                cell,
+                1,
+                &mut x0,
             );
-            let n = geom.len();
-            let spikes = post_lif(
-                &mut self.nodes[plan.slot[3] as usize][..n],
-                geom.c,
-                post,
-                self.post_mem[k],
-                self.post_spk[k],
-            );
-            ctx.report(LayerId::CellOut { cell }, self.post_spk[k], n, spikes, 1);
-        }
+            let x3 = &mut s.nodes[plan.slot[3] as usize][..n2];
+            let spikes = post_lif(x3, c2, &p.post2, s.post_mem, post_spk);
+            ctx.report(LayerId::CellOut { cell: 1 }, post_spk, n2, spikes, 1);
 
-        // MaxPool(p) on the cell-2 spikes (OR).
-        let pp = d.p as usize;
-        self.pooled.fill(0);
-        for_each_set_bit(self.post_spk[1], 0, n2, |idx| {
-            let pix = idx / c2;
-            let c = idx - pix * c2;
-            let (y, x) = (pix / w2, pix % w2);
-            let (py, px) = (y / pp, x / pp);
-            if py < ph && px < pw {
-                set_bit(self.pooled, (py * pw + px) * c2 + c);
+            // MaxPool(p) on the cell-2 spikes (OR).
+            let pp = d.p as usize;
+            pooled.fill(0);
+            for_each_set_bit(post_spk, 0, n2, |idx| {
+                let pix = idx / c2;
+                let c = idx - pix * c2;
+                let (y, x) = (pix / w2, pix % w2);
+                let (py, px) = (y / pp, x / pp);
+                if py < ph && px < pw {
+                    set_bit(pooled, (py * pw + px) * c2 + c);
+                }
+            });
+
+            // fc1 -> hidden LIF.
+            let acc = &mut row[..hidden];
+            synops += fc_event::<W>(pooled, d.fc1_in(), &p.fc1, acc);
+            let n = lif_layer(hid_mem, th, hid_spk, |i| {
+                sat_i16(round_shift(acc[i] as i64, p.fc1.shift_at(i) as i32))
+            });
+            ctx.report(LayerId::Hidden, hid_spk, hidden, n, 1);
+
+            // fc2 -> voting -> scores.
+            synops += fc_event::<W>(hid_spk, hidden, &p.fc2, out);
+            let v = d.votes as usize;
+            for (c, s) in scores.iter_mut().enumerate() {
+                let mut sum = *s as i64;
+                for (k, &a) in out[c * v..(c + 1) * v].iter().enumerate() {
+                    sum += sat_i32(round_shift(a as i64, p.fc2.shift_at(c * v + k) as i32)) as i64;
+                }
+                *s = sat_i32(sum);
             }
-        });
-
-        // fc1 -> hidden LIF.
-        let hidden = d.hidden as usize;
-        let acc = &mut self.row[..hidden];
-        synops += fc_event::<W>(self.pooled, d.fc1_in(), &p.fc1, acc);
-        let th = threshold(p.hidden_exp);
-        let n = lif_layer(self.hid_mem, th, self.hid_spk, |i| {
-            sat_i16(round_shift(acc[i] as i64, p.fc1.shift_at(i) as i32))
-        });
-        ctx.report(LayerId::Hidden, self.hid_spk, hidden, n, 1);
-
-        // fc2 -> voting -> scores.
-        synops += fc_event::<W>(self.hid_spk, hidden, &p.fc2, self.out);
-        let v = d.votes as usize;
-        for (c, s) in self.scores.iter_mut().enumerate() {
-            let mut sum = *s as i64;
-            for (k, &a) in self.out[c * v..(c + 1) * v].iter().enumerate() {
-                sum += sat_i32(round_shift(a as i64, p.fc2.shift_at(c * v + k) as i32)) as i64;
-            }
-            *s = sat_i32(sum);
         }
         self.synops += synops;
     }

@@ -274,6 +274,12 @@ pub struct CellPlan {
     pub slot: [u8; NUM_NODES],
     /// Number of node buffers (`1..=4`).
     pub slots: u8,
+    /// `stored_back[i]`: the back state `B_i` is kept in a buffer between timesteps, because
+    /// some backward edge into node `i` reads a tensor (skip, pools), which is gone by the next
+    /// timestep. Where every backward edge into node `i` is a conv (`need_back[i]` and not
+    /// stored), the engine computes `B_i` at the next timestep from the source nodes' spikes of
+    /// the previous one, which their spike maps still hold: no buffer.
+    pub stored_back: [bool; 3],
 }
 
 impl CellPlan {
@@ -286,7 +292,18 @@ impl CellPlan {
             schedule,
             slot: [0; NUM_NODES],
             slots: 1,
+            stored_back: [false; 3],
         };
+        let edges = cell.edges();
+        let mut k = 0;
+        while k < edges.len() && k < ops.len() {
+            let (e, op) = (edges[k], ops[k]);
+            let tensor = !matches!(op, Op::Zero) && !op.has_lif();
+            if e.is_backward() && (e.to as usize) < 3 && tensor {
+                plan.stored_back[e.to as usize] = true;
+            }
+            k += 1;
+        }
         // Buffers: a node reuses the buffer of the latest dead node before it, else takes a new
         // one. Node j < 3 is dead once its LIF has run, unless its tensor is kept.
         let mut free: i32 = if keep_x[0] { -1 } else { 0 };
@@ -305,10 +322,16 @@ impl CellPlan {
         plan
     }
 
-    /// Number of back-state tensors.
-    pub const fn backs(&self) -> usize {
-        let b = self.schedule.need_back;
+    /// Number of back-state tensors kept between timesteps ([`CellPlan::stored_back`]).
+    pub const fn stored_backs(&self) -> usize {
+        let b = self.stored_back;
         b[0] as usize + b[1] as usize + b[2] as usize
+    }
+
+    /// Whether the engine computes `B_i` from the previous timestep's spikes (every backward
+    /// edge into node `i` is a conv; see [`CellPlan::stored_back`]).
+    pub const fn back_from_spikes(&self, i: usize) -> bool {
+        i < 3 && self.schedule.need_back[i] && !self.stored_back[i]
     }
 
     /// Number of LIF layers (one per node at most: the engine runs the network's own threshold

@@ -44,8 +44,10 @@ impl SpikeCodes<'_> {
     }
 }
 
-/// Receives every LIF layer's spikes as the pass produces them, layer by layer in network order
-/// within a timestep.
+/// Receives every LIF layer's spikes as the pass produces them: layer by layer in network order
+/// within a timestep on the host's passes; on the integer engine stage by stage (cell 1 at every
+/// timestep, then the rest of the network at every timestep; see [`crate::engine`]). Every use of
+/// the codes (SAHD sums) is invariant to the order.
 ///
 /// The method cannot fail, so that a pass never needs to unwind half a timestep: an observer
 /// that can refuse its input (the SAHD kernel on malformed codes) keeps the first error and

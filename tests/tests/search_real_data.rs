@@ -31,6 +31,7 @@ fn setup(kind: DatasetKind, t: usize, method: Method) -> SearchSetup {
         kernel_path: KernelPath::for_device(&candle_core::Device::Cpu),
         candidates_per_pass: 0,
         data_label: "test".into(),
+        fit: None,
     }
 }
 

@@ -97,6 +97,18 @@ pub struct Outcome {
     pub dense_cost: Option<Cost>,
 }
 
+/// Bytes of the RTT buffer of a real board's defmt transport (not in the QEMU build).
+pub const RTT_BUFFER: u64 = 1024;
+
+impl Outcome {
+    /// RAM a real board needs for this firmware: the ELF's static RAM, the measured stack peak
+    /// and the RTT buffer ([`RTT_BUFFER`]); `None` if the firmware did not log its stack.
+    pub fn ram_needed_with_rtt(&self) -> Option<u64> {
+        let stack = self.device.stack_bytes?;
+        Some(self.footprint.ram + stack + RTT_BUFFER)
+    }
+}
+
 /// Builds the firmware (`arena`: optional `LIGHTSNN_ARENA`), runs it under QEMU and decodes it.
 pub fn build_and_run(
     cfg: &Config,

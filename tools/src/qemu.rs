@@ -47,6 +47,19 @@ pub struct QemuRun {
 }
 
 impl Qemu {
+    /// Whether the emulator binary runs (`--version`); tests that need it fail, never skip,
+    /// with [`Qemu::MISSING`] where it does not.
+    pub fn installed(&self) -> bool {
+        Command::new(&self.binary)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// What to do where [`Qemu::installed`] is false.
+    pub const MISSING: &'static str =
+        "qemu-system-arm is required for the firmware tests: apt-get install -y qemu-system-arm";
+
     /// Runs `elf` to completion (or to the timeout, which is an error).
     pub fn run(&self, elf: &Path) -> Result<QemuRun> {
         let log = tempfile_path("qemu-plugin", "log");

@@ -12,18 +12,11 @@ use lightsnn_tools::sar;
 use lightsnn_tools::testblob::{self, TestModelSpec};
 use snn_nostd::model::Bits;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Checks that QEMU is installed; fails the test with the install command if not (never skips).
 fn have_qemu() -> bool {
-    let ok = Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "qemu-system-arm is required for the firmware tests: apt-get install -y qemu-system-arm"
-    );
+    let ok = Qemu::default().installed();
+    assert!(ok, "{}", Qemu::MISSING);
     ok
 }
 
@@ -184,7 +177,7 @@ fn firmware_matches_host_reference_trained_blob() {
     let o = e2e::run(&config(dir.path(), blob, true)).unwrap_or_else(|e| panic!("{e:#}"));
     println!("{}", e2e::describe(&o));
     assert_eq!(o.device.images.len(), 4);
-    let cost = o.cost.unwrap();
+    let cost = o.cost.as_ref().unwrap();
     assert!(cost.per_inference > 0.0);
     // Issue #10's budgets (exact instruction counts, not time): at most 6 instructions per
     // synaptic event, and static RAM + measured stack + the 1 KiB RTT buffer within the
@@ -194,11 +187,9 @@ fn firmware_matches_host_reference_trained_blob() {
         "{:.2} instructions per synaptic event",
         cost.per_synaptic_event
     );
-    let stack = o
-        .device
-        .stack_bytes
+    let ram = o
+        .ram_needed_with_rtt()
         .expect("the firmware logs its stack peak");
-    let ram = o.footprint.ram + stack + 1024;
     assert!(ram <= 128 * 1024, "{ram} B of RAM needed");
 }
 

@@ -1,6 +1,7 @@
 //! `lightsnn bench`.
 
-use super::common::DeviceArg;
+use super::common::{full_width, BoardArgs, DeviceArg};
+use crate::export::fit::{Cells, Fixed};
 use crate::fsutil::write_atomic;
 use crate::search::bench::{
     bench_data, bench_setups, engine_bench, kernel_bench, search_bench, smoke_setups, stack_bench,
@@ -58,6 +59,11 @@ struct TrainBenchArgs {
     /// Device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
+    /// Benchmark the network `train --genotype G --board NAME` would train: C1/C2 and H sized
+    /// to the part for the genotype (T: `--timesteps`, else CIFAR-10's default), instead of the
+    /// demo configuration.
+    #[command(flatten)]
+    board: BoardArgs,
 }
 
 #[derive(Args, Debug)]
@@ -84,6 +90,10 @@ struct SearchBenchArgs {
     /// path, write them there.
     #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Also time the search `search --board NAME` runs: sized to the part (with `--smoke`:
+    /// T 2, batch 8), returning the best-scoring cell that fits.
+    #[command(flatten)]
+    board: BoardArgs,
 }
 
 /// Runs `lightsnn bench`.
@@ -98,11 +108,22 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 
 fn bench_train(a: TrainBenchArgs) -> Result<()> {
     let dev = a.device.open()?;
-    let r = crate::train::bench::bench_train(
+    let mut net = crate::train::bench::demo_config(a.timesteps)?;
+    if a.board.board.is_some() {
+        let g = crate::train::checkpoint::parse_genotype(&a.genotype, &net)?;
+        let fixed = Fixed {
+            timesteps: a.timesteps.is_some(),
+            ..Fixed::default()
+        };
+        net = a
+            .board
+            .size(full_width(net, false)?, fixed, Cells::One(&g))?;
+    }
+    let r = crate::train::bench::bench_train_net(
+        net,
         &a.genotype,
         a.steps,
         a.batch,
-        a.timesteps,
         a.train_path,
         &dev,
     )?;
@@ -182,11 +203,34 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
         let device = a.device.open()?;
         let data = bench_data(a.data.as_deref())?;
         let full = a.full || !device.is_cpu();
-        let setups = if a.smoke {
+        let mut setups = if a.smoke {
             smoke_setups(KernelPath::for_device(&device))?
         } else {
             bench_setups(KernelPath::for_device(&device), full)?
         };
+        if let Some(name) = &a.board.board {
+            // The search `search --board NAME` runs on this data (pruning, batch 32, 2
+            // repeats, seed 0, as the other configs), last, so the Candle comparisons above
+            // keep their configs.
+            let mut setup = setups[0].1.clone();
+            if a.smoke {
+                setup.net.timesteps = 2;
+                setup.batch = 8;
+            }
+            let fixed = Fixed {
+                timesteps: a.smoke,
+                ..Fixed::default()
+            };
+            setup.net = a
+                .board
+                .size_search_saying(setup.net, fixed, &|l| say(l.to_string()))?;
+            setup.fit = a.board.filter(&setup.net)?;
+            let label = format!(
+                "board {name} (C1/C2 {}/{}, H {}, T {})",
+                setup.net.c1, setup.net.c2, setup.net.hidden, setup.net.timesteps
+            );
+            setups.push((label, setup));
+        }
         if device.is_cpu() {
             for (name, setup) in setups.iter().take(2) {
                 let e = engine_bench(name, setup, &data)?;

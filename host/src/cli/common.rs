@@ -2,12 +2,17 @@
 
 use crate::config::{BnMode, DatasetKind, NetConfig, Overrides, Preset};
 use crate::data::{Dataset, Split};
+use crate::export::fit::{
+    heaviest_genotype, planned_footprint, size_for_board, Cells, FitFilter, Fixed,
+};
+use crate::export::{board, check_fit, Bits};
 use crate::search::KernelPath;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
-use snn_nostd::genotype::{CellType, OpSet};
+use snn_nostd::genotype::{CellType, Genotype, OpSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where tensors live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -156,6 +161,9 @@ pub fn check_preset(
             net.dataset
         ),
         _ => Ok(()),
+    }
+}
+
 /// clap parser of a count that must be at least 1 (`--batch`, `--stop-after`, ...): 0 is a
 /// usage error (exit status 2) naming the flag.
 pub(super) fn parse_positive(s: &str) -> Result<usize, String> {
@@ -164,6 +172,129 @@ pub(super) fn parse_positive(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// `--board NAME`: size the network to a microcontroller (see docs/cli.md, `--board`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct BoardArgs {
+    /// Size the network to fit this part (stm32f411, stm32f746, nrf52840, stm32h743) once
+    /// exported with 8-bit weights: C1/C2 and H not given are chosen (the widest C1 that fits,
+    /// H up to 128), sizes given that cannot fit are refused before any work.
+    #[arg(long, value_parser = parse_board)]
+    pub board: Option<String>,
+}
+
+/// clap parser of `--board`: a known part's name.
+fn parse_board(s: &str) -> Result<String, String> {
+    board(s)
+        .map(|b| b.name.to_string())
+        .map_err(|e| e.to_string())
+}
+
+impl BoardArgs {
+    /// `cfg` sized to the board (or `cfg` itself without `--board`), printing what was chosen
+    /// and why. `fixed`: the sizes the user gave; `cells`: the cells the network must fit with.
+    pub fn size(&self, cfg: NetConfig, fixed: Fixed, cells: Cells<'_>) -> Result<NetConfig> {
+        self.size_saying(cfg, fixed, cells, &|l| println!("{l}"))
+    }
+
+    /// [`BoardArgs::size`], saying what was chosen through `say`.
+    pub fn size_saying(
+        &self,
+        cfg: NetConfig,
+        fixed: Fixed,
+        cells: Cells<'_>,
+        say: &dyn Fn(&str),
+    ) -> Result<NetConfig> {
+        let Some(name) = &self.board else {
+            return Ok(cfg);
+        };
+        let b = board(name)?;
+        let s = size_for_board(b, &cfg, fixed, cells, Bits::B8)
+            .with_context(|| format!("--board {}: refused before any work", b.name))?;
+        say(&s.why);
+        Ok(s.cfg)
+    }
+
+    /// `cfg` sized for a search with `--board` (or `cfg` itself without): at the widest sizes
+    /// the op set's conv cells fit (every edge its heaviest conv), from the dataset's full
+    /// width where the width is not fixed; the search then returns the best-scoring cell among
+    /// those that fit at these sizes ([`BoardArgs::filter`]).
+    pub fn size_search(&self, cfg: NetConfig, fixed: Fixed) -> Result<NetConfig> {
+        self.size_search_saying(cfg, fixed, &|l| println!("{l}"))
+    }
+
+    /// [`BoardArgs::size_search`], saying what was chosen through `say`.
+    pub fn size_search_saying(
+        &self,
+        cfg: NetConfig,
+        fixed: Fixed,
+        say: &dyn Fn(&str),
+    ) -> Result<NetConfig> {
+        if self.board.is_none() {
+            return Ok(cfg);
+        }
+        let base = full_width(cfg, fixed.channels)?;
+        let heaviest = heaviest_genotype(base.cell, &base.ops);
+        let sized = self.size_saying(base, fixed, Cells::One(&heaviest), say)?;
+        say(
+            "the search returns the best-scoring cell among those that fit at these sizes \
+             (cells whose skips or pools make the engine keep node tensors or back states may \
+             need more RAM and are then never chosen)",
+        );
+        Ok(sized)
+    }
+
+    /// With `--board`: the filter of the cells that fit the board at `cfg`'s sizes, for the
+    /// search (see [`FitFilter`]).
+    pub fn filter(&self, cfg: &NetConfig) -> Result<Option<Arc<FitFilter>>> {
+        let Some(name) = &self.board else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(FitFilter::new(board(name)?, cfg, Bits::B8))))
+    }
+
+    /// With `--board`: checks that the cell a search returned (`genotype`, in `cfg`) fits, and
+    /// says so. The search only returns cells that fit; a failure is a bug.
+    pub fn check_found(&self, cfg: &NetConfig, genotype: &str) -> Result<()> {
+        let Some(name) = &self.board else {
+            return Ok(());
+        };
+        let b = board(name)?;
+        let g: Genotype = genotype
+            .parse()
+            .with_context(|| format!("the search returned genotype {genotype:?}"))?;
+        let fp = planned_footprint(cfg, Cells::One(&g), Bits::B8)?;
+        check_fit(&fp, b).with_context(|| format!("the cell found ({g}) does not fit {name}"))?;
+        println!(
+            "the cell found fits {}: {} B of RAM, {} B of flash with the firmware's reserves",
+            b.name,
+            fp.ram_needed(),
+            fp.flash_needed()
+        );
+        Ok(())
+    }
+}
+
+impl ShapeArgs {
+    /// The sizes these options fix (for `--board`).
+    pub fn fixed(&self) -> Fixed {
+        Fixed {
+            channels: self.width.is_some(),
+            hidden: self.hidden.is_some(),
+            timesteps: self.timesteps.is_some(),
+        }
+    }
+}
+
+/// `cfg` with the dataset's full-width C1/C2 where the width was not given: the widest a board
+/// sizing may choose.
+pub fn full_width(mut cfg: NetConfig, width_given: bool) -> Result<NetConfig> {
+    if !width_given {
+        let full = NetConfig::for_dataset(cfg.dataset, &Overrides::default())?;
+        (cfg.c1, cfg.c2) = (full.c1, full.c2);
+    }
+    Ok(cfg)
 }
 
 /// clap parser of `--dataset`.

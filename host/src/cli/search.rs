@@ -1,6 +1,6 @@
 //! `lightsnn search` and `lightsnn score`.
 
-use super::common::{EngineArg, NetArgs};
+use super::common::{BoardArgs, EngineArg, NetArgs};
 use crate::data::Split;
 use crate::fsutil::{check_output_dir, check_output_file, write_atomic};
 use crate::model::Mixing;
@@ -22,6 +22,8 @@ use std::path::PathBuf;
 pub struct SearchArgs {
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    board: BoardArgs,
     /// Search algorithm: `prune` (LightSNN), `random` (SNASNet's random search: its sampling
     /// rules, a fresh network and fresh batches per candidate) or `random-shared` (every edge
     /// drawn independently, one set of weights and batches for all candidates).
@@ -105,6 +107,10 @@ pub fn search(a: SearchArgs) -> Result<()> {
     if let Some(out) = &a.out {
         check_output_file("--out", out, &a.net.inputs())?;
     }
+    // With --board: sized for the op set's conv cells; the search returns the best-scoring
+    // cell among those that fit (checked again for the cell it returns).
+    let cfg = a.board.size_search(cfg, a.net.shape.fixed())?;
+    let fit = a.board.filter(&cfg)?;
     let device = a.net.device.open()?;
     let mut setup = SearchSetup {
         net: cfg,
@@ -115,7 +121,8 @@ pub fn search(a: SearchArgs) -> Result<()> {
         random_samples: a.samples,
         kernel_path: a.engine.kernel_path(&device),
         candidates_per_pass: a.candidates_per_pass,
-        data_label: String::new(),
+        data_label: label,
+        fit,
     };
     check_batch(setup.batch)?;
     // Before the data is framed: what the search needs must fit.
@@ -126,12 +133,13 @@ pub fn search(a: SearchArgs) -> Result<()> {
     eprintln!("estimate: {}", estimate.breakdown());
     if a.seeds > 1 {
         eprintln!("(per seed; {} seeds)", a.seeds);
-        return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref());
+        return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref(), &a.board);
     }
     let pb = progress_bar();
     let report = run_search(&setup, &data, &device, &pb)?;
     print_summary(&report);
     print_warnings(&report);
+    a.board.check_found(&setup.net, &report.genotype)?;
     if let Some(out) = &a.out {
         report.write(out)?;
         println!("wrote {}", out.display());
@@ -139,8 +147,12 @@ pub fn search(a: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints the search's noise warnings on stderr.
+/// Prints where a board overruled the scores (stdout) and the search's noise warnings
+/// (stderr).
 fn print_warnings(r: &SearchReport) {
+    for note in r.rounds.iter().flat_map(|x| &x.board) {
+        println!("{note}");
+    }
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
@@ -160,6 +172,7 @@ fn search_seeds(
     data: &crate::data::Dataset,
     device: &candle_core::Device,
     out: Option<&std::path::Path>,
+    board: &BoardArgs,
 ) -> Result<()> {
     let mut reports = Vec::new();
     for k in 0..seeds {
@@ -176,6 +189,7 @@ fn search_seeds(
             r.warnings.len(),
             r.rounds.iter().map(|x| x.decisions.len()).sum::<usize>()
         );
+        board.check_found(&s.net, &r.genotype)?;
         reports.push(r);
     }
     let st = StabilityReport::new(reports);

@@ -1,7 +1,8 @@
 //! `lightsnn study`.
 
-use super::common::{parse_cell, parse_dataset, parse_ops, DeviceArg};
+use super::common::{parse_cell, parse_dataset, parse_ops, BoardArgs, DeviceArg};
 use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
+use crate::export::fit::{Cells, Fixed};
 use crate::fsutil::check_output_dir;
 use crate::study::{default_config, files, run_study, RandomBaseline, StudyConfig};
 use crate::train::LossKind;
@@ -103,6 +104,10 @@ pub struct StudyArgs {
     /// Device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
+    /// `--board NAME`: every cell trained (found and random) fits the part: C1/C2 and H not
+    /// given are the widest up to the study's defaults that fit the op set's worst-case cell.
+    #[command(flatten)]
+    board: BoardArgs,
 }
 
 impl StudyArgs {
@@ -131,6 +136,7 @@ impl StudyArgs {
             || self.random_batch.is_some()
             || self.bootstrap.is_some()
             || self.seed.is_some()
+            || self.board.board.is_some()
     }
 
     /// The configuration of a new study: the dataset's defaults with the options given.
@@ -164,6 +170,19 @@ impl StudyArgs {
         }
         if let Some(cell) = self.cell {
             c.net.cell = cell;
+        }
+        if self.board.board.is_some() {
+            let fixed = Fixed {
+                channels: self.width.is_some(),
+                hidden: self.hidden.is_some(),
+                timesteps: self.timesteps.is_some(),
+            };
+            let ops = c.net.ops.clone();
+            let cells = Cells::Space {
+                cell: c.net.cell,
+                ops: &ops,
+            };
+            c.net = self.board.size(c.net.clone(), fixed, cells)?;
         }
         let zero_is_all = |v: usize| (v > 0).then_some(v);
         if let Some(n) = self.train_samples {
@@ -268,6 +287,27 @@ mod tests {
             (c.net.c1, c.net.timesteps, c.net.downsample),
             (8, 2, PoolKind::Max)
         );
+        Ok(())
+    }
+
+    /// `--board` sizes every cell of the study (the op set's worst case) within the study's
+    /// default sizes, and keeps the sizes given.
+    #[test]
+    fn board_sizes_the_study_for_its_worst_cell() -> Result<()> {
+        let plain = config(&[])?;
+        assert_eq!((plain.net.c1, plain.net.hidden), (8, 128));
+        let sized = config(&["--board", "stm32f411"])?;
+        // The LightSNN space's worst cell keeps back states: C1/C2 4/8 on the STM32F411.
+        assert_eq!((sized.net.c1, sized.net.c2, sized.net.hidden), (4, 8, 128));
+        assert_eq!(sized.net.timesteps, plain.net.timesteps);
+        let big = config(&["--board", "nrf52840"])?;
+        assert_eq!(big.net.c1, 8, "capped by the study's default");
+        let e = config(&["--board", "stm32f411", "--width", "0.125"]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("refused before any work"),
+            "{e:#}"
+        );
+        assert!(Cli::try_parse_from(["study", "--board", "esp32"]).is_err());
         Ok(())
     }
 }

@@ -1,8 +1,9 @@
 //! `lightsnn train`.
 
-use super::common::{parse_positive, DeviceArg, ShapeArgs};
+use super::common::{full_width, parse_positive, BoardArgs, DeviceArg, ShapeArgs};
 use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
 use crate::data::{Dataset, Split};
+use crate::export::fit::{Cells, Fixed};
 use crate::search::report::read_arch;
 use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig, TrainState};
 use anyhow::{bail, Context, Result};
@@ -93,6 +94,10 @@ pub struct TrainArgs {
     /// --resume.
     #[arg(long, value_parser = parse_positive)]
     pub stop_after: Option<usize>,
+    /// `--board NAME`: size the network (C1/C2, H) for the part, or refuse sizes that cannot
+    /// fit, before training.
+    #[command(flatten)]
+    pub board: BoardArgs,
 }
 
 fn parse_space(s: &str) -> Result<OpSet> {
@@ -226,6 +231,10 @@ pub fn new_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     net.cell = cell;
     net.ops = ops;
+    if a.board.board.is_some() {
+        let base = full_width(net, a.shape.width.is_some())?;
+        net = a.board.size(base, a.shape.fixed(), Cells::One(&g))?;
+    }
     let Some(epochs) = a.epochs else {
         bail!("--epochs E is required for a new run");
     };
@@ -429,7 +438,14 @@ pub fn check_run(
 /// Runs `lightsnn train`.
 pub fn run(a: TrainArgs) -> Result<()> {
     let (cfg, dir, resume) = match &a.resume {
-        Some(dir) => (resume_config(&a, dir)?, dir.clone(), true),
+        Some(dir) => {
+            let cfg = resume_config(&a, dir)?;
+            let g: Genotype = cfg.genotype.parse()?;
+            // The run's sizes are fixed: refused if they cannot fit.
+            a.board
+                .size(cfg.net.clone(), Fixed::all(), Cells::One(&g))?;
+            (cfg, dir.clone(), true)
+        }
         None => {
             let out = a.out.clone().context("--out RUN_DIR is required")?;
             (new_config(&a)?, out, false)
@@ -681,6 +697,51 @@ mod tests {
         // Not a run folder.
         let e = err(resume_config(&TrainArgs::default(), &d.path().join("nope")));
         assert!(e.contains("nope"), "{e}");
+        Ok(())
+    }
+
+    /// `--board` sizes the network for the genotype where the sizes were not given, and
+    /// refuses given sizes that cannot fit, before anything is read or written.
+    #[test]
+    fn board_sizes_the_network_for_its_genotype() -> Result<()> {
+        let demo = "conv3,conv3,conv3,conv3,conv3,zero,conv3,conv3,conv3,zero,conv3,conv3";
+        let board = BoardArgs {
+            board: Some("stm32f411".into()),
+        };
+        let cfg = new_config(&TrainArgs {
+            genotype: Some(demo.into()),
+            board: board.clone(),
+            ..args()
+        })?;
+        assert_eq!(
+            (cfg.net.c1, cfg.net.c2, cfg.net.hidden, cfg.net.timesteps),
+            (8, 16, 128, 5)
+        );
+        let kept = new_config(&TrainArgs {
+            genotype: Some(demo.into()),
+            board: board.clone(),
+            shape: ShapeArgs {
+                width: Some(1.0 / 64.0),
+                timesteps: Some(3),
+                ..Default::default()
+            },
+            ..args()
+        })?;
+        assert_eq!((kept.net.c1, kept.net.timesteps), (4, 3));
+        let e = err(new_config(&TrainArgs {
+            genotype: Some(demo.into()),
+            board,
+            shape: ShapeArgs {
+                width: Some(0.25),
+                hidden: Some(256),
+                ..Default::default()
+            },
+            ..args()
+        }));
+        assert!(
+            e.contains("refused before any work") && e.contains("flash"),
+            "{e}"
+        );
         Ok(())
     }
 }

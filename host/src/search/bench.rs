@@ -250,6 +250,7 @@ fn search_setup(
         kernel_path: path,
         candidates_per_pass: 0,
         data_label: "bench".into(),
+        fit: None,
     };
     Ok((name, setup))
 }

@@ -494,6 +494,7 @@ mod tests {
             kernel_path: KernelPath::CpuEvent,
             candidates_per_pass: 0,
             data_label: String::new(),
+            fit: None,
         };
         let r = Estimate::for_search(&random, 1, &Device::Cpu);
         let cells = (32 * 32 * 8 * 8 * 9 * 4 + 16 * 16 * 16 * 16 * 9 * 4) as f64;
@@ -566,6 +567,7 @@ mod tests {
             kernel_path: KernelPath::CpuEvent,
             candidates_per_pass: 0,
             data_label: String::new(),
+            fit: None,
         };
         let e = Estimate::for_search(&setup, 1, &Device::Cpu);
         assert!(e.host_bytes > 1e12, "{}", e.host_bytes);

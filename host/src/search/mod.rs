@@ -21,4 +21,6 @@ pub use score::{check_batch, sahd_score, KernelPath, Scorer};
 pub use setup::{run_search, Method, SearchSetup};
 
 #[cfg(test)]
+mod board_tests;
+#[cfg(test)]
 mod tests;

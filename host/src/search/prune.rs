@@ -5,7 +5,7 @@ use super::report::{CandidateScore, Pruned, RoundReport};
 use super::score::{mean_in_order, Scorer};
 use crate::data::Dataset;
 use crate::model::Mixing;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::Device;
 use indicatif::ProgressBar;
 use snn_nostd::genotype::{Genotype, Op};
@@ -45,6 +45,20 @@ pub(super) fn prune(
     let mut alive: Vec<Vec<Op>> = vec![cfg.ops.ops().to_vec(); edges.len()];
     let mut rounds = Vec::new();
     let mut round = 0;
+    if let Some(fit) = &setup.fit {
+        if !fit.any_fits(cfg.cell, &alive)? {
+            bail!(
+                "board {}: no {} cell over {{{}}} fits at C1/C2 {}/{}, H {}, T {}",
+                fit.board_name(),
+                cfg.cell,
+                cfg.ops,
+                cfg.c1,
+                cfg.c2,
+                cfg.hidden,
+                cfg.timesteps
+            );
+        }
+    }
     while alive.iter().any(|a| a.len() > 1) {
         round += 1;
         let t0 = Instant::now();
@@ -76,20 +90,45 @@ pub(super) fn prune(
             .filter_map(|(ei, c)| Decision::from_scores(&edges[ei].to_string(), c))
             .collect();
         let mut pruned = Vec::new();
+        let mut board = Vec::new();
         for (ei, s) in per_edge.iter().enumerate() {
-            if let Some(k) = argmax_first(s) {
-                let op = alive[ei].remove(k);
-                pruned.push(Pruned {
-                    edge: edges[ei].to_string(),
-                    op: op.to_string(),
-                });
-            }
+            let Some(best) = argmax_first(s) else {
+                continue;
+            };
+            let k = match &setup.fit {
+                None => best,
+                Some(fit) => {
+                    let k = fitting_removal(s, |k| {
+                        let mut after = alive.clone();
+                        after[ei].remove(k);
+                        Ok(fit.any_fits(cfg.cell, &after)?)
+                    })?;
+                    if k != best {
+                        board.push(format!(
+                            "board {}: round {round}, edge {}: removing `{}` scored best, but \
+                             no cell left would fit; removed `{}`, the best removal that keeps \
+                             one",
+                            fit.board_name(),
+                            edges[ei],
+                            alive[ei][best],
+                            alive[ei][k]
+                        ));
+                    }
+                    k
+                }
+            };
+            let op = alive[ei].remove(k);
+            pruned.push(Pruned {
+                edge: edges[ei].to_string(),
+                op: op.to_string(),
+            });
         }
         rounds.push(RoundReport {
             round,
             scores,
             pruned,
             decisions,
+            board,
             alive_after: alive
                 .iter()
                 .map(|a| a.iter().map(|o| o.to_string()).collect())
@@ -101,6 +140,24 @@ pub(super) fn prune(
     }
     let ops: Vec<Op> = alive.iter().map(|a| a[0]).collect();
     Ok((Genotype::new(cfg.cell, &ops)?, rounds, None))
+}
+
+/// The candidate to remove on one edge under a board: the highest score (NaN as -inf, ties
+/// to the first) among the removals for which `keeps_a_fit` holds. One always does while the
+/// edge has two ops and some cell of the alive ops fits (remove any op but that cell's).
+fn fitting_removal(
+    scores: &[f64],
+    mut keeps_a_fit: impl FnMut(usize) -> Result<bool>,
+) -> Result<usize> {
+    let key = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| key(scores[b]).total_cmp(&key(scores[a])));
+    for k in order {
+        if keeps_a_fit(k)? {
+            return Ok(k);
+        }
+    }
+    bail!("no removal keeps a cell that fits the board")
 }
 
 #[cfg(test)]

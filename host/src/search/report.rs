@@ -66,6 +66,10 @@ pub struct RoundReport {
     /// How clearly each edge's pruning decision won (empty for random search).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<super::margin::Decision>,
+    /// `--board`: where the board overruled the scores (pruning: a removal that scored best
+    /// but would have left no cell that fits; random search: how many samples did not fit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub board: Vec<String>,
     /// Alive ops per edge after the round, in canonical edge order.
     pub alive_after: Vec<Vec<String>>,
     /// Seed of the round's batch draw (`random`: the master seed, from which every candidate's

@@ -77,6 +77,10 @@ pub struct SearchSetup {
     pub candidates_per_pass: usize,
     /// Description of the data source, recorded in the report.
     pub data_label: String,
+    /// `--board`: only cells that fit the board may be returned (pruning never removes an op
+    /// whose removal would leave no fitting cell; a random search keeps the best-scoring
+    /// fitting sample). `None`: every cell may.
+    pub fit: Option<std::sync::Arc<crate::export::fit::FitFilter>>,
 }
 
 impl SearchSetup {

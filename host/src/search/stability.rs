@@ -219,6 +219,7 @@ mod tests {
                         repeats_needed: None,
                     })
                     .collect(),
+                board: vec![],
                 alive_after: vec![],
                 batch_seed: 0,
                 device: "cpu".into(),

@@ -578,6 +578,7 @@ fn search_stage(
         kernel_path: KernelPath::for_device(device),
         candidates_per_pass: 0,
         data_label: cfg.data.display().to_string(),
+        fit: None,
     };
     let pb = if quiet {
         ProgressBar::hidden()
@@ -811,7 +812,7 @@ fn check_result(r: &CellResult, cfg: &StudyConfig, cell: &CellPlan) -> Result<()
             cfg.score_repeats
         );
     }
-    let (mean, std) = stats::mean_std(&r.scores);
+    let (mean, std) = crate::stats::mean_std(&r.scores);
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
     if !close(mean, r.score_mean) || !close(std, r.score_std) {
         bail!(

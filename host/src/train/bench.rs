@@ -51,12 +51,35 @@ pub fn bench_train(
     path: TrainPath,
     device: &Device,
 ) -> Result<BenchResult> {
+    bench_train_net(
+        demo_config(timesteps)?,
+        genotype,
+        steps,
+        batch,
+        path,
+        device,
+    )
+}
+
+/// The demo configuration: CIFAR-10 at width 1/32, T overridden by `timesteps`.
+pub fn demo_config(timesteps: Option<usize>) -> Result<NetConfig> {
     let o = Overrides {
         width: Some(DEMO_WIDTH),
         timesteps,
         ..Default::default()
     };
-    let net_cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &o)?;
+    Ok(NetConfig::for_dataset(DatasetKind::Cifar10, &o)?)
+}
+
+/// [`bench_train`] on the CIFAR-10 network `net_cfg` (e.g. one sized to a board).
+pub fn bench_train_net(
+    net_cfg: NetConfig,
+    genotype: &str,
+    steps: usize,
+    batch: usize,
+    path: TrainPath,
+    device: &Device,
+) -> Result<BenchResult> {
     let g: Genotype = super::checkpoint::parse_genotype(genotype, &net_cfg)?;
     let data = crate::data::sample::cifar10_sample(Split::Train)?;
     let mixing = Mixing::single_path(&g);

@@ -124,7 +124,9 @@ fn post_pairs(
     )
 }
 
-/// Applies edge op `op` from node input `src` (spikes `spk` for convs) into `dst`.
+/// Applies edge op `op` from node input `src` (spikes `spk` for convs) into `dst`: as one more
+/// edge of the sum in `dst`, or (`sum`) as a finished sum of its own (see [`cell_step`]; the
+/// same for skip and pool edges, whose values are `i16` already).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn apply_edge<W: Wt>(
     op: Op,
@@ -134,9 +136,17 @@ pub(super) fn apply_edge<W: Wt>(
     kernel: conv::Kernel,
     g: Geom,
     dst: &mut [i16],
+    sum: bool,
     row: &mut [i32],
     dense: Option<&mut [i32]>,
 ) -> u64 {
+    let out = |dst| {
+        if sum {
+            conv::Out::AddSum(dst)
+        } else {
+            conv::Out::Add(dst)
+        }
+    };
     match (op, conv) {
         (Op::Zero, _) => 0,
         (Op::Skip, _) => {
@@ -151,12 +161,8 @@ pub(super) fn apply_edge<W: Wt>(
             pool3_add(src, g, false, dst, row);
             0
         }
-        (Op::Conv3, Some(l)) => {
-            conv_edge::<W>(spk, g, 3, l, kernel, g.c, conv::Out::Add(dst), row, dense)
-        }
-        (Op::Conv1, Some(l)) => {
-            conv_edge::<W>(spk, g, 1, l, kernel, g.c, conv::Out::Add(dst), row, dense)
-        }
+        (Op::Conv3, Some(l)) => conv_edge::<W>(spk, g, 3, l, kernel, g.c, out(dst), row, dense),
+        (Op::Conv1, Some(l)) => conv_edge::<W>(spk, g, 1, l, kernel, g.c, out(dst), row, dense),
         // Validation guarantees a conv on every conv edge.
         (Op::Conv3 | Op::Conv1, None) => 0,
         // `Model::new` refuses the thresholded convs (one LIF per node here).
@@ -164,9 +170,25 @@ pub(super) fn apply_edge<W: Wt>(
     }
 }
 
-/// One timestep of a cell. On entry node buffer 0 holds the cell input `x0`; on exit buffer
-/// `plan.slot[3]` holds the output `x3`, and the buffer of every kept node `j < 3`
+/// The cell input `x0` (the stem's or the down conv's output), added into a node buffer as a
+/// finished sum: `(dst, row scratch, dense scratch) -> synaptic operations`. A trait object, so
+/// that each cell's step is compiled once.
+pub(super) type CellInput<'a> = dyn FnMut(&mut [i16], &mut [i32], Option<&mut [i32]>) -> u64 + 'a;
+
+/// One timestep (`t`) of a cell. `input` adds the cell input `x0` into node buffer 0. On exit
+/// buffer `plan.slot[3]` holds the output `x3`, and the buffer of every kept node `j < 3`
 /// (`plan.schedule.reads_tensor`) holds `x_j + B_j`. Returns the weight adds.
+///
+/// Node `i`'s input is `x_i + B_i`: the saturating sum of its forward edges (`x_i`; for node 0
+/// the cell input), plus, saturating, the saturating sum of its backward edges at `t - 1`
+/// (`B_i`, 0 at `t = 0`). Where `B_i` is kept between timesteps ([`CellPlan::stored_back`]) it
+/// is computed at the end of the timestep, as the reference does. Otherwise every backward edge
+/// into node `i` is a conv of a later node's spikes, which still hold timestep `t - 1` when node
+/// `i` runs: `B_i` is computed then, in the node's own buffer, with no buffer of its own. Two
+/// sums meet in one buffer without changing the result because one of them is always a single
+/// edge (node 0's forward sum is the cell input, node 1 has one forward edge, node 2 one backward
+/// edge, node 3 none): the longer sum is computed first, then the single edge is added as a
+/// finished sum (saturated, then added: [`conv::Out::AddSum`]), which is `sat(x_i + B_i)`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
     nodes: &mut [&mut [i16]; NUM_NODES],
@@ -180,30 +202,59 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
     mut dense: Option<&mut [i32]>,
     ctx: &mut Ctx<'_, O>,
     cell_no: u8,
+    input: &mut CellInput<'_>,
 ) -> u64 {
     let n = geom.len();
     let th = threshold(cp.exp);
     let mut ops = 0;
     let slot = plan.slot.map(usize::from);
+    let op_of = |k: usize| g.ops().get(k).copied().unwrap_or(Op::Zero);
     // The tensor an op reads (skip, pools), in a buffer other than `dst`'s (`CellPlan::slot`).
     let source = |op: Op, j: usize| (!op.has_lif()).then_some(slot[j]);
     for i in 0..NUM_NODES {
-        if i > 0 {
-            simd::zero_i16(&mut nodes[slot[i]][..n]);
-            for (k, edge) in skeleton::forward_edges_into(g.cell(), i) {
-                let op = g.ops().get(k).copied().unwrap_or(Op::Zero);
-                if op == Op::Zero {
-                    continue;
-                }
-                let j = edge.from as usize;
-                let (dst, src) = dst_and_src(nodes, slot[i], source(op, j), n);
-                let conv = cp.convs[k].as_ref();
-                let dense = dense.as_deref_mut();
-                ops += apply_edge::<W>(op, src, st.spk[j], conv, kernels[k], geom, dst, row, dense);
+        // Backward edges computed here (convs of the previous timestep's spikes), if any.
+        let live_back = ctx.t > 0 && plan.back_from_spikes(i);
+        let forward =
+            || skeleton::forward_edges_into(g.cell(), i).filter(|&(k, _)| op_of(k) != Op::Zero);
+        // The forward sum is a single edge: node 0 (the cell input) or one non-zero edge.
+        let single_forward = i == 0 || forward().count() <= 1;
+        // B_i's edges (convs of the spikes of timestep t - 1) into `x`: each as one more edge
+        // of the sum, or (`sum`, a single edge) as a finished sum.
+        let back = |x: &mut [i16], sum: bool, row: &mut [i32], mut dense: Option<&mut [i32]>| {
+            let mut ops = 0;
+            for (k, edge) in skeleton::backward_edges_into(g.cell(), i) {
+                let spk = &*st.spk[edge.from as usize];
+                let (conv, d) = (cp.convs[k].as_ref(), dense.as_deref_mut());
+                ops += apply_edge::<W>(op_of(k), &[], spk, conv, kernels[k], geom, x, sum, row, d);
             }
+            ops
+        };
+        let x = &mut nodes[slot[i]][..n];
+        simd::zero_i16(x);
+        if live_back && single_forward {
+            // B_i first (every edge a conv), then the forward edge as a finished sum.
+            ops += back(x, false, row, dense.as_deref_mut());
+        }
+        let as_sum = live_back && single_forward;
+        if i == 0 {
+            ops += input(&mut nodes[slot[0]][..n], row, dense.as_deref_mut());
+        }
+        for (k, edge) in forward() {
+            let op = op_of(k);
+            let j = edge.from as usize;
+            let (dst, src) = dst_and_src(nodes, slot[i], source(op, j), n);
+            let conv = cp.convs[k].as_ref();
+            let d = dense.as_deref_mut();
+            ops += apply_edge::<W>(
+                op, src, st.spk[j], conv, kernels[k], geom, dst, as_sum, row, d,
+            );
         }
         let xi = &mut nodes[slot[i]][..n];
-        if i < 3 && plan.schedule.need_back[i] {
+        if live_back && !single_forward {
+            // Node 2 (several forward edges): its one backward edge as a finished sum.
+            debug_assert!(skeleton::backward_edges_into(g.cell(), i).count() <= 1);
+            ops += back(xi, true, row, dense.as_deref_mut());
+        } else if i < 3 && plan.stored_back[i] {
             add_sat(xi, st.back[i]);
         }
         // One LIF per node: `Model::new` refuses the other threshold classes.
@@ -218,15 +269,15 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
             ctx.report(layer, st.spk[i], n, cnt, mult);
         }
     }
-    // Back states for the next timestep, from x_j + B_j (j < 3, old B) and x3.
+    // Kept back states for the next timestep, from x_j + B_j (j < 3, old B) and x3.
     for i in 0..3 {
-        if !plan.schedule.need_back[i] {
+        if !plan.stored_back[i] {
             continue;
         }
         let dst = &mut *st.back[i];
         simd::zero_i16(dst);
         for (k, edge) in skeleton::backward_edges_into(g.cell(), i) {
-            let op = g.ops().get(k).copied().unwrap_or(Op::Zero);
+            let op = op_of(k);
             if op == Op::Zero {
                 continue;
             }
@@ -237,7 +288,9 @@ pub(super) fn cell_step<W: Wt, O: SpikeObserver>(
             };
             let conv = cp.convs[k].as_ref();
             let dense = dense.as_deref_mut();
-            ops += apply_edge::<W>(op, src, st.spk[j], conv, kernels[k], geom, dst, row, dense);
+            ops += apply_edge::<W>(
+                op, src, st.spk[j], conv, kernels[k], geom, dst, false, row, dense,
+            );
         }
     }
     ops

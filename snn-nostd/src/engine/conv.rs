@@ -101,12 +101,24 @@ pub(super) fn lanes16_exact(layer: &LayerParts<'_>, bits: Bits, c_out: usize) ->
     })
 }
 
-/// Where the requantised conv outputs go.
+/// Where the requantised conv outputs go, and how: an output `v` joins a node sum `d` either as
+/// one more edge of the sum (`d = sat(d + v)`) or as a finished sum of its own, saturated before
+/// the add (`d = sat(d + sat(v))`: the back state `B_i` of one edge added to the forward sum, or
+/// the other way round; see `cell::cell_step`).
 pub(super) enum Out<'d> {
-    /// Added, saturating, into an `h x w x c_out` map.
+    /// Added, saturating, into an `h x w x c_out` map: `d = sat(d + v)`.
     Add(&'d mut [i16]),
-    /// MaxPool2 (`h/2 x w/2 x c_out`), written.
+    /// Added as a finished sum into an `h x w x c_out` map: `d = sat(d + sat(v))`.
+    AddSum(&'d mut [i16]),
+    /// MaxPool2 (`h/2 x w/2 x c_out`), added as a finished sum: `d = sat(d + sat(max))` (a zeroed
+    /// `d` receives the pooled values).
     MaxPool2(&'d mut [i16]),
+}
+
+/// `v` saturated to `i16`, as an `i32`.
+#[inline(always)]
+fn clamp16(v: i32) -> i32 {
+    v.clamp(i16::MIN as i32, i16::MAX as i32)
 }
 
 /// The conv of the spikes `spk` (HWC, geometry `g`) by `layer` (`k x k`, `g.c -> c_out`, weights
@@ -183,8 +195,9 @@ pub(super) fn emit<A: Accum>(
 ) {
     let pw = A::words(c_out);
     let slot = |r: usize| (r % RING_ROWS) * rw;
+    let sum = matches!(out, Out::AddSum(_));
     match out {
-        Out::Add(dst) => {
+        Out::Add(dst) | Out::AddSum(dst) => {
             let s = slot(oy);
             let row = &ring[s + pad * pw..s + rw];
             let d = &mut dst[oy * g.w * c_out..(oy + 1) * g.w * c_out];
@@ -193,6 +206,7 @@ pub(super) fn emit<A: Accum>(
                 let (bias, shift) = (layer.bias_at(co), layer.shift_at(co) as i32);
                 for (dv, px) in d[co..].iter_mut().step_by(c_out).zip(row.chunks_exact(pw)) {
                     let v = requant(A::value(px[off], sh, bias), shift);
+                    let v = if sum { clamp16(v) } else { v };
                     *dv = sat_i16(*dv as i64 + v as i64);
                 }
             }
@@ -217,7 +231,7 @@ pub(super) fn emit<A: Accum>(
                         .max(at(s1, x))
                         .max(at(s1, x + 1));
                     // requant is monotone: max-then-requantise = requantise-then-max.
-                    *dv = sat_i16(requant(m, shift) as i64);
+                    *dv = sat_i16(*dv as i64 + clamp16(requant(m, shift)) as i64);
                 }
             }
             A::clear(&mut ring[s0..s0 + rw], layer, c_out);
@@ -639,8 +653,9 @@ pub(super) fn emit_lanes<L: Lanes, const C: usize>(
 ) {
     let pw = L::words(C);
     let slot = |r: usize| (r % RING_ROWS) * rw;
+    let sum = matches!(out, Out::AddSum(_));
     match out {
-        Out::Add(dst) => {
+        Out::Add(dst) | Out::AddSum(dst) => {
             let s = slot(oy);
             let row = &ring[s + pad * pw..s + rw];
             let d = &mut dst[oy * g.w * C..(oy + 1) * g.w * C];
@@ -650,19 +665,33 @@ pub(super) fn emit_lanes<L: Lanes, const C: usize>(
                 for co in 0..C {
                     let (m, a, r) = (rq.mul[co], rq.add[co], rq.right[co]);
                     let mut i = co;
-                    while i < n {
-                        // SAFETY: `i < n <= d.len()` and `n <= row.len()`.
-                        unsafe {
-                            let dv = d.get_unchecked_mut(i);
-                            *dv = add_sat16(*dv, (*row.get_unchecked(i) * m + a) >> r);
+                    // Two loops, so that the common one carries no test.
+                    if sum {
+                        while i < n {
+                            // SAFETY: `i < n <= d.len()` and `n <= row.len()`.
+                            unsafe {
+                                let dv = d.get_unchecked_mut(i);
+                                let v = (*row.get_unchecked(i) * m + a) >> r;
+                                *dv = add_sat16(*dv, clamp16(v));
+                            }
+                            i += C;
                         }
-                        i += C;
+                    } else {
+                        while i < n {
+                            // SAFETY: `i < n <= d.len()` and `n <= row.len()`.
+                            unsafe {
+                                let dv = d.get_unchecked_mut(i);
+                                *dv = add_sat16(*dv, (*row.get_unchecked(i) * m + a) >> r);
+                            }
+                            i += C;
+                        }
                     }
                 }
             } else {
                 for (dpx, px) in d.chunks_exact_mut(C).zip(row.chunks_exact(pw)) {
                     for (co, dv) in dpx.iter_mut().enumerate() {
-                        *dv = add_sat16(*dv, rq.value(L::lane(px, co), co));
+                        let v = rq.value(L::lane(px, co), co);
+                        *dv = add_sat16(*dv, if sum { clamp16(v) } else { v });
                     }
                 }
             }
@@ -688,7 +717,7 @@ pub(super) fn emit_lanes<L: Lanes, const C: usize>(
                         .max(L::lane(b0, co))
                         .max(L::lane(b1, co));
                     // The read-out is monotone: max-then-requantise = requantise-then-max.
-                    *dv = add_sat16(0, rq.value(m, co));
+                    *dv = add_sat16(*dv, clamp16(rq.value(m, co)));
                 }
             }
             simd::zero_i32(&mut ring[s0..s0 + rw]);

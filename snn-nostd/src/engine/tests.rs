@@ -551,7 +551,7 @@ impl Arenas {
     }
 }
 
-fn random_input(rng: &mut Rng, d: &Dims, m: &Model<'_>) -> Vec<i16> {
+pub(crate) fn random_input(rng: &mut Rng, d: &Dims, m: &Model<'_>) -> Vec<i16> {
     let mut q = vec![0i16; d.input_len()];
     match d.input {
         InputKind::Static => {
@@ -602,6 +602,14 @@ fn compare(spec: &Spec, seed: u64, samples: usize) -> (f64, f64, Vec<(LayerId, f
             };
             assert_eq!(m, want, "{l}: multiplicity");
         }
+        // The engine reports stage by stage (cell 1 at every timestep, then the rest), the
+        // reference timestep by timestep: the same codes in another order.
+        let stage = |l: &LayerId| match l {
+            LayerId::CellNode { cell: 0, .. } | LayerId::CellOut { cell: 0 } => 0,
+            _ => 1,
+        };
+        let mut ref_rec = ref_rec;
+        ref_rec.sort_by_key(|(t, l, _)| (stage(l), *t));
         for ((t, l, s), (rt, rl, rs)) in rec.0.iter().zip(&ref_rec) {
             assert_eq!((t, l), (rt, rl));
             assert_eq!(s.len(), rs.len());
@@ -871,6 +879,14 @@ fn check_event_conv(
         let sh = l.shift_at(i % c_out) as i32;
         assert_eq!(d, sat_i16(100 + round_shift(s, sh)), "output {i}");
     }
+    // As a finished sum: saturated before the add.
+    let mut dst = vec![-100i16; h * w * c_out];
+    let ops = run(conv::Out::AddSum(&mut dst), &mut ring);
+    assert_eq!(ops, dense_ops);
+    for (i, (&d, &s)) in dst.iter().zip(sums).enumerate() {
+        let v = sat_i16(round_shift(s, l.shift_at(i % c_out) as i32));
+        assert_eq!(d, sat_i16(-100 + v as i64), "output {i}");
+    }
     if k != 3 {
         return;
     }
@@ -886,7 +902,7 @@ fn check_event_conv(
                     .max(at(2 * y, 2 * x + 1))
                     .max(at(2 * y + 1, 2 * x))
                     .max(at(2 * y + 1, 2 * x + 1));
-                let want = sat_i16(round_shift(m, l.shift_at(co) as i32));
+                let want = sat_i16(-7 + sat_i16(round_shift(m, l.shift_at(co) as i32)) as i64);
                 assert_eq!(
                     pooled[(y * w2 + x) * c_out + co],
                     want,
@@ -1140,7 +1156,7 @@ fn pools_round_and_ignore_padding() {
 }
 
 #[test]
-fn static_stem_runs_once_and_state_resets() {
+fn stem_kept_or_recomputed_and_state_resets() {
     let spec = Spec {
         dims: small_dims(InputKind::Static),
         genotype: ALL_OPS.parse().unwrap(),
@@ -1163,28 +1179,65 @@ fn static_stem_runs_once_and_state_resets() {
         assert_eq!(a.spikes, 2 * b.spikes);
         assert_eq!(a.steps, 2 * b.steps);
     }
-    // Streaming with step(): frames after the first are ignored for static input.
-    eng.reset();
-    let zeros = vec![0i16; q.len()];
-    eng.step(&q, &mut ()).unwrap();
-    for _ in 1..spec.dims.t {
-        eng.step(&zeros, &mut ()).unwrap();
-    }
-    assert_eq!(eng.scores(), &s1[..]);
+    // Small C1: the engine keeps the stem's output; recomputing it at every timestep gives
+    // the same results.
+    let need = buffer_sizes(&model);
+    assert_eq!(need.stem_cache, 0);
+    assert!(eng.keeps_stem());
+    let mut act = vec![0i16; need.act + q.len()];
+    let (mut acc, mut bits) = (vec![0i32; need.acc], vec![0u64; need.bits]);
+    let mut recomputed =
+        Engine::with_stem(&model, &mut act, &mut acc, &mut bits, Some(false)).unwrap();
+    assert!(!recomputed.keeps_stem());
+    let mut rk = Recorder::default();
+    recomputed.infer(&q, &mut rk).unwrap();
+    assert_eq!(recomputed.scores(), &s1[..]);
+    assert_eq!(recomputed.stats(), &stats1[..]);
+    let mut rr = Recorder::default();
+    eng.infer(&q, &mut rr).unwrap();
+    assert_eq!(rk.0, rr.0);
+    recomputed.staged_input().unwrap().copy_from_slice(&q);
+    recomputed.infer_staged(&mut ()).unwrap();
+    assert_eq!(recomputed.scores(), &s1[..]);
     assert!(eng.synops() > 0);
-    // Spike accessor.
-    let (code, n) = eng.spikes(LayerId::Hidden).unwrap();
-    assert_eq!(n, 16);
-    assert_eq!(code.len(), 1);
-    let node = |cell, node, class| LayerId::CellNode { cell, node, class };
-    assert!(eng.spikes(node(0, 3, LifClass::Th10)).is_some());
-    assert!(eng.spikes(node(0, 3, LifClass::Th05)).is_none());
-    assert!(eng.spikes(node(2, 0, LifClass::Th10)).is_none());
     // The staged input gives the same result and needs no caller buffer.
     assert!(buffer_sizes(&model).input_staged);
     eng.staged_input().unwrap().copy_from_slice(&q);
     eng.infer_staged(&mut ()).unwrap();
     assert_eq!(eng.scores(), &s1[..]);
+}
+
+/// Wider networks recompute the stem by default and keep it given [`BufferSizes::stem_cache`]
+/// more `act` elements: the same results either way.
+#[test]
+fn wide_networks_keep_the_stem_given_room() {
+    let dims = Dims {
+        c1: 8,
+        c2: 16,
+        ..small_dims(InputKind::Static)
+    };
+    let spec = Spec {
+        dims,
+        genotype: ALL_OPS.parse().unwrap(),
+        bits: Bits::B8,
+    };
+    let blob = random_model(&spec, 3).encode().unwrap();
+    let model = decode(&blob).unwrap();
+    let need = buffer_sizes(&model);
+    assert!(need.stem_cache > 0);
+    let q = random_input(&mut test_rng(5), &dims, &model);
+    let run = |extra: usize| {
+        let mut act = vec![0i16; need.act + extra];
+        let (mut acc, mut bits) = (vec![0i32; need.acc], vec![0u64; need.bits]);
+        let mut eng = Engine::new(&model, &mut act, &mut acc, &mut bits).unwrap();
+        let mut rec = Recorder::default();
+        eng.infer(&q, &mut rec).unwrap();
+        (eng.keeps_stem(), eng.scores().to_vec(), rec.0)
+    };
+    let (k0, s0, r0) = run(0);
+    let (k1, s1, r1) = run(need.stem_cache);
+    assert!(!k0 && k1);
+    assert_eq!((s0, r0), (s1, r1));
 }
 
 /// Event input cannot be staged.
@@ -1235,7 +1288,6 @@ fn engine_checks_buffers_and_inputs() {
         eng.infer(&[0; 5], &mut ()),
         Err(EngineError::InputLength { .. })
     ));
-    assert!(eng.step(&[0; 5], &mut ()).is_err());
     let mut out = vec![0i16; 5];
     assert!(quantize_input_u8(&model, &[0; 5], &mut out).is_err());
 }
@@ -1558,6 +1610,9 @@ fn stem_paths_equal_the_definition() {
     for bits in [Bits::B8, Bits::B16] {
         for &(c, h, w, pool, c_out) in &[
             (3, 6, 7, false, 4),
+            (3, 5, 4, false, 16),
+            (1, 4, 5, false, 3),
+            (2, 6, 6, false, 8),
             (3, 6, 7, true, 4),
             (2, 5, 5, true, 3),
             (1, 1, 1, false, 2),
@@ -1578,24 +1633,72 @@ fn stem_paths_equal_the_definition() {
             let layer = OwnedLayer::new(bits, &wi, &bias, &shifts);
             let l = layer.view();
             let (oh, ow) = if pool { (h / 2, w / 2) } else { (h, w) };
-            let mut want = vec![0i16; oh * ow * c_out];
             let run = |out: &mut [i16], scratch: &mut [i32]| match bits {
                 Bits::B8 => stem::stem::<W8>(&input, s, &l, c_out, out, scratch),
                 Bits::B16 => stem::stem::<W16>(&input, s, &l, c_out, out, scratch),
             };
-            match bits {
-                Bits::B8 => stem::stem_pixels::<W8>(&input, s, &l, c_out, &mut want),
-                Bits::B16 => stem::stem_pixels::<W16>(&input, s, &l, c_out, &mut want),
+            // The definition, on a zero-padded copy of the input.
+            let (ph, pw) = (h + 2, w + 2);
+            let mut padded = vec![0i64; c * ph * pw];
+            for ci in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        padded[(ci * ph + y + 1) * pw + x + 1] = input[(ci * h + y) * w + x] as i64;
+                    }
+                }
             }
+            let sum = |y: usize, x: usize, co: usize| -> i64 {
+                let mut a = l.bias_at(co) as i64;
+                for ci in 0..c {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let wv = l.weight_at(bits, ((co * c + ci) * 3 + ky) * 3 + kx) as i64;
+                            a += wv * padded[(ci * ph + y + ky) * pw + x + kx];
+                        }
+                    }
+                }
+                a
+            };
+            let want: Vec<i16> = (0..oh * ow * c_out)
+                .map(|i| {
+                    let (px, co) = (i / c_out, i % c_out);
+                    let (y, x) = (px / ow, px % ow);
+                    let v = if pool {
+                        let (y, x) = (2 * y, 2 * x);
+                        sum(y, x, co)
+                            .max(sum(y, x + 1, co))
+                            .max(sum(y + 1, x, co))
+                            .max(sum(y + 1, x + 1, co))
+                    } else {
+                        sum(y, x, co)
+                    };
+                    sat_i16(round_shift(v, l.shift_at(co) as i32))
+                })
+                .collect();
             assert!(want.iter().any(|&v| v != 0));
             let what = std::format!("{bits:?} {c}x{h}x{w} pool {pool}");
-            let mut rows = vec![0i16; oh * ow * c_out];
-            run(&mut rows, &mut vec![0i32; 2 * w]);
-            assert_eq!(rows, want, "{what}, with scratch");
-            // No scratch: the chunk path for either width.
-            let mut chunks = vec![0i16; oh * ow * c_out];
-            run(&mut chunks, &mut []);
-            assert_eq!(chunks, want, "{what}, no scratch");
+            // The patch path (2 or 3 channels, with its scratch) and the general one (no
+            // scratch), written into zeros and added into a sum as a finished sum.
+            let dims = Dims {
+                in_c: c as u16,
+                in_w: w as u16,
+                c1: c_out as u16,
+                ..small_dims(InputKind::Static)
+            };
+            let base: Vec<i16> = (0..want.len()).map(|i| [-30000, 20000, 5][i % 3]).collect();
+            let added: Vec<i16> = base
+                .iter()
+                .zip(&want)
+                .map(|(&b, &v)| sat_i16(b as i64 + v as i64))
+                .collect();
+            for scratch in [stem::scratch_len(&dims), 0] {
+                let mut out = vec![0i16; want.len()];
+                run(&mut out, &mut vec![0i32; scratch]);
+                assert_eq!(out, want, "{what}, scratch {scratch}");
+                let mut sum = base.clone();
+                run(&mut sum, &mut vec![0i32; scratch]);
+                assert_eq!(sum, added, "{what}, added, scratch {scratch}");
+            }
         }
     }
 }

@@ -527,6 +527,7 @@ fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
         kernel_path: path,
         candidates_per_pass: 0,
         data_label: "builtin".to_string(),
+        fit: None,
     }
 }
 

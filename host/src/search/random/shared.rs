@@ -42,11 +42,12 @@ pub(crate) fn shared_rounds(
     scorer.prepare(&batches, setup.mode())?;
     let mixes: Vec<Mixing> = genotypes.iter().map(Mixing::single_path).collect();
     let scores = scorer.score_candidates(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;
-    Ok(one_round(
+    one_round(
+        setup,
         &genotypes,
         &scores,
         batch_seed,
         device,
         t0.elapsed().as_secs_f64(),
-    ))
+    )
 }

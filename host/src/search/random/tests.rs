@@ -26,6 +26,7 @@ fn setup(method: Method) -> Result<SearchSetup> {
         kernel_path: KernelPath::CpuEvent,
         candidates_per_pass: 0,
         data_label: "builtin".into(),
+        fit: None,
     })
 }
 
