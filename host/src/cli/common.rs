@@ -156,6 +156,9 @@ pub fn check_preset(
             net.dataset
         ),
         _ => Ok(()),
+    }
+}
+
 /// clap parser of a count that must be at least 1 (`--batch`, `--stop-after`, ...): 0 is a
 /// usage error (exit status 2) naming the flag.
 pub(super) fn parse_positive(s: &str) -> Result<usize, String> {
