@@ -811,7 +811,7 @@ fn check_result(r: &CellResult, cfg: &StudyConfig, cell: &CellPlan) -> Result<()
             cfg.score_repeats
         );
     }
-    let (mean, std) = stats::mean_std(&r.scores);
+    let (mean, std) = crate::stats::mean_std(&r.scores);
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
     if !close(mean, r.score_mean) || !close(std, r.score_std) {
         bail!(
