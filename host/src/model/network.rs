@@ -7,7 +7,7 @@
 //! [`Mixing`] passed to [`Network::forward`].
 
 use super::edge_weights::{EdgeWeights, OpWeight};
-use super::layers::{avg_pool3, batch_norm_groups, max_pool3, vote, ConvBn, Mode};
+use super::layers::{avg_pool3, batch_norm_groups, max_pool, max_pool3, vote, ConvBn, Mode};
 use super::lif::LifState;
 use super::mixing::Mixing;
 use super::params::{BnParams, ParamStore};
@@ -261,7 +261,7 @@ impl Network {
     pub fn stem(&self, frame: &Tensor, mode: Mode) -> Result<Tensor> {
         let s = self.stem.forward(frame, mode)?;
         if self.cfg.stem_pool {
-            Ok(s.max_pool2d(2)?)
+            max_pool(&s, 2, mode)
         } else {
             Ok(s)
         }
@@ -355,13 +355,13 @@ impl Network {
             sink.observe(Probe::CellOut { cell: 0 }, t, &y1)?;
             let s1 = out_lif[0].step(&y1, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 0 }, t, &s1, &ones)?;
-            let x2 = self.down.forward_groups(&s1, mode, groups)?.max_pool2d(2)?;
+            let x2 = max_pool(&self.down.forward_groups(&s1, mode, groups)?, 2, mode)?;
             let y2 = self.cell_step(1, &x2, &mut cell_states[1], weights, mode, sink, t)?;
             let y2 = batch_norm_groups(&y2, &self.cell_bn[1], mode, groups)?;
             sink.observe(Probe::CellOut { cell: 1 }, t, &y2)?;
             let s2 = out_lif[1].step(&y2, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 1 }, t, &s2, &ones)?;
-            let mut f = s2.max_pool2d(cfg.pool)?.flatten_from(1)?;
+            let mut f = max_pool(&s2, cfg.pool, mode)?.flatten_from(1)?;
             if let Some(m) = &dropout_mask {
                 f = (f * m)?;
             }
@@ -499,7 +499,7 @@ impl Network {
                 Op::Zero => continue,
                 Op::Skip => u.clone(),
                 Op::AvgPool => avg_pool3(u)?,
-                Op::MaxPool => max_pool3(u)?,
+                Op::MaxPool => max_pool3(u, mode)?,
                 Op::Conv1 | Op::Conv3 => {
                     let conv = match cell.edges[ei].get(&op) {
                         Some(c) => c,

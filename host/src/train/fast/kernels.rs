@@ -421,48 +421,108 @@ pub fn conv_dw_dense(x: &[f32], g: &Geom, dy: &[f32], dtaps: &mut [f32]) {
     }
 }
 
-/// `k x k` max pool with stride `k` of one sample `[h][w][c]` (`h`, `w` multiples of `k`).
-pub fn max_pool_forward(x: &[f32], h: usize, w: usize, c: usize, k: usize, out: &mut [f32]) {
-    crate::search::cpu::ops::max_pool(x, h, w, c, k, k, 0, out)
+/// Shape of a max pool of one sample `[h][w][c]`: windows `k x k` at `(y * stride - pad, x *
+/// stride - pad)`, clipped to the map; output `(h + 2 pad - k) / stride + 1` rows (floor).
+#[derive(Clone, Copy, Debug)]
+pub struct Pool {
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Window size.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding (never wins).
+    pub pad: usize,
 }
 
-/// Candle's gradient of [`max_pool_forward`]: in each window, every element equal to the
-/// window's maximum gets `g * count / k^2`, where `count` is the number of such elements
-/// (Candle 0.11 scales by the fraction of maxima instead of dividing by their count; this
-/// path reproduces it so that both training paths agree). Adds to `dx`.
-pub fn max_pool_backward(
-    x: &[f32],
-    (h, w, c): (usize, usize, usize),
-    k: usize,
-    g: &[f32],
-    dx: &mut [f32],
-) {
-    let (oh, ow) = (h / k, w / k);
-    let area = (k * k) as f32;
+impl Pool {
+    /// `k x k` windows with stride `k`, no padding (the down block's and the classifier's).
+    pub fn strided(h: usize, w: usize, c: usize, k: usize) -> Pool {
+        Pool {
+            h,
+            w,
+            c,
+            k,
+            stride: k,
+            pad: 0,
+        }
+    }
+
+    /// 3x3 windows, stride 1, padding 1 (the `maxpool` op).
+    pub fn same3(h: usize, w: usize, c: usize) -> Pool {
+        Pool {
+            h,
+            w,
+            c,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        }
+    }
+
+    /// Output height and width.
+    pub fn out_hw(&self) -> (usize, usize) {
+        (
+            (self.h + 2 * self.pad - self.k) / self.stride + 1,
+            (self.w + 2 * self.pad - self.k) / self.stride + 1,
+        )
+    }
+
+    /// Values per output sample.
+    pub fn out_len(&self) -> usize {
+        let (oh, ow) = self.out_hw();
+        oh * ow * self.c
+    }
+
+    /// The in-map window rows and columns of output pixel `(oy, ox)`.
+    #[inline(always)]
+    fn window(&self, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let y0 = (oy * self.stride).saturating_sub(self.pad);
+        let x0 = (ox * self.stride).saturating_sub(self.pad);
+        (
+            y0..(oy * self.stride + self.k - self.pad).min(self.h),
+            x0..(ox * self.stride + self.k - self.pad).min(self.w),
+        )
+    }
+}
+
+/// The max pool `p` of one sample (Candle's and PyTorch's value: the first maximum).
+pub fn max_pool_forward(x: &[f32], p: &Pool, out: &mut [f32]) {
+    crate::search::cpu::ops::max_pool(x, p.h, p.w, p.c, p.k, p.stride, p.pad, out)
+}
+
+/// The gradient of [`max_pool_forward`] as PyTorch's `MaxPool2d` routes it: each window's
+/// output gradient `g` goes to one element, the window's first maximum in row-major order
+/// (the element the forward pass picked). Adds to `dx`.
+pub fn max_pool_backward(x: &[f32], p: &Pool, g: &[f32], dx: &mut [f32]) {
+    let (oh, ow) = p.out_hw();
+    let c = p.c;
+    assert!(x.len() == p.h * p.w * c && dx.len() == x.len() && g.len() == oh * ow * c);
+    let mut best = vec![0usize; c];
     for oy in 0..oh {
         for ox in 0..ow {
-            for ch in 0..c {
-                let at = |dy: usize, dx: usize| ((oy * k + dy) * w + ox * k + dx) * c + ch;
-                let mut m = f32::NEG_INFINITY;
-                for dy in 0..k {
-                    for ddx in 0..k {
-                        m = m.max(x[at(dy, ddx)]);
-                    }
-                }
-                let mut count = 0usize;
-                for dy in 0..k {
-                    for ddx in 0..k {
-                        count += (x[at(dy, ddx)] == m) as usize;
-                    }
-                }
-                let v = g[(oy * ow + ox) * c + ch] * (count as f32 / area);
-                for dy in 0..k {
-                    for ddx in 0..k {
-                        if x[at(dy, ddx)] == m {
-                            dx[at(dy, ddx)] += v;
+            let (ys, xs) = p.window(oy, ox);
+            let first = (ys.start * p.w + xs.start) * c;
+            for (ch, b) in best.iter_mut().enumerate() {
+                *b = first + ch;
+            }
+            for yy in ys {
+                for xx in xs.clone() {
+                    let q = (yy * p.w + xx) * c;
+                    for (ch, b) in best.iter_mut().enumerate() {
+                        if x[*b] < x[q + ch] {
+                            *b = q + ch;
                         }
                     }
                 }
+            }
+            let go = &g[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            for (&b, &v) in best.iter().zip(go) {
+                dx[b] += v;
             }
         }
     }

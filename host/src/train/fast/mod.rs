@@ -17,7 +17,7 @@
 //! - the classifier (fc1, hidden LIF, fc2, votes) runs all timesteps as one matrix product.
 //!
 //! It computes the same function as the Candle network in `Mode::Train` (same dropout draws,
-//! BatchNorm running statistics, Candle's max-pool gradient), up to float rounding: a test
+//! BatchNorm running statistics, max-pool gradients to the first maximum), up to float rounding: a test
 //! compares gradients with Candle's autograd and trained weights after a few steps.
 //! Deterministic: reductions over samples add per-sample partials in sample order.
 //!

@@ -188,6 +188,8 @@ pub fn step(
     let mut tapes = Vec::with_capacity(tt);
     let mut feat = vec![0f32; tt * n * feats];
     let per2 = hw2.0 * hw2.1 * c2;
+    let down_pool = kernels::Pool::strided(hw1.0, hw1.1, c2, 2);
+    let per_d = hw1.0 * hw1.1 * c2;
     for t in 0..tt {
         let (y1, ct1) = runs[0].forward(&x0, &mut states[0], p);
         let (z1, bn1) = bn_fresh(&y1, n, cols(c1), p, "cell1_bn");
@@ -200,10 +202,9 @@ pub fn step(
         };
         let (down_out, down_bn) = bn_fresh(&down_raw, n, dcols, p, "down.bn");
         let mut x2 = vec![0f32; n * per2];
-        let per_d = hw1.0 * hw1.1 * c2;
         x2.par_chunks_mut(per2)
             .zip(down_out.par_chunks(per_d))
-            .for_each(|(o, s)| kernels::max_pool_forward(s, hw1.0, hw1.1, c2, 2, o));
+            .for_each(|(o, s)| kernels::max_pool_forward(s, &down_pool, o));
         let (y2, ct2) = runs[1].forward(&x2, &mut states[1], p);
         let (z2, bn2) = bn_fresh(&y2, n, cols(c2), p, "cell2_bn");
         let out2 = lif_step(&z2, &mut v2, n, hw2, c2, lif);
@@ -363,10 +364,10 @@ pub fn step(
     let (mut dv1, mut dv2): (Option<Vec<f32>>, Option<Vec<f32>>) = (None, None);
     let mut dx0: Option<Vec<f32>> = None;
     let th = lif.th;
-    let area = (p_pool * p_pool) as f32;
     for t in (0..tt).rev() {
         let tp = &tapes[t];
-        // Candle's max-pool gradient on the binary spikes, times the dropout mask.
+        // The max pool's gradient on the binary spikes (to the window's first spike, or its
+        // first element where none fired), times the dropout mask.
         let mut ds2 = vec![0f32; n * per2];
         ds2.par_chunks_mut(per2).enumerate().for_each(|(i, d)| {
             let ch = &tp.out2.charged[i * per2..(i + 1) * per2];
@@ -379,26 +380,11 @@ pub fn step(
                         let at = |dy: usize, dx: usize| {
                             ((y * p_pool + dy) * hw2.1 + xx * p_pool + dx) * c2 + c
                         };
-                        let mut count = 0;
-                        let mut any = false;
-                        for dy in 0..p_pool {
-                            for dx in 0..p_pool {
-                                any |= ch[at(dy, dx)] >= th;
-                            }
-                        }
-                        for dy in 0..p_pool {
-                            for dx in 0..p_pool {
-                                count += ((ch[at(dy, dx)] >= th) == any) as usize;
-                            }
-                        }
-                        let v = g * (count as f32 / area);
-                        for dy in 0..p_pool {
-                            for dx in 0..p_pool {
-                                if (ch[at(dy, dx)] >= th) == any {
-                                    d[at(dy, dx)] += v;
-                                }
-                            }
-                        }
+                        let first = (0..p_pool * p_pool)
+                            .map(|j| at(j / p_pool, j % p_pool))
+                            .find(|&q| ch[q] >= th)
+                            .unwrap_or(at(0, 0));
+                        d[first] += g;
                     }
                 }
             }
@@ -419,15 +405,12 @@ pub fn step(
         let dx2 = runs[1].backward(Some(dy2), &tp.cells[1], &mut cg[1], t == 0, p, &mut grads);
         let ds1 = match dx2 {
             Some(dx2) => {
-                let per_d = hw1.0 * hw1.1 * c2;
                 let mut ddown = vec![0f32; n * per_d];
                 ddown
                     .par_chunks_mut(per_d)
                     .zip(tp.down_out.par_chunks(per_d))
                     .zip(dx2.par_chunks(per2))
-                    .for_each(|((d, s), g)| {
-                        kernels::max_pool_backward(s, (hw1.0, hw1.1, c2), 2, g, d)
-                    });
+                    .for_each(|((d, s), g)| kernels::max_pool_backward(s, &down_pool, g, d));
                 let dcols = Cols {
                     stride: down_stride,
                     c0: 0,

@@ -185,3 +185,100 @@ fn weights_after_steps_match_candle() -> Result<()> {
     eprintln!("largest relative difference after 4 steps: {worst:e}");
     Ok(())
 }
+
+/// The gradient of `sum(g * pool(x))` w.r.t. `x` (`[h][w]`, one channel) on the Candle path
+/// (`Mode::Train`), as `[h][w]`; `k == 0` is the 3x3 stride-1 `maxpool` op.
+fn candle_pool_grad(x: &[f32], (h, w): (usize, usize), k: usize, g: &[f32]) -> Result<Vec<f32>> {
+    use crate::model::layers::{max_pool, max_pool3};
+    let dev = Device::Cpu;
+    let xv = candle_core::Var::from_slice(x, (1, 1, h, w), &dev)?;
+    let y = if k == 0 {
+        max_pool3(xv.as_tensor(), Mode::Train)?
+    } else {
+        max_pool(xv.as_tensor(), k, Mode::Train)?
+    };
+    let gt = Tensor::from_slice(g, y.shape(), &dev)?;
+    let grads = (y * gt)?.sum_all()?.backward()?;
+    Ok(grads
+        .get(xv.as_tensor())
+        .expect("x has a gradient")
+        .flatten_all()?
+        .to_vec1()?)
+}
+
+/// The same gradient on the CPU path's kernel.
+fn fast_pool_grad(x: &[f32], (h, w): (usize, usize), k: usize, g: &[f32]) -> Vec<f32> {
+    let p = if k == 0 {
+        kernels::Pool::same3(h, w, 1)
+    } else {
+        kernels::Pool::strided(h, w, 1, k)
+    };
+    let mut dx = vec![0f32; x.len()];
+    kernels::max_pool_backward(x, &p, g, &mut dx);
+    dx
+}
+
+/// Max-pool gradients follow PyTorch's `MaxPool2d`: one element per window, the first maximum
+/// in row-major order. Hand-computed on maps with ties and unique maxima, on both paths.
+/// (Candle 0.11's own max-pool backward gives a tied 2x2 window's elements half the gradient
+/// each, and has no backward for the stride-1 pool.)
+#[test]
+fn max_pool_gradients_go_to_the_first_maximum() -> Result<()> {
+    // 2x2, stride 2: windows {1,3,3,0} (tie: (0,1) first), {2,2,2,2} (all tied: (0,2)),
+    // {5,1,0,0} (unique: (2,0)), {0,0,0,0} (all tied: (2,2)).
+    let x2 = [
+        1., 3., 2., 2., 3., 0., 2., 2., 5., 1., 0., 0., 0., 0., 0., 0.,
+    ];
+    let g2 = [1., 2., 3., 4.];
+    let mut want2 = [0f32; 16];
+    (want2[1], want2[2], want2[8], want2[10]) = (1., 2., 3., 4.);
+    // 3x3, stride 1, padding 1 on [[0,1,0],[1,0,3],[2,2,0]] with g = 1..9: (0,0)'s window
+    // ties (0,1) and (1,0): (0,1) gets 1; the 3 at (1,2) wins windows (0,1), (0,2), (1,1),
+    // (1,2), (2,1), (2,2): 2+3+5+6+8+9; (1,0) and (2,0) tie (2,0) and (2,1): (2,0) gets 4+7.
+    let x3 = [0., 1., 0., 1., 0., 3., 2., 2., 0.];
+    let g3: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let mut want3 = [0f32; 9];
+    (want3[1], want3[5], want3[6]) = (1., 33., 11.);
+    for (x, hw, k, g, want) in [
+        (&x2[..], (4, 4), 2, &g2[..], &want2[..]),
+        (&x3[..], (3, 3), 0, &g3[..], &want3[..]),
+    ] {
+        assert_eq!(candle_pool_grad(x, hw, k, g)?, want, "Candle, k {k}");
+        assert_eq!(fast_pool_grad(x, hw, k, g), want, "CPU path, k {k}");
+    }
+    Ok(())
+}
+
+/// The two paths' max-pool gradients agree exactly on random maps: spikes (ties everywhere),
+/// real values, sizes the window does not divide (the trailing row and column get nothing).
+#[test]
+fn max_pool_gradients_match_between_paths() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for (hw, k) in [
+        ((6usize, 8usize), 2usize),
+        ((5, 7), 2),
+        ((9, 9), 3),
+        ((5, 6), 0),
+        ((1, 4), 0),
+    ] {
+        for spikes in [true, false] {
+            let x: Vec<f32> = (0..hw.0 * hw.1)
+                .map(|_| {
+                    if spikes {
+                        rng.gen_range(0..2) as f32
+                    } else {
+                        rng.gen_range(-2.0..2.0)
+                    }
+                })
+                .collect();
+            let outs = match (hw.0.checked_div(k), hw.1.checked_div(k)) {
+                (Some(oh), Some(ow)) => oh * ow,
+                _ => hw.0 * hw.1,
+            };
+            let g: Vec<f32> = (0..outs).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let want = candle_pool_grad(&x, hw, k, &g)?;
+            assert_eq!(fast_pool_grad(&x, hw, k, &g), want, "{hw:?} k {k}");
+        }
+    }
+    Ok(())
+}
