@@ -18,6 +18,8 @@ pub enum EdgeOp {
     Skip,
     /// 3x3 average pool of the node value.
     AvgPool,
+    /// 3x3 max pool of the node value.
+    MaxPool,
     /// Slot `slot` (one op's output channels) of the node's conv group `group`.
     Conv {
         /// Index into [`CellPlan::groups`].
@@ -67,9 +69,8 @@ pub struct CellPlan {
 }
 
 impl CellPlan {
-    /// The plan of cell `name` with `c` channels on `hw` maps; `None` for an op this path does
-    /// not implement.
-    pub fn new(g: &Genotype, name: &str, c: usize, hw: (usize, usize)) -> Option<CellPlan> {
+    /// The plan of cell `name` with `c` channels on `hw` maps.
+    pub fn new(g: &Genotype, name: &str, c: usize, hw: (usize, usize)) -> CellPlan {
         let mut groups: Vec<GroupPlan> = Vec::new();
         let mut edges = Vec::new();
         let mut has_lif = [false; NUM_NODES];
@@ -79,7 +80,7 @@ impl CellPlan {
                 Op::Zero => continue,
                 Op::Skip => EdgeOp::Skip,
                 Op::AvgPool => EdgeOp::AvgPool,
-                Op::MaxPool => return None,
+                Op::MaxPool => EdgeOp::MaxPool,
                 Op::Conv1 | Op::Conv3 => {
                     let k = if op == Op::Conv3 { 3 } else { 1 };
                     has_lif[from] = true;
@@ -108,13 +109,13 @@ impl CellPlan {
                 op,
             });
         }
-        Some(CellPlan {
+        CellPlan {
             c,
             hw,
             edges,
             groups,
             has_lif,
-        })
+        }
     }
 
     /// Values per sample of a map.
@@ -331,6 +332,8 @@ pub struct GroupRec {
 /// Everything one timestep of a cell leaves for its backward pass.
 pub struct CellTape {
     lif: [Option<LifRec>; NUM_NODES],
+    /// The values of nodes that a max pool reads.
+    u: [Option<Vec<f32>>; NUM_NODES],
     groups: Vec<Option<GroupRec>>,
 }
 
@@ -368,6 +371,7 @@ impl CellRun<'_> {
         let len = self.n * plan.per();
         let mut tape = CellTape {
             lif: Default::default(),
+            u: Default::default(),
             groups: (0..plan.groups.len()).map(|_| None).collect(),
         };
         let mut u: [Option<Vec<f32>>; NUM_NODES] = Default::default();
@@ -402,6 +406,11 @@ impl CellRun<'_> {
             }
         }
         st.back = back;
+        for e in plan.edges.iter().filter(|e| e.op == EdgeOp::MaxPool) {
+            if tape.u[e.from].is_none() {
+                tape.u[e.from] = u[e.from].clone();
+            }
+        }
         (u[3].take().expect("x3"), tape)
     }
 
@@ -469,6 +478,16 @@ impl CellRun<'_> {
                         d.iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
                     });
             }
+            EdgeOp::MaxPool => {
+                let pool = kernels::Pool::same3(plan.hw.0, plan.hw.1, plan.c);
+                dst.par_chunks_mut(per)
+                    .zip(src.par_chunks(per))
+                    .for_each(|(d, s)| {
+                        let mut tmp = vec![0f32; per];
+                        kernels::max_pool_forward(s, &pool, &mut tmp);
+                        d.iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
+                    });
+            }
             EdgeOp::Conv { group, slot } => {
                 let rec = tape.groups[group].as_ref().expect("group computed");
                 let name = &plan.groups[group].names[slot];
@@ -527,6 +546,17 @@ impl CellRun<'_> {
                             .zip(g.par_chunks(per))
                             .for_each(|(o, s)| kernels::avg_pool3(s, h, w, c, o));
                         add_into(&mut acc, &pooled);
+                    }
+                    EdgeOp::MaxPool => {
+                        let pool = kernels::Pool::same3(hw.0, hw.1, c);
+                        let src = tape.u[j].as_ref().expect("max-pooled node recorded");
+                        let mut routed = vec![0f32; g.len()];
+                        routed
+                            .par_chunks_mut(per)
+                            .zip(src.par_chunks(per))
+                            .zip(g.par_chunks(per))
+                            .for_each(|((o, s), gr)| kernels::max_pool_backward(s, &pool, gr, o));
+                        add_into(&mut acc, &routed);
                     }
                     EdgeOp::Conv { group, slot } => {
                         let rec = tape.groups[group].as_ref().expect("group recorded");

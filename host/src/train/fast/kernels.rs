@@ -22,10 +22,12 @@ pub struct LifK {
     pub slope: f32,
     /// `alpha / 2`.
     pub half_alpha: f32,
+    /// Membrane after a spike (the hard reset).
+    pub reset: f32,
 }
 
 impl LifK {
-    /// From the network's LIF parameters (`v_reset` must be 0: the caller checks).
+    /// From the network's LIF parameters.
     pub fn new(p: &crate::config::LifParams) -> LifK {
         let k = 1.0 / p.tau;
         LifK {
@@ -34,6 +36,7 @@ impl LifK {
             th: p.v_threshold as f32,
             slope: (PI / 2.0 * p.alpha) as f32,
             half_alpha: (p.alpha / 2.0) as f32,
+            reset: p.v_reset as f32,
         }
     }
 
@@ -47,7 +50,7 @@ impl LifK {
 
 simd_kernel! {
     /// One LIF step of one sample: `charged = decay * v + k * x` (`v` is 0 when `first`),
-    /// spike where `charged >= th`, `v = charged * (1 - spike)`. Writes `charged` (what the
+    /// spike where `charged >= th`, `v = reset` where it fired, else `charged`. Writes `charged` (what the
     /// backward pass needs) and the spikes as bits into `code` (bit `e` = element `e`).
     pub fn lif_forward(x: &[f32], v: &mut [f32], first: bool, p: &LifK, charged: &mut [f32], code: &mut [u64])
         => lif_forward_impl
@@ -79,7 +82,7 @@ fn lif_forward_impl(
             };
             let fire = ch >= p.th;
             *ci = ch;
-            *vi = if fire { 0.0 } else { ch };
+            *vi = if fire { p.reset } else { ch };
             bits |= (fire as u64) << i;
         }
         *word = bits;

@@ -9,8 +9,9 @@ use super::cell::{
     self, add_into, conv_events, conv_events_back, lif_back, lif_step, CellGrad, CellRun,
     CellState, CellTape, LifRec,
 };
-use super::kernels::{self, Geom};
+use super::kernels;
 use super::params::Grads;
+use super::stem::Stem;
 use super::FastNet;
 use super::Params;
 use crate::search::cpu::conv::padded;
@@ -50,7 +51,7 @@ fn mm(
 }
 
 /// `[n][h][w][c]` maps to `[n][h][w][c]` rows written by BatchNorm from scratch.
-fn bn_fresh(
+pub(super) fn bn_fresh(
     raw: &[f32],
     n: usize,
     cols: Cols,
@@ -74,7 +75,7 @@ fn bn_fresh(
 
 /// The backward of [`bn_fresh`]: the input gradient (rows of `cols.stride`).
 #[allow(clippy::too_many_arguments)]
-fn bn_back(
+pub(super) fn bn_back(
     raw: &[f32],
     n: usize,
     cols: Cols,
@@ -100,7 +101,8 @@ fn bn_back(
     dx
 }
 
-fn cols(c: usize) -> Cols {
+/// All `c` channels of rows of `c`.
+pub(super) fn cols(c: usize) -> Cols {
     Cols {
         stride: c,
         c0: 0,
@@ -122,7 +124,8 @@ struct Tape {
     out2: LifRec,
 }
 
-/// Runs one training step on `x` (`[n][C][H][W]`, one static frame) with `labels`; returns
+/// Runs one training step on `x` (`[n][F][C][H][W]`: one static frame or one per timestep)
+/// with `labels`; returns
 /// the loss and the gradients. `mask` is the dropout mask (`[n][features]`, 0 or 2).
 pub fn step(
     net: &FastNet,
@@ -135,38 +138,14 @@ pub fn step(
     let cfg = &net.cfg;
     let n = labels.len();
     let tt = cfg.timesteps;
-    let (c0, h0, w0) = (cfg.input[0], cfg.input[1], cfg.input[2]);
+    let frames = net.frames;
     let (c1, c2) = (cfg.c1, cfg.c2);
     let hw1 = cfg.cell1_hw();
     let hw2 = cfg.cell2_hw();
     let lif = &net.lif;
-    // Stem: dense conv on the NHWC input, BN.
-    let mut xin = vec![0f32; x.len()];
-    let per_in = c0 * h0 * w0;
-    xin.par_chunks_mut(per_in)
-        .zip(x.par_chunks(per_in))
-        .for_each(|(d, s)| {
-            for ch in 0..c0 {
-                for q in 0..h0 * w0 {
-                    d[q * c0 + ch] = s[ch * h0 * w0 + q];
-                }
-            }
-        });
-    let stem_geom = Geom {
-        h: h0,
-        w: w0,
-        cin: c0,
-        cout: c1,
-        k: 3,
-    };
-    let stem_taps = kernels::taps(p.get("stem.conv.weight"), c1, c0, 3, c1);
-    let per1 = hw1.0 * hw1.1 * c1;
-    let mut stem_raw = vec![0f32; n * per1];
-    stem_raw
-        .par_chunks_mut(per1)
-        .zip(xin.par_chunks(per_in))
-        .for_each(|(o, s)| kernels::conv_dense(s, &stem_geom, &stem_taps, o));
-    let (x0, stem_st) = bn_fresh(&stem_raw, n, cols(c1), p, "stem.bn");
+    // Stem: once for static input, per timestep for event frames.
+    let stem = Stem::new(cfg, p);
+    let static_stem = (frames == 1).then(|| stem.forward(x, n, 1, 0, p));
     // Per-step kernels.
     let gw = [
         cell::group_weights(&net.cells[0], p),
@@ -190,8 +169,16 @@ pub fn step(
     let per2 = hw2.0 * hw2.1 * c2;
     let down_pool = kernels::Pool::strided(hw1.0, hw1.1, c2, 2);
     let per_d = hw1.0 * hw1.1 * c2;
+    let mut stem_tapes = Vec::new();
     for t in 0..tt {
-        let (y1, ct1) = runs[0].forward(&x0, &mut states[0], p);
+        let x0 = match &static_stem {
+            Some((x0, _)) => x0,
+            None => {
+                stem_tapes.push(stem.forward(x, n, frames, t, p));
+                &stem_tapes[t].0
+            }
+        };
+        let (y1, ct1) = runs[0].forward(x0, &mut states[0], p);
         let (z1, bn1) = bn_fresh(&y1, n, cols(c1), p, "cell1_bn");
         let out1 = lif_step(&z1, &mut v1, n, hw1, c1, lif);
         let down_raw = conv_events(&out1.act, hw1, c1, 3, down_stride, &down_taps);
@@ -451,38 +438,15 @@ pub fn step(
             None => None,
         };
         if let Some(d) = runs[0].backward(dy1, &tp.cells[0], &mut cg[0], t == 0, p, &mut grads) {
-            add_into(&mut dx0, &d);
-        }
-    }
-    // Stem.
-    if let Some(dx0) = dx0 {
-        let draw = bn_back(
-            &stem_raw,
-            n,
-            cols(c1),
-            &stem_st,
-            p,
-            "stem.bn",
-            &dx0,
-            &mut grads,
-        );
-        let parts: Vec<Vec<f32>> = xin
-            .par_chunks(per_in)
-            .zip(draw.par_chunks(per1))
-            .map(|(s, d)| {
-                let mut t = vec![0f32; 9 * c0 * c1];
-                kernels::conv_dw_dense(s, &stem_geom, d, &mut t);
-                t
-            })
-            .collect();
-        let mut dtaps = vec![0f32; 9 * c0 * c1];
-        for part in parts {
-            for (a, b) in dtaps.iter_mut().zip(part) {
-                *a += b;
+            match stem_tapes.get(t) {
+                Some((_, st)) => stem.backward(st, &d, n, p, &mut grads),
+                None => add_into(&mut dx0, &d),
             }
         }
-        let dw = grads.entry("stem.conv.weight", c1 * c0 * 9);
-        kernels::add_taps_grad(&dtaps, 0, c1, c0, 3, c1, dw);
+    }
+    // The static stem, once for the gradient summed over timesteps.
+    if let (Some(dx0), Some((_, st))) = (dx0, &static_stem) {
+        stem.backward(st, &dx0, n, p, &mut grads);
     }
     Ok((out, grads))
 }

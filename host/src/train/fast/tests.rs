@@ -4,7 +4,6 @@
 use super::*;
 use crate::config::{DatasetKind, Overrides};
 use crate::model::{Forward, Mixing, Mode, NoSink};
-use crate::train::SgdConfig;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -40,6 +39,121 @@ fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
+/// The `maxpool` op on forward and backward edges, with convs of both sizes and skips (Candle
+/// trains the stride-1 max pool through `model::layers::max_pool3`).
+const MAXPOOL_OPS: &str =
+    "maxpool,skip,conv3,conv3,maxpool,zero,maxpool,conv1,zero,skip,conv3,maxpool";
+
+/// The configuration of `dataset` at width 1/32 with `t` timesteps and a small classifier.
+fn dataset_cfg(dataset: DatasetKind, t: usize, ops: &str) -> NetConfig {
+    let o = Overrides {
+        width: Some(1.0 / 32.0),
+        timesteps: Some(t),
+        hidden: Some(32),
+        votes: Some(2),
+    };
+    let mut cfg = NetConfig::for_dataset(dataset, &o).unwrap();
+    cfg.ops = ops.parse().unwrap();
+    cfg
+}
+
+/// Random input `[n][frames][C][H][W]`: normalised-image-like values for one frame, event
+/// counts 0..2 for several.
+fn input(cfg: &NetConfig, n: usize, frames: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let len = n * frames * cfg.input.iter().product::<usize>();
+    (0..len)
+        .map(|_| {
+            if frames == 1 {
+                rng.gen_range(-2.0..2.0)
+            } else {
+                rng.gen_range(0..3) as f32
+            }
+        })
+        .collect()
+}
+
+/// Compares every gradient and the loss of one pass (no dropout) of the CPU path with Candle's
+/// autograd on `n` samples, relative to each tensor's largest gradient, and the BatchNorm
+/// running statistics after it; returns the largest relative difference.
+fn check_gradients(
+    cfg: &NetConfig,
+    genotype: &str,
+    frames: usize,
+    loss: LossKind,
+    n: usize,
+) -> Result<f32> {
+    let g: Genotype = crate::train::checkpoint::parse_genotype(genotype, cfg)?;
+    let mixing = Mixing::single_path(&g);
+    let dev = Device::Cpu;
+    let nets = [0, 1].map(|_| Network::new(cfg, &mixing.alive(), 3, &dev).unwrap());
+    for net in &nets {
+        crate::train::kaiming_linear_init(net, 3)?;
+    }
+    let opt = Sgd::new(0.9, 5e-4);
+    let mut fast = FastTrainer::new(FastNet::new(cfg, &g, frames).unwrap(), &nets[1], &opt)?;
+    let x = input(cfg, n, frames, 1);
+    let y: Vec<u32> = (0..n as u32)
+        .map(|i| (i * 7 + 3) % cfg.classes as u32)
+        .collect();
+    let (out, grads) = fast.gradients(&x, &y, loss, None)?;
+    let [c, h, w] = cfg.input;
+    let xt = Tensor::from_slice(&x, (n, frames, c, h, w), &dev)?;
+    let net = &nets[0];
+    let o = net.forward(
+        &xt,
+        Forward {
+            mixing: &mixing,
+            mode: Mode::Train,
+            sink: &mut NoSink,
+            dropout_rng: None,
+        },
+    )?;
+    let l = loss.loss(&o.logits, &y)?;
+    let cl = l.to_scalar::<f32>()? as f64;
+    assert!(
+        (out.loss - cl).abs() < 1e-4 * cl.abs().max(1.0),
+        "{genotype}: loss {} vs {cl}",
+        out.loss
+    );
+    let cg = l.backward()?;
+    let mut worst = 0f32;
+    for (name, var) in net.params.trainable() {
+        match (cg.get(var.as_tensor()), grads.get(name)) {
+            (None, None) => {}
+            (Some(w), Some(gv)) => {
+                let w: Vec<f32> = w.flatten_all()?.to_vec1()?;
+                let d = rel_diff(gv, &w);
+                worst = worst.max(d);
+                assert!(d < 1e-4, "{genotype}: {name}: relative difference {d}");
+            }
+            (w, gv) => panic!(
+                "{genotype}: {name}: Candle has a gradient: {}, the CPU path: {}",
+                w.is_some(),
+                gv.is_some()
+            ),
+        }
+    }
+    // The running statistics the CPU path updated, against Candle's, relative to the larger of
+    // 1 and the tensor's largest value (a mean of BatchNorm outputs is 0 up to rounding).
+    let mut check = Sgd::new(0.9, 5e-4);
+    fast.store(&nets[1], &mut check)?;
+    for ((name, a), (_, b)) in net.params.state().iter().zip(nets[1].params.state()) {
+        let (va, vb): (Vec<f32>, Vec<f32>) = (
+            a.as_tensor().flatten_all()?.to_vec1()?,
+            b.as_tensor().flatten_all()?.to_vec1()?,
+        );
+        let scale = va.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let d = va
+            .iter()
+            .zip(&vb)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale;
+        assert!(d < 1e-5, "{genotype}: {name}: difference {d}");
+    }
+    Ok(worst)
+}
+
 /// Every gradient of the CPU path matches Candle's autograd (no dropout), relative to the
 /// tensor's largest gradient: 1e-4 (float rounding; measured below 5e-6; a spike that flips on a
 /// rounding difference), and so do the BatchNorm running statistics.
@@ -53,55 +167,36 @@ fn gradients_match_candle_autograd() -> Result<()> {
             LossKind::Mse,
         ),
     ] {
-        let cfg = net_cfg(t);
-        let g: Genotype = crate::train::checkpoint::parse_genotype(genotype, &cfg)?;
-        let mixing = Mixing::single_path(&g);
-        let dev = Device::Cpu;
-        let net = Network::new(&cfg, &mixing.alive(), 3, &dev)?;
-        crate::train::kaiming_linear_init(&net, 3)?;
-        let opt = Sgd::new(0.9, 5e-4);
-        let mut fast = FastTrainer::new(FastNet::new(&cfg, &g, 1).unwrap(), &net, &opt)?;
-        let (x, y) = batch(6, 1);
-        let (out, grads) = fast.gradients(&x, &y, loss, None)?;
-        let xt = Tensor::from_slice(&x, (6, 1, 3, 32, 32), &dev)?;
-        let o = net.forward(
-            &xt,
-            Forward {
-                mixing: &mixing,
-                mode: Mode::Train,
-                sink: &mut NoSink,
-                dropout_rng: None,
-            },
-        )?;
-        let l = loss.loss(&o.logits, &y)?;
-        let cl = l.to_scalar::<f32>()? as f64;
-        assert!(
-            (out.loss - cl).abs() < 1e-4 * cl.abs().max(1.0),
-            "loss {} vs {cl}",
-            out.loss
-        );
-        let cg = l.backward()?;
-        for (name, var) in net.params.trainable() {
-            let want = cg.get(var.as_tensor());
-            let got = grads.get(name);
-            match (want, got) {
-                (None, None) => {}
-                (Some(w), Some(gv)) => {
-                    let w: Vec<f32> = w.flatten_all()?.to_vec1()?;
-                    let d = rel_diff(gv, &w);
-                    assert!(d < 1e-4, "{genotype}: {name}: relative difference {d}");
-                }
-                (w, gv) => panic!(
-                    "{name}: Candle has a gradient: {}, the CPU path: {}",
-                    w.is_some(),
-                    gv.is_some()
-                ),
-            }
-        }
-        let mut check = Sgd::new(0.9, 5e-4);
-        fast.store(&net, &mut check)?;
-        let _ = SgdConfig::paper(0.1);
+        let w = check_gradients(&net_cfg(t), genotype, 1, loss, 6)?;
+        eprintln!("{genotype}: largest relative difference {w:e}");
     }
+    Ok(())
+}
+
+/// The same on event frames (one per timestep): N-MNIST (2x34x34: map sizes the pools do not
+/// divide), DVS128 Gesture (the stem's MaxPool2), the `maxpool` op, and a LIF reset to a
+/// non-zero potential.
+#[test]
+fn event_data_and_max_pool_op_gradients_match_candle_autograd() -> Result<()> {
+    let t = 3;
+    let nmnist = dataset_cfg(DatasetKind::Nmnist, t, "zero,skip,conv1,conv3,maxpool");
+    let w = check_gradients(&nmnist, MAXPOOL_OPS, t, LossKind::Ce, 4)?;
+    eprintln!("N-MNIST, maxpool op: largest relative difference {w:e}");
+    let mut dvs = dataset_cfg(DatasetKind::Dvs128, 2, "snasnet");
+    // Smaller frames than DVS128's 128x128, odd after the stem's pool: 62 -> 31 -> 15 -> 7.
+    dvs.input = [2, 62, 62];
+    let w = check_gradients(
+        &dvs,
+        "conv3,conv3,conv3,skip,zero,zero,skip,conv3,conv3,skip,zero,conv3",
+        2,
+        LossKind::Mse,
+        3,
+    )?;
+    eprintln!("DVS (stem pool): largest relative difference {w:e}");
+    let mut reset = net_cfg(2);
+    reset.lif.v_reset = -0.25;
+    let w = check_gradients(&reset, ALL_OPS, 1, LossKind::Ce, 4)?;
+    eprintln!("LIF reset -0.25: largest relative difference {w:e}");
     Ok(())
 }
 
