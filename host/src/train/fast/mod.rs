@@ -26,8 +26,11 @@
 //! any LIF reset. [`FastNet::new`] says why when it does not (a frame count other than 1 or T).
 
 mod bn;
+mod buf;
 mod cell;
+mod classifier;
 pub mod kernels;
+mod matmul;
 mod params;
 mod stem;
 mod step;
@@ -159,5 +162,12 @@ impl FastTrainer {
     /// Writes the tensors back into `net` and the momentum buffers into `opt`.
     pub fn store(&self, net: &Network, opt: &mut Sgd) -> Result<()> {
         self.params.store(net, opt)
+    }
+}
+
+impl Drop for FastTrainer {
+    /// The steps' buffers go back to the allocator.
+    fn drop(&mut self) {
+        buf::release();
     }
 }

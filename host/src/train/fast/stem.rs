@@ -3,10 +3,10 @@
 //! a record for the backward pass, and the backward pass (the kernel gradient; the input needs
 //! none).
 
-use super::bn::BnStats;
+use super::bn::{normalise, normalise_back, BnStats, Cols};
+use super::buf::Buf;
 use super::kernels::{self, Geom, Pool};
 use super::params::{Grads, Params};
-use super::step::{bn_back, bn_fresh, cols};
 use crate::config::NetConfig;
 use rayon::prelude::*;
 
@@ -20,12 +20,12 @@ pub struct Stem {
 /// What one stem pass leaves for its backward pass.
 pub struct StemTape {
     /// The frames, channels-last.
-    xin: Vec<f32>,
+    xin: Buf,
     /// The convolution's output.
-    raw: Vec<f32>,
+    raw: Buf,
     st: BnStats,
     /// The BatchNorm output, when the max pool follows it.
-    normed: Option<Vec<f32>>,
+    normed: Option<Buf>,
 }
 
 impl Stem {
@@ -55,11 +55,11 @@ impl Stem {
         frames: usize,
         f: usize,
         p: &mut Params,
-    ) -> (Vec<f32>, StemTape) {
+    ) -> (Buf, StemTape) {
         let g = &self.geom;
         let per_in = g.cin * g.h * g.w;
         let hw = g.h * g.w;
-        let mut xin = vec![0f32; n * per_in];
+        let mut xin = Buf::scratch(n * per_in);
         xin.par_chunks_mut(per_in).enumerate().for_each(|(i, d)| {
             let s = &x[(i * frames + f) * per_in..(i * frames + f + 1) * per_in];
             for ch in 0..g.cin {
@@ -69,15 +69,15 @@ impl Stem {
             }
         });
         let per_raw = hw * g.cout;
-        let mut raw = vec![0f32; n * per_raw];
+        let mut raw = Buf::scratch(n * per_raw);
         raw.par_chunks_mut(per_raw)
             .zip(xin.par_chunks(per_in))
             .for_each(|(o, s)| kernels::conv_dense(s, g, &self.taps, o));
-        let (normed, st) = bn_fresh(&raw, n, cols(g.cout), p, "stem.bn");
+        let (normed, st) = normalise(&raw, n, Cols::all(g.cout), p, "stem.bn");
         let (x0, normed) = match &self.pool {
             Some(pool) => {
                 let per = pool.out_len();
-                let mut x0 = vec![0f32; n * per];
+                let mut x0 = Buf::scratch(n * per);
                 x0.par_chunks_mut(per)
                     .zip(normed.par_chunks(per_raw))
                     .for_each(|(o, s)| kernels::max_pool_forward(s, pool, o));
@@ -104,7 +104,7 @@ impl Stem {
         let pooled;
         let dnorm = match (&self.pool, &tape.normed) {
             (Some(pool), Some(normed)) => {
-                let mut d = vec![0f32; n * per_raw];
+                let mut d = Buf::zeros(n * per_raw);
                 d.par_chunks_mut(per_raw)
                     .zip(normed.par_chunks(per_raw))
                     .zip(dx0.par_chunks(pool.out_len()))
@@ -114,10 +114,10 @@ impl Stem {
             }
             _ => dx0,
         };
-        let draw = bn_back(
+        let draw = normalise_back(
             &tape.raw,
             n,
-            cols(g.cout),
+            Cols::all(g.cout),
             &tape.st,
             p,
             "stem.bn",
