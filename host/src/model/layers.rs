@@ -195,9 +195,67 @@ pub fn avg_pool3(x: &Tensor) -> Result<Tensor> {
 
 /// 3x3 max pool, stride 1, padding 1 that never wins (edge replication is equivalent to -inf
 /// padding for a 3x3 window with stride 1: the replicated value is already in the window).
-pub fn max_pool3(x: &Tensor) -> Result<Tensor> {
+///
+/// In [`Mode::Train`] the value is the same but the gradient goes to one element per window,
+/// the first maximum in row-major order, as PyTorch's `MaxPool2d` routes it (Candle has no
+/// backward for a stride-1 max pool). See docs/design.md, 'Operations'.
+pub fn max_pool3(x: &Tensor, mode: Mode) -> Result<Tensor> {
     let p = x.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
-    Ok(p.max_pool2d_with_stride(3, 1)?)
+    if mode != Mode::Train {
+        return Ok(p.max_pool2d_with_stride(3, 1)?);
+    }
+    // The nine shifted maps, in window order: `[N, C, H, W, 9]`. Edge replication keeps the
+    // order of first occurrences, so the first maximum of a padded window is the first
+    // in-map maximum, and the padding's backward routes its gradient there.
+    let (h, w) = (x.dim(2)?, x.dim(3)?);
+    let mut shifted = Vec::with_capacity(9);
+    for ky in 0..3 {
+        for kx in 0..3 {
+            shifted.push(p.narrow(2, ky, h)?.narrow(3, kx, w)?);
+        }
+    }
+    first_max(&Tensor::stack(&shifted, 4)?)
+}
+
+/// `k x k` max pool with stride `k` of `[N, C, H, W]` (trailing rows and columns that do not
+/// fill a window are dropped, as in PyTorch's `MaxPool2d(k)`).
+///
+/// In [`Mode::Train`] the gradient goes to one element per window, the first maximum in
+/// row-major window order (PyTorch's semantics): Candle 0.11's own backward instead scales
+/// the gradient of every maximum by the fraction of the window at the maximum. The value is
+/// the same bits in every mode (both pick the first maximum).
+pub fn max_pool(x: &Tensor, k: usize, mode: Mode) -> Result<Tensor> {
+    if mode != Mode::Train {
+        return Ok(x.max_pool2d(k)?);
+    }
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / k, w / k);
+    let win = x
+        .narrow(2, 0, oh * k)?
+        .narrow(3, 0, ow * k)?
+        .reshape((n, c, oh, k, ow, k))?
+        .permute((0, 1, 2, 4, 3, 5))?
+        .reshape((n, c, oh, ow, k * k))?;
+    first_max(&win)
+}
+
+/// The element of each window (the last dimension of `win`) at its first maximum, with a
+/// gradient that reaches that element alone: a gather at an index computed without a
+/// gradient. The index is the arg-maximum of `(window is at its maximum) * (K - position)`,
+/// unique by construction, so no backend's tie-breaking matters.
+fn first_max(win: &Tensor) -> Result<Tensor> {
+    let kk = win.dim(D::Minus1)?;
+    let plain = win.detach();
+    let at_max = plain
+        .broadcast_eq(&plain.max_keepdim(D::Minus1)?)?
+        .to_dtype(win.dtype())?;
+    let rank: Vec<f32> = (0..kk).map(|i| (kk - i) as f32).collect();
+    let rank = Tensor::from_vec(rank, kk, win.device())?.to_dtype(win.dtype())?;
+    let idx = at_max.broadcast_mul(&rank)?.argmax_keepdim(D::Minus1)?;
+    Ok(win
+        .contiguous()?
+        .gather(&idx, D::Minus1)?
+        .squeeze(D::Minus1)?)
 }
 
 /// Averages each consecutive group of `votes` outputs: `[N, classes * V] -> [N, classes]`.
@@ -246,10 +304,46 @@ mod tests {
         assert!((a[0] - 8.0 / 9.0).abs() < 1e-6);
         assert!((a[4] - 4.0).abs() < 1e-6);
         let neg = x.affine(-1.0, 0.0)?;
-        let m: Vec<f32> = max_pool3(&neg)?.flatten_all()?.to_vec1()?;
+        let m: Vec<f32> = max_pool3(&neg, Mode::Eval)?.flatten_all()?.to_vec1()?;
         // corner: max(-0,-1,-3,-4) = 0 ; centre: 0 ; bottom-right: max(-4,-5,-7,-8) = -4
         assert_eq!(m[0], 0.0);
         assert_eq!(m[8], -4.0);
+        Ok(())
+    }
+
+    /// The training max pools give the same bits as the scoring ones (their gradients are
+    /// tested against hand-computed ones in `train::fast::tests`).
+    #[test]
+    fn train_max_pools_keep_the_value() -> Result<()> {
+        use rand::{Rng, SeedableRng};
+        let dev = Device::Cpu;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for (h, w) in [(6, 6), (7, 5)] {
+            let data: Vec<f32> = (0..2 * 3 * h * w)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        rng.gen_range(0..2) as f32
+                    } else {
+                        rng.gen_range(-1.0..1.0)
+                    }
+                })
+                .collect();
+            let x = Tensor::from_vec(data, (2, 3, h, w), &dev)?;
+            let bits = |t: Tensor| -> Result<Vec<u32>> {
+                let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+                Ok(v.iter().map(|f| f.to_bits()).collect())
+            };
+            for k in [2, 3] {
+                assert_eq!(
+                    bits(max_pool(&x, k, Mode::Train)?)?,
+                    bits(max_pool(&x, k, Mode::Eval)?)?
+                );
+            }
+            assert_eq!(
+                bits(max_pool3(&x, Mode::Train)?)?,
+                bits(max_pool3(&x, Mode::Eval)?)?
+            );
+        }
         Ok(())
     }
 }

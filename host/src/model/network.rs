@@ -7,7 +7,7 @@
 //! [`Mixing`] passed to [`Network::forward`].
 
 use super::edge_weights::{EdgeWeights, OpWeight};
-use super::layers::{avg_pool3, batch_norm_groups, max_pool3, vote, ConvBn, Mode};
+use super::layers::{avg_pool3, batch_norm_groups, max_pool, max_pool3, vote, ConvBn, Mode};
 use super::lif::LifState;
 use super::mixing::Mixing;
 use super::params::{BnParams, ParamCount, ParamStore};
@@ -239,7 +239,7 @@ impl Network {
     pub fn stem(&self, frame: &Tensor, mode: Mode) -> Result<Tensor> {
         let s = self.stem.forward(frame, mode)?;
         if self.cfg.stem_pool {
-            Ok(s.max_pool2d(2)?)
+            max_pool(&s, 2, mode)
         } else {
             Ok(s)
         }
@@ -337,13 +337,14 @@ impl Network {
                 &self.down.forward_groups(&s1, mode, groups)?,
                 cfg.downsample,
                 2,
+                mode,
             )?;
             let y2 = self.cell_step(1, &x2, &mut cell_states[1], weights, mode, sink, t)?;
             let y2 = batch_norm_groups(&y2, &self.cell_bn[1], mode, groups)?;
             sink.observe(Probe::CellOut { cell: 1 }, t, &y2)?;
             let s2 = out_lif[1].step(&y2, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 1 }, t, &s2, &ones)?;
-            let mut f = downsample(&s2, cfg.downsample, cfg.pool)?.flatten_from(1)?;
+            let mut f = downsample(&s2, cfg.downsample, cfg.pool, mode)?.flatten_from(1)?;
             if let Some(m) = &dropout_mask {
                 f = (f * m)?;
             }
@@ -490,8 +491,8 @@ impl Network {
                 Op::Zero => continue,
                 Op::Skip => u.clone(),
                 Op::AvgPool => avg_pool3(u)?,
-                Op::MaxPool => max_pool3(u)?,
-                Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
+            Op::MaxPool => max_pool3(u, mode)?,
+            Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
                     let conv = match cell.edges[ei].get(&op) {
                         Some(c) => c,
                         None => bail!(
@@ -530,9 +531,9 @@ struct CellState {
 struct NodeSpikes([Option<Tensor>; LIF_CLASSES]);
 
 /// A `k x k` pool with stride `k` of the kind the network downsamples with.
-fn downsample(x: &Tensor, kind: PoolKind, k: usize) -> Result<Tensor> {
+fn downsample(x: &Tensor, kind: PoolKind, k: usize, mode: Mode) -> Result<Tensor> {
     Ok(match kind {
-        PoolKind::Max => x.max_pool2d(k)?,
+        PoolKind::Max => max_pool(x, k, mode)?,
         PoolKind::Avg => x.avg_pool2d(k)?,
     })
 }

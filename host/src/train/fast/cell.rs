@@ -4,9 +4,11 @@
 //! LIFs). See docs/design.md, 'The cell'.
 
 use super::bn::{self, BnStats, Cols};
+use super::buf::Buf;
 use super::kernels::{self, Geom, LifK};
 use super::params::{Grads, Params};
 use crate::search::cpu::conv::{conv_gather, padded, Active, ConvGeom};
+use crate::search::cpu::ops::add_assign;
 use rayon::prelude::*;
 use snn_nostd::bits::words_for;
 use snn_nostd::genotype::{Genotype, Op, NUM_NODES};
@@ -18,6 +20,8 @@ pub enum EdgeOp {
     Skip,
     /// 3x3 average pool of the node value.
     AvgPool,
+    /// 3x3 max pool of the node value.
+    MaxPool,
     /// Slot `slot` (one op's output channels) of the node's conv group `group`.
     Conv {
         /// Index into [`CellPlan::groups`].
@@ -67,9 +71,8 @@ pub struct CellPlan {
 }
 
 impl CellPlan {
-    /// The plan of cell `name` with `c` channels on `hw` maps; `None` for an op this path does
-    /// not implement.
-    pub fn new(g: &Genotype, name: &str, c: usize, hw: (usize, usize)) -> Option<CellPlan> {
+    /// The plan of cell `name` with `c` channels on `hw` maps.
+    pub fn new(g: &Genotype, name: &str, c: usize, hw: (usize, usize)) -> CellPlan {
         let mut groups: Vec<GroupPlan> = Vec::new();
         let mut edges = Vec::new();
         let mut has_lif = [false; NUM_NODES];
@@ -79,7 +82,8 @@ impl CellPlan {
                 Op::Zero => continue,
                 Op::Skip => EdgeOp::Skip,
                 Op::AvgPool => EdgeOp::AvgPool,
-                Op::MaxPool | Op::Conv3Th05 | Op::Conv3Th15 => return None,
+                Op::MaxPool => EdgeOp::MaxPool,
+                Op::Conv3Th05 | Op::Conv3Th15 => unreachable!("FastNet::new refuses thresholded convs"),
                 Op::Conv1 | Op::Conv3 => {
                     let k = if op == Op::Conv3 { 3 } else { 1 };
                     has_lif[from] = true;
@@ -108,13 +112,13 @@ impl CellPlan {
                 op,
             });
         }
-        Some(CellPlan {
+        CellPlan {
             c,
             hw,
             edges,
             groups,
             has_lif,
-        })
+        }
     }
 
     /// Values per sample of a map.
@@ -167,39 +171,40 @@ pub fn group_weights(plan: &CellPlan, p: &Params) -> Vec<GroupWeights> {
 }
 
 /// A LIF layer's record of one timestep: the membrane before firing (spikes are where it
-/// reaches the threshold) and the spikes' active-input lists.
+/// reaches the threshold) and, where a convolution reads the spikes, their active-input lists.
 pub struct LifRec {
     /// `[n][per]`.
-    pub charged: Vec<f32>,
-    /// Per sample.
+    pub charged: Buf,
+    /// Per sample (empty when not asked for).
     pub act: Vec<Active>,
 }
 
-/// Runs a LIF step over a batch (`x`, `n` samples of `hw x c`), updating the membranes `v`
-/// (empty = 0).
+/// Runs a LIF step over a batch (`x`, `n` samples), updating the membranes `v` (empty = 0);
+/// lists the spikes' active inputs when `events` gives the map's shape (`(h, w)`, channels:
+/// for a convolution).
 pub fn lif_step(
     x: &[f32],
-    v: &mut Vec<f32>,
+    v: &mut Buf,
     n: usize,
-    hw: (usize, usize),
-    c: usize,
     lif: &LifK,
+    events: Option<((usize, usize), usize)>,
 ) -> LifRec {
     let first = v.is_empty();
     if first {
-        *v = vec![0.0; x.len()];
+        *v = Buf::scratch(x.len());
     }
     let per = x.len() / n;
-    let mut charged = vec![0f32; x.len()];
+    let mut charged = Buf::scratch(x.len());
+    let run = |((x, v), ch): ((&[f32], &mut [f32]), &mut [f32])| {
+        let mut code = vec![0u64; words_for(per)];
+        kernels::lif_forward(x, v, first, lif, ch, &mut code);
+        events.map(|((h, w), c)| Active::new(&code, h, w, c))
+    };
     let act: Vec<Active> = x
         .par_chunks(per)
         .zip(v.par_chunks_mut(per))
         .zip(charged.par_chunks_mut(per))
-        .map(|((x, v), ch)| {
-            let mut code = vec![0u64; words_for(per)];
-            kernels::lif_forward(x, v, first, lif, ch, &mut code);
-            Active::new(&code, hw.0, hw.1, c)
-        })
+        .filter_map(run)
         .collect();
     LifRec { charged, act }
 }
@@ -212,13 +217,13 @@ pub fn lif_back(
     dv: Option<&[f32]>,
     n: usize,
     lif: &LifK,
-) -> Option<(Vec<f32>, Vec<f32>)> {
+) -> Option<(Buf, Buf)> {
     if ds.is_none() && dv.is_none() {
         return None;
     }
     let len = charged.len();
     let per = len / n;
-    let (mut dx, mut dvp) = (vec![0f32; len], vec![0f32; len]);
+    let (mut dx, mut dvp) = (Buf::scratch(len), Buf::scratch(len));
     dx.par_chunks_mut(per)
         .zip(dvp.par_chunks_mut(per))
         .enumerate()
@@ -244,7 +249,7 @@ pub fn conv_events(
     k: usize,
     stride: usize,
     taps: &[f32],
-) -> Vec<f32> {
+) -> Buf {
     let geom = ConvGeom {
         h: hw.0,
         w: hw.1,
@@ -253,7 +258,7 @@ pub fn conv_events(
         cout: stride,
     };
     let per = hw.0 * hw.1 * stride;
-    let mut out = vec![0f32; act.len() * per];
+    let mut out = Buf::scratch(act.len() * per);
     out.par_chunks_mut(per)
         .zip(act.par_iter())
         .for_each(|(o, a)| conv_gather(a, &geom, taps, o));
@@ -271,7 +276,7 @@ pub fn conv_events_back(
     stride: usize,
     flip: &[f32],
     draw: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
+) -> (Vec<f32>, Buf) {
     let n = act.len();
     let per = hw.0 * hw.1 * stride;
     let g_w = Geom {
@@ -292,9 +297,7 @@ pub fn conv_events_back(
         .collect();
     let mut dtaps = vec![0f32; k * k * cin * stride];
     for p in parts {
-        for (a, b) in dtaps.iter_mut().zip(p) {
-            *a += b;
-        }
+        add_assign(&mut dtaps, &p);
     }
     let g_x = Geom {
         h: hw.0,
@@ -304,49 +307,78 @@ pub fn conv_events_back(
         k,
     };
     let per_s = hw.0 * hw.1 * cin;
-    let mut ds = vec![0f32; n * per_s];
+    let mut ds = Buf::scratch(n * per_s);
     ds.par_chunks_mut(per_s)
         .zip(draw.par_chunks(per))
         .for_each(|(o, d)| kernels::conv_dense(d, &g_x, flip, o));
     (dtaps, ds)
 }
 
+/// Values per task of the element-wise passes.
+const CHUNK: usize = 1 << 14;
+
+/// `a += b` element-wise on both cores.
+pub fn add_par(a: &mut [f32], b: &[f32]) {
+    a.par_chunks_mut(CHUNK)
+        .zip(b.par_chunks(CHUNK))
+        .for_each(|(x, y)| add_assign(x, y));
+}
+
 /// `a += b`, or `a = b` when `a` is empty.
-pub fn add_into(a: &mut Option<Vec<f32>>, b: &[f32]) {
+pub fn add_into(a: &mut Option<Buf>, b: &[f32]) {
     match a {
-        Some(a) => a
-            .par_iter_mut()
-            .zip(b.par_iter())
-            .for_each(|(x, y)| *x += y),
-        None => *a = Some(b.to_vec()),
+        Some(a) => add_par(a, b),
+        None => *a = Some(Buf::copy_of(b)),
     }
+}
+
+/// `a += b`, or `a = b` (moved) when `a` is empty.
+pub fn accumulate(a: &mut Option<Buf>, b: Buf) {
+    match a {
+        Some(a) => add_par(a, &b),
+        None => *a = Some(b),
+    }
+}
+
+/// `a + b` element-wise into a new buffer.
+fn sum_of(a: &[f32], b: &[f32]) -> Buf {
+    let mut out = Buf::scratch(a.len());
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (x, y))| {
+            o.copy_from_slice(x);
+            add_assign(o, y);
+        });
+    out
 }
 
 /// A conv group's record of one timestep: its raw output and each slot's BN statistics.
 pub struct GroupRec {
-    raw: Vec<f32>,
+    raw: Buf,
     stats: Vec<BnStats>,
 }
 
 /// Everything one timestep of a cell leaves for its backward pass.
 pub struct CellTape {
     lif: [Option<LifRec>; NUM_NODES],
+    /// The values of nodes that a max pool reads.
+    u: [Option<Buf>; NUM_NODES],
     groups: Vec<Option<GroupRec>>,
 }
 
 /// A cell's state across timesteps: back states and node membranes.
 #[derive(Default)]
 pub struct CellState {
-    back: [Option<Vec<f32>>; 3],
-    v: [Vec<f32>; NUM_NODES],
+    back: [Option<Buf>; 3],
+    v: [Buf; NUM_NODES],
 }
 
 /// The backward state carried from timestep `t + 1` to `t`: gradients of the back states that
 /// `t` produced and of the node membranes after `t`.
 #[derive(Default)]
 pub struct CellGrad {
-    back: [Option<Vec<f32>>; 3],
-    v: [Option<Vec<f32>>; NUM_NODES],
+    back: [Option<Buf>; 3],
+    v: [Option<Buf>; NUM_NODES],
 }
 
 /// One cell run over a batch of `n` samples.
@@ -363,53 +395,57 @@ pub struct CellRun<'a> {
 
 impl CellRun<'_> {
     /// One forward timestep from input `x0`; returns `x3` and the tape.
-    pub fn forward(&self, x0: &[f32], st: &mut CellState, p: &mut Params) -> (Vec<f32>, CellTape) {
+    pub fn forward(&self, x0: &[f32], st: &mut CellState, p: &mut Params) -> (Buf, CellTape) {
         let plan = self.plan;
         let len = self.n * plan.per();
         let mut tape = CellTape {
             lif: Default::default(),
+            u: Default::default(),
             groups: (0..plan.groups.len()).map(|_| None).collect(),
         };
-        let mut u: [Option<Vec<f32>>; NUM_NODES] = Default::default();
-        let mut u0 = x0.to_vec();
-        if let Some(b) = &st.back[0] {
-            u0.par_iter_mut()
-                .zip(b.par_iter())
-                .for_each(|(a, b)| *a += b);
-        }
-        u[0] = Some(u0);
+        let mut u: [Option<Buf>; NUM_NODES] = Default::default();
+        u[0] = Some(match &st.back[0] {
+            Some(b) => sum_of(x0, b),
+            None => Buf::copy_of(x0),
+        });
         self.run_node(0, &u, st, &mut tape, p);
         for i in 1..NUM_NODES {
-            let mut x = vec![0f32; len];
+            let mut x: Option<Buf> = None;
             for e in plan.edges.iter().filter(|e| e.to == i && !e.backward) {
                 self.add_edge(e, &u, &tape, p, &mut x);
             }
             if i < 3 {
                 if let Some(b) = &st.back[i] {
-                    x.par_iter_mut()
-                        .zip(b.par_iter())
-                        .for_each(|(a, b)| *a += b);
+                    add_into(&mut x, b);
                 }
             }
-            u[i] = Some(x);
+            u[i] = Some(x.unwrap_or_else(|| Buf::zeros(len)));
             self.run_node(i, &u, st, &mut tape, p);
         }
-        let mut back: [Option<Vec<f32>>; 3] = Default::default();
+        let mut back: [Option<Buf>; 3] = Default::default();
         for (i, b) in back.iter_mut().enumerate() {
             for e in plan.edges.iter().filter(|e| e.to == i && e.backward) {
-                let dst = b.get_or_insert_with(|| vec![0f32; len]);
-                self.add_edge(e, &u, &tape, p, dst);
+                self.add_edge(e, &u, &tape, p, b);
             }
         }
         st.back = back;
-        (u[3].take().expect("x3"), tape)
+        let x3 = u[3].take().expect("x3");
+        for e in plan.edges.iter().filter(|e| e.op == EdgeOp::MaxPool) {
+            if tape.u[e.from].is_none() {
+                tape.u[e.from] = Some(match u[e.from].take() {
+                    Some(v) => v,
+                    None => x3.clone(),
+                });
+            }
+        }
+        (x3, tape)
     }
 
     /// The LIF and conv groups of node `j` (once its value is complete).
     fn run_node(
         &self,
         j: usize,
-        u: &[Option<Vec<f32>>; NUM_NODES],
+        u: &[Option<Buf>; NUM_NODES],
         st: &mut CellState,
         tape: &mut CellTape,
         p: &mut Params,
@@ -419,7 +455,7 @@ impl CellRun<'_> {
             return;
         }
         let uj = u[j].as_ref().expect("node computed");
-        let rec = lif_step(uj, &mut st.v[j], self.n, plan.hw, plan.c, self.lif);
+        let rec = lif_step(uj, &mut st.v[j], self.n, self.lif, Some((plan.hw, plan.c)));
         for (gi, g) in plan.groups.iter().enumerate().filter(|(_, g)| g.node == j) {
             let stride = plan.stride(gi);
             let raw = conv_events(&rec.act, plan.hw, plan.c, g.k, stride, &self.gw[gi].taps);
@@ -442,32 +478,42 @@ impl CellRun<'_> {
         tape.lif[j] = Some(rec);
     }
 
-    /// Adds edge `e`'s output to `dst`.
+    /// Adds edge `e`'s output to `dst`, or writes it there when `dst` is empty.
     fn add_edge(
         &self,
         e: &EdgePlan,
-        u: &[Option<Vec<f32>>; NUM_NODES],
+        u: &[Option<Buf>; NUM_NODES],
         tape: &CellTape,
         p: &Params,
-        dst: &mut [f32],
+        dst: &mut Option<Buf>,
     ) {
         let plan = self.plan;
         let src = u[e.from].as_ref().expect("node computed");
         let per = plan.per();
-        match e.op {
-            EdgeOp::Skip => dst
-                .par_iter_mut()
-                .zip(src.par_iter())
-                .for_each(|(a, b)| *a += b),
-            EdgeOp::AvgPool => {
-                let (h, w) = plan.hw;
-                dst.par_chunks_mut(per)
-                    .zip(src.par_chunks(per))
-                    .for_each(|(d, s)| {
+        let (h, w) = plan.hw;
+        let add = dst.is_some();
+        let d = dst.get_or_insert_with(|| Buf::scratch(src.len()));
+        // A pool into `d` (`pool(s, out)` writes `out`): directly, or through a buffer.
+        let pool_into = |d: &mut [f32], pool: &(dyn Fn(&[f32], &mut [f32]) + Sync)| {
+            d.par_chunks_mut(per)
+                .zip(src.par_chunks(per))
+                .for_each(|(d, s)| {
+                    if add {
                         let mut tmp = vec![0f32; per];
-                        kernels::avg_pool3(s, h, w, plan.c, &mut tmp);
-                        d.iter_mut().zip(&tmp).for_each(|(a, b)| *a += b);
-                    });
+                        pool(s, &mut tmp);
+                        add_assign(d, &tmp);
+                    } else {
+                        pool(s, d);
+                    }
+                })
+        };
+        match e.op {
+            EdgeOp::Skip if add => add_par(d, src),
+            EdgeOp::Skip => d.copy_from_slice(src),
+            EdgeOp::AvgPool => pool_into(d, &|s, o| kernels::avg_pool3(s, h, w, plan.c, o)),
+            EdgeOp::MaxPool => {
+                let pool = kernels::Pool::same3(h, w, plan.c);
+                pool_into(d, &|s, o| kernels::max_pool_forward(s, &pool, o))
             }
             EdgeOp::Conv { group, slot } => {
                 let rec = tape.groups[group].as_ref().expect("group computed");
@@ -477,14 +523,15 @@ impl CellRun<'_> {
                     c0: slot * plan.c,
                     width: plan.c,
                 };
-                bn::apply_add(
+                bn::apply(
                     &rec.raw,
                     self.n,
                     cols,
                     &rec.stats[slot],
                     p.get(&format!("{name}.bn.weight")),
                     p.get(&format!("{name}.bn.bias")),
-                    dst,
+                    add,
+                    d,
                 );
             }
         }
@@ -495,45 +542,75 @@ impl CellRun<'_> {
     /// cell input `x0`. `first` is timestep 0 (no back state before it).
     pub fn backward(
         &self,
-        dx3: Option<Vec<f32>>,
+        dx3: Option<Buf>,
         tape: &CellTape,
         gs: &mut CellGrad,
         first: bool,
         p: &Params,
         grads: &mut Grads,
-    ) -> Option<Vec<f32>> {
+    ) -> Option<Buf> {
         let plan = self.plan;
         let (n, c, hw) = (self.n, plan.c, plan.hw);
         let per = plan.per();
-        let mut du: [Option<Vec<f32>>; NUM_NODES] = Default::default();
+        let mut du: [Option<Buf>; NUM_NODES] = Default::default();
         du[3] = dx3;
         for j in (0..NUM_NODES).rev() {
-            let mut draw: Vec<Option<Vec<f32>>> = plan.groups.iter().map(|_| None).collect();
+            let mut draw: Vec<Option<Buf>> = plan.groups.iter().map(|_| None).collect();
             let mut acc = du[j].take();
-            for e in plan.edges.iter().filter(|e| e.from == j) {
-                let g = if e.backward {
+            // The gradient of edge `e`'s output, if any reaches it.
+            let grad_of = |e: &EdgePlan| {
+                if e.backward {
                     gs.back[e.to].as_deref()
                 } else {
                     du[e.to].as_deref()
-                };
-                let Some(g) = g else { continue };
+                }
+            };
+            // Groups whose every slot receives a gradient (each slot writes its channels).
+            let full: Vec<bool> = (0..plan.groups.len())
+                .map(|gi| {
+                    plan.stride(gi) == plan.groups[gi].names.len() * c
+                        && plan.edges.iter().all(|e| match e.op {
+                            EdgeOp::Conv { group, .. } if group == gi => grad_of(e).is_some(),
+                            _ => true,
+                        })
+                })
+                .collect();
+            for e in plan.edges.iter().filter(|e| e.from == j) {
+                let Some(g) = grad_of(e) else { continue };
                 match e.op {
                     EdgeOp::Skip => add_into(&mut acc, g),
                     EdgeOp::AvgPool => {
                         let (h, w) = hw;
-                        let mut pooled = vec![0f32; g.len()];
+                        let mut pooled = Buf::scratch(g.len());
                         pooled
                             .par_chunks_mut(per)
                             .zip(g.par_chunks(per))
                             .for_each(|(o, s)| kernels::avg_pool3(s, h, w, c, o));
-                        add_into(&mut acc, &pooled);
+                        accumulate(&mut acc, pooled);
+                    }
+                    EdgeOp::MaxPool => {
+                        let pool = kernels::Pool::same3(hw.0, hw.1, c);
+                        let src = tape.u[j].as_ref().expect("max-pooled node recorded");
+                        let mut routed = Buf::zeros(g.len());
+                        routed
+                            .par_chunks_mut(per)
+                            .zip(src.par_chunks(per))
+                            .zip(g.par_chunks(per))
+                            .for_each(|((o, s), gr)| kernels::max_pool_backward(s, &pool, gr, o));
+                        accumulate(&mut acc, routed);
                     }
                     EdgeOp::Conv { group, slot } => {
                         let rec = tape.groups[group].as_ref().expect("group recorded");
                         let stride = plan.stride(group);
                         let name = &plan.groups[group].names[slot];
-                        let d =
-                            draw[group].get_or_insert_with(|| vec![0f32; n * hw.0 * hw.1 * stride]);
+                        let d = draw[group].get_or_insert_with(|| {
+                            let len = n * hw.0 * hw.1 * stride;
+                            if full[group] {
+                                Buf::scratch(len)
+                            } else {
+                                Buf::zeros(len)
+                            }
+                        });
                         let cols = Cols {
                             stride,
                             c0: slot * c,
@@ -554,7 +631,7 @@ impl CellRun<'_> {
                     }
                 }
             }
-            let mut ds: Option<Vec<f32>> = None;
+            let mut ds: Option<Buf> = None;
             for (gi, d) in draw.iter().enumerate() {
                 let Some(d) = d else { continue };
                 let gp = &plan.groups[gi];
@@ -566,7 +643,7 @@ impl CellRun<'_> {
                     let dw = grads.entry(&format!("{name}.conv.weight"), c * c * gp.k * gp.k);
                     kernels::add_taps_grad(&dtaps, slot * c, c, c, gp.k, stride, dw);
                 }
-                add_into(&mut ds, &dsg);
+                accumulate(&mut ds, dsg);
             }
             if plan.has_lif[j] {
                 let rec = tape.lif[j].as_ref().expect("node spikes recorded");
@@ -574,7 +651,7 @@ impl CellRun<'_> {
                 if let Some((dx, dvp)) =
                     lif_back(&rec.charged, ds.as_deref(), dv.as_deref(), n, self.lif)
                 {
-                    add_into(&mut acc, &dx);
+                    accumulate(&mut acc, dx);
                     gs.v[j] = Some(dvp);
                 }
             }

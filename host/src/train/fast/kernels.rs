@@ -22,10 +22,12 @@ pub struct LifK {
     pub slope: f32,
     /// `alpha / 2`.
     pub half_alpha: f32,
+    /// Membrane after a spike (the hard reset).
+    pub reset: f32,
 }
 
 impl LifK {
-    /// From the network's LIF parameters (`v_reset` must be 0: the caller checks).
+    /// From the network's LIF parameters.
     pub fn new(p: &crate::config::LifParams) -> LifK {
         let k = 1.0 / p.tau;
         LifK {
@@ -34,6 +36,7 @@ impl LifK {
             th: p.v_threshold as f32,
             slope: (PI / 2.0 * p.alpha) as f32,
             half_alpha: (p.alpha / 2.0) as f32,
+            reset: p.v_reset as f32,
         }
     }
 
@@ -47,7 +50,7 @@ impl LifK {
 
 simd_kernel! {
     /// One LIF step of one sample: `charged = decay * v + k * x` (`v` is 0 when `first`),
-    /// spike where `charged >= th`, `v = charged * (1 - spike)`. Writes `charged` (what the
+    /// spike where `charged >= th`, `v = reset` where it fired, else `charged`. Writes `charged` (what the
     /// backward pass needs) and the spikes as bits into `code` (bit `e` = element `e`).
     pub fn lif_forward(x: &[f32], v: &mut [f32], first: bool, p: &LifK, charged: &mut [f32], code: &mut [u64])
         => lif_forward_impl
@@ -79,7 +82,7 @@ fn lif_forward_impl(
             };
             let fire = ch >= p.th;
             *ci = ch;
-            *vi = if fire { 0.0 } else { ch };
+            *vi = if fire { p.reset } else { ch };
             bits |= (fire as u64) << i;
         }
         *word = bits;
@@ -111,26 +114,38 @@ fn lif_backward_impl(
 ) {
     let n = charged.len();
     assert!(dx.len() == n && dv_prev.len() == n);
-    let zeros = [0f32; 0];
-    let (ds, has_ds) = match ds {
-        Some(d) => (d, true),
-        None => (&zeros[..], false),
-    };
-    let (dv, has_dv) = match dv {
-        Some(d) => (d, true),
-        None => (&zeros[..], false),
-    };
-    for i in 0..n {
-        let ch = charged[i];
-        let mut g = 0.0;
-        if has_ds {
-            g += ds[i] * p.surrogate(ch);
+    // One loop per case, over zipped slices (no bounds checks: the loops vectorise).
+    let out = dx.iter_mut().zip(dv_prev.iter_mut());
+    match (ds, dv) {
+        (Some(ds), Some(dv)) => {
+            assert!(ds.len() == n && dv.len() == n);
+            for ((&ch, (&d, &v)), (x, vp)) in charged.iter().zip(ds.iter().zip(dv)).zip(out) {
+                let g = 0.0 + d * p.surrogate(ch);
+                let g = if ch < p.th { g + v } else { g };
+                *x = g * p.k;
+                *vp = g * p.decay;
+            }
         }
-        if has_dv && ch < p.th {
-            g += dv[i];
+        (Some(ds), None) => {
+            assert_eq!(ds.len(), n);
+            for ((&ch, &d), (x, vp)) in charged.iter().zip(ds).zip(out) {
+                let g = 0.0 + d * p.surrogate(ch);
+                *x = g * p.k;
+                *vp = g * p.decay;
+            }
         }
-        dx[i] = g * p.k;
-        dv_prev[i] = g * p.decay;
+        (None, Some(dv)) => {
+            assert_eq!(dv.len(), n);
+            for ((&ch, &v), (x, vp)) in charged.iter().zip(dv).zip(out) {
+                let g = if ch < p.th { 0.0 + v } else { 0.0 };
+                *x = g * p.k;
+                *vp = g * p.decay;
+            }
+        }
+        (None, None) => {
+            dx.fill(0.0);
+            dv_prev.fill(0.0);
+        }
     }
 }
 
@@ -150,6 +165,7 @@ macro_rules! with_width {
         }
     };
 }
+pub(super) use with_width;
 
 /// Shape of a same-padded, stride-1 convolution over channels-last maps of one sample, whose
 /// input rows hold `cin` values and output rows `cout`.
@@ -203,47 +219,98 @@ fn window(g: &Geom, y: usize, x: usize, mut f: impl FnMut(std::ops::Range<usize>
     }
 }
 
+/// Output pixels [`conv_dense`] computes together inside a map row.
+const RUN: usize = 4;
+
 #[inline(always)]
 fn dense_fixed<const C: usize>(input: &[f32], g: &Geom, rows: &[f32], out: &mut [f32]) {
     let pad = g.k / 2;
     for y in 0..g.h {
-        for x in 0..g.w {
-            let mut acc = [[0f32; C]; 4];
-            // The window rows (no closure: closures do not get the caller's target features).
-            let x0 = x.saturating_sub(pad);
-            let x1 = (x + pad).min(g.w - 1);
-            for ky in 0..g.k {
-                let Some(yy) = (y + ky).checked_sub(pad).filter(|&v| v < g.h) else {
-                    continue;
-                };
-                let r0 = (ky * g.k + x0 + pad - x) * g.cin;
-                let seg = &input[(yy * g.w + x0) * g.cin..(yy * g.w + x1 + 1) * g.cin];
-                let w = &rows[r0 * C..(r0 + seg.len()) * C];
-                let mut quads = seg.chunks_exact(4);
-                let mut wq = w.chunks_exact(4 * C);
-                for (s, wr) in quads.by_ref().zip(wq.by_ref()) {
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        let wr: &[f32; C] = wr[j * C..(j + 1) * C].try_into().expect("row");
-                        for i in 0..C {
-                            a[i] += s[j] * wr[i];
-                        }
-                    }
-                }
-                for (&s, wr) in quads.remainder().iter().zip(wq.remainder().chunks_exact(C)) {
-                    let wr: &[f32; C] = wr.try_into().expect("row");
-                    for i in 0..C {
-                        acc[0][i] += s * wr[i];
-                    }
-                }
-            }
-            let o: &mut [f32; C] = (&mut out[(y * g.w + x) * C..(y * g.w + x + 1) * C])
-                .try_into()
-                .expect("row");
-            for i in 0..C {
-                o[i] = (acc[0][i] + acc[1][i]) + (acc[2][i] + acc[3][i]);
+        let mut x = 0;
+        while x < g.w {
+            // Runs of pixels whose windows lie inside the row share each kernel row load.
+            if x >= pad && x + RUN - 1 + pad < g.w {
+                dense_run::<C>(input, g, rows, (y, x), out);
+                x += RUN;
+            } else {
+                dense_pixel::<C>(input, g, rows, (y, x), out);
+                x += 1;
             }
         }
     }
+}
+
+/// [`RUN`] output pixels from `(y, x)` on, all windows inside the row: each kernel row is
+/// loaded once and multiplied by the input value under it for each pixel.
+#[inline(always)]
+fn dense_run<const C: usize>(
+    input: &[f32],
+    g: &Geom,
+    rows: &[f32],
+    (y, x): (usize, usize),
+    out: &mut [f32],
+) {
+    let pad = g.k / 2;
+    let span = g.k * g.cin;
+    let mut acc = [[0f32; C]; RUN];
+    for ky in 0..g.k {
+        let Some(yy) = (y + ky).checked_sub(pad).filter(|&v| v < g.h) else {
+            continue;
+        };
+        let base = (yy * g.w + x - pad) * g.cin;
+        let seg = |p: usize| &input[base + p * g.cin..base + p * g.cin + span];
+        let w = &rows[ky * span * C..(ky + 1) * span * C];
+        let [a0, a1, a2, a3] = &mut acc;
+        for ((((wr, &s0), &s1), &s2), &s3) in w
+            .chunks_exact(C)
+            .zip(seg(0))
+            .zip(seg(1))
+            .zip(seg(2))
+            .zip(seg(3))
+        {
+            let wr: &[f32; C] = wr.try_into().expect("row");
+            for i in 0..C {
+                a0[i] += s0 * wr[i];
+                a1[i] += s1 * wr[i];
+                a2[i] += s2 * wr[i];
+                a3[i] += s3 * wr[i];
+            }
+        }
+    }
+    let o = &mut out[(y * g.w + x) * C..(y * g.w + x + RUN) * C];
+    for (o, a) in o.chunks_exact_mut(C).zip(&acc) {
+        o.copy_from_slice(a);
+    }
+}
+
+/// One output pixel `(y, x)`, its window clipped to the map.
+#[inline(always)]
+fn dense_pixel<const C: usize>(
+    input: &[f32],
+    g: &Geom,
+    rows: &[f32],
+    (y, x): (usize, usize),
+    out: &mut [f32],
+) {
+    let pad = g.k / 2;
+    let mut acc = [0f32; C];
+    let x0 = x.saturating_sub(pad);
+    let x1 = (x + pad).min(g.w - 1);
+    for ky in 0..g.k {
+        let Some(yy) = (y + ky).checked_sub(pad).filter(|&v| v < g.h) else {
+            continue;
+        };
+        let r0 = (ky * g.k + x0 + pad - x) * g.cin;
+        let seg = &input[(yy * g.w + x0) * g.cin..(yy * g.w + x1 + 1) * g.cin];
+        let w = &rows[r0 * C..(r0 + seg.len()) * C];
+        for (&s, wr) in seg.iter().zip(w.chunks_exact(C)) {
+            let wr: &[f32; C] = wr.try_into().expect("row");
+            for i in 0..C {
+                acc[i] += s * wr[i];
+            }
+        }
+    }
+    out[(y * g.w + x) * C..(y * g.w + x + 1) * C].copy_from_slice(&acc);
 }
 
 fn dense_dyn(input: &[f32], g: &Geom, rows: &[f32], out: &mut [f32]) {
@@ -421,48 +488,156 @@ pub fn conv_dw_dense(x: &[f32], g: &Geom, dy: &[f32], dtaps: &mut [f32]) {
     }
 }
 
-/// `k x k` max pool with stride `k` of one sample `[h][w][c]` (`h`, `w` multiples of `k`).
-pub fn max_pool_forward(x: &[f32], h: usize, w: usize, c: usize, k: usize, out: &mut [f32]) {
-    crate::search::cpu::ops::max_pool(x, h, w, c, k, k, 0, out)
+/// Shape of a max pool of one sample `[h][w][c]`: windows `k x k` at `(y * stride - pad, x *
+/// stride - pad)`, clipped to the map; output `(h + 2 pad - k) / stride + 1` rows (floor).
+#[derive(Clone, Copy, Debug)]
+pub struct Pool {
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Window size.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding (never wins).
+    pub pad: usize,
 }
 
-/// Candle's gradient of [`max_pool_forward`]: in each window, every element equal to the
-/// window's maximum gets `g * count / k^2`, where `count` is the number of such elements
-/// (Candle 0.11 scales by the fraction of maxima instead of dividing by their count; this
-/// path reproduces it so that both training paths agree). Adds to `dx`.
-pub fn max_pool_backward(
-    x: &[f32],
-    (h, w, c): (usize, usize, usize),
-    k: usize,
-    g: &[f32],
-    dx: &mut [f32],
-) {
-    let (oh, ow) = (h / k, w / k);
-    let area = (k * k) as f32;
+impl Pool {
+    /// `k x k` windows with stride `k`, no padding (the down block's and the classifier's).
+    pub fn strided(h: usize, w: usize, c: usize, k: usize) -> Pool {
+        Pool {
+            h,
+            w,
+            c,
+            k,
+            stride: k,
+            pad: 0,
+        }
+    }
+
+    /// 3x3 windows, stride 1, padding 1 (the `maxpool` op).
+    pub fn same3(h: usize, w: usize, c: usize) -> Pool {
+        Pool {
+            h,
+            w,
+            c,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        }
+    }
+
+    /// Output height and width.
+    pub fn out_hw(&self) -> (usize, usize) {
+        (
+            (self.h + 2 * self.pad - self.k) / self.stride + 1,
+            (self.w + 2 * self.pad - self.k) / self.stride + 1,
+        )
+    }
+
+    /// Values per output sample.
+    pub fn out_len(&self) -> usize {
+        let (oh, ow) = self.out_hw();
+        oh * ow * self.c
+    }
+
+    /// The in-map window rows and columns of output pixel `(oy, ox)`.
+    #[inline(always)]
+    fn window(&self, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let y0 = (oy * self.stride).saturating_sub(self.pad);
+        let x0 = (ox * self.stride).saturating_sub(self.pad);
+        (
+            y0..(oy * self.stride + self.k - self.pad).min(self.h),
+            x0..(ox * self.stride + self.k - self.pad).min(self.w),
+        )
+    }
+}
+
+/// The max pool `p` of one sample (Candle's and PyTorch's value: the first maximum).
+pub fn max_pool_forward(x: &[f32], p: &Pool, out: &mut [f32]) {
+    crate::search::cpu::ops::max_pool(x, p.h, p.w, p.c, p.k, p.stride, p.pad, out)
+}
+
+simd_kernel! {
+    /// The gradient of [`max_pool_forward`] as PyTorch's `MaxPool2d` routes it: each window's
+    /// output gradient `g` goes to one element, the window's first maximum in row-major order
+    /// (the element the forward pass picked). Adds to `dx`.
+    pub fn max_pool_backward(x: &[f32], p: &Pool, g: &[f32], dx: &mut [f32]) => max_pool_backward_impl
+}
+
+#[inline(always)]
+fn max_pool_backward_impl(x: &[f32], p: &Pool, g: &[f32], dx: &mut [f32]) {
+    let (oh, ow) = p.out_hw();
+    assert!(x.len() == p.h * p.w * p.c && dx.len() == x.len() && g.len() == oh * ow * p.c);
+    with_width!(p.c, pool_back_fixed, pool_back_dyn(x, p, g, dx))
+}
+
+#[inline(always)]
+fn pool_back_fixed<const C: usize>(x: &[f32], p: &Pool, g: &[f32], dx: &mut [f32]) {
+    let (oh, ow) = p.out_hw();
     for oy in 0..oh {
         for ox in 0..ow {
-            for ch in 0..c {
-                let at = |dy: usize, dx: usize| ((oy * k + dy) * w + ox * k + dx) * c + ch;
-                let mut m = f32::NEG_INFINITY;
-                for dy in 0..k {
-                    for ddx in 0..k {
-                        m = m.max(x[at(dy, ddx)]);
+            let (ys, xs) = p.window(oy, ox);
+            // The window's maximum, then its first element at the maximum per channel.
+            let mut m = [f32::NEG_INFINITY; C];
+            for yy in ys.clone() {
+                for xx in xs.clone() {
+                    let r: &[f32; C] = x[(yy * p.w + xx) * C..(yy * p.w + xx + 1) * C]
+                        .try_into()
+                        .expect("row");
+                    for i in 0..C {
+                        m[i] = if m[i] < r[i] { r[i] } else { m[i] };
                     }
                 }
-                let mut count = 0usize;
-                for dy in 0..k {
-                    for ddx in 0..k {
-                        count += (x[at(dy, ddx)] == m) as usize;
+            }
+            let go: &[f32; C] = g[(oy * ow + ox) * C..(oy * ow + ox + 1) * C]
+                .try_into()
+                .expect("row");
+            let mut done = [false; C];
+            for yy in ys {
+                for xx in xs.clone() {
+                    let q = (yy * p.w + xx) * C;
+                    let r: &[f32; C] = x[q..q + C].try_into().expect("row");
+                    let d: &mut [f32; C] = (&mut dx[q..q + C]).try_into().expect("row");
+                    for i in 0..C {
+                        let hit = !done[i] && r[i] == m[i];
+                        d[i] += if hit { go[i] } else { 0.0 };
+                        done[i] |= hit;
                     }
                 }
-                let v = g[(oy * ow + ox) * c + ch] * (count as f32 / area);
-                for dy in 0..k {
-                    for ddx in 0..k {
-                        if x[at(dy, ddx)] == m {
-                            dx[at(dy, ddx)] += v;
+            }
+        }
+    }
+}
+
+fn pool_back_dyn(x: &[f32], p: &Pool, g: &[f32], dx: &mut [f32]) {
+    let (oh, ow) = p.out_hw();
+    let c = p.c;
+    let mut best = vec![0usize; c];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let (ys, xs) = p.window(oy, ox);
+            let first = (ys.start * p.w + xs.start) * c;
+            for (ch, b) in best.iter_mut().enumerate() {
+                *b = first + ch;
+            }
+            for yy in ys {
+                for xx in xs.clone() {
+                    let q = (yy * p.w + xx) * c;
+                    for (ch, b) in best.iter_mut().enumerate() {
+                        if x[*b] < x[q + ch] {
+                            *b = q + ch;
                         }
                     }
                 }
+            }
+            let go = &g[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            for (&b, &v) in best.iter().zip(go) {
+                dx[b] += v;
             }
         }
     }
@@ -472,14 +647,4 @@ pub fn max_pool_backward(
 /// so it computes the gradient too.
 pub fn avg_pool3(x: &[f32], h: usize, w: usize, c: usize, out: &mut [f32]) {
     crate::search::cpu::ops::avg_pool3(x, h, w, c, out)
-}
-
-/// Per-channel sums of rows: `out[i] += sum over rows of x[row * stride + c0 + i]`.
-pub fn column_sums(x: &[f32], stride: usize, c0: usize, out: &mut [f64]) {
-    let width = out.len();
-    for row in x.chunks_exact(stride) {
-        for (o, &v) in out.iter_mut().zip(&row[c0..c0 + width]) {
-            *o += v as f64;
-        }
-    }
 }

@@ -17,18 +17,22 @@
 //! - the classifier (fc1, hidden LIF, fc2, votes) runs all timesteps as one matrix product.
 //!
 //! It computes the same function as the Candle network in `Mode::Train` (same dropout draws,
-//! BatchNorm running statistics, Candle's max-pool gradient), up to float rounding: a test
-//! compares gradients with Candle's autograd and trained weights after a few steps.
-//! Deterministic: reductions over samples add per-sample partials in sample order.
+//! BatchNorm running statistics, max-pool gradients to the first maximum), up to float
+//! rounding: a test compares gradients with Candle's autograd and trained weights after a few
+//! steps. Deterministic: reductions over samples add per-sample partials in sample order.
 //!
-//! Covered: static input (CIFAR), ops zero, skip, conv3, conv1, avgpool, both cell types,
-//! both losses, LIF with hard reset to 0, even map sizes. Anything else (event data, the stem
-//! pool, maxpool ops) trains on the Candle path ([`FastNet::new`] says why).
+//! Covers every configuration `lightsnn train` builds: static input (CIFAR) and event frames
+//! (N-MNIST, DVS128 Gesture with the stem's max pool), every op, both cell types, both losses,
+//! any LIF reset. [`FastNet::new`] says why when it does not (a frame count other than 1 or T).
 
 mod bn;
+mod buf;
 mod cell;
+mod classifier;
 pub mod kernels;
+mod matmul;
 mod params;
+mod stem;
 mod step;
 
 #[cfg(test)]
@@ -42,7 +46,7 @@ use anyhow::Result;
 use cell::CellPlan;
 use kernels::LifK;
 pub use params::{Grads, Params};
-use snn_nostd::genotype::Genotype;
+use snn_nostd::genotype::{Genotype, Op};
 pub use step::StepOut;
 
 /// Which implementation runs the training steps.
@@ -61,45 +65,45 @@ pub enum TrainPath {
 #[derive(Clone, Debug)]
 pub struct FastNet {
     cfg: NetConfig,
+    /// Input frames per sample.
+    frames: usize,
     cells: [CellPlan; 2],
     lif: LifK,
 }
 
 impl FastNet {
-    /// The CPU path for `cfg` and `g` with `frames` input frames per sample, or why it does not
-    /// cover them.
+    /// The CPU path for `cfg` and `g` with `frames` input frames per sample (1: a static
+    /// image repeated over the timesteps; T: one event frame per timestep), or why it does
+    /// not cover them.
     pub fn new(
         cfg: &NetConfig,
         g: &Genotype,
         frames: usize,
     ) -> std::result::Result<FastNet, String> {
-        if frames != 1 {
-            return Err("event data (one frame per timestep)".into());
-        }
-        if cfg.stem_pool {
-            return Err("the stem's max pool (DVS128 Gesture)".into());
+        if frames != 1 && frames != cfg.timesteps {
+            return Err(format!(
+                "{frames} input frames per sample with T = {}",
+                cfg.timesteps
+            ));
         }
         if !cfg.downsample.is_max() {
             return Err("average-pool downsampling (the SpikeNAS-Bench network)".into());
         }
-        if cfg.lif.v_reset != 0.0 {
-            return Err("a LIF reset potential other than 0".into());
+        if g
+            .ops()
+            .iter()
+            .any(|o| matches!(o, Op::Conv3Th05 | Op::Conv3Th15))
+        {
+            return Err("a thresholded conv op (conv3@0.5, conv3@1.5)".into());
         }
         let (h1, w1) = cfg.cell1_hw();
         let (h2, w2) = cfg.cell2_hw();
-        if h1 % 2 != 0 || w1 % 2 != 0 || h2 % cfg.pool != 0 || w2 % cfg.pool != 0 {
-            return Err("map sizes that the max pools do not divide".into());
-        }
-        let plan = |name: &str, c: usize, hw: (usize, usize)| {
-            CellPlan::new(g, name, c, hw).ok_or_else(|| {
-                "the maxpool op or a thresholded conv op (conv3@0.5, conv3@1.5)".to_string()
-            })
-        };
         Ok(FastNet {
             cfg: cfg.clone(),
+            frames,
             cells: [
-                plan("cell1", cfg.c1, (h1, w1))?,
-                plan("cell2", cfg.c2, (h2, w2))?,
+                CellPlan::new(g, "cell1", cfg.c1, (h1, w1)),
+                CellPlan::new(g, "cell2", cfg.c2, (h2, w2)),
             ],
             lif: LifK::new(&cfg.lif),
         })
@@ -168,5 +172,12 @@ impl FastTrainer {
     /// Writes the tensors back into `net` and the momentum buffers into `opt`.
     pub fn store(&self, net: &Network, opt: &mut Sgd) -> Result<()> {
         self.params.store(net, opt)
+    }
+}
+
+impl Drop for FastTrainer {
+    /// The steps' buffers go back to the allocator.
+    fn drop(&mut self) {
+        buf::release();
     }
 }

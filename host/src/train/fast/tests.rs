@@ -4,7 +4,6 @@
 use super::*;
 use crate::config::{DatasetKind, Overrides};
 use crate::model::{Forward, Mixing, Mode, NoSink};
-use crate::train::SgdConfig;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -40,6 +39,121 @@ fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
+/// The `maxpool` op on forward and backward edges, with convs of both sizes and skips (Candle
+/// trains the stride-1 max pool through `model::layers::max_pool3`).
+const MAXPOOL_OPS: &str =
+    "maxpool,skip,conv3,conv3,maxpool,zero,maxpool,conv1,zero,skip,conv3,maxpool";
+
+/// The configuration of `dataset` at width 1/32 with `t` timesteps and a small classifier.
+fn dataset_cfg(dataset: DatasetKind, t: usize, ops: &str) -> NetConfig {
+    let o = Overrides {
+        width: Some(1.0 / 32.0),
+        timesteps: Some(t),
+        hidden: Some(32),
+        votes: Some(2),
+    };
+    let mut cfg = NetConfig::for_dataset(dataset, &o).unwrap();
+    cfg.ops = ops.parse().unwrap();
+    cfg
+}
+
+/// Random input `[n][frames][C][H][W]`: normalised-image-like values for one frame, event
+/// counts 0..2 for several.
+fn input(cfg: &NetConfig, n: usize, frames: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let len = n * frames * cfg.input.iter().product::<usize>();
+    (0..len)
+        .map(|_| {
+            if frames == 1 {
+                rng.gen_range(-2.0..2.0)
+            } else {
+                rng.gen_range(0..3) as f32
+            }
+        })
+        .collect()
+}
+
+/// Compares every gradient and the loss of one pass (no dropout) of the CPU path with Candle's
+/// autograd on `n` samples, relative to each tensor's largest gradient, and the BatchNorm
+/// running statistics after it; returns the largest relative difference.
+fn check_gradients(
+    cfg: &NetConfig,
+    genotype: &str,
+    frames: usize,
+    loss: LossKind,
+    n: usize,
+) -> Result<f32> {
+    let g: Genotype = crate::train::checkpoint::parse_genotype(genotype, cfg)?;
+    let mixing = Mixing::single_path(&g);
+    let dev = Device::Cpu;
+    let nets = [0, 1].map(|_| Network::new(cfg, &mixing.alive(), 3, &dev).unwrap());
+    for net in &nets {
+        crate::train::kaiming_linear_init(net, 3)?;
+    }
+    let opt = Sgd::new(0.9, 5e-4);
+    let mut fast = FastTrainer::new(FastNet::new(cfg, &g, frames).unwrap(), &nets[1], &opt)?;
+    let x = input(cfg, n, frames, 1);
+    let y: Vec<u32> = (0..n as u32)
+        .map(|i| (i * 7 + 3) % cfg.classes as u32)
+        .collect();
+    let (out, grads) = fast.gradients(&x, &y, loss, None)?;
+    let [c, h, w] = cfg.input;
+    let xt = Tensor::from_slice(&x, (n, frames, c, h, w), &dev)?;
+    let net = &nets[0];
+    let o = net.forward(
+        &xt,
+        Forward {
+            mixing: &mixing,
+            mode: Mode::Train,
+            sink: &mut NoSink,
+            dropout_rng: None,
+        },
+    )?;
+    let l = loss.loss(&o.logits, &y)?;
+    let cl = l.to_scalar::<f32>()? as f64;
+    assert!(
+        (out.loss - cl).abs() < 1e-4 * cl.abs().max(1.0),
+        "{genotype}: loss {} vs {cl}",
+        out.loss
+    );
+    let cg = l.backward()?;
+    let mut worst = 0f32;
+    for (name, var) in net.params.trainable() {
+        match (cg.get(var.as_tensor()), grads.get(name)) {
+            (None, None) => {}
+            (Some(w), Some(gv)) => {
+                let w: Vec<f32> = w.flatten_all()?.to_vec1()?;
+                let d = rel_diff(gv, &w);
+                worst = worst.max(d);
+                assert!(d < 1e-4, "{genotype}: {name}: relative difference {d}");
+            }
+            (w, gv) => panic!(
+                "{genotype}: {name}: Candle has a gradient: {}, the CPU path: {}",
+                w.is_some(),
+                gv.is_some()
+            ),
+        }
+    }
+    // The running statistics the CPU path updated, against Candle's, relative to the larger of
+    // 1 and the tensor's largest value (a mean of BatchNorm outputs is 0 up to rounding).
+    let mut check = Sgd::new(0.9, 5e-4);
+    fast.store(&nets[1], &mut check)?;
+    for ((name, a), (_, b)) in net.params.state().iter().zip(nets[1].params.state()) {
+        let (va, vb): (Vec<f32>, Vec<f32>) = (
+            a.as_tensor().flatten_all()?.to_vec1()?,
+            b.as_tensor().flatten_all()?.to_vec1()?,
+        );
+        let scale = va.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let d = va
+            .iter()
+            .zip(&vb)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale;
+        assert!(d < 1e-5, "{genotype}: {name}: difference {d}");
+    }
+    Ok(worst)
+}
+
 /// Every gradient of the CPU path matches Candle's autograd (no dropout), relative to the
 /// tensor's largest gradient: 1e-4 (float rounding; measured below 5e-6; a spike that flips on a
 /// rounding difference), and so do the BatchNorm running statistics.
@@ -53,55 +167,36 @@ fn gradients_match_candle_autograd() -> Result<()> {
             LossKind::Mse,
         ),
     ] {
-        let cfg = net_cfg(t);
-        let g: Genotype = crate::train::checkpoint::parse_genotype(genotype, &cfg)?;
-        let mixing = Mixing::single_path(&g);
-        let dev = Device::Cpu;
-        let net = Network::new(&cfg, &mixing.alive(), 3, &dev)?;
-        crate::train::kaiming_linear_init(&net, 3)?;
-        let opt = Sgd::new(0.9, 5e-4);
-        let mut fast = FastTrainer::new(FastNet::new(&cfg, &g, 1).unwrap(), &net, &opt)?;
-        let (x, y) = batch(6, 1);
-        let (out, grads) = fast.gradients(&x, &y, loss, None)?;
-        let xt = Tensor::from_slice(&x, (6, 1, 3, 32, 32), &dev)?;
-        let o = net.forward(
-            &xt,
-            Forward {
-                mixing: &mixing,
-                mode: Mode::Train,
-                sink: &mut NoSink,
-                dropout_rng: None,
-            },
-        )?;
-        let l = loss.loss(&o.logits, &y)?;
-        let cl = l.to_scalar::<f32>()? as f64;
-        assert!(
-            (out.loss - cl).abs() < 1e-4 * cl.abs().max(1.0),
-            "loss {} vs {cl}",
-            out.loss
-        );
-        let cg = l.backward()?;
-        for (name, var) in net.params.trainable() {
-            let want = cg.get(var.as_tensor());
-            let got = grads.get(name);
-            match (want, got) {
-                (None, None) => {}
-                (Some(w), Some(gv)) => {
-                    let w: Vec<f32> = w.flatten_all()?.to_vec1()?;
-                    let d = rel_diff(gv, &w);
-                    assert!(d < 1e-4, "{genotype}: {name}: relative difference {d}");
-                }
-                (w, gv) => panic!(
-                    "{name}: Candle has a gradient: {}, the CPU path: {}",
-                    w.is_some(),
-                    gv.is_some()
-                ),
-            }
-        }
-        let mut check = Sgd::new(0.9, 5e-4);
-        fast.store(&net, &mut check)?;
-        let _ = SgdConfig::paper(0.1);
+        let w = check_gradients(&net_cfg(t), genotype, 1, loss, 6)?;
+        eprintln!("{genotype}: largest relative difference {w:e}");
     }
+    Ok(())
+}
+
+/// The same on event frames (one per timestep): N-MNIST (2x34x34: map sizes the pools do not
+/// divide), DVS128 Gesture (the stem's MaxPool2), the `maxpool` op, and a LIF reset to a
+/// non-zero potential.
+#[test]
+fn event_data_and_max_pool_op_gradients_match_candle_autograd() -> Result<()> {
+    let t = 3;
+    let nmnist = dataset_cfg(DatasetKind::Nmnist, t, "zero,skip,conv1,conv3,maxpool");
+    let w = check_gradients(&nmnist, MAXPOOL_OPS, t, LossKind::Ce, 4)?;
+    eprintln!("N-MNIST, maxpool op: largest relative difference {w:e}");
+    let mut dvs = dataset_cfg(DatasetKind::Dvs128, 2, "snasnet");
+    // Smaller frames than DVS128's 128x128, odd after the stem's pool: 62 -> 31 -> 15 -> 7.
+    dvs.input = [2, 62, 62];
+    let w = check_gradients(
+        &dvs,
+        "conv3,conv3,conv3,skip,zero,zero,skip,conv3,conv3,skip,zero,conv3",
+        2,
+        LossKind::Mse,
+        3,
+    )?;
+    eprintln!("DVS (stem pool): largest relative difference {w:e}");
+    let mut reset = net_cfg(2);
+    reset.lif.v_reset = -0.25;
+    let w = check_gradients(&reset, ALL_OPS, 1, LossKind::Ce, 4)?;
+    eprintln!("LIF reset -0.25: largest relative difference {w:e}");
     Ok(())
 }
 
@@ -183,5 +278,102 @@ fn weights_after_steps_match_candle() -> Result<()> {
     }
     assert_eq!(opt_c.buffers().len(), opt_f.buffers().len());
     eprintln!("largest relative difference after 4 steps: {worst:e}");
+    Ok(())
+}
+
+/// The gradient of `sum(g * pool(x))` w.r.t. `x` (`[h][w]`, one channel) on the Candle path
+/// (`Mode::Train`), as `[h][w]`; `k == 0` is the 3x3 stride-1 `maxpool` op.
+fn candle_pool_grad(x: &[f32], (h, w): (usize, usize), k: usize, g: &[f32]) -> Result<Vec<f32>> {
+    use crate::model::layers::{max_pool, max_pool3};
+    let dev = Device::Cpu;
+    let xv = candle_core::Var::from_slice(x, (1, 1, h, w), &dev)?;
+    let y = if k == 0 {
+        max_pool3(xv.as_tensor(), Mode::Train)?
+    } else {
+        max_pool(xv.as_tensor(), k, Mode::Train)?
+    };
+    let gt = Tensor::from_slice(g, y.shape(), &dev)?;
+    let grads = (y * gt)?.sum_all()?.backward()?;
+    Ok(grads
+        .get(xv.as_tensor())
+        .expect("x has a gradient")
+        .flatten_all()?
+        .to_vec1()?)
+}
+
+/// The same gradient on the CPU path's kernel.
+fn fast_pool_grad(x: &[f32], (h, w): (usize, usize), k: usize, g: &[f32]) -> Vec<f32> {
+    let p = if k == 0 {
+        kernels::Pool::same3(h, w, 1)
+    } else {
+        kernels::Pool::strided(h, w, 1, k)
+    };
+    let mut dx = vec![0f32; x.len()];
+    kernels::max_pool_backward(x, &p, g, &mut dx);
+    dx
+}
+
+/// Max-pool gradients follow PyTorch's `MaxPool2d`: one element per window, the first maximum
+/// in row-major order. Hand-computed on maps with ties and unique maxima, on both paths.
+/// (Candle 0.11's own max-pool backward gives a tied 2x2 window's elements half the gradient
+/// each, and has no backward for the stride-1 pool.)
+#[test]
+fn max_pool_gradients_go_to_the_first_maximum() -> Result<()> {
+    // 2x2, stride 2: windows {1,3,3,0} (tie: (0,1) first), {2,2,2,2} (all tied: (0,2)),
+    // {5,1,0,0} (unique: (2,0)), {0,0,0,0} (all tied: (2,2)).
+    let x2 = [
+        1., 3., 2., 2., 3., 0., 2., 2., 5., 1., 0., 0., 0., 0., 0., 0.,
+    ];
+    let g2 = [1., 2., 3., 4.];
+    let mut want2 = [0f32; 16];
+    (want2[1], want2[2], want2[8], want2[10]) = (1., 2., 3., 4.);
+    // 3x3, stride 1, padding 1 on [[0,1,0],[1,0,3],[2,2,0]] with g = 1..9: (0,0)'s window
+    // ties (0,1) and (1,0): (0,1) gets 1; the 3 at (1,2) wins windows (0,1), (0,2), (1,1),
+    // (1,2), (2,1), (2,2): 2+3+5+6+8+9; (1,0) and (2,0) tie (2,0) and (2,1): (2,0) gets 4+7.
+    let x3 = [0., 1., 0., 1., 0., 3., 2., 2., 0.];
+    let g3: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let mut want3 = [0f32; 9];
+    (want3[1], want3[5], want3[6]) = (1., 33., 11.);
+    for (x, hw, k, g, want) in [
+        (&x2[..], (4, 4), 2, &g2[..], &want2[..]),
+        (&x3[..], (3, 3), 0, &g3[..], &want3[..]),
+    ] {
+        assert_eq!(candle_pool_grad(x, hw, k, g)?, want, "Candle, k {k}");
+        assert_eq!(fast_pool_grad(x, hw, k, g), want, "CPU path, k {k}");
+    }
+    Ok(())
+}
+
+/// The two paths' max-pool gradients agree exactly on random maps: spikes (ties everywhere),
+/// real values, sizes the window does not divide (the trailing row and column get nothing).
+#[test]
+fn max_pool_gradients_match_between_paths() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for (hw, k) in [
+        ((6usize, 8usize), 2usize),
+        ((5, 7), 2),
+        ((9, 9), 3),
+        ((5, 6), 0),
+        ((1, 4), 0),
+    ] {
+        for spikes in [true, false] {
+            let x: Vec<f32> = (0..hw.0 * hw.1)
+                .map(|_| {
+                    if spikes {
+                        rng.gen_range(0..2) as f32
+                    } else {
+                        rng.gen_range(-2.0..2.0)
+                    }
+                })
+                .collect();
+            let outs = match (hw.0.checked_div(k), hw.1.checked_div(k)) {
+                (Some(oh), Some(ow)) => oh * ow,
+                _ => hw.0 * hw.1,
+            };
+            let g: Vec<f32> = (0..outs).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let want = candle_pool_grad(&x, hw, k, &g)?;
+            assert_eq!(fast_pool_grad(&x, hw, k, &g), want, "{hw:?} k {k}");
+        }
+    }
     Ok(())
 }
