@@ -172,8 +172,16 @@ impl<'a> StageBufs<'a> {
             core::array::from_fn(|i| carve(act, if plan.stored_back[i] { n } else { 0 }));
         let mem: [&'a mut [i16]; NUM_NODES] =
             core::array::from_fn(|i| carve(act, if s.has_lif(i, LifClass::Th10) { n } else { 0 }));
-        let spk: [&'a mut [u64]; NUM_NODES] =
-            core::array::from_fn(|i| carve(bits, if s.has_lif(i, LifClass::Th10) { words_for(n) } else { 0 }));
+        let spk: [&'a mut [u64]; NUM_NODES] = core::array::from_fn(|i| {
+            carve(
+                bits,
+                if s.has_lif(i, LifClass::Th10) {
+                    words_for(n)
+                } else {
+                    0
+                },
+            )
+        });
         let post_mem = carve(act, n);
         let mut b = StageBufs {
             nodes,

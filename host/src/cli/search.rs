@@ -121,7 +121,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         random_samples: a.samples,
         kernel_path: a.engine.kernel_path(&device),
         candidates_per_pass: a.candidates_per_pass,
-        data_label: label,
+        data_label: String::new(),
         fit,
     };
     check_batch(setup.batch)?;

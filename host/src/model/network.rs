@@ -491,8 +491,8 @@ impl Network {
                 Op::Zero => continue,
                 Op::Skip => u.clone(),
                 Op::AvgPool => avg_pool3(u)?,
-            Op::MaxPool => max_pool3(u, mode)?,
-            Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
+                Op::MaxPool => max_pool3(u, mode)?,
+                Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
                     let conv = match cell.edges[ei].get(&op) {
                         Some(c) => c,
                         None => bail!(

@@ -152,6 +152,7 @@ fn run_method(
             kernel_path: KernelPath::for_device(device),
             candidates_per_pass: 0,
             data_label: cfg.data.clone(),
+            fit: None,
         };
         let report = run_search(&setup, data, device, &indicatif::ProgressBar::hidden())?;
         BenchCell::parse_genotype(&report.genotype).with_context(|| {

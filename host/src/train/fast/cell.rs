@@ -83,7 +83,9 @@ impl CellPlan {
                 Op::Skip => EdgeOp::Skip,
                 Op::AvgPool => EdgeOp::AvgPool,
                 Op::MaxPool => EdgeOp::MaxPool,
-                Op::Conv3Th05 | Op::Conv3Th15 => unreachable!("FastNet::new refuses thresholded convs"),
+                Op::Conv3Th05 | Op::Conv3Th15 => {
+                    unreachable!("FastNet::new refuses thresholded convs")
+                }
                 Op::Conv1 | Op::Conv3 => {
                     let k = if op == Op::Conv3 { 3 } else { 1 };
                     has_lif[from] = true;

@@ -89,8 +89,7 @@ impl FastNet {
         if !cfg.downsample.is_max() {
             return Err("average-pool downsampling (the SpikeNAS-Bench network)".into());
         }
-        if g
-            .ops()
+        if g.ops()
             .iter()
             .any(|o| matches!(o, Op::Conv3Th05 | Op::Conv3Th15))
         {
