@@ -54,7 +54,7 @@ impl Split {
     /// assert_eq!(Split::of(11), Split::Dev);
     /// ```
     pub fn of(id: u32) -> Split {
-        if id % 5 == 0 {
+        if id.is_multiple_of(5) {
             Split::HeldOut
         } else {
             Split::Dev

@@ -77,8 +77,8 @@ mod tests {
         assert_ne!(s, stratified(&all, 1000, 4));
         // stratum sizes: C(6, c) 3^c 2^(6 - c) of 15,625; 1000 draws -> within one of the quota
         let binom = [1, 6, 15, 20, 15, 6, 1];
-        for c in 0..=6usize {
-            let size = binom[c] * 3u32.pow(c as u32) * 2u32.pow(6 - c as u32);
+        for (c, b) in binom.into_iter().enumerate() {
+            let size = b * 3u32.pow(c as u32) * 2u32.pow(6 - c as u32);
             let quota = 1000.0 * size as f64 / 15625.0;
             let got = s
                 .iter()
