@@ -29,3 +29,15 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// The progress bar of a search (scorings done, ETA).
+pub fn scorings_bar() -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(0);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    pb
+}

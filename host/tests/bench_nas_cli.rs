@@ -86,7 +86,14 @@ fn proxy_run_on_the_shipped_extract() {
     for r in &rows {
         assert_eq!(r.len(), header.len(), "{scores}");
         let id: usize = r[0].parse().unwrap();
-        assert_eq!(r[1], if id.is_multiple_of(5) { "held-out" } else { "dev" });
+        assert_eq!(
+            r[1],
+            if id.is_multiple_of(5) {
+                "held-out"
+            } else {
+                "dev"
+            }
+        );
         for v in &r[2..] {
             let v: f64 = v.parse().unwrap();
             assert!(v.is_finite(), "{scores}");

@@ -9,8 +9,6 @@ mod search;
 mod study;
 mod train;
 
-pub use search::progress_bar as search_progress_bar;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 

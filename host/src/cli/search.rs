@@ -13,7 +13,6 @@ use crate::search::{
 };
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use snn_nostd::genotype::Genotype;
 use std::path::PathBuf;
 
@@ -89,18 +88,6 @@ pub struct ScoreArgs {
     dump_codes: Option<PathBuf>,
 }
 
-/// The progress bar of a search (scorings done, ETA).
-pub fn progress_bar() -> ProgressBar {
-    let pb = ProgressBar::new(0);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})",
-        )
-        .expect("valid template"),
-    );
-    pb
-}
-
 /// Runs `lightsnn search`.
 pub fn search(a: SearchArgs) -> Result<()> {
     let cfg = a.net.net_config()?;
@@ -135,7 +122,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         eprintln!("(per seed; {} seeds)", a.seeds);
         return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref(), &a.board);
     }
-    let pb = progress_bar();
+    let pb = crate::progress::scorings_bar();
     let report = run_search(&setup, &data, &device, &pb)?;
     print_summary(&report);
     print_warnings(&report);
@@ -178,7 +165,7 @@ fn search_seeds(
     for k in 0..seeds {
         let mut s = setup.clone();
         s.seed = setup.seed.wrapping_add(k);
-        let pb = progress_bar();
+        let pb = crate::progress::scorings_bar();
         pb.set_prefix(format!("seed {}", s.seed));
         let r = run_search(&s, data, device, &pb)?;
         println!(

@@ -583,7 +583,7 @@ fn search_stage(
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
-        crate::cli::search_progress_bar()
+        crate::progress::scorings_bar()
     };
     pb.set_prefix(format!("{} search", method.name()));
     let r = run_search(&setup, data, device, &pb)?;
