@@ -64,3 +64,33 @@ impl Split {
 
 #[cfg(test)]
 mod tests;
+
+/// Opens the `config.json` of a benchmark run folder `out`: on a resume, checks that the file
+/// (format tag `format`, a run of `what`) holds `cfg`; otherwise refuses a folder that already
+/// holds a run and writes `cfg` there first.
+fn open_run_config<C>(
+    out: &std::path::Path,
+    cfg: &C,
+    format: &str,
+    what: &str,
+    resume: bool,
+) -> anyhow::Result<()>
+where
+    C: PartialEq + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let path = out.join("config.json");
+    if resume {
+        let old: C = crate::fsutil::read_format_json(out, "config.json", format, what)?;
+        if &old != cfg {
+            anyhow::bail!(
+                "{} was written for another configuration; resume with the same flags, or start \
+                 a new run in another --out folder",
+                path.display()
+            );
+        }
+        Ok(())
+    } else {
+        crate::fsutil::refuse_existing(out, "config.json", "benchmark run")?;
+        crate::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(cfg)?)
+    }
+}

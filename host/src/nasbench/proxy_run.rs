@@ -98,25 +98,13 @@ pub fn run(
     resume: bool,
     progress: &dyn Progress,
 ) -> Result<ProxyReport> {
-    let cfg_path = out.join("config.json");
-    if resume {
-        let old: ProxyRunConfig = crate::fsutil::read_format_json(
-            out,
-            "config.json",
-            CONFIG_FORMAT,
-            "a `lightsnn bench nas` run",
-        )?;
-        if &old != cfg {
-            bail!(
-                "{} was written for another configuration; resume with the same flags, or \
-                 start a new run in another --out folder",
-                cfg_path.display()
-            );
-        }
-    } else {
-        crate::fsutil::refuse_existing(out, "config.json", "benchmark run")?;
-        write_atomic(&cfg_path, &serde_json::to_vec_pretty(cfg)?)?;
-    }
+    super::open_run_config(
+        out,
+        cfg,
+        CONFIG_FORMAT,
+        "a `lightsnn bench nas` run",
+        resume,
+    )?;
     for &id in cfg.cells.iter().chain(&cfg.transfer_cells) {
         if table.get(id).is_none() {
             bail!("cell {id} is not in the table {}", table.source().display());

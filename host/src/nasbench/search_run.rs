@@ -205,35 +205,23 @@ pub fn run(
             table.len()
         );
     }
-    let cfg_path = out.join("config.json");
+    super::open_run_config(
+        out,
+        cfg,
+        CONFIG_FORMAT,
+        "a `lightsnn bench nas-search` run",
+        resume,
+    )?;
     let runs_path = out.join("runs.json");
-    let mut runs: Vec<MethodRun> = if resume {
-        let old: SearchRunConfig = crate::fsutil::read_format_json(
+    let mut runs: Vec<MethodRun> = if resume && runs_path.exists() {
+        let f: RunsFile = crate::fsutil::read_format_json(
             out,
-            "config.json",
-            CONFIG_FORMAT,
+            "runs.json",
+            RUNS_FORMAT,
             "a `lightsnn bench nas-search` run",
         )?;
-        if &old != cfg {
-            bail!(
-                "{} was written for another configuration; resume with the same flags",
-                cfg_path.display()
-            );
-        }
-        if runs_path.exists() {
-            let f: RunsFile = crate::fsutil::read_format_json(
-                out,
-                "runs.json",
-                RUNS_FORMAT,
-                "a `lightsnn bench nas-search` run",
-            )?;
-            f.runs
-        } else {
-            Vec::new()
-        }
+        f.runs
     } else {
-        crate::fsutil::refuse_existing(out, "config.json", "benchmark run")?;
-        write_atomic(&cfg_path, &serde_json::to_vec_pretty(cfg)?)?;
         Vec::new()
     };
     let plan: Vec<(MethodSpec, u64)> = cfg
