@@ -220,6 +220,52 @@ impl Dims {
         }
     }
 
+    /// Bytes of one test-input record of this network: a label byte, then the whole sample as
+    /// raw `u8` input in the layout [`crate::engine::quantize_input_u8`] takes
+    /// ([`Dims::input_len`] bytes: a CIFAR image's R, G, B planes, or `T` frames of
+    /// `C x H x W` event counts). The firmware's embedded images and the host reference of
+    /// `lightsnn-tools` are concatenations of such records; for a 3x32x32 static network a
+    /// record is exactly a CIFAR-10 binary record.
+    ///
+    /// ```
+    /// use snn_nostd::model::{Dims, InputKind};
+    ///
+    /// let cifar = Dims {
+    ///     input: InputKind::Static,
+    ///     in_c: 3,
+    ///     in_h: 32,
+    ///     in_w: 32,
+    ///     stem_pool: false,
+    ///     t: 5,
+    ///     c1: 8,
+    ///     c2: 16,
+    ///     p: 2,
+    ///     hidden: 64,
+    ///     classes: 10,
+    ///     votes: 10,
+    /// };
+    /// assert_eq!(cifar.record_len(), 1 + 3072);
+    /// // N-MNIST: T frames of 2 polarities x 34 x 34 counts.
+    /// let nmnist = Dims { input: InputKind::Events, in_c: 2, in_h: 34, in_w: 34, t: 4, ..cifar };
+    /// assert_eq!(nmnist.record_len(), 1 + 4 * 2 * 34 * 34);
+    /// assert_eq!(nmnist.record_count(3 * nmnist.record_len()), Some(3));
+    /// assert_eq!(nmnist.record_count(3 * cifar.record_len()), None);
+    /// assert_eq!(nmnist.record_count(0), None);
+    /// ```
+    pub const fn record_len(&self) -> usize {
+        self.input_len().saturating_add(1)
+    }
+
+    /// Number of records ([`Dims::record_len`]) in `bytes` bytes of concatenated records;
+    /// `None` unless it is a whole number of at least one.
+    pub const fn record_count(&self, bytes: usize) -> Option<usize> {
+        let r = self.record_len();
+        if bytes == 0 || !bytes.is_multiple_of(r) {
+            return None;
+        }
+        Some(bytes / r)
+    }
+
     /// Height and width of cell 1 (after the optional stem pool).
     pub const fn cell1_hw(&self) -> (usize, usize) {
         crate::skeleton::cell1_hw(self.in_h as usize, self.in_w as usize, self.stem_pool)
