@@ -3,10 +3,13 @@
 //! For the embedded target (`target_os = "none"`) it
 //! - puts `memory.x` on the linker search path and passes `-Tlink.x` (cortex-m-rt) and
 //!   `-Tdefmt.x` (defmt) to the linker;
-//! - embeds the model blob and the test images: `LIGHTSNN_MODEL` (default
+//! - embeds the model blob and the test inputs: `LIGHTSNN_MODEL` (default
 //!   `firmware/assets/model.bin`) and `LIGHTSNN_IMAGES` (default `firmware/assets/images.bin`,
-//!   concatenated CIFAR-10 binary records: 1 label byte + 3072 pixel bytes). Relative paths are
-//!   taken from the workspace root;
+//!   concatenated records of 1 label byte + the blob's whole raw `u8` input sample,
+//!   `snn_nostd::model::Dims::record_len`: CIFAR-10 binary records for a 3x32x32 network, `T`
+//!   frames of event counts for an event network). Relative paths are taken from the workspace
+//!   root. The record length is derived from the blob and written as `RECORD_LEN`; an images
+//!   file that is not a whole number of such records stops the build, naming the file;
 //! - sizes the static engine buffers: it decodes the blob with the same `snn-nostd` code and writes
 //!   the exact sizes into `$OUT_DIR/assets.rs`. A blob that does not decode is still embedded (with
 //!   a build warning): the firmware then reports the decode error at run time and exits with
@@ -18,9 +21,6 @@ use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// Size of one CIFAR-10 binary record: label byte + 3 x 32 x 32 pixels.
-const RECORD: usize = 1 + 3072;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -46,13 +46,28 @@ fn main() {
     let images_path = asset_path(&root, "LIGHTSNN_IMAGES", "firmware/assets/images.bin");
     let model = read_asset(&model_path, "LIGHTSNN_MODEL");
     let images = read_asset(&images_path, "LIGHTSNN_IMAGES");
-    if images.is_empty() || !images.len().is_multiple_of(RECORD) {
-        panic!(
-            "{}: {} bytes is not a whole number (>= 1) of CIFAR-10 records of {RECORD} bytes",
-            images_path.display(),
-            images.len()
-        );
-    }
+    // The record length is the blob's (one rule: `Dims::record_len`). A blob that does not
+    // decode is reported at run time, before the images are read: any length builds then.
+    let dims = snn_nostd::model::decode(&model).ok().map(|m| *m.dims());
+    let record_len = match dims {
+        Some(d) => {
+            if d.record_count(images.len()).is_none() {
+                panic!(
+                    "{}: {} bytes is not a whole number (>= 1) of records of {} bytes (1 label \
+                     byte + {} input bytes: {}) for the model {}; write records for this model \
+                     (see firmware/README.md, \"Model and images\")",
+                    images_path.display(),
+                    images.len(),
+                    d.record_len(),
+                    d.input_len(),
+                    input_words(&d),
+                    model_path.display()
+                );
+            }
+            d.record_len()
+        }
+        None => images.len().max(1),
+    };
     // Copies in OUT_DIR keep `include_bytes!` paths free of quoting issues.
     fs::write(out.join("model.bin"), &model).unwrap();
     fs::write(out.join("images.bin"), &images).unwrap();
@@ -85,7 +100,7 @@ fn main() {
     .unwrap();
     writeln!(
         src,
-        "/// CIFAR-10 records embedded from `{}`.",
+        "/// Test-input records embedded from `{}`.",
         images_path.display().to_string().replace('`', "'")
     )
     .unwrap();
@@ -95,8 +110,27 @@ fn main() {
         images.len()
     )
     .unwrap();
+    writeln!(
+        src,
+        "/// Bytes of one record of `IMAGES` (`snn_nostd::model::Dims::record_len` of the blob)."
+    )
+    .unwrap();
+    writeln!(src, "pub const RECORD_LEN: usize = {record_len};").unwrap();
     sizes.write(&mut src);
     fs::write(out.join("assets.rs"), src).unwrap();
+}
+
+/// What a record's input bytes are, in words.
+fn input_words(d: &snn_nostd::model::Dims) -> String {
+    match d.input {
+        snn_nostd::model::InputKind::Static => {
+            format!("a {}x{}x{} image", d.in_c, d.in_h, d.in_w)
+        }
+        snn_nostd::model::InputKind::Events => format!(
+            "{} frames of {}x{}x{} event counts",
+            d.t, d.in_c, d.in_h, d.in_w
+        ),
+    }
 }
 
 /// Path of an asset from environment variable `var`, or `default`, relative to the workspace root.

@@ -1,8 +1,9 @@
 //! The firmware proper (`target_os = "none"` only).
 //!
 //! Start-up: decode the embedded model blob, check the static engine buffers against
-//! [`engine::buffer_sizes`], then run every embedded CIFAR-10 image through the integer engine
-//! and log the results with defmt. Any error is logged and ends the run with a semihosting
+//! [`engine::buffer_sizes`], then run every embedded test input (a record: label byte + the
+//! blob's whole raw `u8` sample, [`model::Dims::record_len`]: a CIFAR-10 image, or `T` frames of
+//! event counts) through the integer engine and log the results with defmt. Any error is logged and ends the run with a semihosting
 //! failure exit (QEMU exit status 1); so do a panic, a HardFault and any unexpected exception.
 //!
 //! # Log lines (parsed by `lightsnn-tools`, keep in sync with `tools/src/report.rs`)
@@ -31,9 +32,6 @@ compile_error!("enable one defmt transport: feature `semihosting` (QEMU) or `rtt
 use defmt_rtt as _;
 #[cfg(feature = "semihosting")]
 use defmt_semihosting as _;
-
-/// Bytes of one CIFAR-10 binary record: label + 3 x 32 x 32 pixels (R, G, B planes).
-const RECORD: usize = 1 + 3072;
 
 /// A value aligned to 8 bytes (the blob needs no alignment; this keeps it word-aligned anyway).
 #[repr(C, align(8))]
@@ -156,7 +154,7 @@ fn cycle_counter() -> Option<cortex_m::peripheral::DWT> {
     (b != a).then_some(p.DWT)
 }
 
-/// One inference from raw pixels to the predicted class: input quantisation and `T` timesteps,
+/// One inference from a raw `u8` sample (pixels or event counts) to the predicted class: input quantisation and `T` timesteps,
 /// between the markers `begin` and `end`. The input goes into the engine's own buffer where it
 /// can ([`Engine::staged_input`]), else into `input`.
 #[inline(never)]
@@ -259,11 +257,10 @@ fn timed_inference(
 fn run() -> bool {
     let blob: &'static [u8] = &assets::MODEL.0;
     let images: &'static [u8] = assets::IMAGES;
-    let n_images = images.len() / RECORD;
     defmt::println!(
-        "lightsnn firmware: model blob {=usize} bytes, {=usize} images",
+        "lightsnn firmware: model blob {=usize} bytes, images {=usize} bytes",
         blob.len(),
-        n_images
+        images.len()
     );
 
     let model = match model::decode(blob) {
@@ -288,16 +285,31 @@ fn run() -> bool {
         model.bits().bits(),
         model.weight_bytes()
     );
-    if d.input != InputKind::Static || d.frame_len() != RECORD - 1 {
-        defmt::error!(
-            "the model expects {=u16}x{=u16}x{=u16} {} input; this firmware feeds static 3x32x32 CIFAR images",
-            d.in_c,
-            d.in_h,
-            d.in_w,
-            d.input
-        );
-        return false;
-    }
+    // The build sized the records for the blob it decoded; the same rule here (a blob that did
+    // not decode at build time, or records of another network, end the run with an error).
+    let record = d.record_len();
+    let n_images = match d.record_count(images.len()) {
+        Some(n) if record == assets::RECORD_LEN => n,
+        _ => {
+            defmt::error!(
+                "the embedded images ({=usize} bytes, records of {=usize} bytes) are not records of this model's {} input: 1 label byte + {=usize} input bytes ({=u16} frames of {=u16}x{=u16}x{=u16})",
+                images.len(),
+                assets::RECORD_LEN,
+                d.input,
+                d.input_len(),
+                if d.input == InputKind::Events { d.t } else { 1 },
+                d.in_c,
+                d.in_h,
+                d.in_w
+            );
+            return false;
+        }
+    };
+    defmt::println!(
+        "images: {=usize} records of {=usize} bytes",
+        n_images,
+        record
+    );
 
     // SAFETY: the only references ever taken to these statics, once, before any use.
     let (act, acc, bits, input) = unsafe {
@@ -356,7 +368,7 @@ fn run() -> bool {
     // SAFETY: the only reference ever taken to this static, once, before any use.
     let mut dense: Option<&'static mut [i32]> = Some(unsafe { &mut *addr_of_mut!(DENSE) });
     let mut correct = 0;
-    for (i, record) in images.chunks_exact(RECORD).enumerate() {
+    for (i, record) in images.chunks_exact(record).enumerate() {
         let (label, pixels) = (record[0], &record[1..]);
         let markers = (
             lightsnn_infer_begin as extern "C" fn(),

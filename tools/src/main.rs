@@ -97,7 +97,8 @@ enum Cmd {
         /// Model blob.
         #[arg(long, default_value = "firmware/assets/model.bin")]
         model: PathBuf,
-        /// CIFAR-10 records.
+        /// Test-input records for the model: 1 label byte + its raw input sample each (CIFAR-10
+        /// binary records; event records from `lightsnn export-records`).
         #[arg(long, default_value = "firmware/assets/images.bin")]
         images: PathBuf,
     },
@@ -107,7 +108,8 @@ enum Cmd {
         /// Model blob.
         #[arg(long, default_value = "firmware/assets/model.bin")]
         model: PathBuf,
-        /// CIFAR-10 records.
+        /// Test-input records for the model: 1 label byte + its raw input sample each (CIFAR-10
+        /// binary records; event records from `lightsnn export-records`).
         #[arg(long, default_value = "firmware/assets/images.bin")]
         images: PathBuf,
         /// Firmware build directory.
@@ -131,7 +133,8 @@ enum Cmd {
         /// Model blob.
         #[arg(long, default_value = "firmware/assets/trained.bin")]
         model: PathBuf,
-        /// CIFAR-10 records.
+        /// Test-input records for the model: 1 label byte + its raw input sample each (CIFAR-10
+        /// binary records; event records from `lightsnn export-records`).
         #[arg(long, default_value = "firmware/assets/images.bin")]
         images: PathBuf,
         /// Firmware build directory.
@@ -144,7 +147,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Copy CIFAR-10 binary records (label + 3072 bytes) from a batch file.
+    /// Copy CIFAR-10 binary records (label + 3072 bytes) from a batch file (records of other
+    /// datasets, e.g. N-MNIST event frames: `lightsnn export-records`).
     Images {
         /// Source batch file, e.g. `$LIGHTSNN_DATA/cifar10-lossless-subset/test_batch.bin`.
         #[arg(long)]

@@ -2,7 +2,6 @@
 //! same blob and images as the firmware, giving the same [`ImageResult`] records.
 
 use crate::report::{ImageResult, Summary};
-use crate::CIFAR_RECORD;
 use anyhow::{bail, Context, Result};
 use snn_nostd::engine::{self, Engine};
 use snn_nostd::model;
@@ -37,15 +36,26 @@ pub struct Reference {
     pub dense_bytes: usize,
 }
 
-/// Runs every record of `images` (CIFAR-10 binary records) through the model in `blob`.
+/// Runs every record of `images` through the model in `blob`: records of 1 label byte + the
+/// model's whole raw `u8` input sample (`Dims::record_len`, the firmware's rule: CIFAR-10 binary
+/// records for a 3x32x32 network, `T` frames of event counts for an event network).
 pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
-    if images.is_empty() || !images.len().is_multiple_of(CIFAR_RECORD) {
+    let model = model::decode(blob).context("model blob does not decode")?;
+    let d = *model.dims();
+    if d.record_count(images.len()).is_none() {
         bail!(
-            "{} bytes is not a whole number of CIFAR-10 records",
-            images.len()
+            "{} bytes is not a whole number (>= 1) of this model's records of {} bytes (1 label \
+             byte + {} input bytes, {:?} input {}x{}x{}, T {})",
+            images.len(),
+            d.record_len(),
+            d.input_len(),
+            d.input,
+            d.in_c,
+            d.in_h,
+            d.in_w,
+            d.t
         );
     }
-    let model = model::decode(blob).context("model blob does not decode")?;
     let need = engine::buffer_sizes(&model);
     let (mut act, mut acc, mut bits) = (
         vec![0i16; need.act],
@@ -65,9 +75,9 @@ pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
     let mut out = Vec::new();
     let mut neuron_updates = Vec::new();
     let mut correct = 0;
-    for (i, rec) in images.chunks_exact(CIFAR_RECORD).enumerate() {
+    for (i, rec) in images.chunks_exact(d.record_len()).enumerate() {
         eng.reset_stats();
-        engine::quantize_input_u8(&model, &rec[1..], &mut input).context("quantising an image")?;
+        engine::quantize_input_u8(&model, &rec[1..], &mut input).context("quantising a record")?;
         let pred = eng.infer(&input, &mut ()).context("inference")?;
         let stats = eng.stats();
         let total: u64 = stats.iter().map(|s| s.spikes).sum();
