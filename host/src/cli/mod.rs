@@ -5,6 +5,7 @@ mod bench_nas;
 mod common;
 mod eval;
 mod export;
+mod records;
 mod search;
 mod study;
 mod train;
@@ -38,6 +39,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Fold BN, quantise to int8/int16 and write the model blob for the device.
     Export(export::ExportArgs),
+    /// Write test samples as the firmware's input records (label byte + the raw u8 sample: a
+    /// CIFAR image, or T frames of event counts binned as in training, saturated at 255).
+    ExportRecords(records::RecordsArgs),
 }
 
 /// Whether the command line `args` (without the program name) runs Candle training or
@@ -105,6 +109,7 @@ pub fn run() -> Result<()> {
         Command::Study(a) => study::run(*a),
         Command::Bench(a) => bench::bench(a),
         Command::Export(a) => export::export(a),
+        Command::ExportRecords(a) => records::run(a),
     }
 }
 

@@ -103,6 +103,25 @@ impl EventFrames {
         }
     }
 
+    /// Writes sample `s` as `u8` counts into `out` (`frames * cells` bytes, layout
+    /// `[T, C, H, W]`, overwritten): the counts of [`EventFrames::write_sample`], saturated at
+    /// 255. Returns how many counts were above 255.
+    pub fn write_sample_u8(&self, s: usize, out: &mut [u8]) -> usize {
+        out.fill(0);
+        let mut saturated = 0;
+        for f in 0..self.frames {
+            let frame = &mut out[f * self.cells..(f + 1) * self.cells];
+            let k = s * self.frames + f;
+            let range = self.offsets[k]..self.offsets[k + 1];
+            for (&c, &n) in self.cell[range.clone()].iter().zip(&self.count[range]) {
+                // a cell appears once per frame (`push_sample`)
+                frame[c as usize] = n.min(255) as u8;
+                saturated += usize::from(n > 255);
+            }
+        }
+        saturated
+    }
+
     /// Total event count of sample `s` (sum over all its frames).
     pub fn event_count(&self, s: usize) -> u64 {
         let range = self.offsets[s * self.frames]..self.offsets[(s + 1) * self.frames];

@@ -326,6 +326,29 @@ impl Dataset {
         }
     }
 
+    /// Writes sample `i` as the raw `u8` input the device quantises
+    /// (`snn_nostd::engine::quantize_input_u8`) into `out` (cleared first, [`Dataset::sample_len`]
+    /// bytes): static data its pixel bytes as stored (R, G, B planes, not normalised: the model
+    /// blob normalises); event data the per-pixel, per-polarity counts of [`Dataset::fill_batch`]
+    /// (layout `[T, C, H, W]`), saturated at 255. Returns how many counts were above 255 (0 for
+    /// static data). Panics if `i >= len()`.
+    pub fn write_u8(&self, i: usize, out: &mut Vec<u8>) -> usize {
+        assert!(i < self.len(), "sample {i} out of range ({})", self.len());
+        out.clear();
+        match &self.samples {
+            Samples::Images(pixels) => {
+                out.extend_from_slice(
+                    &pixels[i * cifar::IMAGE_BYTES..(i + 1) * cifar::IMAGE_BYTES],
+                );
+                0
+            }
+            Samples::Events(frames) => {
+                out.resize(self.sample_len(), 0);
+                frames.write_sample_u8(i, out)
+            }
+        }
+    }
+
     /// A new dataset holding only the samples `indices`, in that order (used to carve a
     /// validation split). Panics if an index is out of range.
     pub fn subset(&self, indices: &[usize]) -> Dataset {

@@ -282,3 +282,36 @@ fn official_layout() {
         "{err}"
     );
 }
+
+/// `write_u8` gives the counts of `fill_batch` as bytes, saturated at 255 (and says how many).
+#[test]
+fn event_samples_as_u8_counts() {
+    let ds = Dataset::load(
+        DatasetKind::Nmnist,
+        &shipped_data("nmnist-sample"),
+        Split::Test,
+        4,
+    )
+    .unwrap();
+    let (mut floats, mut bytes) = (Vec::new(), Vec::new());
+    for i in 0..ds.len() {
+        ds.fill_batch(&[i], None, &mut floats);
+        assert_eq!(ds.write_u8(i, &mut bytes), 0);
+        assert_eq!(bytes.len(), 4 * 2 * 34 * 34);
+        assert!(floats.iter().zip(&bytes).all(|(&f, &b)| f == b as f32));
+    }
+    // 300 events at one pixel in one frame: saturated at 255, counted once.
+    let same = vec![
+        Event {
+            t: 0,
+            x: 2,
+            y: 3,
+            p: 1
+        };
+        300
+    ];
+    let ds = Dataset::from_events(DatasetKind::Nmnist, &[(same, 1)], 1).unwrap();
+    assert_eq!(ds.write_u8(0, &mut bytes), 1);
+    assert_eq!(bytes[1156 + 3 * 34 + 2], 255);
+    assert_eq!(bytes.iter().map(|&b| b as u32).sum::<u32>(), 255);
+}
