@@ -135,6 +135,177 @@ fn search_train_export_with_a_board_runs_bit_exact_on_the_firmware() {
     );
 }
 
+/// The same flow for N-MNIST (event input): `train --board stm32f411` (one epoch on the shipped
+/// sample, C1 4, H 32, T 4) -> `export --board stm32f411` -> `export-records --model` (test
+/// samples binned into the blob's T frames) -> the firmware under QEMU matches the host
+/// reference bit for bit, with the instructions counted. The records are what `lightsnn eval
+/// --model` runs on: the host reference on them gives its predictions and scores on every test
+/// sample (no count reaches 255 here). And the shipped `firmware/assets/nmnist-images.bin` (the
+/// records of `tools/tests/firmware_e2e.rs`) is what the command writes today.
+#[test]
+fn nmnist_train_export_records_runs_bit_exact_on_the_firmware() {
+    use lightsnn::data::{Dataset, DatasetKind, Split};
+    assert!(Qemu::default().installed(), "{}", Qemu::MISSING);
+    let dir = tempfile::tempdir().unwrap();
+    let data = firmware::workspace_root().join("data/nmnist-sample");
+    let (run, blob, records, all) = (
+        dir.path().join("run"),
+        dir.path().join("nmnist.bin"),
+        dir.path().join("records.bin"),
+        dir.path().join("all.bin"),
+    );
+    let out = ok(&[
+        "train",
+        "--genotype",
+        "conv3,conv3,conv3,conv3,conv3,zero,conv3,conv3,conv3,zero,conv3,conv3",
+        "--dataset",
+        "nmnist",
+        "--data",
+        s(&data),
+        "--board",
+        "stm32f411",
+        "--width",
+        "0.0625",
+        "--hidden",
+        "32",
+        "--timesteps",
+        "4",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--out",
+        s(&run),
+    ]);
+    assert!(out.contains("board stm32f411"), "{out}");
+    let out = ok(&[
+        "export",
+        "--checkpoint",
+        s(&run.join("best.safetensors")),
+        "--data",
+        s(&data),
+        "--out",
+        s(&blob),
+        "--board",
+        "stm32f411",
+    ]);
+    assert!(out.contains("wrote"), "{out}");
+
+    // Records for the blob: its dataset and T.
+    let model = ["--model", s(&blob), "--data", s(&data)];
+    let out = ok(&[
+        &["export-records"][..],
+        &model,
+        &["--count", "3", "--out", s(&records)],
+    ]
+    .concat());
+    assert!(
+        out.contains("3 records of 9249 bytes (label + 4 frames of 2x34x34 event counts)"),
+        "{out}"
+    );
+    let shipped = firmware::workspace_root().join("firmware/assets/nmnist-images.bin");
+    assert!(
+        std::fs::read(&records).unwrap() == std::fs::read(&shipped).unwrap(),
+        "{} is stale: rewrite it with `lightsnn export-records --dataset nmnist --data \
+         data/nmnist-sample --timesteps 4 --count 3 --out {}`",
+        shipped.display(),
+        shipped.display()
+    );
+
+    // The records carry what `eval --model` runs: same predictions and scores on all 10 test
+    // samples.
+    let o = lightsnn(
+        &[
+            &["export-records"][..],
+            &model,
+            &["--count", "10", "--out", s(&all)],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success());
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("saturated"),
+        "no count reaches 255 in the sample"
+    );
+    let blob_bytes = std::fs::read(&blob).unwrap();
+    let host = lightsnn_tools::reference::run(&blob_bytes, &std::fs::read(&all).unwrap()).unwrap();
+    let test = Dataset::load(DatasetKind::Nmnist, &data, Split::Test, 4).unwrap();
+    let idx: Vec<usize> = (0..test.len()).collect();
+    let mut buf = Vec::new();
+    test.fill_batch(&idx, None, &mut buf);
+    let inputs: Vec<&[f32]> = buf.chunks(test.sample_len()).collect();
+    let eval = lightsnn::export::run_integer(&blob_bytes, &inputs).unwrap();
+    assert_eq!(host.images.len(), 10);
+    for (r, (p, sc)) in host
+        .images
+        .iter()
+        .zip(eval.predictions.iter().zip(&eval.scores))
+    {
+        assert_eq!((r.pred as usize, &r.scores), (*p, sc), "sample {}", r.image);
+        assert_eq!(usize::from(r.label), test.label(r.image));
+    }
+
+    // The firmware: bit-exact, instructions counted, within the part's RAM.
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| firmware::workspace_root().join("target"));
+    let cfg = Config {
+        model: blob,
+        images: records,
+        target_dir: base.join("firmware-e2e"),
+        work_dir: dir.path().join("fw"),
+        qemu: Qemu::default(),
+        count_instructions: true,
+        dense: false,
+    };
+    let o = e2e::run(&cfg).unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", e2e::describe(&o));
+    assert_eq!(o.device.images.len(), 3);
+    let cost = o.cost.as_ref().unwrap();
+    assert_eq!(cost.counts.windows, 3);
+    assert!(cost.per_inference > 0.0);
+    let ram = o
+        .ram_needed_with_rtt()
+        .expect("the firmware logs its stack peak");
+    assert!(ram <= 128 * 1024, "{ram} B of RAM");
+}
+
+/// `export-records` errors: a missing folder names it (exit 1, nothing written); event data
+/// without `--model` needs `--timesteps` (a usage error, exit 2).
+#[test]
+fn export_records_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (missing, out) = (dir.path().join("no-such-dir"), dir.path().join("r.bin"));
+    let o = lightsnn(&[
+        "export-records",
+        "--dataset",
+        "nmnist",
+        "--data",
+        s(&missing),
+        "--timesteps",
+        "4",
+        "--out",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no-such-dir"), "{err}");
+    assert!(!out.exists());
+    let data = firmware::workspace_root().join("data/nmnist-sample");
+    let o = lightsnn(&[
+        "export-records",
+        "--dataset",
+        "nmnist",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--timesteps is required"));
+    assert!(!out.exists());
+}
+
 /// Sizes given that cannot fit are refused before any work, naming the resource.
 #[test]
 fn sizes_that_cannot_fit_are_refused_before_training() {

@@ -69,6 +69,30 @@ impl TestModelSpec {
     }
 }
 
+impl TestModelSpec {
+    /// A small N-MNIST network: event input, `t` frames of 2 x 34 x 34 counts, C1 = `c1`,
+    /// C2 = 2 C1, p = 2, H = `hidden`, 10 classes x 10 votes (the blob records the dataset
+    /// N-MNIST: event input with 10 classes).
+    pub fn nmnist(
+        c1: u16,
+        hidden: u16,
+        t: u16,
+        genotype: &str,
+        bits: Bits,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut s = TestModelSpec::cifar(c1, hidden, t, genotype, bits, seed)?;
+        s.dims = Dims {
+            input: InputKind::Events,
+            in_c: 2,
+            in_h: 34,
+            in_w: 34,
+            ..s.dims
+        };
+        Ok(s)
+    }
+}
+
 /// The recipe of the firmware's test models (formats: input 2^12, cells 2^10, post 2^12,
 /// hidden 2^11, logits 2^16).
 pub const RECIPE: Recipe = Recipe {
@@ -133,6 +157,17 @@ mod tests {
             "{} is stale: regenerate it with `cargo run -p lightsnn-tools -- gen-blob`",
             path.display()
         );
+    }
+
+    /// The shipped N-MNIST records are whole records of a T 4 event network.
+    #[test]
+    fn shipped_nmnist_images_are_event_records() {
+        let path = crate::firmware::workspace_root().join("firmware/assets/nmnist-images.bin");
+        let images = std::fs::read(path).unwrap();
+        let spec = TestModelSpec::nmnist(4, 32, 4, LIGHTSNN_GENOTYPE, Bits::B8, 11).unwrap();
+        assert_eq!(spec.dims.record_len(), 1 + 4 * 2 * 34 * 34);
+        assert_eq!(spec.dims.record_count(images.len()), Some(3));
+        assert!(images.chunks(spec.dims.record_len()).all(|r| r[0] < 10));
     }
 
     #[test]

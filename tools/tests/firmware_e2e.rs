@@ -78,6 +78,61 @@ fn firmware_matches_host_reference_lightsnn_i8() {
         .all(|i| i.spikes.iter().all(|&s| s > 0)));
 }
 
+/// N-MNIST: event input, a record = label byte + T frames of 2 x 34 x 34 event counts. The
+/// records are `firmware/assets/nmnist-images.bin` (the first 3 test samples of
+/// `data/nmnist-sample` at T 4, written by `lightsnn export-records`; the host crate's
+/// `deploy_board` test checks that it is what the command writes), the blob a random event
+/// network of T 4. Device and host agree bit for bit and the instructions are counted.
+#[test]
+fn firmware_matches_host_reference_nmnist_events() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestModelSpec::nmnist(4, 32, 4, testblob::LIGHTSNN_GENOTYPE, Bits::B8, 11).unwrap();
+    let blob = write_blob(dir.path(), "nmnist.bin", &spec);
+    let cfg = Config {
+        images: firmware::workspace_root().join("firmware/assets/nmnist-images.bin"),
+        ..config(dir.path(), blob, true)
+    };
+    let o = e2e::run(&cfg).unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{}", e2e::describe(&o));
+    assert_eq!(o.device.images.len(), 3);
+    assert_eq!(
+        o.device.images.iter().map(|i| i.label).collect::<Vec<_>>(),
+        [7, 2, 1],
+        "the labels of the first 3 test samples"
+    );
+    let cost = o.cost.unwrap();
+    assert_eq!(cost.counts.windows, 3);
+    assert!(cost.per_inference > 0.0 && cost.per_synaptic_event > 0.0);
+    // Every LIF layer fired on every sample (the comparison is not vacuous).
+    assert!(
+        o.device
+            .images
+            .iter()
+            .all(|i| i.spikes.iter().all(|&s| s > 0)),
+        "{:?}",
+        o.device.images
+    );
+}
+
+/// Records of another network (CIFAR-10 images for an event blob) stop the firmware build with
+/// an error naming the file.
+#[test]
+fn records_of_another_network_fail_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestModelSpec::nmnist(4, 32, 4, testblob::LIGHTSNN_GENOTYPE, Bits::B8, 11).unwrap();
+    let blob = write_blob(dir.path(), "nmnist.bin", &spec);
+    let cfg = config(dir.path(), blob.clone(), false);
+    let err = e2e::build_and_run(&cfg, &blob, None, "wrong.elf").unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("images.bin") && msg.contains("not a whole number (>= 1) of records of 9249"),
+        "{msg}"
+    );
+}
+
 /// Same with every op (conv1, avgpool, maxpool, skip, zero, conv3) and 16-bit weights, with the
 /// instruction counts.
 #[test]
