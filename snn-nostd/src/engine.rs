@@ -79,11 +79,13 @@ mod conv;
 mod dense;
 mod error;
 mod fixed;
+mod geom;
 #[cfg(test)]
 mod golden;
 mod input;
 mod kernels;
 mod plan;
+mod reporting;
 mod sizing;
 mod stats;
 mod stem;
@@ -108,8 +110,10 @@ pub use stats::LayerStats;
 
 use cell::*;
 use fixed::*;
+use geom::Geom;
 use kernels::*;
 use plan::*;
+use reporting::Ctx;
 use sizing::*;
 use weights::*;
 
@@ -119,39 +123,6 @@ fn carve<'x, T>(rest: &mut &'x mut [T], n: usize) -> &'x mut [T] {
     let (a, b) = r.split_at_mut(n);
     *rest = b;
     a
-}
-
-/// Counters and the observer, threaded through a timestep.
-struct Ctx<'o, O: SpikeObserver> {
-    obs: &'o mut O,
-    t: usize,
-    stats: &'o mut [LayerStats],
-}
-
-impl<O: SpikeObserver> Ctx<'_, O> {
-    /// Layer `layer` (`neurons` neurons, standing for `multiplicity` reference LIFs) fired
-    /// `spikes` spikes, bit-packed in `code`.
-    fn report(
-        &mut self,
-        layer: LayerId,
-        code: &[u64],
-        neurons: usize,
-        spikes: u64,
-        multiplicity: u32,
-    ) {
-        if let Some(s) = self.stats.iter_mut().find(|s| s.layer == layer) {
-            s.spikes += spikes;
-            s.steps += 1;
-        }
-        let wpc = words_for(neurons);
-        let codes = SpikeCodes {
-            words: &code[..wpc],
-            words_per_code: wpc,
-            n_bits: neurons,
-            multiplicity,
-        };
-        self.obs.on_spikes(self.t, layer, &codes);
-    }
 }
 
 /// The buffers of one stage's cell (carved from the arenas at the start of the stage).
