@@ -48,6 +48,37 @@ pub enum Distance {
 ///
 /// As a [`SpikeObserver`] it accumulates every layer a pass reports; the first code set it
 /// refuses is kept ([`fault`](Self::fault)) and every later result call returns that error.
+///
+/// The score of four samples, one 8-bit code each (one layer at one timestep):
+/// ```
+/// use snn_nostd::sahd::SahdKernel;
+/// let codes = [0b0000_0111u64, 0b0011_1000, 0b1100_0001, 0b0001_0110];
+/// let mut buf = [0.0; 16];
+/// let mut k = SahdKernel::new(4, &mut buf)?;
+/// k.accumulate(&codes, 1, 8, 1)?; // one word per code, 8 bits, multiplicity 1
+/// let mut kernel = [0.0; 16];
+/// k.kernel(&mut kernel)?;
+/// // K_ij = n - 0.5 H_ij / (E_ij + 1e-3), E_ij = (p_i + p_j) - 2 p_i p_j / n
+/// let p = |i: usize| codes[i].count_ones() as f64;
+/// for (i, j) in [(0, 1), (1, 2), (2, 3)] {
+///     let h = (codes[i] ^ codes[j]).count_ones() as f64;
+///     let e = p(i) + p(j) - 2.0 * p(i) * p(j) / 8.0;
+///     assert!((kernel[i * 4 + j] - (8.0 - 0.5 * h / (e + 1e-3))).abs() < 1e-12);
+/// }
+/// let mut scratch = [0.0; 16 + 4];
+/// let score = k.score(&mut scratch)?; // ln |det K|
+/// // the same by Gaussian elimination of K
+/// let (mut m, mut det) = (kernel, 1.0f64);
+/// for c in 0..4 {
+///     det *= m[c * 4 + c];
+///     for r in c + 1..4 {
+///         let f = m[r * 4 + c] / m[c * 4 + c];
+///         (c..4).for_each(|x| m[r * 4 + x] -= f * m[c * 4 + x]);
+///     }
+/// }
+/// assert!((score - det.abs().ln()).abs() < 1e-9);
+/// # Ok::<(), snn_nostd::sahd::SahdError>(())
+/// ```
 #[derive(Debug)]
 pub struct SahdKernel<'a> {
     n: usize,
