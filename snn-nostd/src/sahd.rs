@@ -441,23 +441,10 @@ impl SpikeObserver for SahdKernel<'_> {
 mod tests {
     use super::*;
     use crate::bits::{hamming, pack_rows_u8, popcount, words_for};
+    use crate::rng::SplitMix64;
     use proptest::prelude::*;
     use std::vec;
     use std::vec::Vec;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, k: u64) -> u64 {
-            self.next() % k
-        }
-    }
 
     /// One (layer, timestep) pair: N unpacked 0/1 codes of n bits, row-major.
     struct Pair {
@@ -466,14 +453,14 @@ mod tests {
         mult: u32,
     }
 
-    fn random_pair(rng: &mut Rng, n: usize, n_bits: usize, mult: u32) -> Pair {
+    fn random_pair(rng: &mut SplitMix64, n: usize, n_bits: usize, mult: u32) -> Pair {
         // per-sample firing rates from 0 to 60 %, some samples silent
         let bits = (0..n)
             .flat_map(|_| {
-                let rate = rng.below(61);
+                let rate = rng.next_u64() % 61;
                 let rate = if rate < 3 { 0 } else { rate };
                 (0..n_bits)
-                    .map(|_| (rng.below(100) < rate) as u8)
+                    .map(|_| (rng.next_u64() % 100 < rate) as u8)
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -541,7 +528,7 @@ mod tests {
 
     #[test]
     fn matches_dense_formula() {
-        let mut rng = Rng(2024);
+        let mut rng = SplitMix64::new(2024);
         for (case, &n) in [8usize, 13, 32].iter().enumerate() {
             let layers = [100usize, 777, 5000, 64, 2048];
             let pairs: Vec<Pair> = layers
@@ -603,7 +590,7 @@ mod tests {
     #[test]
     fn hamming_distance_is_naswots_kernel() {
         // K_ij = mean over pairs (with multiplicity) of n - H_ij, straight from 0/1 vectors
-        let mut rng = Rng(77);
+        let mut rng = SplitMix64::new(77);
         let n = 9;
         let pairs: Vec<Pair> = [50usize, 300, 129]
             .iter()
@@ -657,7 +644,7 @@ mod tests {
         let mut scratch = vec![0.0; n * n + n];
         let mut buf = vec![0.0; n * n];
         // identical codes: K = nbar J, singular
-        let mut rng = Rng(5);
+        let mut rng = SplitMix64::new(5);
         let one = random_pair(&mut rng, 1, n_bits, 1);
         let same: Vec<u8> = (0..n).flat_map(|_| one.bits.iter().copied()).collect();
         let mut codes = vec![0u64; n * wpc];
@@ -802,7 +789,7 @@ mod tests {
             seed in any::<u64>(),
             density in 0u64..5,
         ) {
-            let mut rng = Rng(seed);
+            let mut rng = SplitMix64::new(seed);
             let wpc = words_for(n_bits);
             let mut buf = vec![0.0; n * n];
             let mut k = SahdKernel::new(n, &mut buf).unwrap();
@@ -811,14 +798,14 @@ mod tests {
                 let w = words_for(nb);
                 let codes: Vec<u64> = (0..n * wpc.max(w))
                     .map(|idx| {
-                        let (row_word, word) = (idx % wpc.max(w), rng.next());
+                        let (row_word, word) = (idx % wpc.max(w), rng.next_u64());
                         // sparse, dense, all-zero or all-one-ish codes
                         let word = match density {
                             0 => 0,
-                            1 => word & rng.next() & rng.next(),
+                            1 => word & rng.next_u64() & rng.next_u64(),
                             2 => word,
                             3 => !0,
-                            _ => if rng.below(2) == 0 { 0 } else { word },
+                            _ => if rng.next_u64().is_multiple_of(2) { 0 } else { word },
                         };
                         if row_word + 1 < w {
                             word

@@ -31,6 +31,7 @@ use outcome::{one_round, SAMPLER_SALT};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use snn_nostd::genotype::Genotype;
+use snn_nostd::rng::splitmix64;
 use std::time::Instant;
 
 pub(crate) use shared::shared_rounds;
@@ -40,14 +41,6 @@ pub(crate) use shared::shared_rounds;
 /// seed and the index.
 pub fn candidate_seed(seed: u64, index: usize) -> u64 {
     splitmix64(seed ^ splitmix64(index as u64 ^ 0xC0FF_EE00_0000_0001))
-}
-
-/// The SplitMix64 finaliser: a bijective, well-mixed map of 64-bit words.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The SNASNet procedure behind [`snasnet_search`](super::run::snasnet_search).
