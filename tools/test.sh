@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (the thumbv7em target, QEMU, gcc, libhdf5-dev) and runs all of it:
 # formatting, clippy (host and firmware), the no_std and firmware builds, and every test of the
-# default suite. The default suite reads only what the repository ships (data/) and files the
-# tests write, so it runs from any folder. The extended suite on larger real data is
-# tools/test-real-data.sh (it needs LIGHTSNN_DATA).
+# default suite, then the library's examples (host/examples/). The default suite reads only what
+# the repository ships (data/, firmware/assets/) and files the tests write, so it runs from any
+# folder. The extended suite on larger real data is tools/test-real-data.sh (it needs
+# LIGHTSNN_DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,3 +44,7 @@ cargo clippy -p firmware --release --target thumbv7em-none-eabihf --features den
 cargo build -p snn-nostd --target thumbv7em-none-eabihf
 cargo build -p firmware --release --target thumbv7em-none-eabihf
 cargo test --workspace --release --features lightsnn/nir
+# the library's runnable examples (host/examples/): scoring a genotype, running a blob on the
+# integer engine
+cargo run --release -p lightsnn --features nir --example score_cell
+cargo run --release -p lightsnn --features nir --example run_blob

@@ -2,20 +2,12 @@
 //! resume, and clear errors on a bad table. The full comparison of the search methods needs the
 //! whole table and runs in the real-data suite (`real_data::bench_nas_search_smoke`).
 
+mod common;
+
+use common::{lightsnn, stderr};
 use lightsnn_tests::shipped_data;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn lightsnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lightsnn"))
-        .args(args)
-        .output()
-        .expect("run lightsnn")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use std::process::Output;
 
 /// A tiny network: C1/C2 4/8, T 2, H 32.
 const TINY: &[&str] = &["--width", "0.03125", "--timesteps", "2", "--hidden", "32"];

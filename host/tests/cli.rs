@@ -1,18 +1,9 @@
 //! The `lightsnn` binary on good and bad input: clear errors, exit codes, no half-written files.
 
+mod common;
+
+use common::{lightsnn, stderr};
 use lightsnn_tests::shipped_data;
-use std::process::{Command, Output};
-
-fn lightsnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lightsnn"))
-        .args(args)
-        .output()
-        .expect("run lightsnn")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 const TINY: &[&str] = &[
     "--width",

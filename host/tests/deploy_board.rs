@@ -3,21 +3,16 @@
 //! firmware under QEMU bit for bit like the host reference, within the part's RAM and flash.
 //! Needs `qemu-system-arm`, `gcc` and the thumbv7em target, like `tools/tests/firmware_e2e.rs`.
 
+mod common;
+
+use common::lightsnn;
 use lightsnn_tools::e2e::{self, Config};
 use lightsnn_tools::firmware;
 use lightsnn_tools::qemu::Qemu;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 /// CIFAR-10 binary record: label byte + 3 x 32 x 32 pixels.
 const RECORD: usize = 3073;
-
-fn lightsnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lightsnn"))
-        .args(args)
-        .output()
-        .expect("run lightsnn")
-}
 
 /// Runs `lightsnn args`, asserts success and returns stdout.
 fn ok(args: &[&str]) -> String {

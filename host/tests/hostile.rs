@@ -6,16 +6,9 @@
 
 mod common;
 
-use common::{nmnist_copy, tiny, GENOTYPE};
+use common::{lightsnn, nmnist_copy, stderr, tiny, GENOTYPE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn lightsnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lightsnn"))
-        .args(args)
-        .output()
-        .expect("run lightsnn")
-}
 
 /// `lightsnn args` under a virtual-memory limit of 8 GiB: a size check that regressed aborts
 /// instead of driving the machine out of memory.
@@ -27,10 +20,6 @@ fn lightsnn_limited(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run lightsnn")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 /// Asserts exit status `code` and one `error:` line containing every needle; returns it.

@@ -1,19 +1,15 @@
 //! `lightsnn study` on the shipped CIFAR-10 sample: a small smoke run, resumption after a kill
 //! (finished cells are not retrained), and clear errors for a missing or corrupt study folder.
 
+mod common;
+
+use common::lightsnn;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/cifar10-sample")
-}
-
-fn lightsnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lightsnn"))
-        .args(args)
-        .output()
-        .expect("run lightsnn")
 }
 
 fn text(o: &Output) -> (String, String) {

@@ -31,9 +31,16 @@ fn gather8(v: u64) -> u64 {
     v.wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
-/// Gathers 64 bytes that are each 0 or 1 into one word.
+/// Gathers 64 bytes that are each 0 or 1 into one word: byte `j` becomes bit `j` (LSB-first,
+/// the layout of every spike code).
+///
+/// ```
+/// let mut b = [0u8; 64];
+/// (b[0], b[5], b[63]) = (1, 1, 1);
+/// assert_eq!(snn_nostd::bits::gather64(&b), 1 | 1 << 5 | 1 << 63);
+/// ```
 #[inline(always)]
-fn gather64(b: &[u8; 64]) -> u64 {
+pub fn gather64(b: &[u8; 64]) -> u64 {
     let mut w = 0u64;
     for (k, c) in b.chunks_exact(8).enumerate() {
         let mut v = [0u8; 8];

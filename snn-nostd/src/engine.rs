@@ -50,21 +50,26 @@
 //! `sizing` module.
 //!
 //! # Use
-//! ```ignore
-//! use snn_nostd::engine::{buffer_sizes, buffer_sizes_for, quantize_input_u8, Engine};
+//! On a device the arenas are static arrays sized at build time
+//! (`buffer_sizes_for(&DIMS, cell, &ops)`, checked by [`Engine::new`]); here the firmware's
+//! random test model runs on the first CIFAR-10 test image of its assets:
+//! ```
+//! use snn_nostd::engine::{buffer_sizes, quantize_input_u8, Engine};
 //! use snn_nostd::model::decode;
 //!
-//! static BLOB: &[u8] = include_bytes!("model.lsnn");
-//! // Sizes known at build time (same dims and genotype as the blob), checked by Engine::new:
-//! // const SIZES: BufferSizes = buffer_sizes_for(&DIMS, CellType::Backward, &OPS);
-//! let model = decode(BLOB)?;
+//! let blob = include_bytes!("../../firmware/assets/model.bin");
+//! let images = include_bytes!("../../firmware/assets/images.bin"); // label byte + RGB planes
+//! let model = decode(blob).expect("a valid blob");
 //! let s = buffer_sizes(&model);
-//! let (mut act, mut acc, mut bits) = ([0i16; N_ACT], [0i32; N_ACC], [0u64; N_BITS]);
-//! let mut engine = Engine::new(&model, &mut act, &mut acc, &mut bits)?;
-//! let mut input = [0i16; N_INPUT]; // s.input elements
-//! quantize_input_u8(&model, &raw_rgb_planes, &mut input)?;
-//! let class = engine.infer(&input, &mut ())?; // or a SpikeObserver for SAHD codes
-//! for layer in engine.stats() { /* layer.spikes, layer.sar() */ }
+//! let (mut act, mut acc, mut bits) = (vec![0i16; s.act], vec![0i32; s.acc], vec![0u64; s.bits]);
+//! let mut engine = Engine::new(&model, &mut act, &mut acc, &mut bits).expect("buffers fit");
+//! let mut input = vec![0i16; s.input];
+//! quantize_input_u8(&model, &images[1..1 + 3 * 32 * 32], &mut input).expect("one image");
+//! let class = engine.infer(&input, &mut ()).expect("ran"); // or a SpikeObserver for SAHD codes
+//! assert!(class < 10);
+//! for layer in engine.stats() {
+//!     assert!((0.0..=1.0).contains(&layer.sar())); // spikes per neuron and timestep
+//! }
 //! ```
 
 #[cfg(test)]
@@ -79,11 +84,13 @@ mod conv;
 mod dense;
 mod error;
 mod fixed;
+mod geom;
 #[cfg(test)]
 mod golden;
 mod input;
 mod kernels;
 mod plan;
+mod reporting;
 mod sizing;
 mod stats;
 mod stem;
@@ -108,8 +115,10 @@ pub use stats::LayerStats;
 
 use cell::*;
 use fixed::*;
+use geom::Geom;
 use kernels::*;
 use plan::*;
+use reporting::Ctx;
 use sizing::*;
 use weights::*;
 
@@ -119,39 +128,6 @@ fn carve<'x, T>(rest: &mut &'x mut [T], n: usize) -> &'x mut [T] {
     let (a, b) = r.split_at_mut(n);
     *rest = b;
     a
-}
-
-/// Counters and the observer, threaded through a timestep.
-struct Ctx<'o, O: SpikeObserver> {
-    obs: &'o mut O,
-    t: usize,
-    stats: &'o mut [LayerStats],
-}
-
-impl<O: SpikeObserver> Ctx<'_, O> {
-    /// Layer `layer` (`neurons` neurons, standing for `multiplicity` reference LIFs) fired
-    /// `spikes` spikes, bit-packed in `code`.
-    fn report(
-        &mut self,
-        layer: LayerId,
-        code: &[u64],
-        neurons: usize,
-        spikes: u64,
-        multiplicity: u32,
-    ) {
-        if let Some(s) = self.stats.iter_mut().find(|s| s.layer == layer) {
-            s.spikes += spikes;
-            s.steps += 1;
-        }
-        let wpc = words_for(neurons);
-        let codes = SpikeCodes {
-            words: &code[..wpc],
-            words_per_code: wpc,
-            n_bits: neurons,
-            multiplicity,
-        };
-        self.obs.on_spikes(self.t, layer, &codes);
-    }
 }
 
 /// The buffers of one stage's cell (carved from the arenas at the start of the stage).

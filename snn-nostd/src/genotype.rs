@@ -414,6 +414,20 @@ impl FromStr for CellType {
 }
 
 /// One op per edge of a cell: the searched architecture. Both cells of a network share it.
+///
+/// ```
+/// use snn_nostd::genotype::{CellType, Edge, Genotype, Op};
+/// // 12 ops: a backward cell, in the canonical edge order of `EDGES`
+/// let g: Genotype = "conv3 skip conv3 zero conv3 skip zero zero conv3 skip zero zero".parse()?;
+/// assert_eq!(g.cell(), CellType::Backward);
+/// assert_eq!(g.op_on(Edge { to: 0, from: 1 }), Some(Op::Conv3)); // the first edge, 0 <- 1
+/// assert_eq!(g.op_on(Edge { to: 1, from: 0 }), Some(Op::Zero)); // the fourth, 1 <- 0
+/// assert_eq!(g.to_string(), "conv3,skip,conv3,zero,conv3,skip,zero,zero,conv3,skip,zero,zero");
+/// // 6 ops: a forward cell
+/// assert_eq!("skip,conv3,zero,conv3,skip,conv3".parse::<Genotype>()?.cell(), CellType::Forward);
+/// assert!("conv3 skip".parse::<Genotype>().is_err());
+/// # Ok::<(), snn_nostd::genotype::ParseError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Genotype {
     cell: CellType,

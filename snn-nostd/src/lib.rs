@@ -12,6 +12,7 @@
 //! - [`observer`]: the spike-observer interface every forward pass reports through.
 //! - [`engine`]: event-driven fixed-point inference of a decoded model.
 //! - [`skeleton`]: the network's shape rules and neuron constants, shared with the host.
+//! - [`rng`]: the SplitMix64 generator, for seeds and test data.
 //! - [`simd`]: two-lane 16-bit DSP instructions (`SXTAB16`, `SMLAD`) with a portable fallback.
 //! - `testutil` (feature `testutil`): random test models for the engine's and the firmware's
 //!   tests.
@@ -35,6 +36,7 @@ pub mod logdet;
 pub mod model;
 pub mod observer;
 pub mod pairwise;
+pub mod rng;
 pub mod sahd;
 pub mod simd;
 pub mod skeleton;

@@ -255,6 +255,7 @@ pub fn ln_abs_det_rank_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::SplitMix64;
     use proptest::prelude::*;
     use std::vec;
     use std::vec::Vec;
@@ -270,21 +271,6 @@ mod tests {
             return (x & i64::MAX) as u64 + (y & i64::MAX) as u64;
         }
         x.abs_diff(y)
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            // splitmix64
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
     }
 
     #[test]
@@ -305,7 +291,7 @@ mod tests {
 
     #[test]
     fn ln_matches_std() {
-        let mut rng = Rng(42);
+        let mut rng = SplitMix64::new(42);
         let mut max_ulps = 0u64;
         let mut max_rel = 0.0f64;
         let mut worst = 0.0;
@@ -322,19 +308,19 @@ mod tests {
         };
         for _ in 0..400_000 {
             // any positive finite f64, normal or subnormal
-            let x = f64::from_bits(rng.next() >> 1);
+            let x = f64::from_bits(rng.next_u64() >> 1);
             if x.is_finite() && x > 0.0 {
                 check(x);
             }
         }
         for _ in 0..400_000 {
             // near 1, where ln is smallest relative to its argument
-            let d = (rng.unit() - 0.5) * f64::powi(2.0, -((rng.next() % 50) as i32));
+            let d = (rng.next_f64() - 0.5) * f64::powi(2.0, -((rng.next_u64() % 50) as i32));
             check(1.0 + d);
         }
         for _ in 0..200_000 {
             // the range of SAHD scores' factors
-            check(rng.unit() * 1e7);
+            check(rng.next_f64() * 1e7);
         }
         for k in 1..2000u64 {
             check(k as f64);
@@ -458,8 +444,8 @@ mod tests {
         assert!(err_direct >= 1e-9, "{err_direct:e}");
         // Same with a random O(1) A against a reference that is exact by construction:
         // det(cJ + A) = det(A) (1 + c 1^T A^{-1} 1) with A = D diagonal.
-        let mut rng = Rng(7);
-        let dd: Vec<f64> = (0..n).map(|_| 0.5 + rng.unit()).collect();
+        let mut rng = SplitMix64::new(7);
+        let dd: Vec<f64> = (0..n).map(|_| 0.5 + rng.next_f64()).collect();
         let mut a = vec![0.0; n * n];
         for i in 0..n {
             a[i * n + i] = dd[i];
@@ -508,12 +494,12 @@ mod tests {
     #[test]
     fn nearly_singular_a_is_fine() {
         // A has rank n-1 mathematically (last row = sum of the others, rounded), c J + A does not.
-        let mut rng = Rng(3);
+        let mut rng = SplitMix64::new(3);
         for n in [3usize, 6, 12] {
             let mut a = vec![0.0; n * n];
             for i in 0..n - 1 {
                 for j in 0..n {
-                    a[i * n + j] = rng.unit() - 0.5;
+                    a[i * n + j] = rng.next_f64() - 0.5;
                 }
             }
             for j in 0..n {
@@ -532,8 +518,8 @@ mod tests {
     proptest! {
         #[test]
         fn random_matrices_match_reference(n in 1usize..20, seed in any::<u64>(), c in -10.0f64..10.0) {
-            let mut rng = Rng(seed);
-            let a: Vec<f64> = (0..n * n).map(|_| rng.unit() * 2.0 - 1.0).collect();
+            let mut rng = SplitMix64::new(seed);
+            let a: Vec<f64> = (0..n * n).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
             let want = reference_slogdet(&a, n);
             let got = ln_abs_det(&mut a.clone(), n).unwrap();
             prop_assert_eq!(got.1, want.1);

@@ -48,6 +48,37 @@ pub enum Distance {
 ///
 /// As a [`SpikeObserver`] it accumulates every layer a pass reports; the first code set it
 /// refuses is kept ([`fault`](Self::fault)) and every later result call returns that error.
+///
+/// The score of four samples, one 8-bit code each (one layer at one timestep):
+/// ```
+/// use snn_nostd::sahd::SahdKernel;
+/// let codes = [0b0000_0111u64, 0b0011_1000, 0b1100_0001, 0b0001_0110];
+/// let mut buf = [0.0; 16];
+/// let mut k = SahdKernel::new(4, &mut buf)?;
+/// k.accumulate(&codes, 1, 8, 1)?; // one word per code, 8 bits, multiplicity 1
+/// let mut kernel = [0.0; 16];
+/// k.kernel(&mut kernel)?;
+/// // K_ij = n - 0.5 H_ij / (E_ij + 1e-3), E_ij = (p_i + p_j) - 2 p_i p_j / n
+/// let p = |i: usize| codes[i].count_ones() as f64;
+/// for (i, j) in [(0, 1), (1, 2), (2, 3)] {
+///     let h = (codes[i] ^ codes[j]).count_ones() as f64;
+///     let e = p(i) + p(j) - 2.0 * p(i) * p(j) / 8.0;
+///     assert!((kernel[i * 4 + j] - (8.0 - 0.5 * h / (e + 1e-3))).abs() < 1e-12);
+/// }
+/// let mut scratch = [0.0; 16 + 4];
+/// let score = k.score(&mut scratch)?; // ln |det K|
+/// // the same by Gaussian elimination of K
+/// let (mut m, mut det) = (kernel, 1.0f64);
+/// for c in 0..4 {
+///     det *= m[c * 4 + c];
+///     for r in c + 1..4 {
+///         let f = m[r * 4 + c] / m[c * 4 + c];
+///         (c..4).for_each(|x| m[r * 4 + x] -= f * m[c * 4 + x]);
+///     }
+/// }
+/// assert!((score - det.abs().ln()).abs() < 1e-9);
+/// # Ok::<(), snn_nostd::sahd::SahdError>(())
+/// ```
 #[derive(Debug)]
 pub struct SahdKernel<'a> {
     n: usize,
@@ -410,23 +441,10 @@ impl SpikeObserver for SahdKernel<'_> {
 mod tests {
     use super::*;
     use crate::bits::{hamming, pack_rows_u8, popcount, words_for};
+    use crate::rng::SplitMix64;
     use proptest::prelude::*;
     use std::vec;
     use std::vec::Vec;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, k: u64) -> u64 {
-            self.next() % k
-        }
-    }
 
     /// One (layer, timestep) pair: N unpacked 0/1 codes of n bits, row-major.
     struct Pair {
@@ -435,14 +453,14 @@ mod tests {
         mult: u32,
     }
 
-    fn random_pair(rng: &mut Rng, n: usize, n_bits: usize, mult: u32) -> Pair {
+    fn random_pair(rng: &mut SplitMix64, n: usize, n_bits: usize, mult: u32) -> Pair {
         // per-sample firing rates from 0 to 60 %, some samples silent
         let bits = (0..n)
             .flat_map(|_| {
-                let rate = rng.below(61);
+                let rate = rng.next_u64() % 61;
                 let rate = if rate < 3 { 0 } else { rate };
                 (0..n_bits)
-                    .map(|_| (rng.below(100) < rate) as u8)
+                    .map(|_| (rng.next_u64() % 100 < rate) as u8)
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -510,7 +528,7 @@ mod tests {
 
     #[test]
     fn matches_dense_formula() {
-        let mut rng = Rng(2024);
+        let mut rng = SplitMix64::new(2024);
         for (case, &n) in [8usize, 13, 32].iter().enumerate() {
             let layers = [100usize, 777, 5000, 64, 2048];
             let pairs: Vec<Pair> = layers
@@ -572,7 +590,7 @@ mod tests {
     #[test]
     fn hamming_distance_is_naswots_kernel() {
         // K_ij = mean over pairs (with multiplicity) of n - H_ij, straight from 0/1 vectors
-        let mut rng = Rng(77);
+        let mut rng = SplitMix64::new(77);
         let n = 9;
         let pairs: Vec<Pair> = [50usize, 300, 129]
             .iter()
@@ -626,7 +644,7 @@ mod tests {
         let mut scratch = vec![0.0; n * n + n];
         let mut buf = vec![0.0; n * n];
         // identical codes: K = nbar J, singular
-        let mut rng = Rng(5);
+        let mut rng = SplitMix64::new(5);
         let one = random_pair(&mut rng, 1, n_bits, 1);
         let same: Vec<u8> = (0..n).flat_map(|_| one.bits.iter().copied()).collect();
         let mut codes = vec![0u64; n * wpc];
@@ -771,7 +789,7 @@ mod tests {
             seed in any::<u64>(),
             density in 0u64..5,
         ) {
-            let mut rng = Rng(seed);
+            let mut rng = SplitMix64::new(seed);
             let wpc = words_for(n_bits);
             let mut buf = vec![0.0; n * n];
             let mut k = SahdKernel::new(n, &mut buf).unwrap();
@@ -780,14 +798,14 @@ mod tests {
                 let w = words_for(nb);
                 let codes: Vec<u64> = (0..n * wpc.max(w))
                     .map(|idx| {
-                        let (row_word, word) = (idx % wpc.max(w), rng.next());
+                        let (row_word, word) = (idx % wpc.max(w), rng.next_u64());
                         // sparse, dense, all-zero or all-one-ish codes
                         let word = match density {
                             0 => 0,
-                            1 => word & rng.next() & rng.next(),
+                            1 => word & rng.next_u64() & rng.next_u64(),
                             2 => word,
                             3 => !0,
-                            _ => if rng.below(2) == 0 { 0 } else { word },
+                            _ => if rng.next_u64().is_multiple_of(2) { 0 } else { word },
                         };
                         if row_word + 1 < w {
                             word

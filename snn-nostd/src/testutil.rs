@@ -14,10 +14,11 @@
 use crate::genotype::{Genotype, Op};
 use crate::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
 use crate::model::{Bits, Dataset, Dims, InputKind, InputNorm, InputParts};
+use crate::rng::SplitMix64;
 use alloc::vec::Vec;
 
-/// SplitMix64: a tiny deterministic generator.
-pub struct Rng(u64);
+/// The test models' generator: a [`SplitMix64`] with the draws the models need.
+pub struct Rng(SplitMix64);
 
 impl Rng {
     /// A generator from `seed`.
@@ -27,21 +28,17 @@ impl Rng {
 
     /// A generator whose SplitMix64 state is `state` (no seed mixing).
     pub fn from_state(state: u64) -> Rng {
-        Rng(state)
+        Rng(SplitMix64::new(state))
     }
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`.
     pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
 
     /// Uniform in `[lo, hi)`.

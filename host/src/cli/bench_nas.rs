@@ -155,7 +155,7 @@ pub struct NasSearchArgs {
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Search batch of SNASNet's random search [default: SNASNet's 256].
-    #[arg(long, default_value_t = crate::search::random::SNASNET_SEARCH_BATCH)]
+    #[arg(long, default_value_t = crate::search::setup::SNASNET_SEARCH_BATCH)]
     random_batch: usize,
     /// Score repeats of both scoring searches.
     #[arg(long, default_value_t = 2)]

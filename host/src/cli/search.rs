@@ -4,9 +4,9 @@ use super::common::{BoardArgs, EngineArg, NetArgs};
 use crate::data::Split;
 use crate::fsutil::{check_output_dir, check_output_file, write_atomic};
 use crate::model::Mixing;
+use crate::search::batches::{draw_batches, round_batch_seed};
 use crate::search::dump as dump_codes;
 use crate::search::estimate::frames_per_sample;
-use crate::search::setup::{draw_batches, round_batch_seed};
 use crate::search::stability::StabilityReport;
 use crate::search::{
     available_memory, check_batch, run_search, Estimate, Method, Scorer, SearchReport, SearchSetup,

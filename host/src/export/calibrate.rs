@@ -3,7 +3,7 @@
 //! [`SpikeSink`] observing its real-valued tensors ([`Probe`]) records the largest magnitude of
 //! each group of values that the integer engine stores in one fixed-point format.
 
-use super::ExportError;
+use super::error::ExportError;
 use crate::model::{Forward, LayerId, Mixing, Mode, Network, Probe, SpikeSink};
 use candle_core::Tensor;
 use snn_nostd::genotype::Genotype;

@@ -15,8 +15,8 @@
 //!    `q = round(w 2^e)`.
 
 use super::calibrate::Ranges;
+use super::error::ExportError;
 use super::weights::{CellWeights, ConvBn, FloatNetwork};
-use super::ExportError;
 use snn_nostd::genotype::Op;
 use snn_nostd::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
 use snn_nostd::model::{limits, Bits, Dims, InputKind, InputNorm, InputParts};

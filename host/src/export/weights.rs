@@ -2,7 +2,7 @@
 //! as the quantiser ([`super::quantize`]) and the NIR export ([`super::nir`]) take them: convs
 //! with their BatchNorms, the post-cell BatchNorms, the classifier and the input normalisation.
 
-use super::ExportError;
+use super::error::ExportError;
 use crate::config::PoolKind;
 use snn_nostd::genotype::Genotype;
 use snn_nostd::model::InputKind;

@@ -286,9 +286,9 @@ pub fn stack_bench(
     per_pass: usize,
 ) -> Result<StackBench> {
     use crate::model::{Mixing, Network};
+    use crate::search::batches::{draw_batches, round_batch_seed};
     use crate::search::prune::round_candidates;
     use crate::search::score::Scorer;
-    use crate::search::setup::{draw_batches, round_batch_seed};
     let cfg = &setup.net;
     let sup = Mixing::supernet(cfg.cell, &cfg.ops);
     let net = Network::new(cfg, &sup.alive(), setup.seed, device)?;
@@ -359,8 +359,8 @@ pub struct EngineBench {
 /// Times one full-supernet scoring (R batches) with both CPU paths.
 pub fn engine_bench(name: &str, setup: &SearchSetup, data: &Dataset) -> Result<EngineBench> {
     use crate::model::{Mixing, Network};
+    use crate::search::batches::{draw_batches, round_batch_seed};
     use crate::search::score::Scorer;
-    use crate::search::setup::{draw_batches, round_batch_seed};
     let dev = Device::Cpu;
     let cfg = &setup.net;
     let mix = Mixing::supernet(cfg.cell, &cfg.ops);

@@ -1,8 +1,8 @@
 //! `--board` in the search: every cell a search returns fits the board when exported, and cells
 //! that do not fit are excluded (the best-scoring fitting one is returned).
 
-use super::random::{shared_search, snasnet_search};
-use super::setup::{run_search, Method, SearchSetup};
+use super::run::{run_search, shared_search, snasnet_search};
+use super::setup::{Method, SearchSetup};
 use super::KernelPath;
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::export::fit::{heaviest_genotype, planned_footprint, Cells, FitFilter};

@@ -20,13 +20,13 @@
 //! and reads that one fixed layout itself (two dtypes, 2-D, C order): a general `.npy` crate
 //! would bring a Python-literal parser for a ten-line header.
 
+use super::score::Scorer;
+use super::trace::CodeRecord;
 use crate::fsutil::write_atomic;
-use crate::model::{LayerId, Mixing, Mode};
-use crate::search::score::Scorer;
+use crate::model::{Mixing, Mode};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
-use snn_nostd::observer::{SpikeCodes, SpikeObserver};
 use snn_nostd::sahd::SahdKernel;
 use std::path::Path;
 
@@ -35,46 +35,6 @@ pub const CODES_FORMAT: &str = "lightsnn-codes/1";
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
-
-/// One (LIF layer, timestep) code set of a batch, bit-packed.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CodeRecord {
-    /// The layer.
-    pub layer: LayerId,
-    /// The timestep (0-based).
-    pub t: usize,
-    /// Samples (codes).
-    pub n: usize,
-    /// Bits per code.
-    pub n_bits: usize,
-    /// `u64` words per code.
-    pub words_per_code: usize,
-    /// The codes, row after row (`n * words_per_code` words).
-    pub words: Vec<u64>,
-    /// How many LIF modules of the reference network the layer stands for.
-    pub mult: u32,
-}
-
-/// A spike observer keeping every code set it sees, in order (a pass's trace).
-#[derive(Clone, Debug, Default)]
-pub struct CodeTrace {
-    /// The code sets seen.
-    pub records: Vec<CodeRecord>,
-}
-
-impl SpikeObserver for CodeTrace {
-    fn on_spikes(&mut self, t: usize, layer: LayerId, codes: &SpikeCodes<'_>) {
-        self.records.push(CodeRecord {
-            layer,
-            t,
-            n: codes.rows(),
-            n_bits: codes.n_bits,
-            words_per_code: codes.words_per_code,
-            words: codes.words.to_vec(),
-            mult: codes.multiplicity,
-        });
-    }
-}
 
 /// One repeat (batch) of a dumped scoring.
 #[derive(Clone, Debug)]

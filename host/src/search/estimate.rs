@@ -8,19 +8,13 @@
 
 use super::score::KernelPath;
 use super::setup::{Method, SearchSetup};
+use super::stack::activation_bytes;
 use crate::config::NetConfig;
 use crate::limits::{check_fits, format_bytes as bytes, product};
 use crate::model::{Mixing, Network};
 use anyhow::Result;
 use candle_core::Device;
 use snn_nostd::genotype::Op;
-
-/// Live f32 maps of the first cell's size (`N x C1 x H1 x W1`) that one candidate's forward
-/// pass holds at its peak. Counted on the CPU engine (`cpu::forward`) for the backward cell:
-/// cell 1 holds its 4 node values, 4 membranes, 3 (+3 new) back states, 12 conv outputs and 3
-/// merged conv buffers; cell 2's maps are half that size; SNASNet's pools add 8. 48 bounds
-/// that with room for temporaries, and serves for Candle's live tensors too.
-pub const LIVE_MAPS: f64 = 48.0;
 
 /// CPU seconds per dense multiply-accumulate of the CPU engine (event-driven: its real work
 /// follows the spikes, about 10-20 % of the dense count). Measured on the demo search
@@ -34,12 +28,6 @@ pub const CPU_ENGINE_S_PER_MAC: f64 = 3.8e-11;
 /// the demo configuration: 5.26 s of user time for 5.28e9 dense MACs (same machine; 13.9 s wall
 /// at load 11).
 pub const CANDLE_CPU_S_PER_MAC: f64 = 1.0e-9;
-
-/// Bytes of the activations of one candidate's forward pass on a batch of `batch`.
-pub fn activation_bytes(net: &NetConfig, batch: usize) -> f64 {
-    let (h, w) = net.cell1_hw();
-    LIVE_MAPS * 4.0 * product(&[batch, net.c1, h, w])
-}
 
 /// Cell-1-sized f32 maps (`C1 x H1 x W1`) that Candle keeps per sample and timestep while
 /// training (forward and BPTT backward), besides [`TRAIN_MAPS_PER_CONV`] per conv or pool edge.

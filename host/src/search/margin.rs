@@ -14,7 +14,7 @@
 //! For an indecisive decision, the repeats that would make it decisive at the same batch
 //! size follow from `SE ∝ 1/sqrt(R)`: `R' = ceil((DECISIVE_SE · sd(d) / margin)²)`.
 
-use super::setup::argmax_first;
+use super::score::argmax_first;
 use serde::{Deserialize, Serialize};
 
 /// Standard errors a margin must exceed to count as decisive (about a 95% one-sided

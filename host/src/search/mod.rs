@@ -2,6 +2,7 @@
 //! baseline (docs/design.md: "The SAHD score", "Pruning by importance", "Random search
 //! baselines").
 
+pub mod batches;
 pub mod bench;
 pub mod cpu;
 pub mod dump;
@@ -10,15 +11,19 @@ pub mod margin;
 pub mod prune;
 pub mod random;
 pub mod report;
+pub mod run;
 pub mod score;
 pub mod setup;
 pub mod stability;
+pub mod stack;
+pub mod trace;
 
 pub use crate::limits::available_memory;
 pub use estimate::{Estimate, Pass};
 pub use report::{CandidateScore, RoundReport, SearchReport};
+pub use run::run_search;
 pub use score::{check_batch, sahd_score, KernelPath, Scorer};
-pub use setup::{run_search, Method, SearchSetup};
+pub use setup::{Method, SearchSetup};
 
 #[cfg(test)]
 mod board_tests;

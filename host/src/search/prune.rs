@@ -2,7 +2,7 @@
 
 use super::margin::Decision;
 use super::report::{CandidateScore, Pruned, RoundReport};
-use super::score::{mean_in_order, Scorer};
+use super::score::{argmax_first, mean_in_order, Scorer};
 use crate::data::Dataset;
 use crate::model::Mixing;
 use anyhow::{bail, Result};
@@ -11,9 +11,9 @@ use indicatif::ProgressBar;
 use snn_nostd::genotype::{Genotype, Op};
 use std::time::Instant;
 
-use super::setup::{
-    argmax_first, device_name, draw_batches, round_batch_seed, SearchOutcome, SearchSetup,
-};
+use super::batches::{draw_batches, round_batch_seed};
+use super::report::{device_name, SearchOutcome};
+use super::setup::SearchSetup;
 
 /// Every candidate of a pruning round on `alive`: (edge, op removed, mixing of what stays
 /// alive), one op removed from one edge that has at least two, in edge then op-set order.
@@ -158,18 +158,4 @@ fn fitting_removal(
         }
     }
     bail!("no removal keeps a cell that fits the board")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argmax_ties_and_nan() {
-        assert_eq!(argmax_first(&[1.0, 3.0, 3.0]), Some(1));
-        assert_eq!(argmax_first(&[f64::NAN, -5.0]), Some(1));
-        assert_eq!(argmax_first(&[f64::NAN, f64::NAN]), Some(0));
-        assert_eq!(argmax_first(&[]), None);
-        assert_eq!(argmax_first(&[f64::NEG_INFINITY, 2.0, 1.0]), Some(1));
-    }
 }

@@ -3,8 +3,9 @@
 use crate::config::{DatasetKind, NetConfig, Preset};
 use crate::fsutil::write_atomic;
 use anyhow::{bail, Context, Result};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use snn_nostd::genotype::{CellType, OpSet};
+use snn_nostd::genotype::{CellType, Genotype, OpSet};
 use std::path::Path;
 
 /// Format tag written into every search file.
@@ -224,6 +225,19 @@ pub fn read_arch(path: &Path) -> Result<Arch> {
         preset,
     })
 }
+
+/// A short device name for reports.
+pub fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(_) => "cuda".to_string(),
+        Device::Metal(_) => "metal".to_string(),
+    }
+}
+
+/// What a search algorithm returns: the found genotype, its rounds, and the best score (random
+/// searches).
+pub(crate) type SearchOutcome = (Genotype, Vec<RoundReport>, Option<f64>);
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@
 //! one network (the CPU engine's copied weights and stem cache).
 
 use super::cpu::CpuEngine;
-use super::dump::{CodeRecord, CodeTrace};
+use super::trace::{CodeRecord, CodeTrace};
 use crate::model::{LayerId, Mixing, Mode, Network, PackingSink, SpikeSink};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
@@ -161,24 +161,17 @@ impl GramSink<'_, '_> {
     }
 }
 
-/// Candidates per Candle pass when the setup says "auto" (0).
-///
-/// On a GPU: as many as fit 32 GiB of activations
-/// ([`activation_bytes`](super::estimate::activation_bytes) per candidate, at least 1). On the
-/// CPU: 1, because Candle's CPU backend runs a stacked pass slower than the same candidates one
-/// by one (`lightsnn bench search` measures it: 0.6x on the demo config), and the CPU's default
-/// engine is the event-driven one anyway.
-pub fn auto_stack(
-    net: &crate::config::NetConfig,
-    batch: usize,
-    device: &candle_core::Device,
-) -> usize {
-    if device.is_cpu() {
-        return 1;
+/// Index of the largest score; NaN counts as -inf, ties go to the first (op-set order).
+pub fn argmax_first(scores: &[f64]) -> Option<usize> {
+    let key = |s: f64| if s.is_nan() { f64::NEG_INFINITY } else { s };
+    let mut best: Option<usize> = None;
+    for (i, &s) in scores.iter().enumerate() {
+        match best {
+            Some(b) if key(s) <= key(scores[b]) => {}
+            _ => best = Some(i),
+        }
     }
-    let budget = 32.0 * (1u64 << 30) as f64;
-    let per_candidate = super::estimate::activation_bytes(net, batch);
-    ((budget / per_candidate) as usize).max(1)
+    best
 }
 
 /// Smallest batch a SAHD score can be computed on.
@@ -566,6 +559,15 @@ mod tests {
     use super::*;
     use candle_core::Device;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn argmax_ties_and_nan() {
+        assert_eq!(argmax_first(&[1.0, 3.0, 3.0]), Some(1));
+        assert_eq!(argmax_first(&[f64::NAN, -5.0]), Some(1));
+        assert_eq!(argmax_first(&[f64::NAN, f64::NAN]), Some(0));
+        assert_eq!(argmax_first(&[]), None);
+        assert_eq!(argmax_first(&[f64::NEG_INFINITY, 2.0, 1.0]), Some(1));
+    }
 
     /// The f16 block Gram of the GPU path equals the f32 Gram exactly, including codes longer
     /// than one block, a ragged last block and dense codes (counts near 2048 per block).

@@ -1,21 +1,14 @@
-//! The search driver: the algorithms ([`Method`]), the configuration ([`SearchSetup`]), the
-//! per-round batches and [`run_search`], which runs pruning or a random search and writes the
-//! report.
+//! What a search is asked to do: the algorithm ([`Method`]) and the configuration
+//! ([`SearchSetup`]). The driver that runs it is [`super::run`].
 
-use super::estimate::Estimate;
-use super::report::{RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
-use super::score::{KernelPath, Scorer};
+use super::score::KernelPath;
 use crate::config::NetConfig;
-use crate::data::Dataset;
-use crate::limits::available_memory;
-use crate::model::{Mixing, Mode, Network};
-use anyhow::{bail, Result};
-use candle_core::{Device, Tensor};
-use indicatif::ProgressBar;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use snn_nostd::genotype::Genotype;
-use std::time::Instant;
+use crate::model::Mode;
+use candle_core::Device;
+
+/// SNASNet's search batch size (`search_batchsize = 256` in `find_best_neuroncell`), the
+/// default batch of [`Method::Random`].
+pub const SNASNET_SEARCH_BATCH: usize = 256;
 
 /// The search algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -23,10 +16,10 @@ pub enum Method {
     /// Pruning by importance (LightSNN).
     Prune,
     /// SNASNet's random search: SNASNet's cell sampling rules, a fresh network and fresh batches
-    /// per candidate ([`super::random::snasnet_search`]).
+    /// per candidate ([`super::run::snasnet_search`]).
     Random,
     /// Random genotypes, every edge drawn independently, all scored with one set of weights on
-    /// the same batches ([`super::random::shared_search`]).
+    /// the same batches ([`super::run::shared_search`]).
     RandomShared,
 }
 
@@ -49,7 +42,7 @@ impl Method {
     /// otherwise.
     pub fn default_batch(self) -> usize {
         match self {
-            Method::Random => super::random::SNASNET_SEARCH_BATCH,
+            Method::Random => SNASNET_SEARCH_BATCH,
             Method::Prune | Method::RandomShared => 32,
         }
     }
@@ -73,7 +66,7 @@ pub struct SearchSetup {
     /// How spike codes reach the kernel.
     pub kernel_path: KernelPath,
     /// Candidates stacked per Candle forward pass (0 = as many as fit, see
-    /// [`auto_stack`](super::score::auto_stack)); the CPU engine ignores it.
+    /// [`auto_stack`](super::stack::auto_stack)); the CPU engine ignores it.
     pub candidates_per_pass: usize,
     /// Description of the data source, recorded in the report.
     pub data_label: String,
@@ -92,7 +85,7 @@ impl SearchSetup {
     /// Candidates per Candle pass: `candidates_per_pass`, or the memory-based default for 0.
     pub fn stack(&self, device: &Device) -> usize {
         match self.candidates_per_pass {
-            0 => super::score::auto_stack(&self.net, self.batch, device),
+            0 => super::stack::auto_stack(&self.net, self.batch, device),
             k => k,
         }
     }
@@ -110,157 +103,3 @@ impl SearchSetup {
         }
     }
 }
-
-/// Seed of the batch draw of round `round` (1-based).
-pub fn round_batch_seed(seed: u64, round: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(round as u64)
-}
-
-/// Draws `repeats` batches of `n` distinct samples, seeded, as device tensors `[N, F, C, H, W]`.
-pub fn draw_batches(
-    data: &Dataset,
-    n: usize,
-    repeats: usize,
-    seed: u64,
-    device: &Device,
-) -> Result<Vec<Tensor>> {
-    if data.len() < n {
-        bail!(
-            "the dataset has {} samples; a search batch needs {n}",
-            data.len()
-        );
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let [c, h, w] = data.frame_shape();
-    let f = data.frames();
-    let mut out = Vec::with_capacity(repeats);
-    let mut buf = Vec::new();
-    for _ in 0..repeats {
-        let idx = rand::seq::index::sample(&mut rng, data.len(), n).into_vec();
-        data.fill_batch(&idx, None, &mut buf);
-        out.push(Tensor::from_slice(&buf, (n, f, c, h, w), device)?);
-    }
-    Ok(out)
-}
-
-/// Index of the largest score; NaN counts as -inf, ties go to the first (op-set order).
-pub fn argmax_first(scores: &[f64]) -> Option<usize> {
-    let key = |s: f64| if s.is_nan() { f64::NEG_INFINITY } else { s };
-    let mut best: Option<usize> = None;
-    for (i, &s) in scores.iter().enumerate() {
-        match best {
-            Some(b) if key(s) <= key(scores[b]) => {}
-            _ => best = Some(i),
-        }
-    }
-    best
-}
-
-/// Runs the configured search on `data` and returns the full report.
-pub fn run_search(
-    setup: &SearchSetup,
-    data: &Dataset,
-    device: &Device,
-    pb: &ProgressBar,
-) -> Result<SearchReport> {
-    setup.net.validate()?;
-    super::score::check_batch(setup.batch)?;
-    if setup.repeats < 1 {
-        bail!("search repeats must be at least 1");
-    }
-    // Before any allocation: refuse what cannot fit, show the estimate otherwise.
-    let estimate = Estimate::for_search(setup, data.frames(), device);
-    estimate.check_memory(available_memory())?;
-    let note = estimate.short();
-    pb.set_message(note.clone());
-    let start = Instant::now();
-    let cfg = &setup.net;
-    pb.set_length(setup.total_scorings());
-    let (genotype, rounds, best_score) = match setup.method {
-        Method::Random => super::random::snasnet_rounds(setup, data, device, pb)?,
-        Method::Prune | Method::RandomShared => {
-            let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
-            let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
-            let scorer = Scorer::new(&net, setup.kernel_path)?.with_stack(setup.stack(device));
-            if setup.method == Method::Prune {
-                super::prune::prune(setup, &scorer, data, device, pb, &note)?
-            } else {
-                super::random::shared_rounds(setup, &scorer, data, device, pb)?
-            }
-        }
-    };
-    pb.finish_and_clear();
-    check_result_scores(&rounds, best_score)?;
-    let warnings: Vec<String> = rounds
-        .iter()
-        .flat_map(|r| {
-            r.decisions
-                .iter()
-                .filter_map(|d| d.warning(r.round, setup.repeats, setup.batch))
-        })
-        .collect();
-    Ok(SearchReport {
-        format: SEARCH_FORMAT.to_string(),
-        genotype: genotype.to_string(),
-        cell: cfg.cell.to_string(),
-        ops: cfg.ops.ops().iter().map(|o| o.to_string()).collect(),
-        edges: cfg.cell.edges().iter().map(|e| e.to_string()).collect(),
-        best_score,
-        seed: setup.seed,
-        device: device_name(device),
-        config: SearchConfigRecord {
-            net: cfg.clone(),
-            batch: setup.batch,
-            repeats: setup.repeats,
-            method: setup.method.name().to_string(),
-            engine: setup.kernel_path.name().to_string(),
-            random_samples: setup.method.is_random().then_some(setup.random_samples),
-            data: setup.data_label.clone(),
-        },
-        rounds,
-        wall_s: start.elapsed().as_secs_f64(),
-        warnings,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    })
-}
-
-/// Refuses a search result that rests on non-finite scores: a random search whose best
-/// sample scored -inf, or a pruning round in which every candidate of an edge did (the choice
-/// there is arbitrary). A score of -inf is never a search result.
-pub fn check_result_scores(rounds: &[RoundReport], best_score: Option<f64>) -> Result<()> {
-    if best_score.is_some_and(|s| !s.is_finite()) {
-        bail!(
-            "every sampled genotype scored -inf, so none is a search result: {}",
-            super::score::NOT_FINITE_HELP
-        );
-    }
-    for r in rounds.iter().filter(|r| !r.pruned.is_empty()) {
-        for p in &r.pruned {
-            let mut scores = r.scores.iter().filter(|s| s.edge == p.edge).peekable();
-            if scores.peek().is_some() && scores.all(|s| !s.score.is_finite()) {
-                bail!(
-                    "round {}, edge {}: every candidate scored -inf, so the pruning choice \
-                     there would be arbitrary: {}",
-                    r.round,
-                    p.edge,
-                    super::score::NOT_FINITE_HELP
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A short device name for reports.
-pub fn device_name(d: &Device) -> String {
-    match d {
-        Device::Cpu => "cpu".to_string(),
-        Device::Cuda(_) => "cuda".to_string(),
-        Device::Metal(_) => "metal".to_string(),
-    }
-}
-
-/// What a search algorithm returns: the found genotype, its rounds, and the best score (random
-/// searches).
-pub(crate) type SearchOutcome = (Genotype, Vec<RoundReport>, Option<f64>);

@@ -29,7 +29,7 @@ use crate::config::NetConfig;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::fsutil::write_atomic;
 use crate::model::{Mixing, Network};
-use crate::search::setup::{draw_batches, round_batch_seed};
+use crate::search::batches::{draw_batches, round_batch_seed};
 use crate::search::{run_search, KernelPath, Method, Scorer, SearchReport, SearchSetup};
 use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig};
 use anyhow::{bail, Context, Result};
@@ -631,7 +631,7 @@ fn check_search(
             files::STUDY
         );
     }
-    crate::search::setup::check_result_scores(&r.rounds, r.best_score)
+    crate::search::run::check_result_scores(&r.rounds, r.best_score)
         .with_context(|| path.display().to_string())
 }
 
@@ -982,7 +982,7 @@ pub fn default_config(dataset: DatasetKind, data: PathBuf) -> Result<StudyConfig
         score_repeats: 4,
         random_samples: 100,
         random_method: RandomBaseline::Snasnet,
-        random_batch: Some(crate::search::random::SNASNET_SEARCH_BATCH),
+        random_batch: Some(crate::search::setup::SNASNET_SEARCH_BATCH),
         seed: 0,
         bootstrap: 2000,
     })

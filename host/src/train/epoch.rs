@@ -5,11 +5,11 @@
 //! counting [`HostReads`] (a test scans this file for other reads). Batches and labels go the
 //! other way, host to device, once per step.
 
+use super::config::TrainConfig;
 use super::fast::{FastNet, FastTrainer};
 use super::host_reads::{EpochSums, HostReads};
 use super::metrics::LossKind;
 use super::optim::Sgd;
-use super::TrainConfig;
 use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};
 use anyhow::{bail, Result};

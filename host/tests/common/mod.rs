@@ -1,11 +1,25 @@
-//! Helpers shared by the hostile-input tests (`hostile.rs`, `fault_injection.rs`,
-//! `fuzz_readers.rs`): the shipped N-MNIST sample, the tiny network and study every run uses,
-//! and edits of safetensors files.
+//! Helpers shared by the tests of this folder: running the `lightsnn` binary, and for the
+//! hostile-input tests (`hostile.rs`, `fault_injection.rs`, `fuzz_readers.rs`) the shipped
+//! N-MNIST sample, the tiny network and study every run uses, and edits of safetensors files.
 #![allow(dead_code)] // each test crate uses a part
 
 pub mod readers;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `lightsnn` binary built for the tests with `args`.
+pub fn lightsnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lightsnn"))
+        .args(args)
+        .output()
+        .expect("run lightsnn")
+}
+
+/// What a run wrote to stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
 
 /// A genotype with convs, skips and zeros (backward cell).
 pub const GENOTYPE: &str = "conv3,skip,zero,conv3,conv3,zero,skip,conv3,zero,conv3,skip,conv3";

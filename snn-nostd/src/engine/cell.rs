@@ -4,14 +4,14 @@
 use super::conv;
 use super::fixed::sat_i16;
 use super::fixed::threshold;
+use super::geom::Geom;
 use super::kernels::add_sat;
 use super::kernels::conv_edge;
 use super::kernels::lif_pairs;
 use super::kernels::lif_slice;
 use super::kernels::pool3_add;
-use super::kernels::Geom;
+use super::reporting::Ctx;
 use super::weights::Wt;
-use super::Ctx;
 use crate::genotype::Genotype;
 use crate::genotype::LifClass;
 use crate::genotype::Op;

@@ -24,7 +24,9 @@
 //! - [`Sat`] ([`conv`]): the general `i32` accumulator (any weight width and channel count),
 //!   initialised with the bias, saturating after every add.
 
-use super::{requant, sat_i16, Geom, Wt};
+use super::fixed::{requant, sat_i16};
+use super::geom::Geom;
+use super::weights::Wt;
 use crate::bits::{count_ones_range, for_each_set_bit};
 use crate::model::{Bits, LayerParts};
 use crate::simd;

@@ -48,7 +48,8 @@ const fn one_len(w: usize, c_out: usize, c_in: usize) -> usize {
 #[cfg(any(feature = "dense", test))]
 mod kernel {
     use super::super::conv::{emit, emit_lanes, LaneRequant, Out, Sat, L32, RING_ROWS};
-    use super::super::{Geom, Wt};
+    use super::super::geom::Geom;
+    use super::super::weights::Wt;
     use crate::bits::{count_ones_range, for_each_set_bit};
     use crate::model::LayerParts;
     use crate::simd;

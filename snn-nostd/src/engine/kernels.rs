@@ -5,24 +5,11 @@ use super::conv;
 #[cfg(any(feature = "dense", test))]
 use super::dense;
 use super::fixed::lif_update;
+use super::geom::Geom;
 use super::weights::Wt;
 use crate::bits::for_each_set_bit;
 use crate::model::LayerParts;
 use crate::simd;
-
-/// A `c x h x w` map (stored HWC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Geom {
-    pub(super) c: usize,
-    pub(super) h: usize,
-    pub(super) w: usize,
-}
-
-impl Geom {
-    pub(super) fn len(&self) -> usize {
-        self.c * self.h * self.w
-    }
-}
 
 /// The event-driven `k x k` conv of `spk` by `l` (`g.c -> c_out`) into `out`, on the accumulator
 /// `kernel` ([`conv::Kernel::choose`]); or, given `dense` scratch, the dense baseline (where

@@ -2,6 +2,7 @@
 
 use super::simd::simd_kernel;
 use crate::config::LifParams;
+use snn_nostd::bits::gather64;
 
 /// The LIF constants in f32, as Candle's `affine` applies them.
 #[derive(Clone, Copy, Debug)]
@@ -61,19 +62,6 @@ fn lif_step_impl(x: &[f32], v: &mut [f32], p: &LifK, code: &mut [u64]) {
         }
         *word = gather64(&bits);
     }
-}
-
-/// Packs 64 bytes that are each 0 or 1 into one word (byte `j` -> bit `j`).
-#[inline(always)]
-fn gather64(b: &[u8; 64]) -> u64 {
-    let mut w = 0u64;
-    for (k, c) in b.chunks_exact(8).enumerate() {
-        let mut v = [0u8; 8];
-        v.copy_from_slice(c);
-        // Byte k of v (bit 8k) moves to bit 56 + k; the partial products never overlap.
-        w |= (u64::from_le_bytes(v).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
-    }
-    w
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ mod weights;
 #[cfg(test)]
 mod tests;
 
-use super::dump::{CodeRecord, CodeTrace};
+use super::trace::{CodeRecord, CodeTrace};
 use crate::model::{Mixing, Mode, Network};
 use anyhow::Context;
 use anyhow::{bail, Result};

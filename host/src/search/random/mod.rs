@@ -1,88 +1,49 @@
 //! The random-search baselines (docs/design.md, "Random search baselines"): score K random
 //! genotypes, keep the best.
 //!
-//! - [`snasnet_search`] (`--method random`, the default baseline) does what SNASNet's
-//!   `find_best_neuroncell` does (github.com/Intelligent-Computing-Lab-Yale/SNASNet,
-//!   `model_snn.py`): cells drawn by SNASNet's rules ([`sample`]: one direction per node pair,
-//!   dangling nodes removed, the direct input-to-output edge required), a freshly initialised
-//!   network for every candidate, fresh batches for every candidate, search batch 256
-//!   ([`SNASNET_SEARCH_BATCH`]) and 2 repeats. Candidate `i`'s weights come from
-//!   [`candidate_seed`]`(seed, i)` and its batches from `round_batch_seed(candidate_seed, 1)`,
-//!   so the search stays deterministic.
-//! - [`shared_search`] (`--method random-shared`, this crate's earlier baseline): every edge's
-//!   op drawn independently and uniformly, all candidates scored with one set of weights (the
-//!   supernet's) on the same batches.
+//! - [`snasnet_search`](super::run::snasnet_search) (`--method random`, the default baseline)
+//!   does what SNASNet's `find_best_neuroncell` does
+//!   (github.com/Intelligent-Computing-Lab-Yale/SNASNet, `model_snn.py`): cells drawn by
+//!   SNASNet's rules ([`sample`]: one direction per node pair, dangling nodes removed, the direct
+//!   input-to-output edge required), a freshly initialised network for every candidate, fresh
+//!   batches for every candidate, search batch 256
+//!   ([`SNASNET_SEARCH_BATCH`](super::setup::SNASNET_SEARCH_BATCH)) and 2 repeats. Candidate
+//!   `i`'s weights come from [`candidate_seed`]`(seed, i)` and its batches from
+//!   `round_batch_seed(candidate_seed, 1)`, so the search stays deterministic.
+//! - [`shared_search`](super::run::shared_search) (`--method random-shared`, this crate's
+//!   earlier baseline): every edge's op drawn independently and uniformly, all candidates scored
+//!   with one set of weights (the supernet's) on the same batches.
 
+mod outcome;
 pub mod sample;
 mod shared;
 
-use super::report::{CandidateScore, RoundReport, SearchReport};
+use super::batches::{draw_batches, round_batch_seed};
+use super::report::SearchOutcome;
 use super::score::{KernelPath, Scorer};
-use super::setup::{argmax_first, device_name, draw_batches, round_batch_seed};
-use super::setup::{run_search, Method, SearchOutcome, SearchSetup};
+use super::setup::SearchSetup;
 use crate::data::Dataset;
 use crate::model::{Mixing, Network};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use indicatif::ProgressBar;
+use outcome::{one_round, SAMPLER_SALT};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use snn_nostd::genotype::Genotype;
+use snn_nostd::rng::splitmix64;
 use std::time::Instant;
 
 pub(crate) use shared::shared_rounds;
 
-/// SNASNet's search batch size (`search_batchsize = 256` in `find_best_neuroncell`).
-pub const SNASNET_SEARCH_BATCH: usize = 256;
-
-/// Salt of the genotype sampler's seed, so that it differs from the weight seed.
-const SAMPLER_SALT: u64 = 0x005E_ED0F_4A4D;
-
-/// SNASNet's random search on `data` (`setup.method` is ignored: this is [`Method::Random`]).
-/// See the module documentation; the report has one round listing every candidate.
-pub fn snasnet_search(
-    setup: &SearchSetup,
-    data: &Dataset,
-    device: &Device,
-    pb: &ProgressBar,
-) -> Result<SearchReport> {
-    let setup = SearchSetup {
-        method: Method::Random,
-        ..setup.clone()
-    };
-    run_search(&setup, data, device, pb)
-}
-
-/// The shared-weights random search on `data` (`setup.method` is ignored: this is
-/// [`Method::RandomShared`]). See the module documentation.
-pub fn shared_search(
-    setup: &SearchSetup,
-    data: &Dataset,
-    device: &Device,
-    pb: &ProgressBar,
-) -> Result<SearchReport> {
-    let setup = SearchSetup {
-        method: Method::RandomShared,
-        ..setup.clone()
-    };
-    run_search(&setup, data, device, pb)
-}
-
 /// The seed of candidate `index`'s weights (and, through `round_batch_seed(_, 1)`, its
-/// batches) in [`snasnet_search`]: a SplitMix64 mix of the master seed and the index.
+/// batches) in [`snasnet_search`](super::run::snasnet_search): a SplitMix64 mix of the master
+/// seed and the index.
 pub fn candidate_seed(seed: u64, index: usize) -> u64 {
     splitmix64(seed ^ splitmix64(index as u64 ^ 0xC0FF_EE00_0000_0001))
 }
 
-/// The SplitMix64 finaliser: a bijective, well-mixed map of 64-bit words.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The SNASNet procedure behind [`snasnet_search`].
+/// The SNASNet procedure behind [`snasnet_search`](super::run::snasnet_search).
 pub(crate) fn snasnet_rounds(
     setup: &SearchSetup,
     data: &Dataset,
@@ -128,84 +89,6 @@ pub(crate) fn snasnet_rounds(
         device,
         t0.elapsed().as_secs_f64(),
     )
-}
-
-/// The outcome of a random search: one round listing every candidate, and the best one (ties:
-/// the first sampled); with a board (`setup.fit`), the best among the samples that fit.
-fn one_round(
-    setup: &SearchSetup,
-    genotypes: &[Genotype],
-    scores: &[f64],
-    batch_seed: u64,
-    device: &Device,
-    wall_s: f64,
-) -> Result<SearchOutcome> {
-    let mut board = Vec::new();
-    let best = match &setup.fit {
-        None => argmax_first(scores).expect("at least one sample"),
-        Some(fit) => {
-            let fits = genotypes
-                .iter()
-                .map(|g| fit.fits(g))
-                .collect::<Result<Vec<bool>, _>>()?;
-            // The best-scoring sample that fits (NaN as -inf; ties: the first sampled).
-            let Some(best) = (0..scores.len()).filter(|&i| fits[i]).max_by(|&a, &b| {
-                let key = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
-                key(scores[a]).total_cmp(&key(scores[b])).then(b.cmp(&a))
-            }) else {
-                bail!(
-                    "board {}: none of the {} sampled cells fits at C1/C2 {}/{}, H {}, T {}",
-                    fit.board_name(),
-                    genotypes.len(),
-                    setup.net.c1,
-                    setup.net.c2,
-                    setup.net.hidden,
-                    setup.net.timesteps
-                );
-            };
-            let unfit = fits.iter().filter(|f| !**f).count();
-            if unfit > 0 {
-                board.push(format!(
-                    "board {}: {unfit} of {} sampled cells do not fit; the best-scoring of the \
-                     {} that do was kept{}",
-                    fit.board_name(),
-                    genotypes.len(),
-                    genotypes.len() - unfit,
-                    if best == argmax_first(scores).expect("at least one sample") {
-                        " (also the best overall)"
-                    } else {
-                        " (the best overall does not fit)"
-                    }
-                ));
-            }
-            best
-        }
-    };
-    let round = RoundReport {
-        round: 1,
-        scores: genotypes
-            .iter()
-            .zip(scores)
-            .map(|(g, &s)| CandidateScore {
-                edge: "*".to_string(),
-                candidate: g.to_string(),
-                score: s,
-                repeat_scores: Vec::new(),
-            })
-            .collect(),
-        pruned: Vec::new(),
-        decisions: Vec::new(),
-        board,
-        alive_after: genotypes[best]
-            .ops()
-            .iter()
-            .map(|o| vec![o.to_string()])
-            .collect(),
-        batch_seed,
-        device: device_name(device),
-        wall_s,
-    };
-    Ok((genotypes[best].clone(), vec![round], Some(scores[best])))
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! The shared-weights random baseline (`--method random-shared`): K genotypes with every edge's
 //! op drawn independently, scored with the supernet's weights on one set of batches.
 
-use super::{one_round, SAMPLER_SALT};
+use super::outcome::{one_round, SAMPLER_SALT};
 use crate::data::Dataset;
 use crate::model::Mixing;
+use crate::search::batches::{draw_batches, round_batch_seed};
+use crate::search::report::SearchOutcome;
 use crate::search::score::Scorer;
-use crate::search::setup::{draw_batches, round_batch_seed, SearchOutcome, SearchSetup};
+use crate::search::setup::SearchSetup;
 use anyhow::{bail, Result};
 use candle_core::Device;
 use indicatif::ProgressBar;

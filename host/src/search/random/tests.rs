@@ -3,7 +3,10 @@
 
 use super::*;
 use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::search::run::{shared_search, snasnet_search};
+use crate::search::score::argmax_first;
 use crate::search::setup::Method;
+use indicatif::ProgressBar;
 use snn_nostd::genotype::{CellType, OpSet};
 
 fn setup(method: Method) -> Result<SearchSetup> {

@@ -31,6 +31,7 @@ mod cell;
 mod classifier;
 pub mod kernels;
 mod matmul;
+mod net;
 mod params;
 mod stem;
 mod step;
@@ -38,15 +39,12 @@ mod step;
 #[cfg(test)]
 mod tests;
 
-use crate::config::NetConfig;
 use crate::model::Network;
 use crate::train::metrics::LossKind;
 use crate::train::optim::Sgd;
 use anyhow::Result;
-use cell::CellPlan;
-use kernels::LifK;
+pub use net::FastNet;
 pub use params::{Grads, Params};
-use snn_nostd::genotype::{Genotype, Op};
 pub use step::StepOut;
 
 /// Which implementation runs the training steps.
@@ -59,54 +57,6 @@ pub enum TrainPath {
     Candle,
     /// The CPU path; an error where it does not cover the configuration.
     Cpu,
-}
-
-/// The static description of a network the CPU path trains.
-#[derive(Clone, Debug)]
-pub struct FastNet {
-    cfg: NetConfig,
-    /// Input frames per sample.
-    frames: usize,
-    cells: [CellPlan; 2],
-    lif: LifK,
-}
-
-impl FastNet {
-    /// The CPU path for `cfg` and `g` with `frames` input frames per sample (1: a static
-    /// image repeated over the timesteps; T: one event frame per timestep), or why it does
-    /// not cover them.
-    pub fn new(
-        cfg: &NetConfig,
-        g: &Genotype,
-        frames: usize,
-    ) -> std::result::Result<FastNet, String> {
-        if frames != 1 && frames != cfg.timesteps {
-            return Err(format!(
-                "{frames} input frames per sample with T = {}",
-                cfg.timesteps
-            ));
-        }
-        if !cfg.downsample.is_max() {
-            return Err("average-pool downsampling (the SpikeNAS-Bench network)".into());
-        }
-        if g.ops()
-            .iter()
-            .any(|o| matches!(o, Op::Conv3Th05 | Op::Conv3Th15))
-        {
-            return Err("a thresholded conv op (conv3@0.5, conv3@1.5)".into());
-        }
-        let (h1, w1) = cfg.cell1_hw();
-        let (h2, w2) = cfg.cell2_hw();
-        Ok(FastNet {
-            cfg: cfg.clone(),
-            frames,
-            cells: [
-                CellPlan::new(g, "cell1", cfg.c1, (h1, w1)),
-                CellPlan::new(g, "cell2", cfg.c2, (h2, w2)),
-            ],
-            lif: LifK::new(&cfg.lif),
-        })
-    }
 }
 
 /// Training steps on the CPU path, with the network's tensors and the optimiser's momentum

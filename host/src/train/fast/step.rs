@@ -12,10 +12,9 @@ use super::cell::{
 };
 use super::classifier::Classifier;
 use super::kernels::{self, Pool};
-use super::params::Grads;
+use super::net::FastNet;
+use super::params::{Grads, Params};
 use super::stem::{Stem, StemTape};
-use super::FastNet;
-use super::Params;
 use crate::search::cpu::conv::padded;
 use crate::train::metrics::LossKind;
 use anyhow::Result;

@@ -2,11 +2,12 @@
 //! few SGD steps.
 
 use super::*;
-use crate::config::{DatasetKind, Overrides};
+use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::model::{Forward, Mixing, Mode, NoSink};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use snn_nostd::genotype::Genotype;
 
 /// Every op Candle can train (it has no backward for the 3x3 average pool), forward and
 /// backward edges, both kernel sizes, nodes read by two convs.

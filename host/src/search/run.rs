@@ -1,0 +1,140 @@
+//! The search driver: [`run_search`] checks the setup, runs pruning or a random search and
+//! assembles the report; [`snasnet_search`] and [`shared_search`] run it with the method fixed.
+
+use super::estimate::Estimate;
+use super::report::{device_name, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
+use super::score::{self, Scorer};
+use super::setup::{Method, SearchSetup};
+use super::{prune, random};
+use crate::data::Dataset;
+use crate::limits::available_memory;
+use crate::model::{Mixing, Network};
+use anyhow::{bail, Result};
+use candle_core::Device;
+use indicatif::ProgressBar;
+use std::time::Instant;
+
+/// Runs the configured search on `data` and returns the full report.
+pub fn run_search(
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchReport> {
+    setup.net.validate()?;
+    score::check_batch(setup.batch)?;
+    if setup.repeats < 1 {
+        bail!("search repeats must be at least 1");
+    }
+    // Before any allocation: refuse what cannot fit, show the estimate otherwise.
+    let estimate = Estimate::for_search(setup, data.frames(), device);
+    estimate.check_memory(available_memory())?;
+    let note = estimate.short();
+    pb.set_message(note.clone());
+    let start = Instant::now();
+    let cfg = &setup.net;
+    pb.set_length(setup.total_scorings());
+    let (genotype, rounds, best_score) = match setup.method {
+        Method::Random => random::snasnet_rounds(setup, data, device, pb)?,
+        Method::Prune | Method::RandomShared => {
+            let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
+            let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
+            let scorer = Scorer::new(&net, setup.kernel_path)?.with_stack(setup.stack(device));
+            if setup.method == Method::Prune {
+                prune::prune(setup, &scorer, data, device, pb, &note)?
+            } else {
+                random::shared_rounds(setup, &scorer, data, device, pb)?
+            }
+        }
+    };
+    pb.finish_and_clear();
+    check_result_scores(&rounds, best_score)?;
+    let warnings: Vec<String> = rounds
+        .iter()
+        .flat_map(|r| {
+            r.decisions
+                .iter()
+                .filter_map(|d| d.warning(r.round, setup.repeats, setup.batch))
+        })
+        .collect();
+    Ok(SearchReport {
+        format: SEARCH_FORMAT.to_string(),
+        genotype: genotype.to_string(),
+        cell: cfg.cell.to_string(),
+        ops: cfg.ops.ops().iter().map(|o| o.to_string()).collect(),
+        edges: cfg.cell.edges().iter().map(|e| e.to_string()).collect(),
+        best_score,
+        seed: setup.seed,
+        device: device_name(device),
+        config: SearchConfigRecord {
+            net: cfg.clone(),
+            batch: setup.batch,
+            repeats: setup.repeats,
+            method: setup.method.name().to_string(),
+            engine: setup.kernel_path.name().to_string(),
+            random_samples: setup.method.is_random().then_some(setup.random_samples),
+            data: setup.data_label.clone(),
+        },
+        rounds,
+        wall_s: start.elapsed().as_secs_f64(),
+        warnings,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Refuses a search result that rests on non-finite scores: a random search whose best
+/// sample scored -inf, or a pruning round in which every candidate of an edge did (the choice
+/// there is arbitrary). A score of -inf is never a search result.
+pub fn check_result_scores(rounds: &[RoundReport], best_score: Option<f64>) -> Result<()> {
+    if best_score.is_some_and(|s| !s.is_finite()) {
+        bail!(
+            "every sampled genotype scored -inf, so none is a search result: {}",
+            score::NOT_FINITE_HELP
+        );
+    }
+    for r in rounds.iter().filter(|r| !r.pruned.is_empty()) {
+        for p in &r.pruned {
+            let mut scores = r.scores.iter().filter(|s| s.edge == p.edge).peekable();
+            if scores.peek().is_some() && scores.all(|s| !s.score.is_finite()) {
+                bail!(
+                    "round {}, edge {}: every candidate scored -inf, so the pruning choice \
+                     there would be arbitrary: {}",
+                    r.round,
+                    p.edge,
+                    score::NOT_FINITE_HELP
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SNASNet's random search on `data` (`setup.method` is ignored: this is [`Method::Random`]).
+/// See [`super::random`]; the report has one round listing every candidate.
+pub fn snasnet_search(
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchReport> {
+    let setup = SearchSetup {
+        method: Method::Random,
+        ..setup.clone()
+    };
+    run_search(&setup, data, device, pb)
+}
+
+/// The shared-weights random search on `data` (`setup.method` is ignored: this is
+/// [`Method::RandomShared`]). See [`super::random`].
+pub fn shared_search(
+    setup: &SearchSetup,
+    data: &Dataset,
+    device: &Device,
+    pb: &ProgressBar,
+) -> Result<SearchReport> {
+    let setup = SearchSetup {
+        method: Method::RandomShared,
+        ..setup.clone()
+    };
+    run_search(&setup, data, device, pb)
+}
