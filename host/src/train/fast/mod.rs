@@ -22,13 +22,17 @@
 //! steps. Deterministic: reductions over samples add per-sample partials in sample order.
 //!
 //! Covers every configuration `lightsnn train` builds: static input (CIFAR) and event frames
-//! (N-MNIST, DVS128 Gesture with the stem's max pool), every op, both cell types, both losses,
-//! any LIF reset. [`FastNet::new`] says why when it does not (a frame count other than 1 or T).
+//! (N-MNIST, DVS128 Gesture with the stem's max pool), every op (the thresholded convs
+//! `conv3@0.5`, `conv3@1.5` with one LIF layer per source node and threshold class), both cell
+//! types, both downsampling kinds (the SpikeNAS-Bench network's average pools), both losses,
+//! any LIF reset. [`FastNet::new`] says why when it does not (a frame count other than 1 or T;
+//! [`CellPlan::new`] refuses ops it does not know).
 
 mod bn;
 mod buf;
 mod cell;
 mod classifier;
+mod down;
 pub mod kernels;
 mod matmul;
 mod params;
@@ -46,7 +50,7 @@ use anyhow::Result;
 use cell::CellPlan;
 use kernels::LifK;
 pub use params::{Grads, Params};
-use snn_nostd::genotype::{Genotype, Op};
+use snn_nostd::genotype::{Genotype, LifClass, LIF_CLASSES};
 pub use step::StepOut;
 
 /// Which implementation runs the training steps.
@@ -68,7 +72,8 @@ pub struct FastNet {
     /// Input frames per sample.
     frames: usize,
     cells: [CellPlan; 2],
-    lif: LifK,
+    /// LIF constants per threshold class ([`LifClass::index`]).
+    lifs: [LifK; LIF_CLASSES],
 }
 
 impl FastNet {
@@ -86,26 +91,20 @@ impl FastNet {
                 cfg.timesteps
             ));
         }
-        if !cfg.downsample.is_max() {
-            return Err("average-pool downsampling (the SpikeNAS-Bench network)".into());
-        }
-        if g.ops()
-            .iter()
-            .any(|o| matches!(o, Op::Conv3Th05 | Op::Conv3Th15))
-        {
-            return Err("a thresholded conv op (conv3@0.5, conv3@1.5)".into());
-        }
-        let (h1, w1) = cfg.cell1_hw();
-        let (h2, w2) = cfg.cell2_hw();
         Ok(FastNet {
             cfg: cfg.clone(),
             frames,
             cells: [
-                CellPlan::new(g, "cell1", cfg.c1, (h1, w1)),
-                CellPlan::new(g, "cell2", cfg.c2, (h2, w2)),
+                CellPlan::new(g, "cell1", cfg.c1, cfg.cell1_hw())?,
+                CellPlan::new(g, "cell2", cfg.c2, cfg.cell2_hw())?,
             ],
-            lif: LifK::new(&cfg.lif),
+            lifs: LifClass::ALL.map(|c| LifK::new(&cfg.lif_for(c))),
         })
+    }
+
+    /// The LIF constants of the layers outside the cells (the network's own threshold).
+    fn lif(&self) -> &LifK {
+        &self.lifs[LifClass::Th10.index()]
     }
 }
 
