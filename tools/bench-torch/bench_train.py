@@ -2,16 +2,25 @@
 step, timed in images per second.
 
 The model follows lightsnn's semantics (docs/design.md, 'The cell' and 'Training'):
-- LIF: V = 0.25 V + 0.75 X, fire where V >= 1, hard reset to 0 with the reset detached, ATan
-  surrogate (alpha 2): dS/dV = 1 / (1 + (pi V')^2) at V' = V - 1;
-- one LIF per cell node, shared by every conv op reading the node; conv ops are
-  LIF -> conv (no bias) -> BatchNorm; skip, avgpool 3x3 and maxpool 3x3 edges read the value;
-- the backward cell: back states B0..B2 carry this timestep's node values into the next one;
+- LIF: V = 0.25 V + 0.75 X, fire where V >= th, hard reset to 0 with the reset detached, ATan
+  surrogate (alpha 2): dS/dV = 1 / (1 + (pi V')^2) at V' = V - th; th = 1 except for the
+  thresholded conv ops (conv3@0.5: 0.5, conv3@1.5: 1.5);
+- one LIF layer per cell node and threshold, shared by every conv op of that threshold reading
+  the node; conv ops are LIF -> conv (no bias) -> BatchNorm; skip, avgpool 3x3 and maxpool 3x3
+  edges read the value;
+- the backward cell (12 edges): back states B0..B2 carry this timestep's node values into the
+  next one; the forward cell (6 edges, the SpikeNAS-Bench network) has none;
 - skeleton: stem conv3 + BN (once, static input) -> cell 1 -> BN -> LIF -> conv3 + BN ->
-  MaxPool2 -> cell 2 -> BN -> LIF -> MaxPool(2) -> Dropout(0.5, one mask per sequence) ->
-  Linear(no bias) -> LIF -> Linear -> voting; BatchNorm in train mode, per timestep;
+  Pool2 -> cell 2 -> BN -> LIF -> Pool(2) -> Dropout(0.5, one mask per sequence) ->
+  Linear(no bias) -> LIF -> Linear -> voting; the pools are max pools, average pools for the
+  SpikeNAS-Bench network; BatchNorm in train mode, per timestep;
 - loss: cross-entropy on the mean over T of the voted outputs; SGD momentum 0.9, weight
   decay 5e-4, lr 0.1.
+
+Networks: the demo configuration (CIFAR-10's 256/512 channels at width 1/32: C1/C2 8/16,
+H 1024, V 10, backward cell) or, with --preset spikenas-bench, SpikeNAS-Bench's (128/256 at
+--width, default 1/16: C1/C2 8/16; H 1024, V 10: 100 outputs voted to 10; forward cell over
+zero, skip, conv3@0.5, conv3, conv3@1.5; average pools), as `lightsnn bench train`.
 
 Input: the real CIFAR-10 sample of the repository (data/cifar10-sample), normalised, random
 crop 32 with padding 4 and horizontal flip per sample, as `lightsnn bench train`.
@@ -32,7 +41,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 EDGES = [(0, 1), (0, 2), (0, 3), (1, 0), (1, 2), (1, 3), (2, 0), (2, 1), (2, 3), (3, 0), (3, 1), (3, 2)]
-OPS = {"zero", "skip", "conv1", "conv3", "avgpool", "maxpool"}
+# The forward cell's edges (to, from): 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
+FORWARD_EDGES = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
+# Conv ops: kernel size and LIF threshold.
+CONVS = {"conv1": (1, 1.0), "conv3": (3, 1.0), "conv3@0.5": (3, 0.5), "conv3@1.5": (3, 1.5)}
+OPS = {"zero", "skip", "avgpool", "maxpool"} | set(CONVS)
+DEMO_GENOTYPE = "conv3,conv3,conv3,skip,zero,zero,skip,conv3,conv3,skip,zero,conv3"
+# SpikeNAS-Bench's best cell (id 12617), `lightsnn bench train --preset spikenas-bench`'s default.
+PRESET_GENOTYPE = "conv3@0.5,conv3,zero,conv3@1.5,zero,conv3@1.5"
 MEAN = (0.4913, 0.4821, 0.4465)
 STD = (0.2470, 0.2434, 0.2615)
 
@@ -53,14 +69,15 @@ class ATanSpike(torch.autograd.Function):
 
 
 class Lif:
-    """One LIF layer's membrane over a sequence."""
+    """One LIF layer's membrane over a sequence, firing at `th`."""
 
-    def __init__(self):
+    def __init__(self, th=1.0):
         self.v = None
+        self.th = th
 
     def step(self, x):
         v = 0.75 * x if self.v is None else 0.25 * self.v + 0.75 * x
-        s = ATanSpike.apply(v - 1.0)
+        s = ATanSpike.apply(v - self.th)
         self.v = v * (1.0 - s.detach())
         return s
 
@@ -72,17 +89,19 @@ def conv_bn(cin, cout, k):
 
 
 class Cell(nn.Module):
-    def __init__(self, c, ops):
+    def __init__(self, c, ops, edges):
         super().__init__()
         self.ops = ops
+        self.edges = edges
         self.convs = nn.ModuleDict()
         for ei, op in enumerate(ops):
-            if op in ("conv3", "conv1"):
-                self.convs[str(ei)] = conv_bn(c, c, 3 if op == "conv3" else 1)
+            if op in CONVS:
+                self.convs[str(ei)] = conv_bn(c, c, CONVS[op][0])
 
     def reset(self):
         self.back = [None, None, None]
-        self.lif = [Lif() for _ in range(4)]
+        # One LIF layer per node and threshold, made when a conv first reads it.
+        self.lif = {}
 
     def edge(self, ei, u, spikes):
         op = self.ops[ei]
@@ -96,7 +115,7 @@ class Cell(nn.Module):
 
     def step(self, x0):
         u = [None] * 4
-        spikes = [None] * 4
+        spikes = {}
 
         def add(a, b):
             if a is None:
@@ -104,15 +123,19 @@ class Cell(nn.Module):
             return a if b is None else a + b
 
         def out(ei):
-            j = EDGES[ei][1]
-            if self.ops[ei] in ("conv3", "conv1") and spikes[j] is None:
-                spikes[j] = self.lif[j].step(u[j])
-            return self.edge(ei, u[j], spikes[j])
+            j = self.edges[ei][1]
+            op = self.ops[ei]
+            if op not in CONVS:
+                return self.edge(ei, u[j], None)
+            key = (j, CONVS[op][1])
+            if key not in spikes:
+                spikes[key] = self.lif.setdefault(key, Lif(key[1])).step(u[j])
+            return self.edge(ei, u[j], spikes[key])
 
         u[0] = add(x0, self.back[0])
         for i in range(1, 4):
             x = None
-            for ei, (to, frm) in enumerate(EDGES):
+            for ei, (to, frm) in enumerate(self.edges):
                 if to == i and frm < to and self.ops[ei] != "zero":
                     x = add(x, out(ei))
             if x is None:
@@ -120,7 +143,7 @@ class Cell(nn.Module):
             u[i] = add(x, self.back[i]) if i < 3 else x
         back = [None, None, None]
         for i in range(3):
-            for ei, (to, frm) in enumerate(EDGES):
+            for ei, (to, frm) in enumerate(self.edges):
                 if to == i and frm > to and self.ops[ei] != "zero":
                     back[i] = add(back[i], out(ei))
         self.back = back
@@ -128,15 +151,17 @@ class Cell(nn.Module):
 
 
 class Net(nn.Module):
-    def __init__(self, ops, c1, c2, hidden, classes, votes, timesteps):
+    def __init__(self, ops, c1, c2, hidden, classes, votes, timesteps, edges=EDGES, avg=False):
         super().__init__()
         self.t = timesteps
         self.classes, self.votes = classes, votes
+        # The downsampling pools: max, or average (the SpikeNAS-Bench network).
+        self.pool = F.avg_pool2d if avg else F.max_pool2d
         self.stem = conv_bn(3, c1, 3)
-        self.cell1 = Cell(c1, ops)
+        self.cell1 = Cell(c1, ops, edges)
         self.bn1 = nn.BatchNorm2d(c1)
         self.down = conv_bn(c1, c2, 3)
-        self.cell2 = Cell(c2, ops)
+        self.cell2 = Cell(c2, ops, edges)
         self.bn2 = nn.BatchNorm2d(c2)
         self.fc1 = nn.Linear(c2 * 8 * 8, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, classes * votes)
@@ -154,9 +179,9 @@ class Net(nn.Module):
         acc = 0
         for _ in range(self.t):
             s1 = out1.step(self.bn1(self.cell1.step(x0)))
-            x2 = F.max_pool2d(self.down(s1), 2)
+            x2 = self.pool(self.down(s1), 2)
             s2 = out2.step(self.bn2(self.cell2.step(x2)))
-            f = F.max_pool2d(s2, 2).flatten(1) * mask
+            f = self.pool(s2, 2).flatten(1) * mask
             sh = hid.step(self.fc1(f))
             o = self.fc2(sh)
             acc = acc + o.view(n, self.classes, self.votes).mean(2)
@@ -188,9 +213,14 @@ def augment(x, gen):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--genotype", default="conv3,conv3,conv3,skip,zero,zero,skip,conv3,conv3,skip,zero,conv3")
-    ap.add_argument("--c1", type=int, default=8)
-    ap.add_argument("--c2", type=int, default=16)
+    ap.add_argument("--genotype", help=f"default: {DEMO_GENOTYPE}, with --preset {PRESET_GENOTYPE}")
+    ap.add_argument("--preset", choices=["spikenas-bench"],
+                    help="SpikeNAS-Bench's network (forward cell, thresholded convs, average pools)")
+    ap.add_argument("--width", type=float,
+                    help="C1/C2 multiplier of 256/512 (preset: 128/256), as lightsnn's --width; "
+                         "default 1/32 (preset: 1/16), C1/C2 8/16")
+    ap.add_argument("--c1", type=int, help="C1 (default: from --width)")
+    ap.add_argument("--c2", type=int, help="C2 (default: from --width)")
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--votes", type=int, default=10)
     ap.add_argument("--timesteps", type=int, default=5)
@@ -203,16 +233,24 @@ def main():
     ap.add_argument("--dry-run", action="store_true",
                     help="one step at batch 4 and T 2: checks the script, times nothing")
     a = ap.parse_args()
-    ops = [o.strip() for o in a.genotype.replace(" ", ",").split(",") if o.strip()]
-    if len(ops) != 12 or any(o not in OPS for o in ops):
-        sys.exit(f"--genotype: expected 12 ops of {sorted(OPS)}, got {a.genotype!r}")
+    preset = a.preset == "spikenas-bench"
+    edges = FORWARD_EDGES if preset else EDGES
+    genotype = a.genotype or (PRESET_GENOTYPE if preset else DEMO_GENOTYPE)
+    ops = [o.strip() for o in genotype.replace(" ", ",").split(",") if o.strip()]
+    if len(ops) != len(edges) or any(o not in OPS for o in ops):
+        sys.exit(f"--genotype: expected {len(edges)} ops of {sorted(OPS)}, got {genotype!r}")
+    # lightsnn's channel scaling: round half away from zero, at least 1.
+    width = a.width if a.width is not None else (1 / 16 if preset else 1 / 32)
+    full = (128, 256) if preset else (256, 512)
+    c1 = a.c1 or max(1, math.floor(full[0] * width + 0.5))
+    c2 = a.c2 or max(1, math.floor(full[1] * width + 0.5))
     if a.dry_run:
         a.batch, a.timesteps, a.steps = 4, 2, 1
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     images, labels = load_sample(a.data)
-    net = Net(ops, a.c1, a.c2, a.hidden, 10, a.votes, a.timesteps)
+    net = Net(ops, c1, c2, a.hidden, 10, a.votes, a.timesteps, edges, avg=preset)
     net.train()
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -236,7 +274,8 @@ def main():
     if not math.isfinite(loss):
         sys.exit(f"the loss became {loss}")
     print(f"torch: {ips:.1f} images/s ({a.steps} steps of batch {a.batch} in {seconds:.2f} s; "
-          f"C1/C2 {a.c1}/{a.c2}, H {a.hidden}, T {a.timesteps}, {params} trainable parameters, "
+          f"C1/C2 {c1}/{c2}, H {a.hidden}, T {a.timesteps}, genotype {','.join(ops)}, "
+          f"{params} trainable parameters, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
     if a.json:
         print(json.dumps({"images_per_s": ips, "steps": a.steps, "batch": a.batch, "seconds": seconds,

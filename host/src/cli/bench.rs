@@ -1,6 +1,6 @@
 //! `lightsnn bench`.
 
-use super::common::{full_width, BoardArgs, DeviceArg};
+use super::common::{demo_width, full_width, BoardArgs, DeviceArg};
 use crate::export::fit::{Cells, Fixed};
 use crate::fsutil::write_atomic;
 use crate::search::bench::{
@@ -35,15 +35,28 @@ enum BenchWhat {
     /// looked up in the table (test accuracy, percentile, firing rate, parameters, search time).
     NasSearch(super::bench_nas::NasSearchArgs),
     /// Training images/s on the CPU demo configuration (built-in CIFAR-10 sample, width 1/32,
-    /// T = 5, batch 64): batch filling with augmentation, forward, backward, SGD update.
+    /// T = 5, batch 64) or a preset's network: batch filling with augmentation, forward,
+    /// backward, SGD update.
     Train(TrainBenchArgs),
 }
 
 #[derive(Args, Debug)]
 struct TrainBenchArgs {
-    /// Genotype to train.
-    #[arg(long, default_value = crate::train::bench::DEMO_GENOTYPE)]
-    genotype: String,
+    /// Genotype to train [default:
+    /// conv3,skip,zero,conv3,conv3,skip,conv3,conv3,zero,conv3,conv3,conv3; with
+    /// `--preset spikenas-bench` the benchmark's best cell,
+    /// conv3@0.5,conv3,zero,conv3@1.5,zero,conv3@1.5].
+    #[arg(long)]
+    genotype: Option<String>,
+    /// A named network, as `train --preset`: `spikenas-bench` (SpikeNAS-Bench's CIFAR-10
+    /// network: C1/C2 128/256 times `--width`, forward cell, average pools, H 1024, V 10, T 5)
+    /// instead of the demo configuration.
+    #[arg(long, value_enum)]
+    preset: Option<crate::config::Preset>,
+    /// Width multiplier for C1/C2, as `train --width` (H is not scaled) [default: C1/C2 8/16:
+    /// 1/32, 1/16 with `--preset spikenas-bench`].
+    #[arg(long)]
+    width: Option<f64>,
     /// Timed training steps (after one warm-up step).
     #[arg(long, default_value_t = 5)]
     steps: usize,
@@ -107,28 +120,29 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 }
 
 fn bench_train(a: TrainBenchArgs) -> Result<()> {
+    use crate::train::bench::{bench_config, DEMO_GENOTYPE, PRESET_GENOTYPE};
     let dev = a.device.open()?;
-    let mut net = crate::train::bench::demo_config(a.timesteps)?;
+    let width = a.width.unwrap_or(demo_width(a.preset));
+    let mut net = bench_config(a.preset, width, a.timesteps)?;
+    let genotype = match (&a.genotype, a.preset) {
+        (Some(g), _) => g.clone(),
+        (None, Some(_)) => PRESET_GENOTYPE.to_string(),
+        (None, None) => DEMO_GENOTYPE.to_string(),
+    };
     if a.board.board.is_some() {
-        let g = crate::train::checkpoint::parse_genotype(&a.genotype, &net)?;
+        let g = crate::train::checkpoint::parse_genotype(&genotype, &net)?;
         let fixed = Fixed {
+            channels: a.width.is_some(),
             timesteps: a.timesteps.is_some(),
             ..Fixed::default()
         };
-        net = a
-            .board
-            .size(full_width(net, false)?, fixed, Cells::One(&g))?;
+        let base = full_width(net, a.width.is_some())?;
+        net = a.board.size(base, fixed, Cells::One(&g))?;
     }
-    let r = crate::train::bench::bench_train_net(
-        net,
-        &a.genotype,
-        a.steps,
-        a.batch,
-        a.train_path,
-        &dev,
-    )?;
+    let r =
+        crate::train::bench::bench_train_net(net, &genotype, a.steps, a.batch, a.train_path, &dev)?;
     println!(
-        "train: {:.1} images/s ({} steps of batch {} in {:.2} s; C1/C2 {}/{}, H {}, T {}, genotype {}, device {:?}, path {})",
+        "train: {:.1} images/s ({} steps of batch {} in {:.2} s; C1/C2 {}/{}, H {}, T {}, genotype {}, {} trainable parameters, device {:?}, path {})",
         r.images_per_s,
         r.steps,
         r.batch,
@@ -137,7 +151,8 @@ fn bench_train(a: TrainBenchArgs) -> Result<()> {
         r.net.c2,
         r.net.hidden,
         r.net.timesteps,
-        a.genotype,
+        genotype,
+        r.trainable,
         a.device,
         r.path
     );

@@ -1,10 +1,11 @@
 //! Training throughput benchmark on the demo configuration: the built-in CIFAR-10 sample,
-//! width 1/32 (C1/C2 = 8/16), H = 1024, V = 10, T = 5, batch 64.
+//! width 1/32 (C1/C2 = 8/16), H = 1024, V = 10, T = 5, batch 64; or on a preset's network
+//! ([`bench_config`]).
 
 use super::fast::{FastTrainer, TrainPath};
 use super::metrics::LossKind;
 use super::optim::{Sgd, SgdConfig};
-use crate::config::{DatasetKind, NetConfig, Overrides};
+use crate::config::{NetConfig, Overrides, Preset};
 use crate::data::Split;
 use crate::model::{Mixing, Network};
 use anyhow::Result;
@@ -22,6 +23,10 @@ pub const DEMO_WIDTH: f64 = 1.0 / 32.0;
 pub const DEMO_GENOTYPE: &str =
     "conv3,skip,zero,conv3,conv3,skip,conv3,conv3,zero,conv3,conv3,conv3";
 
+/// The genotype benchmarked by default on the SpikeNAS-Bench network: the benchmark's best
+/// cell (id 12617; node 0 feeds one conv of each threshold, three LIF layers).
+pub const PRESET_GENOTYPE: &str = "conv3@0.5,conv3,zero,conv3@1.5,zero,conv3@1.5";
+
 /// Result of [`bench_train`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchResult {
@@ -38,6 +43,8 @@ pub struct BenchResult {
     pub images_per_s: f64,
     /// Which training path ran (see `train::select_path`).
     pub path: String,
+    /// Trainable parameters of the network (as `lightsnn train` prints them).
+    pub trainable: usize,
 }
 
 /// Times `steps` training steps (after one warm-up step) of `genotype` on the demo
@@ -52,7 +59,7 @@ pub fn bench_train(
     device: &Device,
 ) -> Result<BenchResult> {
     bench_train_net(
-        demo_config(timesteps)?,
+        bench_config(None, DEMO_WIDTH, timesteps)?,
         genotype,
         steps,
         batch,
@@ -61,17 +68,24 @@ pub fn bench_train(
     )
 }
 
-/// The demo configuration: CIFAR-10 at width 1/32, T overridden by `timesteps`.
-pub fn demo_config(timesteps: Option<usize>) -> Result<NetConfig> {
+/// The network of `preset` (without one, CIFAR-10's) at `width`, T overridden by
+/// `timesteps`; H and V the preset's or dataset's (the width scales C1/C2 only). The demo
+/// configuration is `bench_config(None, DEMO_WIDTH, None)`.
+pub fn bench_config(
+    preset: Option<Preset>,
+    width: f64,
+    timesteps: Option<usize>,
+) -> Result<NetConfig> {
     let o = Overrides {
-        width: Some(DEMO_WIDTH),
+        width: Some(width),
         timesteps,
         ..Default::default()
     };
-    Ok(NetConfig::for_dataset(DatasetKind::Cifar10, &o)?)
+    Ok(NetConfig::for_preset_or_dataset(preset, None, &o)?)
 }
 
-/// [`bench_train`] on the CIFAR-10 network `net_cfg` (e.g. one sized to a board).
+/// [`bench_train`] on the CIFAR-10 network `net_cfg` (e.g. one sized to a board, or a
+/// preset's).
 pub fn bench_train_net(
     net_cfg: NetConfig,
     genotype: &str,
@@ -129,5 +143,6 @@ pub fn bench_train_net(
         seconds,
         images_per_s: (steps * batch) as f64 / seconds,
         path,
+        trainable: net.params.num_trainable(),
     })
 }

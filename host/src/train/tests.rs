@@ -217,6 +217,38 @@ fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
     check_resume(&cfg, &all)
 }
 
+/// The same on the SpikeNAS-Bench network (thresholded convs, average pools, 100 outputs voted
+/// to 10, dropout) at width 1/64, which the CPU path trains.
+#[test]
+fn train_resume_is_bit_identical_on_the_spikenas_bench_preset() -> Result<()> {
+    serial_elementwise_for_tests();
+    let all = Dataset::load(
+        DatasetKind::Cifar10,
+        &shipped_data("cifar10-sample"),
+        Split::Train,
+        1,
+    )?;
+    let data = all.subset(&(0..100).collect::<Vec<_>>());
+    let o = Overrides {
+        width: Some(1.0 / 64.0),
+        timesteps: Some(2),
+        hidden: Some(16),
+        votes: None,
+    };
+    let mut cfg = config(DatasetKind::Cifar10, 1.0, 2, 3, 32);
+    cfg.net = NetConfig::for_preset(crate::config::Preset::SpikenasBench, &o)?;
+    cfg.genotype = "conv3@0.5,conv3,conv3@1.5,conv3@1.5,skip,conv3@0.5".into();
+    let (fast, _) = select_path(
+        fast::TrainPath::Auto,
+        &cfg.net,
+        &cfg.genotype()?,
+        1,
+        &Device::Cpu,
+    )?;
+    assert!(fast.is_some(), "the CPU path covers the preset");
+    check_resume(&cfg, &data)
+}
+
 #[test]
 fn train_surrogate_gradient_through_lif_steps() -> Result<()> {
     // Two LIF steps on the same input x: S1 = H(k x - 1), V1' = k x (1 - S1),

@@ -1,5 +1,5 @@
 //! One searched cell of the CPU training path: its plan (which ops read each node, merged into
-//! one convolution per node and kernel size), one timestep forward (recording what the
+//! one convolution per node, LIF class and kernel size), one timestep forward (recording what the
 //! backward pass needs) and one timestep backward (BPTT through the back states and the node
 //! LIFs). See docs/design.md, 'The cell'.
 
@@ -11,7 +11,7 @@ use crate::search::cpu::conv::{conv_gather, padded, Active, ConvGeom};
 use crate::search::cpu::ops::add_assign;
 use rayon::prelude::*;
 use snn_nostd::bits::words_for;
-use snn_nostd::genotype::{Genotype, Op, NUM_NODES};
+use snn_nostd::genotype::{Genotype, LifClass, Op, LIF_CLASSES, NUM_NODES};
 
 /// What an edge computes from its source node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,11 +44,14 @@ pub struct EdgePlan {
     pub op: EdgeOp,
 }
 
-/// The conv ops of one kernel size reading one node, run as one convolution.
+/// The conv ops of one kernel size and threshold class reading one node (so reading one LIF
+/// layer's spikes), run as one convolution.
 #[derive(Clone, Debug)]
 pub struct GroupPlan {
     /// Source node.
     pub node: usize,
+    /// The LIF layer it reads.
+    pub class: LifClass,
     /// Kernel size.
     pub k: usize,
     /// Parameter prefix of each op (`cell1.e3.conv3`), in slot order.
@@ -66,16 +69,18 @@ pub struct CellPlan {
     pub edges: Vec<EdgePlan>,
     /// Conv groups.
     pub groups: Vec<GroupPlan>,
-    /// Whether node `j` carries a LIF (some conv reads it).
-    pub has_lif: [bool; NUM_NODES],
+    /// Whether node `j` carries a LIF layer of class `class` (some conv of that class reads
+    /// it): `has_lif[j][class.index()]`, one layer per node and class as in the Candle network.
+    pub has_lif: [[bool; LIF_CLASSES]; NUM_NODES],
 }
 
 impl CellPlan {
-    /// The plan of cell `name` with `c` channels on `hw` maps.
-    pub fn new(g: &Genotype, name: &str, c: usize, hw: (usize, usize)) -> CellPlan {
+    /// The plan of cell `name` with `c` channels on `hw` maps, or which op of `g` the CPU
+    /// path does not cover.
+    pub fn new(g: &Genotype, name: &str, c: usize, hw: (usize, usize)) -> Result<CellPlan, String> {
         let mut groups: Vec<GroupPlan> = Vec::new();
         let mut edges = Vec::new();
-        let mut has_lif = [false; NUM_NODES];
+        let mut has_lif = [[false; LIF_CLASSES]; NUM_NODES];
         for (ei, (e, &op)) in g.cell().edges().iter().zip(g.ops()).enumerate() {
             let (from, to) = (e.from as usize, e.to as usize);
             let op = match op {
@@ -83,17 +88,18 @@ impl CellPlan {
                 Op::Skip => EdgeOp::Skip,
                 Op::AvgPool => EdgeOp::AvgPool,
                 Op::MaxPool => EdgeOp::MaxPool,
-                Op::Conv3Th05 | Op::Conv3Th15 => {
-                    unreachable!("FastNet::new refuses thresholded convs")
-                }
-                Op::Conv1 | Op::Conv3 => {
-                    let k = if op == Op::Conv3 { 3 } else { 1 };
-                    has_lif[from] = true;
-                    let gi = match groups.iter().position(|gp| gp.node == from && gp.k == k) {
+                Op::Conv1 | Op::Conv3 | Op::Conv3Th05 | Op::Conv3Th15 => {
+                    let (Some(k), Some(class)) = (op.kernel(), op.lif_class()) else {
+                        return Err(format!("the op {op} (a conv without a kernel or LIF)"));
+                    };
+                    has_lif[from][class.index()] = true;
+                    let same = |gp: &GroupPlan| gp.node == from && gp.class == class && gp.k == k;
+                    let gi = match groups.iter().position(same) {
                         Some(i) => i,
                         None => {
                             groups.push(GroupPlan {
                                 node: from,
+                                class,
                                 k,
                                 names: Vec::new(),
                             });
@@ -114,13 +120,13 @@ impl CellPlan {
                 op,
             });
         }
-        CellPlan {
+        Ok(CellPlan {
             c,
             hw,
             edges,
             groups,
             has_lif,
-        }
+        })
     }
 
     /// Values per sample of a map.
@@ -362,25 +368,26 @@ pub struct GroupRec {
 
 /// Everything one timestep of a cell leaves for its backward pass.
 pub struct CellTape {
-    lif: [Option<LifRec>; NUM_NODES],
+    /// Per node and LIF class.
+    lif: [[Option<LifRec>; LIF_CLASSES]; NUM_NODES],
     /// The values of nodes that a max pool reads.
     u: [Option<Buf>; NUM_NODES],
     groups: Vec<Option<GroupRec>>,
 }
 
-/// A cell's state across timesteps: back states and node membranes.
+/// A cell's state across timesteps: back states and node membranes (per node and LIF class).
 #[derive(Default)]
 pub struct CellState {
     back: [Option<Buf>; 3],
-    v: [Buf; NUM_NODES],
+    v: [[Buf; LIF_CLASSES]; NUM_NODES],
 }
 
 /// The backward state carried from timestep `t + 1` to `t`: gradients of the back states that
-/// `t` produced and of the node membranes after `t`.
+/// `t` produced and of the node membranes after `t` (per node and LIF class).
 #[derive(Default)]
 pub struct CellGrad {
     back: [Option<Buf>; 3],
-    v: [Option<Buf>; NUM_NODES],
+    v: [[Option<Buf>; LIF_CLASSES]; NUM_NODES],
 }
 
 /// One cell run over a batch of `n` samples.
@@ -391,8 +398,8 @@ pub struct CellRun<'a> {
     pub gw: &'a [GroupWeights],
     /// Samples.
     pub n: usize,
-    /// LIF constants.
-    pub lif: &'a LifK,
+    /// LIF constants per class ([`LifClass::index`]).
+    pub lifs: &'a [LifK; LIF_CLASSES],
 }
 
 impl CellRun<'_> {
@@ -443,7 +450,8 @@ impl CellRun<'_> {
         (x3, tape)
     }
 
-    /// The LIF and conv groups of node `j` (once its value is complete).
+    /// The LIF layers and conv groups of node `j` (once its value is complete), class by
+    /// class.
     fn run_node(
         &self,
         j: usize,
@@ -452,13 +460,31 @@ impl CellRun<'_> {
         tape: &mut CellTape,
         p: &mut Params,
     ) {
+        for class in LifClass::ALL {
+            self.run_lif(j, class, u, st, tape, p);
+        }
+    }
+
+    /// Node `j`'s LIF layer of class `class` (if it has one) and the conv groups reading it.
+    fn run_lif(
+        &self,
+        j: usize,
+        class: LifClass,
+        u: &[Option<Buf>; NUM_NODES],
+        st: &mut CellState,
+        tape: &mut CellTape,
+        p: &mut Params,
+    ) {
         let plan = self.plan;
-        if !plan.has_lif[j] {
+        let ci = class.index();
+        if !plan.has_lif[j][ci] {
             return;
         }
         let uj = u[j].as_ref().expect("node computed");
-        let rec = lif_step(uj, &mut st.v[j], self.n, self.lif, Some((plan.hw, plan.c)));
-        for (gi, g) in plan.groups.iter().enumerate().filter(|(_, g)| g.node == j) {
+        let shape = Some((plan.hw, plan.c));
+        let rec = lif_step(uj, &mut st.v[j][ci], self.n, &self.lifs[ci], shape);
+        let reads = |g: &&GroupPlan| g.node == j && g.class == class;
+        for (gi, g) in plan.groups.iter().enumerate().filter(|(_, g)| reads(g)) {
             let stride = plan.stride(gi);
             let raw = conv_events(&rec.act, plan.hw, plan.c, g.k, stride, &self.gw[gi].taps);
             let stats = g
@@ -477,7 +503,7 @@ impl CellRun<'_> {
                 .collect();
             tape.groups[gi] = Some(GroupRec { raw, stats });
         }
-        tape.lif[j] = Some(rec);
+        tape.lif[j][ci] = Some(rec);
     }
 
     /// Adds edge `e`'s output to `dst`, or writes it there when `dst` is empty.
@@ -633,28 +659,31 @@ impl CellRun<'_> {
                     }
                 }
             }
-            let mut ds: Option<Buf> = None;
+            // The spikes' gradient of each of node `j`'s LIF layers.
+            let mut ds: [Option<Buf>; LIF_CLASSES] = Default::default();
             for (gi, d) in draw.iter().enumerate() {
                 let Some(d) = d else { continue };
                 let gp = &plan.groups[gi];
+                let ci = gp.class.index();
                 let stride = plan.stride(gi);
-                let rec = tape.lif[j].as_ref().expect("node spikes recorded");
+                let rec = tape.lif[j][ci].as_ref().expect("node spikes recorded");
                 let (dtaps, dsg) =
                     conv_events_back(&rec.act, hw, c, gp.k, stride, &self.gw[gi].flip, d);
                 for (slot, name) in gp.names.iter().enumerate() {
                     let dw = grads.entry(&format!("{name}.conv.weight"), c * c * gp.k * gp.k);
                     kernels::add_taps_grad(&dtaps, slot * c, c, c, gp.k, stride, dw);
                 }
-                accumulate(&mut ds, dsg);
+                accumulate(&mut ds[ci], dsg);
             }
-            if plan.has_lif[j] {
-                let rec = tape.lif[j].as_ref().expect("node spikes recorded");
-                let dv = gs.v[j].take();
+            for ci in (0..LIF_CLASSES).filter(|&ci| plan.has_lif[j][ci]) {
+                let rec = tape.lif[j][ci].as_ref().expect("node spikes recorded");
+                let dv = gs.v[j][ci].take();
+                let lif = &self.lifs[ci];
                 if let Some((dx, dvp)) =
-                    lif_back(&rec.charged, ds.as_deref(), dv.as_deref(), n, self.lif)
+                    lif_back(&rec.charged, ds[ci].as_deref(), dv.as_deref(), n, lif)
                 {
                     accumulate(&mut acc, dx);
-                    gs.v[j] = Some(dvp);
+                    gs.v[j][ci] = Some(dvp);
                 }
             }
             du[j] = acc;

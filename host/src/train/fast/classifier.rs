@@ -1,5 +1,5 @@
 //! The classifier of the CPU training path (see docs/design.md, 'Macro skeleton'): cell 2's
-//! output spikes max-pooled and flattened, times the dropout mask, then fc1, the hidden LIF,
+//! output spikes pooled (max or average, the network's downsampling kind) and flattened, times the dropout mask, then fc1, the hidden LIF,
 //! fc2 and the votes, averaged over T. Nothing in it feeds back into the cells, so it runs
 //! all timesteps as one matrix product (`[T*n, features]`) after the cells' forward pass.
 
@@ -8,7 +8,7 @@ use super::cell::{lif_back, lif_step};
 use super::kernels::LifK;
 use super::matmul::{matmul, Mat};
 use super::params::{Grads, Params};
-use crate::config::NetConfig;
+use crate::config::{NetConfig, PoolKind};
 use rayon::prelude::*;
 
 /// The classifier of one step over `n` samples.
@@ -41,24 +41,40 @@ impl Classifier<'_> {
         (0..p * p).map(move |j| (y * p + j / p) * w2 + x * p + j % p)
     }
 
+    /// `f32(1 / p^2)`: the average pool's factor (Candle's `avg_pool2d`: the window's sum
+    /// times it; for spikes, an exact count).
+    fn avg_scale(&self) -> f32 {
+        let p = self.cfg.pool;
+        (1.0 / (p * p) as f64) as f32
+    }
+
     /// The features of one timestep (`out`: `[n][features]`) from cell 2's output membranes
-    /// `charged` (`[n][h][w][c2]`): MaxPool(p) of the spikes (the OR of the window),
-    /// flattened in Candle's `[C, H, W]` order, times the mask.
+    /// `charged` (`[n][h][w][c2]`): the pool of the spikes (max: the OR of the window;
+    /// average: the window's spike count times `f32(1 / p^2)`), flattened in Candle's
+    /// `[C, H, W]` order, times the mask.
     pub fn features(&self, charged: &[f32], out: &mut [f32]) {
         let c2 = self.cfg.c2;
         let (fh, fw) = self.cfg.feature_hw();
         let feats = self.cfg.features();
         let per2 = charged.len() / self.n;
         let th = self.lif.th;
+        let scale = self.avg_scale();
         out.par_chunks_mut(feats).enumerate().for_each(|(i, f)| {
             let ch = &charged[i * per2..(i + 1) * per2];
             for c in 0..c2 {
                 for y in 0..fh {
                     for x in 0..fw {
                         let k = (c * fh + y) * fw + x;
-                        let any = self.window(y, x).any(|q| ch[q * c2 + c] >= th);
+                        let mut win = self.window(y, x);
                         let m = self.mask.map_or(1.0, |m| m[i * feats + k]);
-                        f[k] = if any { m } else { 0.0 };
+                        f[k] = match self.cfg.downsample {
+                            PoolKind::Max if win.any(|q| ch[q * c2 + c] >= th) => m,
+                            PoolKind::Max => 0.0,
+                            PoolKind::Avg => {
+                                let count = win.filter(|&q| ch[q * c2 + c] >= th).count();
+                                count as f32 * scale * m
+                            }
+                        };
                     }
                 }
             }
@@ -67,13 +83,15 @@ impl Classifier<'_> {
 
     /// The backward of [`Classifier::features`]: the spikes' gradient `[n][h][w][c2]` from the
     /// features' `dfeat` (`[n][features]`). The max pool routes each feature's gradient to its
-    /// window's first spike, or to its first element where none fired (PyTorch's `MaxPool2d`).
+    /// window's first spike, or to its first element where none fired (PyTorch's `MaxPool2d`);
+    /// the average pool gives every element of the window the gradient times `f32(1 / p^2)`.
     pub fn features_back(&self, charged: &[f32], dfeat: &[f32]) -> Buf {
         let c2 = self.cfg.c2;
         let (fh, fw) = self.cfg.feature_hw();
         let feats = self.cfg.features();
         let per2 = charged.len() / self.n;
         let th = self.lif.th;
+        let scale = self.avg_scale();
         let mut ds = Buf::zeros(charged.len());
         ds.par_chunks_mut(per2).enumerate().for_each(|(i, d)| {
             let ch = &charged[i * per2..(i + 1) * per2];
@@ -84,6 +102,10 @@ impl Classifier<'_> {
                         let k = (c * fh + y) * fw + x;
                         let g = df[k] * self.mask.map_or(1.0, |m| m[i * feats + k]);
                         let mut win = self.window(y, x);
+                        if self.cfg.downsample == PoolKind::Avg {
+                            win.for_each(|q| d[q * c2 + c] += g * scale);
+                            continue;
+                        }
                         let first = win.next().expect("a window has pixels");
                         let q = std::iter::once(first)
                             .chain(win)

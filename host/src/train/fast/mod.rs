@@ -22,13 +22,17 @@
 //! steps. Deterministic: reductions over samples add per-sample partials in sample order.
 //!
 //! Covers every configuration `lightsnn train` builds: static input (CIFAR) and event frames
-//! (N-MNIST, DVS128 Gesture with the stem's max pool), every op, both cell types, both losses,
-//! any LIF reset. [`FastNet::new`] says why when it does not (a frame count other than 1 or T).
+//! (N-MNIST, DVS128 Gesture with the stem's max pool), every op (the thresholded convs
+//! `conv3@0.5`, `conv3@1.5` with one LIF layer per source node and threshold class), both cell
+//! types, both downsampling kinds (the SpikeNAS-Bench network's average pools), both losses,
+//! any LIF reset. [`FastNet::new`] says why when it does not (a frame count other than 1 or T;
+//! [`CellPlan::new`] refuses ops it does not know).
 
 mod bn;
 mod buf;
 mod cell;
 mod classifier;
+mod down;
 pub mod kernels;
 mod matmul;
 mod net;

@@ -4,7 +4,7 @@
 use super::cell::CellPlan;
 use super::kernels::LifK;
 use crate::config::NetConfig;
-use snn_nostd::genotype::{Genotype, Op};
+use snn_nostd::genotype::{Genotype, LifClass, LIF_CLASSES};
 
 /// The static description of a network the CPU path trains.
 #[derive(Clone, Debug)]
@@ -13,7 +13,8 @@ pub struct FastNet {
     /// Input frames per sample.
     pub(super) frames: usize,
     pub(super) cells: [CellPlan; 2],
-    pub(super) lif: LifK,
+    /// LIF constants per threshold class ([`LifClass::index`]).
+    pub(super) lifs: [LifK; LIF_CLASSES],
 }
 
 impl FastNet {
@@ -31,25 +32,19 @@ impl FastNet {
                 cfg.timesteps
             ));
         }
-        if !cfg.downsample.is_max() {
-            return Err("average-pool downsampling (the SpikeNAS-Bench network)".into());
-        }
-        if g.ops()
-            .iter()
-            .any(|o| matches!(o, Op::Conv3Th05 | Op::Conv3Th15))
-        {
-            return Err("a thresholded conv op (conv3@0.5, conv3@1.5)".into());
-        }
-        let (h1, w1) = cfg.cell1_hw();
-        let (h2, w2) = cfg.cell2_hw();
         Ok(FastNet {
             cfg: cfg.clone(),
             frames,
             cells: [
-                CellPlan::new(g, "cell1", cfg.c1, (h1, w1)),
-                CellPlan::new(g, "cell2", cfg.c2, (h2, w2)),
+                CellPlan::new(g, "cell1", cfg.c1, cfg.cell1_hw())?,
+                CellPlan::new(g, "cell2", cfg.c2, cfg.cell2_hw())?,
             ],
-            lif: LifK::new(&cfg.lif),
+            lifs: LifClass::ALL.map(|c| LifK::new(&cfg.lif_for(c))),
         })
+    }
+
+    /// The LIF constants of the layers outside the cells (the network's own threshold).
+    pub(super) fn lif(&self) -> &LifK {
+        &self.lifs[LifClass::Th10.index()]
     }
 }

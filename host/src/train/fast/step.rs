@@ -11,14 +11,14 @@ use super::cell::{
     CellState, CellTape, LifRec,
 };
 use super::classifier::Classifier;
-use super::kernels::{self, Pool};
+use super::down::Down;
+use super::kernels;
 use super::net::FastNet;
 use super::params::{Grads, Params};
 use super::stem::{Stem, StemTape};
 use crate::search::cpu::conv::padded;
 use crate::train::metrics::LossKind;
 use anyhow::Result;
-use rayon::prelude::*;
 
 /// What a step reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,8 +61,7 @@ pub fn step(
     let frames = net.frames;
     let (c1, c2) = (cfg.c1, cfg.c2);
     let hw1 = cfg.cell1_hw();
-    let hw2 = cfg.cell2_hw();
-    let lif = &net.lif;
+    let lif = net.lif();
     // Stem: once for static input, per timestep for event frames.
     let stem = Stem::new(cfg, p);
     let static_stem = (frames == 1).then(|| stem.forward(x, n, 1, 0, p));
@@ -83,7 +82,7 @@ pub fn step(
         plan: &net.cells[ci],
         gw: &gw[ci],
         n,
-        lif,
+        lifs: &net.lifs,
     });
     let head = Classifier { cfg, lif, n, mask };
     let feats = cfg.features();
@@ -91,9 +90,7 @@ pub fn step(
     let (mut v1, mut v2) = (Buf::default(), Buf::default());
     let mut tapes = Vec::with_capacity(tt);
     let mut feat = Buf::scratch(tt * n * feats);
-    let per2 = hw2.0 * hw2.1 * c2;
-    let down_pool = Pool::strided(hw1.0, hw1.1, c2, 2);
-    let per_d = hw1.0 * hw1.1 * c2;
+    let down_pool = Down::new(cfg.downsample, hw1, c2, 2);
     for t in 0..tt {
         let fresh = match &static_stem {
             Some(_) => None,
@@ -108,10 +105,7 @@ pub fn step(
         let out1 = lif_step(&z1, &mut v1, n, lif, Some((hw1, c1)));
         let down_raw = conv_events(&out1.act, hw1, c1, 3, down_stride, &down_taps);
         let (down_out, down_bn) = normalise(&down_raw, n, dcols, p, "down.bn");
-        let mut x2 = Buf::scratch(n * per2);
-        x2.par_chunks_mut(per2)
-            .zip(down_out.par_chunks(per_d))
-            .for_each(|(o, s)| kernels::max_pool_forward(s, &down_pool, o));
+        let x2 = down_pool.forward(&down_out, n);
         let (y2, ct2) = runs[1].forward(&x2, &mut states[1], p);
         let (z2, bn2) = normalise(&y2, n, Cols::all(c2), p, "cell2_bn");
         let out2 = lif_step(&z2, &mut v2, n, lif, None);
@@ -158,12 +152,7 @@ pub fn step(
         let dx2 = runs[1].backward(Some(dy2), &tp.cells[1], &mut cg[1], t == 0, p, &mut grads);
         let ds1 = match dx2 {
             Some(dx2) => {
-                let mut ddown = Buf::zeros(n * per_d);
-                ddown
-                    .par_chunks_mut(per_d)
-                    .zip(tp.down_out.par_chunks(per_d))
-                    .zip(dx2.par_chunks(per2))
-                    .for_each(|((d, s), g)| kernels::max_pool_backward(s, &down_pool, g, d));
+                let ddown = down_pool.backward(&tp.down_out, &dx2, n);
                 let draw = normalise_back(
                     &tp.down_raw,
                     n,
