@@ -1,36 +1,29 @@
 //! Runs an exported model blob with the device's integer engine (`snn-nostd`, the code the
-//! firmware runs) on the four CIFAR-10 test images the firmware embeds, and prints each
-//! prediction and the spike rate of every LIF layer.
+//! firmware runs) on test records as the firmware embeds them, and prints each prediction and
+//! the spike rate of every LIF layer.
 //!
-//! Run: `cargo run --release -p lightsnn --example run_blob [-- MODEL.bin]`
-//! (default: `firmware/assets/trained.bin`, the trained int8 network the firmware ships).
+//! Run: `cargo run --release -p lightsnn --example run_blob [-- MODEL.bin [RECORDS.bin]]`
+//! (default: `firmware/assets/trained.bin`, the trained int8 CIFAR-10 network the firmware
+//! ships, on the four CIFAR-10 test images of `firmware/assets/images.bin`; records of other
+//! networks come from `lightsnn export-records`).
 
 use anyhow::{Context, Result};
+use lightsnn::data::DatasetKind;
+use lightsnn::train::eval::class_names;
 use snn_nostd::engine::{buffer_sizes, quantize_input_u8, Engine};
 use snn_nostd::model::decode;
 
 const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/assets");
-/// A record of `images.bin`: the label byte, then the R, G and B planes of 32 x 32 pixels.
-const RECORD: usize = 1 + 3 * 32 * 32;
-const CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
 
 fn main() -> Result<()> {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| format!("{ASSETS}/trained.bin"));
     let blob = std::fs::read(&path).with_context(|| format!("cannot read {path}"))?;
-    let images = std::fs::read(format!("{ASSETS}/images.bin"))?;
+    let records = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| format!("{ASSETS}/images.bin"));
+    let images = std::fs::read(&records).with_context(|| format!("cannot read {records}"))?;
 
     // Decode the blob (zero-copy) and give the engine its three arenas.
     let model = decode(&blob).with_context(|| format!("{path}: not a model blob"))?;
@@ -38,9 +31,12 @@ fn main() -> Result<()> {
     let (mut act, mut acc, mut bits) = (vec![0i16; s.act], vec![0i32; s.acc], vec![0u64; s.bits]);
     let mut engine = Engine::new(&model, &mut act, &mut acc, &mut bits)?;
     let mut input = vec![0i16; s.input];
+    // A record: the label byte, then one sample as `quantize_input_u8` takes it.
+    let record_len = model.dims().record_len();
+    let classes = class_names(DatasetKind::from_blob_tag(model.dataset()));
 
     let mut correct = 0;
-    for (i, record) in images.chunks_exact(RECORD).enumerate() {
+    for (i, record) in images.chunks_exact(record_len).enumerate() {
         let (label, pixels) = (record[0] as usize, &record[1..]);
         quantize_input_u8(&model, pixels, &mut input)?;
         // `&mut ()` observes nothing; a SpikeObserver would see every layer's spike codes.
@@ -48,10 +44,10 @@ fn main() -> Result<()> {
         correct += usize::from(class == label);
         println!(
             "image {i}: predicted {}, label {}",
-            CLASSES[class], CLASSES[label]
+            classes[class], classes[label]
         );
     }
-    println!("{correct} of {} correct", images.len() / RECORD);
+    println!("{correct} of {} correct", images.len() / record_len);
 
     // Spike statistics accumulate over all the images run.
     let (mut spikes, mut slots) = (0u64, 0u64);

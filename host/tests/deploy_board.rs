@@ -34,6 +34,22 @@ fn tiny_cifar(dir: &Path, train: usize, test: usize) {
     }
 }
 
+/// `lightsnn export --board stm32f411` of the run's best checkpoint, calibrated on `data`.
+fn export_for_the_board(run: &Path, data: &Path, blob: &Path) {
+    let out = ok(&[
+        "export",
+        "--checkpoint",
+        s(&run.join("best.safetensors")),
+        "--data",
+        s(data),
+        "--out",
+        s(blob),
+        "--board",
+        "stm32f411",
+    ]);
+    assert!(out.contains("wrote"), "{out}");
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -90,18 +106,7 @@ fn search_train_export_with_a_board_runs_bit_exact_on_the_firmware() {
     assert!(out.contains("board stm32f411: C1/C2"), "{out}");
 
     // Export: checked against the board.
-    let out = ok(&[
-        "export",
-        "--checkpoint",
-        s(&run.join("best.safetensors")),
-        "--data",
-        s(&data),
-        "--out",
-        s(&blob),
-        "--board",
-        "stm32f411",
-    ]);
-    assert!(out.contains("wrote"), "{out}");
+    export_for_the_board(&run, &data, &blob);
 
     // The firmware: bit-exact with the host reference, and within the part's memory as built
     // (static RAM + measured stack + the 1 KiB RTT buffer; flash of the ELF).
@@ -173,18 +178,7 @@ fn nmnist_train_export_records_runs_bit_exact_on_the_firmware() {
         s(&run),
     ]);
     assert!(out.contains("board stm32f411"), "{out}");
-    let out = ok(&[
-        "export",
-        "--checkpoint",
-        s(&run.join("best.safetensors")),
-        "--data",
-        s(&data),
-        "--out",
-        s(&blob),
-        "--board",
-        "stm32f411",
-    ]);
-    assert!(out.contains("wrote"), "{out}");
+    export_for_the_board(&run, &data, &blob);
 
     // Records for the blob: its dataset and T.
     let model = ["--model", s(&blob), "--data", s(&data)];
