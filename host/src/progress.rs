@@ -20,6 +20,17 @@ pub trait Progress: Sync {
         let _ = line;
     }
 
+    /// The current phase's description changes to `what` (its steps and ETA go on).
+    fn set_message(&self, what: &str) {
+        let _ = what;
+    }
+
+    /// A label for the whole operation, shown before its phases (e.g. which search of several
+    /// runs).
+    fn set_prefix(&self, label: &str) {
+        let _ = label;
+    }
+
     /// The operation ended.
     fn finish(&self) {}
 }
@@ -29,15 +40,3 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
-
-/// The progress bar of a search (scorings done, ETA).
-pub fn scorings_bar() -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::new(0);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} scorings {msg} (eta {eta})",
-        )
-        .expect("valid template"),
-    );
-    pb
-}

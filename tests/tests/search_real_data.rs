@@ -40,7 +40,7 @@ fn search(s: &SearchSetup, data: &Dataset) -> SearchReport {
         s,
         data,
         &candle_core::Device::Cpu,
-        &indicatif::ProgressBar::hidden(),
+        &lightsnn::progress::NoProgress,
     )
     .unwrap()
 }

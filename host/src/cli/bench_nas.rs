@@ -1,16 +1,15 @@
 //! `lightsnn bench nas` and `lightsnn bench nas-search`: the search judged on SpikeNAS-Bench.
 
 use super::common::DeviceArg;
+use super::progress::steps_bar as bar;
 use crate::config::{NetConfig, Overrides, Preset};
 use crate::data::{Dataset, DatasetKind, Split as DataSplit};
 use crate::nasbench::evolution::EvolutionConfig;
 use crate::nasbench::proxies::{Proxy, ProxySetup, WeightsFrom};
 use crate::nasbench::search_run::{MethodSpec, SearchRunConfig};
 use crate::nasbench::{proxy_run, sample, search_run, Split, Table, NUM_CELLS};
-use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 /// Which ids a proxy run may sample.
@@ -160,37 +159,6 @@ pub struct NasSearchArgs {
     /// Score repeats of both scoring searches.
     #[arg(long, default_value_t = 2)]
     repeats: usize,
-}
-
-/// A progress bar for the benchmark commands.
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn start(&self, total: u64, what: &str) {
-        self.0.reset();
-        self.0.set_length(total);
-        self.0.set_message(what.to_string());
-    }
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-    fn note(&self, line: &str) {
-        self.0.println(line);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-}
-
-fn bar() -> Bar {
-    let pb = ProgressBar::new(0);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (eta {eta})",
-        )
-        .expect("valid template"),
-    );
-    Bar(pb)
 }
 
 /// Runs `lightsnn bench nas`.

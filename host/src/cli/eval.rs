@@ -116,9 +116,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
         meta.net.hidden,
         meta.net.timesteps
     );
-    let pb = indicatif::ProgressBar::new(data.len().div_ceil(a.batch.max(1)) as u64);
-    let report = train::evaluate(&net, &g, &data, a.batch, LossKind::Ce, true, Some(&pb))?;
-    pb.finish_and_clear();
+    let pb = super::progress::Bar(indicatif::ProgressBar::new(
+        data.len().div_ceil(a.batch.max(1)) as u64,
+    ));
+    let report = train::evaluate(&net, &g, &data, a.batch, LossKind::Ce, true, &pb)?;
+    pb.0.finish_and_clear();
     if !report.loss.is_finite() {
         bail!(
             "{}: the network's outputs are not finite on the test data (loss {}); the weights \

@@ -5,6 +5,7 @@ mod bench_nas;
 mod common;
 mod eval;
 mod export;
+mod progress;
 mod records;
 mod search;
 mod study;

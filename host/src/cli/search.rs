@@ -122,7 +122,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         eprintln!("(per seed; {} seeds)", a.seeds);
         return search_seeds(&setup, a.seeds, &data, &device, a.out.as_deref(), &a.board);
     }
-    let pb = crate::progress::scorings_bar();
+    let pb = super::progress::scorings_bar();
     let report = run_search(&setup, &data, &device, &pb)?;
     print_summary(&report);
     print_warnings(&report);
@@ -165,8 +165,8 @@ fn search_seeds(
     for k in 0..seeds {
         let mut s = setup.clone();
         s.seed = setup.seed.wrapping_add(k);
-        let pb = crate::progress::scorings_bar();
-        pb.set_prefix(format!("seed {}", s.seed));
+        let pb = super::progress::scorings_bar();
+        pb.0.set_prefix(format!("seed {}", s.seed));
         let r = run_search(&s, data, device, &pb)?;
         println!(
             "seed {:>3}: {} ({:.2} s, {} of {} decisions inside the noise)",

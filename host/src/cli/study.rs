@@ -1,6 +1,7 @@
 //! `lightsnn study`.
 
 use super::common::{parse_cell, parse_dataset, parse_ops, BoardArgs, DeviceArg};
+use super::progress::scorings_bar;
 use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
 use crate::export::fit::{Cells, Fixed};
 use crate::fsutil::check_output_dir;
@@ -230,13 +231,13 @@ pub fn run(a: StudyArgs) -> Result<()> {
             }
             let data = crate::study::read_study(dir)?.config.data;
             check_output_dir("--resume", dir, &files::WRITTEN, &[("--data", &data)])?;
-            run_study(dir, None, &device, false)?
+            run_study(dir, None, &device, false, &scorings_bar())?
         }
         None => {
             let cfg = a.config()?;
             let out = a.out.as_ref().expect("clap requires --out");
             check_output_dir("--out", out, &files::WRITTEN, &[("--data", &cfg.data)])?;
-            run_study(out, Some(&cfg), &device, false)?
+            run_study(out, Some(&cfg), &device, false, &scorings_bar())?
         }
     };
     for line in rep.summary() {

@@ -461,7 +461,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         quiet: false,
         path: a.train_path,
     };
-    let out = train::train(&dir, &cfg, &data, &device, &ctl)?;
+    let out = train::train(
+        &dir,
+        &cfg,
+        &data,
+        &device,
+        &ctl,
+        &super::progress::batches_bar(),
+    )?;
     if out.complete {
         println!(
             "done: {} epochs. Evaluate on the test split with: lightsnn eval --checkpoint {}{}",

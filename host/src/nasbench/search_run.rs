@@ -154,7 +154,7 @@ fn run_method(
             data_label: cfg.data.clone(),
             fit: None,
         };
-        let report = run_search(&setup, data, device, &indicatif::ProgressBar::hidden())?;
+        let report = run_search(&setup, data, device, &crate::progress::NoProgress)?;
         BenchCell::parse_genotype(&report.genotype).with_context(|| {
             format!(
                 "the search returned `{}`, not a cell of the benchmark",

@@ -4,10 +4,10 @@
 
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::data::{Dataset, Split};
+use crate::progress::NoProgress;
 use crate::search::{run_search, KernelPath, Method, SearchReport, SearchSetup};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use snn_nostd::{bits, SahdKernel};
@@ -176,7 +176,7 @@ pub fn search_bench(
     data: &Dataset,
     device: &Device,
 ) -> Result<(SearchBench, SearchReport)> {
-    let r = run_search(setup, data, device, &ProgressBar::hidden())?;
+    let r = run_search(setup, data, device, &NoProgress)?;
     let scorings: usize = r.rounds.iter().map(|x| x.scores.len()).sum();
     Ok((
         SearchBench {

@@ -10,7 +10,6 @@ use crate::export::{check_fit, footprint, from_network, quantize, Bits, Board, R
 use crate::model::{Mixing, Network};
 use anyhow::Result;
 use candle_core::Device;
-use indicatif::ProgressBar;
 use snn_nostd::genotype::{CellType, Genotype, OpSet};
 use std::sync::Arc;
 
@@ -63,7 +62,7 @@ fn every_cell_a_board_search_returns_fits_when_exported() -> Result<()> {
     let board = tight_board(&cfg)?;
     let fit = Arc::new(FitFilter::new(&board, &cfg, Bits::B8));
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
-    let pb = ProgressBar::hidden();
+    let pb = crate::progress::NoProgress;
     let setup = |method: Method, seed: u64| SearchSetup {
         net: cfg.clone(),
         batch: 8,
@@ -131,7 +130,7 @@ fn a_board_that_no_cell_fits_is_refused() -> Result<()> {
         data_label: "builtin".into(),
         fit: Some(fit),
     };
-    let pb = ProgressBar::hidden();
+    let pb = crate::progress::NoProgress;
     for method in [Method::Prune, Method::RandomShared] {
         let s = SearchSetup {
             method,

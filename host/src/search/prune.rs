@@ -5,9 +5,9 @@ use super::report::{CandidateScore, Pruned, RoundReport};
 use super::score::{argmax_first, mean_in_order, Scorer};
 use crate::data::Dataset;
 use crate::model::Mixing;
+use crate::progress::Progress;
 use anyhow::{bail, Result};
 use candle_core::Device;
-use indicatif::ProgressBar;
 use snn_nostd::genotype::{Genotype, Op};
 use std::time::Instant;
 
@@ -37,7 +37,7 @@ pub(super) fn prune(
     scorer: &Scorer<'_>,
     data: &Dataset,
     device: &Device,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
     note: &str,
 ) -> Result<SearchOutcome> {
     let cfg = &setup.net;
@@ -66,10 +66,11 @@ pub(super) fn prune(
         let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
         let cands = round_candidates(&alive);
         scorer.prepare(&batches, setup.mode())?;
-        pb.set_message(format!("round {round} | {note}"));
+        pb.set_message(&format!("round {round} | {note}"));
         let mixes: Vec<Mixing> = cands.iter().map(|(_, _, m)| m.clone()).collect();
-        let values = scorer
-            .score_candidates_per_repeat(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;
+        let values = scorer.score_candidates_per_repeat(&mixes, &batches, setup.mode(), |k| {
+            pb.advance(k as u64)
+        })?;
         let mut scores = Vec::new();
         let mut per_edge: Vec<Vec<f64>> = vec![Vec::new(); edges.len()];
         let mut per_edge_repeats: Vec<Vec<(String, Vec<f64>)>> = vec![Vec::new(); edges.len()];

@@ -9,9 +9,9 @@ use super::{prune, random};
 use crate::data::Dataset;
 use crate::limits::available_memory;
 use crate::model::{Mixing, Network};
+use crate::progress::Progress;
 use anyhow::{bail, Result};
 use candle_core::Device;
-use indicatif::ProgressBar;
 use std::time::Instant;
 
 /// Runs the configured search on `data` and returns the full report.
@@ -19,7 +19,7 @@ pub fn run_search(
     setup: &SearchSetup,
     data: &Dataset,
     device: &Device,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
 ) -> Result<SearchReport> {
     setup.net.validate()?;
     score::check_batch(setup.batch)?;
@@ -30,10 +30,9 @@ pub fn run_search(
     let estimate = Estimate::for_search(setup, data.frames(), device);
     estimate.check_memory(available_memory())?;
     let note = estimate.short();
-    pb.set_message(note.clone());
+    pb.start(setup.total_scorings(), &note);
     let start = Instant::now();
     let cfg = &setup.net;
-    pb.set_length(setup.total_scorings());
     let (genotype, rounds, best_score) = match setup.method {
         Method::Random => random::snasnet_rounds(setup, data, device, pb)?,
         Method::Prune | Method::RandomShared => {
@@ -47,7 +46,7 @@ pub fn run_search(
             }
         }
     };
-    pb.finish_and_clear();
+    pb.finish();
     check_result_scores(&rounds, best_score)?;
     let warnings: Vec<String> = rounds
         .iter()
@@ -115,7 +114,7 @@ pub fn snasnet_search(
     setup: &SearchSetup,
     data: &Dataset,
     device: &Device,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
 ) -> Result<SearchReport> {
     let setup = SearchSetup {
         method: Method::Random,
@@ -130,7 +129,7 @@ pub fn shared_search(
     setup: &SearchSetup,
     data: &Dataset,
     device: &Device,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
 ) -> Result<SearchReport> {
     let setup = SearchSetup {
         method: Method::RandomShared,

@@ -29,12 +29,12 @@ use crate::config::NetConfig;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::fsutil::write_atomic;
 use crate::model::{Mixing, Network};
+use crate::progress::{NoProgress, Progress};
 use crate::search::batches::{draw_batches, round_batch_seed};
 use crate::search::{run_search, KernelPath, Method, Scorer, SearchReport, SearchSetup};
 use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -349,13 +349,17 @@ pub fn has_forward_path(g: &Genotype) -> bool {
 }
 
 /// Starts a new study in `dir` (refused if it already holds one) or, with `resume`, continues
-/// the one there (`cfg` is then taken from `study.json`). Returns the final report.
+/// the one there (`cfg` is then taken from `study.json`). Returns the final report. The two
+/// searches report to `progress` (its prefix names the search); with `quiet`, nothing is
+/// reported or printed.
 pub fn run_study(
     dir: &Path,
     cfg: Option<&StudyConfig>,
     device: &Device,
     quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<report::StudyReport> {
+    let progress: &dyn Progress = if quiet { &NoProgress } else { progress };
     let new = cfg.is_some();
     let cfg = match cfg {
         Some(c) => {
@@ -411,14 +415,14 @@ pub fn run_study(
         cfg.noise_seeds,
         cfg.seed
     ));
-    let prune = search_stage(dir, &cfg, Method::Prune, &train_data, device, quiet)?;
+    let prune = search_stage(dir, &cfg, Method::Prune, &train_data, device, progress)?;
     let random = search_stage(
         dir,
         &cfg,
         cfg.random_method.method(),
         &train_data,
         device,
-        quiet,
+        progress,
     )?;
     say(format!(
         "pruning search: {} ({:.1} s); random search ({}, {} samples): {} ({:.1} s)",
@@ -546,7 +550,7 @@ fn search_stage(
     method: Method,
     data: &Dataset,
     device: &Device,
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<SearchReport> {
     let (name, batch) = match method {
         Method::Prune => (files::SEARCH_PRUNE, cfg.search_batch),
@@ -580,13 +584,8 @@ fn search_stage(
         data_label: cfg.data.display().to_string(),
         fit: None,
     };
-    let pb = if quiet {
-        ProgressBar::hidden()
-    } else {
-        crate::progress::scorings_bar()
-    };
-    pb.set_prefix(format!("{} search", method.name()));
-    let r = run_search(&setup, data, device, &pb)?;
+    progress.set_prefix(&format!("{} search", method.name()));
+    let r = run_search(&setup, data, device, progress)?;
     write_atomic(&path, &serde_json::to_vec_pretty(&r)?)?;
     Ok(r)
 }
@@ -855,7 +854,7 @@ fn run_cell(
         quiet: true,
         ..Default::default()
     };
-    let outcome = train::train(&run_dir, &tcfg, train_data, device, &ctl)
+    let outcome = train::train(&run_dir, &tcfg, train_data, device, &ctl, &NoProgress)
         .with_context(|| format!("training cell {} ({})", cell.id, cell.genotype))?;
     let best = outcome
         .best
@@ -868,7 +867,7 @@ fn run_cell(
         cfg.train_batch.max(EVAL_MIN_BATCH),
         cfg.loss,
         false,
-        None,
+        &NoProgress,
     )?;
     let r = CellResult {
         format: CELL_FORMAT.into(),

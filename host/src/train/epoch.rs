@@ -12,9 +12,9 @@ use super::metrics::LossKind;
 use super::optim::Sgd;
 use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};
+use crate::progress::Progress;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
-use indicatif::ProgressBar;
 use rand::RngCore;
 
 /// One SGD step on a batch: training-mode forward pass (dropout masks from `rng`), loss,
@@ -85,7 +85,7 @@ pub(crate) fn train_epoch(
     run: &EpochRun<'_>,
     opt: &mut Sgd,
     rng: &mut dyn RngCore,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
     reads: &mut HostReads,
 ) -> Result<EpochTotals> {
     if let Some(fast) = run.fast {
@@ -109,7 +109,7 @@ pub(crate) fn train_epoch(
         let labels = Tensor::from_slice(&labels, chunk.len(), run.device)?;
         sums.add(&l, chunk.len(), &logits, &labels)?;
         steps += 1;
-        pb.inc(1);
+        pb.advance(1);
     }
     let (loss_sum, correct) = sums.read(reads)?;
     if !loss_sum.is_finite() {
@@ -134,7 +134,7 @@ fn train_epoch_fast(
     fast: &FastNet,
     opt: &mut Sgd,
     rng: &mut dyn RngCore,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
 ) -> Result<EpochTotals> {
     let (data, cfg) = (run.data, run.cfg);
     let mut trainer = FastTrainer::new(fast.clone(), run.net, opt)?;
@@ -147,7 +147,7 @@ fn train_epoch_fast(
         loss_sum += out.loss * chunk.len() as f64;
         correct += out.correct;
         steps += 1;
-        pb.inc(1);
+        pb.advance(1);
     }
     trainer.store(run.net, opt)?;
     if !loss_sum.is_finite() {

@@ -31,9 +31,9 @@ use super::metrics::{predictions, LossKind};
 use crate::config::{NetConfig, PoolKind};
 use crate::data::{Dataset, DatasetKind};
 use crate::model::{Forward, LayerId, Mixing, Mode, Network, SpikeSink};
+use crate::progress::Progress;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use snn_nostd::genotype::{Genotype, LIF_CLASSES, NUM_NODES};
 use snn_nostd::skeleton::{CellSchedule, ConvCounts};
@@ -268,7 +268,8 @@ pub fn class_names(kind: DatasetKind) -> Vec<String> {
 
 /// Runs `net` (single path `g`) in evaluation mode (running BatchNorm statistics, no dropout)
 /// over every sample of `data` in order, `batch` at a time. With `synops`, counts synaptic
-/// operations too. `progress`, if given, advances by one per batch.
+/// operations too. `progress` advances by one per batch (its
+/// caller starts and finishes it).
 pub fn evaluate(
     net: &Network,
     g: &Genotype,
@@ -276,7 +277,7 @@ pub fn evaluate(
     batch: usize,
     loss_kind: LossKind,
     synops: bool,
-    progress: Option<&ProgressBar>,
+    progress: &dyn Progress,
 ) -> Result<EvalReport> {
     let cfg = &net.cfg;
     let device = net.params.device().clone();
@@ -311,9 +312,7 @@ pub fn evaluate(
             confusion[t as usize][p] += 1;
             correct += (p == t as usize) as usize;
         }
-        if let Some(pb) = progress {
-            pb.inc(1);
-        }
+        progress.advance(1);
     }
     let n = data.len();
     let per_class = confusion

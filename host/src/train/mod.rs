@@ -49,9 +49,9 @@ use crate::config::NetConfig;
 use crate::data::{train_val_split, Dataset};
 use crate::fsutil::write_atomic;
 use crate::model::{Mixing, Network};
+use crate::progress::{NoProgress, Progress};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -294,29 +294,19 @@ pub struct TrainOutcome {
     pub host_reads: u64,
 }
 
-fn progress(len: usize, quiet: bool, what: &str) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len as u64);
-    pb.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} batches {{msg}} (eta {{eta}})"
-        ))
-        .expect("valid template"),
-    );
-    pb
-}
-
 /// Trains (or, with `ctl.resume`, continues) the run `cfg` in `run_dir` on `train_data`, the
-/// whole training split (the validation split is carved from it with `cfg.seed`).
+/// whole training split (the validation split is carved from it with `cfg.seed`). `progress`
+/// gets one phase per epoch ("epoch N", one step per batch) and one per validation
+/// ("validation"); with `ctl.quiet` it gets nothing.
 pub fn train(
     run_dir: &Path,
     cfg: &TrainConfig,
     train_data: &Dataset,
     device: &Device,
     ctl: &RunControl,
+    progress: &dyn Progress,
 ) -> Result<TrainOutcome> {
+    let progress: &dyn Progress = if ctl.quiet { &NoProgress } else { progress };
     cfg.validate()?;
     if train_data.kind() != cfg.net.dataset {
         bail!(
@@ -369,7 +359,7 @@ pub fn train(
             train_idx: &train_idx,
             val_data: &val_data,
             device,
-            quiet: ctl.quiet,
+            progress,
             fast: fast.as_ref(),
         };
         let (m, steps) = run.run(state.epoch, &mut opt, &mut reads, start)?;
@@ -465,7 +455,7 @@ struct Epoch<'a> {
     train_idx: &'a [usize],
     val_data: &'a Dataset,
     device: &'a Device,
-    quiet: bool,
+    progress: &'a dyn Progress,
     fast: Option<&'a fast::FastNet>,
 }
 
@@ -484,7 +474,8 @@ impl Epoch<'_> {
         let mut order = self.train_idx.to_vec();
         order.shuffle(&mut rng);
         let n_batches = order.len().div_ceil(cfg.batch);
-        let pb = progress(n_batches, self.quiet, &format!("epoch {}", e + 1));
+        let pb = self.progress;
+        pb.start(n_batches as u64, &format!("epoch {}", e + 1));
         let run = epoch::EpochRun {
             net: self.net,
             mixing: self.mixing,
@@ -496,13 +487,9 @@ impl Epoch<'_> {
             device: self.device,
             fast: self.fast,
         };
-        let totals = epoch::train_epoch(&run, opt, &mut rng, &pb, reads)?;
-        pb.finish_and_clear();
-        let vpb = progress(
-            self.val_data.len().div_ceil(cfg.batch),
-            self.quiet,
-            "validation",
-        );
+        let totals = epoch::train_epoch(&run, opt, &mut rng, pb, reads)?;
+        pb.finish();
+        pb.start(self.val_data.len().div_ceil(cfg.batch) as u64, "validation");
         let val = evaluate(
             self.net,
             self.g,
@@ -510,9 +497,9 @@ impl Epoch<'_> {
             cfg.batch,
             cfg.loss,
             false,
-            Some(&vpb),
+            pb,
         )?;
-        vpb.finish_and_clear();
+        pb.finish();
         let n = self.train_idx.len() as f64;
         let m = EpochMetrics {
             epoch: e + 1,

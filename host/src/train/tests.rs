@@ -83,31 +83,31 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
         root.path().join("c"),
     );
     let dev = Device::Cpu;
-    train(&a, cfg, data, &dev, &quiet())?;
-    train(&b, cfg, data, &dev, &quiet())?;
+    train(&a, cfg, data, &dev, &quiet(), &NoProgress)?;
+    train(&b, cfg, data, &dev, &quiet(), &NoProgress)?;
     let step = |resume: bool| RunControl {
         resume,
         stop_after: Some(1),
         quiet: true,
         ..Default::default()
     };
-    let first = train(&c, cfg, data, &dev, &step(false))?;
+    let first = train(&c, cfg, data, &dev, &step(false), &NoProgress)?;
     assert_eq!((first.epochs_done, first.complete), (1, false));
     // A fresh run into a run folder is refused.
-    let err = train(&c, cfg, data, &dev, &quiet())
+    let err = train(&c, cfg, data, &dev, &quiet(), &NoProgress)
         .unwrap_err()
         .to_string();
     assert!(err.contains("--resume"), "{err}");
     // So is resuming with another configuration.
     let mut other = cfg.clone();
     other.optim.lr *= 2.0;
-    let err = train(&c, &other, data, &dev, &step(true))
+    let err = train(&c, &other, data, &dev, &step(true), &NoProgress)
         .unwrap_err()
         .to_string();
     assert!(err.contains("state.json"), "{err}");
     let mut done = first.epochs_done;
     while done < cfg.epochs {
-        let o = train(&c, cfg, data, &dev, &step(true))?;
+        let o = train(&c, cfg, data, &dev, &step(true), &NoProgress)?;
         assert_eq!(o.epochs_done, done + 1);
         done = o.epochs_done;
     }
@@ -122,7 +122,7 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
     // resume renames them into place. Both end bit-identical to the uninterrupted run.
     for committed in [false, true] {
         let d = root.path().join(format!("kill-{committed}"));
-        train(&d, cfg, data, &dev, &step(false))?;
+        train(&d, cfg, data, &dev, &step(false), &NoProgress)?;
         let two = root.path().join(format!("two-{committed}"));
         train(
             &two,
@@ -133,6 +133,7 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
                 stop_after: Some(2),
                 ..quiet()
             },
+            &NoProgress,
         )?;
         for f in [files::LAST, files::OPTIM, files::BEST] {
             std::fs::copy(two.join(f), d.join(format!("{f}.pending")))?;
@@ -140,7 +141,7 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
         if committed {
             std::fs::copy(two.join(files::STATE), d.join(files::STATE))?;
         }
-        let o = train(&d, cfg, data, &dev, &step(true))?;
+        let o = train(&d, cfg, data, &dev, &step(true), &NoProgress)?;
         assert_eq!(
             o.epochs_done,
             (if committed { 3 } else { 2 }).min(cfg.epochs)
@@ -154,6 +155,7 @@ fn check_resume(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
                 resume: true,
                 ..quiet()
             },
+            &NoProgress,
         )?;
         assert!(
             tensor_bits(&a.join(files::LAST))? == tensor_bits(&d.join(files::LAST))?,
@@ -432,7 +434,7 @@ mod real_data {
         let idx: Vec<usize> = (0..n_train.min(all.len())).collect();
         let data = all.subset(&idx);
         let start = Instant::now();
-        let out = train(dir, cfg, &data, &Device::Cpu, &quiet())?;
+        let out = train(dir, cfg, &data, &Device::Cpu, &quiet(), &NoProgress)?;
         assert!(out.complete);
         let (net, meta) = load_checkpoint(&dir.join(files::BEST), &Device::Cpu)?;
         assert_eq!(meta.epoch, out.best.as_ref().unwrap().epoch);
@@ -444,7 +446,7 @@ mod real_data {
             100,
             LossKind::Ce,
             true,
-            None,
+            &NoProgress,
         )?;
         eprintln!(
             "{}: {} train samples, {} epochs: val top-1 {:?}, test top-1 {:.2}% (SAR {:.4}, {:.3e} AC/sample) in {:.1} s",
@@ -522,7 +524,7 @@ fn train_host_reads_do_not_grow_with_steps() -> Result<()> {
             cfg.val_fraction = 0.25;
             let dir = tempfile::tempdir()?;
             let ctl = RunControl { path, ..quiet() };
-            let out = train(dir.path(), &cfg, &data, &Device::Cpu, &ctl)?;
+            let out = train(dir.path(), &cfg, &data, &Device::Cpu, &ctl, &NoProgress)?;
             let st = TrainState::read(dir.path())?;
             assert_eq!(st.optimizer.steps, 2 * 30usize.div_ceil(batch) as u64);
             counts.push(out.host_reads);

@@ -539,7 +539,7 @@ fn pruning_search_matches_candle() -> Result<()> {
 
 fn pruning_search_on_both_paths(cfg: NetConfig) -> Result<()> {
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
-    let pb = indicatif::ProgressBar::hidden();
+    let pb = crate::progress::NoProgress;
     let a = run_search(
         &tiny_setup(cfg.clone(), KernelPath::BitPacked),
         &data,
@@ -578,7 +578,7 @@ fn random_search_matches_candle() -> Result<()> {
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let ops: OpSet = "zero,skip,conv1,conv3,avgpool,maxpool".parse().unwrap();
     let cfg = tiny_cfg(CellType::Backward, &ops)?;
-    let pb = indicatif::ProgressBar::hidden();
+    let pb = crate::progress::NoProgress;
     for method in [Method::Random, Method::RandomShared] {
         let setup = |path| SearchSetup {
             method,

@@ -24,9 +24,9 @@ use super::score::{KernelPath, Scorer};
 use super::setup::SearchSetup;
 use crate::data::Dataset;
 use crate::model::{Mixing, Network};
+use crate::progress::Progress;
 use anyhow::{bail, Result};
 use candle_core::Device;
-use indicatif::ProgressBar;
 use outcome::{one_round, SAMPLER_SALT};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -48,7 +48,7 @@ pub(crate) fn snasnet_rounds(
     setup: &SearchSetup,
     data: &Dataset,
     device: &Device,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
 ) -> Result<SearchOutcome> {
     let k = setup.random_samples;
     if k == 0 {
@@ -67,7 +67,7 @@ pub(crate) fn snasnet_rounds(
         let batch_seed = round_batch_seed(seed, 1);
         let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
         let s = Scorer::new(&net, setup.kernel_path)?.sahd_score(&mixing, &batches, setup.mode());
-        pb.inc(1);
+        pb.advance(1);
         s
     };
     // Candidates are independent: the CPU engine scores them in parallel threads (each is

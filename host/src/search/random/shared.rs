@@ -4,13 +4,13 @@
 use super::outcome::{one_round, SAMPLER_SALT};
 use crate::data::Dataset;
 use crate::model::Mixing;
+use crate::progress::Progress;
 use crate::search::batches::{draw_batches, round_batch_seed};
 use crate::search::report::SearchOutcome;
 use crate::search::score::Scorer;
 use crate::search::setup::SearchSetup;
 use anyhow::{bail, Result};
 use candle_core::Device;
-use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use snn_nostd::genotype::{Genotype, Op};
@@ -23,7 +23,7 @@ pub(crate) fn shared_rounds(
     scorer: &Scorer<'_>,
     data: &Dataset,
     device: &Device,
-    pb: &ProgressBar,
+    pb: &dyn Progress,
 ) -> Result<SearchOutcome> {
     if setup.random_samples == 0 {
         bail!("random search needs at least one sample");
@@ -43,7 +43,8 @@ pub(crate) fn shared_rounds(
     }
     scorer.prepare(&batches, setup.mode())?;
     let mixes: Vec<Mixing> = genotypes.iter().map(Mixing::single_path).collect();
-    let scores = scorer.score_candidates(&mixes, &batches, setup.mode(), |k| pb.inc(k as u64))?;
+    let scores =
+        scorer.score_candidates(&mixes, &batches, setup.mode(), |k| pb.advance(k as u64))?;
     one_round(
         setup,
         &genotypes,

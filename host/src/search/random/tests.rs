@@ -6,7 +6,6 @@ use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::search::run::{shared_search, snasnet_search};
 use crate::search::score::argmax_first;
 use crate::search::setup::Method;
-use indicatif::ProgressBar;
 use snn_nostd::genotype::{CellType, OpSet};
 
 fn setup(method: Method) -> Result<SearchSetup> {
@@ -37,7 +36,7 @@ fn setup(method: Method) -> Result<SearchSetup> {
 fn every_candidate_is_an_independent_scoring() -> Result<()> {
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let s = setup(Method::Prune)?;
-    let pb = ProgressBar::hidden();
+    let pb = crate::progress::NoProgress;
     let r = snasnet_search(&s, &data, &Device::Cpu, &pb)?;
     assert_eq!(r.config.method, "random");
     assert_eq!(r.config.random_samples, Some(5));
@@ -85,7 +84,7 @@ fn fresh_weights_change_the_score_of_a_genotype() -> Result<()> {
 fn shared_variant_keeps_its_own_sampler() -> Result<()> {
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
     let s = setup(Method::Random)?;
-    let pb = ProgressBar::hidden();
+    let pb = crate::progress::NoProgress;
     let a = shared_search(&s, &data, &Device::Cpu, &pb)?;
     assert_eq!(a.config.method, "random-shared");
     // Its genotypes are uniform per edge: over 5 samples of 12 edges, some pair has both
