@@ -192,17 +192,22 @@ pub(super) fn serial_elementwise_for_tests() {
     }
 }
 
-#[test]
-fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
-    serial_elementwise_for_tests();
-    // CIFAR-10: augmentation, dropout, cross-entropy.
+/// The first 100 training images of the shipped CIFAR-10 sample.
+fn cifar_sample_100() -> Result<Dataset> {
     let all = Dataset::load(
         DatasetKind::Cifar10,
         &shipped_data("cifar10-sample"),
         Split::Train,
         1,
     )?;
-    let data = all.subset(&(0..100).collect::<Vec<_>>());
+    Ok(all.subset(&(0..100).collect::<Vec<_>>()))
+}
+
+#[test]
+fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
+    serial_elementwise_for_tests();
+    // CIFAR-10: augmentation, dropout, cross-entropy.
+    let data = cifar_sample_100()?;
     let mut cfg = config(DatasetKind::Cifar10, 1.0 / 64.0, 2, 3, 32);
     cfg.net.hidden = 16;
     check_resume(&cfg, &data)?;
@@ -224,13 +229,7 @@ fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
 #[test]
 fn train_resume_is_bit_identical_on_the_spikenas_bench_preset() -> Result<()> {
     serial_elementwise_for_tests();
-    let all = Dataset::load(
-        DatasetKind::Cifar10,
-        &shipped_data("cifar10-sample"),
-        Split::Train,
-        1,
-    )?;
-    let data = all.subset(&(0..100).collect::<Vec<_>>());
+    let data = cifar_sample_100()?;
     let o = Overrides {
         width: Some(1.0 / 64.0),
         timesteps: Some(2),
