@@ -2,10 +2,15 @@
 """Reads a NIR file written by `lightsnn export --format nir` with the official `nir` package,
 checks its nodes and edges, runs it in Norse (through nirtorch) and compares with our network.
 
-usage: nir-check.py NET.nir REFERENCE.json [--min-agreement F]
+usage: nir-check.py NET.nir REFERENCE.json [--min-agreement F] [--exact-layers PREFIX]
+                   [--exact-tolerance R]
 
-Exits non-zero when nir.read fails, the graph lacks an expected node or edge, or the
-agreement of predictions is below --min-agreement.
+Exits non-zero when nir.read fails, the graph lacks an expected node or edge, the agreement of
+predictions is below --min-agreement, or a layer whose name starts with --exact-layers fires a
+spike count more than --exact-tolerance (relative, default 1e-3: float rounding) away from ours.
+The layers before the first max pool written as an average pool (`--approx-maxpool`) compute
+exactly what ours do, so `--exact-layers cell1_` checks the graph, its cycles and the LIF
+discretisation independently of how much the approximation changes the network downstream.
 """
 import argparse
 import json
@@ -113,7 +118,7 @@ def run_norse(g, ref):
         r_o, r_n = ours / denom, spikes[k] / denom
         print(f"{k:<16}{neurons:>9}{r_o:>11.4f}{r_n:>12.4f}{r_n - r_o:>+9.4f}"
               f"{ours:>13}{int(spikes[k]):>14}")
-    return agree / n
+    return agree / n, spikes
 
 
 def main():
@@ -121,6 +126,9 @@ def main():
     ap.add_argument("nir_file")
     ap.add_argument("reference")
     ap.add_argument("--min-agreement", type=float, default=0.0)
+    ap.add_argument("--exact-layers", default=None,
+                    help="name prefix of the layers that must fire our spike counts")
+    ap.add_argument("--exact-tolerance", type=float, default=1e-3)
     ap.add_argument("--no-sim", action="store_true", help="only nir.read and the structure")
     a = ap.parse_args()
     print(f"nir {nir.__version__}, file version {nir.serialization.read_version(a.nir_file)}")
@@ -130,9 +138,20 @@ def main():
         return
     with open(a.reference) as f:
         ref = json.load(f)
-    agreement = run_norse(g, ref)
+    agreement, spikes = run_norse(g, ref)
     if agreement < a.min_agreement:
         sys.exit(f"agreement {agreement:.3f} below --min-agreement {a.min_agreement}")
+    if a.exact_layers is not None:
+        exact = {k: ours for k, (_, ours) in ref["layers"].items() if k.startswith(a.exact_layers)}
+        if not exact:
+            sys.exit(f"no layer of the reference starts with {a.exact_layers!r}")
+        for k, ours in sorted(exact.items()):
+            theirs = float(spikes.get(k, -1))
+            if abs(theirs - ours) > a.exact_tolerance * max(ours, 1):
+                sys.exit(f"{k}: Norse fired {theirs:.0f} spikes, ours {ours}: beyond "
+                         f"--exact-tolerance {a.exact_tolerance}")
+        print(f"{len(exact)} layers {a.exact_layers}*: spike counts equal to ours within "
+              f"{a.exact_tolerance} (relative)")
 
 
 if __name__ == "__main__":
