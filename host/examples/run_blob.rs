@@ -8,7 +8,6 @@
 //! networks come from `lightsnn export-records`).
 
 use anyhow::{Context, Result};
-use lightsnn::data::DatasetKind;
 use lightsnn::train::eval::class_names;
 use snn_nostd::engine::{buffer_sizes, quantize_input_u8, Engine};
 use snn_nostd::model::decode;
@@ -33,7 +32,7 @@ fn main() -> Result<()> {
     let mut input = vec![0i16; s.input];
     // A record: the label byte, then one sample as `quantize_input_u8` takes it.
     let record_len = model.dims().record_len();
-    let classes = class_names(DatasetKind::from_blob_tag(model.dataset()));
+    let classes = class_names(model.dataset());
 
     let mut correct = 0;
     for (i, record) in images.chunks_exact(record_len).enumerate() {

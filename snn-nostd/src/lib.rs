@@ -4,6 +4,7 @@
 //! here, written once:
 //! - [`genotype`]: the operation set, the 12 cell edges in canonical order, cell types and
 //!   genotypes, with parsing and printing.
+//! - [`dataset`]: the datasets, their input kinds, sizes and classes.
 //! - [`bits`]: bit-packed spike codes and popcount Hamming distance.
 //! - [`pairwise`]: all-pairs Hamming distances, cache-tiled, with AVX2 / AVX-512 dispatch.
 //! - [`sahd`]: the sparsity-aware Hamming distance (SAHD) kernel and its log-determinant score.
@@ -29,6 +30,7 @@ extern crate std;
 
 pub mod bits;
 pub mod crc32;
+pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod genotype;

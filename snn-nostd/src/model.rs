@@ -9,7 +9,7 @@
 //! 10      4   CRC-32 (IEEE) of the payload, u32 little-endian
 //! 14      n   payload: ModelParts, postcard-encoded
 //! ```
-//! Format 2 added the dataset ([`Dataset`]) at the start of the payload; format-1 blobs are
+//! Format 2 added the dataset ([`DatasetKind`]) at the start of the payload; format-1 blobs are
 //! refused by their version (re-export them).
 //! [`decode`] checks, in this order, length, magic, version, payload length, checksum, the
 //! postcard encoding and then every count, shape and value range against each other (see
@@ -38,6 +38,7 @@
 //! `add = round(b * 2^(post.exp + shift))` for the BN's `y = g x + b`.
 
 use crate::crc32;
+use crate::dataset::DatasetKind;
 use crate::genotype::{CellType, Genotype, Op, NUM_EDGES, NUM_NODES};
 use crate::skeleton::CellSchedule;
 use core::fmt;
@@ -136,42 +137,6 @@ pub enum InputKind {
     Static,
     /// One event frame per timestep.
     Events,
-}
-
-/// The dataset a network was trained on: what its input and its classes mean, so that a tool
-/// reading the blob (`lightsnn eval --model`, the firmware) need not guess it from the shapes.
-/// Recorded since format version 2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Dataset {
-    /// CIFAR-10 images (static input, 10 classes).
-    Cifar10,
-    /// CIFAR-100 images (static input, 100 classes).
-    Cifar100,
-    /// N-MNIST event recordings (event input, 10 classes).
-    Nmnist,
-    /// DVS128 Gesture event recordings (event input, 11 classes).
-    Dvs128,
-}
-
-impl Dataset {
-    /// The input kind of the dataset's samples.
-    pub const fn input(self) -> InputKind {
-        match self {
-            Dataset::Cifar10 | Dataset::Cifar100 => InputKind::Static,
-            Dataset::Nmnist | Dataset::Dvs128 => InputKind::Events,
-        }
-    }
-
-    /// Lower-case name (`cifar10`, `cifar100`, `nmnist`, `dvs128`), as the CLI spells it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Dataset::Cifar10 => "cifar10",
-            Dataset::Cifar100 => "cifar100",
-            Dataset::Nmnist => "nmnist",
-            Dataset::Dvs128 => "dvs128",
-        }
-    }
 }
 
 /// Shapes of the network.
@@ -504,7 +469,7 @@ pub struct InputParts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelParts<'a> {
     /// The dataset the network was trained on (its input kind is `dims.input`'s).
-    pub dataset: Dataset,
+    pub dataset: DatasetKind,
     /// Shapes.
     pub dims: Dims,
     /// The genotype shared by both cells.
@@ -812,7 +777,7 @@ impl<'a> Model<'a> {
     }
 
     /// The dataset the network was trained on.
-    pub fn dataset(&self) -> Dataset {
+    pub fn dataset(&self) -> DatasetKind {
         self.parts.dataset
     }
 
@@ -1021,7 +986,7 @@ pub mod owned {
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct OwnedModel {
         /// The dataset.
-        pub dataset: Dataset,
+        pub dataset: DatasetKind,
         /// Shapes.
         pub dims: Dims,
         /// Genotype.

@@ -11,9 +11,10 @@
 //! Models are deterministic functions of their spec, recipe and generator: the firmware's tests
 //! compare blobs byte for byte, so the order of the random draws is part of the contract.
 
+use crate::dataset::DatasetKind;
 use crate::genotype::{Genotype, Op};
 use crate::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
-use crate::model::{Bits, Dataset, Dims, InputKind, InputNorm, InputParts};
+use crate::model::{Bits, Dims, InputKind, InputNorm, InputParts};
 use crate::rng::SplitMix64;
 use alloc::vec::Vec;
 
@@ -237,10 +238,10 @@ pub fn random_model(
     // The dataset whose input kind and class count the shapes have (the shapes themselves are
     // the tests' own).
     let dataset = match (dims.input, dims.classes) {
-        (InputKind::Static, 100) => Dataset::Cifar100,
-        (InputKind::Static, _) => Dataset::Cifar10,
-        (InputKind::Events, 11) => Dataset::Dvs128,
-        (InputKind::Events, _) => Dataset::Nmnist,
+        (InputKind::Static, 100) => DatasetKind::Cifar100,
+        (InputKind::Static, _) => DatasetKind::Cifar10,
+        (InputKind::Events, 11) => DatasetKind::Dvs128,
+        (InputKind::Events, _) => DatasetKind::Nmnist,
     };
     OwnedModel {
         dataset,

@@ -299,7 +299,7 @@ pub fn full_width(mut cfg: NetConfig, width_given: bool) -> Result<NetConfig> {
 
 /// clap parser of `--dataset`.
 pub(super) fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
-    s.parse::<DatasetKind>().map_err(|e| e.to_string())
+    s.parse::<DatasetKind>().map_err(|e| format!("{s:?}: {e}"))
 }
 /// clap parser of `--space`.
 pub(super) fn parse_ops(s: &str) -> Result<OpSet, String> {

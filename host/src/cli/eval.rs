@@ -155,7 +155,7 @@ fn same_network(
 ) -> Result<()> {
     let d = model.dims();
     let n = &meta.net;
-    let blob_kind = DatasetKind::from_blob_tag(model.dataset());
+    let blob_kind = model.dataset();
     let shape = |kind: DatasetKind, g: &str, input: [usize; 3], sizes: [usize; 5]| {
         let [c, h, w] = input;
         let [c1, c2, hidden, t, v] = sizes;
@@ -195,7 +195,7 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
         .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;
     let dims = *model.dims();
     // The blob records its dataset (format 2).
-    let kind = DatasetKind::from_blob_tag(model.dataset());
+    let kind = model.dataset();
     let t = dims.t as usize;
     // The float network must be the blob's, and fit, before any data is read.
     let described = match &a.checkpoint {

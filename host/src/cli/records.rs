@@ -65,7 +65,7 @@ pub fn run(a: RecordsArgs) -> Result<()> {
             let model = decode(&blob)
                 .with_context(|| format!("{}: not a valid model blob", path.display()))?;
             let d = model.dims();
-            let kind = DatasetKind::from_blob_tag(model.dataset());
+            let kind = model.dataset();
             let t = match d.input {
                 InputKind::Events => d.t as usize,
                 InputKind::Static => 1,

@@ -8,14 +8,7 @@ pub(crate) const SIDE: usize = 32;
 /// Zero-padding of the random crop, on each side.
 pub const CROP_PADDING: usize = 4;
 
-/// CIFAR-10 per-channel mean (RGB, on values scaled to [0, 1]).
-pub const CIFAR10_MEAN: [f32; 3] = [0.4913, 0.4821, 0.4465];
-/// CIFAR-10 per-channel standard deviation.
-pub const CIFAR10_STD: [f32; 3] = [0.2470, 0.2434, 0.2615];
-/// CIFAR-100 per-channel mean.
-pub const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4867, 0.4408];
-/// CIFAR-100 per-channel standard deviation.
-pub const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
+pub use snn_nostd::dataset::{CIFAR100_MEAN, CIFAR100_STD, CIFAR10_MEAN, CIFAR10_STD};
 
 /// Per-channel lookup table from a raw byte to its normalised value `(v/255 - mean) / std`.
 pub(crate) struct Normalizer {

@@ -376,18 +376,6 @@ impl Dataset {
     }
 }
 
-impl DatasetKind {
-    /// Per-channel `(mean, std)` used to normalise static images (docs/design.md, "Training");
-    /// event data is not normalised and gets `([0; 3], [1; 3])`.
-    pub fn mean_std(self) -> ([f32; 3], [f32; 3]) {
-        match self {
-            DatasetKind::Cifar10 => (CIFAR10_MEAN, CIFAR10_STD),
-            DatasetKind::Cifar100 => (CIFAR100_MEAN, CIFAR100_STD),
-            DatasetKind::Dvs128 | DatasetKind::Nmnist => ([0.0; 3], [1.0; 3]),
-        }
-    }
-}
-
 fn check_timesteps(timesteps: usize) -> Result<(), DataError> {
     if timesteps == 0 {
         return Err(DataError::InvalidArgument(

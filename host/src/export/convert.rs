@@ -69,7 +69,7 @@ pub fn from_network(net: &Network, genotype: &Genotype) -> Result<FloatNetwork> 
     let (mean, std) = cfg.dataset.mean_std();
     let is_event = cfg.dataset.is_event();
     Ok(FloatNetwork {
-        dataset: cfg.dataset.blob_tag(),
+        dataset: cfg.dataset,
         input: if is_event {
             InputKind::Events
         } else {

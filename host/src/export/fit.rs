@@ -118,7 +118,7 @@ pub fn shape_blob(
     };
     let outputs = d.outputs();
     let model = OwnedModel {
-        dataset: cfg.dataset.blob_tag(),
+        dataset: cfg.dataset,
         dims: d,
         genotype: genotype.clone(),
         bits,

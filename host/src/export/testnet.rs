@@ -76,7 +76,7 @@ pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
     let cell2 = cell(&mut rng, spec.c2);
     let bn_cell2 = random_bn(&mut rng, spec.c2);
     let mut net = FloatNetwork {
-        dataset: dataset(spec).blob_tag(),
+        dataset: dataset(spec),
         input: spec.input,
         in_c,
         in_h,

@@ -89,7 +89,7 @@ pub struct Normalization {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatNetwork {
     /// The dataset it was trained on (recorded in the blob).
-    pub dataset: snn_nostd::model::Dataset,
+    pub dataset: snn_nostd::dataset::DatasetKind,
     /// Static image (repeated each timestep) or event frames.
     pub input: InputKind,
     /// Input channels.

@@ -1370,13 +1370,13 @@ fn blob_records_the_dataset() {
         bits: Bits::B8,
     };
     let mut m = random_model(&spec, 5);
-    assert_eq!(m.dataset, crate::model::Dataset::Cifar10);
+    assert_eq!(m.dataset, crate::dataset::DatasetKind::Cifar10);
     let blob = m.encode().unwrap();
     assert_eq!(
         decode(&blob).unwrap().dataset(),
-        crate::model::Dataset::Cifar10
+        crate::dataset::DatasetKind::Cifar10
     );
-    m.dataset = crate::model::Dataset::Nmnist;
+    m.dataset = crate::dataset::DatasetKind::Nmnist;
     assert!(m.encode().is_err(), "event dataset on static dims");
     let mut old = blob.clone();
     old[4..6].copy_from_slice(&1u16.to_le_bytes());
