@@ -6,7 +6,7 @@
 //! - embeds the model blob and the test inputs: `LIGHTSNN_MODEL` (default
 //!   `firmware/assets/model.bin`) and `LIGHTSNN_IMAGES` (default `firmware/assets/images.bin`,
 //!   concatenated records of 1 label byte + the blob's whole raw `u8` input sample,
-//!   `snn_nostd::model::Dims::record_len`: CIFAR-10 binary records for a 3x32x32 network, `T`
+//!   `snn_nostd::model::Shape::record_len`: CIFAR-10 binary records for a 3x32x32 network, `T`
 //!   frames of event counts for an event network). Relative paths are taken from the workspace
 //!   root. The record length is derived from the blob and written as `RECORD_LEN`; an images
 //!   file that is not a whole number of such records stops the build, naming the file;
@@ -46,10 +46,10 @@ fn main() {
     let images_path = asset_path(&root, "LIGHTSNN_IMAGES", "firmware/assets/images.bin");
     let model = read_asset(&model_path, "LIGHTSNN_MODEL");
     let images = read_asset(&images_path, "LIGHTSNN_IMAGES");
-    // The record length is the blob's (one rule: `Dims::record_len`). A blob that does not
+    // The record length is the blob's (one rule: `Shape::record_len`). A blob that does not
     // decode is reported at run time, before the images are read: any length builds then.
-    let dims = snn_nostd::model::decode(&model).ok().map(|m| *m.dims());
-    let record_len = match dims {
+    let shape = snn_nostd::model::decode(&model).ok().map(|m| *m.shape());
+    let record_len = match shape {
         Some(d) => {
             if d.record_count(images.len()).is_none() {
                 panic!(
@@ -112,7 +112,7 @@ fn main() {
     .unwrap();
     writeln!(
         src,
-        "/// Bytes of one record of `IMAGES` (`snn_nostd::model::Dims::record_len` of the blob)."
+        "/// Bytes of one record of `IMAGES` (`snn_nostd::model::Shape::record_len` of the blob)."
     )
     .unwrap();
     writeln!(src, "pub const RECORD_LEN: usize = {record_len};").unwrap();
@@ -121,14 +121,14 @@ fn main() {
 }
 
 /// What a record's input bytes are, in words.
-fn input_words(d: &snn_nostd::model::Dims) -> String {
+fn input_words(d: &snn_nostd::model::Shape) -> String {
     match d.input {
         snn_nostd::model::InputKind::Static => {
             format!("a {}x{}x{} image", d.in_c, d.in_h, d.in_w)
         }
         snn_nostd::model::InputKind::Events => format!(
             "{} frames of {}x{}x{} event counts",
-            d.t, d.in_c, d.in_h, d.in_w
+            d.timesteps, d.in_c, d.in_h, d.in_w
         ),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Start-up: decode the embedded model blob, check the static engine buffers against
 //! [`engine::buffer_sizes`], then run every embedded test input (a record: label byte + the
-//! blob's whole raw `u8` sample, [`model::Dims::record_len`]: a CIFAR-10 image, or `T` frames of
+//! blob's whole raw `u8` sample, [`model::Shape::record_len`]: a CIFAR-10 image, or `T` frames of
 //! event counts) through the integer engine and log the results with defmt. Any error is logged and ends the run with a semihosting
 //! failure exit (QEMU exit status 1); so do a panic, a HardFault and any unexpected exception.
 //!
@@ -270,13 +270,13 @@ fn run() -> bool {
             return false;
         }
     };
-    let d = *model.dims();
+    let d = *model.shape();
     defmt::println!(
-        "model: {=u16}x{=u16}x{=u16} input, T {=u16}, C1 {=u16}, C2 {=u16}, hidden {=u16}, {=u16} classes x {=u16} votes, {=u32}-bit weights, {=usize} weight bytes",
+        "model: {=usize}x{=usize}x{=usize} input, T {=usize}, C1 {=usize}, C2 {=usize}, hidden {=usize}, {=usize} classes x {=usize} votes, {=u32}-bit weights, {=usize} weight bytes",
         d.in_c,
         d.in_h,
         d.in_w,
-        d.t,
+        d.timesteps,
         d.c1,
         d.c2,
         d.hidden,
@@ -292,12 +292,12 @@ fn run() -> bool {
         Some(n) if record == assets::RECORD_LEN => n,
         _ => {
             defmt::error!(
-                "the embedded images ({=usize} bytes, records of {=usize} bytes) are not records of this model's {} input: 1 label byte + {=usize} input bytes ({=u16} frames of {=u16}x{=u16}x{=u16})",
+                "the embedded images ({=usize} bytes, records of {=usize} bytes) are not records of this model's {} input: 1 label byte + {=usize} input bytes ({=usize} frames of {=usize}x{=usize}x{=usize})",
                 images.len(),
                 assets::RECORD_LEN,
                 d.input,
                 d.input_len(),
-                if d.input == InputKind::Events { d.t } else { 1 },
+                if d.input == InputKind::Events { d.timesteps } else { 1 },
                 d.in_c,
                 d.in_h,
                 d.in_w

@@ -14,9 +14,11 @@ use snn_nostd::model::{decode, FORMAT_VERSION, MAGIC};
 fn run(blob: &[u8]) {
     let Ok(model) = decode(blob) else { return };
     let s = buffer_sizes(&model);
-    let d = model.dims();
+    let d = model.shape();
     // Keep each execution cheap: skip models whose buffers or work are large.
-    let work = (d.t as usize).saturating_mul(d.n1().saturating_add(d.n2()).saturating_add(d.frame_len()));
+    let work = d
+        .timesteps
+        .saturating_mul(d.n1().saturating_add(d.n2()).saturating_add(d.frame_len()));
     if s.bytes() > (8 << 20) || s.input > (1 << 20) || work > (1 << 22) {
         return;
     }

@@ -31,7 +31,7 @@ fn main() -> Result<()> {
     let mut engine = Engine::new(&model, &mut act, &mut acc, &mut bits)?;
     let mut input = vec![0i16; s.input];
     // A record: the label byte, then one sample as `quantize_input_u8` takes it.
-    let record_len = model.dims().record_len();
+    let record_len = model.shape().record_len();
     let classes = class_names(model.dataset());
 
     let mut correct = 0;

@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use snn_nostd::genotype::{CellType, LifClass, OpSet};
+use snn_nostd::shape::{InputKind, Shape};
 use snn_nostd::skeleton;
 
-/// Which dataset a network is built for. Mirrors `data::DatasetKind` but lives here so that the
-/// model can be configured without loading data.
-pub use crate::data::DatasetKind;
+/// Which dataset a network is built for (the one enum of snn-nostd, also at `data::DatasetKind`).
+pub use snn_nostd::dataset::DatasetKind;
 
 /// Constants of the LIF neuron (docs/design.md, "The LIF neuron").
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,29 +118,21 @@ pub enum BnMode {
     Running,
 }
 
-/// Everything needed to build a network of the LightSNN macro skeleton.
+/// Everything needed to build a network of the LightSNN macro skeleton: the dataset, the
+/// network's [`Shape`] (one type with the device's model blob) and the architecture's kind (cell
+/// type, op set, LIF constants, pools).
+///
+/// In files (search results, checkpoints, study state) it is one flat JSON object, unchanged
+/// since the first version: `dataset`, `input` (`[channels, height, width]`), `c1`, `c2`,
+/// `pool`, `hidden`, `classes`, `votes`, `timesteps`, `stem_pool`, `cell`, `ops`, `lif`,
+/// `bn_mode` and `downsample` (left out when max).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "file::NetConfigFile", into = "file::NetConfigFile")]
 pub struct NetConfig {
-    /// Dataset the network is shaped for.
+    /// Dataset the network is shaped for (its input kind is `shape.input`).
     pub dataset: DatasetKind,
-    /// Input channels, height and width.
-    pub input: [usize; 3],
-    /// Channels of cell 1.
-    pub c1: usize,
-    /// Channels of cell 2.
-    pub c2: usize,
-    /// Kernel (and stride) of the pool before the classifier.
-    pub pool: usize,
-    /// Hidden units of the classifier.
-    pub hidden: usize,
-    /// Number of classes.
-    pub classes: usize,
-    /// Voting neurons per class.
-    pub votes: usize,
-    /// Timesteps.
-    pub timesteps: usize,
-    /// MaxPool2 right after the stem (DVS128 Gesture).
-    pub stem_pool: bool,
+    /// Input, timesteps, widths, classifier pool, hidden units, classes and votes.
+    pub shape: Shape,
     /// Cell type (backward or forward-only).
     pub cell: CellType,
     /// The candidate operations.
@@ -149,10 +141,85 @@ pub struct NetConfig {
     pub lif: LifParams,
     /// BatchNorm statistics used while scoring.
     pub bn_mode: BnMode,
-    /// The pool of the two downsampling stages (max unless a preset says otherwise; left out of
-    /// files when max, so files of older versions read the same).
-    #[serde(default, skip_serializing_if = "PoolKind::is_max")]
+    /// The pool of the two downsampling stages (max unless a preset says otherwise).
     pub downsample: PoolKind,
+}
+
+/// The file form of [`NetConfig`].
+mod file {
+    use super::*;
+
+    /// [`NetConfig`] as files have always spelled it: one flat object.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub(super) struct NetConfigFile {
+        dataset: DatasetKind,
+        input: [usize; 3],
+        c1: usize,
+        c2: usize,
+        pool: usize,
+        hidden: usize,
+        classes: usize,
+        votes: usize,
+        timesteps: usize,
+        stem_pool: bool,
+        cell: CellType,
+        ops: OpSet,
+        lif: LifParams,
+        bn_mode: BnMode,
+        // files of versions before average pools have no field: max
+        #[serde(default, skip_serializing_if = "PoolKind::is_max")]
+        downsample: PoolKind,
+    }
+
+    impl From<NetConfigFile> for NetConfig {
+        fn from(f: NetConfigFile) -> NetConfig {
+            NetConfig {
+                dataset: f.dataset,
+                shape: Shape {
+                    input: f.dataset.input(),
+                    in_c: f.input[0],
+                    in_h: f.input[1],
+                    in_w: f.input[2],
+                    stem_pool: f.stem_pool,
+                    timesteps: f.timesteps,
+                    c1: f.c1,
+                    c2: f.c2,
+                    pool: f.pool,
+                    hidden: f.hidden,
+                    classes: f.classes,
+                    votes: f.votes,
+                },
+                cell: f.cell,
+                ops: f.ops,
+                lif: f.lif,
+                bn_mode: f.bn_mode,
+                downsample: f.downsample,
+            }
+        }
+    }
+
+    impl From<NetConfig> for NetConfigFile {
+        fn from(c: NetConfig) -> NetConfigFile {
+            let s = c.shape;
+            NetConfigFile {
+                dataset: c.dataset,
+                input: [s.in_c, s.in_h, s.in_w],
+                c1: s.c1,
+                c2: s.c2,
+                pool: s.pool,
+                hidden: s.hidden,
+                classes: s.classes,
+                votes: s.votes,
+                timesteps: s.timesteps,
+                stem_pool: s.stem_pool,
+                cell: c.cell,
+                ops: c.ops,
+                lif: c.lif,
+                bn_mode: c.bn_mode,
+                downsample: c.downsample,
+            }
+        }
+    }
 }
 
 /// Optional overrides of the per-dataset defaults.
@@ -180,6 +247,14 @@ pub enum ConfigError {
     /// A size is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// The shape's input kind is not the dataset's.
+    #[error("{dataset} has {:?} input, the shape says {input:?}", dataset.input())]
+    InputKind {
+        /// The dataset.
+        dataset: DatasetKind,
+        /// The shape's input kind.
+        input: InputKind,
+    },
     /// A preset was combined with a dataset it is not shaped for.
     #[error("the {preset} preset is a {} network; --dataset {dataset} contradicts it", preset.dataset())]
     PresetDataset {
@@ -233,9 +308,44 @@ fn scale(c: usize, width: f64) -> usize {
     ((c as f64 * width).round() as usize).max(1)
 }
 
-/// The per-dataset (or per-preset) sizes of the macro skeleton, before overrides.
-struct Skeleton {
-    input: [usize; 3],
+/// `base` (a dataset's or a preset's shape) with overrides `o` applied, as a LightSNN network of
+/// `dataset` (backward cell, LightSNN ops, max pools).
+fn with_overrides(
+    dataset: DatasetKind,
+    base: Shape,
+    o: &Overrides,
+) -> Result<NetConfig, ConfigError> {
+    let width = o.width.unwrap_or(1.0);
+    if !(width.is_finite() && width > 0.0) {
+        return Err(ConfigError::BadWidth(width));
+    }
+    if scale(base.c2, width) > MAX_SIZE {
+        return Err(ConfigError::HugeWidth(width, scale(base.c2, width)));
+    }
+    let cfg = NetConfig {
+        dataset,
+        shape: Shape {
+            c1: scale(base.c1, width),
+            c2: scale(base.c2, width),
+            hidden: o.hidden.unwrap_or(base.hidden),
+            votes: o.votes.unwrap_or(base.votes),
+            timesteps: o.timesteps.unwrap_or(base.timesteps),
+            ..base
+        },
+        cell: CellType::Backward,
+        ops: OpSet::lightsnn(),
+        lif: LifParams::default(),
+        bn_mode: BnMode::Batch,
+        downsample: PoolKind::Max,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The macro skeleton's shape for `dataset`: its input, classes and the given sizes.
+#[allow(clippy::too_many_arguments)]
+fn skeleton(
+    dataset: DatasetKind,
     c1: usize,
     c2: usize,
     pool: usize,
@@ -243,38 +353,20 @@ struct Skeleton {
     votes: usize,
     timesteps: usize,
     stem_pool: bool,
-}
-
-impl Skeleton {
-    /// The skeleton with overrides `o` applied, as a LightSNN network of `dataset` (backward
-    /// cell, LightSNN ops, max pools).
-    fn config(self, dataset: DatasetKind, o: &Overrides) -> Result<NetConfig, ConfigError> {
-        let width = o.width.unwrap_or(1.0);
-        if !(width.is_finite() && width > 0.0) {
-            return Err(ConfigError::BadWidth(width));
-        }
-        if scale(self.c2, width) > MAX_SIZE {
-            return Err(ConfigError::HugeWidth(width, scale(self.c2, width)));
-        }
-        let cfg = NetConfig {
-            dataset,
-            input: self.input,
-            c1: scale(self.c1, width),
-            c2: scale(self.c2, width),
-            pool: self.pool,
-            hidden: o.hidden.unwrap_or(self.hidden),
-            classes: dataset.num_classes(),
-            votes: o.votes.unwrap_or(self.votes),
-            timesteps: o.timesteps.unwrap_or(self.timesteps),
-            stem_pool: self.stem_pool,
-            cell: CellType::Backward,
-            ops: OpSet::lightsnn(),
-            lif: LifParams::default(),
-            bn_mode: BnMode::Batch,
-            downsample: PoolKind::Max,
-        };
-        cfg.validate()?;
-        Ok(cfg)
+) -> Shape {
+    Shape {
+        input: dataset.input(),
+        in_c: dataset.channels(),
+        in_h: dataset.height(),
+        in_w: dataset.width(),
+        stem_pool,
+        timesteps,
+        c1,
+        c2,
+        pool,
+        hidden,
+        classes: dataset.num_classes(),
+        votes,
     }
 }
 
@@ -283,23 +375,13 @@ impl NetConfig {
     ///
     /// N-MNIST (not in the paper) uses C1/C2 = 64/128, p = 2, H = 256, V = 10, T = 10.
     pub fn for_dataset(dataset: DatasetKind, o: &Overrides) -> Result<NetConfig, ConfigError> {
-        let (input, c1, c2, pool, hidden, votes, timesteps, stem_pool) = match dataset {
-            DatasetKind::Cifar10 => ([3, 32, 32], 256, 512, 2, 1024, 10, 5, false),
-            DatasetKind::Cifar100 => ([3, 32, 32], 128, 256, 2, 1024, 5, 5, false),
-            DatasetKind::Dvs128 => ([2, 128, 128], 128, 256, 2, 1024, 10, 16, true),
-            DatasetKind::Nmnist => ([2, 34, 34], 64, 128, 2, 256, 10, 10, false),
+        let base = match dataset {
+            DatasetKind::Cifar10 => skeleton(dataset, 256, 512, 2, 1024, 10, 5, false),
+            DatasetKind::Cifar100 => skeleton(dataset, 128, 256, 2, 1024, 5, 5, false),
+            DatasetKind::Dvs128 => skeleton(dataset, 128, 256, 2, 1024, 10, 16, true),
+            DatasetKind::Nmnist => skeleton(dataset, 64, 128, 2, 256, 10, 10, false),
         };
-        let sk = Skeleton {
-            input,
-            c1,
-            c2,
-            pool,
-            hidden,
-            votes,
-            timesteps,
-            stem_pool,
-        };
-        sk.config(dataset, o)
+        with_overrides(dataset, base, o)
     }
 
     /// The network of `preset`, with overrides applied (the width multiplies the preset's
@@ -312,17 +394,9 @@ impl NetConfig {
     pub fn for_preset(preset: Preset, o: &Overrides) -> Result<NetConfig, ConfigError> {
         match preset {
             Preset::SpikenasBench => {
-                let sk = Skeleton {
-                    input: [3, 32, 32],
-                    c1: 128,
-                    c2: 256,
-                    pool: 2,
-                    hidden: 1024,
-                    votes: 10,
-                    timesteps: 5,
-                    stem_pool: false,
-                };
-                let mut cfg = sk.config(preset.dataset(), o)?;
+                let d = preset.dataset();
+                let base = skeleton(d, 128, 256, 2, 1024, 10, 5, false);
+                let mut cfg = with_overrides(d, base, o)?;
                 cfg.cell = CellType::Forward;
                 cfg.ops = preset.ops();
                 cfg.downsample = PoolKind::Avg;
@@ -354,12 +428,13 @@ impl NetConfig {
         let Ok(p) = NetConfig::for_preset(preset, &Overrides::default()) else {
             return false;
         };
+        let (s, ps) = (&self.shape, &p.shape);
         self.dataset == p.dataset
-            && self.input == p.input
+            && (s.input, s.in_c, s.in_h, s.in_w) == (ps.input, ps.in_c, ps.in_h, ps.in_w)
             && self.downsample == p.downsample
-            && self.pool == p.pool
-            && self.stem_pool == p.stem_pool
-            && self.c1 * p.c2 == self.c2 * p.c1
+            && s.pool == ps.pool
+            && s.stem_pool == ps.stem_pool
+            && s.c1 * ps.c2 == s.c2 * ps.c1
     }
 
     /// The preset whose skeleton this configuration has ([`matches_preset`](
@@ -370,17 +445,23 @@ impl NetConfig {
 
     /// Checks that every size is usable.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.shape.input != self.dataset.input() {
+            return Err(ConfigError::InputKind {
+                dataset: self.dataset,
+                input: self.shape.input,
+            });
+        }
         for (v, name) in [
-            (self.hidden, "hidden units (H)"),
-            (self.votes, "votes per class (V)"),
-            (self.timesteps, "timesteps (T)"),
-            (self.c1, "C1"),
-            (self.c2, "C2"),
-            (self.pool, "pool size"),
-            (self.classes, "classes"),
-            (self.input[0], "input channels"),
-            (self.input[1], "input height"),
-            (self.input[2], "input width"),
+            (self.shape.hidden, "hidden units (H)"),
+            (self.shape.votes, "votes per class (V)"),
+            (self.shape.timesteps, "timesteps (T)"),
+            (self.shape.c1, "C1"),
+            (self.shape.c2, "C2"),
+            (self.shape.pool, "pool size"),
+            (self.shape.classes, "classes"),
+            (self.shape.in_c, "input channels"),
+            (self.shape.in_h, "input height"),
+            (self.shape.in_w, "input width"),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
@@ -396,26 +477,32 @@ impl NetConfig {
         if !(finite && l.tau > 0.0) {
             return Err(ConfigError::BadLif(l));
         }
-        let (fh, fw) = self.feature_hw();
+        let (fh, fw) = self.shape.pooled_hw();
         let count = |f: &[usize]| f.iter().map(|&x| x as u128).product::<u128>();
         for (name, n) in [
-            ("stem weights", count(&[self.input[0], self.c1, 9])),
-            ("cell 2 conv weights", count(&[self.c2, self.c2, 9])),
-            ("fc1 weights", count(&[self.hidden, self.c2, fh, fw])),
+            ("stem weights", count(&[self.shape.in_c, self.shape.c1, 9])),
+            (
+                "cell 2 conv weights",
+                count(&[self.shape.c2, self.shape.c2, 9]),
+            ),
+            (
+                "fc1 weights",
+                count(&[self.shape.hidden, self.shape.c2, fh, fw]),
+            ),
             (
                 "fc2 weights",
-                count(&[self.hidden, self.classes, self.votes]),
+                count(&[self.shape.hidden, self.shape.classes, self.shape.votes]),
             ),
         ] {
             if n > MAX_PARAMS as u128 {
                 return Err(ConfigError::HugeTensor { name, count: n });
             }
         }
-        let (h, w) = self.feature_hw();
+        let (h, w) = self.shape.pooled_hw();
         if h == 0 || w == 0 {
             return Err(ConfigError::TooSmall {
-                h: self.input[1],
-                w: self.input[2],
+                h: self.shape.in_h,
+                w: self.shape.in_w,
             });
         }
         Ok(())
@@ -424,27 +511,6 @@ impl NetConfig {
     /// The LIF constants of threshold class `class` ([`LifParams::for_class`]).
     pub fn lif_for(&self, class: LifClass) -> LifParams {
         self.lif.for_class(class)
-    }
-
-    /// Height and width of cell 1's feature map.
-    pub fn cell1_hw(&self) -> (usize, usize) {
-        skeleton::cell1_hw(self.input[1], self.input[2], self.stem_pool)
-    }
-
-    /// Height and width of cell 2's feature map.
-    pub fn cell2_hw(&self) -> (usize, usize) {
-        skeleton::cell2_hw(self.cell1_hw())
-    }
-
-    /// Height and width of the map entering the classifier.
-    pub fn feature_hw(&self) -> (usize, usize) {
-        skeleton::pooled_hw(self.cell2_hw(), self.pool)
-    }
-
-    /// Input size of the first linear layer, from the actual feature-map size.
-    pub fn features(&self) -> usize {
-        let (h, w) = self.feature_hw();
-        self.c2 * h * w
     }
 }
 
@@ -456,15 +522,21 @@ mod tests {
     fn paper_sizes() {
         let c = NetConfig::for_dataset(DatasetKind::Cifar10, &Overrides::default()).unwrap();
         assert_eq!(
-            (c.c1, c.c2, c.hidden, c.votes, c.timesteps),
+            (
+                c.shape.c1,
+                c.shape.c2,
+                c.shape.hidden,
+                c.shape.votes,
+                c.shape.timesteps
+            ),
             (256, 512, 1024, 10, 5)
         );
-        assert_eq!(c.features(), 512 * 8 * 8);
+        assert_eq!(c.shape.fc1_in(), 512 * 8 * 8);
         let d = NetConfig::for_dataset(DatasetKind::Dvs128, &Overrides::default()).unwrap();
-        assert_eq!(d.cell1_hw(), (64, 64));
-        assert_eq!(d.features(), 256 * 16 * 16);
+        assert_eq!(d.shape.cell1_hw(), (64, 64));
+        assert_eq!(d.shape.fc1_in(), 256 * 16 * 16);
         let n = NetConfig::for_dataset(DatasetKind::Nmnist, &Overrides::default()).unwrap();
-        assert_eq!(n.features(), 128 * 8 * 8);
+        assert_eq!(n.shape.fc1_in(), 128 * 8 * 8);
     }
 
     #[test]
@@ -477,7 +549,13 @@ mod tests {
         };
         let c = NetConfig::for_dataset(DatasetKind::Cifar10, &o).unwrap();
         assert_eq!(
-            (c.c1, c.c2, c.hidden, c.votes, c.timesteps),
+            (
+                c.shape.c1,
+                c.shape.c2,
+                c.shape.hidden,
+                c.shape.votes,
+                c.shape.timesteps
+            ),
             (16, 32, 64, 2, 3)
         );
         let bad = Overrides {
@@ -502,19 +580,22 @@ mod tests {
         assert_eq!(
             (
                 c.dataset,
-                c.c1,
-                c.c2,
-                c.pool,
-                c.hidden,
-                c.votes,
-                c.timesteps
+                c.shape.c1,
+                c.shape.c2,
+                c.shape.pool,
+                c.shape.hidden,
+                c.shape.votes,
+                c.shape.timesteps
             ),
             (DatasetKind::Cifar10, 128, 256, 2, 1024, 10, 5)
         );
-        assert_eq!((c.classes * c.votes, c.features()), (100, 256 * 8 * 8));
+        assert_eq!(
+            (c.shape.classes * c.shape.votes, c.shape.fc1_in()),
+            (100, 256 * 8 * 8)
+        );
         assert_eq!((c.cell, c.downsample), (CellType::Forward, PoolKind::Avg));
         assert_eq!(c.ops, OpSet::spikenas_bench());
-        assert!(!c.stem_pool && c.matches_preset(p) && c.preset() == Some(p));
+        assert!(!c.shape.stem_pool && c.matches_preset(p) && c.preset() == Some(p));
         // The width multiplies the preset's widths; explicit values replace its own.
         let o = Overrides {
             width: Some(0.125),
@@ -524,7 +605,13 @@ mod tests {
         };
         let s = NetConfig::for_preset(p, &o).unwrap();
         assert_eq!(
-            (s.c1, s.c2, s.timesteps, s.hidden, s.votes),
+            (
+                s.shape.c1,
+                s.shape.c2,
+                s.shape.timesteps,
+                s.shape.hidden,
+                s.shape.votes
+            ),
             (16, 32, 2, 64, 1)
         );
         assert_eq!(s.preset(), Some(p), "a small preset network is still one");

@@ -228,7 +228,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                 });
             }
         }
-        let d = *model.dims();
+        let d = *model.shape();
         let plan = *model.plan();
         let kernels = KernelPlan::new(model);
         let keep_stem = keep.unwrap_or(
@@ -242,7 +242,7 @@ impl<'m, 'b> Engine<'m, 'b> {
                 got: act.len(),
             });
         }
-        let hidden = d.hidden as usize;
+        let hidden = d.hidden;
 
         let mut stats = [LayerStats {
             layer: LayerId::Hidden,
@@ -331,7 +331,7 @@ impl<'m, 'b> Engine<'m, 'b> {
 
     /// Zeroes the class scores (every state is zeroed when its stage starts).
     fn reset(&mut self) {
-        let classes = self.model.dims().classes as usize;
+        let classes = self.model.shape().classes;
         self.acc[..classes].fill(0);
     }
 
@@ -360,7 +360,7 @@ impl<'m, 'b> Engine<'m, 'b> {
     /// over the timesteps, in format `out_exp` (real mean output = `score / (votes * T *
     /// 2^out_exp)`).
     pub fn scores(&self) -> &[i32] {
-        &self.acc[..self.model.dims().classes as usize]
+        &self.acc[..self.model.shape().classes]
     }
 
     /// The predicted class: the first index of the largest score.
@@ -384,7 +384,7 @@ impl<'m, 'b> Engine<'m, 'b> {
         input: &[i16],
         obs: &mut O,
     ) -> Result<usize, EngineError> {
-        let d = *self.model.dims();
+        let d = *self.model.shape();
         if input.len() != d.input_len() {
             return Err(EngineError::InputLength {
                 expected: d.input_len(),
@@ -399,7 +399,7 @@ impl<'m, 'b> Engine<'m, 'b> {
     /// sample into it (e.g. with [`quantize_input_u8`]) and run [`Engine::infer_staged`], and
     /// the caller needs no input buffer. An inference may overwrite it.
     pub fn staged_input(&mut self) -> Option<&mut [i16]> {
-        let n = self.model.dims().input_len();
+        let n = self.model.shape().input_len();
         let at = self.layout.input_at;
         self.input_staged.then(|| &mut self.act[at..at + n])
     }
@@ -425,13 +425,13 @@ impl<'m, 'b> Engine<'m, 'b> {
     fn run_w<W: Wt, O: SpikeObserver>(&mut self, input: Option<&[i16]>, obs: &mut O) {
         let model = self.model;
         let p = model.parts();
-        let d = *model.dims();
+        let d = *model.shape();
         let plan = *model.plan();
         let l = self.layout;
         let g = &p.genotype;
         let (h1, w1) = d.cell1_hw();
         let (h2, w2) = d.cell2_hw();
-        let (c1, c2) = (d.c1 as usize, d.c2 as usize);
+        let (c1, c2) = (d.c1, d.c2);
         let g1 = Geom {
             c: c1,
             h: h1,
@@ -444,13 +444,13 @@ impl<'m, 'b> Engine<'m, 'b> {
         };
         let (n1, n2) = (g1.len(), g2.len());
         let wd1 = words_for(n1);
-        let t_max = d.t as usize;
+        let t_max = d.timesteps;
         let frame_len = d.frame_len();
         let stats = &mut self.stats[..self.n_stats];
         let kernels = &self.kernels;
         let mut dense = self.dense.as_deref_mut();
         let (carry, bits) = self.bits.split_at_mut(l.carry);
-        let classes = d.classes as usize;
+        let classes = d.classes;
         let (scores, acc) = self.acc.split_at_mut(classes);
         let (out, row) = acc.split_at_mut(d.outputs());
         let mut synops = 0u64;
@@ -458,10 +458,10 @@ impl<'m, 'b> Engine<'m, 'b> {
         // Stage 1: stem -> cell 1 -> BN -> LIF, every timestep; the output spikes go to `carry`.
         {
             let (lead, mut act) = self.act.split_at_mut(l.lead);
-            let shape = stem::Shape {
-                c: d.in_c as usize,
-                h: d.in_h as usize,
-                w: d.in_w as usize,
+            let shape = stem::StemInput {
+                c: d.in_c,
+                h: d.in_h,
+                w: d.in_w,
                 pool: d.stem_pool,
             };
             if l.keep_stem {
@@ -518,7 +518,7 @@ impl<'m, 'b> Engine<'m, 'b> {
         let mut act = &mut *self.act;
         let mut bits2 = &mut *bits;
         let mut s = StageBufs::carve(&mut act, &mut bits2, &plan, n2);
-        let hidden = d.hidden as usize;
+        let hidden = d.hidden;
         let hid_mem = carve(&mut act, hidden);
         crate::simd::zero_i16(hid_mem);
         let post_spk = carve(&mut bits2, words_for(n2));
@@ -553,7 +553,7 @@ impl<'m, 'b> Engine<'m, 'b> {
             ctx.report(LayerId::CellOut { cell: 1 }, post_spk, n2, spikes, 1);
 
             // MaxPool(p) on the cell-2 spikes (OR).
-            let pp = d.p as usize;
+            let pp = d.pool;
             pooled.fill(0);
             for_each_set_bit(post_spk, 0, n2, |idx| {
                 let pix = idx / c2;
@@ -575,7 +575,7 @@ impl<'m, 'b> Engine<'m, 'b> {
 
             // fc2 -> voting -> scores.
             synops += fc_event::<W>(hid_spk, hidden, &p.fc2, out);
-            let v = d.votes as usize;
+            let v = d.votes;
             for (c, s) in scores.iter_mut().enumerate() {
                 let mut sum = *s as i64;
                 for (k, &a) in out[c * v..(c + 1) * v].iter().enumerate() {

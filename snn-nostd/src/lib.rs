@@ -12,6 +12,7 @@
 //! - [`model`]: the quantised model blob (postcard, magic, version, CRC-32), zero-copy decoding.
 //! - [`observer`]: the spike-observer interface every forward pass reports through.
 //! - [`engine`]: event-driven fixed-point inference of a decoded model.
+//! - [`shape`]: the network's shape, one type for the host and the device.
 //! - [`skeleton`]: the network's shape rules and neuron constants, shared with the host.
 //! - [`rng`]: the SplitMix64 generator, for seeds and test data.
 //! - [`simd`]: two-lane 16-bit DSP instructions (`SXTAB16`, `SMLAD`) with a portable fallback.
@@ -40,6 +41,7 @@ pub mod observer;
 pub mod pairwise;
 pub mod rng;
 pub mod sahd;
+pub mod shape;
 pub mod simd;
 pub mod skeleton;
 #[cfg(any(test, feature = "testutil"))]

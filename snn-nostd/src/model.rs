@@ -40,6 +40,7 @@
 use crate::crc32;
 use crate::dataset::DatasetKind;
 use crate::genotype::{CellType, Genotype, Op, NUM_EDGES, NUM_NODES};
+pub use crate::shape::{InputKind, Shape};
 use crate::skeleton::CellSchedule;
 use core::fmt;
 use serde::{Deserialize, Serialize};
@@ -55,19 +56,21 @@ pub const HEADER_LEN: usize = 14;
 /// with a 32-bit `usize`) and no blob can claim absurd buffers.
 pub mod limits {
     /// Input channels.
-    pub const MAX_IN_C: u16 = 8;
+    pub const MAX_IN_C: usize = 8;
     /// Input height and width.
-    pub const MAX_SIDE: u16 = 1024;
+    pub const MAX_SIDE: usize = 1024;
     /// Cell channels `C1`, `C2`.
-    pub const MAX_CHANNELS: u16 = 4096;
+    pub const MAX_CHANNELS: usize = 4096;
     /// Timesteps.
-    pub const MAX_T: u16 = 4096;
+    pub const MAX_T: usize = 4096;
     /// Hidden units `H`.
-    pub const MAX_HIDDEN: u16 = 16384;
+    pub const MAX_HIDDEN: usize = 16384;
     /// Classes.
-    pub const MAX_CLASSES: u16 = 4096;
+    pub const MAX_CLASSES: usize = 4096;
     /// Voting group size `V`.
-    pub const MAX_VOTES: u16 = 256;
+    pub const MAX_VOTES: usize = 256;
+    /// Pool size after cell 2 (one byte in the blob).
+    pub const MAX_POOL: usize = 255;
     /// Elements of any one activation tensor (and of the fc1 input, and classes * votes).
     pub const MAX_TENSOR: usize = 1 << 24;
     /// Largest activation format exponent (the threshold `2^a` must fit an `i16`).
@@ -126,147 +129,6 @@ impl Bits {
             16 => Some(Bits::B16),
             _ => None,
         }
-    }
-}
-
-/// How the network is fed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum InputKind {
-    /// A static image, repeated every timestep (the stem runs once per sample).
-    Static,
-    /// One event frame per timestep.
-    Events,
-}
-
-/// Shapes of the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Dims {
-    /// Static image or event frames.
-    pub input: InputKind,
-    /// Input channels (3 for CIFAR, 2 polarities for events).
-    pub in_c: u16,
-    /// Input height.
-    pub in_h: u16,
-    /// Input width.
-    pub in_w: u16,
-    /// MaxPool2 after the stem (DVS128 Gesture).
-    pub stem_pool: bool,
-    /// Timesteps `T`.
-    pub t: u16,
-    /// Channels of cell 1.
-    pub c1: u16,
-    /// Channels of cell 2.
-    pub c2: u16,
-    /// MaxPool size after cell 2.
-    pub p: u8,
-    /// Hidden units `H`.
-    pub hidden: u16,
-    /// Classes.
-    pub classes: u16,
-    /// Voting group size `V` (outputs per class).
-    pub votes: u16,
-}
-
-impl Dims {
-    /// Elements of one input frame (`in_c * in_h * in_w`, CHW).
-    pub const fn frame_len(&self) -> usize {
-        (self.in_c as usize)
-            .saturating_mul(self.in_h as usize)
-            .saturating_mul(self.in_w as usize)
-    }
-
-    /// Elements of a whole input sample: one frame (static) or `T` frames (events).
-    pub const fn input_len(&self) -> usize {
-        match self.input {
-            InputKind::Static => self.frame_len(),
-            InputKind::Events => self.frame_len().saturating_mul(self.t as usize),
-        }
-    }
-
-    /// Bytes of one test-input record of this network: a label byte, then the whole sample as
-    /// raw `u8` input in the layout [`crate::engine::quantize_input_u8`] takes
-    /// ([`Dims::input_len`] bytes: a CIFAR image's R, G, B planes, or `T` frames of
-    /// `C x H x W` event counts). The firmware's embedded images and the host reference of
-    /// `lightsnn-tools` are concatenations of such records; for a 3x32x32 static network a
-    /// record is exactly a CIFAR-10 binary record.
-    ///
-    /// ```
-    /// use snn_nostd::model::{Dims, InputKind};
-    ///
-    /// let cifar = Dims {
-    ///     input: InputKind::Static,
-    ///     in_c: 3,
-    ///     in_h: 32,
-    ///     in_w: 32,
-    ///     stem_pool: false,
-    ///     t: 5,
-    ///     c1: 8,
-    ///     c2: 16,
-    ///     p: 2,
-    ///     hidden: 64,
-    ///     classes: 10,
-    ///     votes: 10,
-    /// };
-    /// assert_eq!(cifar.record_len(), 1 + 3072);
-    /// // N-MNIST: T frames of 2 polarities x 34 x 34 counts.
-    /// let nmnist = Dims { input: InputKind::Events, in_c: 2, in_h: 34, in_w: 34, t: 4, ..cifar };
-    /// assert_eq!(nmnist.record_len(), 1 + 4 * 2 * 34 * 34);
-    /// assert_eq!(nmnist.record_count(3 * nmnist.record_len()), Some(3));
-    /// assert_eq!(nmnist.record_count(3 * cifar.record_len()), None);
-    /// assert_eq!(nmnist.record_count(0), None);
-    /// ```
-    pub const fn record_len(&self) -> usize {
-        self.input_len().saturating_add(1)
-    }
-
-    /// Number of records ([`Dims::record_len`]) in `bytes` bytes of concatenated records;
-    /// `None` unless it is a whole number of at least one.
-    pub const fn record_count(&self, bytes: usize) -> Option<usize> {
-        let r = self.record_len();
-        if bytes == 0 || !bytes.is_multiple_of(r) {
-            return None;
-        }
-        Some(bytes / r)
-    }
-
-    /// Height and width of cell 1 (after the optional stem pool).
-    pub const fn cell1_hw(&self) -> (usize, usize) {
-        crate::skeleton::cell1_hw(self.in_h as usize, self.in_w as usize, self.stem_pool)
-    }
-
-    /// Height and width of cell 2 (after the MaxPool2 following the down conv).
-    pub const fn cell2_hw(&self) -> (usize, usize) {
-        crate::skeleton::cell2_hw(self.cell1_hw())
-    }
-
-    /// Height and width of the pooled map feeding fc1 (`floor(cell2 / p)`).
-    pub const fn pooled_hw(&self) -> (usize, usize) {
-        crate::skeleton::pooled_hw(self.cell2_hw(), self.p as usize)
-    }
-
-    /// Neurons of a cell-1 tensor (`c1 * h1 * w1`).
-    pub const fn n1(&self) -> usize {
-        let (h, w) = self.cell1_hw();
-        (self.c1 as usize).saturating_mul(h).saturating_mul(w)
-    }
-
-    /// Neurons of a cell-2 tensor (`c2 * h2 * w2`).
-    pub const fn n2(&self) -> usize {
-        let (h, w) = self.cell2_hw();
-        (self.c2 as usize).saturating_mul(h).saturating_mul(w)
-    }
-
-    /// Inputs of fc1 (`c2 * ph * pw`).
-    pub const fn fc1_in(&self) -> usize {
-        let (h, w) = self.pooled_hw();
-        (self.c2 as usize).saturating_mul(h).saturating_mul(w)
-    }
-
-    /// Outputs of fc2 (`classes * votes`).
-    pub const fn outputs(&self) -> usize {
-        (self.classes as usize).saturating_mul(self.votes as usize)
     }
 }
 
@@ -468,10 +330,10 @@ pub struct InputParts {
 /// Everything a blob holds: the postcard payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelParts<'a> {
-    /// The dataset the network was trained on (its input kind is `dims.input`'s).
+    /// The dataset the network was trained on (its input kind is `shape.input`'s).
     pub dataset: DatasetKind,
-    /// Shapes.
-    pub dims: Dims,
+    /// The network's shape.
+    pub shape: Shape,
     /// The genotype shared by both cells.
     pub genotype: Genotype,
     /// Weight precision.
@@ -602,6 +464,58 @@ impl fmt::Display for EncodeError {
 #[cfg(feature = "std")]
 impl std::error::Error for EncodeError {}
 
+/// Checks a network's shape against the blob's [`limits`]: every size in range, maps that survive
+/// the pooling stages, no tensor above [`limits::MAX_TENSOR`]. [`Model::new`] runs it first; the
+/// exporter runs it before quantising.
+pub fn check_shape(d: &Shape) -> Result<(), Invalid> {
+    use limits::*;
+    ensure(
+        (1..=MAX_IN_C).contains(&d.in_c),
+        "shape.in_c out of range 1..=8",
+    )?;
+    ensure(
+        (1..=MAX_SIDE).contains(&d.in_h) && (1..=MAX_SIDE).contains(&d.in_w),
+        "shape.in_h/in_w out of range",
+    )?;
+    ensure(
+        (1..=MAX_T).contains(&d.timesteps),
+        "shape.timesteps out of range",
+    )?;
+    ensure(
+        (1..=MAX_CHANNELS).contains(&d.c1) && (1..=MAX_CHANNELS).contains(&d.c2),
+        "shape.c1/c2 out of range",
+    )?;
+    ensure(
+        (1..=MAX_POOL).contains(&d.pool),
+        "shape.pool out of range 1..=255",
+    )?;
+    ensure(
+        (1..=MAX_HIDDEN).contains(&d.hidden),
+        "shape.hidden out of range",
+    )?;
+    ensure(
+        (1..=MAX_CLASSES).contains(&d.classes) && (1..=MAX_VOTES).contains(&d.votes),
+        "shape.classes/votes out of range",
+    )?;
+    let (h1, w1) = d.cell1_hw();
+    let (h2, w2) = d.cell2_hw();
+    let (ph, pw) = d.pooled_hw();
+    ensure(
+        h1 >= 1 && w1 >= 1 && h2 >= 1 && w2 >= 1,
+        "input too small for the pooling stages",
+    )?;
+    ensure(ph >= 1 && pw >= 1, "shape.pool larger than the cell-2 map")?;
+    ensure(
+        d.n1() <= MAX_TENSOR
+            && d.n2() <= MAX_TENSOR
+            && d.fc1_in() <= MAX_TENSOR
+            && d.outputs() <= MAX_TENSOR
+            && d.input_len() <= MAX_TENSOR,
+        "a tensor exceeds limits::MAX_TENSOR elements",
+    )?;
+    Ok(())
+}
+
 /// A validated model: parts whose every shape, count and range is consistent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Model<'a> {
@@ -676,45 +590,8 @@ impl<'a> Model<'a> {
     /// every shift and exponent in range, a conv exactly on the conv edges.
     pub fn new(parts: ModelParts<'a>) -> Result<Model<'a>, Invalid> {
         use limits::*;
-        let d = parts.dims;
-        ensure(
-            (1..=MAX_IN_C).contains(&d.in_c),
-            "dims.in_c out of range 1..=8",
-        )?;
-        ensure(
-            (1..=MAX_SIDE).contains(&d.in_h) && (1..=MAX_SIDE).contains(&d.in_w),
-            "dims.in_h/in_w out of range",
-        )?;
-        ensure((1..=MAX_T).contains(&d.t), "dims.t out of range")?;
-        ensure(
-            (1..=MAX_CHANNELS).contains(&d.c1) && (1..=MAX_CHANNELS).contains(&d.c2),
-            "dims.c1/c2 out of range",
-        )?;
-        ensure(d.p >= 1, "dims.p must be >= 1")?;
-        ensure(
-            (1..=MAX_HIDDEN).contains(&d.hidden),
-            "dims.hidden out of range",
-        )?;
-        ensure(
-            (1..=MAX_CLASSES).contains(&d.classes) && (1..=MAX_VOTES).contains(&d.votes),
-            "dims.classes/votes out of range",
-        )?;
-        let (h1, w1) = d.cell1_hw();
-        let (h2, w2) = d.cell2_hw();
-        let (ph, pw) = d.pooled_hw();
-        ensure(
-            h1 >= 1 && w1 >= 1 && h2 >= 1 && w2 >= 1,
-            "input too small for the pooling stages",
-        )?;
-        ensure(ph >= 1 && pw >= 1, "dims.p larger than the cell-2 map")?;
-        ensure(
-            d.n1() <= MAX_TENSOR
-                && d.n2() <= MAX_TENSOR
-                && d.fc1_in() <= MAX_TENSOR
-                && d.outputs() <= MAX_TENSOR
-                && d.input_len() <= MAX_TENSOR,
-            "a tensor exceeds limits::MAX_TENSOR elements",
-        )?;
+        check_shape(&parts.shape)?;
+        let d = parts.shape;
         let g = &parts.genotype;
         ensure(
             Genotype::new(g.cell(), g.ops()).is_ok(),
@@ -726,14 +603,12 @@ impl<'a> Model<'a> {
         )?;
         ensure(
             parts.dataset.input() == d.input,
-            "the dataset's input kind differs from dims.input",
+            "the dataset's input kind differs from shape.input",
         )?;
         ensure(parts.input.exp <= MAX_IN_EXP, "input.exp out of range")?;
         if let Some(n) = &parts.input.norm {
             ensure(
-                n.mul.len() == d.in_c as usize
-                    && n.add.len() == d.in_c as usize
-                    && n.shift <= MAX_AFFINE_SHIFT,
+                n.mul.len() == d.in_c && n.add.len() == d.in_c && n.shift <= MAX_AFFINE_SHIFT,
                 "input.norm does not match the input channels",
             )?;
         }
@@ -771,9 +646,9 @@ impl<'a> Model<'a> {
         &self.parts
     }
 
-    /// Shapes.
-    pub fn dims(&self) -> &Dims {
-        &self.parts.dims
+    /// The network's shape.
+    pub fn shape(&self) -> &Shape {
+        &self.parts.shape
     }
 
     /// The dataset the network was trained on.
@@ -987,8 +862,8 @@ pub mod owned {
     pub struct OwnedModel {
         /// The dataset.
         pub dataset: DatasetKind,
-        /// Shapes.
-        pub dims: Dims,
+        /// The network's shape.
+        pub shape: Shape,
         /// Genotype.
         pub genotype: Genotype,
         /// Weight precision.
@@ -1053,7 +928,7 @@ pub mod owned {
             };
             OwnedModel {
                 dataset: p.dataset,
-                dims: p.dims,
+                shape: p.shape,
                 genotype: p.genotype.clone(),
                 bits: p.bits,
                 input: p.input.clone(),
@@ -1074,7 +949,7 @@ pub mod owned {
         pub fn parts(&self) -> ModelParts<'_> {
             ModelParts {
                 dataset: self.dataset,
-                dims: self.dims,
+                shape: self.shape,
                 genotype: self.genotype.clone(),
                 bits: self.bits,
                 input: self.input.clone(),

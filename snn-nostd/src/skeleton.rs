@@ -1,6 +1,6 @@
 //! The network's shape rules and neuron constants (docs/design.md: "The LIF neuron", "The cell",
 //! "Macro skeleton"), defined once for the host (Candle network, CPU scoring engine, training
-//! statistics, export) and the device (the blob's [`Dims`], the integer engine's [`CellPlan`]):
+//! statistics, export) and the device (the blob's [`Shape`], the integer engine's [`CellPlan`]):
 //! - the LIF constants and BN_EPS;
 //! - the map sizes of each stage ([`cell1_hw`], [`cell2_hw`], [`pooled_hw`]);
 //! - the cell schedule ([`CellSchedule`]): which node carries a LIF of which threshold class
@@ -8,7 +8,7 @@
 //!   which node tensors are read by tensor ops, and the ordered forward and backward edges;
 //! - the names of the LIF layers ([`LayerId`]), the same on the host and on the device.
 //!
-//! [`Dims`]: crate::model::Dims
+//! [`Shape`]: crate::model::Shape
 //! [`CellPlan`]: crate::model::CellPlan
 
 use crate::genotype::{CellType, Edge, LifClass, Op, LIF_CLASSES, NUM_NODES};

@@ -14,7 +14,7 @@
 use crate::dataset::DatasetKind;
 use crate::genotype::{Genotype, Op};
 use crate::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
-use crate::model::{Bits, Dims, InputKind, InputNorm, InputParts};
+use crate::model::{Bits, InputKind, InputNorm, InputParts, Shape};
 use crate::rng::SplitMix64;
 use alloc::vec::Vec;
 
@@ -152,17 +152,17 @@ fn cifar_norm(channels: usize, input_exp: i32) -> InputNorm {
     norm
 }
 
-/// Builds a random model of shapes `dims`, cell `genotype` and weight precision `bits`, drawn
+/// Builds a random model of shapes `shape`, cell `genotype` and weight precision `bits`, drawn
 /// from `rng` as `recipe` says. Static input gets the CIFAR-10 normalisation, event input none.
 pub fn random_model(
-    dims: Dims,
+    shape: Shape,
     genotype: &Genotype,
     bits: Bits,
     recipe: &Recipe,
     rng: &mut Rng,
 ) -> OwnedModel {
     let r = recipe;
-    let (c_in, c1, c2) = (dims.in_c as usize, dims.c1 as usize, dims.c2 as usize);
+    let (c_in, c1, c2) = (shape.in_c, shape.c1, shape.c2);
     let stem = layer(
         rng,
         bits,
@@ -218,26 +218,26 @@ pub fn random_model(
     let down = layer(rng, bits, c2 * c1 * 9, c2, c1 * 9, r.down, 0, r.cell_exp);
     let cell2 = cell(rng, c2);
     let post2 = post(rng, c2);
-    let h = dims.hidden as usize;
+    let h = shape.hidden;
     let fc1 = layer(
         rng,
         bits,
-        dims.fc1_in() * h,
+        shape.fc1_in() * h,
         h,
-        dims.fc1_in(),
+        shape.fc1_in(),
         r.fc1,
         0,
         r.hidden_exp,
     );
-    let o = dims.outputs();
+    let o = shape.outputs();
     let fc2 = layer(rng, bits, h * o, o, h, r.fc2, 0, r.out_exp);
-    let norm = match dims.input {
+    let norm = match shape.input {
         InputKind::Static => Some(cifar_norm(c_in, r.input_exp)),
         InputKind::Events => None,
     };
     // The dataset whose input kind and class count the shapes have (the shapes themselves are
     // the tests' own).
-    let dataset = match (dims.input, dims.classes) {
+    let dataset = match (shape.input, shape.classes) {
         (InputKind::Static, 100) => DatasetKind::Cifar100,
         (InputKind::Static, _) => DatasetKind::Cifar10,
         (InputKind::Events, 11) => DatasetKind::Dvs128,
@@ -245,7 +245,7 @@ pub fn random_model(
     };
     OwnedModel {
         dataset,
-        dims,
+        shape,
         genotype: genotype.clone(),
         bits,
         input: InputParts {

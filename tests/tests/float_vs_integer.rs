@@ -36,7 +36,7 @@ fn check_shipped(data: &str, checkpoint: &str, blob: &str, max_gap: f64, min_flo
     let dir = real_data(data);
     let ckpt = asset(checkpoint);
     let (_, meta) = load_checkpoint(&ckpt, &Device::Cpu).unwrap();
-    let (kind, t) = (meta.net.dataset, meta.net.timesteps);
+    let (kind, t) = (meta.net.dataset, meta.net.shape.timesteps);
     let train = Dataset::load(kind, &dir, Split::Train, t).unwrap();
     let test = Dataset::load(kind, &dir, Split::Test, t).unwrap();
     let e = export_checkpoint(&ckpt, &train, Bits::B8, CALIB).unwrap();

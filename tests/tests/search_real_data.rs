@@ -97,7 +97,13 @@ fn cifar10_search_is_complete_and_deterministic(dir: &Path) {
 /// A pruning search on the N-MNIST training split of `dir` (T = 3): complete and deterministic.
 fn nmnist_search_is_complete_and_deterministic(dir: &Path) {
     let s = setup(DatasetKind::Nmnist, 3, Method::Prune);
-    let data = Dataset::load(DatasetKind::Nmnist, dir, Split::Train, s.net.timesteps).unwrap();
+    let data = Dataset::load(
+        DatasetKind::Nmnist,
+        dir,
+        Split::Train,
+        s.net.shape.timesteps,
+    )
+    .unwrap();
     let a = search(&s, &data);
     check_structure(&a, &s);
     let b = search(&s, &data);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Model blob.
     pub model: PathBuf,
-    /// Test-input records for the model (`snn_nostd::model::Dims::record_len`: CIFAR-10
+    /// Test-input records for the model (`snn_nostd::model::Shape::record_len`: CIFAR-10
     /// binary records, or event records written by `lightsnn export-records`).
     pub images: PathBuf,
     /// `CARGO_TARGET_DIR` of the firmware build (reused between runs).

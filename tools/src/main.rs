@@ -77,13 +77,13 @@ enum Cmd {
         seed: u64,
         /// Channels of cell 1 (cell 2 has twice as many).
         #[arg(long, default_value_t = 8)]
-        c1: u16,
+        c1: usize,
         /// Hidden units.
         #[arg(long, default_value_t = 64)]
-        hidden: u16,
+        hidden: usize,
         /// Timesteps.
         #[arg(long, default_value_t = 5)]
-        t: u16,
+        t: usize,
         /// Weight bits (8 or 16).
         #[arg(long, default_value_t = 8)]
         bits: u32,

@@ -37,11 +37,11 @@ pub struct Reference {
 }
 
 /// Runs every record of `images` through the model in `blob`: records of 1 label byte + the
-/// model's whole raw `u8` input sample (`Dims::record_len`, the firmware's rule: CIFAR-10 binary
+/// model's whole raw `u8` input sample (`Shape::record_len`, the firmware's rule: CIFAR-10 binary
 /// records for a 3x32x32 network, `T` frames of event counts for an event network).
 pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
     let model = model::decode(blob).context("model blob does not decode")?;
-    let d = *model.dims();
+    let d = *model.shape();
     if d.record_count(images.len()).is_none() {
         bail!(
             "{} bytes is not a whole number (>= 1) of this model's records of {} bytes (1 label \
@@ -53,7 +53,7 @@ pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
             d.in_c,
             d.in_h,
             d.in_w,
-            d.t
+            d.timesteps
         );
     }
     let need = engine::buffer_sizes(&model);
@@ -98,7 +98,7 @@ pub fn run(blob: &[u8], images: &[u8]) -> Result<Reference> {
     }
     Ok(Reference {
         layers,
-        timesteps: u32::from(model.dims().t),
+        timesteps: u32::try_from(model.shape().timesteps)?,
         summary: Summary {
             images: out.len(),
             correct,

@@ -10,14 +10,14 @@
 use anyhow::{Context, Result};
 use snn_nostd::genotype::Genotype;
 use snn_nostd::model::owned::OwnedModel;
-use snn_nostd::model::{Bits, Dims, InputKind};
+use snn_nostd::model::{Bits, InputKind, Shape};
 use snn_nostd::testutil::{self, LayerInit, Recipe, Rng};
 
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct TestModelSpec {
     /// Shapes (static 3x32x32 input for the CIFAR firmware).
-    pub dims: Dims,
+    pub shape: Shape,
     /// Genotype of both cells.
     pub genotype: Genotype,
     /// Weight precision.
@@ -38,24 +38,24 @@ impl TestModelSpec {
     /// A small CIFAR-10 network: 3x32x32, T = `t`, C1 = `c1`, C2 = 2 C1, p = 2, H = `hidden`,
     /// 10 classes x 10 votes.
     pub fn cifar(
-        c1: u16,
-        hidden: u16,
-        t: u16,
+        c1: usize,
+        hidden: usize,
+        t: usize,
         genotype: &str,
         bits: Bits,
         seed: u64,
     ) -> Result<Self> {
         Ok(TestModelSpec {
-            dims: Dims {
+            shape: Shape {
                 input: InputKind::Static,
                 in_c: 3,
                 in_h: 32,
                 in_w: 32,
                 stem_pool: false,
-                t,
+                timesteps: t,
                 c1,
                 c2: 2 * c1,
-                p: 2,
+                pool: 2,
                 hidden,
                 classes: 10,
                 votes: 10,
@@ -74,20 +74,20 @@ impl TestModelSpec {
     /// C2 = 2 C1, p = 2, H = `hidden`, 10 classes x 10 votes (the blob records the dataset
     /// N-MNIST: event input with 10 classes).
     pub fn nmnist(
-        c1: u16,
-        hidden: u16,
-        t: u16,
+        c1: usize,
+        hidden: usize,
+        t: usize,
         genotype: &str,
         bits: Bits,
         seed: u64,
     ) -> Result<Self> {
         let mut s = TestModelSpec::cifar(c1, hidden, t, genotype, bits, seed)?;
-        s.dims = Dims {
+        s.shape = Shape {
             input: InputKind::Events,
             in_c: 2,
             in_h: 34,
             in_w: 34,
-            ..s.dims
+            ..s.shape
         };
         Ok(s)
     }
@@ -114,7 +114,7 @@ pub const RECIPE: Recipe = Recipe {
 /// Builds the random model of `spec` ([`RECIPE`], generator seeded with `spec.seed`).
 pub fn random_model(spec: &TestModelSpec) -> OwnedModel {
     testutil::random_model(
-        spec.dims,
+        spec.shape,
         &spec.genotype,
         spec.bits,
         &RECIPE,
@@ -165,9 +165,9 @@ mod tests {
         let path = crate::firmware::workspace_root().join("firmware/assets/nmnist-images.bin");
         let images = std::fs::read(path).unwrap();
         let spec = TestModelSpec::nmnist(4, 32, 4, LIGHTSNN_GENOTYPE, Bits::B8, 11).unwrap();
-        assert_eq!(spec.dims.record_len(), 1 + 4 * 2 * 34 * 34);
-        assert_eq!(spec.dims.record_count(images.len()), Some(3));
-        assert!(images.chunks(spec.dims.record_len()).all(|r| r[0] < 10));
+        assert_eq!(spec.shape.record_len(), 1 + 4 * 2 * 34 * 34);
+        assert_eq!(spec.shape.record_count(images.len()), Some(3));
+        assert!(images.chunks(spec.shape.record_len()).all(|r| r[0] < 10));
     }
 
     #[test]

@@ -147,10 +147,10 @@ fn bench_train(a: TrainBenchArgs) -> Result<()> {
         r.steps,
         r.batch,
         r.seconds,
-        r.net.c1,
-        r.net.c2,
-        r.net.hidden,
-        r.net.timesteps,
+        r.net.shape.c1,
+        r.net.shape.c2,
+        r.net.shape.hidden,
+        r.net.shape.timesteps,
         genotype,
         r.trainable,
         a.device,
@@ -229,7 +229,7 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
             // keep their configs.
             let mut setup = setups[0].1.clone();
             if a.smoke {
-                setup.net.timesteps = 2;
+                setup.net.shape.timesteps = 2;
                 setup.batch = 8;
             }
             let fixed = Fixed {
@@ -242,7 +242,10 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
             setup.fit = a.board.filter(&setup.net)?;
             let label = format!(
                 "board {name} (C1/C2 {}/{}, H {}, T {})",
-                setup.net.c1, setup.net.c2, setup.net.hidden, setup.net.timesteps
+                setup.net.shape.c1,
+                setup.net.shape.c2,
+                setup.net.shape.hidden,
+                setup.net.shape.timesteps
             );
             setups.push((label, setup));
         }
@@ -301,7 +304,7 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
         )?;
         say(format!(
             "training step (demo config: width 1/32, H {}, T {}, batch {}, path {}): {:.1} images/s",
-            r.net.hidden, r.net.timesteps, r.batch, r.path, r.images_per_s
+            r.net.shape.hidden, r.net.shape.timesteps, r.batch, r.path, r.images_per_s
         ));
         train_images_per_s = Some(r.images_per_s);
     }

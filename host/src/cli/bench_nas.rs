@@ -188,7 +188,7 @@ pub fn nas(a: NasArgs) -> Result<()> {
     }
     let cells = sample::stratified(&pool, a.cells, a.sample_seed);
     let transfer_cells: Vec<u32> = cells.iter().copied().take(a.transfer_cells).collect();
-    let (data, data_label) = a.net.load(net.timesteps)?;
+    let (data, data_label) = a.net.load(net.shape.timesteps)?;
     let cfg = proxy_run::ProxyRunConfig {
         format: proxy_run::CONFIG_FORMAT.to_string(),
         setup: ProxySetup {
@@ -211,9 +211,9 @@ pub fn nas(a: NasArgs) -> Result<()> {
         cfg.cells.len(),
         table.len(),
         cfg.cells.iter().filter(|&&i| Split::of(i) == Split::HeldOut).count(),
-        cfg.setup.net.c1,
-        cfg.setup.net.c2,
-        cfg.setup.net.timesteps,
+        cfg.setup.net.shape.c1,
+        cfg.setup.net.shape.c2,
+        cfg.setup.net.shape.timesteps,
         cfg.setup.batch,
         cfg.setup.repeats,
         cfg.setup.weights,
@@ -251,7 +251,7 @@ pub fn nas_search(a: NasSearchArgs) -> Result<()> {
         .map(|m| MethodSpec::parse(m))
         .collect::<Result<Vec<_>>>()
         .context("--methods")?;
-    let (data, data_label) = a.net.load(net.timesteps)?;
+    let (data, data_label) = a.net.load(net.shape.timesteps)?;
     let cfg = SearchRunConfig {
         format: search_run::CONFIG_FORMAT.to_string(),
         net,

@@ -155,8 +155,8 @@ pub fn check_preset(
         Some(p) if net.preset() != Some(p) => bail!(
             "{}: the checkpoint is not a {p} network (C1/C2 {}/{}, {} pools, {}); leave out --preset",
             origin.display(),
-            net.c1,
-            net.c2,
+            net.shape.c1,
+            net.shape.c2,
             if net.downsample.is_max() { "max" } else { "average" },
             net.dataset
         ),
@@ -292,7 +292,7 @@ impl ShapeArgs {
 pub fn full_width(mut cfg: NetConfig, width_given: bool) -> Result<NetConfig> {
     if !width_given {
         let full = NetConfig::for_dataset(cfg.dataset, &Overrides::default())?;
-        (cfg.c1, cfg.c2) = (full.c1, full.c2);
+        (cfg.shape.c1, cfg.shape.c2) = (full.shape.c1, full.shape.c2);
     }
     Ok(cfg)
 }

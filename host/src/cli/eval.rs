@@ -104,17 +104,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let g = meta.genotype()?;
     let kind = meta.net.dataset;
     let whose = format!("{}: ", checkpoint.display());
-    let t = meta.net.timesteps;
+    let t = meta.net.shape.timesteps;
     let (data, label) = load_split(kind, a.data.as_deref(), Split::Test, t, &whose)?;
     println!(
         "lightsnn eval: {} (epoch {}, genotype {}, C1/C2 {}/{}, H {}, T {}) on the {kind} test split of {label}",
         checkpoint.display(),
         meta.epoch,
         g,
-        meta.net.c1,
-        meta.net.c2,
-        meta.net.hidden,
-        meta.net.timesteps
+        meta.net.shape.c1,
+        meta.net.shape.c2,
+        meta.net.shape.hidden,
+        meta.net.shape.timesteps
     );
     let pb = super::progress::Bar(indicatif::ProgressBar::new(
         data.len().div_ceil(a.batch.max(1)) as u64,
@@ -153,7 +153,7 @@ fn same_network(
     meta: &CheckpointMeta,
     ck: &Path,
 ) -> Result<()> {
-    let d = model.dims();
+    let d = model.shape();
     let n = &meta.net;
     let blob_kind = model.dataset();
     let shape = |kind: DatasetKind, g: &str, input: [usize; 3], sizes: [usize; 5]| {
@@ -165,14 +165,20 @@ fn same_network(
         blob_kind,
         &model.genotype().to_string(),
         [d.in_c, d.in_h, d.in_w].map(usize::from),
-        [d.c1, d.c2, d.hidden, d.t, d.votes].map(usize::from),
+        [d.c1, d.c2, d.hidden, d.timesteps, d.votes].map(usize::from),
     );
     let ckpt = match meta.genotype() {
         Ok(g) => shape(
             n.dataset,
             &g.to_string(),
-            n.input,
-            [n.c1, n.c2, n.hidden, n.timesteps, n.votes],
+            n.shape.in_chw(),
+            [
+                n.shape.c1,
+                n.shape.c2,
+                n.shape.hidden,
+                n.shape.timesteps,
+                n.shape.votes,
+            ],
         ),
         Err(_) => format!("genotype {:?}", meta.genotype),
     };
@@ -193,10 +199,10 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
         .with_context(|| format!("cannot read {}", model_path.display()))?;
     let model = decode(&blob)
         .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;
-    let dims = *model.dims();
+    let dims = *model.shape();
     // The blob records its dataset (format 2).
     let kind = model.dataset();
-    let t = dims.t as usize;
+    let t = dims.timesteps;
     // The float network must be the blob's, and fit, before any data is read.
     let described = match &a.checkpoint {
         Some(ck) => {
@@ -219,7 +225,7 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
         None => None,
     };
     let engine = buffer_sizes(&model).bytes_with_input() as f64;
-    let frame = product(&[dims.in_c as usize, dims.in_h as usize, dims.in_w as usize]);
+    let frame = product(&[dims.in_c, dims.in_h, dims.in_w]);
     check_free(
         engine + 4.0 * frame * t as f64,
         &format!("running {}", model_path.display()),

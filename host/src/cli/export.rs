@@ -116,7 +116,7 @@ fn check_before_work(a: &ExportArgs, batch: usize) -> Result<()> {
             a.checkpoint.display()
         ),
     )?;
-    let [c, h, w] = meta.net.input;
+    let [c, h, w] = meta.net.shape.in_chw();
     let sample = crate::limits::product(&[frames_per_sample(&meta.net), c, h, w]);
     crate::limits::check_free(
         4.0 * batch as f64 * sample,
@@ -161,7 +161,13 @@ fn export_nir(a: &ExportArgs) -> Result<()> {
         let cfg = &meta.net;
         let whose = format!("the reference of {}: ", a.checkpoint.display());
         let split = Split::Test;
-        let (data, _) = load_split(cfg.dataset, a.data.as_deref(), split, cfg.timesteps, &whose)?;
+        let (data, _) = load_split(
+            cfg.dataset,
+            a.data.as_deref(),
+            split,
+            cfg.shape.timesteps,
+            &whose,
+        )?;
         let r = nir::reference(&net, &genotype, &data, a.reference_samples)?;
         crate::fsutil::write_atomic(path, serde_json::to_string(&r)?.as_bytes())?;
         println!(
@@ -184,7 +190,13 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let cfg = meta.net.clone();
     let whose = format!("calibrating {}: ", a.checkpoint.display());
     let split = Split::Train;
-    let (data, _) = load_split(cfg.dataset, a.data.as_deref(), split, cfg.timesteps, &whose)?;
+    let (data, _) = load_split(
+        cfg.dataset,
+        a.data.as_deref(),
+        split,
+        cfg.shape.timesteps,
+        &whose,
+    )?;
     let bits = if a.bits == 16 { Bits::B16 } else { Bits::B8 };
     let e = export_checkpoint(&a.checkpoint, &data, bits, a.calib)?;
     let fp = e.footprint;
@@ -194,7 +206,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     );
     println!(
         "  C1/C2 {}/{}, H {}, T {}, {}-bit weights, calibrated on {} samples",
-        cfg.c1, cfg.c2, cfg.hidden, cfg.timesteps, a.bits, e.calib
+        cfg.shape.c1, cfg.shape.c2, cfg.shape.hidden, cfg.shape.timesteps, a.bits, e.calib
     );
     println!("footprint:");
     println!(

@@ -1,5 +1,5 @@
 //! `lightsnn export-records`: test samples as the firmware's embedded input records (label
-//! byte + the whole raw `u8` sample, `snn_nostd::model::Dims::record_len`), framed by the same
+//! byte + the whole raw `u8` sample, `snn_nostd::model::Shape::record_len`), framed by the same
 //! loader as training and evaluation.
 
 use super::common::{load_split, parse_dataset, parse_positive};
@@ -64,10 +64,10 @@ pub fn run(a: RecordsArgs) -> Result<()> {
                 read_input(path).with_context(|| format!("cannot read {}", path.display()))?;
             let model = decode(&blob)
                 .with_context(|| format!("{}: not a valid model blob", path.display()))?;
-            let d = model.dims();
+            let d = model.shape();
             let kind = model.dataset();
             let t = match d.input {
-                InputKind::Events => d.t as usize,
+                InputKind::Events => d.timesteps,
                 InputKind::Static => 1,
             };
             (

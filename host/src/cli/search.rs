@@ -115,7 +115,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
     // Before the data is framed: what the search needs must fit.
     let estimate = Estimate::for_search(&setup, frames_per_sample(&setup.net), &device);
     estimate.check_memory(available_memory())?;
-    let (data, label) = a.net.load(Split::Train, setup.net.timesteps)?;
+    let (data, label) = a.net.load(Split::Train, setup.net.shape.timesteps)?;
     setup.data_label = label;
     eprintln!("estimate: {}", estimate.breakdown());
     if a.seeds > 1 {
@@ -227,9 +227,9 @@ fn print_summary(r: &SearchReport) {
         r.config.data,
         r.cell,
         r.ops.join(", "),
-        c.c1,
-        c.c2,
-        c.timesteps,
+        c.shape.c1,
+        c.shape.c2,
+        c.shape.timesteps,
         r.config.batch,
         r.config.repeats,
         r.seed,
@@ -317,7 +317,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         &device,
     )
     .check_memory(available_memory())?;
-    let (data, _) = a.net.load(Split::Train, cfg.timesteps)?;
+    let (data, _) = a.net.load(Split::Train, cfg.shape.timesteps)?;
     let net = crate::model::Network::new(&cfg, &alive, a.seed, &device)?;
     let batches = draw_batches(
         &data,

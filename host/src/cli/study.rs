@@ -158,10 +158,10 @@ impl StudyArgs {
             let o = Overrides {
                 width: Some(
                     self.width
-                        .unwrap_or(c.net.c1 as f64 / full_c1(self.dataset)?),
+                        .unwrap_or(c.net.shape.c1 as f64 / full_c1(self.dataset)?),
                 ),
-                timesteps: Some(self.timesteps.unwrap_or(c.net.timesteps)),
-                hidden: Some(self.hidden.unwrap_or(c.net.hidden)),
+                timesteps: Some(self.timesteps.unwrap_or(c.net.shape.timesteps)),
+                hidden: Some(self.hidden.unwrap_or(c.net.shape.hidden)),
                 votes: None,
             };
             c.net = NetConfig::for_dataset(self.dataset, &o)?;
@@ -215,7 +215,7 @@ impl StudyArgs {
 
 /// C1 of the full-width network of a dataset (to express a default width as a multiplier).
 fn full_c1(d: DatasetKind) -> Result<f64> {
-    Ok(NetConfig::for_dataset(d, &Overrides::default())?.c1 as f64)
+    Ok(NetConfig::for_dataset(d, &Overrides::default())?.shape.c1 as f64)
 }
 
 /// Runs `lightsnn study`.
@@ -273,19 +273,25 @@ mod tests {
         let c = config(&["--preset", "spikenas-bench", "--width", "0.0625"])?;
         let n = &c.net;
         assert_eq!(
-            (n.c1, n.c2, n.timesteps, n.hidden, n.votes),
+            (
+                n.shape.c1,
+                n.shape.c2,
+                n.shape.timesteps,
+                n.shape.hidden,
+                n.shape.votes
+            ),
             (8, 16, 5, 1024, 10)
         );
         assert_eq!((n.cell, n.downsample), (CellType::Forward, PoolKind::Avg));
         assert_eq!(n.ops, OpSet::spikenas_bench());
         let c = config(&["--preset", "spikenas-bench", "--timesteps", "2"])?;
-        assert_eq!((c.net.c1, c.net.timesteps), (128, 2));
+        assert_eq!((c.net.shape.c1, c.net.shape.timesteps), (128, 2));
         let e = config(&["--preset", "spikenas-bench", "--dataset", "nmnist"]).unwrap_err();
         assert!(e.to_string().contains("contradicts"), "{e}");
         // Without it, the study's own small network.
         let c = config(&[])?;
         assert_eq!(
-            (c.net.c1, c.net.timesteps, c.net.downsample),
+            (c.net.shape.c1, c.net.shape.timesteps, c.net.downsample),
             (8, 2, PoolKind::Max)
         );
         Ok(())
@@ -296,13 +302,20 @@ mod tests {
     #[test]
     fn board_sizes_the_study_for_its_worst_cell() -> Result<()> {
         let plain = config(&[])?;
-        assert_eq!((plain.net.c1, plain.net.hidden), (8, 128));
+        assert_eq!((plain.net.shape.c1, plain.net.shape.hidden), (8, 128));
         let sized = config(&["--board", "stm32f411"])?;
         // The LightSNN space's worst cell keeps back states: C1/C2 4/8 on the STM32F411.
-        assert_eq!((sized.net.c1, sized.net.c2, sized.net.hidden), (4, 8, 128));
-        assert_eq!(sized.net.timesteps, plain.net.timesteps);
+        assert_eq!(
+            (
+                sized.net.shape.c1,
+                sized.net.shape.c2,
+                sized.net.shape.hidden
+            ),
+            (4, 8, 128)
+        );
+        assert_eq!(sized.net.shape.timesteps, plain.net.shape.timesteps);
         let big = config(&["--board", "nrf52840"])?;
-        assert_eq!(big.net.c1, 8, "capped by the study's default");
+        assert_eq!(big.net.shape.c1, 8, "capped by the study's default");
         let e = config(&["--board", "stm32f411", "--width", "0.125"]).unwrap_err();
         assert!(
             format!("{e:#}").contains("refused before any work"),

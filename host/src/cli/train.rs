@@ -314,22 +314,30 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
         let n = NetConfig::for_preset_or_dataset(run_preset, Some(cfg.net.dataset), &o)?;
         check(
             "--width",
-            (n.c1, n.c2) == (cfg.net.c1, cfg.net.c2),
-            format!("C1/C2 {}/{}", cfg.net.c1, cfg.net.c2),
+            (n.shape.c1, n.shape.c2) == (cfg.net.shape.c1, cfg.net.shape.c2),
+            format!("C1/C2 {}/{}", cfg.net.shape.c1, cfg.net.shape.c2),
         );
     }
     if let Some(t) = a.shape.timesteps {
         check(
             "--timesteps",
-            t == cfg.net.timesteps,
-            cfg.net.timesteps.to_string(),
+            t == cfg.net.shape.timesteps,
+            cfg.net.shape.timesteps.to_string(),
         );
     }
     if let Some(h) = a.shape.hidden {
-        check("--hidden", h == cfg.net.hidden, cfg.net.hidden.to_string());
+        check(
+            "--hidden",
+            h == cfg.net.shape.hidden,
+            cfg.net.shape.hidden.to_string(),
+        );
     }
     if let Some(v) = a.shape.votes {
-        check("--votes", v == cfg.net.votes, cfg.net.votes.to_string());
+        check(
+            "--votes",
+            v == cfg.net.shape.votes,
+            cfg.net.shape.votes.to_string(),
+        );
     }
     if let Some(e) = a.epochs {
         check("--epochs", e == cfg.epochs, cfg.epochs.to_string());
@@ -383,7 +391,7 @@ pub fn resume_config(a: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
 
 /// Loads the training split a configuration names.
 pub fn load_train_data(cfg: &TrainConfig) -> Result<Dataset> {
-    let (kind, t) = (cfg.net.dataset, cfg.net.timesteps);
+    let (kind, t) = (cfg.net.dataset, cfg.net.shape.timesteps);
     let (d, _) = super::common::load_split(kind, cfg.data.as_deref(), Split::Train, t, "")?;
     Ok(d)
 }
@@ -721,7 +729,12 @@ mod tests {
             ..args()
         })?;
         assert_eq!(
-            (cfg.net.c1, cfg.net.c2, cfg.net.hidden, cfg.net.timesteps),
+            (
+                cfg.net.shape.c1,
+                cfg.net.shape.c2,
+                cfg.net.shape.hidden,
+                cfg.net.shape.timesteps
+            ),
             (8, 16, 128, 5)
         );
         let kept = new_config(&TrainArgs {
@@ -734,7 +747,7 @@ mod tests {
             },
             ..args()
         })?;
-        assert_eq!((kept.net.c1, kept.net.timesteps), (4, 3));
+        assert_eq!((kept.net.shape.c1, kept.net.shape.timesteps), (4, 3));
         let e = err(new_config(&TrainArgs {
             genotype: Some(demo.into()),
             board,

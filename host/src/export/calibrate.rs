@@ -71,9 +71,9 @@ pub fn calibrate<S: AsRef<[f32]>>(
         return Err(ExportError::NoCalibration);
     }
     let cfg = &net.cfg;
-    let [c, h, w] = cfg.input;
+    let [c, h, w] = cfg.shape.in_chw();
     let frames = if cfg.dataset.is_event() {
-        cfg.timesteps
+        cfg.shape.timesteps
     } else {
         1
     };

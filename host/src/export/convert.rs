@@ -8,7 +8,6 @@ use crate::model::plain::values;
 use crate::model::Network;
 use anyhow::{bail, Context, Result};
 use snn_nostd::genotype::Genotype;
-use snn_nostd::model::InputKind;
 
 fn bn(b: &BnParams, what: &str) -> Result<Bn> {
     Bn::from_params(b, what)
@@ -70,23 +69,8 @@ pub fn from_network(net: &Network, genotype: &Genotype) -> Result<FloatNetwork> 
     let is_event = cfg.dataset.is_event();
     Ok(FloatNetwork {
         dataset: cfg.dataset,
-        input: if is_event {
-            InputKind::Events
-        } else {
-            InputKind::Static
-        },
-        in_c: cfg.input[0],
-        in_h: cfg.input[1],
-        in_w: cfg.input[2],
-        stem_pool: cfg.stem_pool,
-        t: cfg.timesteps,
-        c1: cfg.c1,
-        c2: cfg.c2,
-        p: cfg.pool,
+        shape: cfg.shape,
         downsample: cfg.downsample,
-        h: cfg.hidden,
-        classes: cfg.classes,
-        v: cfg.votes,
         genotype: genotype.clone(),
         stem: conv_bn(&net.stem, "stem")?,
         cell1,

@@ -2,7 +2,8 @@
 //! the quantiser, the board check and the integer run.
 
 use snn_nostd::engine::EngineError;
-use snn_nostd::model::{DecodeError, EncodeError};
+use snn_nostd::model::{check_shape, DecodeError, EncodeError};
+use snn_nostd::shape::Shape;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,4 +76,12 @@ pub enum ExportError {
     /// File I/O failed.
     #[error("I/O error")]
     Io(#[from] std::io::Error),
+}
+
+/// `shape` if the model blob can hold it ([`check_shape`]: the blob's limits), else an
+/// [`ExportError::Shape`] naming the size out of range.
+pub(crate) fn blob_shape(shape: &Shape) -> Result<Shape, ExportError> {
+    check_shape(shape).map(|()| *shape).map_err(|e| {
+        ExportError::Shape(format!("the model blob cannot hold this network: {}", e.0))
+    })
 }

@@ -18,12 +18,13 @@
 //! largest blob (every edge the op set's heaviest conv). A network sized for a space therefore
 //! fits with whichever cell the search returns.
 
+use super::error::blob_shape;
 use super::{check_fit, Board, ExportError, Footprint};
 use crate::config::NetConfig;
 use snn_nostd::engine::{buffer_sizes_for_plan, BufferSizes};
 use snn_nostd::genotype::{CellType, Genotype, Op, OpSet};
 use snn_nostd::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
-use snn_nostd::model::{decode, Bits, CellPlan, Dims, InputKind, InputNorm, InputParts};
+use snn_nostd::model::{decode, Bits, CellPlan, InputKind, InputNorm, InputParts};
 use std::fmt;
 
 /// Which cells a network must fit with.
@@ -49,33 +50,6 @@ impl fmt::Display for Cells<'_> {
     }
 }
 
-/// The blob shapes of a network configuration.
-pub fn dims_for(cfg: &NetConfig) -> Result<Dims, ExportError> {
-    let u16_of = |v: usize, what: &str| {
-        u16::try_from(v)
-            .map_err(|_| ExportError::Shape(format!("{what} = {v} does not fit the blob")))
-    };
-    Ok(Dims {
-        input: if cfg.dataset.is_event() {
-            InputKind::Events
-        } else {
-            InputKind::Static
-        },
-        in_c: u16_of(cfg.input[0], "input channels")?,
-        in_h: u16_of(cfg.input[1], "input height")?,
-        in_w: u16_of(cfg.input[2], "input width")?,
-        stem_pool: cfg.stem_pool,
-        t: u16_of(cfg.timesteps, "T")?,
-        c1: u16_of(cfg.c1, "C1")?,
-        c2: u16_of(cfg.c2, "C2")?,
-        p: u8::try_from(cfg.pool)
-            .map_err(|_| ExportError::Shape(format!("pool = {} > 255", cfg.pool)))?,
-        hidden: u16_of(cfg.hidden, "H")?,
-        classes: u16_of(cfg.classes, "classes")?,
-        votes: u16_of(cfg.votes, "V")?,
-    })
-}
-
 /// The blob of a network of configuration `cfg` with cell `genotype` and every weight, bias
 /// and format zero; the input normalisation's integers at their longest encodings, so that no
 /// exported blob of this shape is longer.
@@ -84,8 +58,8 @@ pub fn shape_blob(
     genotype: &Genotype,
     bits: Bits,
 ) -> Result<Vec<u8>, ExportError> {
-    let d = dims_for(cfg)?;
-    let (c_in, c1, c2) = (cfg.input[0], cfg.c1, cfg.c2);
+    let d = blob_shape(&cfg.shape)?;
+    let (c_in, c1, c2) = (cfg.shape.in_c, cfg.shape.c1, cfg.shape.c2);
     let layer = |weights: usize, outputs: usize| {
         OwnedLayer::new(
             bits,
@@ -119,7 +93,7 @@ pub fn shape_blob(
     let outputs = d.outputs();
     let model = OwnedModel {
         dataset: cfg.dataset,
-        dims: d,
+        shape: d,
         genotype: genotype.clone(),
         bits,
         input: InputParts { exp: 0, norm },
@@ -129,9 +103,9 @@ pub fn shape_blob(
         down: layer(c2 * c1 * 9, c2),
         cell2: cell(c2),
         post2: post(c2),
-        fc1: layer(d.fc1_in() * cfg.hidden, cfg.hidden),
+        fc1: layer(d.fc1_in() * cfg.shape.hidden, cfg.shape.hidden),
         hidden_exp: 0,
-        fc2: layer(cfg.hidden * outputs, outputs),
+        fc2: layer(cfg.shape.hidden * outputs, outputs),
         out_exp: 0,
     };
     Ok(model.encode()?)
@@ -178,7 +152,11 @@ pub fn space_plans(cell: CellType, ops: &OpSet) -> Vec<CellPlan> {
 /// (see `quant::quantize_outputs`), so bias plus sum stays an `i32`.
 pub fn lanes16_sure(cfg: &NetConfig, bits: Bits) -> bool {
     let lanes = |c: usize| matches!(c, 4 | 8 | 16);
-    bits == Bits::B8 && lanes(cfg.c1) && lanes(cfg.c2) && cfg.c1 <= 28 && cfg.c2 <= 28
+    bits == Bits::B8
+        && lanes(cfg.shape.c1)
+        && lanes(cfg.shape.c2)
+        && cfg.shape.c1 <= 28
+        && cfg.shape.c2 <= 28
 }
 
 /// The genotype of `cell` over `ops` with the largest blob: every edge the heaviest conv of the
@@ -199,7 +177,7 @@ pub fn planned_footprint(
     cells: Cells<'_>,
     bits: Bits,
 ) -> Result<Footprint, ExportError> {
-    let d = dims_for(cfg)?;
+    let d = blob_shape(&cfg.shape)?;
     let (plans, heaviest) = match cells {
         Cells::One(g) => (vec![CellPlan::new(g.cell(), g.ops())], g.clone()),
         Cells::Space { cell, ops } => (space_plans(cell, ops), heaviest_genotype(cell, ops)),
@@ -245,10 +223,10 @@ impl fmt::Debug for FitFilter {
             f,
             "FitFilter({}, C1/C2 {}/{}, H {}, T {}, {}-bit)",
             self.board.name,
-            self.cfg.c1,
-            self.cfg.c2,
-            self.cfg.hidden,
-            self.cfg.timesteps,
+            self.cfg.shape.c1,
+            self.cfg.shape.c2,
+            self.cfg.shape.hidden,
+            self.cfg.shape.timesteps,
             self.bits.bits()
         )
     }
@@ -410,15 +388,15 @@ pub fn size_for_board(
     cells: Cells<'_>,
     bits: Bits,
 ) -> Result<Sized, ExportError> {
-    let ratio = (base.c2 as f64 / base.c1 as f64).max(1.0);
+    let ratio = (base.shape.c2 as f64 / base.shape.c1 as f64).max(1.0);
     let with = |c1: usize, hidden: usize| {
         let mut cfg = base.clone();
         if !fixed.channels {
-            cfg.c1 = c1;
-            cfg.c2 = ((c1 as f64 * ratio).round() as usize).max(1);
+            cfg.shape.c1 = c1;
+            cfg.shape.c2 = ((c1 as f64 * ratio).round() as usize).max(1);
         }
         if !fixed.hidden {
-            cfg.hidden = hidden;
+            cfg.shape.hidden = hidden;
         }
         cfg
     };
@@ -427,14 +405,14 @@ pub fn size_for_board(
         Ok(check_fit(&fp, board).map(|()| fp))
     };
     let hs = if fixed.hidden {
-        vec![base.hidden]
+        vec![base.shape.hidden]
     } else {
-        hidden_choices(base.hidden)
+        hidden_choices(base.shape.hidden)
     };
     let c1s = if fixed.channels {
-        vec![base.c1]
+        vec![base.shape.c1]
     } else {
-        c1_choices(base.c1)
+        c1_choices(base.shape.c1)
     };
     for &h in &hs {
         // The footprint grows with C1: the widest that fits, by bisection over the choices.
@@ -457,19 +435,19 @@ pub fn size_for_board(
         if !fixed.channels {
             chose.push(format!(
                 "C1/C2 {}/{}, the widest C1 in steps of 4 that fits",
-                cfg.c1, cfg.c2
+                cfg.shape.c1, cfg.shape.c2
             ));
         }
         if !fixed.hidden {
             let capped = if h == hs[0] {
-                format!("the dataset's {} capped at 128", base.hidden)
+                format!("the dataset's {} capped at 128", base.shape.hidden)
             } else {
                 format!("halved from {} until a width fits", hs[0])
             };
             chose.push(format!("H {h} ({capped})"));
         }
         if !fixed.timesteps {
-            chose.push(format!("T {} (the dataset's)", cfg.timesteps));
+            chose.push(format!("T {} (the dataset's)", cfg.shape.timesteps));
         }
         let chose = if chose.is_empty() {
             "all sizes as given".to_string()
@@ -498,10 +476,10 @@ pub fn size_for_board(
     let smallest = with(c1s[c1s.len() - 1], hs[hs.len() - 1]);
     let sizes = format!(
         "C1/C2 {}/{}, H {}, T {}{}",
-        smallest.c1,
-        smallest.c2,
-        smallest.hidden,
-        smallest.timesteps,
+        smallest.shape.c1,
+        smallest.shape.c2,
+        smallest.shape.hidden,
+        smallest.shape.timesteps,
         if fixed.channels && fixed.hidden {
             ""
         } else {

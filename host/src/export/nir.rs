@@ -407,48 +407,48 @@ fn cell(
 /// The NIR graph of `net`. Errors name the part that NIR cannot express (see [`NirOptions`]).
 pub fn build(net: &FloatNetwork, opts: NirOptions) -> Result<NirGraph, NirError> {
     net.validate()?;
-    if net.input == InputKind::Events && net.t == 0 {
+    if net.shape.input == InputKind::Events && net.shape.timesteps == 0 {
         return Err(super::ExportError::Shape("zero timesteps".into()).into());
     }
     let mut b = Builder {
         g: NirGraph::default(),
     };
     let [(h1, w1), (h2, w2), (ph, pw)] = net.sizes();
-    let (ih, iw) = (net.in_h, net.in_w);
+    let (ih, iw) = (net.shape.in_h, net.shape.in_w);
     let input = b.add(
         "input",
         "Input",
         vec![(
             "shape",
-            Param::Ints(vec![net.in_c as i64, ih as i64, iw as i64]),
+            Param::Ints(vec![net.shape.in_c as i64, ih as i64, iw as i64]),
         )],
     );
     let (sw, sb) = net.stem.folded();
-    let stem = b.conv("stem", (net.c1, net.in_c, 3), sw, sb, (ih, iw));
+    let stem = b.conv("stem", (net.shape.c1, net.shape.in_c, 3), sw, sb, (ih, iw));
     b.edge(&input, &stem);
-    let x0 = if net.stem_pool {
-        b.analog_max_pool("stem_maxpool2", &stem, net.c1, 2, (ih, iw), opts)?
+    let x0 = if net.shape.stem_pool {
+        b.analog_max_pool("stem_maxpool2", &stem, net.shape.c1, 2, (ih, iw), opts)?
     } else {
         stem
     };
-    let s1 = cell(&mut b, net, 0, &x0, net.c1, (h1, w1), opts)?;
+    let s1 = cell(&mut b, net, 0, &x0, net.shape.c1, (h1, w1), opts)?;
     let (dw, db) = net.down.folded();
-    let down = b.conv("down", (net.c2, net.c1, 3), dw, db, (h1, w1));
+    let down = b.conv("down", (net.shape.c2, net.shape.c1, 3), dw, db, (h1, w1));
     b.edge(&s1, &down);
-    let x0b = b.down_pool(&down, net.downsample, net.c2, (h1, w1), opts)?;
-    let s2 = cell(&mut b, net, 1, &x0b, net.c2, (h2, w2), opts)?;
+    let x0b = b.down_pool(&down, net.downsample, net.shape.c2, (h1, w1), opts)?;
+    let s2 = cell(&mut b, net, 1, &x0b, net.shape.c2, (h2, w2), opts)?;
     let pooled = match net.downsample {
-        _ if net.p == 1 => s2,
+        _ if net.shape.pool == 1 => s2,
         // MaxPool(p) of 0/1 spikes is their OR: a sum pool, then a LIF with tau = dt = 1
         // (which forgets its state every step) firing when the count exceeds 1/2.
         PoolKind::Max => {
-            let sum = b.sum_pool("pool_sum", net.p);
+            let sum = b.sum_pool("pool_sum", net.shape.pool);
             b.edge(&s2, &sum);
-            let or = b.lif("pool_or", &[net.c2, ph, pw], 1.0, 0.5);
+            let or = b.lif("pool_or", &[net.shape.c2, ph, pw], 1.0, 0.5);
             b.edge(&sum, &or);
             or
         }
-        PoolKind::Avg => b.avg_pool("pool", &s2, net.c2, net.p, (h2, w2)),
+        PoolKind::Avg => b.avg_pool("pool", &s2, net.shape.c2, net.shape.pool, (h2, w2)),
     };
     let flat = b.add(
         "flatten",
@@ -458,48 +458,51 @@ pub fn build(net: &FloatNetwork, opts: NirOptions) -> Result<NirGraph, NirError>
             ("end_dim", Param::Int(-1)),
             (
                 "input_type",
-                Param::Ints(vec![net.c2 as i64, ph as i64, pw as i64]),
+                Param::Ints(vec![net.shape.c2 as i64, ph as i64, pw as i64]),
             ),
         ],
     );
     b.edge(&pooled, &flat);
-    let n_in = net.fc1_in();
+    let n_in = net.shape.fc1_in();
     let fc1 = b.add(
         "fc1",
         "Linear",
-        vec![("weight", Param::F32(vec![net.h, n_in], net.fc1.clone()))],
+        vec![(
+            "weight",
+            Param::F32(vec![net.shape.hidden, n_in], net.fc1.clone()),
+        )],
     );
     b.edge(&flat, &fc1);
-    let hid = b.lif("hidden_lif", &[net.h], LIF_TAU, LIF_THRESHOLD);
+    let hid = b.lif("hidden_lif", &[net.shape.hidden], LIF_TAU, LIF_THRESHOLD);
     b.edge(&fc1, &hid);
-    let no = net.classes * net.v;
+    let no = net.shape.classes * net.shape.votes;
     let fc2 = b.add(
         "fc2",
         "Affine",
         vec![
             (
                 "weight",
-                Param::F32(vec![no, net.h], net.fc2_weight.clone()),
+                Param::F32(vec![no, net.shape.hidden], net.fc2_weight.clone()),
             ),
             ("bias", Param::F32(vec![no], net.fc2_bias.clone())),
         ],
     );
     b.edge(&hid, &fc2);
     // Voting: class c is the mean of its v outputs.
-    let mut vote = vec![0f32; net.classes * no];
-    for c in 0..net.classes {
-        for k in 0..net.v {
-            vote[c * no + c * net.v + k] = 1.0 / net.v as f32;
+    let mut vote = vec![0f32; net.shape.classes * no];
+    for c in 0..net.shape.classes {
+        for k in 0..net.shape.votes {
+            vote[c * no + c * net.shape.votes + k] = 1.0 / net.shape.votes as f32;
         }
     }
     let vote = b.add(
         "vote",
         "Affine",
         vec![
-            ("weight", Param::F32(vec![net.classes, no], vote)),
+            ("weight", Param::F32(vec![net.shape.classes, no], vote)),
             (
                 "bias",
-                Param::F32(vec![net.classes], vec![0.0; net.classes]),
+                Param::F32(vec![net.shape.classes], vec![0.0; net.shape.classes]),
             ),
         ],
     );
@@ -507,7 +510,7 @@ pub fn build(net: &FloatNetwork, opts: NirOptions) -> Result<NirGraph, NirError>
     let out = b.add(
         "output",
         "Output",
-        vec![("shape", Param::Ints(vec![net.classes as i64]))],
+        vec![("shape", Param::Ints(vec![net.shape.classes as i64]))],
     );
     b.edge(&vote, &out);
     Ok(b.g)
@@ -735,7 +738,7 @@ pub fn reference(
         }
     }
     Ok(Reference {
-        timesteps: net.cfg.timesteps,
+        timesteps: net.cfg.shape.timesteps,
         frames: f,
         frame_shape: [c, h, w],
         samples,
@@ -747,19 +750,24 @@ pub fn reference(
 mod tests {
     use super::*;
     use crate::export::testnet::{random_weights, RandomSpec};
+    use snn_nostd::shape::Shape;
 
     fn net(genotype: &str) -> FloatNetwork {
         let spec = RandomSpec {
-            input: InputKind::Static,
-            in_chw: (3, 8, 8),
-            stem_pool: false,
-            t: 4,
-            c1: 4,
-            c2: 8,
-            p: 2,
-            h: 16,
-            classes: 5,
-            v: 2,
+            shape: Shape {
+                input: InputKind::Static,
+                in_c: 3,
+                in_h: 8,
+                in_w: 8,
+                stem_pool: false,
+                timesteps: 4,
+                c1: 4,
+                c2: 8,
+                pool: 2,
+                hidden: 16,
+                classes: 5,
+                votes: 2,
+            },
             genotype: genotype.parse().unwrap(),
         };
         random_weights(&spec, 7)

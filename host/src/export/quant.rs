@@ -15,11 +15,11 @@
 //!    `q = round(w 2^e)`.
 
 use super::calibrate::Ranges;
-use super::error::ExportError;
+use super::error::{blob_shape, ExportError};
 use super::weights::{CellWeights, ConvBn, FloatNetwork};
 use snn_nostd::genotype::Op;
 use snn_nostd::model::owned::{OwnedCell, OwnedLayer, OwnedModel, OwnedPost};
-use snn_nostd::model::{limits, Bits, Dims, InputKind, InputNorm, InputParts};
+use snn_nostd::model::{limits, Bits, InputKind, InputNorm, InputParts};
 
 /// Format exponents chosen by calibration, and the calibration ranges.
 #[derive(Clone, Debug, PartialEq)]
@@ -214,7 +214,7 @@ pub fn quantize_with_report(
     let (fc1, fc2) = quantize_classifier(net, bits, &f)?;
     let model = OwnedModel {
         dataset: net.dataset,
-        dims: dims_of(net)?,
+        shape: blob_shape(&net.shape)?,
         genotype: net.genotype.clone(),
         bits,
         input: InputParts {
@@ -222,18 +222,18 @@ pub fn quantize_with_report(
             norm: input_norm(net, f.input_exp)?,
         },
         stem: quantize_stem(net, &folded, bits, &f)?,
-        cell1: cell(0, net.c1)?,
+        cell1: cell(0, net.shape.c1)?,
         post1: post(0)?,
         down: event_conv(
             bits,
             &folded.down.0,
             &folded.down.1,
-            net.c1,
+            net.shape.c1,
             3,
             f.cell_exp[1] as i32,
             "down",
         )?,
-        cell2: cell(1, net.c2)?,
+        cell2: cell(1, net.shape.c2)?,
         post2: post(1)?,
         fc1,
         hidden_exp: f.hidden_exp,
@@ -274,8 +274,8 @@ fn quantize_stem(
     f: &QuantReport,
 ) -> Result<OwnedLayer, ExportError> {
     let (sw, sb) = &folded.stem;
-    let per = net.in_c * 9;
-    let per_out: Vec<Vec<f32>> = (0..net.c1)
+    let per = net.shape.in_c * 9;
+    let per_out: Vec<Vec<f32>> = (0..net.shape.c1)
         .map(|co| sw[co * per..(co + 1) * per].to_vec())
         .collect();
     let (a_in, a_cell) = (f.input_exp as i32, f.cell_exp[0] as i32);
@@ -316,10 +316,10 @@ fn quantize_classifier(
     bits: Bits,
     f: &QuantReport,
 ) -> Result<(OwnedLayer, OwnedLayer), ExportError> {
-    let c2 = net.c2;
+    let c2 = net.shape.c2;
     let [_, _, (ph, pw)] = net.sizes();
     let n_in = c2 * ph * pw;
-    let h = net.h;
+    let h = net.shape.hidden;
     let per_out: Vec<Vec<f32>> = (0..h)
         .map(|o| net.fc1[o * n_in..(o + 1) * n_in].to_vec())
         .collect();
@@ -339,7 +339,7 @@ fn quantize_classifier(
     }
     let fc1 = OwnedLayer::new(bits, &flat, &bias, &shift);
 
-    let no = net.classes * net.v;
+    let no = net.shape.classes * net.shape.votes;
     let per_out: Vec<Vec<f32>> = (0..no)
         .map(|o| net.fc2_weight[o * h..(o + 1) * h].to_vec())
         .collect();
@@ -357,7 +357,7 @@ fn quantize_classifier(
 /// Raw `u8` pixels -> input format `a_in`: `q = (raw * mul + add) >> s` (static, normalised
 /// input only).
 fn input_norm(net: &FloatNetwork, a_in: u8) -> Result<Option<InputNorm>, ExportError> {
-    let (Some(n), InputKind::Static) = (&net.normalization, net.input) else {
+    let (Some(n), InputKind::Static) = (&net.normalization, net.shape.input) else {
         return Ok(None);
     };
     let m = n
@@ -383,28 +383,6 @@ fn input_norm(net: &FloatNetwork, a_in: u8) -> Result<Option<InputNorm>, ExportE
     InputNorm::new(&mul, &add, s as u8)
         .map(Some)
         .ok_or_else(|| ExportError::Shape("normalization: at most 8 channels".into()))
-}
-
-/// The blob's shapes.
-fn dims_of(net: &FloatNetwork) -> Result<Dims, ExportError> {
-    Ok(Dims {
-        input: net.input,
-        in_c: to_u16(net.in_c, "in_c")?,
-        in_h: to_u16(net.in_h, "in_h")?,
-        in_w: to_u16(net.in_w, "in_w")?,
-        stem_pool: net.stem_pool,
-        t: to_u16(net.t, "t")?,
-        c1: to_u16(net.c1, "c1")?,
-        c2: to_u16(net.c2, "c2")?,
-        p: u8::try_from(net.p).map_err(|_| ExportError::Shape("p > 255".into()))?,
-        hidden: to_u16(net.h, "h")?,
-        classes: to_u16(net.classes, "classes")?,
-        votes: to_u16(net.v, "v")?,
-    })
-}
-
-fn to_u16(v: usize, what: &str) -> Result<u16, ExportError> {
-    u16::try_from(v).map_err(|_| ExportError::Shape(format!("{what} = {v} does not fit the blob")))
 }
 
 /// Quantises `net` to a model blob (see [`quantize_with_report`]).

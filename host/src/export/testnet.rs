@@ -10,31 +10,13 @@ use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use snn_nostd::genotype::{Genotype, Op};
-use snn_nostd::model::InputKind;
+use snn_nostd::shape::{InputKind, Shape};
 
 /// Network shape for [`random_weights`] and [`random_network`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RandomSpec {
-    /// Input kind.
-    pub input: InputKind,
-    /// Input channels, height, width.
-    pub in_chw: (usize, usize, usize),
-    /// MaxPool2 after the stem.
-    pub stem_pool: bool,
-    /// Timesteps.
-    pub t: usize,
-    /// Cell channels.
-    pub c1: usize,
-    /// Cell-2 channels.
-    pub c2: usize,
-    /// Pool after cell 2.
-    pub p: usize,
-    /// Hidden units.
-    pub h: usize,
-    /// Classes.
-    pub classes: usize,
-    /// Votes per class.
-    pub v: usize,
+    /// The network's shape (its input kind picks the dataset: CIFAR-10 or N-MNIST).
+    pub shape: Shape,
     /// Genotype.
     pub genotype: Genotype,
 }
@@ -43,7 +25,8 @@ pub struct RandomSpec {
 /// spike.
 pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (in_c, in_h, in_w) = spec.in_chw;
+    let sh = spec.shape;
+    let in_c = sh.in_c;
     let conv = |rng: &mut ChaCha8Rng, c_in: usize, c_out: usize, k: usize, gain: f32| {
         let r = gain / ((c_in * k * k) as f32).sqrt();
         ConvBn {
@@ -53,11 +36,11 @@ pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
             bn: random_bn(rng, c_out),
         }
     };
-    let stem_gain = match spec.input {
+    let stem_gain = match sh.input {
         InputKind::Static => 3.0,
         InputKind::Events => 1.5,
     };
-    let stem = conv(&mut rng, in_c, spec.c1, 3, stem_gain);
+    let stem = conv(&mut rng, in_c, sh.c1, 3, stem_gain);
     let cell = |rng: &mut ChaCha8Rng, c: usize| CellWeights {
         convs: spec
             .genotype
@@ -70,26 +53,15 @@ pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
             })
             .collect(),
     };
-    let cell1 = cell(&mut rng, spec.c1);
-    let bn_cell1 = random_bn(&mut rng, spec.c1);
-    let down = conv(&mut rng, spec.c1, spec.c2, 3, 6.0);
-    let cell2 = cell(&mut rng, spec.c2);
-    let bn_cell2 = random_bn(&mut rng, spec.c2);
+    let cell1 = cell(&mut rng, sh.c1);
+    let bn_cell1 = random_bn(&mut rng, sh.c1);
+    let down = conv(&mut rng, sh.c1, sh.c2, 3, 6.0);
+    let cell2 = cell(&mut rng, sh.c2);
+    let bn_cell2 = random_bn(&mut rng, sh.c2);
     let mut net = FloatNetwork {
         dataset: dataset(spec),
-        input: spec.input,
-        in_c,
-        in_h,
-        in_w,
-        stem_pool: spec.stem_pool,
-        t: spec.t,
-        c1: spec.c1,
-        c2: spec.c2,
-        p: spec.p,
+        shape: sh,
         downsample: crate::config::PoolKind::Max,
-        h: spec.h,
-        classes: spec.classes,
-        v: spec.v,
         genotype: spec.genotype.clone(),
         stem,
         cell1,
@@ -102,15 +74,19 @@ pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {
         fc2_bias: Vec::new(),
         normalization: None,
     };
-    let n_in = net.fc1_in();
+    let n_in = net.shape.fc1_in();
     let r1 = 8.0 / (n_in as f32).sqrt();
-    net.fc1 = (0..spec.h * n_in).map(|_| rng.gen_range(-r1..r1)).collect();
-    let r2 = 3.0 / (spec.h as f32).sqrt();
-    let no = spec.classes * spec.v;
-    net.fc2_weight = (0..no * spec.h).map(|_| rng.gen_range(-r2..r2)).collect();
+    net.fc1 = (0..sh.hidden * n_in)
+        .map(|_| rng.gen_range(-r1..r1))
+        .collect();
+    let r2 = 3.0 / (sh.hidden as f32).sqrt();
+    let no = sh.classes * sh.votes;
+    net.fc2_weight = (0..no * sh.hidden)
+        .map(|_| rng.gen_range(-r2..r2))
+        .collect();
     net.fc2_bias = (0..no).map(|_| rng.gen_range(-0.1..0.1)).collect();
     // The normalisation the Candle network's dataset kind stands for (static input).
-    net.normalization = (spec.input == InputKind::Static).then(|| {
+    net.normalization = (sh.input == InputKind::Static).then(|| {
         let (mean, std) = dataset(spec).mean_std();
         Normalization {
             mean: mean[..in_c].to_vec(),
@@ -132,7 +108,7 @@ fn random_bn(rng: &mut ChaCha8Rng, c: usize) -> Bn {
 /// The dataset kind a spec stands for: CIFAR-10 (3-channel static input, normalised) or
 /// N-MNIST (events).
 fn dataset(spec: &RandomSpec) -> DatasetKind {
-    match spec.input {
+    match spec.shape.input {
         InputKind::Static => DatasetKind::Cifar10,
         InputKind::Events => DatasetKind::Nmnist,
     }
@@ -161,13 +137,8 @@ fn set_bn(c: &crate::model::params::BnParams, b: &Bn) {
 pub fn random_network(spec: &RandomSpec, seed: u64) -> (Network, FloatNetwork) {
     let w = random_weights(spec, seed);
     let mut cfg = NetConfig::for_dataset(dataset(spec), &Default::default()).unwrap();
-    let (in_c, in_h, in_w) = spec.in_chw;
-    cfg.input = [in_c, in_h, in_w];
-    cfg.stem_pool = spec.stem_pool;
-    cfg.timesteps = spec.t;
+    cfg.shape = spec.shape;
     cfg.cell = spec.genotype.cell();
-    (cfg.c1, cfg.c2, cfg.pool, cfg.hidden) = (spec.c1, spec.c2, spec.p, spec.h);
-    (cfg.classes, cfg.votes) = (spec.classes, spec.v);
     cfg.downsample = w.downsample;
     let alive: Vec<Vec<Op>> = spec.genotype.ops().iter().map(|&op| vec![op]).collect();
     let net = Network::new(&cfg, &alive, seed, &Device::Cpu).unwrap();

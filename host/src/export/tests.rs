@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use snn_nostd::engine::{quantize_input_f32, quantize_input_u8, Engine, LayerId};
 use snn_nostd::genotype::Genotype;
+use snn_nostd::shape::Shape;
 
 /// Every op, forward and backward edges.
 const ALL_OPS: &str = "conv3 avgpool conv1 conv3 zero skip conv1 maxpool conv3 skip avgpool conv3";
@@ -14,29 +15,37 @@ fn spec(input: InputKind, genotype: &str) -> RandomSpec {
     let g: Genotype = genotype.parse().unwrap();
     match input {
         InputKind::Static => RandomSpec {
-            input,
-            in_chw: (3, 8, 8),
-            stem_pool: false,
-            t: 4,
-            c1: 4,
-            c2: 8,
-            p: 2,
-            h: 16,
-            classes: 5,
-            v: 2,
+            shape: Shape {
+                input,
+                in_c: 3,
+                in_h: 8,
+                in_w: 8,
+                stem_pool: false,
+                timesteps: 4,
+                c1: 4,
+                c2: 8,
+                pool: 2,
+                hidden: 16,
+                classes: 5,
+                votes: 2,
+            },
             genotype: g,
         },
         InputKind::Events => RandomSpec {
-            input,
-            in_chw: (2, 12, 12),
-            stem_pool: true,
-            t: 4,
-            c1: 4,
-            c2: 8,
-            p: 1,
-            h: 16,
-            classes: 4,
-            v: 3,
+            shape: Shape {
+                input,
+                in_c: 2,
+                in_h: 12,
+                in_w: 12,
+                stem_pool: true,
+                timesteps: 4,
+                c1: 4,
+                c2: 8,
+                pool: 1,
+                hidden: 16,
+                classes: 4,
+                votes: 3,
+            },
             genotype: g,
         },
     }
@@ -45,11 +54,11 @@ fn spec(input: InputKind, genotype: &str) -> RandomSpec {
 /// Random samples: raw bytes (u8 pixels or event counts) and their float form.
 fn samples(net: &FloatNetwork, n: usize, seed: u64) -> Vec<(Vec<u8>, Vec<f32>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let plane = net.in_h * net.in_w;
+    let plane = net.shape.in_h * net.shape.in_w;
     (0..n)
         .map(|_| {
-            let raw: Vec<u8> = (0..net.input_len())
-                .map(|_| match net.input {
+            let raw: Vec<u8> = (0..net.shape.input_len())
+                .map(|_| match net.shape.input {
                     InputKind::Static => rng.gen(),
                     InputKind::Events => {
                         if rng.gen_bool(0.3) {
@@ -65,7 +74,7 @@ fn samples(net: &FloatNetwork, n: usize, seed: u64) -> Vec<(Vec<u8>, Vec<f32>)> 
                 .enumerate()
                 .map(|(i, &r)| match &net.normalization {
                     Some(nm) => {
-                        let c = (i % net.frame_len()) / plane;
+                        let c = (i % net.shape.frame_len()) / plane;
                         (r as f32 / 255.0 - nm.mean[c]) / nm.std[c]
                     }
                     None => r as f32,
@@ -112,13 +121,19 @@ fn candle_forward(
     fnet: &FloatNetwork,
     inputs: &[Vec<f32>],
 ) -> (Vec<usize>, SpikeCounts) {
-    let frames = match fnet.input {
+    let frames = match fnet.shape.input {
         InputKind::Static => 1,
-        InputKind::Events => fnet.t,
+        InputKind::Events => fnet.shape.timesteps,
     };
     let x = Tensor::from_vec(
         inputs.concat(),
-        (inputs.len(), frames, fnet.in_c, fnet.in_h, fnet.in_w),
+        (
+            inputs.len(),
+            frames,
+            fnet.shape.in_c,
+            fnet.shape.in_h,
+            fnet.shape.in_w,
+        ),
         &Device::Cpu,
     )
     .unwrap();
@@ -186,7 +201,7 @@ fn run(sp: &RandomSpec, bits: Bits, seed: u64, use_u8: bool) -> Agreement {
             .iter()
             .find(|e| e.0 == st.layer)
             .unwrap_or_else(|| panic!("{} has no float counterpart", st.layer));
-        let fs = k as f64 / (n * net.t * test.len()) as f64;
+        let fs = k as f64 / (n * net.shape.timesteps * test.len()) as f64;
         println!(
             "  {}: engine SAR {:.3}, float SAR {:.3}",
             st.layer,
@@ -202,7 +217,7 @@ fn run(sp: &RandomSpec, bits: Bits, seed: u64, use_u8: bool) -> Agreement {
     };
     println!(
         "{:?} {bits:?} seed {seed}: prediction agreement {:.2}, max SAR diff {:.3}, formats {:?}",
-        net.input, a.prediction, a.sar_diff, report
+        net.shape.input, a.prediction, a.sar_diff, report
     );
     a
 }
@@ -291,7 +306,7 @@ fn validate_and_calibration_errors() {
     bad.bn_cell1.var.pop();
     assert!(bad.validate().is_err());
     let mut bad = net.clone();
-    bad.p = 5;
+    bad.shape.pool = 5;
     assert!(bad.validate().is_err());
 }
 
@@ -307,10 +322,20 @@ fn calibration_sees_every_stage() {
         let all = calibrate(&cnet, &net.genotype, &xs).unwrap();
         let max_in = xs.iter().flatten().fold(0f32, |m, x| m.max(x.abs()));
         assert_eq!(all.input, max_in);
-        let frames = if input == InputKind::Events { net.t } else { 1 };
+        let frames = if input == InputKind::Events {
+            net.shape.timesteps
+        } else {
+            1
+        };
         let x = Tensor::from_vec(
             xs.concat(),
-            (xs.len(), frames, net.in_c, net.in_h, net.in_w),
+            (
+                xs.len(),
+                frames,
+                net.shape.in_c,
+                net.shape.in_h,
+                net.shape.in_w,
+            ),
             &Device::Cpu,
         )
         .unwrap();
@@ -375,13 +400,18 @@ fn footprint_and_board_fit() {
     assert!(matches!(board("esp32"), Err(ExportError::UnknownBoard(_))));
 
     // A CIFAR-size network with C1 = 32 fits 512 KiB of flash but not 128 KiB of RAM.
+    let small = spec(InputKind::Static, ALL_OPS);
     let big = RandomSpec {
-        in_chw: (3, 32, 32),
-        c1: 32,
-        c2: 64,
-        h: 64,
-        p: 4,
-        ..spec(InputKind::Static, ALL_OPS)
+        shape: Shape {
+            in_h: 32,
+            in_w: 32,
+            c1: 32,
+            c2: 64,
+            hidden: 64,
+            pool: 4,
+            ..small.shape
+        },
+        ..small
     };
     let (cnet, net) = random_network(&big, 3);
     let calib: Vec<Vec<f32>> = samples(&net, 1, 0).into_iter().map(|s| s.1).collect();

@@ -5,7 +5,7 @@
 use super::error::ExportError;
 use crate::config::PoolKind;
 use snn_nostd::genotype::Genotype;
-use snn_nostd::model::InputKind;
+use snn_nostd::shape::Shape;
 use snn_nostd::skeleton::CellSchedule;
 
 pub use crate::model::plain::{Bn, BN_EPS};
@@ -90,32 +90,10 @@ pub struct Normalization {
 pub struct FloatNetwork {
     /// The dataset it was trained on (recorded in the blob).
     pub dataset: snn_nostd::dataset::DatasetKind,
-    /// Static image (repeated each timestep) or event frames.
-    pub input: InputKind,
-    /// Input channels.
-    pub in_c: usize,
-    /// Input height.
-    pub in_h: usize,
-    /// Input width.
-    pub in_w: usize,
-    /// MaxPool2 after the stem (DVS).
-    pub stem_pool: bool,
-    /// Timesteps.
-    pub t: usize,
-    /// Channels of cell 1.
-    pub c1: usize,
-    /// Channels of cell 2.
-    pub c2: usize,
-    /// Pool size after cell 2.
-    pub p: usize,
+    /// Input, timesteps, widths, classifier pool, hidden units, classes and votes.
+    pub shape: Shape,
     /// The pool of the two downsampling stages (after the down conv and after cell 2).
     pub downsample: PoolKind,
-    /// Hidden units.
-    pub h: usize,
-    /// Classes.
-    pub classes: usize,
-    /// Voting group size.
-    pub v: usize,
     /// Genotype of both cells.
     pub genotype: Genotype,
     /// Stem conv `in_c -> c1` (3x3) + BN.
@@ -144,29 +122,8 @@ pub struct FloatNetwork {
 impl FloatNetwork {
     /// Spatial size of cell 1, cell 2 and the pooled map.
     pub fn sizes(&self) -> [(usize, usize); 3] {
-        use snn_nostd::skeleton::{cell1_hw, cell2_hw, pooled_hw};
-        let c1 = cell1_hw(self.in_h, self.in_w, self.stem_pool);
-        let c2 = cell2_hw(c1);
-        [c1, c2, pooled_hw(c2, self.p.max(1))]
-    }
-
-    /// Inputs of fc1 (`c2 * ph * pw`).
-    pub fn fc1_in(&self) -> usize {
-        let [_, _, (ph, pw)] = self.sizes();
-        self.c2 * ph * pw
-    }
-
-    /// Elements of one input frame (CHW).
-    pub fn frame_len(&self) -> usize {
-        self.in_c * self.in_h * self.in_w
-    }
-
-    /// Elements of one sample: a frame (static) or `t` frames (events).
-    pub fn input_len(&self) -> usize {
-        match self.input {
-            InputKind::Static => self.frame_len(),
-            InputKind::Events => self.frame_len() * self.t,
-        }
+        let s = &self.shape;
+        [s.cell1_hw(), s.cell2_hw(), s.pooled_hw()]
     }
 
     /// Refuses, naming it, what the model blob and the integer engine cannot express yet:
@@ -197,11 +154,15 @@ impl FloatNetwork {
             }
         };
         shape(
-            self.in_c > 0 && self.t > 0 && self.c1 > 0 && self.c2 > 0 && self.p > 0,
+            self.shape.in_c > 0
+                && self.shape.timesteps > 0
+                && self.shape.c1 > 0
+                && self.shape.c2 > 0
+                && self.shape.pool > 0,
             "zero dimension",
         )?;
         shape(
-            self.h > 0 && self.classes > 0 && self.v > 0,
+            self.shape.hidden > 0 && self.shape.classes > 0 && self.shape.votes > 0,
             "zero dimension",
         )?;
         let [(h1, w1), (h2, w2), (ph, pw)] = self.sizes();
@@ -209,13 +170,13 @@ impl FloatNetwork {
             h1 > 0 && w1 > 0 && h2 > 0 && w2 > 0 && ph > 0 && pw > 0,
             "input too small for the pooling stages",
         )?;
-        self.stem.check(self.in_c, self.c1, 3, "stem")?;
-        self.down.check(self.c1, self.c2, 3, "down")?;
-        self.bn_cell1.check(self.c1, "bn_cell1")?;
-        self.bn_cell2.check(self.c2, "bn_cell2")?;
+        self.stem.check(self.shape.in_c, self.shape.c1, 3, "stem")?;
+        self.down.check(self.shape.c1, self.shape.c2, 3, "down")?;
+        self.bn_cell1.check(self.shape.c1, "bn_cell1")?;
+        self.bn_cell2.check(self.shape.c2, "bn_cell2")?;
         for (cell, c, name) in [
-            (&self.cell1, self.c1, "cell1"),
-            (&self.cell2, self.c2, "cell2"),
+            (&self.cell1, self.shape.c1, "cell1"),
+            (&self.cell2, self.shape.c2, "cell2"),
         ] {
             shape(
                 cell.convs.len() == self.genotype.ops().len(),
@@ -237,21 +198,21 @@ impl FloatNetwork {
             }
         }
         shape(
-            self.fc1.len() == self.h * self.c2 * ph * pw,
+            self.fc1.len() == self.shape.hidden * self.shape.c2 * ph * pw,
             "fc1 must be [h][c2 * ph * pw]",
         )?;
         shape(
-            self.fc2_weight.len() == self.classes * self.v * self.h,
+            self.fc2_weight.len() == self.shape.classes * self.shape.votes * self.shape.hidden,
             "fc2 weight must be [classes * v][h]",
         )?;
         shape(
-            self.fc2_bias.len() == self.classes * self.v,
+            self.fc2_bias.len() == self.shape.classes * self.shape.votes,
             "fc2 bias must be [classes * v]",
         )?;
         if let Some(n) = &self.normalization {
             shape(
-                n.mean.len() == self.in_c
-                    && n.std.len() == self.in_c
+                n.mean.len() == self.shape.in_c
+                    && n.std.len() == self.shape.in_c
                     && n.std.iter().all(|&s| s > 0.0),
                 "normalization needs in_c means and positive stds",
             )?;

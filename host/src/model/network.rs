@@ -164,7 +164,7 @@ impl Network {
             );
         }
         let mut ps = ParamStore::new(seed, device);
-        let stem = ConvBn::new(&mut ps, "stem", cfg.input[0], cfg.c1, 3)?;
+        let stem = ConvBn::new(&mut ps, "stem", cfg.shape.in_c, cfg.shape.c1, 3)?;
         let make_cell = |ps: &mut ParamStore, name: &str, c: usize| -> Result<CellParams> {
             let mut edges = Vec::new();
             for (ei, ops) in alive.iter().enumerate() {
@@ -179,14 +179,18 @@ impl Network {
             }
             Ok(CellParams { edges })
         };
-        let cell1 = make_cell(&mut ps, "cell1", cfg.c1)?;
-        let bn1 = ps.bn("cell1_bn", cfg.c1)?;
-        let down = ConvBn::new(&mut ps, "down", cfg.c1, cfg.c2, 3)?;
-        let cell2 = make_cell(&mut ps, "cell2", cfg.c2)?;
-        let bn2 = ps.bn("cell2_bn", cfg.c2)?;
-        let fc1 = ps.linear("fc1.weight", cfg.hidden, cfg.features())?;
-        let fc2 = ps.linear("fc2.weight", cfg.classes * cfg.votes, cfg.hidden)?;
-        let fc2_bias = ps.bias("fc2.bias", cfg.classes * cfg.votes)?;
+        let cell1 = make_cell(&mut ps, "cell1", cfg.shape.c1)?;
+        let bn1 = ps.bn("cell1_bn", cfg.shape.c1)?;
+        let down = ConvBn::new(&mut ps, "down", cfg.shape.c1, cfg.shape.c2, 3)?;
+        let cell2 = make_cell(&mut ps, "cell2", cfg.shape.c2)?;
+        let bn2 = ps.bn("cell2_bn", cfg.shape.c2)?;
+        let fc1 = ps.linear("fc1.weight", cfg.shape.hidden, cfg.shape.fc1_in())?;
+        let fc2 = ps.linear(
+            "fc2.weight",
+            cfg.shape.classes * cfg.shape.votes,
+            cfg.shape.hidden,
+        )?;
+        let fc2_bias = ps.bias("fc2.bias", cfg.shape.classes * cfg.shape.votes)?;
         Ok(Network {
             cfg: cfg.clone(),
             params: ps,
@@ -211,18 +215,18 @@ impl Network {
     pub fn check_input(&self, input: &Tensor, mixing: &Mixing) -> Result<(usize, usize)> {
         let cfg = &self.cfg;
         let (n, frames, c, h, w) = input.dims5()?;
-        if [c, h, w] != cfg.input {
+        if [c, h, w] != cfg.shape.in_chw() {
             bail!(
                 "input frames are {c}x{h}x{w}, the network expects {}x{}x{}",
-                cfg.input[0],
-                cfg.input[1],
-                cfg.input[2]
+                cfg.shape.in_c,
+                cfg.shape.in_h,
+                cfg.shape.in_w
             );
         }
-        if frames != 1 && frames != cfg.timesteps {
+        if frames != 1 && frames != cfg.shape.timesteps {
             bail!(
                 "input has {frames} frames per sample; expected 1 (static) or T = {}",
-                cfg.timesteps
+                cfg.shape.timesteps
             );
         }
         if mixing.edges.len() != cfg.cell.num_edges() {
@@ -238,7 +242,7 @@ impl Network {
     /// The stem: conv + BN (+ MaxPool2 for DVS) of one frame `[N, C, H, W]`.
     pub fn stem(&self, frame: &Tensor, mode: Mode) -> Result<Tensor> {
         let s = self.stem.forward(frame, mode)?;
-        if self.cfg.stem_pool {
+        if self.cfg.shape.stem_pool {
             max_pool(&s, 2, mode)
         } else {
             Ok(s)
@@ -315,7 +319,7 @@ impl Network {
         let mut hidden_lif = LifState::new();
         let dropout_mask = match dropout_rng {
             Some(rng) if mode == Mode::Train => {
-                Some(dropout_mask(rng, n, cfg.features(), input.device())?)
+                Some(dropout_mask(rng, n, cfg.shape.fc1_in(), input.device())?)
             }
             _ => None,
         };
@@ -323,7 +327,7 @@ impl Network {
         let ones = vec![1u32; groups];
         sink.observe(Probe::Input, 0, input)?;
         let mut acc: Option<Tensor> = None;
-        for t in 0..cfg.timesteps {
+        for t in 0..cfg.shape.timesteps {
             let x0 = match &static_stem {
                 Some(s) => s.clone(),
                 None => stem(&input.narrow(1, t, 1)?.squeeze(1)?)?,
@@ -344,7 +348,7 @@ impl Network {
             sink.observe(Probe::CellOut { cell: 1 }, t, &y2)?;
             let s2 = out_lif[1].step(&y2, &cfg.lif, surrogate)?;
             sink.record_groups(LayerId::CellOut { cell: 1 }, t, &s2, &ones)?;
-            let mut f = downsample(&s2, cfg.downsample, cfg.pool, mode)?.flatten_from(1)?;
+            let mut f = downsample(&s2, cfg.downsample, cfg.shape.pool, mode)?.flatten_from(1)?;
             if let Some(m) = &dropout_mask {
                 f = (f * m)?;
             }
@@ -356,14 +360,14 @@ impl Network {
                 .matmul(&self.fc2.as_tensor().t()?)?
                 .broadcast_add(self.fc2_bias.as_tensor())?;
             sink.observe(Probe::Output, t, &o)?;
-            let v = vote(&o, cfg.classes, cfg.votes)?;
+            let v = vote(&o, cfg.shape.classes, cfg.shape.votes)?;
             acc = Some(match acc {
                 None => v,
                 Some(a) => (a + v)?,
             });
         }
         let logits = match acc {
-            Some(a) => (a / cfg.timesteps as f64)?,
+            Some(a) => (a / cfg.shape.timesteps as f64)?,
             None => bail!("T must be at least 1"),
         };
         Ok(Output { logits })

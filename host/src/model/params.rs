@@ -205,17 +205,19 @@ impl ParamCount {
                 .map(|k| conv_bn(c, c, k))
                 .fold(ParamCount::default(), |a, b| a + b)
         };
-        let outputs = cfg.classes * cfg.votes;
+        let outputs = cfg.shape.classes * cfg.shape.votes;
         let linear = ParamCount {
-            trainable: (cfg.hidden * cfg.features() + outputs * cfg.hidden + outputs) as u64,
+            trainable: (cfg.shape.hidden * cfg.shape.fc1_in()
+                + outputs * cfg.shape.hidden
+                + outputs) as u64,
             state: 0,
         };
-        conv_bn(cfg.input[0], cfg.c1, 3)
-            + cell(cfg.c1)
-            + bn(cfg.c1)
-            + conv_bn(cfg.c1, cfg.c2, 3)
-            + cell(cfg.c2)
-            + bn(cfg.c2)
+        conv_bn(cfg.shape.in_c, cfg.shape.c1, 3)
+            + cell(cfg.shape.c1)
+            + bn(cfg.shape.c1)
+            + conv_bn(cfg.shape.c1, cfg.shape.c2, 3)
+            + cell(cfg.shape.c2)
+            + bn(cfg.shape.c2)
             + linear
     }
 

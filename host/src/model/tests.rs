@@ -200,7 +200,12 @@ const BENCH_ROWS: [(u32, &str, u64); 7] = [
 fn preset_param_count_is_the_benchmark_table() -> Result<()> {
     let cfg = NetConfig::for_preset(Preset::SpikenasBench, &Overrides::default())?;
     assert_eq!(
-        (cfg.c1, cfg.c2, cfg.hidden, cfg.votes),
+        (
+            cfg.shape.c1,
+            cfg.shape.c2,
+            cfg.shape.hidden,
+            cfg.shape.votes
+        ),
         (128, 256, 1024, 10)
     );
     for (id, ops, params) in BENCH_ROWS {

@@ -378,8 +378,8 @@ pub fn param_count(cfg: &NetConfig, g: &Genotype) -> u64 {
     let alive: Vec<Vec<Op>> = g.ops().iter().map(|&o| vec![o]).collect();
     let all = Network::param_count(cfg, &alive);
     // param_count counts 4 values per BatchNorm channel (weight, bias, running mean, var)
-    let bn_channels = cfg.c1 as u64 * 2 + cfg.c2 as u64 * 2 // stem, cell-1 BN, down, cell-2 BN
-        + g.ops().iter().filter(|o| o.has_weights()).count() as u64 * (cfg.c1 + cfg.c2) as u64;
+    let bn_channels = cfg.shape.c1 as u64 * 2 + cfg.shape.c2 as u64 * 2 // stem, cell-1 BN, down, cell-2 BN
+        + g.ops().iter().filter(|o| o.has_weights()).count() as u64 * (cfg.shape.c1 + cfg.shape.c2) as u64;
     all - 2 * bn_channels
 }
 

@@ -175,8 +175,8 @@ pub fn run(
     };
     for &factor in factors {
         let mut wide = cfg.setup.clone();
-        wide.net.c1 = ((cfg.setup.net.c1 as f64) * factor).round().max(1.0) as usize;
-        wide.net.c2 = ((cfg.setup.net.c2 as f64) * factor).round().max(1.0) as usize;
+        wide.net.shape.c1 = ((cfg.setup.net.shape.c1 as f64) * factor).round().max(1.0) as usize;
+        wide.net.shape.c2 = ((cfg.setup.net.shape.c2 as f64) * factor).round().max(1.0) as usize;
         let mut wide_scores = Vec::new();
         score_cells(
             &wide,
@@ -207,7 +207,7 @@ pub fn run(
             transfer.push(Transfer {
                 proxy: name.clone(),
                 factor,
-                channels: [wide.net.c1, wide.net.c2],
+                channels: [wide.net.shape.c1, wide.net.shape.c2],
                 cells: cells.len(),
                 tau_between_widths: stats::bootstrap(
                     &a,
@@ -347,10 +347,10 @@ pub fn report_markdown(r: &ProxyReport) -> String {
          were chosen.\n\n",
         c.cells.len(),
         c.cells.iter().filter(|&&i| Split::of(i) == Split::HeldOut).count(),
-        n.c1,
-        n.c2,
-        n.timesteps,
-        n.hidden,
+        n.shape.c1,
+        n.shape.c2,
+        n.shape.timesteps,
+        n.shape.hidden,
         c.setup.batch,
         c.setup.repeats,
         c.setup.weights,

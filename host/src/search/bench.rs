@@ -232,12 +232,18 @@ fn search_setup(
         },
     )?;
     let name = match (inv_width, small) {
-        (32, None) => format!("demo (width 1/32, C1/C2 {}/{})", net.c1, net.c2),
-        (1, _) => format!("cifar10 full width (C1/C2 {}/{})", net.c1, net.c2),
-        (k, None) => format!("cifar10 width 1/{k} (C1/C2 {}/{})", net.c1, net.c2),
+        (32, None) => format!("demo (width 1/32, C1/C2 {}/{})", net.shape.c1, net.shape.c2),
+        (1, _) => format!(
+            "cifar10 full width (C1/C2 {}/{})",
+            net.shape.c1, net.shape.c2
+        ),
+        (k, None) => format!(
+            "cifar10 width 1/{k} (C1/C2 {}/{})",
+            net.shape.c1, net.shape.c2
+        ),
         (k, Some((t, b))) => format!(
             "smoke: cifar10 width 1/{k} (C1/C2 {}/{}), T {t}, batch {b}",
-            net.c1, net.c2
+            net.shape.c1, net.shape.c2
         ),
     };
     let setup = SearchSetup {

@@ -86,18 +86,18 @@ fn conv_taps<'a>(ops: impl IntoIterator<Item = &'a Op>) -> f64 {
 /// to the output (the stem, computed once per batch, is left out).
 pub fn dense_macs_per_step(net: &NetConfig, taps: f64) -> f64 {
     let cell = |(h, w): (usize, usize), c: usize| -> f64 { product(&[h, w, c, c]) * taps };
-    let (h1, w1) = net.cell1_hw();
-    cell(net.cell1_hw(), net.c1)
-        + product(&[h1, w1, net.c1, net.c2, 9])
-        + cell(net.cell2_hw(), net.c2)
-        + product(&[net.features(), net.hidden])
-        + product(&[net.hidden, net.classes, net.votes])
+    let (h1, w1) = net.shape.cell1_hw();
+    cell(net.shape.cell1_hw(), net.shape.c1)
+        + product(&[h1, w1, net.shape.c1, net.shape.c2, 9])
+        + cell(net.shape.cell2_hw(), net.shape.c2)
+        + product(&[net.shape.fc1_in(), net.shape.hidden])
+        + product(&[net.shape.hidden, net.shape.classes, net.shape.votes])
 }
 
 /// Frames per sample of `net`'s data: T for event data, 1 for images (repeated over time).
 pub fn frames_per_sample(net: &NetConfig) -> usize {
     if net.dataset.is_event() {
-        net.timesteps
+        net.shape.timesteps
     } else {
         1
     }
@@ -232,10 +232,10 @@ impl Estimate {
         .clamp(1, widest_round.max(1));
         let params = 4.0 * Network::param_count(net, w.alive) as f64;
         let frames = w.frames;
-        let [c, h, wd] = net.input;
+        let [c, h, wd] = net.shape.in_chw();
         let inputs = 4.0 * product(&[w.repeats, w.batch, frames, c, h, wd]);
-        let (h1, w1) = net.cell1_hw();
-        let stems = 4.0 * product(&[w.repeats, w.batch, frames, net.c1, h1, w1]);
+        let (h1, w1) = net.shape.cell1_hw();
+        let stems = 4.0 * product(&[w.repeats, w.batch, frames, net.shape.c1, h1, w1]);
         let act = activation_bytes(net, w.batch);
         // Candle's tensors (weights, batches, its activations) live on the device; the CPU
         // engine holds its own weights, stem outputs and activations on the host.
@@ -251,7 +251,7 @@ impl Estimate {
             (host_engine, Some(candle))
         };
         let macs_per_scoring =
-            dense_macs_per_step(net, w.taps) * product(&[net.timesteps, w.batch, w.repeats]);
+            dense_macs_per_step(net, w.taps) * product(&[net.shape.timesteps, w.batch, w.repeats]);
         let scorings: u64 = w.scorings_per_round.iter().sum();
         // CPU time spread over the threads (candidates on the engine, inside ops on Candle).
         let cpu_seconds = |per_mac: f64| {
@@ -295,7 +295,7 @@ impl Estimate {
             Pass::TrainCpu => 6.0 * params,
             Pass::Eval => params,
         };
-        let [c, h, w] = net.input;
+        let [c, h, w] = net.shape.in_chw();
         // the host batch buffer and its tensor
         let batch_bytes = 4.0 * product(&[batch, frames, c, h, w]);
         let convs = alive
@@ -310,13 +310,15 @@ impl Estimate {
                 .max(TRAIN_CPU_MAPS_BASE + TRAIN_CPU_MAPS_PER_CONV * convs as f64),
             Pass::Eval => EVAL_MAPS_SHARE * candle,
         };
-        let (h1, w1) = net.cell1_hw();
+        let (h1, w1) = net.shape.cell1_hw();
         // per sample and timestep: the cell maps, and the classifier's input, hidden and output
         // values (with their surrogate and membrane copies)
-        let per_step = maps * product(&[net.c1, h1, w1])
+        let per_step = maps * product(&[net.shape.c1, h1, w1])
             + 3.0
-                * (net.features() as f64 + net.hidden as f64 + product(&[net.classes, net.votes]));
-        let act = 4.0 * product(&[batch, net.timesteps]) * per_step;
+                * (net.shape.fc1_in() as f64
+                    + net.shape.hidden as f64
+                    + product(&[net.shape.classes, net.shape.votes]));
+        let act = 4.0 * product(&[batch, net.shape.timesteps]) * per_step;
         let on_candle = weights + batch_bytes + act;
         let (host_bytes, device_bytes) = if device.is_cpu() {
             (on_candle + batch_bytes, None)

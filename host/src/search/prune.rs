@@ -52,10 +52,10 @@ pub(super) fn prune(
                 fit.board_name(),
                 cfg.cell,
                 cfg.ops,
-                cfg.c1,
-                cfg.c2,
-                cfg.hidden,
-                cfg.timesteps
+                cfg.shape.c1,
+                cfg.shape.c2,
+                cfg.shape.hidden,
+                cfg.shape.timesteps
             );
         }
     }

@@ -15,8 +15,8 @@ pub const LIVE_MAPS: f64 = 48.0;
 
 /// Bytes of the activations of one candidate's forward pass on a batch of `batch`.
 pub fn activation_bytes(net: &NetConfig, batch: usize) -> f64 {
-    let (h, w) = net.cell1_hw();
-    LIVE_MAPS * 4.0 * product(&[batch, net.c1, h, w])
+    let (h, w) = net.shape.cell1_hw();
+    LIVE_MAPS * 4.0 * product(&[batch, net.shape.c1, h, w])
 }
 
 /// Candidates per Candle pass when the setup says "auto" (0).

@@ -404,10 +404,10 @@ pub fn run_study(
         cfg.data.display(),
         train_data.len(),
         test_data.len(),
-        cfg.net.c1,
-        cfg.net.c2,
-        cfg.net.hidden,
-        cfg.net.timesteps,
+        cfg.net.shape.c1,
+        cfg.net.shape.c2,
+        cfg.net.shape.hidden,
+        cfg.net.shape.timesteps,
         cfg.epochs,
         cfg.train_batch,
         cfg.lr,
@@ -523,7 +523,7 @@ pub fn read_study(dir: &Path) -> Result<StudyFile> {
 
 /// The training subset (seeded) and the test subset (the first samples).
 fn load_data(cfg: &StudyConfig) -> Result<(Dataset, Dataset)> {
-    let t = cfg.net.timesteps;
+    let t = cfg.net.shape.timesteps;
     let train = Dataset::load(cfg.net.dataset, &cfg.data, Split::Train, t)?;
     let test = Dataset::load(cfg.net.dataset, &cfg.data, Split::Test, t)?;
     let train = match cfg.train_samples {

@@ -158,7 +158,7 @@ impl StudyReport {
             finished: results.len(),
             planned,
             complete: results.len() == planned,
-            chance: 1.0 / cfg.net.classes as f64,
+            chance: 1.0 / cfg.net.shape.classes as f64,
             correlations: vec![
                 corr("random", &rand, cfg.seed),
                 corr("all", &main, cfg.seed.wrapping_add(1)),

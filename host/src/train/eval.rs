@@ -97,12 +97,12 @@ impl SpikeCounter {
             layers: BTreeMap::new(),
             synops: Some(SynopsModel {
                 node_convs,
-                c1: cfg.c1,
-                c2: cfg.c2,
-                pool: cfg.pool,
+                c1: cfg.shape.c1,
+                c2: cfg.shape.c2,
+                pool: cfg.shape.pool,
                 downsample: cfg.downsample,
-                hidden: cfg.hidden,
-                outputs: cfg.classes * cfg.votes,
+                hidden: cfg.shape.hidden,
+                outputs: cfg.shape.classes * cfg.shape.votes,
                 ones: Tensor::ones((1, 1, 3, 3), DType::F32, device)?,
             }),
         })
@@ -185,9 +185,10 @@ pub fn stem_macs(cfg: &NetConfig, event_input: bool) -> f64 {
         // Sum over output positions of the in-bounds taps of a 3-wide, padding-1 kernel.
         (3 * len).saturating_sub(2).max(1) as f64
     };
-    let per_frame = (cfg.c1 * cfg.input[0]) as f64 * taps(cfg.input[1]) * taps(cfg.input[2]);
+    let per_frame =
+        (cfg.shape.c1 * cfg.shape.in_c) as f64 * taps(cfg.shape.in_h) * taps(cfg.shape.in_w);
     if event_input {
-        per_frame * cfg.timesteps as f64
+        per_frame * cfg.shape.timesteps as f64
     } else {
         per_frame
     }
@@ -282,7 +283,7 @@ pub fn evaluate(
     let cfg = &net.cfg;
     let device = net.params.device().clone();
     let mixing = Mixing::single_path(g);
-    let classes = cfg.classes;
+    let classes = cfg.shape.classes;
     let mut counter = if synops {
         SpikeCounter::with_synops(cfg, g, &device)?
     } else {

@@ -209,11 +209,11 @@ fn train_resume_is_bit_identical_and_runs_are_deterministic() -> Result<()> {
     // CIFAR-10: augmentation, dropout, cross-entropy.
     let data = cifar_sample_100()?;
     let mut cfg = config(DatasetKind::Cifar10, 1.0 / 64.0, 2, 3, 32);
-    cfg.net.hidden = 16;
+    cfg.net.shape.hidden = 16;
     check_resume(&cfg, &data)?;
     // N-MNIST: event frames and the MSE loss.
     let mut cfg = config(DatasetKind::Nmnist, 1.0 / 16.0, 2, 2, 32);
-    cfg.net.hidden = 16;
+    cfg.net.shape.hidden = 16;
     cfg.loss = LossKind::Mse;
     let all = Dataset::load(
         DatasetKind::Nmnist,
@@ -313,7 +313,7 @@ fn train_synop_counting_matches_brute_force() -> Result<()> {
         let (y, x) = ((i / w) % h, i % w);
         let ys = (y.saturating_sub(1)..=(y + 1).min(h - 1)).count();
         let xs = (x.saturating_sub(1)..=(x + 1).min(w - 1)).count();
-        brute += (ys * xs * cfg.c1) as f64;
+        brute += (ys * xs * cfg.shape.c1) as f64;
     }
     let l = &counter.layers[&LayerId::CellNode {
         cell: 0,
@@ -328,13 +328,13 @@ fn train_synop_counting_matches_brute_force() -> Result<()> {
     counter.record(LayerId::Hidden, 0, &hs, 1)?;
     assert_eq!(
         counter.layers[&LayerId::Hidden].ac,
-        3.0 * (cfg.classes * cfg.votes) as f64
+        3.0 * (cfg.shape.classes * cfg.shape.votes) as f64
     );
     // The stem: 3x3, padding 1 on 32x32: (3*32 - 2)^2 in-bounds taps per input channel.
-    assert_eq!(stem_macs(&cfg, false), (cfg.c1 * 3 * 94 * 94) as f64);
+    assert_eq!(stem_macs(&cfg, false), (cfg.shape.c1 * 3 * 94 * 94) as f64);
     assert_eq!(
         stem_macs(&cfg, true),
-        (cfg.c1 * 3 * 94 * 94 * cfg.timesteps) as f64
+        (cfg.shape.c1 * 3 * 94 * 94 * cfg.shape.timesteps) as f64
     );
     Ok(())
 }
@@ -363,7 +363,7 @@ fn train_checkpoint_errors_name_the_file() -> Result<()> {
     }
     // Metadata describing a wider network than the tensors.
     let mut wide = cfg.net.clone();
-    wide.c1 *= 2;
+    wide.shape.c1 *= 2;
     let bad = dir.path().join("shapes.safetensors");
     save_checkpoint(&bad, &net, &CheckpointMeta::new(&wide, &g, 1, "test"))?;
     let err = format!("{:#}", load_checkpoint(&bad, &Device::Cpu).unwrap_err());
@@ -428,7 +428,7 @@ mod real_data {
             DatasetKind::Nmnist => "nmnist-small",
             _ => "cifar10-lossless-subset",
         });
-        let t = cfg.net.timesteps;
+        let t = cfg.net.shape.timesteps;
         let all = Dataset::load(cfg.net.dataset, &data_dir, Split::Train, t)?;
         let idx: Vec<usize> = (0..n_train.min(all.len())).collect();
         let data = all.subset(&idx);
@@ -519,7 +519,7 @@ fn train_host_reads_do_not_grow_with_steps() -> Result<()> {
         let mut counts = Vec::new();
         for batch in [5, 30] {
             let mut cfg = config(DatasetKind::Cifar10, 1.0 / 64.0, 1, 2, batch);
-            cfg.net.hidden = 16;
+            cfg.net.shape.hidden = 16;
             cfg.val_fraction = 0.25;
             let dir = tempfile::tempdir()?;
             let ctl = RunControl { path, ..quiet() };

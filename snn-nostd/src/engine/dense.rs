@@ -13,15 +13,15 @@
 //! [`dense_exact`] holds (no sum can reach `2^31`), else the engine keeps the event path.
 
 use super::conv::ring_len;
-use crate::model::Dims;
+use crate::model::Shape;
 #[cfg(any(feature = "dense", test))]
 pub(super) use kernel::*;
 
 /// `i32` words of dense scratch for any conv of a network of shape `d` (`k <= 3`).
-pub(super) const fn scratch_len(d: &Dims) -> usize {
+pub(super) const fn scratch_len(d: &Shape) -> usize {
     let (_, w1) = d.cell1_hw();
     let (_, w2) = d.cell2_hw();
-    let (c1, c2) = (d.c1 as usize, d.c2 as usize);
+    let (c1, c2) = (d.c1, d.c2);
     let a = one_len(w1, if c1 > c2 { c1 } else { c2 }, c1);
     let b = one_len(w2, c2, c2);
     if a > b {

@@ -12,7 +12,7 @@ use super::tests::{random_input, test_rng, Arenas, Recorder, Spec};
 use super::*;
 use crate::crc32;
 use crate::genotype::Genotype;
-use crate::model::{decode, Dims, InputKind};
+use crate::model::{decode, InputKind, Shape};
 use crate::testutil::{self, LayerInit, Recipe};
 use alloc::vec::Vec;
 
@@ -48,29 +48,36 @@ fn recipe(input: InputKind, heat: u8) -> Recipe {
 
 /// The fingerprint of one case: three random inputs through a random model, with the stem's
 /// output kept or recomputed at every timestep (static input; `None`: the engine's choice).
-fn fingerprint(dims: Dims, geno: &str, bits: Bits, heat: u8, seed: u64, keep: Option<bool>) -> u32 {
+fn fingerprint(
+    shape: Shape,
+    geno: &str,
+    bits: Bits,
+    heat: u8,
+    seed: u64,
+    keep: Option<bool>,
+) -> u32 {
     let genotype: Genotype = geno.parse().unwrap();
     let spec = Spec {
-        dims,
+        shape,
         genotype,
         bits,
     };
-    let recipe = recipe(dims.input, heat);
-    let owned = testutil::random_model(dims, &spec.genotype, bits, &recipe, &mut test_rng(seed));
+    let recipe = recipe(shape.input, heat);
+    let owned = testutil::random_model(shape, &spec.genotype, bits, &recipe, &mut test_rng(seed));
     let blob = owned.encode().unwrap();
     let model = decode(&blob).unwrap();
     let mut ar = Arenas::for_model(&model);
     // Room for either choice.
-    ar.act.resize(2 * ar.act.len() + dims.input_len(), 0);
+    ar.act.resize(2 * ar.act.len() + shape.input_len(), 0);
     let (act, acc, bits_arena) = (&mut ar.act, &mut ar.acc, &mut ar.bits);
     let mut eng = Engine::with_stem(&model, act, acc, bits_arena, keep).unwrap();
     if let Some(k) = keep {
-        assert_eq!(eng.keeps_stem(), k && dims.input == InputKind::Static);
+        assert_eq!(eng.keeps_stem(), k && shape.input == InputKind::Static);
     }
     let mut rng = test_rng(seed + 77);
     let mut crc = 0u32;
     for _ in 0..3 {
-        let q = random_input(&mut rng, &dims, &model);
+        let q = random_input(&mut rng, &shape, &model);
         let mut rec = Recorder::default();
         let pred = eng.infer(&q, &mut rec).unwrap();
         crc = crc32::update(crc, &(pred as u32).to_le_bytes());
@@ -106,9 +113,9 @@ fn all_fingerprints() -> Vec<u32> {
         ] {
             for heat in 0..3 {
                 for seed in 0..2 {
-                    let dims = super::tests::small_dims(input);
-                    let a = fingerprint(dims, geno, bits, heat, seed, Some(false));
-                    let b = fingerprint(dims, geno, bits, heat, seed, Some(true));
+                    let shape = super::tests::small_dims(input);
+                    let a = fingerprint(shape, geno, bits, heat, seed, Some(false));
+                    let b = fingerprint(shape, geno, bits, heat, seed, Some(true));
                     assert_eq!(a, b, "{geno} {input:?} {bits:?} heat {heat} seed {seed}");
                     out.push(a);
                 }

@@ -3,8 +3,8 @@
 use super::error::EngineError;
 use super::fixed::round_shift;
 use super::fixed::sat_i16;
-use crate::model::Dims;
 use crate::model::Model;
+use crate::model::Shape;
 
 /// Quantises raw `u8` input (whole CHW frames: CIFAR RGB planes, or event counts) into the
 /// model's `i16` input format, using the blob's integer normalisation if it has one (else
@@ -14,9 +14,9 @@ pub fn quantize_input_u8(
     raw: &[u8],
     out: &mut [i16],
 ) -> Result<(), EngineError> {
-    let d = model.dims();
+    let d = model.shape();
     check_input_len(d, raw.len(), out.len())?;
-    let plane = d.in_h as usize * d.in_w as usize;
+    let plane = d.in_h * d.in_w;
     let frame = d.frame_len();
     let inp = &model.parts().input;
     for (i, (&r, o)) in raw.iter().zip(out.iter_mut()).enumerate() {
@@ -39,7 +39,7 @@ pub fn quantize_input_f32(
     x: &[f32],
     out: &mut [i16],
 ) -> Result<(), EngineError> {
-    let d = model.dims();
+    let d = model.shape();
     check_input_len(d, x.len(), out.len())?;
     let scale = (1u32 << model.parts().input.exp) as f32;
     for (&v, o) in x.iter().zip(out.iter_mut()) {
@@ -50,7 +50,7 @@ pub fn quantize_input_f32(
     Ok(())
 }
 
-pub(super) fn check_input_len(d: &Dims, n: usize, out: usize) -> Result<(), EngineError> {
+pub(super) fn check_input_len(d: &Shape, n: usize, out: usize) -> Result<(), EngineError> {
     let frame = d.frame_len();
     if n == 0 || !n.is_multiple_of(frame) || n != out {
         return Err(EngineError::InputLength {

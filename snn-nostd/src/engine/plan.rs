@@ -30,22 +30,22 @@ impl KernelPlan {
 
     fn with<W: Wt>(model: &Model<'_>) -> KernelPlan {
         let p = model.parts();
-        let d = model.dims();
+        let d = model.shape();
         let bits = model.bits();
         let g = model.genotype();
-        let cell = |cp: &CellParts<'_>, c: u16| {
+        let cell = |cp: &CellParts<'_>, c: usize| {
             let mut ks = [conv::Kernel::Sat; NUM_EDGES];
             for (k, (l, &op)) in cp.convs.iter().zip(g.ops()).enumerate() {
                 let size = if op == Op::Conv1 { 1 } else { 3 };
                 if let Some(l) = l {
-                    ks[k] = conv::Kernel::choose::<W>(l, bits, size, c as usize);
+                    ks[k] = conv::Kernel::choose::<W>(l, bits, size, c);
                 }
             }
             ks
         };
         KernelPlan {
             cells: [cell(&p.cell1, d.c1), cell(&p.cell2, d.c2)],
-            down: conv::Kernel::choose::<W>(&p.down, bits, 3, d.c2 as usize),
+            down: conv::Kernel::choose::<W>(&p.down, bits, 3, d.c2),
         }
     }
 

@@ -8,9 +8,9 @@ use crate::bits::words_for;
 use crate::genotype::CellType;
 use crate::genotype::Op;
 use crate::model::CellPlan;
-use crate::model::Dims;
 use crate::model::InputKind;
 use crate::model::Model;
+use crate::model::Shape;
 
 /// Scratch sizes, in elements of each arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,16 +107,21 @@ const fn cell_act(plan: &CellPlan, n: usize) -> usize {
 /// The layout of a network of shape `d` with cell plan `plan`. `lanes_only`: every conv runs on
 /// `i16` lanes, so the ring needs half the words. `keep_stem`: keep the stem output (static
 /// input only).
-pub(super) const fn layout(d: &Dims, plan: &CellPlan, lanes_only: bool, keep_stem: bool) -> Layout {
+pub(super) const fn layout(
+    d: &Shape,
+    plan: &CellPlan,
+    lanes_only: bool,
+    keep_stem: bool,
+) -> Layout {
     let n1 = d.n1();
     let n2 = d.n2();
     let (_, w1) = d.cell1_hw();
     let (_, w2) = d.cell2_hw();
-    let c1 = d.c1 as usize;
-    let c2 = d.c2 as usize;
+    let c1 = d.c1;
+    let c2 = d.c2;
     let ring = max(conv::ring_len(w1, max(c1, c2)), conv::ring_len(w2, c2));
     let ring = if lanes_only { ring / 2 } else { ring };
-    let hidden = d.hidden as usize;
+    let hidden = d.hidden;
     let row = max(ring, max(hidden, stem::scratch_len(d)));
     let stat = matches!(d.input, InputKind::Static);
     let keep_stem = stat && keep_stem;
@@ -134,7 +139,7 @@ pub(super) const fn layout(d: &Dims, plan: &CellPlan, lanes_only: bool, keep_ste
     let act2 = cell_act(plan, n2).saturating_add(hidden);
     let lifs = plan.lifs();
     let (wd1, wd2) = (words_for(n1), words_for(n2));
-    let carry = (d.t as usize).saturating_mul(wd1);
+    let carry = d.timesteps.saturating_mul(wd1);
     let bits1 = lifs.saturating_mul(wd1);
     let bits2 = (lifs + 1)
         .saturating_mul(wd2)
@@ -149,9 +154,7 @@ pub(super) const fn layout(d: &Dims, plan: &CellPlan, lanes_only: bool, keep_ste
         act: max(act1, act2),
         carry,
         bits: carry.saturating_add(max(bits1, bits2)),
-        acc: (d.classes as usize)
-            .saturating_add(d.outputs())
-            .saturating_add(row),
+        acc: d.classes.saturating_add(d.outputs()).saturating_add(row),
     }
 }
 
@@ -160,38 +163,38 @@ pub(super) const fn layout(d: &Dims, plan: &CellPlan, lanes_only: bool, keep_ste
 /// on RGB input. There the stem is a large share of the work (the convs' cost grows with `C1^2`,
 /// the stem's with `C1`) and keeping it costs at most a third of the input's RAM; wider networks
 /// recompute it at every timestep and keep the input instead ([`BufferSizes::stem_cache`]).
-pub(super) const fn keep_stem_by_default(d: &Dims) -> bool {
+pub(super) const fn keep_stem_by_default(d: &Shape) -> bool {
     matches!(d.input, InputKind::Static)
         && d.n1().saturating_mul(3) <= d.input_len().saturating_mul(4)
 }
 
-/// Scratch sizes for a network of shape `dims` whose cells have genotype `ops` (one op per edge
+/// Scratch sizes for a network of shape `shape` whose cells have genotype `ops` (one op per edge
 /// of `cell`). `const`, so firmware can size static buffers at build time; [`Engine::new`](super::Engine::new)
 /// checks them at start-up. They do not depend on the weights, so they can exceed
 /// [`buffer_sizes`] (by the half of the conv ring that `i16` lanes do not need).
-pub const fn buffer_sizes_for(dims: &Dims, cell: CellType, ops: &[Op]) -> BufferSizes {
-    buffer_sizes_for_plan(dims, &CellPlan::new(cell, ops), false)
+pub const fn buffer_sizes_for(shape: &Shape, cell: CellType, ops: &[Op]) -> BufferSizes {
+    buffer_sizes_for_plan(shape, &CellPlan::new(cell, ops), false)
 }
 
 /// [`buffer_sizes_for`] of a cell plan: the sizes depend on the genotype only through its plan
 /// (node buffers, kept back states, LIF layers), so a bound over many genotypes needs only their
 /// distinct plans. `lanes16`: every conv is known to run on `i16` lanes (as [`buffer_sizes`]
 /// finds from the weights), which halves the conv ring.
-pub const fn buffer_sizes_for_plan(dims: &Dims, plan: &CellPlan, lanes16: bool) -> BufferSizes {
-    sizes(dims, plan, lanes16)
+pub const fn buffer_sizes_for_plan(shape: &Shape, plan: &CellPlan, lanes16: bool) -> BufferSizes {
+    sizes(shape, plan, lanes16)
 }
 
-pub(super) const fn sizes(dims: &Dims, plan: &CellPlan, lanes_only: bool) -> BufferSizes {
+pub(super) const fn sizes(shape: &Shape, plan: &CellPlan, lanes_only: bool) -> BufferSizes {
     let plan = *plan;
-    let free = keep_stem_by_default(dims);
-    let l = layout(dims, &plan, lanes_only, free);
-    let kept = layout(dims, &plan, lanes_only, true);
-    let stat = matches!(dims.input, InputKind::Static);
+    let free = keep_stem_by_default(shape);
+    let l = layout(shape, &plan, lanes_only, free);
+    let kept = layout(shape, &plan, lanes_only, true);
+    let stat = matches!(shape.input, InputKind::Static);
     BufferSizes {
         act: l.act,
         acc: l.acc,
         bits: l.bits,
-        input: dims.input_len(),
+        input: shape.input_len(),
         input_staged: stat,
         stem_cache: if free || !stat {
             0
@@ -203,11 +206,11 @@ pub(super) const fn sizes(dims: &Dims, plan: &CellPlan, lanes_only: bool) -> Buf
 
 /// `i32` words of scratch the dense baseline needs (`Engine::use_dense`, feature `dense`).
 pub fn dense_scratch_len(model: &Model<'_>) -> usize {
-    dense::scratch_len(model.dims())
+    dense::scratch_len(model.shape())
 }
 
 /// Scratch sizes for `model`.
 pub fn buffer_sizes(model: &Model<'_>) -> BufferSizes {
     let lanes_only = KernelPlan::new(model).lanes16_only(model);
-    sizes(model.dims(), model.plan(), lanes_only)
+    sizes(model.shape(), model.plan(), lanes_only)
 }

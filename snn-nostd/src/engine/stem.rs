@@ -11,12 +11,13 @@
 //! definition (`crate::engine` docs).
 
 use super::{requant, round_shift, sat_i16, Wt};
-use crate::model::{Dims, LayerParts};
+use crate::model::LayerParts;
+use crate::shape::Shape;
 use crate::simd;
 
 /// Input geometry of the stem.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Shape {
+pub(super) struct StemInput {
     /// Input channels.
     pub c: usize,
     /// Input height.
@@ -48,10 +49,10 @@ const fn patch_scratch(c: usize, c_out: usize) -> usize {
 }
 
 /// `i32` scratch the stem needs for its fast path (see [`stem`]).
-pub(super) const fn scratch_len(d: &Dims) -> usize {
-    let c = d.in_c as usize;
+pub(super) const fn scratch_len(d: &Shape) -> usize {
+    let c = d.in_c;
     if c == 2 || c == 3 {
-        patch_scratch(c, d.c1 as usize)
+        patch_scratch(c, d.c1)
     } else {
         0
     }
@@ -69,7 +70,7 @@ fn add_sum(d: i16, v: i64) -> i16 {
 /// words.
 pub(super) fn stem<W: Wt>(
     input: &[i16],
-    s: Shape,
+    s: StemInput,
     layer: &LayerParts<'_>,
     c_out: usize,
     dst: &mut [i16],
@@ -123,7 +124,7 @@ pub(super) fn stem<W: Wt>(
 #[inline(never)]
 fn stem_patch<const C: usize, const N: usize, const WIDE: bool>(
     input: &[i16],
-    s: Shape,
+    s: StemInput,
     c_out: usize,
     dst: &mut [i16],
     scratch: &mut [i32],
@@ -373,7 +374,7 @@ fn round_shift_cold(a: i64, s: i32) -> i64 {
 #[inline(never)]
 pub(super) fn stem_any<W: Wt>(
     input: &[i16],
-    s: Shape,
+    s: StemInput,
     layer: &LayerParts<'_>,
     c_out: usize,
     dst: &mut [i16],

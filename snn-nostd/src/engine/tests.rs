@@ -5,7 +5,7 @@ use super::*;
 use crate::genotype::{CellType, Genotype, LifClass, Op};
 use crate::model::owned::{OwnedLayer, OwnedModel};
 use crate::model::{
-    decode, encode, Bits, CellPlan, DecodeError, Dims, InputKind, LayerParts, ModelParts,
+    decode, encode, Bits, CellPlan, DecodeError, InputKind, LayerParts, ModelParts, Shape,
     FORMAT_VERSION, HEADER_LEN,
 };
 use crate::testutil::{self, LayerInit, Recipe, Rng};
@@ -24,37 +24,37 @@ pub(crate) const ALL_OPS: &str =
     "conv3 avgpool conv1 conv3 zero skip conv1 maxpool conv3 skip avgpool conv3";
 
 pub(crate) struct Spec {
-    pub dims: Dims,
+    pub shape: Shape,
     pub genotype: Genotype,
     pub bits: Bits,
 }
 
-pub(crate) fn small_dims(input: InputKind) -> Dims {
+pub(crate) fn small_dims(input: InputKind) -> Shape {
     match input {
-        InputKind::Static => Dims {
+        InputKind::Static => Shape {
             input,
             in_c: 3,
             in_h: 8,
             in_w: 8,
             stem_pool: false,
-            t: 4,
+            timesteps: 4,
             c1: 4,
             c2: 8,
-            p: 2,
+            pool: 2,
             hidden: 16,
             classes: 5,
             votes: 2,
         },
-        InputKind::Events => Dims {
+        InputKind::Events => Shape {
             input,
             in_c: 2,
             in_h: 12,
             in_w: 12,
             stem_pool: true,
-            t: 4,
+            timesteps: 4,
             c1: 4,
             c2: 8,
-            p: 1,
+            pool: 1,
             hidden: 16,
             classes: 4,
             votes: 3,
@@ -86,10 +86,10 @@ pub(crate) fn small_recipe(input: InputKind) -> Recipe {
 /// A random model of `spec` from `seed`.
 pub(crate) fn random_model(spec: &Spec, seed: u64) -> OwnedModel {
     testutil::random_model(
-        spec.dims,
+        spec.shape,
         &spec.genotype,
         spec.bits,
-        &small_recipe(spec.dims.input),
+        &small_recipe(spec.shape.input),
         &mut test_rng(seed),
     )
 }
@@ -371,14 +371,14 @@ fn ref_post(
 /// Runs the f32 reference on a quantised input (whole sample). Returns the class scores (mean
 /// over timesteps of the voted outputs) and the spike record.
 pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record) {
-    let d = p.dims;
+    let d = p.shape;
     let bits = p.bits;
     let g = &p.genotype;
-    let (c_in, ih, iw) = (d.in_c as usize, d.in_h as usize, d.in_w as usize);
+    let (c_in, ih, iw) = (d.in_c, d.in_h, d.in_w);
     let (h1, w1) = d.cell1_hw();
     let (h2, w2) = d.cell2_hw();
     let (ph, pw) = d.pooled_hw();
-    let (c1, c2) = (d.c1 as usize, d.c2 as usize);
+    let (c1, c2) = (d.c1, d.c2);
     let (n1, n2) = (c1 * h1 * w1, c2 * h2 * w2);
     let a_in = p.input.exp as i32;
     let a1 = p.cell1.exp as i32;
@@ -387,11 +387,11 @@ pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record)
     let mut cell2 = RefCell::new(n2);
     let mut post1 = RefLif::new(n1);
     let mut post2 = RefLif::new(n2);
-    let hidden = d.hidden as usize;
+    let hidden = d.hidden;
     let mut hid = RefLif::new(hidden);
-    let mut scores = vec![0f32; d.classes as usize];
+    let mut scores = vec![0f32; d.classes];
     let frame = d.frame_len();
-    for t in 0..d.t as usize {
+    for t in 0..d.timesteps {
         let f = match d.input {
             InputKind::Static => &input[..frame],
             InputKind::Events => &input[t * frame..(t + 1) * frame],
@@ -445,7 +445,7 @@ pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record)
         let s2 = post2.step(&z2);
         rec.push((t, LayerId::CellOut { cell: 1 }, to_hwc(&s2, c2, h2, w2)));
         // MaxPool(p) on spikes, flattened in the blob's HWC order.
-        let pp = d.p as usize;
+        let pp = d.pool;
         let mut pooled = vec![0f32; c2 * ph * pw];
         for ch in 0..c2 {
             for py in 0..ph {
@@ -476,7 +476,7 @@ pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record)
         rec.push((t, LayerId::Hidden, hs.iter().map(|&v| v > 0.5).collect()));
         let ao = p.out_exp as i32;
         let no = d.outputs();
-        let v = d.votes as usize;
+        let v = d.votes;
         for (c, sc) in scores.iter_mut().enumerate() {
             let mut sum = 0f32;
             for k in 0..v {
@@ -489,7 +489,7 @@ pub(crate) fn reference(p: &ModelParts<'_>, input: &[i16]) -> (Vec<f32>, Record)
                 }
                 sum += acc;
             }
-            *sc += sum / v as f32 / d.t as f32;
+            *sc += sum / v as f32 / d.timesteps as f32;
         }
     }
     (scores, rec)
@@ -551,7 +551,7 @@ impl Arenas {
     }
 }
 
-pub(crate) fn random_input(rng: &mut Rng, d: &Dims, m: &Model<'_>) -> Vec<i16> {
+pub(crate) fn random_input(rng: &mut Rng, d: &Shape, m: &Model<'_>) -> Vec<i16> {
     let mut q = vec![0i16; d.input_len()];
     match d.input {
         InputKind::Static => {
@@ -585,7 +585,7 @@ fn compare(spec: &Spec, seed: u64, samples: usize) -> (f64, f64, Vec<(LayerId, f
     let mut rng = test_rng(seed + 1000);
     let (mut same, mut total, mut pred_same) = (0usize, 0usize, 0usize);
     for _ in 0..samples {
-        let q = random_input(&mut rng, &spec.dims, &model);
+        let q = random_input(&mut rng, &spec.shape, &model);
         let mut rec = Recorder::default();
         let pred = eng.infer(&q, &mut rec).unwrap();
         let (ref_scores, ref_rec) = reference(model.parts(), &q);
@@ -617,8 +617,9 @@ fn compare(spec: &Spec, seed: u64, samples: usize) -> (f64, f64, Vec<(LayerId, f
             total += s.len();
         }
         // Integer scores ~ reference scores.
-        let scale =
-            (spec.dims.votes as f32) * spec.dims.t as f32 * 2f32.powi(model.parts().out_exp as i32);
+        let scale = (spec.shape.votes as f32)
+            * spec.shape.timesteps as f32
+            * 2f32.powi(model.parts().out_exp as i32);
         let _ = eng.scores().iter().map(|&s| s as f32 / scale);
         if pred == argmax(&ref_scores) {
             pred_same += 1;
@@ -640,7 +641,7 @@ fn check_engine_vs_reference(
     min_pred: f64,
 ) {
     let spec = Spec {
-        dims: small_dims(input),
+        shape: small_dims(input),
         genotype: geno.parse().unwrap(),
         bits,
     };
@@ -1158,7 +1159,7 @@ fn pools_round_and_ignore_padding() {
 #[test]
 fn stem_kept_or_recomputed_and_state_resets() {
     let spec = Spec {
-        dims: small_dims(InputKind::Static),
+        shape: small_dims(InputKind::Static),
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B8,
     };
@@ -1168,7 +1169,7 @@ fn stem_kept_or_recomputed_and_state_resets() {
     let mut ar = Arenas::for_model(&model);
     let mut eng = ar.engine(&model);
     let mut rng = test_rng(1);
-    let q = random_input(&mut rng, &spec.dims, &model);
+    let q = random_input(&mut rng, &spec.shape, &model);
     eng.infer(&q, &mut ()).unwrap();
     let s1: Vec<i32> = eng.scores().to_vec();
     let stats1: Vec<LayerStats> = eng.stats().to_vec();
@@ -1211,13 +1212,13 @@ fn stem_kept_or_recomputed_and_state_resets() {
 /// more `act` elements: the same results either way.
 #[test]
 fn wide_networks_keep_the_stem_given_room() {
-    let dims = Dims {
+    let shape = Shape {
         c1: 8,
         c2: 16,
         ..small_dims(InputKind::Static)
     };
     let spec = Spec {
-        dims,
+        shape,
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B8,
     };
@@ -1225,7 +1226,7 @@ fn wide_networks_keep_the_stem_given_room() {
     let model = decode(&blob).unwrap();
     let need = buffer_sizes(&model);
     assert!(need.stem_cache > 0);
-    let q = random_input(&mut test_rng(5), &dims, &model);
+    let q = random_input(&mut test_rng(5), &shape, &model);
     let run = |extra: usize| {
         let mut act = vec![0i16; need.act + extra];
         let (mut acc, mut bits) = (vec![0i32; need.acc], vec![0u64; need.bits]);
@@ -1244,7 +1245,7 @@ fn wide_networks_keep_the_stem_given_room() {
 #[test]
 fn event_input_is_never_staged() {
     let spec = Spec {
-        dims: small_dims(InputKind::Events),
+        shape: small_dims(InputKind::Events),
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B8,
     };
@@ -1261,7 +1262,7 @@ fn event_input_is_never_staged() {
 #[test]
 fn engine_checks_buffers_and_inputs() {
     let spec = Spec {
-        dims: small_dims(InputKind::Events),
+        shape: small_dims(InputKind::Events),
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B16,
     };
@@ -1270,7 +1271,7 @@ fn engine_checks_buffers_and_inputs() {
     let model = decode(&blob).unwrap();
     let s = buffer_sizes(&model);
     let c = buffer_sizes_for(
-        &spec.dims,
+        &spec.shape,
         CellType::Backward,
         ALL_OPS.parse::<Genotype>().unwrap().ops(),
     );
@@ -1295,14 +1296,14 @@ fn engine_checks_buffers_and_inputs() {
 #[test]
 fn input_quantisation() {
     let spec = Spec {
-        dims: small_dims(InputKind::Static),
+        shape: small_dims(InputKind::Static),
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B8,
     };
     let owned = random_model(&spec, 1);
     let blob = owned.encode().unwrap();
     let model = decode(&blob).unwrap();
-    let d = spec.dims;
+    let d = spec.shape;
     let plane = 64;
     let raw: Vec<u8> = (0..d.frame_len()).map(|i| (i * 37 % 256) as u8).collect();
     let mut q = vec![0i16; raw.len()];
@@ -1329,7 +1330,7 @@ fn input_quantisation() {
 
 fn test_blob() -> Vec<u8> {
     let spec = Spec {
-        dims: small_dims(InputKind::Static),
+        shape: small_dims(InputKind::Static),
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B8,
     };
@@ -1341,7 +1342,7 @@ fn blob_round_trip() {
     for input in [InputKind::Static, InputKind::Events] {
         for bits in [Bits::B8, Bits::B16] {
             let spec = Spec {
-                dims: small_dims(input),
+                shape: small_dims(input),
                 genotype: ALL_OPS.parse().unwrap(),
                 bits,
             };
@@ -1365,7 +1366,7 @@ fn blob_round_trip() {
 #[test]
 fn blob_records_the_dataset() {
     let spec = Spec {
-        dims: small_dims(InputKind::Static),
+        shape: small_dims(InputKind::Static),
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B8,
     };
@@ -1377,7 +1378,7 @@ fn blob_records_the_dataset() {
         crate::dataset::DatasetKind::Cifar10
     );
     m.dataset = crate::dataset::DatasetKind::Nmnist;
-    assert!(m.encode().is_err(), "event dataset on static dims");
+    assert!(m.encode().is_err(), "event dataset on static shape");
     let mut old = blob.clone();
     old[4..6].copy_from_slice(&1u16.to_le_bytes());
     assert_eq!(decode(&old), Err(DecodeError::UnsupportedVersion(1)));
@@ -1419,7 +1420,7 @@ fn blob_errors_are_distinct() {
 #[test]
 fn inconsistent_parts_are_rejected() {
     let spec = Spec {
-        dims: small_dims(InputKind::Static),
+        shape: small_dims(InputKind::Static),
         genotype: ALL_OPS.parse().unwrap(),
         bits: Bits::B8,
     };
@@ -1437,10 +1438,10 @@ fn inconsistent_parts_are_rejected() {
     bad.cell2.convs[1] = bad.cell2.convs[0].clone();
     assert!(bad.encode().is_err());
     let mut bad = owned.clone();
-    bad.dims.c1 = 60000;
+    bad.shape.c1 = 60000;
     assert!(bad.encode().is_err());
     let mut bad = owned.clone();
-    bad.dims.p = 9;
+    bad.shape.pool = 9;
     assert!(bad.encode().is_err());
     let mut bad = owned.clone();
     bad.cell1.exp = 15;
@@ -1450,7 +1451,7 @@ fn inconsistent_parts_are_rejected() {
     assert!(bad.encode().is_err());
     // Bypass encode's validation: the decoder must still reject it.
     let mut bad = owned.clone();
-    bad.dims.hidden = 17;
+    bad.shape.hidden = 17;
     let parts = bad.parts();
     let mut b = vec![0u8; HEADER_LEN];
     b.extend_from_slice(&postcard_bytes(&parts));
@@ -1464,7 +1465,7 @@ fn inconsistent_parts_are_rejected() {
 #[test]
 fn thresholded_convs_are_refused_by_the_blob() {
     let spec = Spec {
-        dims: small_dims(InputKind::Static),
+        shape: small_dims(InputKind::Static),
         genotype: "conv3 skip zero conv3 conv3 skip".parse().unwrap(),
         bits: Bits::B8,
     };
@@ -1579,13 +1580,13 @@ fn write_fuzz_seeds() {
     for input in [InputKind::Static, InputKind::Events] {
         for bits in [Bits::B8, Bits::B16] {
             for geno in [ALL_OPS, "conv3 conv1 avgpool skip conv3 maxpool"] {
-                let mut dims = small_dims(input);
-                dims.in_h = 6;
-                dims.in_w = 6;
-                dims.t = 2;
-                dims.p = 1;
+                let mut shape = small_dims(input);
+                shape.in_h = 6;
+                shape.in_w = 6;
+                shape.timesteps = 2;
+                shape.pool = 1;
                 let spec = Spec {
-                    dims,
+                    shape,
                     genotype: geno.parse().unwrap(),
                     bits,
                 };
@@ -1620,7 +1621,7 @@ fn stem_paths_equal_the_definition() {
             (2, 3, 71, false, 2),
             (2, 4, 70, true, 3),
         ] {
-            let s = stem::Shape { c, h, w, pool };
+            let s = stem::StemInput { c, h, w, pool };
             let input: Vec<i16> = (0..c * h * w)
                 .map(|_| rng.int(-32768, 32767) as i16)
                 .collect();
@@ -1679,10 +1680,10 @@ fn stem_paths_equal_the_definition() {
             let what = std::format!("{bits:?} {c}x{h}x{w} pool {pool}");
             // The patch path (2 or 3 channels, with its scratch) and the general one (no
             // scratch), written into zeros and added into a sum as a finished sum.
-            let dims = Dims {
-                in_c: c as u16,
-                in_w: w as u16,
-                c1: c_out as u16,
+            let shape = Shape {
+                in_c: c,
+                in_w: w,
+                c1: c_out,
                 ..small_dims(InputKind::Static)
             };
             let base: Vec<i16> = (0..want.len()).map(|i| [-30000, 20000, 5][i % 3]).collect();
@@ -1691,7 +1692,7 @@ fn stem_paths_equal_the_definition() {
                 .zip(&want)
                 .map(|(&b, &v)| sat_i16(b as i64 + v as i64))
                 .collect();
-            for scratch in [stem::scratch_len(&dims), 0] {
+            for scratch in [stem::scratch_len(&shape), 0] {
                 let mut out = vec![0i16; want.len()];
                 run(&mut out, &mut vec![0i32; scratch]);
                 assert_eq!(out, want, "{what}, scratch {scratch}");
@@ -1748,7 +1749,7 @@ fn dense_baseline_equals_event_engine() {
         (InputKind::Static, Bits::B8, all_conv),
     ] {
         let spec = Spec {
-            dims: small_dims(input),
+            shape: small_dims(input),
             genotype: genotype.parse().unwrap(),
             bits,
         };
@@ -1762,7 +1763,7 @@ fn dense_baseline_equals_event_engine() {
         let mut eng = ar.engine(&model);
         let mut rng = test_rng(8);
         for _ in 0..3 {
-            let q = random_input(&mut rng, &spec.dims, &model);
+            let q = random_input(&mut rng, &spec.shape, &model);
             eng.reset_stats();
             eng.infer(&q, &mut ()).unwrap();
             let (scores, stats, synops) =

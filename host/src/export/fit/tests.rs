@@ -13,26 +13,17 @@ const DEMO: &str = "conv3 conv3 conv3 conv3 conv3 zero conv3 conv3 conv3 zero co
 
 fn cifar(c1: usize, hidden: usize, t: usize) -> NetConfig {
     let mut cfg = NetConfig::for_dataset(DatasetKind::Cifar10, &Overrides::default()).unwrap();
-    cfg.c1 = c1;
-    cfg.c2 = 2 * c1;
-    cfg.hidden = hidden;
-    cfg.timesteps = t;
+    cfg.shape.c1 = c1;
+    cfg.shape.c2 = 2 * c1;
+    cfg.shape.hidden = hidden;
+    cfg.shape.timesteps = t;
     cfg
 }
 
 /// A random network of `cfg`'s shape with cell `g`, quantised.
 fn exported(cfg: &NetConfig, g: &Genotype, bits: Bits, seed: u64) -> Vec<u8> {
     let spec = RandomSpec {
-        input: InputKind::Static,
-        in_chw: (cfg.input[0], cfg.input[1], cfg.input[2]),
-        stem_pool: cfg.stem_pool,
-        t: cfg.timesteps,
-        c1: cfg.c1,
-        c2: cfg.c2,
-        p: cfg.pool,
-        h: cfg.hidden,
-        classes: cfg.classes,
-        v: cfg.votes,
+        shape: cfg.shape,
         genotype: g.clone(),
     };
     let ranges = Ranges {
@@ -141,12 +132,20 @@ fn sized_networks_fit_and_are_the_widest_that_do() {
     };
     let s = size_for_board(f411, &base, Fixed::default(), cells, Bits::B8).unwrap();
     assert!(check_fit(&s.footprint, f411).is_ok());
-    assert_eq!((s.cfg.hidden, s.cfg.timesteps), (128, 5));
-    assert_eq!(s.cfg.c2, 2 * s.cfg.c1);
-    assert!(s.cfg.c1 >= 4 && s.cfg.c1.is_multiple_of(4), "{}", s.why);
-    let wider = cifar(s.cfg.c1 + 4, 128, 5);
+    assert_eq!((s.cfg.shape.hidden, s.cfg.shape.timesteps), (128, 5));
+    assert_eq!(s.cfg.shape.c2, 2 * s.cfg.shape.c1);
+    assert!(
+        s.cfg.shape.c1 >= 4 && s.cfg.shape.c1.is_multiple_of(4),
+        "{}",
+        s.why
+    );
+    let wider = cifar(s.cfg.shape.c1 + 4, 128, 5);
     let fp = planned_footprint(&wider, cells, Bits::B8).unwrap();
-    assert!(check_fit(&fp, f411).is_err(), "C1 {} also fits", wider.c1);
+    assert!(
+        check_fit(&fp, f411).is_err(),
+        "C1 {} also fits",
+        wider.shape.c1
+    );
     assert!(
         s.why.contains("stm32f411") && s.why.contains("C1/C2"),
         "{}",
@@ -155,7 +154,7 @@ fn sized_networks_fit_and_are_the_widest_that_do() {
     // One genotype fits at least as wide as the worst case of its space.
     let g: Genotype = DEMO.parse().unwrap();
     let one = size_for_board(f411, &base, Fixed::default(), Cells::One(&g), Bits::B8).unwrap();
-    assert!(one.cfg.c1 >= s.cfg.c1);
+    assert!(one.cfg.shape.c1 >= s.cfg.shape.c1);
     // Sizes the user fixed are kept, or refused with the resource they exceed.
     let fixed = Fixed {
         channels: true,
@@ -165,7 +164,11 @@ fn sized_networks_fit_and_are_the_widest_that_do() {
     let small = cifar(4, 64, 4);
     let kept = size_for_board(f411, &small, fixed, cells, Bits::B8).unwrap();
     assert_eq!(
-        (kept.cfg.c1, kept.cfg.hidden, kept.cfg.timesteps),
+        (
+            kept.cfg.shape.c1,
+            kept.cfg.shape.hidden,
+            kept.cfg.shape.timesteps
+        ),
         (4, 64, 4)
     );
     match size_for_board(f411, &cifar(64, 64, 4), fixed, cells, Bits::B8) {
@@ -187,7 +190,12 @@ fn sized_networks_fit_and_are_the_widest_that_do() {
         other => panic!("{other:?}"),
     }
     // The demo cell: C1 = 8 at H 128 (the engine's RAM per neuron; 4 before).
-    assert_eq!((one.cfg.c1, one.cfg.hidden), (8, 128), "{}", one.why);
+    assert_eq!(
+        (one.cfg.shape.c1, one.cfg.shape.hidden),
+        (8, 128),
+        "{}",
+        one.why
+    );
     // A fixed width with the hidden size left open, on a part with little flash: H shrinks
     // until fc1 fits.
     let small_flash = Board {
@@ -208,7 +216,7 @@ fn sized_networks_fit_and_are_the_widest_that_do() {
         Bits::B8,
     )
     .unwrap();
-    assert!(h.cfg.hidden < 128, "{}", h.why);
+    assert!(h.cfg.shape.hidden < 128, "{}", h.why);
     assert!(check_fit(&h.footprint, &small_flash).is_ok());
     assert!(h.why.contains("halved"), "{}", h.why);
 }

@@ -97,34 +97,34 @@ impl<'a> Pass<'a> {
     /// input, repeated over the timesteps).
     pub fn run(&mut self, stems: &[Maps]) -> Result<()> {
         let cfg = self.cfg;
-        let s1_shape = (cfg.cell1_hw().0, cfg.cell1_hw().1, cfg.c1);
-        let s2_shape = (cfg.cell2_hw().0, cfg.cell2_hw().1, cfg.c2);
+        let s1_shape = (cfg.shape.cell1_hw().0, cfg.shape.cell1_hw().1, cfg.shape.c1);
+        let s2_shape = (cfg.shape.cell2_hw().0, cfg.shape.cell2_hw().1, cfg.shape.c2);
         let mut cells = [CellState::default(), CellState::default()];
         let mut out_v = [Vec::new(), Vec::new()];
         let mut hidden_v = Vec::new();
-        for t in 0..cfg.timesteps {
+        for t in 0..cfg.shape.timesteps {
             self.t = t;
             let x0 = &stems[if stems.len() == 1 { 0 } else { t }];
             debug_assert_eq!(
                 (x0.n, x0.h, x0.w, x0.c),
                 (self.n, s1_shape.0, s1_shape.1, s1_shape.2)
             );
-            let last = t + 1 == cfg.timesteps;
+            let last = t + 1 == cfg.shape.timesteps;
             let y1 = self.cell_step(0, &x0.data, s1_shape, &mut cells[0], last)?;
-            let z1 = self.batch_norm(&y1, cfg.c1, &self.w.cell_bn[0]);
+            let z1 = self.batch_norm(&y1, cfg.shape.c1, &self.w.cell_bn[0]);
             give(y1);
             let s1 = self.lif_codes(&z1, s1_shape, &mut out_v[0], LifClass::Th10);
             give(z1);
             self.record(LayerId::CellOut { cell: 0 }, &s1, 1);
             let d = self
-                .conv_group(&self.w.down, &s1, &self.active(&s1), cfg.c2)
+                .conv_group(&self.w.down, &s1, &self.active(&s1), cfg.shape.c2)
                 .pop()
                 .expect("one slot");
-            let x2 = self.downsample(&d, (s1_shape.0, s1_shape.1, cfg.c2), 2);
+            let x2 = self.downsample(&d, (s1_shape.0, s1_shape.1, cfg.shape.c2), 2);
             give(d);
             let y2 = self.cell_step(1, &x2, s2_shape, &mut cells[1], last)?;
             give(x2);
-            let z2 = self.batch_norm(&y2, cfg.c2, &self.w.cell_bn[1]);
+            let z2 = self.batch_norm(&y2, cfg.shape.c2, &self.w.cell_bn[1]);
             give(y2);
             let s2 = self.lif_codes(&z2, s2_shape, &mut out_v[1], LifClass::Th10);
             give(z2);
@@ -271,7 +271,7 @@ impl<'a> Pass<'a> {
     /// scale` with an exact integer sum), flattened in Candle's `[C, H, W]` order, times
     /// `fc1^T` (`[N][hidden]`).
     fn hidden(&self, s2: &Codes) -> Vec<f32> {
-        let p = self.cfg.pool;
+        let p = self.cfg.shape.pool;
         let (h, w, c) = (s2.h, s2.w, s2.c);
         let (fh, fw) = (h / p, w / p);
         let feats = c * fh * fw;

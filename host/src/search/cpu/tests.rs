@@ -209,15 +209,15 @@ const BENCH_GENOTYPES: &[&str] = &[
 ];
 
 fn static_batch(cfg: &NetConfig, n: usize, seed: u64) -> Result<Tensor> {
-    let [c, h, w] = cfg.input;
+    let [c, h, w] = cfg.shape.in_chw();
     let mut r = rng(seed);
     let v: Vec<f32> = (0..n * c * h * w).map(|_| r.gen_range(-2.0..2.0)).collect();
     Ok(Tensor::from_vec(v, (n, 1, c, h, w), &Device::Cpu)?)
 }
 
 fn event_batch(cfg: &NetConfig, n: usize, seed: u64) -> Result<Tensor> {
-    let [c, h, w] = cfg.input;
-    let t = cfg.timesteps;
+    let [c, h, w] = cfg.shape.in_chw();
+    let t = cfg.shape.timesteps;
     let mut r = rng(seed);
     let v: Vec<f32> = (0..n * t * c * h * w)
         .map(|_| {
@@ -451,9 +451,10 @@ fn engine_matches_candle_event_input() -> Result<()> {
     // The DVS skeleton in small: 2 polarities, MaxPool2 after the stem.
     let mut dvs = tiny_cfg(CellType::Backward, &OpSet::lightsnn())?;
     dvs.dataset = DatasetKind::Dvs128;
-    dvs.input = [2, 32, 32];
-    dvs.stem_pool = true;
-    dvs.classes = 11;
+    dvs.shape.input = snn_nostd::shape::InputKind::Events;
+    (dvs.shape.in_c, dvs.shape.in_h, dvs.shape.in_w) = (2, 32, 32);
+    dvs.shape.stem_pool = true;
+    dvs.shape.classes = 11;
     dvs.validate()?;
     equivalence(&dvs, &[], true, &mut tally)?;
     check(&tally, "event input");
@@ -466,7 +467,7 @@ fn engine_matches_candle_wide_hidden() -> Result<()> {
     // 4 samples and two single ones.
     let mut tally = Tally::default();
     let mut cfg = tiny_cfg(CellType::Forward, &OpSet::lightsnn())?;
-    cfg.hidden = 100;
+    cfg.shape.hidden = 100;
     equivalence(&cfg, &[], false, &mut tally)?;
     check(&tally, "100 hidden units");
     Ok(())

@@ -38,10 +38,10 @@ pub(super) fn one_round(
                     "board {}: none of the {} sampled cells fits at C1/C2 {}/{}, H {}, T {}",
                     fit.board_name(),
                     genotypes.len(),
-                    setup.net.c1,
-                    setup.net.c2,
-                    setup.net.hidden,
-                    setup.net.timesteps
+                    setup.net.shape.c1,
+                    setup.net.shape.c2,
+                    setup.net.shape.hidden,
+                    setup.net.shape.timesteps
                 );
             };
             let unfit = fits.iter().filter(|f| !**f).count();

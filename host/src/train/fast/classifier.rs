@@ -36,15 +36,15 @@ pub struct ClassTape {
 impl Classifier<'_> {
     /// The window of feature `(c, y, x)` in cell 2's map: its pixels in row-major order.
     fn window(&self, y: usize, x: usize) -> impl Iterator<Item = usize> {
-        let p = self.cfg.pool;
-        let w2 = self.cfg.cell2_hw().1;
+        let p = self.cfg.shape.pool;
+        let w2 = self.cfg.shape.cell2_hw().1;
         (0..p * p).map(move |j| (y * p + j / p) * w2 + x * p + j % p)
     }
 
     /// `f32(1 / p^2)`: the average pool's factor (Candle's `avg_pool2d`: the window's sum
     /// times it; for spikes, an exact count).
     fn avg_scale(&self) -> f32 {
-        let p = self.cfg.pool;
+        let p = self.cfg.shape.pool;
         (1.0 / (p * p) as f64) as f32
     }
 
@@ -53,9 +53,9 @@ impl Classifier<'_> {
     /// average: the window's spike count times `f32(1 / p^2)`), flattened in Candle's
     /// `[C, H, W]` order, times the mask.
     pub fn features(&self, charged: &[f32], out: &mut [f32]) {
-        let c2 = self.cfg.c2;
-        let (fh, fw) = self.cfg.feature_hw();
-        let feats = self.cfg.features();
+        let c2 = self.cfg.shape.c2;
+        let (fh, fw) = self.cfg.shape.pooled_hw();
+        let feats = self.cfg.shape.fc1_in();
         let per2 = charged.len() / self.n;
         let th = self.lif.th;
         let scale = self.avg_scale();
@@ -86,9 +86,9 @@ impl Classifier<'_> {
     /// window's first spike, or to its first element where none fired (PyTorch's `MaxPool2d`);
     /// the average pool gives every element of the window the gradient times `f32(1 / p^2)`.
     pub fn features_back(&self, charged: &[f32], dfeat: &[f32]) -> Buf {
-        let c2 = self.cfg.c2;
-        let (fh, fw) = self.cfg.feature_hw();
-        let feats = self.cfg.features();
+        let c2 = self.cfg.shape.c2;
+        let (fh, fw) = self.cfg.shape.pooled_hw();
+        let feats = self.cfg.shape.fc1_in();
         let per2 = charged.len() / self.n;
         let th = self.lif.th;
         let scale = self.avg_scale();
@@ -123,9 +123,14 @@ impl Classifier<'_> {
     /// `[T*n][features]`): the logits `[n][classes]` (the mean over T of the voted outputs).
     pub fn forward(&self, feat: Buf, p: &Params) -> (Vec<f32>, ClassTape) {
         let cfg = self.cfg;
-        let (n, tt, hid, feats) = (self.n, cfg.timesteps, cfg.hidden, cfg.features());
+        let (n, tt, hid, feats) = (
+            self.n,
+            cfg.shape.timesteps,
+            cfg.shape.hidden,
+            cfg.shape.fc1_in(),
+        );
         let rows = tt * n;
-        let outs = cfg.classes * cfg.votes;
+        let outs = cfg.shape.classes * cfg.shape.votes;
         let mut hdn = Buf::scratch(rows * hid);
         let fc1 = Mat::new(p.get("fc1.weight"), hid, feats);
         matmul(Mat::new(&feat, rows, feats), fc1.t(), &mut hdn, false);
@@ -151,7 +156,7 @@ impl Classifier<'_> {
                 *v += b;
             }
         }
-        let (classes, votes) = (cfg.classes, cfg.votes);
+        let (classes, votes) = (cfg.shape.classes, cfg.shape.votes);
         let mut logits = vec![0f32; n * classes];
         for t in 0..tt {
             for i in 0..n {
@@ -184,8 +189,13 @@ impl Classifier<'_> {
         grads: &mut Grads,
     ) -> Buf {
         let cfg = self.cfg;
-        let (n, tt, hid, feats) = (self.n, cfg.timesteps, cfg.hidden, cfg.features());
-        let (classes, votes) = (cfg.classes, cfg.votes);
+        let (n, tt, hid, feats) = (
+            self.n,
+            cfg.shape.timesteps,
+            cfg.shape.hidden,
+            cfg.shape.fc1_in(),
+        );
+        let (classes, votes) = (cfg.shape.classes, cfg.shape.votes);
         let outs = classes * votes;
         let rows = tt * n;
         let scale = 1.0 / (votes * tt) as f32;

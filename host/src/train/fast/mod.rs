@@ -111,7 +111,7 @@ impl FastTrainer {
     ) -> Result<(StepOut, Grads)> {
         let n = labels.len();
         let mask =
-            rng.map(|r| crate::model::network::dropout_values(r, n, self.net.cfg.features()));
+            rng.map(|r| crate::model::network::dropout_values(r, n, self.net.cfg.shape.fc1_in()));
         step::step(
             &self.net,
             &mut self.params,

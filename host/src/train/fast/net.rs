@@ -26,18 +26,18 @@ impl FastNet {
         g: &Genotype,
         frames: usize,
     ) -> std::result::Result<FastNet, String> {
-        if frames != 1 && frames != cfg.timesteps {
+        if frames != 1 && frames != cfg.shape.timesteps {
             return Err(format!(
                 "{frames} input frames per sample with T = {}",
-                cfg.timesteps
+                cfg.shape.timesteps
             ));
         }
         Ok(FastNet {
             cfg: cfg.clone(),
             frames,
             cells: [
-                CellPlan::new(g, "cell1", cfg.c1, cfg.cell1_hw())?,
-                CellPlan::new(g, "cell2", cfg.c2, cfg.cell2_hw())?,
+                CellPlan::new(g, "cell1", cfg.shape.c1, cfg.shape.cell1_hw())?,
+                CellPlan::new(g, "cell2", cfg.shape.c2, cfg.shape.cell2_hw())?,
             ],
             lifs: LifClass::ALL.map(|c| LifK::new(&cfg.lif_for(c))),
         })

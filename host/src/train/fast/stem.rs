@@ -31,8 +31,8 @@ pub struct StemTape {
 impl Stem {
     /// The stem of `cfg` with the current weights of `p`.
     pub fn new(cfg: &NetConfig, p: &Params) -> Stem {
-        let [c0, h0, w0] = cfg.input;
-        let c1 = cfg.c1;
+        let [c0, h0, w0] = cfg.shape.in_chw();
+        let c1 = cfg.shape.c1;
         Stem {
             geom: Geom {
                 h: h0,
@@ -42,7 +42,7 @@ impl Stem {
                 k: 3,
             },
             taps: kernels::taps(p.get("stem.conv.weight"), c1, c0, 3, c1),
-            pool: cfg.stem_pool.then(|| Pool::strided(h0, w0, c1, 2)),
+            pool: cfg.shape.stem_pool.then(|| Pool::strided(h0, w0, c1, 2)),
         }
     }
 

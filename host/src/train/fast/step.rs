@@ -57,10 +57,10 @@ pub fn step(
 ) -> Result<(StepOut, Grads)> {
     let cfg = &net.cfg;
     let n = labels.len();
-    let tt = cfg.timesteps;
+    let tt = cfg.shape.timesteps;
     let frames = net.frames;
-    let (c1, c2) = (cfg.c1, cfg.c2);
-    let hw1 = cfg.cell1_hw();
+    let (c1, c2) = (cfg.shape.c1, cfg.shape.c2);
+    let hw1 = cfg.shape.cell1_hw();
     let lif = net.lif();
     // Stem: once for static input, per timestep for event frames.
     let stem = Stem::new(cfg, p);
@@ -85,7 +85,7 @@ pub fn step(
         lifs: &net.lifs,
     });
     let head = Classifier { cfg, lif, n, mask };
-    let feats = cfg.features();
+    let feats = cfg.shape.fc1_in();
     let mut states = [CellState::default(), CellState::default()];
     let (mut v1, mut v2) = (Buf::default(), Buf::default());
     let mut tapes = Vec::with_capacity(tt);
@@ -125,7 +125,7 @@ pub fn step(
         });
     }
     let (logits, head_tape) = head.forward(feat, p);
-    let (out, dlogits) = loss_and_grad(&logits, labels, cfg.classes, loss);
+    let (out, dlogits) = loss_and_grad(&logits, labels, cfg.shape.classes, loss);
     let mut grads = Grads::default();
     let dfeat = head.backward(&head_tape, &dlogits, p, &mut grads);
     drop(head_tape);

@@ -79,7 +79,7 @@ fn dataset_cfg(dataset: DatasetKind, t: usize, ops: &str) -> NetConfig {
 /// counts 0..2 for several.
 fn input(cfg: &NetConfig, n: usize, frames: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let len = n * frames * cfg.input.iter().product::<usize>();
+    let len = n * frames * cfg.shape.in_chw().iter().product::<usize>();
     (0..len)
         .map(|_| {
             if frames == 1 {
@@ -112,10 +112,10 @@ fn check_gradients(
     let mut fast = FastTrainer::new(FastNet::new(cfg, &g, frames).unwrap(), &nets[1], &opt)?;
     let x = input(cfg, n, frames, 1);
     let y: Vec<u32> = (0..n as u32)
-        .map(|i| (i * 7 + 3) % cfg.classes as u32)
+        .map(|i| (i * 7 + 3) % cfg.shape.classes as u32)
         .collect();
     let (out, grads) = fast.gradients(&x, &y, loss, None)?;
-    let [c, h, w] = cfg.input;
+    let [c, h, w] = cfg.shape.in_chw();
     let xt = Tensor::from_slice(&x, (n, frames, c, h, w), &dev)?;
     let net = &nets[0];
     let o = net.forward(
@@ -212,7 +212,7 @@ fn event_data_and_max_pool_op_gradients_match_candle_autograd() -> Result<()> {
     eprintln!("N-MNIST, maxpool op: largest relative difference {w:e}");
     let mut dvs = dataset_cfg(DatasetKind::Dvs128, 2, "snasnet");
     // Smaller frames than DVS128's 128x128, odd after the stem's pool: 62 -> 31 -> 15 -> 7.
-    dvs.input = [2, 62, 62];
+    (dvs.shape.in_c, dvs.shape.in_h, dvs.shape.in_w) = (2, 62, 62);
     let w = check_gradients(
         &dvs,
         "conv3,conv3,conv3,skip,zero,zero,skip,conv3,conv3,skip,zero,conv3",
@@ -344,7 +344,14 @@ fn preset_cfg(t: usize) -> NetConfig {
         votes: None,
     };
     let cfg = NetConfig::for_preset(crate::config::Preset::SpikenasBench, &o).unwrap();
-    assert_eq!((cfg.c1, cfg.c2, cfg.classes * cfg.votes), (4, 8, 100));
+    assert_eq!(
+        (
+            cfg.shape.c1,
+            cfg.shape.c2,
+            cfg.shape.classes * cfg.shape.votes
+        ),
+        (4, 8, 100)
+    );
     cfg
 }
 
