@@ -1,7 +1,6 @@
 //! lightsnn host library: data loaders, the Candle supernet, the SAHD search, training and export.
 #![deny(missing_docs)]
 
-pub mod cli;
 pub mod config;
 pub mod data;
 pub mod export;

@@ -1,14 +1,14 @@
 //! `lightsnn bench`.
 
 use super::common::{demo_width, full_width, BoardArgs, DeviceArg};
-use crate::export::fit::{Cells, Fixed};
-use crate::fsutil::write_atomic;
-use crate::search::bench::{
-    bench_data, bench_setups, engine_bench, kernel_bench, search_bench, smoke_setups, stack_bench,
-};
-use crate::search::KernelPath;
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use lightsnn::export::fit::{Cells, Fixed};
+use lightsnn::fsutil::write_atomic;
+use lightsnn::search::bench::{
+    bench_data, bench_setups, engine_bench, kernel_bench, search_bench, smoke_setups, stack_bench,
+};
+use lightsnn::search::KernelPath;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -52,7 +52,7 @@ struct TrainBenchArgs {
     /// network: C1/C2 128/256 times `--width`, forward cell, average pools, H 1024, V 10, T 5)
     /// instead of the demo configuration.
     #[arg(long, value_enum)]
-    preset: Option<crate::config::Preset>,
+    preset: Option<lightsnn::config::Preset>,
     /// Width multiplier for C1/C2, as `train --width` (H is not scaled) [default: C1/C2 8/16:
     /// 1/32, 1/16 with `--preset spikenas-bench`].
     #[arg(long)]
@@ -68,7 +68,7 @@ struct TrainBenchArgs {
     timesteps: Option<usize>,
     /// Which implementation runs the steps (as `train --train-path`).
     #[arg(long, value_enum, default_value = "auto")]
-    train_path: crate::train::fast::TrainPath,
+    train_path: lightsnn::train::fast::TrainPath,
     /// Device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -120,7 +120,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 }
 
 fn bench_train(a: TrainBenchArgs) -> Result<()> {
-    use crate::train::bench::{bench_config, DEMO_GENOTYPE, PRESET_GENOTYPE};
+    use lightsnn::train::bench::{bench_config, DEMO_GENOTYPE, PRESET_GENOTYPE};
     let dev = a.device.open()?;
     let width = a.width.unwrap_or(demo_width(a.preset));
     let mut net = bench_config(a.preset, width, a.timesteps)?;
@@ -130,7 +130,7 @@ fn bench_train(a: TrainBenchArgs) -> Result<()> {
         (None, None) => DEMO_GENOTYPE.to_string(),
     };
     if a.board.board.is_some() {
-        let g = crate::train::checkpoint::parse_genotype(&genotype, &net)?;
+        let g = lightsnn::train::checkpoint::parse_genotype(&genotype, &net)?;
         let fixed = Fixed {
             channels: a.width.is_some(),
             timesteps: a.timesteps.is_some(),
@@ -139,8 +139,14 @@ fn bench_train(a: TrainBenchArgs) -> Result<()> {
         let base = full_width(net, a.width.is_some())?;
         net = a.board.size(base, fixed, Cells::One(&g))?;
     }
-    let r =
-        crate::train::bench::bench_train_net(net, &genotype, a.steps, a.batch, a.train_path, &dev)?;
+    let r = lightsnn::train::bench::bench_train_net(
+        net,
+        &genotype,
+        a.steps,
+        a.batch,
+        a.train_path,
+        &dev,
+    )?;
     println!(
         "train: {:.1} images/s ({} steps of batch {} in {:.2} s; C1/C2 {}/{}, H {}, T {}, genotype {}, {} trainable parameters, device {:?}, path {})",
         r.images_per_s,
@@ -165,7 +171,7 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
     if let (Some(p), false) = (&a.json, json_stdout) {
         let inputs: Vec<(&str, &std::path::Path)> =
             a.data.iter().map(|d| ("--data", d.as_path())).collect();
-        crate::fsutil::check_output_file("--json", p, &inputs)?;
+        lightsnn::fsutil::check_output_file("--json", p, &inputs)?;
     }
     let say = |line: String| {
         if json_stdout {
@@ -294,12 +300,12 @@ fn bench_search(a: SearchBenchArgs) -> Result<()> {
             searches.push(b);
         }
         let (steps, batch) = if a.smoke { (1, 8) } else { (5, 64) };
-        let r = crate::train::bench::bench_train(
-            crate::train::bench::DEMO_GENOTYPE,
+        let r = lightsnn::train::bench::bench_train(
+            lightsnn::train::bench::DEMO_GENOTYPE,
             steps,
             batch,
             None,
-            crate::train::fast::TrainPath::Auto,
+            lightsnn::train::fast::TrainPath::Auto,
             &device,
         )?;
         say(format!(

@@ -2,14 +2,14 @@
 
 use super::common::DeviceArg;
 use super::progress::steps_bar as bar;
-use crate::config::{NetConfig, Overrides, Preset};
-use crate::data::{Dataset, DatasetKind, Split as DataSplit};
-use crate::nasbench::evolution::EvolutionConfig;
-use crate::nasbench::proxies::{Proxy, ProxySetup, WeightsFrom};
-use crate::nasbench::search_run::{MethodSpec, SearchRunConfig};
-use crate::nasbench::{proxy_run, sample, search_run, Split, Table, NUM_CELLS};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use lightsnn::config::{NetConfig, Overrides, Preset};
+use lightsnn::data::{Dataset, DatasetKind, Split as DataSplit};
+use lightsnn::nasbench::evolution::EvolutionConfig;
+use lightsnn::nasbench::proxies::{Proxy, ProxySetup, WeightsFrom};
+use lightsnn::nasbench::search_run::{MethodSpec, SearchRunConfig};
+use lightsnn::nasbench::{proxy_run, sample, search_run, Split, Table, NUM_CELLS};
 use std::path::PathBuf;
 
 /// Which ids a proxy run may sample.
@@ -74,8 +74,8 @@ impl BenchNetArgs {
                 dir.display().to_string(),
             )),
             None => Ok((
-                crate::data::sample::cifar10_sample(DataSplit::Train)?,
-                crate::data::sample::SAMPLE_LABEL.to_string(),
+                lightsnn::data::sample::cifar10_sample(DataSplit::Train)?,
+                lightsnn::data::sample::SAMPLE_LABEL.to_string(),
             )),
         }
     }
@@ -154,7 +154,7 @@ pub struct NasSearchArgs {
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Search batch of SNASNet's random search [default: SNASNet's 256].
-    #[arg(long, default_value_t = crate::search::setup::SNASNET_SEARCH_BATCH)]
+    #[arg(long, default_value_t = lightsnn::search::setup::SNASNET_SEARCH_BATCH)]
     random_batch: usize,
     /// Score repeats of both scoring searches.
     #[arg(long, default_value_t = 2)]

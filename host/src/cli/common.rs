@@ -1,15 +1,15 @@
 //! Options shared by several subcommands.
 
-use crate::config::{BnMode, DatasetKind, NetConfig, Overrides, Preset};
-use crate::data::{Dataset, Split};
-use crate::export::fit::{
-    heaviest_genotype, planned_footprint, size_for_board, Cells, FitFilter, Fixed,
-};
-use crate::export::{board, check_fit, Bits};
-use crate::search::KernelPath;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
+use lightsnn::config::{BnMode, DatasetKind, NetConfig, Overrides, Preset};
+use lightsnn::data::{Dataset, Split};
+use lightsnn::export::fit::{
+    heaviest_genotype, planned_footprint, size_for_board, Cells, FitFilter, Fixed,
+};
+use lightsnn::export::{board, check_fit, Bits};
+use lightsnn::search::KernelPath;
 use snn_nostd::genotype::{CellType, Genotype, OpSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -334,7 +334,7 @@ impl NetArgs {
     }
 
     /// The inputs these options name (`--data`), for the output checks of
-    /// [`crate::fsutil`].
+    /// [`lightsnn::fsutil`].
     pub fn inputs(&self) -> Vec<(&'static str, &std::path::Path)> {
         self.data.iter().map(|d| ("--data", d.as_path())).collect()
     }
@@ -369,8 +369,8 @@ pub fn load_split(
                 );
             }
             (
-                crate::data::sample::cifar10_sample(split)?,
-                crate::data::sample::SAMPLE_LABEL.to_string(),
+                lightsnn::data::sample::cifar10_sample(split)?,
+                lightsnn::data::sample::SAMPLE_LABEL.to_string(),
             )
         }
     };

@@ -2,17 +2,17 @@
 //! engine of snn-nostd on the host, the firmware's code).
 
 use super::common::{check_preset, load_split, parse_positive, DeviceArg};
-use crate::config::Preset;
-use crate::data::{DatasetKind, Split};
-use crate::export::pipeline::compare;
-use crate::fsutil::{check_output_file, write_atomic};
-use crate::limits::{check_free, product};
-use crate::search::estimate::check_network;
-use crate::search::Pass;
-use crate::train::checkpoint::{read_checkpoint_meta, CheckpointMeta};
-use crate::train::{self, LossKind};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use lightsnn::config::Preset;
+use lightsnn::data::{DatasetKind, Split};
+use lightsnn::export::pipeline::compare;
+use lightsnn::fsutil::{check_output_file, write_atomic};
+use lightsnn::limits::{check_free, product};
+use lightsnn::search::estimate::check_network;
+use lightsnn::search::Pass;
+use lightsnn::train::checkpoint::{read_checkpoint_meta, CheckpointMeta};
+use lightsnn::train::{self, LossKind};
 use serde::Serialize;
 use snn_nostd::engine::buffer_sizes;
 use snn_nostd::model::{decode, Model};
@@ -195,7 +195,7 @@ fn same_network(
 
 /// `--model`: the integer model on the test split; compared with `--checkpoint` when given.
 fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
-    let blob = crate::fsutil::read_input(model_path)
+    let blob = lightsnn::fsutil::read_input(model_path)
         .with_context(|| format!("cannot read {}", model_path.display()))?;
     let model = decode(&blob)
         .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;

@@ -2,17 +2,17 @@
 //! NIR graph (`--format nir`).
 
 use super::common::{check_preset, load_split, parse_positive};
-use crate::config::Preset;
-use crate::data::Split;
-use crate::export::pipeline::export_checkpoint;
-use crate::export::{board, check_fit, Bits, BOARDS};
-use crate::fsutil::check_output_file;
-use crate::search::estimate::{check_network, frames_per_sample};
-use crate::search::Pass;
-use crate::train::checkpoint::read_checkpoint_meta;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
+use lightsnn::config::Preset;
+use lightsnn::data::Split;
+use lightsnn::export::pipeline::export_checkpoint;
+use lightsnn::export::{board, check_fit, Bits, BOARDS};
+use lightsnn::fsutil::check_output_file;
+use lightsnn::search::estimate::{check_network, frames_per_sample};
+use lightsnn::search::Pass;
+use lightsnn::train::checkpoint::read_checkpoint_meta;
 use std::path::{Path, PathBuf};
 
 /// Options of `lightsnn export`.
@@ -117,8 +117,8 @@ fn check_before_work(a: &ExportArgs, batch: usize) -> Result<()> {
         ),
     )?;
     let [c, h, w] = meta.net.shape.in_chw();
-    let sample = crate::limits::product(&[frames_per_sample(&meta.net), c, h, w]);
-    crate::limits::check_free(
+    let sample = lightsnn::limits::product(&[frames_per_sample(&meta.net), c, h, w]);
+    lightsnn::limits::check_free(
         4.0 * batch as f64 * sample,
         &format!("{batch} samples of {}", a.checkpoint.display()),
         "",
@@ -129,7 +129,7 @@ fn check_before_work(a: &ExportArgs, batch: usize) -> Result<()> {
 
 /// `lightsnn export --format nir`.
 fn export_nir(a: &ExportArgs) -> Result<()> {
-    use crate::export::nir;
+    use lightsnn::export::nir;
     nir::check_available()?;
     let samples = if a.reference_out.is_some() {
         a.reference_samples
@@ -137,10 +137,10 @@ fn export_nir(a: &ExportArgs) -> Result<()> {
         1
     };
     check_before_work(a, samples)?;
-    let (net, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
+    let (net, meta) = lightsnn::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
     check_preset(&meta.net, a.preset, &a.checkpoint)?;
     let genotype = meta.genotype()?;
-    let fnet = crate::export::from_network(&net, &genotype)?;
+    let fnet = lightsnn::export::from_network(&net, &genotype)?;
     let opts = nir::NirOptions {
         approx_maxpool: a.approx_maxpool,
     };
@@ -169,7 +169,7 @@ fn export_nir(a: &ExportArgs) -> Result<()> {
             &whose,
         )?;
         let r = nir::reference(&net, &genotype, &data, a.reference_samples)?;
-        crate::fsutil::write_atomic(path, serde_json::to_string(&r)?.as_bytes())?;
+        lightsnn::fsutil::write_atomic(path, serde_json::to_string(&r)?.as_bytes())?;
         println!(
             "wrote {} ({} test samples)",
             path.display(),
@@ -185,7 +185,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         return export_nir(&a);
     }
     check_before_work(&a, a.calib)?;
-    let (_, meta) = crate::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
+    let (_, meta) = lightsnn::train::load_checkpoint(&a.checkpoint, &Device::Cpu)?;
     check_preset(&meta.net, a.preset, &a.checkpoint)?;
     let cfg = meta.net.clone();
     let whose = format!("calibrating {}: ", a.checkpoint.display());
@@ -242,7 +242,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         check_fit(&fp, b)
             .with_context(|| format!("the network does not fit {}; nothing written", b.name))?;
     }
-    crate::fsutil::write_atomic(&a.out, &e.blob)?;
+    lightsnn::fsutil::write_atomic(&a.out, &e.blob)?;
     println!("wrote {}", a.out.display());
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The terminal's progress bars: [`Bar`] shows what the library reports through
-//! [`crate::progress::Progress`].
+//! [`lightsnn::progress::Progress`].
 
-use crate::progress::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
+use lightsnn::progress::Progress;
 
 /// A progress bar on the terminal: each phase restarts it (position, elapsed time, ETA) with
 /// its length and shows its description as the bar's message.

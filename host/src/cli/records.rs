@@ -4,10 +4,10 @@
 
 use super::common::{load_split, parse_dataset, parse_positive};
 use super::usage;
-use crate::data::{DatasetKind, Split};
-use crate::fsutil::{check_output_file, read_input, write_atomic};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use lightsnn::data::{DatasetKind, Split};
+use lightsnn::fsutil::{check_output_file, read_input, write_atomic};
 use snn_nostd::model::{decode, InputKind};
 use std::path::{Path, PathBuf};
 

@@ -1,18 +1,18 @@
 //! `lightsnn search` and `lightsnn score`.
 
 use super::common::{BoardArgs, EngineArg, NetArgs};
-use crate::data::Split;
-use crate::fsutil::{check_output_dir, check_output_file, write_atomic};
-use crate::model::Mixing;
-use crate::search::batches::{draw_batches, round_batch_seed};
-use crate::search::dump as dump_codes;
-use crate::search::estimate::frames_per_sample;
-use crate::search::stability::StabilityReport;
-use crate::search::{
-    available_memory, check_batch, run_search, Estimate, Method, Scorer, SearchReport, SearchSetup,
-};
 use anyhow::{Context, Result};
 use clap::Args;
+use lightsnn::data::Split;
+use lightsnn::fsutil::{check_output_dir, check_output_file, write_atomic};
+use lightsnn::model::Mixing;
+use lightsnn::search::batches::{draw_batches, round_batch_seed};
+use lightsnn::search::dump as dump_codes;
+use lightsnn::search::estimate::frames_per_sample;
+use lightsnn::search::stability::StabilityReport;
+use lightsnn::search::{
+    available_memory, check_batch, run_search, Estimate, Method, Scorer, SearchReport, SearchSetup,
+};
 use snn_nostd::genotype::Genotype;
 use std::path::PathBuf;
 
@@ -156,7 +156,7 @@ fn print_warnings(r: &SearchReport) {
 fn search_seeds(
     setup: &SearchSetup,
     seeds: u64,
-    data: &crate::data::Dataset,
+    data: &lightsnn::data::Dataset,
     device: &candle_core::Device,
     out: Option<&std::path::Path>,
     board: &BoardArgs,
@@ -318,7 +318,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     )
     .check_memory(available_memory())?;
     let (data, _) = a.net.load(Split::Train, cfg.shape.timesteps)?;
-    let net = crate::model::Network::new(&cfg, &alive, a.seed, &device)?;
+    let net = lightsnn::model::Network::new(&cfg, &alive, a.seed, &device)?;
     let batches = draw_batches(
         &data,
         a.batch,
@@ -326,7 +326,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         round_batch_seed(a.seed, 1),
         &device,
     )?;
-    let mode = crate::model::Mode::scoring(cfg.bn_mode);
+    let mode = lightsnn::model::Mode::scoring(cfg.bn_mode);
     let scorer = Scorer::new(&net, path)?;
     let mixing = Mixing::single_path(&g);
     let s = match &a.dump_codes {
@@ -346,7 +346,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     println!("genotype: {g}");
     println!("SAHD ln|det K|: {s:.6}");
     if !s.is_finite() {
-        eprintln!("warning: {}", crate::search::score::NOT_FINITE_HELP);
+        eprintln!("warning: {}", lightsnn::search::score::NOT_FINITE_HELP);
     }
     if a.dump_codes.is_some() {
         println!("SAHD ln|det K| (all digits): {s:?}");

@@ -2,13 +2,13 @@
 
 use super::common::{parse_cell, parse_dataset, parse_ops, BoardArgs, DeviceArg};
 use super::progress::scorings_bar;
-use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
-use crate::export::fit::{Cells, Fixed};
-use crate::fsutil::check_output_dir;
-use crate::study::{default_config, files, run_study, RandomBaseline, StudyConfig};
-use crate::train::LossKind;
 use anyhow::{bail, Result};
 use clap::Args;
+use lightsnn::config::{DatasetKind, NetConfig, Overrides, Preset};
+use lightsnn::export::fit::{Cells, Fixed};
+use lightsnn::fsutil::check_output_dir;
+use lightsnn::study::{default_config, files, run_study, RandomBaseline, StudyConfig};
+use lightsnn::train::LossKind;
 use snn_nostd::genotype::{CellType, OpSet};
 use std::path::PathBuf;
 
@@ -226,10 +226,10 @@ pub fn run(a: StudyArgs) -> Result<()> {
             if a.defines_anything() {
                 bail!(
                     "--resume takes every setting from {}; give only --resume and --device",
-                    dir.join(crate::study::files::STUDY).display()
+                    dir.join(lightsnn::study::files::STUDY).display()
                 );
             }
-            let data = crate::study::read_study(dir)?.config.data;
+            let data = lightsnn::study::read_study(dir)?.config.data;
             check_output_dir("--resume", dir, &files::WRITTEN, &[("--data", &data)])?;
             run_study(dir, None, &device, false, &scorings_bar())?
         }
@@ -254,8 +254,8 @@ pub fn run(a: StudyArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PoolKind;
     use clap::Parser;
+    use lightsnn::config::PoolKind;
 
     #[derive(Parser)]
     struct Cli {

@@ -1,13 +1,13 @@
 //! `lightsnn train`.
 
 use super::common::{full_width, parse_positive, BoardArgs, DeviceArg, ShapeArgs};
-use crate::config::{DatasetKind, NetConfig, Overrides, Preset};
-use crate::data::{Dataset, Split};
-use crate::export::fit::{Cells, Fixed};
-use crate::search::report::read_arch;
-use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig, TrainState};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use lightsnn::config::{DatasetKind, NetConfig, Overrides, Preset};
+use lightsnn::data::{Dataset, Split};
+use lightsnn::export::fit::{Cells, Fixed};
+use lightsnn::search::report::read_arch;
+use lightsnn::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig, TrainState};
 use snn_nostd::genotype::{CellType, Genotype, OpSet};
 use std::path::{Path, PathBuf};
 
@@ -82,7 +82,7 @@ pub struct TrainArgs {
     /// Which implementation runs the training steps: `auto` (the hand-written CPU path where it
     /// covers the network, else Candle; the printout says which ran), `cpu` or `candle`.
     #[arg(long, value_enum, default_value = "auto")]
-    pub train_path: crate::train::fast::TrainPath,
+    pub train_path: lightsnn::train::fast::TrainPath,
     /// Run folder: metrics.csv, curves.svg, last/best.safetensors, last.optim.safetensors,
     /// state.json.
     #[arg(long, required_unless_present = "resume")]
@@ -422,14 +422,14 @@ pub fn check_run(
     if let Some(p) = &cfg.data {
         inputs.push(("--data", p));
     }
-    crate::fsutil::check_output_dir(flag, dir, &RUN_FILES, &inputs)?;
+    lightsnn::fsutil::check_output_dir(flag, dir, &RUN_FILES, &inputs)?;
     let g = cfg.genotype()?;
-    let frames = crate::search::estimate::frames_per_sample(&cfg.net);
+    let frames = lightsnn::search::estimate::frames_per_sample(&cfg.net);
     let pass = match train::select_path(path, &cfg.net, &g, frames, device)? {
-        (Some(_), _) => crate::search::Pass::TrainCpu,
-        (None, _) => crate::search::Pass::Train,
+        (Some(_), _) => lightsnn::search::Pass::TrainCpu,
+        (None, _) => lightsnn::search::Pass::Train,
     };
-    crate::search::estimate::check_network(
+    lightsnn::search::estimate::check_network(
         &cfg.net,
         &g,
         cfg.batch,
