@@ -8,6 +8,7 @@ pub mod fsutil;
 pub mod limits;
 pub mod model;
 pub mod nasbench;
+pub mod plot;
 pub mod progress;
 pub mod search;
 pub mod stats;

@@ -4,6 +4,7 @@
 
 use super::cell_id::{BenchCell, LIGHTSNN_OP_NAMES};
 use super::table::Table;
+use crate::plot::{plot_err, Chart};
 use crate::search::stability::Agreement;
 use crate::stats;
 use anyhow::{anyhow, Result};
@@ -182,30 +183,19 @@ pub fn cdf_svg(table: &Table, runs: &[MethodRun]) -> Result<String> {
             methods.push(&r.method);
         }
     }
-    let e = |e: &dyn std::fmt::Debug| anyhow!("{e:?}");
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, (900, 600)).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "SpikeNAS-Bench CIFAR-10: CDF of test accuracy ({} live cells) and the cells each method found",
-                    live.len()
-                ),
-                ("sans-serif", 16),
-            )
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, 0.0..1.02)
-            .map_err(|x| e(&x))?;
-        chart
-            .configure_mesh()
-            .x_desc("test accuracy after 100 epochs (%)")
-            .y_desc("share of cells at or below")
-            .draw()
-            .map_err(|x| e(&x))?;
+    Chart {
+        size: (900, 600),
+        caption: format!(
+            "SpikeNAS-Bench CIFAR-10: CDF of test accuracy ({} live cells) and the cells each method found",
+            live.len()
+        ),
+        x: x0..x1,
+        y: 0.0..1.02,
+        x_desc: "test accuracy after 100 epochs (%)".into(),
+        y_desc: "share of cells at or below".into(),
+        legend: SeriesLabelPosition::UpperLeft,
+    }
+    .svg(|chart| {
         chart
             .draw_series(LineSeries::new(
                 live.iter()
@@ -213,7 +203,7 @@ pub fn cdf_svg(table: &Table, runs: &[MethodRun]) -> Result<String> {
                     .map(|(i, &a)| (a, (i + 1) as f64 / n)),
                 BLACK.stroke_width(2),
             ))
-            .map_err(|x| e(&x))?
+            .map_err(plot_err)?
             .label("all live cells")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
         for (k, m) in methods.iter().enumerate() {
@@ -231,20 +221,12 @@ pub fn cdf_svg(table: &Table, runs: &[MethodRun]) -> Result<String> {
                     pts.iter()
                         .map(|&p| TriangleMarker::new(p, 6, color.filled())),
                 )
-                .map_err(|x| e(&x))?
+                .map_err(plot_err)?
                 .label(m.to_string())
                 .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(&x))?;
-        root.present().map_err(|x| e(&x))?;
-    }
-    Ok(out)
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::record::Record;
 use super::table::Table;
 use super::Split;
+use crate::plot::{plot_err, Chart};
 use crate::stats::{self, Estimate};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
@@ -137,35 +138,24 @@ pub fn scatter_svg(table: &Table, name: &str, cells: &[ScoredCell], k: usize) ->
         (x0, x1) = (x0.min(0.0) - 1.0, x0.max(0.0) + 1.0);
     }
     let pad = (x1 - x0) * 0.04;
-    let e = |e: &dyn std::fmt::Debug| anyhow!("{e:?}");
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, (800, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "{name} vs SpikeNAS-Bench test accuracy ({} cells{})",
-                    pts.len(),
-                    if hidden > 0 {
-                        format!(", {hidden} with a non-finite score not drawn")
-                    } else {
-                        String::new()
-                    }
-                ),
-                ("sans-serif", 16),
-            )
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d((x0 - pad)..(x1 + pad), 0.0..100.0)
-            .map_err(|x| e(&x))?;
-        chart
-            .configure_mesh()
-            .x_desc(name)
-            .y_desc("test accuracy after 100 epochs (%)")
-            .draw()
-            .map_err(|x| e(&x))?;
+    Chart {
+        size: (800, 560),
+        caption: format!(
+            "{name} vs SpikeNAS-Bench test accuracy ({} cells{})",
+            pts.len(),
+            if hidden > 0 {
+                format!(", {hidden} with a non-finite score not drawn")
+            } else {
+                String::new()
+            }
+        ),
+        x: (x0 - pad)..(x1 + pad),
+        y: 0.0..100.0,
+        x_desc: name.into(),
+        y_desc: "test accuracy after 100 epochs (%)".into(),
+        legend: SeriesLabelPosition::LowerRight,
+    }
+    .svg(|chart| {
         for (split, color, label) in [
             (
                 Split::Dev,
@@ -184,20 +174,12 @@ pub fn scatter_svg(table: &Table, name: &str, cells: &[ScoredCell], k: usize) ->
                         .filter(|p| p.2 == split)
                         .map(|p| Circle::new((p.0, p.1), 2, color.filled())),
                 )
-                .map_err(|x| e(&x))?
+                .map_err(plot_err)?
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(&x))?;
-        root.present().map_err(|x| e(&x))?;
-    }
-    Ok(out)
+        Ok(())
+    })
 }
 
 #[cfg(test)]

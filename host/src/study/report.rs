@@ -2,9 +2,10 @@
 
 use super::{files, CellKind, CellResult, StudyConfig};
 use crate::fsutil::write_atomic;
+use crate::plot::{plot_err, Chart};
 use crate::search::SearchReport;
 use crate::stats::{self, Estimate};
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -227,36 +228,25 @@ impl StudyReport {
             (x0, x1) = (x0.min(0.0), x0.max(0.0) + 1.0);
         }
         let (px, py) = ((x1 - x0) * 0.05, ((y1 - y0) * 0.08).max(0.5));
-        let mut out = String::new();
-        {
-            let root = SVGBackend::with_string(&mut out, (800, 560)).into_drawing_area();
-            let e = |e: &dyn std::fmt::Debug| anyhow!("{e:?}");
-            root.fill(&WHITE).map_err(|x| e(&x))?;
-            let tau = self
-                .correlations
-                .first()
-                .map(|c| c.kendall_tau.to_string())
-                .unwrap_or_default();
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    format!(
-                        "SAHD score vs test top-1 ({}{}), Kendall tau (random cells) {tau}",
-                        self.config.net.dataset,
-                        if self.complete { "" } else { ", partial" }
-                    ),
-                    ("sans-serif", 16),
-                )
-                .margin(15)
-                .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
-                .map_err(|x| e(&x))?;
-            chart
-                .configure_mesh()
-                .x_desc("SAHD score ln|det K| (untrained, mean +- std over repeats)")
-                .y_desc("test top-1 (%)")
-                .draw()
-                .map_err(|x| e(&x))?;
+        let tau = self
+            .correlations
+            .first()
+            .map(|c| c.kendall_tau.to_string())
+            .unwrap_or_default();
+        Chart {
+            size: (800, 560),
+            caption: format!(
+                "SAHD score vs test top-1 ({}{}), Kendall tau (random cells) {tau}",
+                self.config.net.dataset,
+                if self.complete { "" } else { ", partial" }
+            ),
+            x: (x0 - px)..(x1 + px),
+            y: (y0 - py)..(y1 + py),
+            x_desc: "SAHD score ln|det K| (untrained, mean +- std over repeats)".into(),
+            y_desc: "test top-1 (%)".into(),
+            legend: SeriesLabelPosition::LowerRight,
+        }
+        .svg(|chart| {
             let chance = 100.0 * self.chance;
             if chance >= y0 - py {
                 chart
@@ -264,7 +254,7 @@ impl StudyReport {
                         [(x0 - px, chance), (x1 + px, chance)],
                         BLACK.mix(0.4).stroke_width(1),
                     ))
-                    .map_err(|x| e(&x))?
+                    .map_err(plot_err)?
                     .label("chance")
                     .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
             }
@@ -275,7 +265,7 @@ impl StudyReport {
                         [(x - r.score_std, y), (x + r.score_std, y)],
                         BLACK.mix(0.3),
                     )))
-                    .map_err(|x| e(&x))?;
+                    .map_err(plot_err)?;
             }
             let rand: Vec<(f64, f64)> = pts
                 .iter()
@@ -287,7 +277,7 @@ impl StudyReport {
                     rand.iter()
                         .map(|&p| Circle::new(p, 5, RGBColor(90, 90, 90).filled())),
                 )
-                .map_err(|x| e(&x))?
+                .map_err(plot_err)?
                 .label("random cells")
                 .legend(|(x, y)| Circle::new((x + 10, y), 5, RGBColor(90, 90, 90).filled()));
             if let Some(nf) = &self.noise_floor {
@@ -303,7 +293,7 @@ impl StudyReport {
                             [(p.score_mean, lo), (p.score_mean, hi)],
                             RED.stroke_width(2),
                         )))
-                        .map_err(|x| e(&x))?;
+                        .map_err(plot_err)?;
                 }
             }
             let at = |kind: CellKind| -> Vec<(f64, f64)> {
@@ -320,7 +310,7 @@ impl StudyReport {
                             .iter()
                             .map(|&q| TriangleMarker::new(q, 9, RED.filled())),
                     )
-                    .map_err(|x| e(&x))?
+                    .map_err(plot_err)?
                     .label("pruning search (bar: training seeds)")
                     .legend(|(x, y)| TriangleMarker::new((x + 10, y), 7, RED.filled()));
             }
@@ -330,22 +320,14 @@ impl StudyReport {
                     .draw_series(baseline.iter().map(|&q| {
                         EmptyElement::at(q) + Rectangle::new([(-6, -6), (6, 6)], BLUE.filled())
                     }))
-                    .map_err(|x| e(&x))?
+                    .map_err(plot_err)?
                     .label("random search")
                     .legend(|(x, y)| {
                         Rectangle::new([(x + 4, y - 5), (x + 14, y + 5)], BLUE.filled())
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|x| e(&x))?;
-            root.present().map_err(|x| e(&x))?;
-        }
-        Ok(out)
+            Ok(())
+        })
     }
 
     /// The human-readable summary lines.
