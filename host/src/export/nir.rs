@@ -750,26 +750,9 @@ pub fn reference(
 mod tests {
     use super::*;
     use crate::export::testnet::{random_weights, RandomSpec};
-    use snn_nostd::shape::Shape;
 
     fn net(genotype: &str) -> FloatNetwork {
-        let spec = RandomSpec {
-            shape: Shape {
-                input: InputKind::Static,
-                in_c: 3,
-                in_h: 8,
-                in_w: 8,
-                stem_pool: false,
-                timesteps: 4,
-                c1: 4,
-                c2: 8,
-                pool: 2,
-                hidden: 16,
-                classes: 5,
-                votes: 2,
-            },
-            genotype: genotype.parse().unwrap(),
-        };
+        let spec = RandomSpec::tiny(InputKind::Static, genotype.parse().unwrap());
         random_weights(&spec, 7)
     }
 

@@ -21,6 +21,50 @@ pub struct RandomSpec {
     pub genotype: Genotype,
 }
 
+impl RandomSpec {
+    /// The tests' tiny network with cell `g`: static 3x8x8 input (C1/C2 4/8, p 2, H 16, 5
+    /// classes x 2 votes) or events, 2x12x12 with the stem's pool (p 1, 4 classes x 3 votes);
+    /// T 4.
+    pub fn tiny(input: InputKind, g: Genotype) -> RandomSpec {
+        match input {
+            InputKind::Static => RandomSpec {
+                shape: Shape {
+                    input,
+                    in_c: 3,
+                    in_h: 8,
+                    in_w: 8,
+                    stem_pool: false,
+                    timesteps: 4,
+                    c1: 4,
+                    c2: 8,
+                    pool: 2,
+                    hidden: 16,
+                    classes: 5,
+                    votes: 2,
+                },
+                genotype: g,
+            },
+            InputKind::Events => RandomSpec {
+                shape: Shape {
+                    input,
+                    in_c: 2,
+                    in_h: 12,
+                    in_w: 12,
+                    stem_pool: true,
+                    timesteps: 4,
+                    c1: 4,
+                    c2: 8,
+                    pool: 1,
+                    hidden: 16,
+                    classes: 4,
+                    votes: 3,
+                },
+                genotype: g,
+            },
+        }
+    }
+}
+
 /// The weights of a random network (BN with random statistics), scaled so that its layers
 /// spike.
 pub fn random_weights(spec: &RandomSpec, seed: u64) -> FloatNetwork {

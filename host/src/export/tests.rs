@@ -12,43 +12,7 @@ use snn_nostd::shape::Shape;
 const ALL_OPS: &str = "conv3 avgpool conv1 conv3 zero skip conv1 maxpool conv3 skip avgpool conv3";
 
 fn spec(input: InputKind, genotype: &str) -> RandomSpec {
-    let g: Genotype = genotype.parse().unwrap();
-    match input {
-        InputKind::Static => RandomSpec {
-            shape: Shape {
-                input,
-                in_c: 3,
-                in_h: 8,
-                in_w: 8,
-                stem_pool: false,
-                timesteps: 4,
-                c1: 4,
-                c2: 8,
-                pool: 2,
-                hidden: 16,
-                classes: 5,
-                votes: 2,
-            },
-            genotype: g,
-        },
-        InputKind::Events => RandomSpec {
-            shape: Shape {
-                input,
-                in_c: 2,
-                in_h: 12,
-                in_w: 12,
-                stem_pool: true,
-                timesteps: 4,
-                c1: 4,
-                c2: 8,
-                pool: 1,
-                hidden: 16,
-                classes: 4,
-                votes: 3,
-            },
-            genotype: g,
-        },
-    }
+    RandomSpec::tiny(input, genotype.parse().unwrap())
 }
 
 /// Random samples: raw bytes (u8 pixels or event counts) and their float form.
