@@ -90,16 +90,26 @@ impl EventFrames {
         }
     }
 
+    /// The non-zero counts of sample `s`: `(index, count)` with `index = frame * cells + cell`,
+    /// its position in the sample's `[T, C, H, W]` layout; each index at most once (a cell
+    /// appears once per frame, `push_sample`).
+    fn sample_counts(&self, s: usize) -> impl Iterator<Item = (usize, u16)> + '_ {
+        (0..self.frames).flat_map(move |f| {
+            let k = s * self.frames + f;
+            let range = self.offsets[k]..self.offsets[k + 1];
+            let base = f * self.cells;
+            self.cell[range.clone()]
+                .iter()
+                .zip(&self.count[range])
+                .map(move |(&c, &n)| (base + c as usize, n))
+        })
+    }
+
     /// Adds `count` to `out[cell]` for every entry of sample `s`; `out` holds `frames * cells`
     /// floats (layout `[T, C, H, W]`) and is expected zeroed.
     pub fn write_sample(&self, s: usize, out: &mut [f32]) {
-        for f in 0..self.frames {
-            let frame = &mut out[f * self.cells..(f + 1) * self.cells];
-            let k = s * self.frames + f;
-            let range = self.offsets[k]..self.offsets[k + 1];
-            for (&c, &n) in self.cell[range.clone()].iter().zip(&self.count[range]) {
-                frame[c as usize] += n as f32;
-            }
+        for (i, n) in self.sample_counts(s) {
+            out[i] += n as f32;
         }
     }
 
@@ -109,15 +119,9 @@ impl EventFrames {
     pub fn write_sample_u8(&self, s: usize, out: &mut [u8]) -> usize {
         out.fill(0);
         let mut saturated = 0;
-        for f in 0..self.frames {
-            let frame = &mut out[f * self.cells..(f + 1) * self.cells];
-            let k = s * self.frames + f;
-            let range = self.offsets[k]..self.offsets[k + 1];
-            for (&c, &n) in self.cell[range.clone()].iter().zip(&self.count[range]) {
-                // a cell appears once per frame (`push_sample`)
-                frame[c as usize] = n.min(255) as u8;
-                saturated += usize::from(n > 255);
-            }
+        for (i, n) in self.sample_counts(s) {
+            out[i] = n.min(255) as u8;
+            saturated += usize::from(n > 255);
         }
         saturated
     }
