@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use snn_nostd::dataset::DatasetKind;
-//! use snn_nostd::model::InputKind;
+//! use snn_nostd::shape::InputKind;
 //!
 //! let d: DatasetKind = "N-MNIST".parse().unwrap();
 //! assert_eq!(d, DatasetKind::Nmnist);
@@ -16,7 +16,7 @@
 //! assert!("mnist".parse::<DatasetKind>().is_err());
 //! ```
 
-use crate::model::InputKind;
+use crate::shape::InputKind;
 use core::fmt;
 use core::str::FromStr;
 use serde::{Deserialize, Serialize};
@@ -156,17 +156,7 @@ impl FromStr for DatasetKind {
             .flat_map(char::to_lowercase);
         DatasetKind::ALL
             .into_iter()
-            .find(|k| {
-                let mut name = k.name().chars();
-                let mut key = key.clone();
-                loop {
-                    match (name.next(), key.next()) {
-                        (None, None) => return true,
-                        (a, b) if a == b => {}
-                        _ => return false,
-                    }
-                }
-            })
+            .find(|k| k.name().chars().eq(key.clone()))
             .ok_or(UnknownDataset)
     }
 }
