@@ -15,7 +15,7 @@ use lightsnn::train::checkpoint::{read_checkpoint_meta, CheckpointMeta};
 use lightsnn::train::{self, LossKind};
 use serde::Serialize;
 use snn_nostd::engine::buffer_sizes;
-use snn_nostd::model::{decode, Model};
+use snn_nostd::model::{decode, Model, Shape};
 use std::path::{Path, PathBuf};
 
 /// Options of `lightsnn eval`.
@@ -153,33 +153,19 @@ fn same_network(
     meta: &CheckpointMeta,
     ck: &Path,
 ) -> Result<()> {
-    let d = model.shape();
-    let n = &meta.net;
-    let blob_kind = model.dataset();
-    let shape = |kind: DatasetKind, g: &str, input: [usize; 3], sizes: [usize; 5]| {
-        let [c, h, w] = input;
-        let [c1, c2, hidden, t, v] = sizes;
-        format!("{kind} {c}x{h}x{w}, genotype {g}, C1/C2 {c1}/{c2}, H {hidden}, T {t}, V {v}")
+    let describe = |kind: DatasetKind, g: &str, s: &Shape| {
+        format!(
+            "{kind} {}x{}x{}, genotype {g}, C1/C2 {}/{}, H {}, T {}, V {}",
+            s.in_c, s.in_h, s.in_w, s.c1, s.c2, s.hidden, s.timesteps, s.votes
+        )
     };
-    let blob = shape(
-        blob_kind,
+    let blob = describe(
+        model.dataset(),
         &model.genotype().to_string(),
-        [d.in_c, d.in_h, d.in_w].map(usize::from),
-        [d.c1, d.c2, d.hidden, d.timesteps, d.votes].map(usize::from),
+        model.shape(),
     );
     let ckpt = match meta.genotype() {
-        Ok(g) => shape(
-            n.dataset,
-            &g.to_string(),
-            n.shape.in_chw(),
-            [
-                n.shape.c1,
-                n.shape.c2,
-                n.shape.hidden,
-                n.shape.timesteps,
-                n.shape.votes,
-            ],
-        ),
+        Ok(g) => describe(meta.net.dataset, &g.to_string(), &meta.net.shape),
         Err(_) => format!("genotype {:?}", meta.genotype),
     };
     if blob != ckpt {
@@ -199,10 +185,10 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
         .with_context(|| format!("cannot read {}", model_path.display()))?;
     let model = decode(&blob)
         .with_context(|| format!("{}: not a valid model blob", model_path.display()))?;
-    let dims = *model.shape();
+    let shape = *model.shape();
     // The blob records its dataset (format 2).
     let kind = model.dataset();
-    let t = dims.timesteps;
+    let t = shape.timesteps;
     // The float network must be the blob's, and fit, before any data is read.
     let described = match &a.checkpoint {
         Some(ck) => {
@@ -225,7 +211,7 @@ fn run_model(model_path: &Path, a: &EvalArgs) -> Result<()> {
         None => None,
     };
     let engine = buffer_sizes(&model).bytes_with_input() as f64;
-    let frame = product(&[dims.in_c, dims.in_h, dims.in_w]);
+    let frame = product(&shape.in_chw());
     check_free(
         engine + 4.0 * frame * t as f64,
         &format!("running {}", model_path.display()),
