@@ -30,7 +30,7 @@ pub struct RecordsArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Which split the samples come from.
-    #[arg(long, default_value = "test", value_parser = parse_split)]
+    #[arg(long, default_value = "test", value_enum, ignore_case = true)]
     split: Split,
     /// First sample of the split written.
     #[arg(long, default_value_t = 0)]
@@ -41,11 +41,6 @@ pub struct RecordsArgs {
     /// Where to write the records (e.g. for the firmware's `LIGHTSNN_IMAGES`).
     #[arg(long)]
     out: PathBuf,
-}
-
-/// clap parser of `--split`.
-fn parse_split(s: &str) -> Result<Split, String> {
-    s.parse::<Split>().map_err(|e| e.to_string())
 }
 
 /// Runs `lightsnn export-records`.
