@@ -1,7 +1,7 @@
 //! `--board` in the search: every cell a search returns fits the board when exported, and cells
 //! that do not fit are excluded (the best-scoring fitting one is returned).
 
-use super::run::{run_search, shared_search, snasnet_search};
+use super::run::run_search;
 use super::setup::{Method, SearchSetup};
 use super::KernelPath;
 use crate::config::{DatasetKind, NetConfig, Overrides};
@@ -79,8 +79,8 @@ fn every_cell_a_board_search_returns_fits_when_exported() -> Result<()> {
     for seed in [0, 1] {
         for report in [
             run_search(&setup(Method::Prune, seed), &data, &Device::Cpu, &pb)?,
-            snasnet_search(&setup(Method::Random, seed), &data, &Device::Cpu, &pb)?,
-            shared_search(&setup(Method::RandomShared, seed), &data, &Device::Cpu, &pb)?,
+            run_search(&setup(Method::Random, seed), &data, &Device::Cpu, &pb)?,
+            run_search(&setup(Method::RandomShared, seed), &data, &Device::Cpu, &pb)?,
         ] {
             let g: Genotype = report.genotype.parse()?;
             let fp = footprint(&exported(&cfg, &g)?)?;

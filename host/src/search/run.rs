@@ -1,5 +1,5 @@
-//! The search driver: [`run_search`] checks the setup, runs pruning or a random search and
-//! assembles the report; [`snasnet_search`] and [`shared_search`] run it with the method fixed.
+//! The search driver: [`run_search`] checks the setup, runs pruning or a random search (the
+//! setup's method) and assembles the report.
 
 use super::estimate::Estimate;
 use super::report::{device_name, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
@@ -106,34 +106,4 @@ pub fn check_result_scores(rounds: &[RoundReport], best_score: Option<f64>) -> R
         }
     }
     Ok(())
-}
-
-/// SNASNet's random search on `data` (`setup.method` is ignored: this is [`Method::Random`]).
-/// See [`super::random`]; the report has one round listing every candidate.
-pub fn snasnet_search(
-    setup: &SearchSetup,
-    data: &Dataset,
-    device: &Device,
-    pb: &dyn Progress,
-) -> Result<SearchReport> {
-    let setup = SearchSetup {
-        method: Method::Random,
-        ..setup.clone()
-    };
-    run_search(&setup, data, device, pb)
-}
-
-/// The shared-weights random search on `data` (`setup.method` is ignored: this is
-/// [`Method::RandomShared`]). See [`super::random`].
-pub fn shared_search(
-    setup: &SearchSetup,
-    data: &Dataset,
-    device: &Device,
-    pb: &dyn Progress,
-) -> Result<SearchReport> {
-    let setup = SearchSetup {
-        method: Method::RandomShared,
-        ..setup.clone()
-    };
-    run_search(&setup, data, device, pb)
 }

@@ -16,10 +16,10 @@ pub enum Method {
     /// Pruning by importance (LightSNN).
     Prune,
     /// SNASNet's random search: SNASNet's cell sampling rules, a fresh network and fresh batches
-    /// per candidate ([`super::run::snasnet_search`]).
+    /// per candidate.
     Random,
     /// Random genotypes, every edge drawn independently, all scored with one set of weights on
-    /// the same batches ([`super::run::shared_search`]).
+    /// the same batches.
     RandomShared,
 }
 

@@ -1,7 +1,7 @@
 //! The random-search baselines (docs/design.md, "Random search baselines"): score K random
 //! genotypes, keep the best.
 //!
-//! - [`snasnet_search`](super::run::snasnet_search) (`--method random`, the default baseline)
+//! - [`Method::Random`](super::setup::Method::Random) (`--method random`, the default baseline)
 //!   does what SNASNet's `find_best_neuroncell` does
 //!   (github.com/Intelligent-Computing-Lab-Yale/SNASNet, `model_snn.py`): cells drawn by
 //!   SNASNet's rules ([`sample`]: one direction per node pair, dangling nodes removed, the direct
@@ -10,7 +10,7 @@
 //!   ([`SNASNET_SEARCH_BATCH`](super::setup::SNASNET_SEARCH_BATCH)) and 2 repeats. Candidate
 //!   `i`'s weights come from [`candidate_seed`]`(seed, i)` and its batches from
 //!   `round_batch_seed(candidate_seed, 1)`, so the search stays deterministic.
-//! - [`shared_search`](super::run::shared_search) (`--method random-shared`, this crate's
+//! - [`Method::RandomShared`](super::setup::Method::RandomShared) (`--method random-shared`, this crate's
 //!   earlier baseline): every edge's op drawn independently and uniformly, all candidates scored
 //!   with one set of weights (the supernet's) on the same batches.
 
@@ -37,13 +37,14 @@ use std::time::Instant;
 pub(crate) use shared::shared_rounds;
 
 /// The seed of candidate `index`'s weights (and, through `round_batch_seed(_, 1)`, its
-/// batches) in [`snasnet_search`](super::run::snasnet_search): a SplitMix64 mix of the master
+/// batches) in SNASNet's random search ([`snasnet_rounds`]): a SplitMix64 mix of the master
 /// seed and the index.
 pub fn candidate_seed(seed: u64, index: usize) -> u64 {
     splitmix64(seed ^ splitmix64(index as u64 ^ 0xC0FF_EE00_0000_0001))
 }
 
-/// The SNASNet procedure behind [`snasnet_search`](super::run::snasnet_search).
+/// The SNASNet procedure behind `--method random` ([`run_search`](super::run::run_search) with
+/// [`Method::Random`](super::setup::Method::Random)).
 pub(crate) fn snasnet_rounds(
     setup: &SearchSetup,
     data: &Dataset,

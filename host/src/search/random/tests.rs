@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::{DatasetKind, NetConfig, Overrides};
-use crate::search::run::{shared_search, snasnet_search};
+use crate::search::run::run_search;
 use crate::search::score::argmax_first;
 use crate::search::setup::Method;
 use snn_nostd::genotype::{CellType, OpSet};
@@ -35,9 +35,9 @@ fn setup(method: Method) -> Result<SearchSetup> {
 #[test]
 fn every_candidate_is_an_independent_scoring() -> Result<()> {
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
-    let s = setup(Method::Prune)?;
+    let s = setup(Method::Random)?;
     let pb = crate::progress::NoProgress;
-    let r = snasnet_search(&s, &data, &Device::Cpu, &pb)?;
+    let r = run_search(&s, &data, &Device::Cpu, &pb)?;
     assert_eq!(r.config.method, "random");
     assert_eq!(r.config.random_samples, Some(5));
     let scores = &r.rounds[0].scores;
@@ -55,7 +55,7 @@ fn every_candidate_is_an_independent_scoring() -> Result<()> {
     let best = argmax_first(&scores.iter().map(|c| c.score).collect::<Vec<_>>()).unwrap();
     assert_eq!(r.genotype, scores[best].candidate);
     assert_eq!(r.best_score, Some(scores[best].score));
-    let again = snasnet_search(&s, &data, &Device::Cpu, &pb)?;
+    let again = run_search(&s, &data, &Device::Cpu, &pb)?;
     assert_eq!(r.without_timing(), again.without_timing(), "deterministic");
     Ok(())
 }
@@ -83,9 +83,9 @@ fn fresh_weights_change_the_score_of_a_genotype() -> Result<()> {
 #[test]
 fn shared_variant_keeps_its_own_sampler() -> Result<()> {
     let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
-    let s = setup(Method::Random)?;
+    let s = setup(Method::RandomShared)?;
     let pb = crate::progress::NoProgress;
-    let a = shared_search(&s, &data, &Device::Cpu, &pb)?;
+    let a = run_search(&s, &data, &Device::Cpu, &pb)?;
     assert_eq!(a.config.method, "random-shared");
     // Its genotypes are uniform per edge: over 5 samples of 12 edges, some pair has both
     // directions non-zero, which SNASNet's sampler never produces.
