@@ -129,6 +129,56 @@ fn search_writes_complete_json() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("SAHD ln|det K|"));
 }
 
+/// `--score naswot`: the search records its kernel and scores differently from SAHD; `score`
+/// names the kernel it printed, and refuses a code dump (whose format is SAHD's).
+#[test]
+fn naswot_score_is_recorded_and_differs() {
+    let d = tempfile::tempdir().unwrap();
+    let data = shipped_data("cifar10-sample");
+    let run = |score: &str| -> serde_json::Value {
+        let out = d.path().join(format!("{score}.json"));
+        let mut args = vec![
+            "search",
+            "--score",
+            score,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(TINY);
+        let o = lightsnn(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+    };
+    let (sahd, naswot) = (run("sahd"), run("naswot"));
+    assert_eq!(naswot["config"]["score"], "naswot");
+    assert!(
+        sahd["config"].get("score").is_none(),
+        "SAHD, the default, is left out"
+    );
+    assert_ne!(
+        sahd["rounds"][0]["scores"], naswot["rounds"][0]["scores"],
+        "the two kernels score the same candidates differently"
+    );
+    let g = naswot["genotype"].as_str().unwrap();
+    let score = |extra: &[&str]| {
+        let mut args = vec!["score", "--score", "naswot", "--genotype", g];
+        args.extend_from_slice(&["--data", data.to_str().unwrap()]);
+        args.extend_from_slice(TINY);
+        args.extend_from_slice(extra);
+        lightsnn(&args)
+    };
+    let o = score(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("NASWOT ln|det K|"));
+    let dump = d.path().join("codes");
+    let o = score(&["--dump-codes", dump.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--dump-codes"), "{}", stderr(&o));
+    assert!(!dump.exists());
+}
+
 /// Runs `args` with `--out DIR/out.json` and checks the refusal: exit 1, stderr containing every
 /// one of `needles`, no output file. Returns stderr.
 fn refused(args: &[&str], needles: &[&str]) -> String {

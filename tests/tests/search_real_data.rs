@@ -27,6 +27,7 @@ fn setup(kind: DatasetKind, t: usize, method: Method) -> SearchSetup {
         repeats: 1,
         seed: 3,
         method,
+        score: Default::default(),
         random_samples: 6,
         kernel_path: KernelPath::for_device(&candle_core::Device::Cpu),
         candidates_per_pass: 0,

@@ -142,8 +142,9 @@ pub struct NasSearchArgs {
     /// The first seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Methods, comma-separated: prune, random-K (SNASNet's random search over K cells),
-    /// uniform (one random cell), evolution-Q (regularized evolution, Q table queries).
+    /// Methods, comma-separated: prune, prune-naswot (pruning scored with NASWOT's kernel),
+    /// random-K (SNASNet's random search over K cells), uniform (one random cell), evolution-Q
+    /// (regularized evolution, Q table queries).
     #[arg(
         long,
         value_delimiter = ',',

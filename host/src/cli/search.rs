@@ -11,7 +11,8 @@ use lightsnn::search::dump as dump_codes;
 use lightsnn::search::estimate::frames_per_sample;
 use lightsnn::search::stability::StabilityReport;
 use lightsnn::search::{
-    available_memory, check_batch, run_search, Estimate, Method, Scorer, SearchReport, SearchSetup,
+    available_memory, check_batch, run_search, Estimate, Method, ScoreKind, Scorer, SearchReport,
+    SearchSetup,
 };
 use snn_nostd::genotype::Genotype;
 use std::path::PathBuf;
@@ -28,6 +29,10 @@ pub struct SearchArgs {
     /// drawn independently, one set of weights and batches for all candidates).
     #[arg(long, value_enum, default_value = "prune")]
     method: Method,
+    /// The score's kernel: `sahd` (the paper's sparsity-aware Hamming kernel) or `naswot` (the
+    /// plain Hamming kernel, which also counts spike rates; see docs/spikenas-bench.md).
+    #[arg(long, value_enum, default_value = "sahd")]
+    score: ScoreKind,
     /// Genotypes sampled by `--method random` / `random-shared`.
     #[arg(long, default_value_t = 5000)]
     samples: usize,
@@ -77,6 +82,9 @@ pub struct ScoreArgs {
     /// Seed for weights and batches.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The score's kernel: `sahd` (the paper's) or `naswot` (the plain Hamming kernel).
+    #[arg(long, value_enum, default_value = "sahd")]
+    score: ScoreKind,
     /// Scoring engine: auto (the CPU engine on the CPU, Candle on a GPU), candle (the
     /// reference) or cpu.
     #[arg(long, value_enum, default_value = "auto")]
@@ -105,6 +113,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         repeats: a.repeats,
         seed: a.seed,
         method: a.method,
+        score: a.score,
         random_samples: a.samples,
         kernel_path: a.engine.kernel_path(&device),
         candidates_per_pass: a.candidates_per_pass,
@@ -304,6 +313,13 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         .with_context(|| format!("genotype {g} does not fit --space {}", cfg.ops))?;
     check_batch(a.batch)?;
     if let Some(dir) = &a.dump_codes {
+        if !a.score.is_sahd() {
+            anyhow::bail!(
+                "--dump-codes writes the SAHD kernel (its format documents that one); drop \
+                 --score {} or --dump-codes",
+                a.score.name()
+            );
+        }
         check_output_dir("--dump-codes", dir, &[], &a.net.inputs())?;
     }
     let device = a.net.device.open()?;
@@ -327,7 +343,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         &device,
     )?;
     let mode = lightsnn::model::Mode::scoring(cfg.bn_mode);
-    let scorer = Scorer::new(&net, path)?;
+    let scorer = Scorer::new(&net, path)?.with_distance(a.score.distance());
     let mixing = Mixing::single_path(&g);
     let s = match &a.dump_codes {
         None => scorer.sahd_score(&mixing, &batches, mode)?,
@@ -344,12 +360,13 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         }
     };
     println!("genotype: {g}");
-    println!("SAHD ln|det K|: {s:.6}");
+    let name = a.score.name().to_uppercase();
+    println!("{name} ln|det K|: {s:.6}");
     if !s.is_finite() {
         eprintln!("warning: {}", lightsnn::search::score::NOT_FINITE_HELP);
     }
     if a.dump_codes.is_some() {
-        println!("SAHD ln|det K| (all digits): {s:?}");
+        println!("{name} ln|det K| (all digits): {s:?}");
     }
     Ok(())
 }

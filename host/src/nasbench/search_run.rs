@@ -19,7 +19,7 @@ use crate::config::NetConfig;
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::progress::Progress;
-use crate::search::{run_search, KernelPath, Method, SearchSetup};
+use crate::search::{run_search, KernelPath, Method, ScoreKind, SearchSetup};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use rand::SeedableRng;
@@ -39,8 +39,12 @@ pub const REPORT_FORMAT: &str = "lightsnn-bench-nas-search-report/1";
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "method")]
 pub enum MethodSpec {
-    /// Pruning by importance (LightSNN), `lightsnn search --method prune`.
-    Prune,
+    /// Pruning by importance (LightSNN), `lightsnn search --method prune --score S`.
+    Prune {
+        /// The score's kernel (`prune` is SAHD, `prune-naswot` NASWOT's).
+        #[serde(default, skip_serializing_if = "ScoreKind::is_sahd")]
+        score: ScoreKind,
+    },
     /// SNASNet's random search over `candidates` cells, `lightsnn search --method random`.
     Random {
         /// Candidates scored.
@@ -59,7 +63,8 @@ impl MethodSpec {
     /// The label in reports: `prune`, `random-1000`, `uniform`, `evolution-100`.
     pub fn label(&self) -> String {
         match self {
-            MethodSpec::Prune => "prune".into(),
+            MethodSpec::Prune { score } if score.is_sahd() => "prune".into(),
+            MethodSpec::Prune { score } => format!("prune-{}", score.name()),
             MethodSpec::Random { candidates } => format!("random-{candidates}"),
             MethodSpec::Uniform => "uniform".into(),
             MethodSpec::Evolution { queries } => format!("evolution-{queries}"),
@@ -73,7 +78,12 @@ impl MethodSpec {
                 .with_context(|| format!("`{s}`: expected a number after the dash"))
         };
         Ok(match s {
-            "prune" => MethodSpec::Prune,
+            "prune" => MethodSpec::Prune {
+                score: ScoreKind::Sahd,
+            },
+            "prune-naswot" => MethodSpec::Prune {
+                score: ScoreKind::Naswot,
+            },
             "uniform" => MethodSpec::Uniform,
             _ => match s.split_once('-') {
                 Some(("random", k)) => MethodSpec::Random {
@@ -81,7 +91,8 @@ impl MethodSpec {
                 },
                 Some(("evolution", q)) => MethodSpec::Evolution { queries: num(q)? },
                 _ => bail!(
-                    "unknown method `{s}` (prune, random-K, uniform, evolution-Q, e.g. random-1000)"
+                    "unknown method `{s}` (prune, prune-naswot, random-K, uniform, evolution-Q, \
+                     e.g. random-1000)"
                 ),
             },
         })
@@ -141,13 +152,14 @@ fn run_method(
     data: &Dataset,
     device: &Device,
 ) -> Result<(BenchCell, Option<usize>)> {
-    let search = |method: Method, batch: usize, samples: usize| -> Result<BenchCell> {
+    let search = |method: Method, score: ScoreKind, batch: usize, samples: usize| -> Result<_> {
         let setup = SearchSetup {
             net: cfg.net.clone(),
             batch,
             repeats: cfg.repeats,
             seed,
             method,
+            score,
             random_samples: samples,
             kernel_path: KernelPath::for_device(device),
             candidates_per_pass: 0,
@@ -163,13 +175,21 @@ fn run_method(
         })
     };
     Ok(match m {
-        MethodSpec::Prune => {
+        MethodSpec::Prune { score } => {
             let k = cfg.net.ops.len();
             let scorings = cfg.net.cell.num_edges() * (2..=k).sum::<usize>();
-            (search(Method::Prune, cfg.prune_batch, 0)?, Some(scorings))
+            (
+                search(Method::Prune, score, cfg.prune_batch, 0)?,
+                Some(scorings),
+            )
         }
         MethodSpec::Random { candidates } => (
-            search(Method::Random, cfg.random_batch, candidates)?,
+            search(
+                Method::Random,
+                ScoreKind::Sahd,
+                cfg.random_batch,
+                candidates,
+            )?,
             Some(candidates),
         ),
         MethodSpec::Uniform => {
@@ -315,7 +335,12 @@ mod tests {
     #[test]
     fn method_labels_round_trip() {
         for m in [
-            MethodSpec::Prune,
+            MethodSpec::Prune {
+                score: ScoreKind::Sahd,
+            },
+            MethodSpec::Prune {
+                score: ScoreKind::Naswot,
+            },
             MethodSpec::Random { candidates: 1000 },
             MethodSpec::Uniform,
             MethodSpec::Evolution { queries: 100 },

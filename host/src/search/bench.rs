@@ -252,6 +252,7 @@ fn search_setup(
         repeats: 2,
         seed: 0,
         method: Method::Prune,
+        score: Default::default(),
         random_samples: 0,
         kernel_path: path,
         candidates_per_pass: 0,

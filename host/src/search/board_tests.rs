@@ -69,6 +69,7 @@ fn every_cell_a_board_search_returns_fits_when_exported() -> Result<()> {
         repeats: 2,
         seed,
         method,
+        score: Default::default(),
         random_samples: 12,
         kernel_path: KernelPath::CpuEvent,
         candidates_per_pass: 0,
@@ -124,6 +125,7 @@ fn a_board_that_no_cell_fits_is_refused() -> Result<()> {
         repeats: 1,
         seed: 0,
         method: Method::Prune,
+        score: Default::default(),
         random_samples: 3,
         kernel_path: KernelPath::CpuEvent,
         candidates_per_pass: 0,
@@ -134,6 +136,7 @@ fn a_board_that_no_cell_fits_is_refused() -> Result<()> {
     for method in [Method::Prune, Method::RandomShared] {
         let s = SearchSetup {
             method,
+            score: Default::default(),
             ..setup.clone()
         };
         let e = run_search(&s, &data, &Device::Cpu, &pb)

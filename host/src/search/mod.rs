@@ -23,7 +23,7 @@ pub use estimate::{Estimate, Pass};
 pub use report::{CandidateScore, RoundReport, SearchReport};
 pub use run::run_search;
 pub use score::{check_batch, sahd_score, KernelPath, Scorer};
-pub use setup::{Method, SearchSetup};
+pub use setup::{Method, ScoreKind, SearchSetup};
 
 #[cfg(test)]
 mod board_tests;

@@ -2,6 +2,7 @@
 
 use crate::config::{DatasetKind, NetConfig, Preset};
 use crate::fsutil::write_atomic;
+use crate::search::setup::ScoreKind;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,9 @@ pub struct SearchConfigRecord {
     pub repeats: usize,
     /// `prune`, `random` (SNASNet's random search) or `random-shared`.
     pub method: String,
+    /// The score's kernel: `sahd` (left out of the file) or `naswot`.
+    #[serde(default, skip_serializing_if = "ScoreKind::is_sahd")]
+    pub score: ScoreKind,
     /// How candidates were scored: `cpu-event`, `candle-bitpacked` or `candle-gram` (empty in
     /// files written before the CPU engine existed).
     #[serde(default)]

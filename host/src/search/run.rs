@@ -38,7 +38,9 @@ pub fn run_search(
         Method::Prune | Method::RandomShared => {
             let supernet = Mixing::supernet(cfg.cell, &cfg.ops);
             let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
-            let scorer = Scorer::new(&net, setup.kernel_path)?.with_stack(setup.stack(device));
+            let scorer = Scorer::new(&net, setup.kernel_path)?
+                .with_stack(setup.stack(device))
+                .with_distance(setup.score.distance());
             if setup.method == Method::Prune {
                 prune::prune(setup, &scorer, data, device, pb, &note)?
             } else {
@@ -70,6 +72,7 @@ pub fn run_search(
             batch: setup.batch,
             repeats: setup.repeats,
             method: setup.method.name().to_string(),
+            score: setup.score,
             engine: setup.kernel_path.name().to_string(),
             random_samples: setup.method.is_random().then_some(setup.random_samples),
             data: setup.data_label.clone(),

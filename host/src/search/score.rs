@@ -20,7 +20,7 @@ use crate::model::{LayerId, Mixing, Mode, Network, PackingSink, SpikeSink};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Tensor};
 use snn_nostd::observer::SpikeObserver;
-use snn_nostd::sahd::SahdKernel;
+use snn_nostd::sahd::{Distance, SahdKernel};
 
 /// How the network runs and how spike codes reach the SAHD kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +206,7 @@ pub struct Scorer<'n> {
     path: KernelPath,
     engine: Option<CpuEngine<'n>>,
     stack: usize,
+    distance: Distance,
 }
 
 impl<'n> Scorer<'n> {
@@ -220,7 +221,27 @@ impl<'n> Scorer<'n> {
             path,
             engine,
             stack: 1,
+            distance: Distance::SparsityAware,
         })
+    }
+
+    /// Scores with the kernel of `distance` (default: the sparsity-aware SAHD kernel;
+    /// [`Distance::Hamming`] gives NASWOT's).
+    pub fn with_distance(mut self, distance: Distance) -> Scorer<'n> {
+        self.distance = distance;
+        self
+    }
+
+    /// The distance this scorer's kernels accumulate.
+    pub fn distance(&self) -> Distance {
+        self.distance
+    }
+
+    /// A kernel of `n` samples over `buf` with this scorer's distance.
+    fn new_kernel<'b>(&self, n: usize, buf: &'b mut [f64]) -> Result<SahdKernel<'b>> {
+        Ok(SahdKernel::new(n, buf)
+            .context("SAHD kernel")?
+            .with_distance(self.distance))
     }
 
     /// Scores up to `stack` candidates per Candle pass ([`Scorer::score_candidates`]; the CPU
@@ -329,9 +350,8 @@ impl<'n> Scorer<'n> {
         let mut bufs = vec![0f64; g * n * n];
         let mut kernels = bufs
             .chunks_mut(n * n)
-            .map(|b| SahdKernel::new(n, b))
-            .collect::<Result<Vec<_>, _>>()
-            .context("SAHD kernel")?;
+            .map(|b| self.new_kernel(n, b))
+            .collect::<Result<Vec<_>>>()?;
         candle_accumulate(self.net, chunk, batch, mode, self.path, &mut kernels, None)?;
         let mut scratch = vec![0f64; n * n + n];
         kernels
@@ -418,7 +438,7 @@ impl<'n> Scorer<'n> {
     pub fn sahd_one(&self, mixing: &Mixing, batch: &Tensor, mode: Mode) -> Result<f64> {
         let n = batch.dim(0)?;
         let mut buf = vec![0f64; n * n];
-        let mut kernel = SahdKernel::new(n, &mut buf).context("SAHD kernel")?;
+        let mut kernel = self.new_kernel(n, &mut buf)?;
         self.accumulate_batch(mixing, batch, mode, &mut kernel)?;
         let mut scratch = vec![0f64; n * n + n];
         kernel.score(&mut scratch).context("SAHD log-det")
@@ -428,7 +448,7 @@ impl<'n> Scorer<'n> {
     pub fn kernel_matrix(&self, mixing: &Mixing, batch: &Tensor, mode: Mode) -> Result<Vec<f64>> {
         let n = batch.dim(0)?;
         let mut buf = vec![0f64; n * n];
-        let mut kernel = SahdKernel::new(n, &mut buf).context("SAHD kernel")?;
+        let mut kernel = self.new_kernel(n, &mut buf)?;
         self.accumulate_batch(mixing, batch, mode, &mut kernel)?;
         let mut k = vec![0f64; n * n];
         kernel.kernel(&mut k).context("SAHD kernel")?;

@@ -5,6 +5,8 @@ use super::score::KernelPath;
 use crate::config::NetConfig;
 use crate::model::Mode;
 use candle_core::Device;
+use serde::{Deserialize, Serialize};
+use snn_nostd::sahd::Distance;
 
 /// SNASNet's search batch size (`search_batchsize = 256` in `find_best_neuroncell`), the
 /// default batch of [`Method::Random`].
@@ -48,6 +50,44 @@ impl Method {
     }
 }
 
+/// The kernel candidates are scored with: ln|det K| of the kernel of the spike codes, with the
+/// distance of [`Distance`] (docs/design.md, "The SAHD score").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreKind {
+    /// LightSNN's sparsity-aware Hamming kernel (SAHD): each distance divided by the distance
+    /// expected of random codes of the same spike rates. The paper's score.
+    #[default]
+    Sahd,
+    /// NASWOT's plain Hamming kernel `n - H`: distances are not divided by their rate-expected
+    /// value, so a layer's spike rate counts (on SpikeNAS-Bench it picks conv thresholds that
+    /// SAHD cannot tell apart; docs/spikenas-bench.md).
+    Naswot,
+}
+
+impl ScoreKind {
+    /// The kernel's distance.
+    pub fn distance(self) -> Distance {
+        match self {
+            ScoreKind::Sahd => Distance::SparsityAware,
+            ScoreKind::Naswot => Distance::Hamming,
+        }
+    }
+
+    /// The name on the command line and in reports: `sahd` or `naswot`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreKind::Sahd => "sahd",
+            ScoreKind::Naswot => "naswot",
+        }
+    }
+
+    /// Whether this is the paper's SAHD (the default, left out of search files).
+    pub fn is_sahd(&self) -> bool {
+        *self == ScoreKind::Sahd
+    }
+}
+
 /// Everything a search needs besides data.
 #[derive(Clone, Debug)]
 pub struct SearchSetup {
@@ -61,6 +101,8 @@ pub struct SearchSetup {
     pub seed: u64,
     /// Algorithm.
     pub method: Method,
+    /// The kernel candidates are scored with.
+    pub score: ScoreKind,
     /// Genotypes sampled by the random method.
     pub random_samples: usize,
     /// How spike codes reach the kernel.

@@ -198,6 +198,7 @@ mod tests {
                 batch: 32,
                 repeats: 2,
                 method: "prune".into(),
+                score: Default::default(),
                 engine: "cpu-event".into(),
                 random_samples: None,
                 data: "d".into(),

@@ -1,7 +1,8 @@
 //! An independent check of the SAHD pipeline: the kernel computed a second way, densely in f64
 //! from unpacked 0/1 spike matrices, straight from the formula of docs/design.md, "The SAHD score".
 
-use super::score::{kernel_matrix, sahd_one, KernelPath};
+use super::score::{kernel_matrix, sahd_one, KernelPath, Scorer};
+use super::setup::ScoreKind;
 use crate::config::{DatasetKind, NetConfig, Overrides};
 use crate::model::{Forward, LayerId, Mixing, Mode, Network, SpikeSink};
 use anyhow::Result;
@@ -28,7 +29,8 @@ impl SpikeSink for DenseSink {
     }
 }
 
-fn dense_kernel(layers: &[(Vec<Vec<f64>>, u32)]) -> Vec<f64> {
+/// The kernel by its formula; `hamming`: NASWOT's `n - H` instead of SAHD's rescaled distance.
+fn dense_kernel(layers: &[(Vec<Vec<f64>>, u32)], hamming: bool) -> Vec<f64> {
     let n = layers[0].0.len();
     let mut k = vec![0f64; n * n];
     let mut pairs = 0.0;
@@ -43,7 +45,8 @@ fn dense_kernel(layers: &[(Vec<Vec<f64>>, u32)]) -> Vec<f64> {
                     .zip(&codes[j])
                     .map(|(a, b)| (a - b).abs())
                     .sum();
-                k[i * n + j] += *m as f64 * (nb - 0.5 * h / (e + 1e-3));
+                let d = if hamming { h } else { 0.5 * h / (e + 1e-3) };
+                k[i * n + j] += *m as f64 * (nb - d);
             }
         }
         pairs += *m as f64;
@@ -83,11 +86,25 @@ fn kernel_matches_dense_formula() -> Result<()> {
         sink.layers.iter().any(|(_, m)| *m > 1),
         "node LIFs carry multiplicity"
     );
-    let want = dense_kernel(&sink.layers);
+    let want = dense_kernel(&sink.layers, false);
     for path in [KernelPath::BitPacked, KernelPath::DeviceGram] {
         let got = kernel_matrix(&net, &mix, &x, Mode::ScoreBatchStats, path)?;
         for (g, w) in got.iter().zip(&want) {
             assert!(((g - w) / w).abs() < 1e-9, "{path:?}: {g} vs {w}");
+        }
+    }
+    // `--score naswot`: the plain Hamming kernel, on every path (the CPU engine included).
+    let want = dense_kernel(&sink.layers, true);
+    assert_ne!(want, dense_kernel(&sink.layers, false));
+    for path in [
+        KernelPath::BitPacked,
+        KernelPath::DeviceGram,
+        KernelPath::CpuEvent,
+    ] {
+        let scorer = Scorer::new(&net, path)?.with_distance(ScoreKind::Naswot.distance());
+        let got = scorer.kernel_matrix(&mix, &x, Mode::ScoreBatchStats)?;
+        for (g, w) in got.iter().zip(&want) {
+            assert!(((g - w) / w).abs() < 1e-9, "naswot, {path:?}: {g} vs {w}");
         }
     }
     let a = sahd_one(&net, &mix, &x, Mode::ScoreBatchStats, KernelPath::BitPacked)?;
@@ -172,7 +189,7 @@ fn code_dump_recomputes_the_score() -> Result<()> {
                     (rows, e.multiplicity)
                 })
                 .collect();
-            for (got, want) in kernel.iter().zip(dense_kernel(&layers)) {
+            for (got, want) in kernel.iter().zip(dense_kernel(&layers, false)) {
                 assert!(
                     ((got - want) / want).abs() < 1e-9,
                     "{path:?}: {got} vs {want}"

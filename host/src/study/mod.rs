@@ -578,6 +578,7 @@ fn search_stage(
         repeats: cfg.search_repeats,
         seed: cfg.seed,
         method,
+        score: Default::default(),
         random_samples: cfg.random_samples,
         kernel_path: KernelPath::for_device(device),
         candidates_per_pass: 0,

@@ -525,6 +525,7 @@ fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
         repeats: 2,
         seed: 3,
         method: Method::Prune,
+        score: Default::default(),
         random_samples: 0,
         kernel_path: path,
         candidates_per_pass: 0,

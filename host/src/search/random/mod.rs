@@ -67,7 +67,9 @@ pub(crate) fn snasnet_rounds(
         let net = Network::new(cfg, &mixing.alive(), seed, device)?;
         let batch_seed = round_batch_seed(seed, 1);
         let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
-        let s = Scorer::new(&net, setup.kernel_path)?.sahd_score(&mixing, &batches, setup.mode());
+        let s = Scorer::new(&net, setup.kernel_path)?
+            .with_distance(setup.score.distance())
+            .sahd_score(&mixing, &batches, setup.mode());
         pb.advance(1);
         s
     };

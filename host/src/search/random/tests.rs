@@ -24,6 +24,7 @@ fn setup(method: Method) -> Result<SearchSetup> {
         repeats: 2,
         seed: 5,
         method,
+        score: Default::default(),
         random_samples: 5,
         kernel_path: KernelPath::CpuEvent,
         candidates_per_pass: 0,
