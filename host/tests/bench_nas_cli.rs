@@ -193,7 +193,7 @@ mod real_data {
             "--seeds",
             "2",
             "--methods",
-            "prune,random-10,uniform,evolution-50",
+            "prune,prune-naswot,random-10,uniform,evolution-50",
             "--batch",
             "8",
             "--random-batch",
@@ -209,11 +209,20 @@ mod real_data {
         let report: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
         let runs = report["runs"].as_array().unwrap();
-        assert_eq!(runs.len(), 8);
+        assert_eq!(runs.len(), 10);
         let summaries = report["summaries"].as_array().unwrap();
-        assert_eq!(summaries.len(), 4);
+        assert_eq!(summaries.len(), 5);
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(
+            config["methods"][1],
+            serde_json::json!({"method": "prune", "score": "naswot"})
+        );
         let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-        assert!(md.contains("evolution-50"), "{md}");
+        assert!(
+            md.contains("evolution-50") && md.contains("prune-naswot"),
+            "{md}"
+        );
         assert!(std::fs::read_to_string(out.join("cdf.svg"))
             .unwrap()
             .contains("<svg"));
