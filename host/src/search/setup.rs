@@ -60,8 +60,8 @@ pub enum ScoreKind {
     #[default]
     Sahd,
     /// NASWOT's plain Hamming kernel `n - H`: distances are not divided by their rate-expected
-    /// value, so a layer's spike rate counts (on SpikeNAS-Bench it picks conv thresholds that
-    /// SAHD cannot tell apart; docs/spikenas-bench.md).
+    /// value, so a layer's spike rate counts (on SpikeNAS-Bench, where SAHD ranks the conv
+    /// thresholds against accuracy, it prefers `conv3@0.5`; docs/spikenas-bench.md).
     Naswot,
 }
 
