@@ -47,13 +47,24 @@ pub struct MethodSummary {
     pub seconds: (f64, f64),
     /// Mean evaluations per run, where counted.
     pub evaluations: Option<f64>,
+    /// The pruning search's time over this method's, paired by seed: mean, lowest and highest
+    /// over the seeds both ran (`None` for `prune` itself, for methods whose time is not a
+    /// search's, and where `prune` did not run the same seeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_time_ratio: Option<(f64, f64, f64)>,
     /// Distinct cells and per-edge agreement over the runs.
     pub agreement: Agreement,
 }
 
 /// Summaries of `runs`, one per method in order of first appearance. Every found cell must be
-/// in `table` (a complete table holds them all).
-pub fn summarize(table: &Table, runs: &[MethodRun]) -> Result<Vec<MethodSummary>> {
+/// in `table` (a complete table holds them all). `timed` lists the methods whose seconds are a
+/// search's cost (the scoring searches; evolution and the uniform draw only look cells up):
+/// they get [`MethodSummary::prune_time_ratio`].
+pub fn summarize(
+    table: &Table,
+    runs: &[MethodRun],
+    timed: &[String],
+) -> Result<Vec<MethodSummary>> {
     let accs: Vec<f64> = table.records().iter().map(|r| r.test_acc).collect();
     let mut sorted = accs.clone();
     sorted.sort_by(|a, b| b.total_cmp(a));
@@ -64,6 +75,11 @@ pub fn summarize(table: &Table, runs: &[MethodRun]) -> Result<Vec<MethodSummary>
             methods.push(&r.method);
         }
     }
+    let prune_secs: Vec<(u64, f64)> = runs
+        .iter()
+        .filter(|r| r.method == PRUNE)
+        .map(|r| (r.seed, r.seconds))
+        .collect();
     let ops: Vec<String> = LIGHTSNN_OP_NAMES.iter().map(|s| s.to_string()).collect();
     let edges: Vec<String> = ["1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"]
         .iter()
@@ -114,21 +130,42 @@ pub fn summarize(table: &Table, runs: &[MethodRun]) -> Result<Vec<MethodSummary>
                 params: mean(&recs.iter().map(|r| r.params as f64).collect::<Vec<_>>()),
                 seconds: stats::mean_std(&secs),
                 evaluations: (!evals.is_empty()).then(|| mean(&evals)),
+                prune_time_ratio: (m != PRUNE && timed.iter().any(|t| t == m))
+                    .then(|| paired_ratio(&prune_secs, &mine))
+                    .flatten(),
                 agreement: Agreement::of(&found, &ops, &edges),
             })
         })
         .collect()
 }
 
+/// The label of the pruning search, the baseline of [`MethodSummary::prune_time_ratio`].
+const PRUNE: &str = "prune";
+
+/// `prune`'s seconds over each of `runs`' (same seed, both timed): mean, lowest, highest.
+fn paired_ratio(prune: &[(u64, f64)], runs: &[&MethodRun]) -> Option<(f64, f64, f64)> {
+    let ratios: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.seconds > 0.0)
+        .filter_map(|r| {
+            let p = prune.iter().find(|(seed, _)| *seed == r.seed)?.1;
+            (p > 0.0).then(|| p / r.seconds)
+        })
+        .collect();
+    let lo = ratios.iter().copied().reduce(f64::min)?;
+    let hi = ratios.iter().copied().reduce(f64::max)?;
+    Some((ratios.iter().sum::<f64>() / ratios.len() as f64, lo, hi))
+}
+
 /// The summaries as a Markdown table (Table 1 of the paper, on ground truth).
 pub fn summary_markdown(s: &[MethodSummary]) -> String {
     let mut out = String::from(
-        "| method | runs | test acc. (%) mean ± sd | percentile mean ± sd | in top 5% | SAR | params (M) | search time (s) | evaluations | distinct cells | edge agreement |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| method | runs | test acc. (%) mean ± sd | percentile mean ± sd | in top 5% | SAR | params (M) | search time (s) | prune's time / this (per seed) | evaluations | distinct cells | edge agreement |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for m in s {
         out.push_str(&format!(
-            "| {} | {} | {:.2} ± {:.2} | {:.1} ± {:.1} | {:.0}% | {:.3} | {:.2} | {:.1} ± {:.1} | {} | {} | {:.2} |\n",
+            "| {} | {} | {:.2} ± {:.2} | {:.1} ± {:.1} | {:.0}% | {:.3} | {:.2} | {:.1} ± {:.1} | {} | {} | {} | {:.2} |\n",
             m.method,
             m.runs,
             m.test_acc.0,
@@ -140,6 +177,9 @@ pub fn summary_markdown(s: &[MethodSummary]) -> String {
             m.params / 1e6,
             m.seconds.0,
             m.seconds.1,
+            m.prune_time_ratio.map_or("-".to_string(), |(mean, lo, hi)| format!(
+                "{mean:.3} ({lo:.3}-{hi:.3})"
+            )),
             m.evaluations.map_or("-".to_string(), |e| format!("{e:.0}")),
             m.agreement.genotypes.len(),
             m.agreement.mean_agreement,
@@ -246,14 +286,19 @@ mod tests {
             evaluations: Some(10),
         };
         // the best cell (12617) twice, then a dead one (0); another method once
-        let runs = vec![
+        let mut runs = vec![
             run("a", 0, 12617),
             run("a", 1, 12617),
             run("a", 2, 0),
             run("b", 0, 10001),
         ];
-        let s = summarize(&t, &runs).unwrap();
+        let timed = ["a".to_string(), "b".to_string(), "prune".to_string()];
+        let s = summarize(&t, &runs, &timed).unwrap();
         assert_eq!(s.len(), 2);
+        assert!(
+            s.iter().all(|m| m.prune_time_ratio.is_none()),
+            "no prune run"
+        );
         let a = &s[0];
         assert_eq!((a.method.as_str(), a.runs), ("a", 3));
         assert!((a.test_acc.0 - (89.3 + 89.3 + 10.0) / 3.0).abs() < 1e-9);
@@ -264,10 +309,25 @@ mod tests {
         assert_eq!(s[1].runs, 1);
         let md = summary_markdown(&s);
         assert!(md.lines().count() == 4 && md.contains("| a | 3 |"), "{md}");
+        // prune's time over a's, paired by seed: seed 0 took a no time (skipped), seeds 1 and
+        // 2 give 1/2 and 3/4; b's only seed took no time; prune has no ratio to itself
+        runs.extend([run("prune", 1, 12617), run("prune", 2, 12617)]);
+        runs[4].seconds = 1.0;
+        runs[5].seconds = 3.0;
+        let s = summarize(&t, &runs, &timed).unwrap();
+        assert_eq!(s[0].prune_time_ratio, Some((0.625, 0.5, 0.75)));
+        // a method whose time is no search's gets none
+        let untimed = summarize(&t, &runs, &timed[1..]).unwrap();
+        assert_eq!(untimed[0].prune_time_ratio, None);
+        assert_eq!(s[1].prune_time_ratio, None);
+        assert_eq!(s[2].prune_time_ratio, None);
+        assert!(summary_markdown(&s).contains("| 0.625 (0.500-0.750) |"));
         let svg = cdf_svg(&t, &runs).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("CDF"));
         // a cell outside a partial table is an error naming it
-        let err = summarize(&t, &[run("c", 0, 1)]).unwrap_err().to_string();
+        let err = summarize(&t, &[run("c", 0, 1)], &timed)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("id 1") && err.contains("cifar10-sample.csv"),
             "{err}"

@@ -71,6 +71,12 @@ impl MethodSpec {
         }
     }
 
+    /// Whether the method is a scoring search, whose wall time is its cost (evolution and the
+    /// uniform draw only look cells up in the table).
+    pub fn is_search(&self) -> bool {
+        matches!(self, MethodSpec::Prune { .. } | MethodSpec::Random { .. })
+    }
+
     /// Parses a label (`prune`, `random-K`, `uniform`, `evolution-Q`).
     pub fn parse(s: &str) -> Result<MethodSpec> {
         let num = |rest: &str| -> Result<usize> {
@@ -285,7 +291,13 @@ pub fn run(
         progress.advance(1);
     }
     progress.finish();
-    let summaries = summarize(table, &runs)?;
+    let timed: Vec<String> = cfg
+        .methods
+        .iter()
+        .filter(|m| m.is_search())
+        .map(MethodSpec::label)
+        .collect();
+    let summaries = summarize(table, &runs, &timed)?;
     let report = SearchRunReport {
         format: REPORT_FORMAT.to_string(),
         config: cfg.clone(),
