@@ -232,11 +232,6 @@ impl<'n> Scorer<'n> {
         self
     }
 
-    /// The distance this scorer's kernels accumulate.
-    pub fn distance(&self) -> Distance {
-        self.distance
-    }
-
     /// A kernel of `n` samples over `buf` with this scorer's distance.
     fn new_kernel<'b>(&self, n: usize, buf: &'b mut [f64]) -> Result<SahdKernel<'b>> {
         Ok(SahdKernel::new(n, buf)
