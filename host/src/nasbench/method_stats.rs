@@ -59,11 +59,12 @@ pub struct MethodSummary {
 /// Summaries of `runs`, one per method in order of first appearance. Every found cell must be
 /// in `table` (a complete table holds them all). `timed` lists the methods whose seconds are a
 /// search's cost (the scoring searches; evolution and the uniform draw only look cells up):
-/// they get [`MethodSummary::prune_time_ratio`].
+/// each but `prune`, the pruning search's label, gets [`MethodSummary::prune_time_ratio`].
 pub fn summarize(
     table: &Table,
     runs: &[MethodRun],
     timed: &[String],
+    prune: &str,
 ) -> Result<Vec<MethodSummary>> {
     let accs: Vec<f64> = table.records().iter().map(|r| r.test_acc).collect();
     let mut sorted = accs.clone();
@@ -77,7 +78,7 @@ pub fn summarize(
     }
     let prune_secs: Vec<(u64, f64)> = runs
         .iter()
-        .filter(|r| r.method == PRUNE)
+        .filter(|r| r.method == prune)
         .map(|r| (r.seed, r.seconds))
         .collect();
     let ops: Vec<String> = LIGHTSNN_OP_NAMES.iter().map(|s| s.to_string()).collect();
@@ -130,7 +131,7 @@ pub fn summarize(
                 params: mean(&recs.iter().map(|r| r.params as f64).collect::<Vec<_>>()),
                 seconds: stats::mean_std(&secs),
                 evaluations: (!evals.is_empty()).then(|| mean(&evals)),
-                prune_time_ratio: (m != PRUNE && timed.iter().any(|t| t == m))
+                prune_time_ratio: (m != prune && timed.iter().any(|t| t == m))
                     .then(|| paired_ratio(&prune_secs, &mine))
                     .flatten(),
                 agreement: Agreement::of(&found, &ops, &edges),
@@ -138,9 +139,6 @@ pub fn summarize(
         })
         .collect()
 }
-
-/// The label of the pruning search, the baseline of [`MethodSummary::prune_time_ratio`].
-const PRUNE: &str = "prune";
 
 /// `prune`'s seconds over each of `runs`' (same seed, both timed): mean, lowest, highest.
 fn paired_ratio(prune: &[(u64, f64)], runs: &[&MethodRun]) -> Option<(f64, f64, f64)> {
@@ -293,7 +291,7 @@ mod tests {
             run("b", 0, 10001),
         ];
         let timed = ["a".to_string(), "b".to_string(), "prune".to_string()];
-        let s = summarize(&t, &runs, &timed).unwrap();
+        let s = summarize(&t, &runs, &timed, "prune").unwrap();
         assert_eq!(s.len(), 2);
         assert!(
             s.iter().all(|m| m.prune_time_ratio.is_none()),
@@ -314,10 +312,10 @@ mod tests {
         runs.extend([run("prune", 1, 12617), run("prune", 2, 12617)]);
         runs[4].seconds = 1.0;
         runs[5].seconds = 3.0;
-        let s = summarize(&t, &runs, &timed).unwrap();
+        let s = summarize(&t, &runs, &timed, "prune").unwrap();
         assert_eq!(s[0].prune_time_ratio, Some((0.625, 0.5, 0.75)));
         // a method whose time is no search's gets none
-        let untimed = summarize(&t, &runs, &timed[1..]).unwrap();
+        let untimed = summarize(&t, &runs, &timed[1..], "prune").unwrap();
         assert_eq!(untimed[0].prune_time_ratio, None);
         assert_eq!(s[1].prune_time_ratio, None);
         assert_eq!(s[2].prune_time_ratio, None);
@@ -325,7 +323,7 @@ mod tests {
         let svg = cdf_svg(&t, &runs).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("CDF"));
         // a cell outside a partial table is an error naming it
-        let err = summarize(&t, &[run("c", 0, 1)], &timed)
+        let err = summarize(&t, &[run("c", 0, 1)], &timed, "prune")
             .unwrap_err()
             .to_string();
         assert!(

@@ -297,7 +297,11 @@ pub fn run(
         .filter(|m| m.is_search())
         .map(MethodSpec::label)
         .collect();
-    let summaries = summarize(table, &runs, &timed)?;
+    let prune = MethodSpec::Prune {
+        score: ScoreKind::Sahd,
+    }
+    .label();
+    let summaries = summarize(table, &runs, &timed, &prune)?;
     let report = SearchRunReport {
         format: REPORT_FORMAT.to_string(),
         config: cfg.clone(),
