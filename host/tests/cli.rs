@@ -89,20 +89,23 @@ fn cuda_without_the_feature_is_explained() {
     assert!(stderr(&o).contains("--features cuda"), "{}", stderr(&o));
 }
 
+/// `lightsnn search` on the shipped CIFAR-10 sample at the [`TINY`] size, with `extra` options,
+/// writing `out`.
+fn tiny_search(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let data = shipped_data("cifar10-sample");
+    let mut args = vec!["search", "--data", data.to_str().unwrap()];
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    lightsnn(&args)
+}
+
 #[test]
 fn search_writes_complete_json() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("sub/arch.json");
     let data = shipped_data("cifar10-sample");
-    let mut args = vec![
-        "search",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(TINY);
-    let o = lightsnn(&args);
+    let o = tiny_search(&out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -137,17 +140,7 @@ fn naswot_score_is_recorded_and_differs() {
     let data = shipped_data("cifar10-sample");
     let run = |score: &str| -> serde_json::Value {
         let out = d.path().join(format!("{score}.json"));
-        let mut args = vec![
-            "search",
-            "--score",
-            score,
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(TINY);
-        let o = lightsnn(&args);
+        let o = tiny_search(&out, &["--score", score]);
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
     };
