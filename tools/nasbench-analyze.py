@@ -2,8 +2,10 @@
 """Where a zero-cost score goes wrong on SpikeNAS-Bench (standard library only).
 
 Reads a `lightsnn bench nas` scores.csv and the benchmark table and prints, per score:
-- Kendall tau against the benchmark's test accuracy on the held-out ids, the dev ids, and the
-  dev ids not used while tuning (`--exclude` lists scores.csv files of the tuning runs);
+- Kendall tau against the benchmark's test accuracy on the held-out ids, the dev ids, the
+  dev ids not used while tuning (`--exclude` lists scores.csv files of the tuning runs), and
+  the sampled cells whose six edges are all convs (development ids, which differ only in their
+  thresholds);
 - the score's own best cells in the sample (what a search by that score would return at best):
   the best cell's accuracy and percentile among all 15,625 cells, the mean of its top 10;
 - per edge, the mean rank (0 worst, 1 best) of the score and of the accuracy for each op
@@ -90,6 +92,9 @@ def main():
         "dev": [i for i, r in enumerate(rows) if r["split"] == "dev"],
         "dev, not tuned on": [i for i, r in enumerate(rows)
                               if r["split"] == "dev" and int(r["id"]) not in tuned],
+        # cells whose six edges are all convs: only the thresholds differ between them
+        "all-conv": [i for i, r in enumerate(rows)
+                     if all(o.startswith("conv") for o in table[int(r["id"])]["ops"].split())],
     }
     print("## Kendall tau against the benchmark's test accuracy\n")
     print("| score | " + " | ".join(f"{k} ({len(v)})" for k, v in splits.items()) + " |")

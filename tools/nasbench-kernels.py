@@ -9,7 +9,10 @@ repeats:
 - `sahd`: ln|det K| of the sparsity-aware Hamming kernel (lightsnn's score, as `score` prints);
 - `naswot`: ln|det K| of the plain Hamming kernel `n - H` (`--score naswot`);
 - `rate`: the mean spike rate; `entropy`: the mean binary entropy of each code's rate;
-- `sahd-out`, `naswot-out`: the two kernels over the cells' output LIFs only.
+- `sahd-out`, `naswot-out`: the two kernels over the cells' output LIFs only;
+- `spread`: the negated rate spread (`lightsnn score --score spread`): per cell LIF layer (not
+  the hidden layer), the standard deviation over the batch of each sample's firing rate, averaged
+  over timesteps, then over the layers, each layer once.
 
 Then it prints Kendall's tau against the table's test accuracy, separately for the cells whose
 six edges are all convs (where only the thresholds differ) and for the other sampled cells.
@@ -57,6 +60,7 @@ def features(dump):
     per_repeat = []
     for rep in range(len(m["repeat_scores"])):
         acc = {g: [0.0, 0.0, 0, 0.0, 0.0] for g in ("all", "out")}
+        spread = {}
         for e in m["records"]:
             if e["repeat"] != rep:
                 continue
@@ -64,6 +68,8 @@ def features(dump):
             assert codes.shape == (n, e["words_per_code"])
             ks, kn, rate = kernels(codes, e["n_bits"])
             mult = e["multiplicity"]
+            if e["layer"] != "hidden":
+                spread.setdefault(e["layer"], []).append(float(rate.std()))
             groups = ["all"] + (["out"] if e["layer"].endswith(".out") else [])
             for g in groups:
                 a = acc[g]
@@ -80,6 +86,7 @@ def features(dump):
             "entropy": a[4] / a[2],
             "sahd-out": logdet(o[0] / o[2]),
             "naswot-out": logdet(o[1] / o[2]),
+            "spread": -float(np.mean([np.mean(v) for v in spread.values()])),
         })
     f = {k: float(np.mean([r[k] for r in per_repeat])) for k in per_repeat[0]}
     f["sahd-lightsnn"] = m["score"]
@@ -117,7 +124,8 @@ def main():
     done = {}
     if os.path.exists(a.out):
         done = {r["id"]: r for r in csv.DictReader(open(a.out))}
-    names = ["sahd-lightsnn", "sahd", "naswot", "rate", "entropy", "sahd-out", "naswot-out"]
+    names = ["sahd-lightsnn", "sahd", "naswot", "rate", "entropy", "sahd-out", "naswot-out",
+             "spread"]
     fields = ["id", "ops", "test_acc"] + names
     with open(a.out, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)

@@ -169,6 +169,87 @@ fn a_bad_table_is_named() {
     assert!(stderr(&o).contains("15625"), "{}", stderr(&o));
 }
 
+/// One CSV row of the one-file table for `ops` (the benchmark's spelling) with these test and
+/// final validation accuracies; the other columns are those of a real row.
+fn row(ops: &str, test_acc: f64, val: f64) -> String {
+    let cell = lightsnn::nasbench::BenchCell::parse(ops).unwrap();
+    format!(
+        "{},{ops},19393764,100,{test_acc},{val},{val},31.9,56.776,64.428,78.508,83.868,99.1,\
+         0.189 0.189 -1.000 0.189 -1.000 -1.000 0.171 0.171 -1.000 0.171 -1.000 -1.000 0.060 \
+         0.096 0.220 0.155",
+        cell.id()
+    )
+}
+
+#[test]
+fn nas_noise_on_hand_made_twins() {
+    let d = tempfile::tempdir().unwrap();
+    let csv = d.path().join("twins.csv");
+    let header = std::fs::read_to_string(table())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    // two pairs of twins (nodes 1 and 2 swapped) and a cell without one
+    let rows = [
+        row(
+            "conv3_th0.5 skip zero conv3_th1.0 zero conv3_th1.5",
+            88.5,
+            88.0,
+        ),
+        row(
+            "skip conv3_th0.5 zero conv3_th1.0 conv3_th1.5 zero",
+            88.1,
+            87.7,
+        ),
+        row(
+            "conv3_th1.0 zero zero conv3_th1.0 zero conv3_th0.5",
+            87.0,
+            86.5,
+        ),
+        row(
+            "zero conv3_th1.0 zero conv3_th1.0 conv3_th0.5 zero",
+            87.6,
+            87.2,
+        ),
+        row(
+            "conv3_th1.0 conv3_th1.0 conv3_th1.0 conv3_th1.0 conv3_th1.0 conv3_th1.0",
+            86.0,
+            85.0,
+        ),
+    ];
+    std::fs::write(&csv, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    let csv_s = csv.display().to_string();
+    let o = lightsnn(&["bench", "nas-noise", "--table", &csv_s, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(n["pairs"], 2);
+    assert_eq!(n["family_cells"], 4);
+    // differences 0.4 and -0.6 in some order: sd of the two over sqrt(2)
+    let sd = n["run_sd"].as_f64().unwrap();
+    let want = (0.4f64 - -0.6f64).abs() / 2f64.sqrt() / 2f64.sqrt();
+    assert!((sd - want).abs() < 1e-9, "{sd} vs {want}");
+    // the top 5% of five cells is the best one; its twin is not in it
+    assert_eq!(n["top5_line"], 88.5);
+    assert_eq!(n["family_top5"], 1);
+    assert_eq!(n["top5_twin_mean"], 88.1);
+    assert_eq!(n["top5_twins_in_top5"], 0);
+    let o = lightsnn(&["bench", "nas-noise", "--table", &csv_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = String::from_utf8(o.stdout).unwrap();
+    assert!(md.contains("2 pairs of twins"), "{md}");
+
+    // the shipped extract holds no twins: one clear error naming it
+    let o = lightsnn(&["bench", "nas-noise", "--table", &table()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cifar10-sample.csv") && stderr(&o).contains("no pair"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// The real-data suite (`tools/test-real-data.sh`, `LIGHTSNN_DATA`).
 #[cfg(feature = "real-data")]
 mod real_data {
@@ -226,5 +307,25 @@ mod real_data {
         assert!(std::fs::read_to_string(out.join("cdf.svg"))
             .unwrap()
             .contains("<svg"));
+        // the report ends with the table's own noise
+        assert!(md.contains("run-to-run noise"), "{md}");
+        assert_eq!(report["noise"]["pairs"], 1464);
+    }
+
+    /// The benchmark's noise from its twins, on the whole table.
+    #[test]
+    fn nas_noise_on_the_whole_table() {
+        let table = real_data("spikenas-bench")
+            .join("cifar10.csv")
+            .display()
+            .to_string();
+        let o = lightsnn(&["bench", "nas-noise", "--table", &table, "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let n: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // 5^5 cells with 2<-1 zero, less the 125 that are their own twin
+        assert_eq!(n["family_cells"], 3000);
+        assert_eq!(n["top5_line"], 88.35);
+        let sd = n["run_sd_good"]["value"].as_f64().unwrap();
+        assert!(sd > 0.1 && sd < 1.0, "{sd}");
     }
 }

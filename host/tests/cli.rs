@@ -302,10 +302,44 @@ fn spikenas_bench_preset_smoke() {
     ]
     .concat());
     assert!(
-        out.contains("C1/C2 4/8") && out.contains("round 4"),
+        out.contains("C1/C2 4/8") && out.contains("round 2"),
         "{out}"
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&arch).unwrap()).unwrap();
+    // on the preset's space the thresholds are chosen in a second stage by default
+    assert_eq!(v["config"]["thresholds"], "spread");
+    let kinds = ["zero", "skip", "conv3"];
+    for r in &v["rounds"].as_array().unwrap()[..2] {
+        for s in r["scores"].as_array().unwrap() {
+            assert!(kinds.contains(&s["candidate"].as_str().unwrap()), "{s}");
+        }
+    }
+    // --thresholds joint: the paper's one-stage pruning over all five ops
+    let joint = d.path().join("joint.json");
+    let out = run(&[
+        &[
+            "search",
+            "--batch",
+            "8",
+            "--repeats",
+            "1",
+            "--thresholds",
+            "joint",
+        ],
+        &["--out", joint.to_str().unwrap()][..],
+        &shape,
+    ]
+    .concat());
+    assert!(out.contains("round 4"), "{out}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&joint).unwrap()).unwrap();
+    assert!(j["config"].get("thresholds").is_none(), "joint is left out");
+    let sizes: Vec<usize> = j["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["scores"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [30, 24, 18, 12]);
     assert_eq!(v["cell"], "forward");
     assert_eq!(v["config"]["net"]["downsample"], "avg");
     let ops = ["zero", "skip", "conv3@0.5", "conv3", "conv3@1.5"];
@@ -326,6 +360,24 @@ fn spikenas_bench_preset_smoke() {
             && out.contains("SAHD ln|det K|"),
         "{out}"
     );
+    let out = run(&[
+        &[
+            "score",
+            "--score",
+            "spread",
+            "--batch",
+            "8",
+            "--repeats",
+            "1",
+        ][..],
+        &[
+            "--genotype",
+            "conv3_th0.5 skip zero conv3_th1.0 zero conv3_th1.5",
+        ],
+        &shape,
+    ]
+    .concat());
+    assert!(out.contains("SPREAD -(rate spread): -0."), "{out}");
     // Train the found cell (the preset comes from the arch file) for one epoch.
     let runs = d.path().join("run");
     let shape_only = &shape[2..];
@@ -378,6 +430,21 @@ fn spikenas_bench_preset_smoke() {
             nir.to_str().unwrap(),
         ]);
         assert!(nir.is_file());
+    }
+    // The rate spread chooses thresholds, not op kinds; --thresholds spread needs thresholds.
+    for (extra, needle) in [
+        (&["--score", "spread"][..], "not op kinds"),
+        (&["--thresholds", "spread"][..], "no thresholded convs"),
+        (
+            &["--thresholds", "spread", "--method", "random"][..],
+            "--method prune",
+        ),
+    ] {
+        let out = d.path().join("refused.json");
+        let o = tiny_search(&out, extra);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+        assert!(!out.exists());
     }
     // The preset is CIFAR-10's network.
     let o = lightsnn(&[

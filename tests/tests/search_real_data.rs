@@ -28,6 +28,7 @@ fn setup(kind: DatasetKind, t: usize, method: Method) -> SearchSetup {
         seed: 3,
         method,
         score: Default::default(),
+        thresholds: Default::default(),
         random_samples: 6,
         kernel_path: KernelPath::for_device(&candle_core::Device::Cpu),
         candidates_per_pass: 0,

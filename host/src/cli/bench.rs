@@ -34,6 +34,11 @@ enum BenchWhat {
     /// random cell and regularized evolution on the table, over several seeds, each found cell
     /// looked up in the table (test accuracy, percentile, firing rate, parameters, search time).
     NasSearch(super::bench_nas::NasSearchArgs),
+    /// SpikeNAS-Bench's own run-to-run noise, from its isomorphic twins (cells with edge `2<-1`
+    /// `zero`, whose nodes 1 and 2 can be swapped: the same network under two ids, trained
+    /// twice): one run's standard deviation, and how often a top-5% cell's twin is in the top
+    /// 5% too. Reads only the table.
+    NasNoise(super::bench_nas::NasNoiseArgs),
     /// Training images/s on the CPU demo configuration (built-in CIFAR-10 sample, width 1/32,
     /// T = 5, batch 64) or a preset's network: batch filling with augmentation, forward,
     /// backward, SGD update.
@@ -116,6 +121,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         BenchWhat::Train(t) => bench_train(t),
         BenchWhat::Nas(n) => super::bench_nas::nas(n),
         BenchWhat::NasSearch(n) => super::bench_nas::nas_search(n),
+        BenchWhat::NasNoise(n) => super::bench_nas::nas_noise(n),
     }
 }
 

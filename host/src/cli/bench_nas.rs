@@ -9,7 +9,7 @@ use lightsnn::data::{Dataset, DatasetKind, Split as DataSplit};
 use lightsnn::nasbench::evolution::EvolutionConfig;
 use lightsnn::nasbench::proxies::{Proxy, ProxySetup, WeightsFrom};
 use lightsnn::nasbench::search_run::{MethodSpec, SearchRunConfig};
-use lightsnn::nasbench::{proxy_run, sample, search_run, Split, Table, NUM_CELLS};
+use lightsnn::nasbench::{noise, proxy_run, sample, search_run, Split, Table, NUM_CELLS};
 use std::path::PathBuf;
 
 /// Which ids a proxy run may sample.
@@ -131,6 +131,18 @@ pub struct NasArgs {
     bootstrap: usize,
 }
 
+/// Options of `lightsnn bench nas-noise`.
+#[derive(Args, Debug)]
+pub struct NasNoiseArgs {
+    /// The benchmark table: SpikeNAS-Bench's one-file CSV, or its folder layout
+    /// (`data/CIFAR10/<id>/train_process.txt`).
+    #[arg(long)]
+    table: PathBuf,
+    /// Print the measurement as JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Options of `lightsnn bench nas-search`.
 #[derive(Args, Debug)]
 pub struct NasSearchArgs {
@@ -143,6 +155,8 @@ pub struct NasSearchArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Methods, comma-separated: prune, prune-naswot (pruning scored with NASWOT's kernel),
+    /// prune-spread (op kinds by SAHD, then conv thresholds by the rate spread;
+    /// `search --thresholds spread`), prune-naswot-spread,
     /// random-K (SNASNet's random search over K cells), uniform (one random cell), evolution-Q
     /// (regularized evolution, Q table queries).
     #[arg(
@@ -230,6 +244,24 @@ pub fn nas(a: NasArgs) -> Result<()> {
         &bar(),
     )?;
     print!("{}", proxy_run::report_markdown(&report));
+    Ok(())
+}
+
+/// Runs `lightsnn bench nas-noise`.
+pub fn nas_noise(a: NasNoiseArgs) -> Result<()> {
+    let table = Table::read(&a.table)?;
+    let Some(n) = noise::measure(&table) else {
+        bail!(
+            "{}: holds no pair of isomorphic twins that both learned (cells with edge 2<-1 \
+             `zero` and their relabelling); the noise cannot be measured on it",
+            table.source().display()
+        );
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&n)?);
+    } else {
+        print!("{}", noise::markdown(&n));
+    }
     Ok(())
 }
 

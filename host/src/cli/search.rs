@@ -12,7 +12,7 @@ use lightsnn::search::estimate::frames_per_sample;
 use lightsnn::search::stability::StabilityReport;
 use lightsnn::search::{
     available_memory, check_batch, run_search, Estimate, Method, ScoreKind, Scorer, SearchReport,
-    SearchSetup,
+    SearchSetup, Thresholds,
 };
 use snn_nostd::genotype::Genotype;
 use std::path::PathBuf;
@@ -33,6 +33,14 @@ pub struct SearchArgs {
     /// plain Hamming kernel, which also counts spike rates; see docs/spikenas-bench.md).
     #[arg(long, value_enum, default_value = "sahd")]
     score: ScoreKind,
+    /// How `--method prune` chooses the thresholds of thresholded convs (`conv3@0.5`, `conv3`,
+    /// `conv3@1.5`): `joint` (pruned with the other ops by `--score`, the paper's pruning) or
+    /// `spread` (two stages: the op kinds by `--score`, then the kept convs' thresholds by the
+    /// rate spread; on SpikeNAS-Bench the better of the two, see docs/spikenas-bench.md)
+    /// [default: spread for `--method prune` on a space with thresholded convs, joint
+    /// otherwise].
+    #[arg(long, value_enum)]
+    thresholds: Option<Thresholds>,
     /// Genotypes sampled by `--method random` / `random-shared`.
     #[arg(long, default_value_t = 5000)]
     samples: usize,
@@ -107,6 +115,9 @@ pub fn search(a: SearchArgs) -> Result<()> {
     let cfg = a.board.size_search(cfg, a.net.shape.fixed())?;
     let fit = a.board.filter(&cfg)?;
     let device = a.net.device.open()?;
+    let thresholds = a
+        .thresholds
+        .unwrap_or_else(|| Thresholds::default_for(a.method, cfg.ops.ops()));
     let mut setup = SearchSetup {
         net: cfg,
         batch: a.batch.unwrap_or(a.method.default_batch()),
@@ -114,6 +125,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         seed: a.seed,
         method: a.method,
         score: a.score,
+        thresholds,
         random_samples: a.samples,
         kernel_path: a.engine.kernel_path(&device),
         candidates_per_pass: a.candidates_per_pass,
@@ -343,7 +355,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         &device,
     )?;
     let mode = lightsnn::model::Mode::scoring(cfg.bn_mode);
-    let scorer = Scorer::new(&net, path)?.with_distance(a.score.distance());
+    let scorer = Scorer::new(&net, path)?.with_score(a.score);
     let mixing = Mixing::single_path(&g);
     let s = match &a.dump_codes {
         None => scorer.sahd_score(&mixing, &batches, mode)?,
@@ -360,13 +372,16 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         }
     };
     println!("genotype: {g}");
-    let name = a.score.name().to_uppercase();
-    println!("{name} ln|det K|: {s:.6}");
+    let name = match a.score {
+        ScoreKind::Spread => "SPREAD -(rate spread)".to_string(),
+        k => format!("{} ln|det K|", k.name().to_uppercase()),
+    };
+    println!("{name}: {s:.6}");
     if !s.is_finite() {
         eprintln!("warning: {}", lightsnn::search::score::NOT_FINITE_HELP);
     }
     if a.dump_codes.is_some() {
-        println!("{name} ln|det K| (all digits): {s:?}");
+        println!("{name} (all digits): {s:?}");
     }
     Ok(())
 }

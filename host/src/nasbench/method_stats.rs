@@ -66,10 +66,7 @@ pub fn summarize(
     timed: &[String],
     prune: &str,
 ) -> Result<Vec<MethodSummary>> {
-    let accs: Vec<f64> = table.records().iter().map(|r| r.test_acc).collect();
-    let mut sorted = accs.clone();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let top5_cut = sorted[((0.05 * sorted.len() as f64).ceil() as usize).max(1) - 1];
+    let top5_cut = table.top_line(0.05);
     let mut methods: Vec<&str> = Vec::new();
     for r in runs {
         if !methods.contains(&r.method.as_str()) {
@@ -104,10 +101,7 @@ pub fn summarize(
                 })
                 .collect::<Result<Vec<_>>>()?;
             let acc: Vec<f64> = recs.iter().map(|r| r.test_acc).collect();
-            let pct: Vec<f64> = acc
-                .iter()
-                .map(|&a| stats::percentile_rank(a, &accs).unwrap_or(f64::NAN))
-                .collect();
+            let pct: Vec<f64> = acc.iter().map(|&a| table.percentile(a)).collect();
             let secs: Vec<f64> = mine.iter().map(|r| r.seconds).collect();
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
             let evals: Vec<f64> = mine

@@ -17,6 +17,7 @@ mod csv_table;
 mod error;
 pub mod evolution;
 pub mod method_stats;
+pub mod noise;
 pub mod proxies;
 pub mod proxy_run;
 pub mod proxy_stats;

@@ -7,6 +7,7 @@ use crate::data::Dataset;
 use crate::model::{Forward, Mixing, Mode, Network, NoSink};
 use crate::progress::Progress;
 use crate::search::random::sample::effective;
+use crate::search::spread::RateSpread;
 use crate::search::{KernelPath, Scorer};
 use crate::train::LossKind;
 use anyhow::{bail, Context, Result};
@@ -54,11 +55,15 @@ pub enum Proxy {
     /// cross-entropy gradient through the surrogate, on the first score batch
     /// (Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021).
     GradNorm,
+    /// The negated rate spread of the cells' LIF layers (`search::spread`): how little their
+    /// firing rates change from one input to the next, batch statistics. A score of conv
+    /// thresholds, not of op kinds (`search --thresholds spread`).
+    Spread,
 }
 
 impl Proxy {
     /// Every proxy, in report order.
-    pub const ALL: [Proxy; 7] = [
+    pub const ALL: [Proxy; 8] = [
         Proxy::Sahd,
         Proxy::SahdRunning,
         Proxy::Naswot,
@@ -66,6 +71,7 @@ impl Proxy {
         Proxy::Params,
         Proxy::ParamsEff,
         Proxy::GradNorm,
+        Proxy::Spread,
     ];
 
     /// The proxy's name in files and reports.
@@ -78,6 +84,7 @@ impl Proxy {
             Proxy::Params => "params",
             Proxy::ParamsEff => "params-eff",
             Proxy::GradNorm => "grad-norm",
+            Proxy::Spread => "spread",
         }
     }
 }
@@ -185,7 +192,10 @@ pub fn score_cells(
     };
     let wants = |p: Proxy| proxies.contains(&p);
     let need = KernelNeeds {
-        batch_stats: wants(Proxy::Sahd) || wants(Proxy::Naswot) || wants(Proxy::SahdEff),
+        batch_stats: wants(Proxy::Sahd)
+            || wants(Proxy::Naswot)
+            || wants(Proxy::SahdEff)
+            || wants(Proxy::Spread),
         running: wants(Proxy::SahdRunning),
         effective: wants(Proxy::SahdEff),
     };
@@ -202,6 +212,7 @@ pub fn score_cells(
         Proxy::SahdRunning,
         Proxy::Naswot,
         Proxy::SahdEff,
+        Proxy::Spread,
     ];
     let mut seconds: Vec<(Proxy, f64)> = proxies.iter().map(|&p| (p, 0.0)).collect();
     let mut add_secs = |p: &[Proxy], s: f64| {
@@ -248,6 +259,7 @@ pub fn score_cells(
                     Proxy::Naswot => scores[k].naswot,
                     Proxy::SahdRunning => scores[k].sahd_running,
                     Proxy::SahdEff => scores[k].sahd_eff,
+                    Proxy::Spread => scores[k].spread,
                     Proxy::Params => param_count(&setup.net, &g) as f64,
                     Proxy::ParamsEff => param_count(&setup.net, &effective(&g)?) as f64,
                     Proxy::GradNorm => {
@@ -305,6 +317,7 @@ struct KernelScores {
     naswot: f64,
     sahd_running: f64,
     sahd_eff: f64,
+    spread: f64,
 }
 
 impl Default for KernelScores {
@@ -314,6 +327,7 @@ impl Default for KernelScores {
             naswot: f64::NAN,
             sahd_running: f64::NAN,
             sahd_eff: f64::NAN,
+            spread: f64::NAN,
         }
     }
 }
@@ -330,7 +344,7 @@ fn kernel_scores(
     let mut out = KernelScores::default();
     let mixing = Mixing::single_path(g);
     if need.batch_stats {
-        (out.sahd, out.naswot) = mean_pair(s, &mixing, xs, Mode::ScoreBatchStats, n)?;
+        (out.sahd, out.naswot, out.spread) = mean_pair(s, &mixing, xs, Mode::ScoreBatchStats, n)?;
     }
     if need.running {
         out.sahd_running = mean_pair(s, &mixing, xs, Mode::ScoreRunningStats, n)?.0;
@@ -346,30 +360,33 @@ fn kernel_scores(
     Ok(out)
 }
 
-/// (SAHD, NASWOT) of `mixing` in `mode`, each averaged over `xs`, from one pass per batch.
+/// (SAHD, NASWOT, negated rate spread) of `mixing` in `mode`, each averaged over `xs`, from
+/// one pass per batch (the spread is `-inf` where no cell layer was recorded).
 fn mean_pair(
     s: &Scorer<'_>,
     mixing: &Mixing,
     xs: &[Tensor],
     mode: Mode,
     n: usize,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, f64, f64)> {
     let mut scratch = vec![0f64; n * n + n];
-    let (mut sahd, mut naswot) = (0.0, 0.0);
+    let (mut sahd, mut naswot, mut spread) = (0.0, 0.0, 0.0);
     for x in xs {
         let (mut a, mut b) = (vec![0f64; n * n], vec![0f64; n * n]);
         let mut ka = SahdKernel::new(n, &mut a).context("SAHD kernel")?;
         let mut kb = SahdKernel::new(n, &mut b)
             .context("NASWOT kernel")?
             .with_distance(Distance::Hamming);
-        s.observe_batch(mixing, x, mode, &mut (&mut ka, &mut kb))?;
+        let mut rs = RateSpread::default();
+        s.observe_batch(mixing, x, mode, &mut (&mut ka, (&mut kb, &mut rs)))?;
+        spread += rs.score();
         ka.check().context("SAHD kernel")?;
         kb.check().context("NASWOT kernel")?;
         sahd += ka.score(&mut scratch).context("SAHD log-det")?;
         naswot += kb.score(&mut scratch).context("NASWOT log-det")?;
     }
     let r = xs.len() as f64;
-    Ok((sahd / r, naswot / r))
+    Ok((sahd / r, naswot / r, spread / r))
 }
 
 /// Trainable parameters of the network of `cfg` with cell `g` (weights, BatchNorm's affine

@@ -9,17 +9,20 @@
 //! # The run folder
 //! - `config.json` ([`SearchRunConfig`]), written first; a resume needs the same one.
 //! - `runs.json`: every finished run, rewritten atomically after each (the commit point).
-//! - `report.json`, `report.md`, `cdf.svg`: written when every run is done.
+//! - `report.json`, `report.md`, `cdf.svg`: written when every run is done. The report ends
+//!   with the table's own run-to-run noise ([`noise`]), which bounds what any difference
+//!   between methods can mean.
 
 use super::cell_id::BenchCell;
 use super::evolution::{random_cell, regularized_evolution, EvolutionConfig};
 use super::method_stats::{cdf_svg, summarize, summary_markdown, MethodRun, MethodSummary};
+use super::noise::{self, TwinNoise};
 use super::table::Table;
 use crate::config::NetConfig;
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::progress::Progress;
-use crate::search::{run_search, KernelPath, Method, ScoreKind, SearchSetup};
+use crate::search::{run_search, KernelPath, Method, ScoreKind, SearchSetup, Thresholds};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use rand::SeedableRng;
@@ -39,11 +42,16 @@ pub const REPORT_FORMAT: &str = "lightsnn-bench-nas-search-report/1";
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "method")]
 pub enum MethodSpec {
-    /// Pruning by importance (LightSNN), `lightsnn search --method prune --score S`.
+    /// Pruning by importance (LightSNN), `lightsnn search --method prune --score S
+    /// --thresholds T`.
     Prune {
         /// The score's kernel (`prune` is SAHD, `prune-naswot` NASWOT's).
         #[serde(default, skip_serializing_if = "ScoreKind::is_sahd")]
         score: ScoreKind,
+        /// How the conv thresholds are chosen (`prune-spread`: by the rate spread, after the
+        /// op kinds).
+        #[serde(default, skip_serializing_if = "Thresholds::is_joint")]
+        thresholds: Thresholds,
     },
     /// SNASNet's random search over `candidates` cells, `lightsnn search --method random`.
     Random {
@@ -63,8 +71,16 @@ impl MethodSpec {
     /// The label in reports: `prune`, `random-1000`, `uniform`, `evolution-100`.
     pub fn label(&self) -> String {
         match self {
-            MethodSpec::Prune { score } if score.is_sahd() => "prune".into(),
-            MethodSpec::Prune { score } => format!("prune-{}", score.name()),
+            MethodSpec::Prune { score, thresholds } => {
+                let mut l = String::from("prune");
+                if !score.is_sahd() {
+                    l = format!("{l}-{}", score.name());
+                }
+                if !thresholds.is_joint() {
+                    l = format!("{l}-{}", thresholds.name());
+                }
+                l
+            }
             MethodSpec::Random { candidates } => format!("random-{candidates}"),
             MethodSpec::Uniform => "uniform".into(),
             MethodSpec::Evolution { queries } => format!("evolution-{queries}"),
@@ -83,13 +99,12 @@ impl MethodSpec {
             rest.parse()
                 .with_context(|| format!("`{s}`: expected a number after the dash"))
         };
+        let prune = |score, thresholds| MethodSpec::Prune { score, thresholds };
         Ok(match s {
-            "prune" => MethodSpec::Prune {
-                score: ScoreKind::Sahd,
-            },
-            "prune-naswot" => MethodSpec::Prune {
-                score: ScoreKind::Naswot,
-            },
+            "prune" => prune(ScoreKind::Sahd, Thresholds::Joint),
+            "prune-naswot" => prune(ScoreKind::Naswot, Thresholds::Joint),
+            "prune-spread" => prune(ScoreKind::Sahd, Thresholds::Spread),
+            "prune-naswot-spread" => prune(ScoreKind::Naswot, Thresholds::Spread),
             "uniform" => MethodSpec::Uniform,
             _ => match s.split_once('-') {
                 Some(("random", k)) => MethodSpec::Random {
@@ -97,8 +112,8 @@ impl MethodSpec {
                 },
                 Some(("evolution", q)) => MethodSpec::Evolution { queries: num(q)? },
                 _ => bail!(
-                    "unknown method `{s}` (prune, prune-naswot, random-K, uniform, evolution-Q, \
-                     e.g. random-1000)"
+                    "unknown method `{s}` (prune, prune-naswot, prune-spread, \
+                     prune-naswot-spread, random-K, uniform, evolution-Q, e.g. random-1000)"
                 ),
             },
         })
@@ -141,6 +156,9 @@ pub struct SearchRunReport {
     pub summaries: Vec<MethodSummary>,
     /// Every run.
     pub runs: Vec<MethodRun>,
+    /// The table's own run-to-run noise, from its isomorphic twins (`None` if it holds none).
+    #[serde(default)]
+    pub noise: Option<TwinNoise>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -158,7 +176,12 @@ fn run_method(
     data: &Dataset,
     device: &Device,
 ) -> Result<(BenchCell, Option<usize>)> {
-    let search = |method: Method, score: ScoreKind, batch: usize, samples: usize| -> Result<_> {
+    let search = |method: Method,
+                  score: ScoreKind,
+                  thresholds: Thresholds,
+                  batch: usize,
+                  samples: usize|
+     -> Result<_> {
         let setup = SearchSetup {
             net: cfg.net.clone(),
             batch,
@@ -166,6 +189,7 @@ fn run_method(
             seed,
             method,
             score,
+            thresholds,
             random_samples: samples,
             kernel_path: KernelPath::for_device(device),
             candidates_per_pass: 0,
@@ -173,29 +197,29 @@ fn run_method(
             fit: None,
         };
         let report = run_search(&setup, data, device, &crate::progress::NoProgress)?;
-        BenchCell::parse_genotype(&report.genotype).with_context(|| {
+        let cell = BenchCell::parse_genotype(&report.genotype).with_context(|| {
             format!(
                 "the search returned `{}`, not a cell of the benchmark",
                 report.genotype
             )
-        })
+        })?;
+        let scorings: usize = report.rounds.iter().map(|r| r.scores.len()).sum();
+        Ok((cell, scorings))
     };
     Ok(match m {
-        MethodSpec::Prune { score } => {
-            let k = cfg.net.ops.len();
-            let scorings = cfg.net.cell.num_edges() * (2..=k).sum::<usize>();
-            (
-                search(Method::Prune, score, cfg.prune_batch, 0)?,
-                Some(scorings),
-            )
+        MethodSpec::Prune { score, thresholds } => {
+            let (cell, scorings) = search(Method::Prune, score, thresholds, cfg.prune_batch, 0)?;
+            (cell, Some(scorings))
         }
         MethodSpec::Random { candidates } => (
             search(
                 Method::Random,
                 ScoreKind::Sahd,
+                Thresholds::Joint,
                 cfg.random_batch,
                 candidates,
-            )?,
+            )?
+            .0,
             Some(candidates),
         ),
         MethodSpec::Uniform => {
@@ -299,6 +323,7 @@ pub fn run(
         .collect();
     let prune = MethodSpec::Prune {
         score: ScoreKind::Sahd,
+        thresholds: Thresholds::Joint,
     }
     .label();
     let summaries = summarize(table, &runs, &timed, &prune)?;
@@ -307,6 +332,7 @@ pub fn run(
         config: cfg.clone(),
         summaries,
         runs,
+        noise: noise::measure(table),
     };
     write_atomic(
         &out.join("report.json"),
@@ -341,6 +367,10 @@ pub fn report_markdown(r: &SearchRunReport) -> String {
         c.data
     );
     s.push_str(&summary_markdown(&r.summaries));
+    if let Some(n) = &r.noise {
+        s.push('\n');
+        s.push_str(&noise::markdown(n));
+    }
     s
 }
 
@@ -353,9 +383,19 @@ mod tests {
         for m in [
             MethodSpec::Prune {
                 score: ScoreKind::Sahd,
+                thresholds: Thresholds::Joint,
             },
             MethodSpec::Prune {
                 score: ScoreKind::Naswot,
+                thresholds: Thresholds::Joint,
+            },
+            MethodSpec::Prune {
+                score: ScoreKind::Sahd,
+                thresholds: Thresholds::Spread,
+            },
+            MethodSpec::Prune {
+                score: ScoreKind::Naswot,
+                thresholds: Thresholds::Spread,
             },
             MethodSpec::Random { candidates: 1000 },
             MethodSpec::Uniform,
@@ -363,6 +403,14 @@ mod tests {
         ] {
             assert_eq!(MethodSpec::parse(&m.label()).unwrap(), m);
         }
+        assert_eq!(
+            MethodSpec::Prune {
+                score: ScoreKind::Sahd,
+                thresholds: Thresholds::Spread,
+            }
+            .label(),
+            "prune-spread"
+        );
         assert!(MethodSpec::parse("random-x").is_err());
         assert!(MethodSpec::parse("annealing").is_err());
     }

@@ -101,6 +101,23 @@ impl Table {
         &self.source
     }
 
+    /// The test accuracy a cell needs to be in the table's best `share` (0 < share <= 1): the
+    /// accuracy of its `ceil(share * n)`-th best cell (at least the best). The benchmark's top 5%
+    /// is `top_line(0.05)`: 88.35% on the whole table.
+    pub fn top_line(&self, share: f64) -> f64 {
+        let mut accs: Vec<f64> = self.records.iter().map(|r| r.test_acc).collect();
+        accs.sort_by(|a, b| b.total_cmp(a));
+        let k = ((share * accs.len() as f64).ceil() as usize).clamp(1, accs.len());
+        accs[k - 1]
+    }
+
+    /// The median test accuracy of the table's cells.
+    pub fn median(&self) -> f64 {
+        let mut accs: Vec<f64> = self.records.iter().map(|r| r.test_acc).collect();
+        accs.sort_by(f64::total_cmp);
+        crate::stats::quantile(&accs, 0.5).expect("a table is never empty")
+    }
+
     /// Percentile rank (0..100) of a test accuracy among the table's cells: the share below it
     /// plus half the share equal to it.
     pub fn percentile(&self, test_acc: f64) -> f64 {

@@ -253,6 +253,7 @@ fn search_setup(
         seed: 0,
         method: Method::Prune,
         score: Default::default(),
+        thresholds: Default::default(),
         random_samples: 0,
         kernel_path: path,
         candidates_per_pass: 0,

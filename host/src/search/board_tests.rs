@@ -70,6 +70,7 @@ fn every_cell_a_board_search_returns_fits_when_exported() -> Result<()> {
         seed,
         method,
         score: Default::default(),
+        thresholds: Default::default(),
         random_samples: 12,
         kernel_path: KernelPath::CpuEvent,
         candidates_per_pass: 0,
@@ -126,6 +127,7 @@ fn a_board_that_no_cell_fits_is_refused() -> Result<()> {
         seed: 0,
         method: Method::Prune,
         score: Default::default(),
+        thresholds: Default::default(),
         random_samples: 3,
         kernel_path: KernelPath::CpuEvent,
         candidates_per_pass: 0,
@@ -137,6 +139,7 @@ fn a_board_that_no_cell_fits_is_refused() -> Result<()> {
         let s = SearchSetup {
             method,
             score: Default::default(),
+            thresholds: Default::default(),
             ..setup.clone()
         };
         let e = run_search(&s, &data, &Device::Cpu, &pb)

@@ -176,8 +176,10 @@ impl Estimate {
             ),
             // A pruning candidate lacks one op of one edge: the supernet bounds it.
             Method::Prune => (
-                (2..=net.ops.len() as u64)
-                    .rev()
+                setup
+                    .prune_stage_sizes()
+                    .iter()
+                    .flat_map(|&n| (2..=n as u64).rev())
                     .map(|k| k * net.cell.num_edges() as u64)
                     .collect(),
                 supernet_taps,
@@ -481,6 +483,7 @@ mod tests {
             seed: 0,
             method: Method::Random,
             score: Default::default(),
+            thresholds: Default::default(),
             random_samples: 10,
             kernel_path: KernelPath::CpuEvent,
             candidates_per_pass: 0,
@@ -555,6 +558,7 @@ mod tests {
             seed: 0,
             method: Method::Prune,
             score: Default::default(),
+            thresholds: Default::default(),
             random_samples: 0,
             kernel_path: KernelPath::CpuEvent,
             candidates_per_pass: 0,

@@ -7,13 +7,16 @@ pub mod bench;
 pub mod cpu;
 pub mod dump;
 pub mod estimate;
+pub mod families;
 pub mod margin;
 pub mod prune;
 pub mod random;
 pub mod report;
 pub mod run;
 pub mod score;
+pub mod score_kind;
 pub mod setup;
+pub mod spread;
 pub mod stability;
 pub mod stack;
 pub mod trace;
@@ -23,7 +26,7 @@ pub use estimate::{Estimate, Pass};
 pub use report::{CandidateScore, RoundReport, SearchReport};
 pub use run::run_search;
 pub use score::{check_batch, sahd_score, KernelPath, Scorer};
-pub use setup::{Method, ScoreKind, SearchSetup};
+pub use setup::{Method, ScoreKind, SearchSetup, Thresholds};
 
 #[cfg(test)]
 mod board_tests;

@@ -12,6 +12,7 @@ use snn_nostd::genotype::{Genotype, Op};
 use std::time::Instant;
 
 use super::batches::{draw_batches, round_batch_seed};
+use super::families::{op_kinds, threshold_family};
 use super::report::{device_name, SearchOutcome};
 use super::setup::SearchSetup;
 
@@ -32,19 +33,59 @@ pub fn round_candidates(alive: &[Vec<Op>]) -> Vec<(usize, Op, Mixing)> {
     cands
 }
 
+/// Pruning by importance: every edge starts with every op of the set and loses one per round
+/// until one is left ([`prune_rounds`]), all scored by `scorer`.
+///
+/// With `thresholds` (`--thresholds spread`), in two stages: first the op kinds, every
+/// threshold family stood for by one member ([`op_kinds`]) and scored by
+/// `scorer`; then, on each edge that kept a conv, that conv's threshold family, scored by
+/// `thresholds` (the rate spread, `super::spread`). The rounds of both stages are numbered on.
 pub(super) fn prune(
     setup: &SearchSetup,
     scorer: &Scorer<'_>,
+    thresholds: Option<&Scorer<'_>>,
     data: &Dataset,
     device: &Device,
     pb: &dyn Progress,
     note: &str,
 ) -> Result<SearchOutcome> {
     let cfg = &setup.net;
+    let set = cfg.ops.ops();
+    let edges = cfg.cell.num_edges();
+    let stage =
+        |s: &Scorer<'_>, alive, first| prune_rounds(setup, s, data, device, pb, note, alive, first);
+    let (kept, rounds) = match thresholds {
+        None => stage(scorer, vec![set.to_vec(); edges], 0)?,
+        Some(by_spread) => {
+            let (kinds, mut rounds) = stage(scorer, vec![op_kinds(set); edges], 0)?;
+            let families = kinds.iter().map(|a| threshold_family(a[0], set)).collect();
+            let (kept, more) = stage(by_spread, families, rounds.len())?;
+            rounds.extend(more);
+            (kept, rounds)
+        }
+    };
+    let ops: Vec<Op> = kept.iter().map(|a| a[0]).collect();
+    Ok((Genotype::new(cfg.cell, &ops)?, rounds, None))
+}
+
+/// Prunes `alive` (the ops left on each edge) down to one op per edge, one op per edge and
+/// round, scoring with `scorer`; rounds are numbered from `first_round + 1`. Returns what is
+/// left and the rounds' reports.
+#[allow(clippy::too_many_arguments)]
+fn prune_rounds(
+    setup: &SearchSetup,
+    scorer: &Scorer<'_>,
+    data: &Dataset,
+    device: &Device,
+    pb: &dyn Progress,
+    note: &str,
+    mut alive: Vec<Vec<Op>>,
+    first_round: usize,
+) -> Result<(Vec<Vec<Op>>, Vec<RoundReport>)> {
+    let cfg = &setup.net;
     let edges = cfg.cell.edges();
-    let mut alive: Vec<Vec<Op>> = vec![cfg.ops.ops().to_vec(); edges.len()];
     let mut rounds = Vec::new();
-    let mut round = 0;
+    let mut round = first_round;
     if let Some(fit) = &setup.fit {
         if !fit.any_fits(cfg.cell, &alive)? {
             bail!(
@@ -139,8 +180,7 @@ pub(super) fn prune(
             wall_s: t0.elapsed().as_secs_f64(),
         });
     }
-    let ops: Vec<Op> = alive.iter().map(|a| a[0]).collect();
-    Ok((Genotype::new(cfg.cell, &ops)?, rounds, None))
+    Ok((alive, rounds))
 }
 
 /// The candidate to remove on one edge under a board: the highest score (NaN as -inf, ties

@@ -2,7 +2,8 @@
 
 use crate::config::{DatasetKind, NetConfig, Preset};
 use crate::fsutil::write_atomic;
-use crate::search::setup::ScoreKind;
+use crate::search::score_kind::ScoreKind;
+use crate::search::setup::Thresholds;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -97,6 +98,9 @@ pub struct SearchConfigRecord {
     /// The score's kernel: `sahd` (left out of the file) or `naswot`.
     #[serde(default, skip_serializing_if = "ScoreKind::is_sahd")]
     pub score: ScoreKind,
+    /// How pruning chose conv thresholds (left out when `joint`, the default).
+    #[serde(default, skip_serializing_if = "Thresholds::is_joint")]
+    pub thresholds: Thresholds,
     /// How candidates were scored: `cpu-event`, `candle-bitpacked` or `candle-gram` (empty in
     /// files written before the CPU engine existed).
     #[serde(default)]

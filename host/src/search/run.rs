@@ -4,8 +4,8 @@
 use super::estimate::Estimate;
 use super::report::{device_name, RoundReport, SearchConfigRecord, SearchReport, SEARCH_FORMAT};
 use super::score::{self, Scorer};
-use super::setup::{Method, SearchSetup};
-use super::{prune, random};
+use super::setup::{Method, ScoreKind, SearchSetup, Thresholds};
+use super::{families, prune, random};
 use crate::data::Dataset;
 use crate::limits::available_memory;
 use crate::model::{Mixing, Network};
@@ -26,6 +26,31 @@ pub fn run_search(
     if setup.repeats < 1 {
         bail!("search repeats must be at least 1");
     }
+    // The rate spread scores thresholds only: as the search's score, the space must hold
+    // nothing else to choose.
+    if setup.score == ScoreKind::Spread
+        && (setup.thresholds == Thresholds::Spread
+            || !families::is_one_threshold_family(setup.net.ops.ops()))
+    {
+        bail!(
+            "--score spread chooses between conv thresholds, not op kinds (a cell that never \
+             fires has no spread): give a space of one conv's thresholds (e.g. --space \
+             conv3@0.5,conv3,conv3@1.5), or score the op kinds with sahd or naswot and let \
+             --thresholds spread choose the thresholds"
+        );
+    }
+    if setup.thresholds == Thresholds::Spread {
+        if setup.method != Method::Prune {
+            bail!("--thresholds spread is a pruning search's: use it with --method prune");
+        }
+        if !families::has_threshold_families(setup.net.ops.ops()) {
+            bail!(
+                "--thresholds spread chooses between conv thresholds, but the space {{{}}} has \
+                 no thresholded convs (e.g. --space spikenas-bench: conv3@0.5, conv3, conv3@1.5)",
+                setup.net.ops
+            );
+        }
+    }
     // Before any allocation: refuse what cannot fit, show the estimate otherwise.
     let estimate = Estimate::for_search(setup, data.frames(), device);
     estimate.check_memory(available_memory())?;
@@ -40,9 +65,15 @@ pub fn run_search(
             let net = Network::new(cfg, &supernet.alive(), setup.seed, device)?;
             let scorer = Scorer::new(&net, setup.kernel_path)?
                 .with_stack(setup.stack(device))
-                .with_distance(setup.score.distance());
+                .with_score(setup.score);
             if setup.method == Method::Prune {
-                prune::prune(setup, &scorer, data, device, pb, &note)?
+                let spread = match setup.thresholds {
+                    Thresholds::Spread => {
+                        Some(Scorer::new(&net, setup.kernel_path)?.with_score(ScoreKind::Spread))
+                    }
+                    Thresholds::Joint => None,
+                };
+                prune::prune(setup, &scorer, spread.as_ref(), data, device, pb, &note)?
             } else {
                 random::shared_rounds(setup, &scorer, data, device, pb)?
             }
@@ -73,6 +104,7 @@ pub fn run_search(
             repeats: setup.repeats,
             method: setup.method.name().to_string(),
             score: setup.score,
+            thresholds: setup.thresholds,
             engine: setup.kernel_path.name().to_string(),
             random_samples: setup.method.is_random().then_some(setup.random_samples),
             data: setup.data_label.clone(),

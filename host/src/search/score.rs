@@ -15,6 +15,8 @@
 //! one network (the CPU engine's copied weights and stem cache).
 
 use super::cpu::CpuEngine;
+use super::score_kind::ScoreKind;
+use super::spread::RateSpread;
 use super::trace::{CodeRecord, CodeTrace};
 use crate::model::{LayerId, Mixing, Mode, Network, PackingSink, SpikeSink};
 use anyhow::{anyhow, bail, Context, Result};
@@ -207,6 +209,8 @@ pub struct Scorer<'n> {
     engine: Option<CpuEngine<'n>>,
     stack: usize,
     distance: Distance,
+    /// Score by the rate spread (`super::spread`) instead of a kernel.
+    spread: bool,
 }
 
 impl<'n> Scorer<'n> {
@@ -222,6 +226,7 @@ impl<'n> Scorer<'n> {
             engine,
             stack: 1,
             distance: Distance::SparsityAware,
+            spread: false,
         })
     }
 
@@ -229,6 +234,19 @@ impl<'n> Scorer<'n> {
     /// [`Distance::Hamming`] gives NASWOT's).
     pub fn with_distance(mut self, distance: Distance) -> Scorer<'n> {
         self.distance = distance;
+        self
+    }
+
+    /// Scores with `score`: its kernel's distance ([`with_distance`](Self::with_distance)), or
+    /// the negated rate spread for [`ScoreKind::Spread`].
+    pub fn with_score(mut self, score: ScoreKind) -> Scorer<'n> {
+        match score.distance() {
+            Some(d) => {
+                self.distance = d;
+                self.spread = false;
+            }
+            None => self.spread = true,
+        }
         self
     }
 
@@ -314,7 +332,7 @@ impl<'n> Scorer<'n> {
                 "no batches to score on (repeats must be at least 1)"
             ));
         }
-        if self.engine.is_some() || self.stack == 1 {
+        if self.engine.is_some() || self.stack == 1 || self.spread {
             return self.map_candidates(candidates, |m| {
                 let s = batches
                     .iter()
@@ -429,8 +447,14 @@ impl<'n> Scorer<'n> {
         }
     }
 
-    /// ln|det K| on one batch `[N, F, C, H, W]`.
+    /// The score on one batch `[N, F, C, H, W]`: ln|det K|, or for [`ScoreKind::Spread`] the
+    /// negated rate spread (`-inf` if no cell layer fired or was recorded).
     pub fn sahd_one(&self, mixing: &Mixing, batch: &Tensor, mode: Mode) -> Result<f64> {
+        if self.spread {
+            let mut s = RateSpread::default();
+            self.observe_batch(mixing, batch, mode, &mut s)?;
+            return Ok(s.score());
+        }
         let n = batch.dim(0)?;
         let mut buf = vec![0f64; n * n];
         let mut kernel = self.new_kernel(n, &mut buf)?;

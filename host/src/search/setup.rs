@@ -1,12 +1,16 @@
 //! What a search is asked to do: the algorithm ([`Method`]) and the configuration
 //! ([`SearchSetup`]). The driver that runs it is [`super::run`].
 
+use super::families::{
+    has_threshold_families, is_one_threshold_family, op_kinds, threshold_family,
+};
 use super::score::KernelPath;
+pub use super::score_kind::ScoreKind;
 use crate::config::NetConfig;
 use crate::model::Mode;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use snn_nostd::sahd::Distance;
+use snn_nostd::genotype::Op;
 
 /// SNASNet's search batch size (`search_batchsize = 256` in `find_best_neuroncell`), the
 /// default batch of [`Method::Random`].
@@ -50,41 +54,59 @@ impl Method {
     }
 }
 
-/// The kernel candidates are scored with: ln|det K| of the kernel of the spike codes, with the
-/// distance of [`Distance`] (docs/design.md, "The SAHD score").
+/// How the pruning search chooses the conv thresholds of a space with thresholded convs
+/// (`conv3@0.5`, `conv3`, `conv3@1.5`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ScoreKind {
-    /// LightSNN's sparsity-aware Hamming kernel (SAHD): each distance divided by the distance
-    /// expected of random codes of the same spike rates. The paper's score.
+pub enum Thresholds {
+    /// Thresholded convs are ops like any other, pruned together by the score (the paper's
+    /// pruning).
     #[default]
-    Sahd,
-    /// NASWOT's plain Hamming kernel `n - H`: distances are not divided by their rate-expected
-    /// value, so a layer's spike rate counts (on SpikeNAS-Bench, where SAHD ranks the conv
-    /// thresholds against accuracy, it prefers `conv3@0.5`; docs/spikenas-bench.md).
-    Naswot,
+    Joint,
+    /// Two stages: the op kinds by the score, each threshold family standing as one op (its
+    /// member at the network's threshold); then the thresholds of the kept convs by the rate
+    /// spread of the cells' LIF layers (docs/spikenas-bench.md, "Thresholds by rate spread").
+    Spread,
 }
 
-impl ScoreKind {
-    /// The kernel's distance.
-    pub fn distance(self) -> Distance {
-        match self {
-            ScoreKind::Sahd => Distance::SparsityAware,
-            ScoreKind::Naswot => Distance::Hamming,
-        }
-    }
-
-    /// The name on the command line and in reports: `sahd` or `naswot`.
+impl Thresholds {
+    /// The name on the command line and in reports: `joint` or `spread`.
     pub fn name(self) -> &'static str {
         match self {
-            ScoreKind::Sahd => "sahd",
-            ScoreKind::Naswot => "naswot",
+            Thresholds::Joint => "joint",
+            Thresholds::Spread => "spread",
         }
     }
 
-    /// Whether this is the paper's SAHD (the default, left out of search files).
-    pub fn is_sahd(&self) -> bool {
-        *self == ScoreKind::Sahd
+    /// The default of a search by `method` over the op set `ops` (`lightsnn search` and
+    /// `lightsnn study`): [`Thresholds::Spread`] for the pruning search where the set has
+    /// thresholded convs to choose between and other op kinds besides (on SpikeNAS-Bench the
+    /// joint pruning's SAHD ranks the thresholds against accuracy, docs/spikenas-bench.md);
+    /// [`Thresholds::Joint`] otherwise: the random searches have no stages, without thresholds
+    /// the two are the same search, and a space of one conv's thresholds only is left to the
+    /// chosen `--score`.
+    ///
+    /// ```
+    /// use lightsnn::search::{Method, Thresholds};
+    /// use snn_nostd::genotype::OpSet;
+    /// let bench = OpSet::spikenas_bench();
+    /// assert_eq!(Thresholds::default_for(Method::Prune, bench.ops()), Thresholds::Spread);
+    /// assert_eq!(Thresholds::default_for(Method::Random, bench.ops()), Thresholds::Joint);
+    /// assert_eq!(Thresholds::default_for(Method::Prune, OpSet::lightsnn().ops()), Thresholds::Joint);
+    /// let convs: OpSet = "conv3@0.5,conv3,conv3@1.5".parse().unwrap();
+    /// assert_eq!(Thresholds::default_for(Method::Prune, convs.ops()), Thresholds::Joint);
+    /// ```
+    pub fn default_for(method: Method, ops: &[Op]) -> Thresholds {
+        if method == Method::Prune && has_threshold_families(ops) && !is_one_threshold_family(ops) {
+            Thresholds::Spread
+        } else {
+            Thresholds::Joint
+        }
+    }
+
+    /// Whether this is the default, joint pruning (left out of search files).
+    pub fn is_joint(&self) -> bool {
+        *self == Thresholds::Joint
     }
 }
 
@@ -101,8 +123,11 @@ pub struct SearchSetup {
     pub seed: u64,
     /// Algorithm.
     pub method: Method,
-    /// The kernel candidates are scored with.
+    /// The kernel candidates are scored with (with [`Thresholds::Spread`], the op kinds'
+    /// score).
     pub score: ScoreKind,
+    /// How pruning chooses conv thresholds.
+    pub thresholds: Thresholds,
     /// Genotypes sampled by the random method.
     pub random_samples: usize,
     /// How spike codes reach the kernel.
@@ -132,15 +157,35 @@ impl SearchSetup {
         }
     }
 
+    /// The ops per edge each pruning stage starts from: the op set's size, or with
+    /// [`Thresholds::Spread`] the number of op kinds, then the largest threshold family (an
+    /// upper bound: edges that keep no conv skip the second stage).
+    pub fn prune_stage_sizes(&self) -> Vec<usize> {
+        let set = self.net.ops.ops();
+        match self.thresholds {
+            Thresholds::Joint => vec![set.len()],
+            Thresholds::Spread => {
+                let largest = set
+                    .iter()
+                    .map(|&o| threshold_family(o, set).len())
+                    .max()
+                    .unwrap_or(1);
+                vec![op_kinds(set).len(), largest]
+            }
+        }
+    }
+
     /// Number of scorings the search will run (for progress bars).
     pub fn total_scorings(&self) -> u64 {
         match self.method {
             Method::Random | Method::RandomShared => self.random_samples as u64,
             Method::Prune => {
-                let k = self.net.ops.len() as u64;
                 let e = self.net.cell.num_edges() as u64;
                 // rounds remove one op per edge: k + (k-1) + ... + 2 candidates per edge
-                e * (2..=k).sum::<u64>()
+                self.prune_stage_sizes()
+                    .iter()
+                    .map(|&k| e * (2..=k as u64).sum::<u64>())
+                    .sum()
             }
         }
     }

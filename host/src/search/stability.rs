@@ -199,6 +199,7 @@ mod tests {
                 repeats: 2,
                 method: "prune".into(),
                 score: Default::default(),
+                thresholds: Default::default(),
                 engine: "cpu-event".into(),
                 random_samples: None,
                 data: "d".into(),

@@ -101,7 +101,7 @@ fn kernel_matches_dense_formula() -> Result<()> {
         KernelPath::DeviceGram,
         KernelPath::CpuEvent,
     ] {
-        let scorer = Scorer::new(&net, path)?.with_distance(ScoreKind::Naswot.distance());
+        let scorer = Scorer::new(&net, path)?.with_score(ScoreKind::Naswot);
         let got = scorer.kernel_matrix(&mix, &x, Mode::ScoreBatchStats)?;
         for (g, w) in got.iter().zip(&want) {
             assert!(((g - w) / w).abs() < 1e-9, "naswot, {path:?}: {g} vs {w}");

@@ -31,7 +31,9 @@ use crate::fsutil::write_atomic;
 use crate::model::{Mixing, Network};
 use crate::progress::{NoProgress, Progress};
 use crate::search::batches::{draw_batches, round_batch_seed};
-use crate::search::{run_search, KernelPath, Method, Scorer, SearchReport, SearchSetup};
+use crate::search::{
+    run_search, KernelPath, Method, Scorer, SearchReport, SearchSetup, Thresholds,
+};
 use crate::train::{self, LinearInit, LossKind, RunControl, SgdConfig, TrainConfig};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -579,6 +581,7 @@ fn search_stage(
         seed: cfg.seed,
         method,
         score: Default::default(),
+        thresholds: Thresholds::default_for(method, cfg.net.ops.ops()),
         random_samples: cfg.random_samples,
         kernel_path: KernelPath::for_device(device),
         candidates_per_pass: 0,
@@ -616,6 +619,10 @@ fn check_search(
         ("method", r.config.method == method.name()),
         ("seed", r.seed == cfg.seed),
         ("random_samples", r.config.random_samples == random_samples),
+        (
+            "thresholds",
+            r.config.thresholds == Thresholds::default_for(method, cfg.net.ops.ops()),
+        ),
     ] {
         if !same {
             differ.push(field.to_string());

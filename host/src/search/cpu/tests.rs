@@ -526,6 +526,7 @@ fn tiny_setup(cfg: NetConfig, path: KernelPath) -> SearchSetup {
         seed: 3,
         method: Method::Prune,
         score: Default::default(),
+        thresholds: Default::default(),
         random_samples: 0,
         kernel_path: path,
         candidates_per_pass: 0,
@@ -726,5 +727,178 @@ fn stacked_candidates_match_single_passes() -> Result<()> {
          passes {worst:.2e}"
     );
     assert!(worst <= 1e-12, "stacked scores differ by {worst:e}");
+    Ok(())
+}
+
+/// Keeps each recorded code set of the cells' LIF layers as per-sample firing rates.
+struct RateSink {
+    sets: Vec<(LayerId, Vec<f64>)>,
+}
+
+impl SpikeSink for RateSink {
+    fn record(&mut self, l: LayerId, _: usize, spikes: &Tensor, _: u32) -> Result<()> {
+        if matches!(l, LayerId::Hidden) {
+            return Ok(());
+        }
+        let rows: Vec<Vec<f32>> = spikes.flatten_from(1)?.to_vec2()?;
+        let rates = rows
+            .iter()
+            .map(|r| r.iter().map(|&v| f64::from(v)).sum::<f64>() / r.len() as f64)
+            .collect();
+        self.sets.push((l, rates));
+        Ok(())
+    }
+}
+
+/// `--score spread`: the rate spread by its definition (search/spread.rs), from the Candle
+/// pass's spikes, equals the scorer's on every path, on the SpikeNAS-Bench network (three LIF
+/// classes on one node).
+#[test]
+fn rate_spread_matches_its_definition_on_every_path() -> Result<()> {
+    use crate::search::setup::ScoreKind;
+    let cfg = tiny_preset()?;
+    let g: Genotype = "conv3@0.5,conv3,conv3@1.5,conv3@0.5,skip,conv3@1.5".parse()?;
+    let mix = Mixing::single_path(&g);
+    let net = Network::new(&cfg, &mix.alive(), 5, &Device::Cpu)?;
+    let x = static_batch(&cfg, 8, 3)?;
+    let mut sink = RateSink { sets: Vec::new() };
+    net.forward(
+        &x,
+        Forward {
+            mixing: &mix,
+            mode: Mode::ScoreBatchStats,
+            sink: &mut sink,
+            dropout_rng: None,
+        },
+    )?;
+    let mut layers: Vec<(LayerId, f64, f64)> = Vec::new();
+    for (l, rates) in &sink.sets {
+        let n = rates.len() as f64;
+        let mean = rates.iter().sum::<f64>() / n;
+        let sd = (rates.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / n).sqrt();
+        match layers.iter_mut().find(|e| e.0 == *l) {
+            Some(e) => {
+                e.1 += sd;
+                e.2 += 1.0;
+            }
+            None => layers.push((*l, sd, 1.0)),
+        }
+    }
+    assert!(
+        layers.len() >= 5,
+        "three classes on node 0, more on the others"
+    );
+    let want = -layers.iter().map(|e| e.1 / e.2).sum::<f64>() / layers.len() as f64;
+    assert!(want < 0.0, "the cells fire unevenly over the batch");
+    for path in [
+        KernelPath::BitPacked,
+        KernelPath::DeviceGram,
+        KernelPath::CpuEvent,
+    ] {
+        let scorer = Scorer::new(&net, path)?.with_score(ScoreKind::Spread);
+        let got = scorer.sahd_one(&mix, &x, Mode::ScoreBatchStats)?;
+        assert!((got - want).abs() < 1e-12, "{path:?}: {got} vs {want}");
+    }
+    Ok(())
+}
+
+/// `--thresholds spread`: the first stage prunes the op kinds (each threshold family as its
+/// `conv3`), the second only the thresholds of the convs kept; the same result on the Candle
+/// path and the CPU engine, and again on a second run.
+#[test]
+fn threshold_stage_prunes_only_thresholds() -> Result<()> {
+    use crate::search::setup::{ScoreKind, Thresholds};
+    let data = crate::data::sample::cifar10_sample(crate::data::Split::Train)?;
+    let cfg = tiny_preset()?;
+    let pb = crate::progress::NoProgress;
+    let setup = |path| SearchSetup {
+        thresholds: Thresholds::Spread,
+        ..tiny_setup(cfg.clone(), path)
+    };
+    let a = run_search(&setup(KernelPath::BitPacked), &data, &Device::Cpu, &pb)?;
+    let b = run_search(&setup(KernelPath::CpuEvent), &data, &Device::Cpu, &pb)?;
+    assert_eq!(a.genotype, b.genotype);
+    let again = run_search(&setup(KernelPath::CpuEvent), &data, &Device::Cpu, &pb)?;
+    assert_eq!(b.genotype, again.genotype);
+    assert_eq!(b.rounds.len(), again.rounds.len());
+    assert_eq!(b.config.thresholds, Thresholds::Spread);
+    let kinds = ["zero", "skip", "conv3"];
+    let thresholds = ["conv3@0.5", "conv3", "conv3@1.5"];
+    // stage 1: three kinds per edge, two rounds (6 x 3 then 6 x 2 candidates)
+    assert_eq!(b.rounds[0].scores.len(), 18);
+    assert_eq!(b.rounds[1].scores.len(), 12);
+    for r in &b.rounds[..2] {
+        assert!(r
+            .scores
+            .iter()
+            .all(|s| kinds.contains(&s.candidate.as_str())));
+    }
+    let after_kinds = &b.rounds[1].alive_after;
+    let convs = after_kinds.iter().filter(|a| a[0] == "conv3").count();
+    // stage 2: only the threshold families of the edges that kept `conv3`
+    for r in &b.rounds[2..] {
+        for s in &r.scores {
+            assert!(
+                thresholds.contains(&s.candidate.as_str()),
+                "{}",
+                s.candidate
+            );
+            let ei = b.edges.iter().position(|e| *e == s.edge).unwrap();
+            assert_eq!(after_kinds[ei], ["conv3"], "edge {}", s.edge);
+        }
+    }
+    if convs > 0 {
+        assert_eq!(b.rounds.len(), 4);
+        assert_eq!(b.rounds[2].scores.len(), 3 * convs);
+    }
+    let g: Vec<&str> = b.genotype.split(',').collect();
+    for (ei, op) in g.iter().enumerate() {
+        if after_kinds[ei][0] == "conv3" {
+            assert!(thresholds.contains(op));
+        } else {
+            assert_eq!(*op, after_kinds[ei][0]);
+        }
+    }
+    // the rate spread alone chooses no op kinds; joint pruning of a thresholds-only space is
+    // fine
+    let bad = SearchSetup {
+        score: ScoreKind::Spread,
+        ..tiny_setup(cfg.clone(), KernelPath::CpuEvent)
+    };
+    let e = run_search(&bad, &data, &Device::Cpu, &pb).unwrap_err();
+    assert!(e.to_string().contains("op kinds"), "{e}");
+    let mut only = cfg.clone();
+    only.ops = "conv3@0.5,conv3,conv3@1.5".parse().unwrap();
+    let ok = SearchSetup {
+        score: ScoreKind::Spread,
+        ..tiny_setup(only, KernelPath::CpuEvent)
+    };
+    run_search(&ok, &data, &Device::Cpu, &pb)?;
+    // --thresholds spread needs thresholded convs and the pruning search
+    let mut plain = tiny_cfg(CellType::Forward, &OpSet::lightsnn())?;
+    plain.cell = CellType::Forward;
+    let e = run_search(
+        &SearchSetup {
+            thresholds: Thresholds::Spread,
+            ..tiny_setup(plain, KernelPath::CpuEvent)
+        },
+        &data,
+        &Device::Cpu,
+        &pb,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no thresholded convs"), "{e}");
+    let e = run_search(
+        &SearchSetup {
+            method: Method::RandomShared,
+            random_samples: 4,
+            ..setup(KernelPath::CpuEvent)
+        },
+        &data,
+        &Device::Cpu,
+        &pb,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--method prune"), "{e}");
     Ok(())
 }

@@ -68,7 +68,7 @@ pub(crate) fn snasnet_rounds(
         let batch_seed = round_batch_seed(seed, 1);
         let batches = draw_batches(data, setup.batch, setup.repeats, batch_seed, device)?;
         let s = Scorer::new(&net, setup.kernel_path)?
-            .with_distance(setup.score.distance())
+            .with_score(setup.score)
             .sahd_score(&mixing, &batches, setup.mode());
         pb.advance(1);
         s

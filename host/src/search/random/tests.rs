@@ -25,6 +25,7 @@ fn setup(method: Method) -> Result<SearchSetup> {
         seed: 5,
         method,
         score: Default::default(),
+        thresholds: Default::default(),
         random_samples: 5,
         kernel_path: KernelPath::CpuEvent,
         candidates_per_pass: 0,
