@@ -296,7 +296,7 @@ fn spikenas_bench_preset_smoke() {
     };
     let arch = d.path().join("arch.json");
     let out = run(&[
-        &["search", "--batch", "8", "--repeats", "1", "--out"],
+        &["search", "--batch", "8", "--out"],
         &[arch.to_str().unwrap()][..],
         &shape,
     ]
@@ -308,6 +308,8 @@ fn spikenas_bench_preset_smoke() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&arch).unwrap()).unwrap();
     // on the preset's space the thresholds are chosen in a second stage by default
     assert_eq!(v["config"]["thresholds"], "spread");
+    // with 4 score repeats, the two-stage search's default (the paper's 2 for the joint one)
+    assert_eq!(v["config"]["repeats"], 4);
     let kinds = ["zero", "skip", "conv3"];
     for r in &v["rounds"].as_array().unwrap()[..2] {
         for s in r["scores"].as_array().unwrap() {
@@ -317,15 +319,7 @@ fn spikenas_bench_preset_smoke() {
     // --thresholds joint: the paper's one-stage pruning over all five ops
     let joint = d.path().join("joint.json");
     let out = run(&[
-        &[
-            "search",
-            "--batch",
-            "8",
-            "--repeats",
-            "1",
-            "--thresholds",
-            "joint",
-        ],
+        &["search", "--batch", "8", "--thresholds", "joint"],
         &["--out", joint.to_str().unwrap()][..],
         &shape,
     ]
@@ -333,6 +327,7 @@ fn spikenas_bench_preset_smoke() {
     assert!(out.contains("round 4"), "{out}");
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&joint).unwrap()).unwrap();
     assert!(j["config"].get("thresholds").is_none(), "joint is left out");
+    assert_eq!(j["config"]["repeats"], 2);
     let sizes: Vec<usize> = j["rounds"]
         .as_array()
         .unwrap()

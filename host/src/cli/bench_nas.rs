@@ -171,9 +171,11 @@ pub struct NasSearchArgs {
     /// Search batch of SNASNet's random search [default: SNASNet's 256].
     #[arg(long, default_value_t = lightsnn::search::setup::SNASNET_SEARCH_BATCH)]
     random_batch: usize,
-    /// Score repeats of both scoring searches.
-    #[arg(long, default_value_t = 2)]
-    repeats: usize,
+    /// Score repeats of every scoring search [default: each search's own, as `lightsnn
+    /// search` has it: 4 for the two-stage pruning (prune-spread, prune-naswot-spread), 2
+    /// otherwise].
+    #[arg(long)]
+    repeats: Option<usize>,
 }
 
 /// Runs `lightsnn bench nas`.

@@ -48,9 +48,10 @@ pub struct SearchArgs {
     /// otherwise (the paper's)].
     #[arg(long)]
     batch: Option<usize>,
-    /// Batches averaged per score (R).
-    #[arg(long, default_value_t = 2)]
-    repeats: usize,
+    /// Batches averaged per score (R) [default: 4 with `--thresholds spread`, 2 otherwise (the
+    /// paper's)].
+    #[arg(long)]
+    repeats: Option<usize>,
     /// Seed for weights and batch draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -121,7 +122,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
     let mut setup = SearchSetup {
         net: cfg,
         batch: a.batch.unwrap_or(a.method.default_batch()),
-        repeats: a.repeats,
+        repeats: a.repeats.unwrap_or(thresholds.default_repeats()),
         seed: a.seed,
         method: a.method,
         score: a.score,

@@ -7,6 +7,7 @@ use clap::Args;
 use lightsnn::config::{DatasetKind, NetConfig, Overrides, Preset};
 use lightsnn::export::fit::{Cells, Fixed};
 use lightsnn::fsutil::check_output_dir;
+use lightsnn::search::{Method, Thresholds};
 use lightsnn::study::{default_config, files, run_study, RandomBaseline, StudyConfig};
 use lightsnn::train::LossKind;
 use snn_nostd::genotype::{CellType, OpSet};
@@ -78,7 +79,8 @@ pub struct StudyArgs {
     /// Search and score batch size N [default: 32].
     #[arg(long)]
     search_batch: Option<usize>,
-    /// Search repeats R [default: 2].
+    /// Search repeats R of both searches [default: 4 where the pruning search chooses
+    /// thresholds by rate spread, a space with thresholded convs; 2 otherwise].
     #[arg(long)]
     search_repeats: Option<usize>,
     /// Repeats of each cell's own score [default: 4].
@@ -192,6 +194,10 @@ impl StudyArgs {
         if let Some(n) = self.test_samples {
             c.test_samples = zero_is_all(n);
         }
+        // the searches' repeats: what the pruning search's thresholds call for (4 where it
+        // chooses them by rate spread), unless --search-repeats says otherwise
+        c.search_repeats =
+            Thresholds::default_for(Method::Prune, c.net.ops.ops()).default_repeats();
         macro_rules! set {
             ($($field:ident <- $opt:ident),*) => { $( if let Some(v) = self.$opt { c.$field = v; } )* };
         }

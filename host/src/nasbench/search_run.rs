@@ -131,8 +131,9 @@ pub struct SearchRunConfig {
     pub prune_batch: usize,
     /// Search batch of SNASNet's random search.
     pub random_batch: usize,
-    /// Score repeats of both.
-    pub repeats: usize,
+    /// Score repeats of every scoring search; `None`: each its own default
+    /// ([`Thresholds::default_repeats`]).
+    pub repeats: Option<usize>,
     /// The seeds; every method runs once per seed.
     pub seeds: Vec<u64>,
     /// The methods, in report order.
@@ -185,7 +186,7 @@ fn run_method(
         let setup = SearchSetup {
             net: cfg.net.clone(),
             batch,
-            repeats: cfg.repeats,
+            repeats: cfg.repeats.unwrap_or(thresholds.default_repeats()),
             seed,
             method,
             score,
@@ -351,7 +352,7 @@ pub fn report_markdown(r: &SearchRunReport) -> String {
     let c = &r.config;
     let mut s = format!(
         "# Search methods on SpikeNAS-Bench\n\nSeeds {:?}; scoring searches at C1/C2 {}/{}, \
-         T {}, H {}, pruning batch {}, random-search batch {}, {} repeat(s); evolution \
+         T {}, H {}, pruning batch {}, random-search batch {}, {}; evolution \
          population {}, tournament {}; table {}; data {}.\n\n",
         c.seeds,
         c.net.shape.c1,
@@ -360,7 +361,14 @@ pub fn report_markdown(r: &SearchRunReport) -> String {
         c.net.shape.hidden,
         c.prune_batch,
         c.random_batch,
-        c.repeats,
+        match c.repeats {
+            Some(r) => format!("{r} repeat(s)"),
+            None => format!(
+                "{} repeats ({} for the two-stage pruning)",
+                Thresholds::Joint.default_repeats(),
+                Thresholds::Spread.default_repeats()
+            ),
+        },
         c.evolution.population,
         c.evolution.sample,
         c.table,
@@ -413,5 +421,48 @@ mod tests {
         );
         assert!(MethodSpec::parse("random-x").is_err());
         assert!(MethodSpec::parse("annealing").is_err());
+    }
+
+    /// Without `--repeats` each search takes its own default, and the report says which; a
+    /// configuration written when the repeats were always a number (every shipped report's)
+    /// reads back as that number.
+    #[test]
+    fn repeats_default_per_search() {
+        use crate::config::{Overrides, Preset};
+        let net = NetConfig::for_preset_or_dataset(
+            Some(Preset::SpikenasBench),
+            None,
+            &Overrides::default(),
+        )
+        .unwrap();
+        let config = SearchRunConfig {
+            format: CONFIG_FORMAT.to_string(),
+            net,
+            prune_batch: 32,
+            random_batch: 32,
+            repeats: None,
+            seeds: vec![0],
+            methods: vec![MethodSpec::Uniform],
+            evolution: EvolutionConfig::default(),
+            data: "data".into(),
+            table: "table".into(),
+        };
+        let report = |config: &SearchRunConfig| SearchRunReport {
+            format: REPORT_FORMAT.to_string(),
+            config: config.clone(),
+            summaries: vec![],
+            runs: vec![],
+            noise: None,
+        };
+        let md = report_markdown(&report(&config));
+        assert!(
+            md.contains(", 2 repeats (4 for the two-stage pruning);"),
+            "{md}"
+        );
+        let mut v = serde_json::to_value(&config).unwrap();
+        v["repeats"] = 3.into();
+        let old: SearchRunConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(old.repeats, Some(3));
+        assert!(report_markdown(&report(&old)).contains(", 3 repeat(s);"));
     }
 }

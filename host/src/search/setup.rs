@@ -104,6 +104,24 @@ impl Thresholds {
         }
     }
 
+    /// The default score repeats R (batches averaged per score) of a search with these
+    /// thresholds: the paper's 2 for [`Thresholds::Joint`] (and for the random searches, which
+    /// are joint); 4 for [`Thresholds::Spread`]. At 2 the two-stage search's op-kind stage kept
+    /// a `skip` or a `zero` by chance on some seeds; at 4 its cells over 20 seeds had a third of
+    /// the spread (docs/spikenas-bench.md, "Repeats of the two-stage search").
+    ///
+    /// ```
+    /// use lightsnn::search::Thresholds;
+    /// assert_eq!(Thresholds::Joint.default_repeats(), 2);
+    /// assert_eq!(Thresholds::Spread.default_repeats(), 4);
+    /// ```
+    pub fn default_repeats(self) -> usize {
+        match self {
+            Thresholds::Joint => 2,
+            Thresholds::Spread => 4,
+        }
+    }
+
     /// Whether this is the default, joint pruning (left out of search files).
     pub fn is_joint(&self) -> bool {
         *self == Thresholds::Joint
